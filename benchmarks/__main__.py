@@ -1,0 +1,22 @@
+"""Run every benchmark in turn and print its figures: ``python -m benchmarks``."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+BENCHMARKS = ["bench_scheduler"]
+
+
+def main() -> int:
+    for name in BENCHMARKS:
+        print(f"\n=== {name} ===", flush=True)
+        mod = importlib.import_module(f"benchmarks.{name}")
+        rc = mod.main([])
+        if rc:
+            return int(rc)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from hoga.cli import main
+
+main()

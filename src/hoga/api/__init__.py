@@ -1,0 +1,1 @@
+"""HTTP and WebSocket API (FastAPI). Routers call services; they never touch tables directly."""

@@ -1,0 +1,102 @@
+"""Admin pages' API: users, tiers, the kill switch, system status, the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from hoga.api.deps import Admin, client_ip, get_hoga
+from hoga.api.models import KillSwitchBody, TierUpdateBody, UserCreateBody, UserUpdateBody
+from hoga.api.views import audit_view, tier_view, user_view
+
+router = APIRouter(prefix="/api/admin", tags=["admin"])
+
+
+@router.get("/users")
+async def list_users(ctx: Admin, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    users = await hoga.auth.list_users()
+    return {"users": [user_view(u) for u in users], "max_users": hoga.auth.max_users}
+
+
+@router.post("/users", status_code=201)
+async def create_user(body: UserCreateBody, ctx: Admin, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    user = await hoga.auth.create_user(
+        body.username,
+        body.password,
+        body.tier,
+        is_admin=body.is_admin,
+        actor_id=ctx.user_id,
+        ip=client_ip(request),
+    )
+    return user_view(user)
+
+
+@router.patch("/users/{user_id}")
+async def update_user(
+    user_id: int, body: UserUpdateBody, ctx: Admin, request: Request
+) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    changes = body.model_dump(exclude_none=True)
+    user = await hoga.auth.admin_update(
+        user_id, actor_id=ctx.user_id, ip=client_ip(request), **changes
+    )
+    return user_view(user)
+
+
+@router.get("/tiers")
+async def list_tiers(ctx: Admin, request: Request) -> dict[str, Any]:
+    return {"tiers": [tier_view(t) for t in await get_hoga(request).auth.list_tiers()]}
+
+
+@router.patch("/tiers/{name}")
+async def update_tier(
+    name: str, body: TierUpdateBody, ctx: Admin, request: Request
+) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    tier = await hoga.auth.update_tier(
+        name, actor_id=ctx.user_id, ip=client_ip(request), **body.model_dump(exclude_none=True)
+    )
+    return tier_view(tier)
+
+
+@router.put("/kill-switch")
+async def kill_switch(body: KillSwitchBody, ctx: Admin, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    await hoga.orders.set_server_state(body.state, actor_id=ctx.user_id, ip=client_ip(request))
+    return {"state": hoga.orders.server_state}
+
+
+@router.get("/status")
+async def status(ctx: Admin, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    return hoga_status(hoga)
+
+
+def hoga_status(hoga: Any) -> dict[str, Any]:
+    return {
+        "version": hoga.version,
+        "trading_state": hoga.orders.server_state,
+        "market": {"mode": hoga.settings.market_mode, "open": hoga.market.is_open()},
+        "feed": hoga.hub.health(),
+        "queue": {"size": hoga.queue.size()},
+        "dispatcher": hoga.dispatcher.status(),
+        "reconciliation": hoga.reconciler.status(),
+        "orders": hoga.orders.stats,
+        "strategies": hoga.strategies.status() if getattr(hoga, "strategies", None) else {},
+    }
+
+
+@router.get("/audit")
+async def audit(
+    ctx: Admin,
+    request: Request,
+    limit: int = Query(200, ge=1, le=1000),
+    before_id: int | None = Query(None, ge=1),
+    action: str | None = Query(None, max_length=64),
+    user_id: int | None = Query(None, ge=1),
+) -> dict[str, Any]:
+    entries = await get_hoga(request).auth.all_audit_entries(limit, before_id, action, user_id)
+    return {"entries": [audit_view(e) for e in entries]}

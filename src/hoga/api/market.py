@@ -1,0 +1,204 @@
+"""Market data over HTTP: the universe, cached quotes, bars and per-symbol trading rules."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from sqlalchemy import select
+
+from hoga.api.deps import User, get_hoga
+from hoga.api.views import bar_view, quote_view
+from hoga.domain import krx
+from hoga.domain.clock import KST
+from hoga.domain.errors import InvalidInput
+from hoga.domain.market import Bar
+from hoga.marketdata.bars import aggregate
+from hoga.store import tables as t
+from hoga.store.db import SYSTEM
+
+router = APIRouter(prefix="/api/market", tags=["market"])
+
+MAX_QUOTES = 200
+MAX_BARS = 5000
+INTERVALS = {
+    "1m": 60,
+    "3m": 180,
+    "5m": 300,
+    "10m": 600,
+    "15m": 900,
+    "30m": 1800,
+    "60m": 3600,
+    "1d": 86400,
+}
+
+
+def parse_symbols(raw: str, universe: Any, cap: int) -> list[str]:
+    symbols = [s.strip().upper() for s in raw.split(",") if s.strip()]
+    if not symbols:
+        raise InvalidInput(
+            "symbols가 비어 있습니다 (give comma-separated codes)",
+            "market.no_symbols",
+            field="symbols",
+        )
+    if len(symbols) > cap:
+        raise InvalidInput(
+            f"한 번에 {cap}종목까지 조회할 수 있습니다 (at most {cap} symbols)",
+            "market.too_many_symbols",
+            field="symbols",
+        )
+    bad = [s for s in symbols if not krx.is_valid_symbol(s)]
+    if bad:
+        raise InvalidInput(
+            f"종목코드 형식이 올바르지 않습니다: {', '.join(bad[:5])}",
+            "market.bad_symbol",
+            field="symbols",
+            symbols=bad,
+        )
+    unknown = [s for s in symbols if s not in universe]
+    if unknown:
+        raise InvalidInput(
+            f"알 수 없는 종목입니다: {', '.join(unknown[:5])}",
+            "market.unknown_symbol",
+            field="symbols",
+            symbols=unknown,
+        )
+    return list(dict.fromkeys(symbols))
+
+
+@router.get("/symbols")
+async def symbols(
+    ctx: User,
+    request: Request,
+    q: str | None = Query(None, max_length=40),
+    market: str | None = Query(None, max_length=10),
+    limit: int = Query(500, ge=1, le=1000),
+) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    insts = hoga.universe.search(q, limit) if q else list(hoga.universe.instruments)
+    if market:
+        insts = [i for i in insts if i.market == market.upper()]
+    return {
+        "symbols": [
+            {"symbol": i.symbol, "name": i.name, "market": i.market, "kind": i.kind}
+            for i in insts[:limit]
+        ]
+    }
+
+
+@router.get("/quotes")
+async def quotes(
+    ctx: User, request: Request, symbols: str = Query(..., max_length=2000)
+) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    out = []
+    for s in parse_symbols(symbols, hoga.universe, MAX_QUOTES):
+        tick = hoga.hub.last(s) or hoga.quotes.last(s)
+        if tick is not None:
+            out.append(quote_view(tick))
+    return {"quotes": out}
+
+
+@router.get("/rules")
+async def rules(
+    ctx: User,
+    request: Request,
+    symbol: str = Query(..., max_length=12),
+    price: int | None = Query(None, ge=1),
+) -> dict[str, Any]:
+    """Tick size, the day's limit band and the neighbouring valid prices (for order tickets)."""
+    hoga = get_hoga(request)
+    (sym,) = parse_symbols(symbol, hoga.universe, 1)
+    inst = hoga.quotes.instrument(sym)
+    assert inst is not None
+    lower, upper = krx.price_limits(inst.base_price, inst.kind)
+    p = price or (hoga.quotes.last(sym).price if hoga.quotes.last(sym) else inst.base_price)  # type: ignore[union-attr]
+    on_grid = krx.round_to_tick(p, inst.kind)
+    return {
+        "symbol": sym,
+        "name": inst.name,
+        "market": inst.market,
+        "kind": inst.kind,
+        "base_price": inst.base_price,
+        "lower": lower,
+        "upper": upper,
+        "price": p,
+        "valid": krx.is_valid_price(p, inst.base_price, inst.kind),
+        "tick_size": krx.tick_size(on_grid, inst.kind),
+        "price_up": min(upper, krx.step_price(on_grid, 1, inst.kind)),
+        "price_down": max(
+            lower, krx.step_price(on_grid, -1, inst.kind) if on_grid == p else on_grid
+        ),
+        "session_phase": krx.session_phase(hoga.clock.now()),
+        "market_open": hoga.market.is_open(),
+    }
+
+
+def _parse_time(value: str | None, field: str) -> float | None:
+    if value is None:
+        return None
+    try:
+        dt = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidInput(
+            f"{field}: ISO date or datetime expected", "market.bad_time", field=field
+        ) from None
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=KST)
+    return dt.timestamp()
+
+
+@router.get("/bars")
+async def bars(
+    ctx: User,
+    request: Request,
+    symbol: str = Query(..., max_length=12),
+    interval: str = Query("1m"),
+    start: str | None = Query(None, max_length=40),
+    end: str | None = Query(None, max_length=40),
+    limit: int = Query(1000, ge=1, le=MAX_BARS),
+) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    (sym,) = parse_symbols(symbol, hoga.universe, 1)
+    if interval not in INTERVALS:
+        raise InvalidInput(
+            f"interval must be one of {', '.join(INTERVALS)}",
+            "market.bad_interval",
+            field="interval",
+        )
+    step = INTERVALS[interval]
+    now = hoga.clock.time()
+    t_end = _parse_time(end, "end") or now + 60
+    t_start = _parse_time(start, "start")
+    if t_start is None:
+        t_start = t_end - min(step * limit, 30 * 86400)
+    if t_start >= t_end:
+        raise InvalidInput("start must be before end", "market.bad_range", field="start")
+    if (t_end - t_start) / 60 > 31 * 24 * 60:
+        raise InvalidInput(
+            "range too long: at most 31 days of minute bars", "market.range_too_long", field="start"
+        )
+    async with hoga.db.tx(SYSTEM) as conn:
+        rows = await conn.execute(
+            select(t.bars)
+            .where(
+                t.bars.c.symbol == sym,
+                t.bars.c.interval == 60,
+                t.bars.c.start >= int(t_start),
+                t.bars.c.start < int(t_end),
+            )
+            .order_by(t.bars.c.start)
+        )
+        merged = {
+            int(r.start): Bar(
+                r.symbol, float(r.start), 60, r.open, r.high, r.low, r.close, r.volume
+            )
+            for r in rows
+        }
+    for b in hoga.bars.recent(sym, include_current=True):
+        if t_start <= b.start < t_end:
+            merged[int(b.start)] = b
+    minute_bars = [merged[k] for k in sorted(merged)]
+    out = aggregate(minute_bars, step) if step != 60 else minute_bars
+    return {"symbol": sym, "interval": interval, "bars": [bar_view(b) for b in out[-limit:]]}

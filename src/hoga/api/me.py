@@ -1,0 +1,104 @@
+"""The signed-in user's own account: profile, password, TOTP, IP allowlist, sessions, audit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+
+from hoga.api.deps import User, client_ip, get_hoga
+from hoga.api.models import AllowlistBody, PasswordBody, TotpConfirmBody, TotpDisableBody
+from hoga.api.views import audit_view, user_view
+from hoga.domain import krx
+from hoga.domain.errors import NotFound
+from hoga.store.db import Actor
+from hoga.store.repos import ledger
+
+router = APIRouter(prefix="/api/me", tags=["me"])
+
+
+@router.get("")
+async def me(ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
+        trades, realized, _ = await ledger.day_counters(
+            conn, ctx.user_id, krx.trading_date(hoga.clock.now())
+        )
+    view = user_view(ctx.user, ctx.tier)
+    view["today"] = {"trades": trades, "realized_pnl": realized}
+    view["recovery_codes_left"] = (
+        await hoga.auth.recovery_codes_left(ctx.user_id) if ctx.user.totp_enabled else 0
+    )
+    return view
+
+
+@router.post("/password")
+async def change_password(body: PasswordBody, ctx: User, request: Request) -> dict[str, Any]:
+    await get_hoga(request).auth.change_password(
+        ctx, body.current_password, body.new_password, ip=client_ip(request)
+    )
+    return {"ok": True}
+
+
+@router.post("/totp/enroll")
+async def totp_enroll(ctx: User, request: Request) -> dict[str, Any]:
+    return await get_hoga(request).auth.totp_begin(ctx, ip=client_ip(request))
+
+
+@router.post("/totp/confirm")
+async def totp_confirm(body: TotpConfirmBody, ctx: User, request: Request) -> dict[str, Any]:
+    codes = await get_hoga(request).auth.totp_confirm(ctx, body.code, ip=client_ip(request))
+    return {"enabled": True, "recovery_codes": codes}
+
+
+@router.post("/totp/disable")
+async def totp_disable(body: TotpDisableBody, ctx: User, request: Request) -> dict[str, Any]:
+    await get_hoga(request).auth.totp_disable(ctx, body.password, body.code, ip=client_ip(request))
+    return {"enabled": False}
+
+
+@router.put("/ip-allowlist")
+async def set_allowlist(body: AllowlistBody, ctx: User, request: Request) -> dict[str, Any]:
+    entries = await get_hoga(request).auth.set_ip_allowlist(
+        ctx, body.entries, ip=client_ip(request)
+    )
+    return {"entries": entries}
+
+
+@router.get("/sessions")
+async def sessions(ctx: User, request: Request) -> dict[str, Any]:
+    recs = await get_hoga(request).auth.list_sessions(ctx.user_id)
+    return {
+        "sessions": [
+            {
+                "id": r.family_id,
+                "current": r.family_id == ctx.session_id,
+                "created_at": r.created_at.isoformat(),
+                "expires_at": r.expires_at.isoformat(),
+                "ip": r.ip,
+                "user_agent": r.user_agent,
+            }
+            for r in recs
+        ]
+    }
+
+
+@router.delete("/sessions/{session_id}")
+async def revoke_session(session_id: str, ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    mine = {r.family_id for r in await hoga.auth.list_sessions(ctx.user_id)}
+    if session_id not in mine:
+        raise NotFound("세션을 찾을 수 없습니다 (no such session)", "session.not_found")
+    await hoga.auth.revoke_session(ctx.user_id, session_id, ip=client_ip(request))
+    return {"ok": True}
+
+
+@router.get("/audit")
+async def my_audit(
+    ctx: User,
+    request: Request,
+    limit: int = Query(100, ge=1, le=500),
+    before_id: int | None = Query(None, ge=1),
+) -> dict[str, Any]:
+    entries = await get_hoga(request).auth.audit_entries(ctx.user_id, limit, before_id)
+    return {"entries": [audit_view(e) for e in entries]}

@@ -1,0 +1,97 @@
+"""Request bodies. Unknown fields are refused; sizes are bounded; types are strict."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+class LoginBody(Body):
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256)
+    otp: str | None = Field(None, max_length=32)
+
+
+class RefreshBody(Body):
+    refresh_token: str = Field(min_length=10, max_length=256)
+
+
+class LogoutBody(Body):
+    refresh_token: str | None = Field(None, max_length=256)
+
+
+class PasswordBody(Body):
+    current_password: str = Field(min_length=1, max_length=256)
+    new_password: str = Field(min_length=1, max_length=256)
+
+
+class TotpConfirmBody(Body):
+    code: str = Field(min_length=6, max_length=16)
+
+
+class TotpDisableBody(Body):
+    password: str = Field(min_length=1, max_length=256)
+    code: str = Field(min_length=6, max_length=32)
+
+
+class AllowlistBody(Body):
+    entries: list[str] = Field(max_length=50)
+
+
+class UserCreateBody(Body):
+    username: str = Field(min_length=3, max_length=32)
+    password: str = Field(min_length=1, max_length=256)
+    tier: str = Field("free", max_length=32)
+    is_admin: StrictBool = False
+
+
+class UserUpdateBody(Body):
+    tier: str | None = Field(None, max_length=32)
+    is_active: StrictBool | None = None
+    is_admin: StrictBool | None = None
+    max_order_value: StrictInt | None = Field(None, gt=0)
+    daily_loss_limit: StrictInt | None = Field(None, ge=0)
+    trading_state: Literal["ACTIVE", "REDUCING", "HALTED"] | None = None
+    api_calls_per_minute: StrictInt | None = Field(None, ge=1, le=100_000)
+
+
+class TierUpdateBody(Body):
+    daily_trades: StrictInt | None = Field(None, ge=0, le=1_000_000)
+    max_strategies: StrictInt | None = Field(None, ge=0, le=1_000)
+    max_positions: StrictInt | None = Field(None, ge=0, le=10_000)
+    priority: Literal["normal", "vip"] | None = None
+    api_calls_per_minute: StrictInt | None = Field(None, ge=1, le=100_000)
+
+
+class KillSwitchBody(Body):
+    state: Literal["ACTIVE", "REDUCING", "HALTED"]
+
+
+class AccountBody(Body):
+    broker: Literal["paper", "kis", "kiwoom"]
+    env: Literal["real", "mock"]
+    account_no: str = Field(min_length=8, max_length=20)
+    app_key: str = Field(min_length=1, max_length=512)
+    app_secret: str = Field(min_length=1, max_length=512)
+    hts_id: str | None = Field(None, max_length=32)
+    label: str | None = Field(None, max_length=64)
+    base_url: str | None = Field(None, max_length=255)
+    ws_url: str | None = Field(None, max_length=255)
+    commission_rate: Decimal | None = Field(None, ge=0, lt=Decimal("0.01"))
+
+
+class OrderBody(Body):
+    symbol: str = Field(min_length=1, max_length=12)
+    side: Literal["buy", "sell"]
+    type: Literal["limit", "market"] = "limit"
+    qty: StrictInt
+    price: StrictInt | None = None
+    account_id: StrictInt | None = None
+    client_order_id: str | None = Field(None, min_length=1, max_length=64)
+    urgent: StrictBool = False

@@ -1,0 +1,182 @@
+"""Orders: place (202), list, read, cancel, preview; the queue status of the caller."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
+
+from hoga.api.deps import User, client_ip, get_hoga
+from hoga.api.models import OrderBody
+from hoga.domain import krx
+from hoga.domain.errors import InvalidInput
+from hoga.domain.orders import OPEN, OrderIntent, OrderStatus, OrderType, Side
+from hoga.execution.service import order_view
+from hoga.store.db import Actor
+from hoga.store.repos import ledger
+
+router = APIRouter(tags=["orders"])
+
+
+def _intent(body: OrderBody, source: str = "api") -> OrderIntent:
+    return OrderIntent(
+        symbol=body.symbol,
+        side=Side(body.side),
+        type=OrderType(body.type),
+        qty=body.qty,
+        price=body.price,
+        account_id=body.account_id,
+        client_order_id=body.client_order_id,
+        urgent=body.urgent,
+        source=source,
+    )
+
+
+@router.post("/api/orders", status_code=202)
+async def place(body: OrderBody, ctx: User, request: Request) -> JSONResponse:
+    hoga = get_hoga(request)
+    source = "dashboard" if request.headers.get("x-hoga-client") == "dashboard" else "api"
+    order = await hoga.orders.submit(ctx.user_id, _intent(body, source), ip=client_ip(request))
+    view = order_view(order)
+    if order.status == OrderStatus.DENIED:
+        return JSONResponse(
+            {"error": {"code": order.reason_code, "message": order.reason}, "order": view},
+            status_code=422,
+        )
+    return JSONResponse(view, status_code=202)
+
+
+@router.post("/api/orders/preview")
+async def preview(body: OrderBody, ctx: User, request: Request) -> dict[str, Any]:
+    return await get_hoga(request).orders.preview(ctx.user_id, _intent(body))
+
+
+_STATUS_GROUPS = {"open": [s.value for s in OPEN]}
+
+
+@router.get("/api/orders")
+async def list_orders(
+    ctx: User,
+    request: Request,
+    status: str | None = Query(
+        None, max_length=200, description="comma-separated states, or 'open'"
+    ),
+    symbol: str | None = Query(None, max_length=12),
+    day: date | None = Query(None, alias="date"),
+    strategy_id: int | None = Query(None, ge=1),
+    account_id: int | None = Query(None, ge=1),
+    limit: int = Query(100, ge=1, le=500),
+    before_id: int | None = Query(None, ge=1),
+) -> dict[str, Any]:
+    statuses: list[str] | None = None
+    if status:
+        statuses = []
+        for part in (p.strip() for p in status.split(",") if p.strip()):
+            if part.lower() in _STATUS_GROUPS:
+                statuses += _STATUS_GROUPS[part.lower()]
+            elif part.upper() in OrderStatus.__members__:
+                statuses.append(part.upper())
+            else:
+                raise InvalidInput(
+                    f"unknown order status {part!r}", "order.bad_status_filter", field="status"
+                )
+    if symbol and not krx.is_valid_symbol(symbol):
+        raise InvalidInput(
+            f"종목코드 형식이 올바르지 않습니다: {symbol!r}", "order.bad_symbol", field="symbol"
+        )
+    orders = await get_hoga(request).orders.list_orders(
+        ctx.user_id,
+        statuses=statuses,
+        symbol=symbol,
+        day=day,
+        strategy_id=strategy_id,
+        account_id=account_id,
+        limit=limit,
+        before_id=before_id,
+    )
+    return {"orders": [order_view(o) for o in orders]}
+
+
+@router.get("/api/orders/{order_id}")
+async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    order = await hoga.orders.get(ctx.user_id, order_id)
+    history = await hoga.orders.history(ctx.user_id, order_id)
+    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
+        fills = await ledger.fills(conn, ctx.user_id, order_id=order_id)
+    place = next(
+        ((p, ap) for item, p, ap in hoga.queue.places(ctx.user_id) if item.order_id == order_id),
+        None,
+    )
+    return order_view(
+        order,
+        {
+            "history": [
+                {"ts": h["ts"].isoformat(), "status": h["status"], "detail": h["detail"]}
+                for h in history
+            ],
+            "fills": [
+                {
+                    "qty": f.qty,
+                    "price": f.price,
+                    "commission": f.commission,
+                    "tax": f.tax,
+                    "ts": f.ts.isoformat(),
+                }
+                for f in fills
+            ],
+            "queue_place": place[0] if place else None,
+        },
+    )
+
+
+@router.delete("/api/orders/{order_id}", status_code=202)
+async def cancel(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+    order = await get_hoga(request).orders.cancel(ctx.user_id, order_id, ip=client_ip(request))
+    return order_view(order)
+
+
+@router.get("/api/queue-status")
+async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
+        trades, _, _ = await ledger.day_counters(
+            conn, ctx.user_id, krx.trading_date(hoga.clock.now())
+        )
+    limit = ctx.tier.daily_trades
+    queued = []
+    global_rate = hoga.settings.global_order_rate
+    for item, place, account_place in hoga.queue.places(ctx.user_id):
+        rates = hoga.dispatcher.rates_for(item.account_id)
+        rate, counts_global = rates if rates else (global_rate, True)
+        wait = account_place / rate
+        if counts_global:
+            wait = max(wait, place / global_rate)
+        queued.append(
+            {
+                "order_id": item.order_id,
+                "kind": item.kind.value,
+                "priority": item.priority.label,
+                "place": place,
+                "account_place": account_place,
+                "estimated_wait_s": round(wait, 2),
+                "waited_s": round(hoga.clock.monotonic() - item.enqueued_at, 2),
+            }
+        )
+    state = ctx.user.trading_state
+    return {
+        "daily_trades": trades,
+        "daily_limit": limit,
+        "remaining": max(0, limit - trades),
+        "queue_size": hoga.queue.size(),
+        "is_active": ctx.user.is_active
+        and state != "HALTED"
+        and hoga.orders.server_state != "HALTED",
+        "trading_state": state,
+        "server_state": hoga.orders.server_state,
+        "tier": ctx.tier.name,
+        "priority": "vip" if ctx.tier.priority == "vip" else "normal",
+        "queued": queued,
+    }

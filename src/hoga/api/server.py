@@ -1,0 +1,90 @@
+"""The FastAPI application: routers, error handlers, CORS, health, and the dashboard files."""
+
+from __future__ import annotations
+
+import platform
+from importlib import metadata
+from importlib.resources import files
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import FileResponse, Response
+from fastapi.staticfiles import StaticFiles
+
+from hoga import __version__
+from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
+from hoga.api.deps import ApiBudget
+from hoga.api.errors import install_error_handlers
+
+if TYPE_CHECKING:
+    from hoga.app import HogaApp
+
+WEB = files("hoga.web")
+
+
+def _versions() -> dict[str, str]:
+    out = {"hoga": __version__, "python": platform.python_version()}
+    for pkg in ("fastapi", "sqlalchemy", "pydantic", "uvicorn"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "?"
+    return out
+
+
+def create_api(hoga: HogaApp) -> FastAPI:
+    app = FastAPI(
+        title="hoga",
+        version=__version__,
+        docs_url="/api/docs",
+        redoc_url=None,
+        openapi_url="/api/openapi.json",
+        swagger_ui_parameters={"syntaxHighlight": False},
+    )
+    app.state.hoga = hoga
+    app.state.api_budget = ApiBudget()
+    app.state.ws_connections = ws._Connections()
+    install_error_handlers(app)
+    if hoga.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=hoga.settings.cors_origins,
+            allow_credentials=False,
+            allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "X-Hoga-Client"],
+        )
+    for module in (auth, me, admin, broker_accounts, orders, portfolio, market, ws):
+        app.include_router(module.router)
+    extra = getattr(hoga, "extra_routers", [])
+    for router in extra:
+        app.include_router(router)
+
+    versions = _versions()
+
+    @app.get("/health", tags=["health"])
+    async def health(request: Request) -> dict[str, Any]:
+        h: HogaApp = request.app.state.hoga
+        started = h.started_at
+        return {
+            "status": "ok" if started is not None else "starting",
+            "version": __version__,
+            "versions": versions,
+            "database": "postgresql" if h.db.is_postgres else "sqlite",
+            "market_mode": h.settings.market_mode,
+            "simulated": h.feed.name == "simulator",
+            "feed": h.feed.name,
+            "uptime_s": round(h.clock.time() - started, 1) if started else 0,
+        }
+
+    app.mount("/static", StaticFiles(directory=str(WEB.joinpath("static"))), name="static")
+
+    @app.get("/", include_in_schema=False)
+    async def index() -> Response:
+        return FileResponse(str(WEB.joinpath("static", "index.html")), media_type="text/html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    async def favicon() -> Response:
+        return FileResponse(str(WEB.joinpath("static", "favicon.svg")), media_type="image/svg+xml")
+
+    return app

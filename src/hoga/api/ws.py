@@ -1,0 +1,291 @@
+"""WebSockets: ``/ws/market-data`` (conflating quote stream) and ``/ws/events`` (the user's own
+order, fill and strategy events).
+
+Authentication: ``?token=`` or a first message ``{"type": "auth", "token": ...}`` within 10 s.
+A token that expires mid-stream gets an error message and, unless a fresh ``auth`` message
+follows within a grace period, the connection is closed with code 4001.
+
+Market data is conflated per connection: between two sends a client keeps only the latest quote
+per symbol, so a slow reader never builds a backlog and never delays the hub or other clients.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import defaultdict
+from typing import Any
+
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocketState
+
+from hoga.api.views import quote_view
+from hoga.domain import krx
+from hoga.domain.errors import HogaError
+from hoga.domain.market import Tick
+from hoga.marketdata.feeds.base import FeedError
+from hoga.security.auth import AuthContext
+
+log = logging.getLogger(__name__)
+router = APIRouter()
+
+CLOSE_UNAUTHORIZED = 4001
+CLOSE_FORBIDDEN = 4003
+CLOSE_TOO_MANY = 4008
+AUTH_TIMEOUT = 10.0
+EXPIRY_GRACE = 30.0
+
+
+def _ip(ws: WebSocket) -> str | None:
+    hoga = ws.app.state.hoga
+    if hoga.settings.trust_proxy_headers:
+        fwd = ws.headers.get("x-forwarded-for")
+        if fwd:
+            return fwd.split(",")[0].strip()
+    return ws.client.host if ws.client else None
+
+
+async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
+    if ws.application_state == WebSocketState.CONNECTED:
+        await ws.send_text(json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
+
+
+async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
+    await _send(ws, {"type": "error", "code": code, "message": message, **extra})
+
+
+async def _authenticate(ws: WebSocket) -> AuthContext | None:
+    """Accept the socket and authenticate it; on failure say why and close."""
+    hoga = ws.app.state.hoga
+    await ws.accept()
+    token = ws.query_params.get("token")
+    if not token:
+        try:
+            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
+            msg = json.loads(raw)
+            token = (
+                msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
+            )
+        except (TimeoutError, ValueError, WebSocketDisconnect, KeyError):
+            token = None
+    if not token or not isinstance(token, str):
+        await _error(
+            ws,
+            "auth.missing_token",
+            '인증이 필요합니다: ?token= 또는 {"type":"auth","token":...} (authenticate first)',
+        )
+        await ws.close(CLOSE_UNAUTHORIZED)
+        return None
+    try:
+        ctx: AuthContext = await hoga.auth.authenticate(token, _ip(ws))
+    except HogaError as e:
+        await _error(ws, e.code, e.message)
+        await ws.close(CLOSE_FORBIDDEN if e.status == 403 else CLOSE_UNAUTHORIZED)
+        return None
+    ws.state.token = token
+    await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
+    return ctx
+
+
+class _Connections:
+    """Per-user count of open market-data sockets (the per-user cap)."""
+
+    def __init__(self) -> None:
+        self.count: dict[int, int] = defaultdict(int)
+
+
+async def _token_watch(ws: WebSocket, state: dict[str, Any]) -> None:
+    """Close the socket once its token has expired and no fresh one arrived."""
+    hoga = ws.app.state.hoga
+    warned_at: float | None = None
+    while True:
+        await asyncio.sleep(1.0)
+        try:
+            hoga.tokens.verify_access(state["token"])
+            warned_at = None
+        except HogaError as e:
+            now = hoga.clock.monotonic()
+            if warned_at is None:
+                warned_at = now
+                await _error(
+                    ws,
+                    e.code,
+                    '토큰이 만료되었습니다. 새 토큰을 {"type":"auth","token":...}로 보내세요 '
+                    "(token expired: send a fresh one)",
+                )
+            elif now - warned_at > EXPIRY_GRACE:
+                await ws.close(CLOSE_UNAUTHORIZED)
+                return
+
+
+async def _reauth(
+    ws: WebSocket, msg: dict[str, Any], ctx: AuthContext, state: dict[str, Any]
+) -> None:
+    hoga = ws.app.state.hoga
+    token = msg.get("token")
+    try:
+        if not isinstance(token, str):
+            raise HogaError("token missing", "auth.missing_token")
+        fresh = await hoga.auth.authenticate(token, _ip(ws))
+        if fresh.user_id != ctx.user_id:
+            raise HogaError("a socket stays with its user", "auth.user_mismatch")
+    except HogaError as e:
+        await _error(ws, e.code, e.message)
+        return
+    state["token"] = token
+    await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
+
+
+@router.websocket("/ws/market-data")
+async def market_data(ws: WebSocket) -> None:
+    hoga = ws.app.state.hoga
+    ctx = await _authenticate(ws)
+    if ctx is None:
+        return
+    conns: _Connections = ws.app.state.ws_connections
+    if conns.count[ctx.user_id] >= hoga.settings.ws_max_connections:
+        await _error(
+            ws,
+            "ws.too_many_connections",
+            f"시세 연결은 사용자당 {hoga.settings.ws_max_connections}개까지입니다 (too many connections)",
+        )
+        await ws.close(CLOSE_TOO_MANY)
+        return
+    conns.count[ctx.user_id] += 1
+    pending: dict[str, Tick] = {}
+    wake = asyncio.Event()
+    stats = {"conflated": 0, "sent": 0}
+
+    def on_tick(tick: Tick) -> None:
+        if tick.symbol in pending:
+            stats["conflated"] += 1
+        pending[tick.symbol] = tick
+        wake.set()
+
+    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}")
+    state: dict[str, Any] = {"token": ws.state.token}
+
+    async def writer() -> None:
+        nonlocal pending
+        while True:
+            await wake.wait()
+            wake.clear()
+            batch, pending = pending, {}
+            for tick in batch.values():
+                await _send(ws, quote_view(tick))
+                stats["sent"] += 1
+
+    tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]
+    cap = hoga.settings.ws_max_symbols
+    try:
+        while True:
+            raw = await ws.receive_text()
+            try:
+                msg = json.loads(raw)
+                if not isinstance(msg, dict):
+                    raise ValueError
+            except ValueError:
+                await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
+                continue
+            kind = msg.get("type")
+            if kind in ("subscribe", "unsubscribe"):
+                symbols = msg.get("symbols")
+                if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+                    await _error(ws, "ws.bad_symbols", "symbols must be a list of codes")
+                    continue
+                symbols = [s.strip().upper() for s in symbols]
+                bad = [s for s in symbols if not krx.is_valid_symbol(s) or s not in hoga.universe]
+                good = [s for s in dict.fromkeys(symbols) if s not in bad]
+                if bad:
+                    await _error(
+                        ws,
+                        "market.unknown_symbol",
+                        f"알 수 없는 종목: {', '.join(bad[:10])}",
+                        symbols=bad[:50],
+                    )
+                if kind == "unsubscribe":
+                    sub.remove(good)
+                    await _send(ws, {"type": "unsubscribed", "symbols": good})
+                    continue
+                new = [s for s in good if s not in sub.symbols]
+                room = cap - len(sub.symbols)
+                if len(new) > room:
+                    await _error(
+                        ws,
+                        "ws.too_many_symbols",
+                        f"연결당 {cap}종목까지 구독할 수 있습니다 (at most {cap} symbols per connection)",
+                        rejected=new[max(room, 0) :][:50],
+                    )
+                    new = new[: max(room, 0)]
+                try:
+                    sub.add(new)
+                except FeedError as e:
+                    await _error(ws, e.code, str(e))
+                    continue
+                await _send(ws, {"type": "subscribed", "symbols": sorted(sub.symbols)})
+                for s in new:
+                    tick = hoga.hub.last(s) or hoga.quotes.last(s)
+                    if tick is not None:
+                        pending.setdefault(s, tick)
+                wake.set()
+            elif kind == "auth":
+                await _reauth(ws, msg, ctx, state)
+            elif kind == "ping":
+                await _send(ws, {"type": "pong", "stats": stats})
+            else:
+                await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")
+    except WebSocketDisconnect:
+        pass
+    except RuntimeError:
+        pass  # the socket was closed by the token watch
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        sub.close()
+        conns.count[ctx.user_id] -= 1
+
+
+@router.websocket("/ws/events")
+async def events(ws: WebSocket) -> None:
+    hoga = ws.app.state.hoga
+    ctx = await _authenticate(ws)
+    if ctx is None:
+        return
+    sub = hoga.bus.subscribe(ctx.user_id)
+    state: dict[str, Any] = {"token": ws.state.token}
+
+    async def pump() -> None:
+        while True:
+            await _send(ws, await sub.get())
+
+    tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
+    try:
+        while True:
+            raw = await ws.receive_text()
+            try:
+                msg = json.loads(raw)
+                if not isinstance(msg, dict):
+                    raise ValueError
+            except ValueError:
+                await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
+                continue
+            if msg.get("type") == "auth":
+                await _reauth(ws, msg, ctx, state)
+            elif msg.get("type") == "ping":
+                await _send(ws, {"type": "pong"})
+            else:
+                await _error(ws, "ws.unknown_type", f"unknown message type {msg.get('type')!r}")
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        sub.close()

@@ -1,0 +1,362 @@
+"""The composition root: Settings in, a running hoga out.
+
+``HogaApp`` is the only code that knows every room. It builds the parts from the settings and
+runs DESIGN.md's start-up sequence - migrate, load users and accounts, connect brokers,
+reconcile, start feeds, start strategies, open the API - and the reverse on shutdown. Start-up
+after a crash is the same path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI
+from sqlalchemy.dialects import postgresql, sqlite
+
+from hoga import __version__
+from hoga.brokers.base import Broker
+from hoga.brokers.paper import PaperBroker, PaperFaults
+from hoga.config import Settings
+from hoga.domain import krx
+from hoga.domain.clock import Clock, SystemClock
+from hoga.domain.market import Bar, QuoteSource
+from hoga.execution.accounts import AccountService
+from hoga.execution.dispatcher import Dispatcher
+from hoga.execution.events import EventBus
+from hoga.execution.queue import OrderQueue
+from hoga.execution.reconcile import Reconciler
+from hoga.execution.service import OrderPolicy, OrderService
+from hoga.marketdata.bars import BarBuilder
+from hoga.marketdata.feeds.base import Feed
+from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
+from hoga.marketdata.hub import Hub
+from hoga.marketdata.universe import Universe, bundled_universe
+from hoga.security.auth import AuthService
+from hoga.security.throttle import LoginThrottle
+from hoga.security.tokens import TokenService, load_or_create_secret
+from hoga.security.vault import load_vault
+from hoga.store import tables as t
+from hoga.store.db import SYSTEM, Database
+
+log = logging.getLogger(__name__)
+
+
+class HogaApp:
+    """Every part of a hoga server, wired once. See the module docstring."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        paper_faults: PaperFaults | None = None,
+        extra_brokers: dict[str, Broker] | None = None,
+        feed: Feed | None = None,
+        drive_feed: bool = True,
+    ) -> None:
+        self.settings = s = settings
+        # Tests drive the simulated market themselves (``feed.pump``) for determinism.
+        self.drive_feed = drive_feed
+        self.clock = clock or SystemClock()
+        self.version = __version__
+        data = Path(s.data_dir)
+        self.data_dir = data
+        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        self.vault = load_vault(
+            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
+        )
+        secret = (
+            s.jwt_secret.get_secret_value().encode()
+            if s.jwt_secret
+            else load_or_create_secret(data / "jwt.key")
+        )
+        self.tokens = TokenService(secret, self.clock, s.access_token_ttl)
+        self.throttle = LoginThrottle(
+            self.clock, max_failures=s.login_max_failures, lock_seconds=s.login_lock_seconds
+        )
+        self.auth = AuthService(
+            self.db,
+            self.vault,
+            self.tokens,
+            self.clock,
+            max_users=s.max_users,
+            refresh_ttl=s.refresh_token_ttl,
+            throttle=self.throttle,
+        )
+
+        # Market: the simulated KRX market is both the default feed and the paper broker's book.
+        self.universe = Universe(bundled_universe())
+        self.market = SimulatedMarket(
+            self.universe, seed=s.sim_seed, clock=self.clock, mode=s.market_mode
+        )
+        self.feed: Feed = feed or SimulatorFeed(
+            self.market,
+            ticks_per_second=s.sim_ticks_per_second,
+            symbols_per_session=s.sim_symbols_per_session or None,
+            max_sessions=s.sim_max_sessions or None,
+        )
+        self.bars = BarBuilder()
+        quotes: QuoteSource = self.market
+        self.hub = Hub(
+            self.feed,
+            self.universe,
+            self.clock,
+            grace=s.hub_grace_seconds,
+            stale_after=s.hub_stale_seconds,
+            is_trading=self.market.is_open,
+            bars=self.bars,
+            instruments=self.market.instrument,
+        )
+        self.quotes = quotes
+
+        # Brokers.
+        self.paper = PaperBroker(
+            quotes,
+            self.clock,
+            initial_cash=s.paper_initial_cash,
+            journal_path=data / "paper" / "journal.jsonl",
+            is_open=self.market.is_open,
+            faults=paper_faults,
+        )
+        self.market.add_listener(self.paper.on_tick)
+        self.brokers: dict[str, Broker] = {"paper": self.paper, **(extra_brokers or {})}
+        self.accounts = AccountService(
+            self.db,
+            self.vault,
+            self.clock,
+            self.brokers,
+            paper_cash=s.paper_initial_cash,
+            commission_rate=s.commission_rate,
+        )
+        self.auth.on_user_created.append(self._on_user_created)
+
+        # The order pipeline.
+        self.queue = OrderQueue(max_wait=s.queue_max_wait)
+        self.bus = EventBus()
+        self.orders = OrderService(
+            self.db,
+            self.clock,
+            self.auth,
+            self.accounts,
+            quotes,
+            self.queue,
+            self.bus,
+            policy=OrderPolicy(
+                max_order_value=s.max_order_value,
+                daily_loss_limit=s.daily_loss_limit,
+                duplicate_window=s.duplicate_window,
+                submit_timeout=s.submit_timeout,
+            ),
+            market_open=self.market.is_open,
+        )
+        self.dispatcher = Dispatcher(
+            self.queue,
+            self.orders.send,
+            self.orders.account_ref,
+            global_rate=s.global_order_rate,
+            time_slice=s.session_time_slice,
+        )
+        for name, broker in self.brokers.items():
+            self.dispatcher.add_gateway(name, broker)
+            broker.set_event_sink(self.orders.on_execution)
+        self.reconciler = Reconciler(
+            self.db,
+            self.orders,
+            self.accounts,
+            self.clock,
+            interval=s.reconcile_interval,
+            unknown_grace=max(2 * s.submit_timeout, 5.0),
+        )
+        self._background: list[asyncio.Task[None]] = []
+        self._started = False
+        self.started_at: float | None = None
+        self.admin_password_generated: str | None = None
+        self.api: FastAPI = self._build_api()
+
+    def _build_api(self) -> FastAPI:
+        from hoga.api.server import create_api
+
+        return create_api(self)
+
+    async def _on_user_created(self, user: Any) -> None:
+        await self.accounts.create_paper_account(user)
+
+    # --- lifecycle
+
+    async def start(self) -> None:
+        """Start-up, in DESIGN.md's order. Errors propagate with a clear message."""
+        s = self.settings
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        warm = asyncio.get_running_loop().run_in_executor(None, krx.warm_calendar)
+        applied = await self.db.migrate()
+        if applied:
+            log.info("database migrated: %s", ", ".join(applied))
+        await self.db.start()
+        for broker in self.brokers.values():
+            await broker.start()
+        self.admin_password_generated = await self.auth.bootstrap_admin(
+            s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
+        )
+        await self.accounts.attach_all()
+        await self.orders.load_server_state()
+        recovered = await self.orders.recover()
+        if any(recovered.values()):
+            log.info("recovered orders after restart: %s", recovered)
+        await warm
+        await self.reconciler.reconcile_all()
+        await self._load_bars()
+        if isinstance(self.feed, SimulatorFeed) and self.drive_feed:
+            self.feed.start()
+        await self.hub.start()
+        await self.dispatcher.start()
+        await self.reconciler.start()
+        loop = asyncio.get_running_loop()
+        self._background = [
+            loop.create_task(self._persist_bars(), name="bars-persist"),
+            loop.create_task(self._day_roll(), name="day-roll"),
+        ]
+        self._started = True
+        self.started_at = self.clock.time()
+        log.info(
+            "hoga %s started (%s, %s market, feed %s)",
+            self.version,
+            "PostgreSQL" if self.db.is_postgres else "SQLite",
+            s.market_mode,
+            self.feed.name,
+        )
+
+    async def stop(self) -> None:
+        """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
+        steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("reconciler", self.reconciler.stop),
+            ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
+            ("hub", self.hub.stop),
+            ("feed", self.feed.close),
+            ("background", self._stop_background),
+            ("bars", self._flush_bars),
+        ]
+        steps += [(f"broker {n}", b.stop) for n, b in self.brokers.items()]
+        steps.append(("database", self.db.close))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step(), 3.0)
+            except Exception as e:
+                log.warning("shutdown step %s: %s", name, type(e).__name__)
+        self._started = False
+
+    async def _stop_background(self) -> None:
+        for task in self._background:
+            task.cancel()
+        for task in self._background:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._background = []
+
+    # --- bars persistence
+
+    async def _load_bars(self) -> None:
+        since = int(self.clock.time()) - 6 * 3600
+        async with self.db.tx(SYSTEM) as conn:
+            rows = await conn.execute(
+                t.bars.select()
+                .where(t.bars.c.interval == 60, t.bars.c.start >= since)
+                .order_by(t.bars.c.start)
+            )
+            self.bars.seed(
+                Bar(r.symbol, float(r.start), r.interval, r.open, r.high, r.low, r.close, r.volume)
+                for r in rows
+            )
+
+    async def _flush_bars(self) -> None:
+        self.bars.flush(self.clock.time())
+        pending = self.bars.take_pending()
+        if not pending or not self.db._engine:
+            return
+        values = [
+            {
+                "symbol": b.symbol,
+                "interval": b.interval,
+                "start": int(b.start),
+                "open": b.open,
+                "high": b.high,
+                "low": b.low,
+                "close": b.close,
+                "volume": b.volume,
+            }
+            for b in pending
+        ]
+        dialect = postgresql if self.db.is_postgres else sqlite
+        stmt = dialect.insert(t.bars).values(values).on_conflict_do_nothing()
+        async with self.db.tx(SYSTEM) as conn:
+            await conn.execute(stmt)
+
+    async def _persist_bars(self) -> None:
+        while True:
+            await asyncio.sleep(5.0)
+            try:
+                await self._flush_bars()
+            except Exception:
+                log.exception("persisting bars failed")
+
+    async def _day_roll(self) -> None:
+        day = krx.trading_date(self.clock.now())
+        while True:
+            await asyncio.sleep(30.0)
+            today = krx.trading_date(self.clock.now())
+            if today != day:
+                day = today
+                n = await self.orders.expire_stale(today)
+                if n:
+                    log.info("expired %d queued orders of earlier days", n)
+
+
+class AdminContext:
+    """The parts the ``hoga user``/``vault`` commands need, without brokers, feeds or the API.
+
+    Safe to use while a server runs on the same database: it never touches the paper broker's
+    journal (the server opens a new user's paper book on first use).
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        s = settings
+        data = Path(s.data_dir)
+        self.clock: Clock = SystemClock()
+        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        self.vault = load_vault(
+            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
+        )
+        secret = (
+            s.jwt_secret.get_secret_value().encode()
+            if s.jwt_secret
+            else load_or_create_secret(data / "jwt.key")
+        )
+        self.auth = AuthService(
+            self.db,
+            self.vault,
+            TokenService(secret, self.clock, s.access_token_ttl),
+            self.clock,
+            max_users=s.max_users,
+            refresh_ttl=s.refresh_token_ttl,
+            throttle=LoginThrottle(self.clock),
+        )
+        self.accounts = AccountService(
+            self.db,
+            self.vault,
+            self.clock,
+            {},
+            paper_cash=s.paper_initial_cash,
+            commission_rate=s.commission_rate,
+        )
+        self.auth.on_user_created.append(self.accounts.create_paper_account)
+
+    async def start(self) -> None:
+        await self.db.migrate()
+        await self.db.start()
+
+    async def close(self) -> None:
+        await self.db.close()

@@ -1,0 +1,596 @@
+"""The paper broker: a simulated brokerage with its own book, the embedded default.
+
+It behaves like a broker, not like a mock: it keeps each account's cash, holdings, orders and
+fills (journalled to disk so a restart finds them again), validates orders the way KRX and the
+brokers do, fills market orders at the opposite best price and rests limit orders until the
+market crosses them, bounded by the displayed size or the traded volume, and charges commission
+and sell tax from ``domain.krx``. Execution events are pushed in order to the sink.
+
+It honours ``client_order_id`` as an idempotency key: placing the same one twice returns the
+first order. Fault knobs (``PaperFaults``) let tests make it slow, refuse, throttle, or accept an
+order and never answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import IO, Any
+
+from hoga.brokers.base import (
+    AccountRef,
+    Balance,
+    BrokerLimits,
+    BrokerNotProcessed,
+    BrokerRejected,
+    EventSink,
+    ExecutionEvent,
+    FillEvent,
+    FillReport,
+    OrderStatusReport,
+    OrderUpdate,
+    PlaceAck,
+    PlaceRequest,
+    PositionReport,
+)
+from hoga.domain import krx
+from hoga.domain.clock import KST, Clock
+from hoga.domain.market import QuoteSource, Tick
+from hoga.domain.orders import OrderStatus, OrderType, Side
+from hoga.domain.portfolio import Position, apply_fill
+
+log = logging.getLogger(__name__)
+
+_WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+
+
+@dataclass
+class PaperFaults:
+    """Faults to inject. Counters count down as they fire."""
+
+    delay: float = 0.0
+    reject_next: int = 0
+    not_processed_next: int = 0
+    accept_then_timeout: int = 0
+    cancel_delay: float = 0.0
+
+
+@dataclass
+class _PaperOrder:
+    broker_order_id: str
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: int
+    price: int | None
+    ts: float
+    day: date
+    status: OrderStatus = OrderStatus.ACCEPTED
+    filled_qty: int = 0
+    filled_amount: int = 0
+    reserved: int = 0
+    reason: str | None = None
+    fills: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.qty - self.filled_qty
+
+    def report(self) -> OrderStatusReport:
+        avg = self.filled_amount // self.filled_qty if self.filled_qty else 0
+        return OrderStatusReport(
+            broker_order_id=self.broker_order_id,
+            client_order_id=self.client_order_id,
+            symbol=self.symbol,
+            side=self.side,
+            type=self.type,
+            qty=self.qty,
+            price=self.price,
+            filled_qty=self.filled_qty,
+            avg_price=avg,
+            status=self.status,
+            ts=self.ts,
+            reason=self.reason,
+        )
+
+
+@dataclass
+class _PaperAccount:
+    account_id: int
+    cash: int
+    commission_rate: Decimal
+    positions: dict[str, Position] = field(default_factory=dict)
+    orders: dict[str, _PaperOrder] = field(default_factory=dict)
+    by_client: dict[str, str] = field(default_factory=dict)
+    fills: list[FillReport] = field(default_factory=list)
+    placements: int = 0
+
+    def reserved_cash(self) -> int:
+        return sum(o.reserved for o in self.orders.values() if o.status in _WORKING)
+
+    def open_sell_qty(self, symbol: str) -> int:
+        return sum(
+            o.remaining
+            for o in self.orders.values()
+            if o.symbol == symbol and o.side == Side.SELL and o.status in _WORKING
+        )
+
+
+class PaperBroker:
+    """A simulated broker for any number of accounts; see the module docstring."""
+
+    name = "paper"
+
+    def __init__(
+        self,
+        quotes: QuoteSource,
+        clock: Clock,
+        *,
+        initial_cash: int = 10_000_000,
+        journal_path: Path | None = None,
+        is_open: Callable[[], bool] | None = None,
+        faults: PaperFaults | None = None,
+        fsync: bool = True,
+    ) -> None:
+        self._quotes = quotes
+        self._clock = clock
+        self.initial_cash = initial_cash
+        self._journal_path = journal_path
+        self._journal: IO[str] | None = None
+        self._fsync = fsync
+        self._is_open = is_open or (lambda: True)
+        self.faults = faults or PaperFaults()
+        self._accounts: dict[int, _PaperAccount] = {}
+        self._working: dict[str, dict[str, tuple[int, _PaperOrder]]] = {}
+        self._next_id = 1
+        self._sink: EventSink | None = None
+        self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
+        self._pump: asyncio.Task[None] | None = None
+        self._replaying = False
+
+    # --- lifecycle
+
+    def limits(self, account: AccountRef) -> BrokerLimits:
+        # A local simulation: no broker quota to respect, and outside the server-wide cap.
+        return BrokerLimits(rate=1000.0, counts_toward_global=False)
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        self._sink = sink
+
+    async def start(self) -> None:
+        if self._journal_path is not None:
+            self._journal_path.parent.mkdir(parents=True, exist_ok=True)
+            self._replay()
+            self._journal = self._journal_path.open("a", encoding="utf-8")
+        self._events = asyncio.Queue()
+        self._pump = asyncio.get_running_loop().create_task(self._deliver(), name="paper-events")
+
+    async def stop(self) -> None:
+        if self._pump is not None:
+            self._pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pump
+            self._pump = None
+        if self._journal is not None:
+            self._journal.close()
+            self._journal = None
+
+    async def drain(self) -> None:
+        """Wait until every queued execution event has reached the sink (tests use this)."""
+        if self._events is not None:
+            await self._events.join()
+
+    async def _deliver(self) -> None:
+        assert self._events is not None
+        while True:
+            account_id, event = await self._events.get()
+            try:
+                if self._sink is not None:
+                    await self._sink(account_id, event)
+            except Exception:
+                log.exception("execution event sink failed for account %s", account_id)
+            finally:
+                self._events.task_done()
+
+    def _emit(self, account_id: int, event: ExecutionEvent) -> None:
+        if self._replaying or self._events is None:
+            return
+        self._events.put_nowait((account_id, event))
+
+    # --- journal
+
+    def _write(self, record: dict[str, Any]) -> None:
+        if self._replaying or self._journal is None:
+            return
+        self._journal.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
+        self._journal.flush()
+        if self._fsync:
+            os.fsync(self._journal.fileno())
+
+    def _replay(self) -> None:
+        assert self._journal_path is not None
+        if not self._journal_path.exists():
+            return
+        self._replaying = True
+        try:
+            with self._journal_path.open(encoding="utf-8") as fh:
+                for n, line in enumerate(fh, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        self._apply(json.loads(line))
+                    except (ValueError, KeyError) as e:
+                        # A torn last line after a crash is expected; anything else is not.
+                        log.warning("paper journal line %d unreadable (%s); ignored", n, e)
+        finally:
+            self._replaying = False
+
+    def _apply(self, r: dict[str, Any]) -> None:
+        kind = r["t"]
+        if kind == "open":
+            self._open_account(r["a"], r["cash"], Decimal(r["rate"]))
+        elif kind == "place":
+            acct = self._accounts.get(r["a"]) or self._open_account(
+                r["a"], self.initial_cash, krx.DEFAULT_COMMISSION_RATE
+            )
+            order = _PaperOrder(
+                broker_order_id=r["o"],
+                client_order_id=r["c"],
+                symbol=r["s"],
+                side=Side(r["side"]),
+                type=OrderType(r["type"]),
+                qty=r["q"],
+                price=r["p"],
+                ts=r["ts"],
+                day=date.fromisoformat(r["day"]),
+                reserved=r["res"],
+            )
+            self._book_order(acct, order)
+        elif kind == "fill":
+            acct = self._accounts[r["a"]]
+            self._book_fill(
+                acct, acct.orders[r["o"]], r["q"], r["p"], r["f"], r["ts"], r["fee"], r["tax"]
+            )
+        elif kind == "status":
+            acct = self._accounts[r["a"]]
+            self._set_status(acct, acct.orders[r["o"]], OrderStatus(r["st"]), r.get("why"))
+
+    # --- accounts
+
+    def _open_account(self, account_id: int, cash: int, rate: Decimal) -> _PaperAccount:
+        acct = _PaperAccount(account_id=account_id, cash=cash, commission_rate=rate)
+        self._accounts[account_id] = acct
+        return acct
+
+    async def attach(self, account: AccountRef) -> None:
+        if account.account_id in self._accounts:
+            return
+        self._open_account(account.account_id, self.initial_cash, account.commission_rate)
+        self._write(
+            {
+                "t": "open",
+                "a": account.account_id,
+                "cash": self.initial_cash,
+                "rate": str(account.commission_rate),
+            }
+        )
+
+    async def detach(self, account_id: int) -> None:
+        return None
+
+    def _account(self, account: AccountRef) -> _PaperAccount:
+        acct = self._accounts.get(account.account_id)
+        if acct is None:
+            # An account created elsewhere (the CLI) is opened on first contact.
+            acct = self._open_account(
+                account.account_id, self.initial_cash, account.commission_rate
+            )
+            self._write(
+                {
+                    "t": "open",
+                    "a": account.account_id,
+                    "cash": self.initial_cash,
+                    "rate": str(account.commission_rate),
+                }
+            )
+        return acct
+
+    def placements(self, account_id: int) -> int:
+        """How many distinct orders this account has placed (idempotent repeats excluded)."""
+        acct = self._accounts.get(account_id)
+        return 0 if acct is None else len(acct.orders)
+
+    # --- commands
+
+    async def place(self, account: AccountRef, request: PlaceRequest) -> PlaceAck:
+        f = self.faults
+        if f.delay:
+            await asyncio.sleep(f.delay)
+        acct = self._account(account)
+        existing = acct.by_client.get(request.client_order_id)
+        if existing is not None:
+            return PlaceAck(broker_order_id=existing)
+        if f.not_processed_next > 0:
+            f.not_processed_next -= 1
+            raise BrokerNotProcessed(
+                "simulated throttle: request not processed", "paper.throttled", 0.05
+            )
+        if f.reject_next > 0:
+            f.reject_next -= 1
+            raise BrokerRejected("simulated rejection", "paper.fault")
+        order = self._validate(acct, request)
+        self._book_order(acct, order)
+        self._write(
+            {
+                "t": "place",
+                "a": acct.account_id,
+                "o": order.broker_order_id,
+                "c": order.client_order_id,
+                "s": order.symbol,
+                "side": order.side.value,
+                "type": order.type.value,
+                "q": order.qty,
+                "p": order.price,
+                "ts": order.ts,
+                "day": order.day.isoformat(),
+                "res": order.reserved,
+            }
+        )
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+        tick = self._quotes.last(order.symbol)
+        if tick is not None and self._is_open():
+            self._match(acct, order, tick, resting=False)
+        if f.accept_then_timeout > 0:
+            f.accept_then_timeout -= 1
+            # The order exists at the broker, but the answer never comes back.
+            await asyncio.Event().wait()
+        return PlaceAck(broker_order_id=order.broker_order_id)
+
+    def _validate(self, acct: _PaperAccount, req: PlaceRequest) -> _PaperOrder:
+        inst = self._quotes.instrument(req.symbol)
+        if inst is None:
+            raise BrokerRejected(f"알 수 없는 종목코드입니다: {req.symbol}", "paper.unknown_symbol")
+        if req.qty <= 0:
+            raise BrokerRejected("주문수량이 올바르지 않습니다", "paper.bad_qty")
+        if not self._is_open():
+            raise BrokerRejected("장 운영시간이 아닙니다 (market closed)", "paper.market_closed")
+        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        if req.type == OrderType.LIMIT:
+            if req.price is None:
+                raise BrokerRejected("지정가 주문에는 가격이 필요합니다", "paper.no_price")
+            if req.price % krx.tick_size(req.price, inst.kind):
+                raise BrokerRejected(
+                    f"호가단위에 맞지 않는 가격입니다: {req.price:,}원", "paper.off_tick"
+                )
+            if not lower <= req.price <= upper:
+                raise BrokerRejected(
+                    f"가격제한폭을 벗어났습니다 (하한 {lower:,}원, 상한 {upper:,}원)",
+                    "paper.outside_limits",
+                )
+            reserve_price = req.price
+        else:
+            # Like KIS, a market buy reserves cash at the day's upper limit.
+            reserve_price = upper
+        reserved = 0
+        if req.side == Side.BUY:
+            amount = req.qty * reserve_price
+            reserved = amount + krx.commission(amount, acct.commission_rate)
+            if reserved > acct.cash - acct.reserved_cash():
+                raise BrokerRejected(
+                    "주문가능금액이 부족합니다 (insufficient cash)", "paper.insufficient_cash"
+                )
+        else:
+            held = acct.positions.get(req.symbol, Position()).qty
+            if req.qty > held - acct.open_sell_qty(req.symbol):
+                raise BrokerRejected(
+                    "매도가능수량이 부족합니다 (insufficient shares)", "paper.insufficient_shares"
+                )
+        now = self._clock.time()
+        return _PaperOrder(
+            broker_order_id=f"P{self._next_id:09d}",
+            client_order_id=req.client_order_id,
+            symbol=req.symbol,
+            side=req.side,
+            type=req.type,
+            qty=req.qty,
+            price=req.price,
+            ts=now,
+            day=datetime.fromtimestamp(now, KST).date(),
+            reserved=reserved,
+        )
+
+    def _book_order(self, acct: _PaperAccount, order: _PaperOrder) -> None:
+        acct.orders[order.broker_order_id] = order
+        acct.by_client[order.client_order_id] = order.broker_order_id
+        self._next_id = max(self._next_id, int(order.broker_order_id[1:]) + 1)
+        acct.placements += 1
+        self._working.setdefault(order.symbol, {})[order.broker_order_id] = (acct.account_id, order)
+
+    async def modify(
+        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
+    ) -> PlaceAck:
+        raise BrokerRejected(
+            "the paper broker does not modify orders; cancel and place again", "paper.no_modify"
+        )
+
+    async def cancel(
+        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int
+    ) -> None:
+        if self.faults.cancel_delay:
+            await asyncio.sleep(self.faults.cancel_delay)
+        acct = self._account(account)
+        order = acct.orders.get(broker_order_id)
+        if order is None:
+            raise BrokerRejected("주문번호를 찾을 수 없습니다", "paper.no_order")
+        if order.status not in _WORKING:
+            raise BrokerRejected(
+                f"취소할 수 없는 주문입니다 ({order.status})", "paper.not_cancellable"
+            )
+        self._set_status(acct, order, OrderStatus.CANCELLED, "cancelled by request")
+        self._write({"t": "status", "a": acct.account_id, "o": broker_order_id, "st": "CANCELLED"})
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+
+    def _set_status(
+        self, acct: _PaperAccount, order: _PaperOrder, status: OrderStatus, why: str | None
+    ) -> None:
+        order.status = status
+        order.reason = why
+        if status not in _WORKING:
+            order.reserved = 0
+            self._working.get(order.symbol, {}).pop(order.broker_order_id, None)
+
+    # --- matching
+
+    def on_tick(self, tick: Tick) -> None:
+        """Match resting orders of ``tick.symbol`` against the new trade and book."""
+        working = self._working.get(tick.symbol)
+        if not working or not self._is_open():
+            return
+        day = datetime.fromtimestamp(tick.ts, KST).date()
+        for account_id, order in list(working.values()):
+            acct = self._accounts[account_id]
+            if order.day != day:
+                self._set_status(acct, order, OrderStatus.EXPIRED, "day ended")
+                self._write(
+                    {
+                        "t": "status",
+                        "a": account_id,
+                        "o": order.broker_order_id,
+                        "st": "EXPIRED",
+                        "why": "day ended",
+                    }
+                )
+                self._emit(account_id, OrderUpdate(order.report()))
+                continue
+            self._match(acct, order, tick, resting=True)
+
+    def _match(self, acct: _PaperAccount, order: _PaperOrder, tick: Tick, *, resting: bool) -> None:
+        buy = order.side == Side.BUY
+        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
+        px = 0
+        avail = 0
+        if order.type == OrderType.MARKET or (
+            order.price is not None
+            and best
+            and (order.price >= best if buy else order.price <= best)
+        ):
+            px, avail = best, size
+        elif (
+            resting
+            and order.price is not None
+            and tick.volume
+            and (tick.price < order.price if buy else tick.price > order.price)
+        ):
+            # The market traded through our price: we would have been filled first.
+            px, avail = order.price, tick.volume
+        if px <= 0 or avail <= 0:
+            return
+        qty = min(order.remaining, avail)
+        fill_id = f"{order.broker_order_id}-{order.fills + 1}"
+        inst = self._quotes.instrument(order.symbol)
+        market = inst.market if inst else "KOSPI"
+        trade_day = datetime.fromtimestamp(tick.ts, KST).date()
+        fee, tax = krx.fill_costs(order.side, qty, px, trade_day, market, acct.commission_rate)
+        self._book_fill(acct, order, qty, px, fill_id, tick.ts, fee, tax)
+        self._write(
+            {
+                "t": "fill",
+                "a": acct.account_id,
+                "o": order.broker_order_id,
+                "q": qty,
+                "p": px,
+                "f": fill_id,
+                "ts": tick.ts,
+                "fee": fee,
+                "tax": tax,
+            }
+        )
+        self._emit(acct.account_id, FillEvent(acct.fills[-1]))
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+
+    def _book_fill(
+        self,
+        acct: _PaperAccount,
+        order: _PaperOrder,
+        qty: int,
+        px: int,
+        fill_id: str,
+        ts: float,
+        fee: int,
+        tax: int,
+    ) -> None:
+        effect = apply_fill(
+            acct.positions.get(order.symbol, Position()), order.side, qty, px, fee, tax
+        )
+        acct.positions[order.symbol] = effect.position
+        acct.cash += effect.cash
+        order.filled_qty += qty
+        order.filled_amount += qty * px
+        order.fills += 1
+        if order.side == Side.BUY and order.remaining:
+            # Keep the reservation proportional to what is still working.
+            order.reserved = order.reserved * order.remaining // (order.remaining + qty)
+        acct.fills.append(
+            FillReport(
+                broker_order_id=order.broker_order_id,
+                client_order_id=order.client_order_id,
+                fill_id=fill_id,
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=px,
+                ts=ts,
+                commission=fee,
+                tax=tax,
+            )
+        )
+        if order.remaining == 0:
+            self._set_status(acct, order, OrderStatus.FILLED, None)
+        else:
+            order.status = OrderStatus.PARTIALLY_FILLED
+
+    # --- reports
+
+    async def order_reports(self, account: AccountRef, day: date) -> list[OrderStatusReport]:
+        acct = self._account(account)
+        return [o.report() for o in acct.orders.values() if o.day == day or o.status in _WORKING]
+
+    async def fill_reports(self, account: AccountRef, day: date) -> list[FillReport]:
+        acct = self._account(account)
+        return [f for f in acct.fills if datetime.fromtimestamp(f.ts, KST).date() == day]
+
+    async def position_reports(self, account: AccountRef) -> list[PositionReport]:
+        acct = self._account(account)
+        return [
+            PositionReport(s, p.qty, p.avg_price)
+            for s, p in sorted(acct.positions.items())
+            if p.qty
+        ]
+
+    async def balance(self, account: AccountRef) -> Balance:
+        acct = self._account(account)
+        return Balance(
+            cash=acct.cash,
+            orderable=acct.cash - acct.reserved_cash(),
+            positions=await self.position_reports(account),
+        )
+
+    async def find_by_client_id(
+        self, account: AccountRef, client_order_id: str
+    ) -> OrderStatusReport | None:
+        acct = self._account(account)
+        bid = acct.by_client.get(client_order_id)
+        return acct.orders[bid].report() if bid else None
+
+    async def test_connection(self, account: AccountRef) -> str:
+        acct = self._account(account)
+        return f"모의(paper) 계좌 정상: 예수금 {acct.cash:,}원"

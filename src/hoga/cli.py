@@ -1,0 +1,355 @@
+"""The ``hoga`` command: serve, users, the vault, the database, backtests, broker fakes.
+
+Every failure a person can fix prints one line saying what to fix and exits non-zero; a
+traceback appears only with ``--debug``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import errno
+import socket
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from hoga import __version__
+from hoga.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(
+    help="hoga (호가): a self-hosted automated-trading server for Korean stocks.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+user_app = typer.Typer(
+    help="Manage users and tiers (works while the server runs).", no_args_is_help=True
+)
+vault_app = typer.Typer(help="The credential vault.", no_args_is_help=True)
+db_app = typer.Typer(help="The database.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+app.add_typer(vault_app, name="vault")
+app.add_typer(db_app, name="db")
+
+_state: dict[str, Any] = {"debug": False, "config": None}
+T = TypeVar("T")
+
+ConfigOpt = Annotated[
+    Path | None, typer.Option("--config", "-c", help="TOML config file (or HOGA_CONFIG)")
+]
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    return typer.Exit(code)
+
+
+def _settings(config: Path | None = None, **overrides: Any) -> Settings:
+    try:
+        return load_settings(
+            config or _state["config"], **{k: v for k, v in overrides.items() if v is not None}
+        )
+    except ConfigError as e:
+        raise fail(str(e)) from None
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine, turning known failures into one-line errors."""
+    from hoga.domain.errors import HogaError
+    from hoga.security.tokens import KeyFileError
+    from hoga.security.vault import VaultError
+
+    async def main() -> T:
+        return await coro_fn()
+
+    try:
+        with contextlib.suppress(ImportError):
+            import uvloop
+
+            return uvloop.run(main())
+        return asyncio.run(main())
+    except typer.Exit:
+        raise
+    except (HogaError, VaultError, KeyFileError, ConfigError) as e:
+        if _state["debug"]:
+            raise
+        message = e.message if isinstance(e, HogaError) else str(e)
+        raise fail(message) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.callback()
+def main_callback(
+    debug: Annotated[bool, typer.Option("--debug", help="show tracebacks")] = False,
+    config: ConfigOpt = None,
+) -> None:
+    _state["debug"] = debug
+    _state["config"] = config
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"hoga {__version__}")
+
+
+# ------------------------------------------------------------------ serve
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as e:
+        sock.close()
+        if e.errno == errno.EADDRINUSE:
+            raise fail(
+                f"port {port} on {host} is already in use; stop the other process or set HOGA_PORT"
+            ) from None
+        if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+            raise fail(f"cannot listen on {host}: no such local address; check HOGA_HOST") from None
+        if e.errno == errno.EACCES:
+            raise fail(f"no permission to listen on port {port}; use a port above 1023") from None
+        raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="listen address (HOGA_HOST)")] = None,
+    port: Annotated[int | None, typer.Option(help="listen port (HOGA_PORT)")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Start the server: API, dashboard, feeds, brokers and strategies."""
+    settings = _settings(config, host=host, port=port)
+    from hoga import logs
+
+    logs.configure(settings.log_level)
+
+    async def run() -> None:
+        import uvicorn
+
+        from hoga.app import HogaApp
+
+        hoga = HogaApp(settings)
+        sock = _bind(settings.host, settings.port)
+        try:
+            await hoga.start()
+        except BaseException:
+            sock.close()
+            await hoga.stop()
+            raise
+        if hoga.admin_password_generated:
+            typer.secho(
+                f"\n  First start: created admin account '{settings.admin_username}' with password\n\n"
+                f"      {hoga.admin_password_generated}\n\n"
+                "  It is shown only this once. Sign in and change it (or set HOGA_ADMIN_PASSWORD next time).\n",
+                fg=typer.colors.YELLOW,
+            )
+        shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
+        actual_port = sock.getsockname()[1]
+        sim = (
+            " - SIMULATED market (demo)"
+            if settings.feed == "simulator" and settings.market_mode == "demo"
+            else ""
+        )
+        typer.echo(
+            f"hoga {__version__} serving on http://{shown_host}:{actual_port}{sim}", err=True
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                hoga.api,
+                log_level=settings.log_level,
+                access_log=False,
+                lifespan="off",
+                timeout_graceful_shutdown=3,
+                ws="websockets-sansio",
+                log_config=None,
+            )
+        )
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            await hoga.stop()
+            typer.echo("hoga stopped", err=True)
+
+    _run(run)
+
+
+# ------------------------------------------------------------------ users
+
+
+async def _admin_ctx(settings: Settings) -> Any:
+    from hoga.app import AdminContext
+
+    ctx = AdminContext(settings)
+    await ctx.start()
+    return ctx
+
+
+@user_app.command("add")
+def user_add(
+    name: Annotated[str, typer.Argument(help="username")],
+    password: Annotated[str, typer.Option(help="initial password", prompt=True, hide_input=True)],
+    tier: Annotated[str, typer.Option(help="free, basic or premium")] = "free",
+    admin: Annotated[bool, typer.Option("--admin", help="make an administrator")] = False,
+) -> None:
+    """Add a user (with a paper account)."""
+    settings = _settings()
+
+    async def run() -> None:
+        ctx = await _admin_ctx(settings)
+        try:
+            user = await ctx.auth.create_user(
+                name, password, tier, is_admin=admin, actor_id=None, ip="cli"
+            )
+        finally:
+            await ctx.close()
+        typer.echo(
+            f"created user {user.username} (id {user.id}, tier {user.tier}{', admin' if admin else ''})"
+        )
+
+    _run(run)
+
+
+@user_app.command("list")
+def user_list() -> None:
+    """List users."""
+    settings = _settings()
+
+    async def run() -> None:
+        from rich.console import Console
+        from rich.table import Table
+
+        ctx = await _admin_ctx(settings)
+        try:
+            users = await ctx.auth.list_users()
+        finally:
+            await ctx.close()
+        table = Table("id", "username", "tier", "admin", "active", "2FA", "trading")
+        for u in users:
+            table.add_row(
+                str(u.id),
+                u.username,
+                u.tier,
+                "yes" if u.is_admin else "",
+                "yes" if u.is_active else "no",
+                "on" if u.totp_enabled else "",
+                u.trading_state,
+            )
+        Console().print(table)
+
+    _run(run)
+
+
+def _update_user(name: str, **changes: Any) -> None:
+    settings = _settings()
+
+    async def run() -> None:
+        ctx = await _admin_ctx(settings)
+        try:
+            user = await ctx.auth.find_user(name)
+            user = await ctx.auth.admin_update(user.id, actor_id=None, ip="cli", **changes)
+        finally:
+            await ctx.close()
+        typer.echo(
+            f"{user.username}: tier {user.tier}, {'active' if user.is_active else 'disabled'}"
+        )
+
+    _run(run)
+
+
+@user_app.command("set-tier")
+def user_set_tier(
+    name: str, tier: Annotated[str, typer.Argument(help="free, basic or premium")]
+) -> None:
+    """Change a user's tier."""
+    _update_user(name, tier=tier)
+
+
+@user_app.command("disable")
+def user_disable(name: str) -> None:
+    """Disable a user (signs them out everywhere; their data stays)."""
+    _update_user(name, is_active=False)
+
+
+@user_app.command("enable")
+def user_enable(name: str) -> None:
+    """Enable a disabled user again."""
+    _update_user(name, is_active=True)
+
+
+@user_app.command("tiers")
+def user_tiers() -> None:
+    """Show the tiers and their limits."""
+    settings = _settings()
+
+    async def run() -> None:
+        ctx = await _admin_ctx(settings)
+        try:
+            tiers = await ctx.auth.list_tiers()
+        finally:
+            await ctx.close()
+        for t in tiers:
+            typer.echo(
+                f"{t.name:8} trades/day {t.daily_trades:4}  strategies {t.max_strategies}  "
+                f"positions {t.max_positions:3}  priority {t.priority}"
+            )
+
+    _run(run)
+
+
+# ------------------------------------------------------------------ vault and database
+
+
+@vault_app.command("rotate")
+def vault_rotate() -> None:
+    """Re-encrypt every stored credential under a new master key, then retire the old key."""
+    settings = _settings()
+
+    async def run() -> None:
+        ctx = await _admin_ctx(settings)
+        try:
+            ring = ctx.vault.ring
+            new = ring.add_key() if ring.path is not None else ring.current
+            n = await ctx.accounts.rotate_vault()
+            retired = ring.retire_others()
+        finally:
+            await ctx.close()
+        typer.echo(
+            f"re-encrypted {n} secrets under key {new}"
+            + (f"; retired {', '.join(retired)}" if retired else "")
+        )
+
+    _run(run)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply database migrations (hoga serve also does this at start-up)."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.store.db import Database
+
+        db = Database(settings.sqlalchemy_url, app_role=settings.database_app_role)
+        applied = await db.migrate()
+        typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+    _run(run)
+
+
+def main() -> None:
+    try:
+        app()
+    except typer.Exit as e:
+        sys.exit(e.exit_code)

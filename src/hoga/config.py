@@ -1,0 +1,215 @@
+"""Settings: ``HOGA_*`` environment variables over an optional TOML file over defaults.
+
+The defaults are the embedded setup: SQLite in ``./var``, the paper broker, the simulated KRX
+market in demo mode (trading around the clock), and the API on 127.0.0.1:8000.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import tomllib
+from contextvars import ContextVar
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+ENV_PREFIX = "HOGA_"
+# Variables with these prefixes belong to the test suite and tools, not to the server.
+_IGNORED_PREFIXES = ("HOGA_TEST_", "HOGA_BENCH_")
+_NOT_SETTINGS = {"HOGA_CONFIG"}
+
+
+class ConfigError(Exception):
+    """A setting is unknown or invalid; the message names it and says what to fix."""
+
+
+_file_values: ContextVar[dict[str, Any] | None] = ContextVar(
+    "hoga_config_file_values", default=None
+)
+
+
+class _FileSource(PydanticBaseSettingsSource):
+    """Values from the TOML config file, below the environment in precedence."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        values = _file_values.get() or {}
+        return values.get(field_name), field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return dict(_file_values.get() or {})
+
+
+class Settings(BaseSettings):
+    """Every knob of a hoga server. Field ``foo_bar`` is ``HOGA_FOO_BAR`` in the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, extra="forbid", case_sensitive=False, validate_default=True
+    )
+
+    # --- where things live
+    data_dir: Path = Field(Path("var"), description="SQLite database, key files, paper book")
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/hoga.db"
+    )
+    database_app_role: str = Field(
+        "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
+    )
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    # --- HTTP
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    cors_origins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="allowed browser origins, comma-separated"
+    )
+    trust_proxy_headers: bool = Field(False, description="take client IPs from X-Forwarded-For")
+
+    # --- accounts and security
+    admin_username: str = "admin"
+    admin_password: SecretStr | None = Field(None, description="first-start admin password")
+    master_key: SecretStr | None = Field(
+        None, description="base64 32-byte vault key; default: <data_dir>/master.key (0600)"
+    )
+    jwt_secret: SecretStr | None = Field(
+        None, description="token signing key; default: <data_dir>/jwt.key (0600)"
+    )
+    access_token_ttl: int = Field(900, ge=30, description="seconds")
+    refresh_token_ttl: int = Field(14 * 24 * 3600, ge=300, description="seconds")
+    max_users: int = Field(10, ge=1)
+    login_max_failures: int = Field(5, ge=1, description="failures before a lock")
+    login_lock_seconds: int = Field(900, ge=1)
+
+    # --- market data
+    market_mode: Literal["demo", "calendar"] = Field(
+        "demo", description="demo trades around the clock; calendar follows KRX sessions"
+    )
+    feed: Literal["simulator", "replay"] = "simulator"
+    replay_file: Path | None = None
+    replay_speed: float = Field(1.0, gt=0)
+    sim_seed: int = 20240125
+    sim_ticks_per_second: float = Field(200.0, gt=0, le=1_000_000)
+    sim_symbols_per_session: int = Field(0, ge=0, description="0 = no per-session cap")
+    sim_max_sessions: int = Field(0, ge=0, description="0 = unlimited")
+    hub_grace_seconds: float = Field(30.0, ge=0)
+    hub_stale_seconds: float = Field(10.0, gt=0)
+    ws_max_symbols: int = Field(200, ge=1, description="per market-data connection")
+    ws_max_connections: int = Field(5, ge=1, description="per user")
+
+    # --- trading
+    paper_initial_cash: int = Field(10_000_000, ge=0)
+    commission_rate: Decimal = Field(Decimal("0.00015"), ge=0, lt=1)
+    max_order_value: int = Field(50_000_000, gt=0, description="won, per order, default per user")
+    daily_loss_limit: int = Field(0, ge=0, description="won; 0 disables")
+    duplicate_window: float = Field(2.0, ge=0, description="seconds")
+    global_order_rate: float = Field(10.0, gt=0, description="orders/s, all brokers")
+    kis_real_rate: float = Field(18.0, gt=0)
+    kis_mock_rate: float = Field(1.0, gt=0)
+    kiwoom_rate: float = Field(5.0, gt=0)
+    queue_max_wait: float = Field(30.0, gt=0, description="aging bound, seconds")
+    session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
+    submit_timeout: float = Field(10.0, gt=0, description="seconds before UNKNOWN")
+    reconcile_interval: float = Field(30.0, gt=0)
+
+    @field_validator("cors_origins", mode="before")
+    @classmethod
+    def _split_origins(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [o.strip() for o in v.split(",") if o.strip()]
+        return v
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # Explicit arguments, then the environment, then the config file.
+        return (init_settings, env_settings, _FileSource(settings_cls))
+
+    # --- derived
+    @property
+    def sqlalchemy_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'hoga.db').resolve()}"
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.sqlalchemy_url.startswith("postgresql")
+
+
+def _field_env_names() -> dict[str, str]:
+    return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
+
+
+def _check_unknown_env(environ: dict[str, str]) -> None:
+    known = _field_env_names()
+    for key in environ:
+        k = key.upper()
+        if not k.startswith(ENV_PREFIX) or k in known or k in _NOT_SETTINGS:
+            continue
+        if k.startswith(_IGNORED_PREFIXES):
+            continue
+        hint = difflib.get_close_matches(k, list(known), n=1)
+        suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+        raise ConfigError(f"unknown setting {key}{suggestion}")
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"config file {path} is not valid TOML: {e}") from None
+    section = data.get("hoga", data)
+    if not isinstance(section, dict):
+        raise ConfigError(f"config file {path}: [hoga] must be a table")
+    for key in section:
+        if key not in Settings.model_fields:
+            hint = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
+            suggestion = f" (did you mean {hint[0]}?)" if hint else ""
+            raise ConfigError(f"config file {path}: unknown setting {key!r}{suggestion}")
+    return section
+
+
+def _describe(err: ValidationError) -> str:
+    first = err.errors()[0]
+    name = ".".join(str(p) for p in first["loc"]) or "settings"
+    env = f"{ENV_PREFIX}{name.upper()}"
+    return f"setting {env}: {first['msg']}"
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build Settings from overrides, ``HOGA_*`` variables and an optional TOML file.
+
+    The file comes from ``config_file`` or ``HOGA_CONFIG``; its keys may sit at the top level
+    or under ``[hoga]``. Raises ConfigError with a one-line explanation for unknown or invalid
+    settings.
+    """
+    _check_unknown_env(dict(os.environ))
+    env_path = os.environ.get("HOGA_CONFIG")
+    path = config_file or (Path(env_path) if env_path else None)
+    token = _file_values.set(_read_file(path) if path else {})
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        raise ConfigError(_describe(e)) from None
+    except SettingsError as e:
+        raise ConfigError(str(e)) from None
+    finally:
+        _file_values.reset(token)

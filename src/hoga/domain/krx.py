@@ -1,0 +1,380 @@
+"""KRX market rules: tick sizes, daily price limits, sessions, the trading calendar and costs.
+
+This module is the only place in hoga that knows these rules. Everything else (risk gate, paper
+broker, simulator, backtests, dashboard previews) asks it; nothing re-derives them.
+
+Sources are in ``../shared/reference/krx.md``; the numbers below cite its sections.
+Money is integer won. Times are timezone-aware; naive datetimes are refused.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import Final
+from zoneinfo import ZoneInfo
+
+KST: Final = ZoneInfo("Asia/Seoul")
+
+#: Default brokerage commission (0.015%), the rate KIS's own backtester assumes (krx.md §4).
+DEFAULT_COMMISSION_RATE: Final = Decimal("0.00015")
+
+# --- tick sizes (krx.md §1) -------------------------------------------------------------
+
+# (exclusive upper bound of the band, tick) for stocks since 2023-01-25.
+_STOCK_TICKS: Final = (
+    (2_000, 1),
+    (5_000, 5),
+    (20_000, 10),
+    (50_000, 50),
+    (200_000, 100),
+    (500_000, 500),
+)
+_STOCK_TOP_TICK: Final = 1_000
+_FUND_KINDS: Final = frozenset({"etf", "etn"})
+KINDS: Final = frozenset({"stock"}) | _FUND_KINDS
+
+
+def _check_kind(kind: str) -> str:
+    k = kind.lower()
+    if k not in KINDS:
+        raise ValueError(f"unknown instrument kind {kind!r}; expected one of {sorted(KINDS)}")
+    return k
+
+
+def tick_size(price: int, kind: str = "stock") -> int:
+    """The quote unit (호가가격단위) at ``price``.
+
+    Stocks use the 2023 table; ETFs and ETNs use 1 won below 2,000 and 5 won from 2,000.
+    The tick is chosen by the level of the quoted price itself.
+    """
+    if price <= 0:
+        raise ValueError(f"price must be a positive number of won, got {price}")
+    if _check_kind(kind) in _FUND_KINDS:
+        return 1 if price < 2_000 else 5
+    for bound, tick in _STOCK_TICKS:
+        if price < bound:
+            return tick
+    return _STOCK_TOP_TICK
+
+
+def round_to_tick(price: int, kind: str = "stock", *, up: bool = False) -> int:
+    """Snap ``price`` onto the tick grid, down by default (up with ``up=True``)."""
+    tick = tick_size(price, kind)
+    down = price - price % tick
+    if not up or down == price:
+        return down
+    nxt = down + tick
+    # Crossing a band edge may change the tick; a band's lower bound is always on its grid.
+    return nxt - nxt % tick_size(nxt, kind)
+
+
+def step_price(price: int, steps: int, kind: str = "stock") -> int:
+    """Move ``steps`` ticks up (positive) or down (negative) from an on-grid ``price``."""
+    p = price
+    for _ in range(abs(steps)):
+        if steps > 0:
+            p += tick_size(p, kind)
+        else:
+            if p <= 1:
+                break
+            # The tick below a band edge is the lower band's tick.
+            p -= tick_size(p - 1, kind)
+    return p
+
+
+def price_limits(base_price: int, kind: str = "stock") -> tuple[int, int]:
+    """The day's (lower, upper) limit prices for a base price (기준가), ±30% (krx.md §2).
+
+    The width 0.3 × base is truncated to the base price's tick; the upper limit is then
+    truncated to the tick at its own level. Base 9,980 gives (6,990, 12,970).
+    """
+    if base_price <= 0:
+        raise ValueError(f"base price must be positive, got {base_price}")
+    base_tick = tick_size(base_price, kind)
+    width = (base_price * 3 // 10) // base_tick * base_tick
+    upper_raw = base_price + width
+    upper = upper_raw - upper_raw % tick_size(upper_raw, kind)
+    lower = max(base_price - width, 1)
+    return lower, upper
+
+
+def is_valid_price(price: int, base_price: int, kind: str = "stock") -> bool:
+    """True when ``price`` is on the tick grid and inside the day's limits."""
+    if price <= 0:
+        return False
+    if price % tick_size(price, kind):
+        return False
+    lower, upper = price_limits(base_price, kind)
+    return lower <= price <= upper
+
+
+# --- symbols (krx.md §7) ----------------------------------------------------------------
+
+_SYMBOL_RE: Final = re.compile(r"(?:[0-9A-Z]{6}|Q[0-9A-Z]{6})")
+
+
+def is_valid_symbol(code: str) -> bool:
+    """Six characters of ``[0-9A-Z]`` (codes are strings, never numbers), or ``Q`` + 6 for ETNs."""
+    return isinstance(code, str) and _SYMBOL_RE.fullmatch(code) is not None
+
+
+def normalize_symbol(code: str) -> str:
+    """Strip the ``A`` prefix some brokers put on stock codes (``A005930`` → ``005930``)."""
+    c = code.strip().upper()
+    if len(c) == 7 and c[0] == "A":
+        return c[1:]
+    return c
+
+
+# --- calendar and sessions (krx.md §3, §6) ----------------------------------------------
+
+
+class Phase(StrEnum):
+    """Trading phases of a KRX day as :func:`session_phase` reports them."""
+
+    PRE_OPEN_AUCTION = "pre_open_auction"
+    CONTINUOUS = "continuous"
+    CLOSING_AUCTION = "closing_auction"
+    AFTER_HOURS = "after_hours"
+    CLOSED = "closed"
+
+
+#: Closures exchange-calendars 4.13.2 misses (krx.md §6).
+EXTRA_CLOSURES: Final[dict[date, str]] = {
+    date(2026, 6, 3): "전국동시지방선거 (local elections)",
+    date(2026, 7, 17): "제헌절 (Constitution Day, a holiday again from 2026)",
+}
+
+#: CSAT (수능) days: the regular session moves one hour later, 10:00-16:30 (krx.md §3).
+CSAT_DAYS: Final = frozenset(
+    {
+        date(2022, 11, 17),
+        date(2023, 11, 16),
+        date(2024, 11, 14),
+        date(2025, 11, 13),
+        date(2026, 11, 19),
+    }
+)
+
+_REGULAR_OPEN: Final = time(9, 0)
+_REGULAR_CLOSE: Final = time(15, 30)
+_PRE_OPEN: Final = timedelta(minutes=30)
+_CLOSING_AUCTION: Final = timedelta(minutes=10)
+_AFTER_HOURS: Final = timedelta(hours=2, minutes=30)
+_CAL_START: Final = date(2000, 1, 1)
+
+
+@dataclass(frozen=True, slots=True)
+class SessionTimes:
+    """Open and close of one trading day's regular session, in KST."""
+
+    day: date
+    open: datetime
+    close: datetime
+
+
+@functools.cache
+def _xkrx_sessions() -> tuple[frozenset[date], date]:
+    """Sessions from exchange-calendars' XKRX, minus the local closure overrides.
+
+    Built once per process (it takes a couple of seconds); returns the set and its last day.
+    """
+    import warnings
+
+    import exchange_calendars as xcals
+
+    end = date(datetime.now(KST).year + 2, 12, 31)
+    with warnings.catch_warnings():
+        # exchange-calendars trips pandas deprecation warnings that are not ours to fix.
+        warnings.simplefilter("ignore")
+        cal = xcals.get_calendar("XKRX", start=_CAL_START.isoformat(), end=end.isoformat())
+        days = {ts.date() for ts in cal.sessions}
+    return frozenset(days - EXTRA_CLOSURES.keys()), end
+
+
+def warm_calendar() -> None:
+    """Build the calendar now (the first query otherwise pays for it)."""
+    _xkrx_sessions()
+
+
+def _sessions() -> frozenset[date]:
+    return _xkrx_sessions()[0]
+
+
+def _check_in_range(d: date) -> None:
+    last = _xkrx_sessions()[1]
+    if not (_CAL_START <= d <= last):
+        raise ValueError(f"{d} is outside the KRX calendar hoga knows ({_CAL_START}..{last})")
+
+
+def is_trading_day(d: date) -> bool:
+    """True when KRX holds a regular session on ``d`` (a KST calendar date)."""
+    if isinstance(d, datetime):
+        raise TypeError("is_trading_day takes a date; use trading_date(datetime) first")
+    _check_in_range(d)
+    return d in _sessions()
+
+
+def next_trading_day(d: date) -> date:
+    """The first trading day strictly after ``d``."""
+    cur = d + timedelta(days=1)
+    while not is_trading_day(cur):
+        cur += timedelta(days=1)
+    return cur
+
+
+def previous_trading_day(d: date) -> date:
+    """The last trading day strictly before ``d``."""
+    cur = d - timedelta(days=1)
+    while not is_trading_day(cur):
+        cur -= timedelta(days=1)
+    return cur
+
+
+def _is_first_session_of_year(d: date) -> bool:
+    cur = date(d.year, 1, 1)
+    while cur < d:
+        if cur in _sessions():
+            return False
+        cur += timedelta(days=1)
+    return True
+
+
+def session_times(d: date) -> SessionTimes | None:
+    """Open and close of the regular session on ``d``, or None when KRX is closed.
+
+    The first trading day of a year opens at 10:00; CSAT days run 10:00-16:30.
+    """
+    if not is_trading_day(d):
+        return None
+    open_t, close_t = _REGULAR_OPEN, _REGULAR_CLOSE
+    if d in CSAT_DAYS:
+        open_t, close_t = time(10, 0), time(16, 30)
+    elif _is_first_session_of_year(d):
+        open_t = time(10, 0)
+    return SessionTimes(
+        day=d,
+        open=datetime.combine(d, open_t, tzinfo=KST),
+        close=datetime.combine(d, close_t, tzinfo=KST),
+    )
+
+
+def _as_kst(t: datetime) -> datetime:
+    if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
+        raise ValueError("naive datetime: hoga only works with timezone-aware times")
+    return t.astimezone(KST)
+
+
+def trading_date(t: datetime) -> date:
+    """The KST calendar date of an instant (the unit daily counters and limits use)."""
+    return _as_kst(t).date()
+
+
+def session_phase(t: datetime) -> str:
+    """The KRX phase at instant ``t``: one of the :class:`Phase` values.
+
+    pre-open auction: the 30 minutes before the open (08:30-09:00 on a normal day);
+    continuous: open to 10 minutes before the close; closing auction: the last 10 minutes;
+    after-hours: closing-price and single-price trading, 2.5 hours from the close
+    (15:30-18:00); closed: everything else, and all of a non-trading day.
+    """
+    k = _as_kst(t)
+    st = session_times(k.date())
+    if st is None:
+        return Phase.CLOSED
+    if st.open - _PRE_OPEN <= k < st.open:
+        return Phase.PRE_OPEN_AUCTION
+    if st.open <= k < st.close - _CLOSING_AUCTION:
+        return Phase.CONTINUOUS
+    if st.close - _CLOSING_AUCTION <= k < st.close:
+        return Phase.CLOSING_AUCTION
+    if st.close <= k < st.close + _AFTER_HOURS:
+        return Phase.AFTER_HOURS
+    return Phase.CLOSED
+
+
+def settlement_date(trade_date: date) -> date:
+    """T+2 in exchange business days (krx.md §5); the date sell tax is charged by."""
+    # A trade stamped on a closed day (demo mode trades around the clock) belongs to the next
+    # trading day.
+    first = trade_date if is_trading_day(trade_date) else next_trading_day(trade_date)
+    return next_trading_day(next_trading_day(first))
+
+
+# --- costs (krx.md §4) ------------------------------------------------------------------
+
+# (effective from settlement date, KOSPI rate incl. rural special tax, KOSDAQ rate).
+# Before 2019-05-30 both were 0.30%; hoga does not model earlier changes.
+_SELL_TAX_TABLE: Final = (
+    (date(2019, 5, 30), Decimal("0.0025"), Decimal("0.0025")),
+    (date(2021, 1, 1), Decimal("0.0023"), Decimal("0.0023")),
+    (date(2023, 1, 1), Decimal("0.0020"), Decimal("0.0020")),
+    (date(2024, 1, 1), Decimal("0.0018"), Decimal("0.0018")),
+    (date(2025, 1, 1), Decimal("0.0015"), Decimal("0.0015")),
+    (date(2026, 1, 1), Decimal("0.0020"), Decimal("0.0020")),
+)
+_SELL_TAX_BEFORE_TABLE: Final = Decimal("0.0030")
+_KONEX_TAX: Final = Decimal("0.0010")
+MARKETS: Final = frozenset({"KOSPI", "KOSDAQ", "KONEX", "ETF", "ETN"})
+
+
+def sell_tax_rate(trade_date: date, market: str) -> Decimal:
+    """Securities transaction tax rate on a sell executed on ``trade_date``.
+
+    The rate follows the settlement (transfer) date, T+2: a sell on 2025-12-29 settles on
+    2026-01-02 and pays the 2026 rate. ETFs and ETNs pay none. Rates after the last known
+    change (2026: 0.20%) are assumed to stay until the table is updated.
+    """
+    m = market.upper()
+    if m not in MARKETS:
+        raise ValueError(f"unknown market {market!r}; expected one of {sorted(MARKETS)}")
+    if m in ("ETF", "ETN"):
+        return Decimal(0)
+    if m == "KONEX":
+        return _KONEX_TAX
+    settle = settlement_date(trade_date)
+    rate = _SELL_TAX_BEFORE_TABLE
+    for since, kospi, kosdaq in _SELL_TAX_TABLE:
+        if settle >= since:
+            rate = kospi if m == "KOSPI" else kosdaq
+    return rate
+
+
+def _floor_won(amount: int, rate: Decimal) -> int:
+    return int((Decimal(amount) * rate).to_integral_value(rounding=ROUND_FLOOR))
+
+
+def commission(amount: int, rate: Decimal | str = DEFAULT_COMMISSION_RATE) -> int:
+    """Brokerage commission on a trade of ``amount`` won, floored to the won as brokers do."""
+    if amount < 0:
+        raise ValueError("amount must not be negative")
+    r = Decimal(rate)
+    if r < 0 or r >= 1:
+        raise ValueError(f"commission rate {rate} is not a fraction in [0, 1)")
+    return _floor_won(amount, r)
+
+
+def sell_tax(amount: int, trade_date: date, market: str) -> int:
+    """Transaction tax on selling ``amount`` won, floored to the won."""
+    if amount < 0:
+        raise ValueError("amount must not be negative")
+    return _floor_won(amount, sell_tax_rate(trade_date, market))
+
+
+def fill_costs(
+    side: str,
+    qty: int,
+    price: int,
+    trade_date: date,
+    market: str,
+    commission_rate: Decimal | str = DEFAULT_COMMISSION_RATE,
+) -> tuple[int, int]:
+    """(commission, tax) on one fill; tax only on sells. Shared by paper, live and backtests."""
+    amount = qty * price
+    tax = sell_tax(amount, trade_date, market) if side == "sell" else 0
+    return commission(amount, commission_rate), tax

@@ -1,0 +1,307 @@
+"""The dispatcher: drains the order queue into broker gateways inside every limit.
+
+A gateway is one broker adapter. For REST brokers (unlimited sessions) the dispatcher picks,
+among the accounts whose rate limits allow a request now, the one whose head request sorts
+first, and sends it; several accounts proceed in parallel and each account keeps at most a few
+requests in flight. A server-wide cap applies on top to every broker that counts toward it.
+
+For session-limited gateways (``capacity == 1``, such as the legacy Kiwoom control) a
+``SessionPolicy`` decides when to send, switch, prepare or activate sessions; see
+``execution/scheduling.py``.
+
+Limits are strict sliding windows (``execution/ratelimit.py``) with a small safety margin, so
+no broker ever sees more than its published rate in any window.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+from collections import defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from hoga.brokers.base import AccountRef, Broker, BrokerLimits
+from hoga.execution.queue import OrderQueue, QueueItem
+from hoga.execution.ratelimit import SlidingWindow, acquire_all, available_at
+from hoga.execution.scheduling import Act, HogaSessionPolicy, SessionPolicy, SessionState
+
+log = logging.getLogger(__name__)
+
+Sender = Callable[[QueueItem], Awaitable[None]]
+RefLookup = Callable[[int], Awaitable[AccountRef | None]]
+
+
+class SessionBroker(Protocol):
+    """A broker whose gateway holds one logged-in account at a time."""
+
+    async def switch_session(self, account: AccountRef) -> None: ...
+
+    async def prepare_session(self, account: AccountRef) -> None: ...
+
+    async def activate_session(self, account: AccountRef) -> None: ...
+
+
+@dataclass
+class _Gateway:
+    name: str
+    broker: Broker
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+    session: SessionState | None = None
+    policy: SessionPolicy | None = None
+    sent: int = 0
+    switches: int = 0
+
+
+class Dispatcher:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        queue: OrderQueue,
+        send: Sender,
+        ref_lookup: RefLookup,
+        *,
+        global_rate: float,
+        margin: float = 0.02,
+        max_inflight_per_account: int = 4,
+        time_slice: float = 30.0,
+    ) -> None:
+        self.queue = queue
+        self._send = send
+        self._ref = ref_lookup
+        self.global_limit = SlidingWindow.per_second(global_rate, margin)
+        self.margin = margin
+        self.max_inflight = max_inflight_per_account
+        self.time_slice = time_slice
+        self._gateways: dict[str, _Gateway] = {}
+        self._limits: dict[int, tuple[BrokerLimits, SlidingWindow]] = {}
+        self._inflight: dict[int, int] = defaultdict(int)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._running = False
+        queue.on_push(self.wake)
+
+    # --- set-up
+
+    def add_gateway(self, name: str, broker: Broker) -> None:
+        self._gateways[name] = _Gateway(name=name, broker=broker)
+
+    def wake(self, gateway: str) -> None:
+        gw = self._gateways.get(gateway)
+        if gw is not None:
+            gw.wake.set()
+
+    async def _account_limits(
+        self, account_id: int, broker: Broker
+    ) -> tuple[BrokerLimits, SlidingWindow] | None:
+        cached = self._limits.get(account_id)
+        if cached is None:
+            ref = await self._ref(account_id)
+            if ref is None:
+                return None
+            lim = broker.limits(ref)
+            if lim.rate >= 1:
+                window = SlidingWindow(int(lim.rate), lim.window, self.margin)
+            else:
+                window = SlidingWindow(1, lim.window / lim.rate, self.margin)
+            cached = self._limits[account_id] = (lim, window)
+        return cached
+
+    def _limiters(self, lim: BrokerLimits, window: SlidingWindow) -> list[SlidingWindow]:
+        return [window, self.global_limit] if lim.counts_toward_global else [window]
+
+    async def start(self) -> None:
+        self._running = True
+        loop = asyncio.get_running_loop()
+        for gw in self._gateways.values():
+            gw.task = loop.create_task(self._run(gw), name=f"dispatch-{gw.name}")
+
+    async def stop(self, grace: float = 5.0) -> None:
+        self._running = False
+        for gw in self._gateways.values():
+            gw.wake.set()
+            if gw.task is not None:
+                gw.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await gw.task
+        if self._tasks:
+            # Let in-flight requests finish (their outcome must be recorded), up to a bound.
+            _, pending = await asyncio.wait(self._tasks, timeout=grace)
+            for task in pending:
+                task.cancel()
+
+    # --- loops
+
+    async def _run(self, gw: _Gateway) -> None:
+        while self._running:
+            try:
+                lim = await self._gateway_limits(gw)
+                if lim is not None and lim.capacity == 1:
+                    await self._run_session(gw, lim)
+                else:
+                    await self._step_rest(gw)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("dispatcher for %s failed; continuing", gw.name)
+                await asyncio.sleep(0.5)
+
+    async def _gateway_limits(self, gw: _Gateway) -> BrokerLimits | None:
+        for account in self.queue.accounts(gw.name):
+            got = await self._account_limits(account, gw.broker)
+            if got is not None:
+                return got[0]
+        return None
+
+    async def _wait(self, gw: _Gateway, until: float) -> None:
+        loop = asyncio.get_running_loop()
+        gw.wake.clear()
+        timeout = None if math.isinf(until) else max(0.0, until - loop.time())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(gw.wake.wait(), timeout)
+
+    async def _step_rest(self, gw: _Gateway) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        best: tuple[QueueItem, list[SlidingWindow]] | None = None
+        wake_at = math.inf
+        for account in self.queue.accounts(gw.name):
+            if self._inflight[account] >= self.max_inflight:
+                continue
+            got = await self._account_limits(account, gw.broker)
+            if got is None:
+                # The account is gone; its requests can never be sent.
+                while (orphan := self.queue.pop(gw.name, account)) is not None:
+                    log.warning("dropping queued %s for vanished account %s", orphan.kind, account)
+                continue
+            limiters = self._limiters(*got)
+            ready = available_at(limiters, now)
+            if ready > now:
+                wake_at = min(wake_at, ready)
+                continue
+            head = self.queue.peek(gw.name, account)
+            if head is not None and (best is None or head.key < best[0].key):
+                best = (head, limiters)
+        if best is None:
+            await self._wait(gw, wake_at)
+            return
+        head, limiters = best
+        item = self.queue.pop(gw.name, head.account_id)
+        if item is None or not acquire_all(limiters, now):
+            return
+        gw.sent += 1
+        self._spawn(item)
+
+    def _spawn(self, item: QueueItem) -> None:
+        self._inflight[item.account_id] += 1
+        task = asyncio.get_running_loop().create_task(self._send_one(item))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send_one(self, item: QueueItem) -> None:
+        try:
+            await self._send(item)
+        finally:
+            self._inflight[item.account_id] -= 1
+            self.wake(item.gateway)
+
+    async def _run_session(self, gw: _Gateway, lim: BrokerLimits) -> None:
+        """Drive a capacity-1 gateway with the session policy until the loop is stopped."""
+        loop = asyncio.get_running_loop()
+        broker: Any = gw.broker
+        if gw.policy is None:
+            gw.policy = HogaSessionPolicy(
+                self.queue,
+                gw.name,
+                time_slice=self.time_slice,
+                preload=lim.can_preload,
+                switch_cost=lim.switch_cost,
+            )
+            gw.session = SessionState()
+        policy, s = gw.policy, gw.session
+        assert s is not None
+        preparing: asyncio.Task[None] | None = None
+        while self._running:
+            now = loop.time()
+            if s.active is not None:
+                got = await self._account_limits(s.active, gw.broker)
+                if got is not None:
+                    s.next_send_at = available_at(self._limiters(*got), now)
+            d = policy.decide(now, s)
+            if d.act == Act.SEND:
+                assert d.account is not None
+                got = await self._account_limits(d.account, gw.broker)
+                item = policy.take(d.account)
+                if item is None or got is None:
+                    continue
+                acquire_all(self._limiters(*got), now)
+                gw.sent += 1
+                self._inflight[item.account_id] += 1
+                await self._send_one(item)
+            elif d.act == Act.SWITCH:
+                assert d.account is not None
+                ref = await self._ref(d.account)
+                if ref is not None:
+                    await broker.switch_session(ref)
+                gw.switches += 1
+                s.active, s.active_since = d.account, loop.time()
+            elif d.act == Act.PREPARE:
+                assert d.account is not None
+                if preparing is not None:
+                    preparing.cancel()
+                ref = await self._ref(d.account)
+                s.standby, s.standby_ready_at = d.account, now + lim.switch_cost
+                if ref is not None:
+                    preparing = loop.create_task(self._prepare(gw, broker, ref, s))
+            elif d.act == Act.ACTIVATE:
+                assert d.account is not None
+                ref = await self._ref(d.account)
+                if ref is not None:
+                    await broker.activate_session(ref)
+                gw.switches += 1
+                s.active, s.active_since = d.account, loop.time()
+                s.standby = s.standby_ready_at = None
+                preparing = None
+            else:
+                await self._wait(gw, d.until)
+
+    async def _prepare(self, gw: _Gateway, broker: Any, ref: AccountRef, s: SessionState) -> None:
+        await broker.prepare_session(ref)
+        if s.standby == ref.account_id:
+            s.standby_ready_at = asyncio.get_running_loop().time()
+        gw.wake.set()
+
+    # --- views
+
+    def status(self) -> dict[str, Any]:
+        now = asyncio.get_running_loop().time() if self._running else 0.0
+        return {
+            "global_rate_in_window": self.global_limit.in_window(now) if self._running else 0,
+            "global_limit": {"limit": self.global_limit.limit, "window": self.global_limit.window},
+            "gateways": {
+                name: {
+                    "queued": self.queue.size(name),
+                    "sent": gw.sent,
+                    "switches": gw.switches,
+                    "active_session": gw.session.active if gw.session else None,
+                    "standby_session": gw.session.standby if gw.session else None,
+                }
+                for name, gw in self._gateways.items()
+            },
+            "in_flight": sum(self._inflight.values()),
+        }
+
+    def rates_for(self, account_id: int) -> tuple[float, bool] | None:
+        """(requests per second, counts toward the global cap) for an account, if known."""
+        got = self._limits.get(account_id)
+        if got is None:
+            return None
+        lim, _ = got
+        return lim.rate / lim.window if lim.window else lim.rate, lim.counts_toward_global
+
+    def forget_account(self, account_id: int) -> None:
+        self._limits.pop(account_id, None)

@@ -1,0 +1,183 @@
+"""The priority order queue.
+
+Ordering, one rule everywhere (queue positions, the REST dispatcher, the session scheduler):
+
+* ``URGENT`` requests (cancels, stop-losses, ``urgent: true``) go first, oldest first;
+* everything else is served earliest-deadline-first, where an item's deadline is its arrival
+  plus its class's budget: ``VIP`` gets ``max_wait * vip_share`` (0 by default), ``NORMAL``
+  gets ``max_wait``. Within a class that is FIFO; across classes VIP leads, but a NORMAL order
+  that has waited ``max_wait`` longer than a VIP one goes first - the aging that bounds waits.
+
+Items are kept per account (brokers limit per account) in heaps, with lazy removal so a
+cancel of a queued order is O(1).
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from hoga.domain.orders import Priority
+
+
+class Kind(StrEnum):
+    PLACE = "place"
+    CANCEL = "cancel"
+
+
+SortKey = tuple[int, float, int]
+
+
+@dataclass(slots=True)
+class QueueItem:
+    """One request waiting for its broker: place an order, or cancel one."""
+
+    order_id: int
+    user_id: int
+    account_id: int
+    gateway: str
+    kind: Kind
+    priority: Priority
+    enqueued_at: float
+    seq: int = 0
+    key: SortKey = (0, 0.0, 0)
+    removed: bool = False
+
+
+@dataclass
+class _AccountQueue:
+    heap: list[tuple[SortKey, QueueItem]] = field(default_factory=list)
+    live: int = 0
+
+
+class OrderQueue:
+    """Per-gateway, per-account priority queues sharing one ordering (see module docstring)."""
+
+    def __init__(self, max_wait: float = 30.0, vip_share: float = 0.0) -> None:
+        self.max_wait = max_wait
+        self._budget = {
+            Priority.URGENT: 0.0,
+            Priority.VIP: max_wait * vip_share,
+            Priority.NORMAL: max_wait,
+        }
+        self._seq = itertools.count(1)
+        self._accounts: dict[tuple[str, int], _AccountQueue] = {}
+        self._by_order: dict[tuple[int, Kind], QueueItem] = {}
+        self._listeners: list[Callable[[str], None]] = []
+
+    def sort_key(self, priority: Priority, enqueued_at: float, seq: int) -> SortKey:
+        if priority == Priority.URGENT:
+            return (0, enqueued_at, seq)
+        return (1, enqueued_at + self._budget[priority], seq)
+
+    def on_push(self, fn: Callable[[str], None]) -> None:
+        """Called with the gateway name whenever an item arrives (the dispatcher wakes up)."""
+        self._listeners.append(fn)
+
+    # --- mutation
+
+    def push(self, item: QueueItem) -> QueueItem:
+        if (item.order_id, item.kind) in self._by_order:
+            return self._by_order[(item.order_id, item.kind)]
+        if not item.seq:
+            item.seq = next(self._seq)
+        item.key = self.sort_key(item.priority, item.enqueued_at, item.seq)
+        q = self._accounts.setdefault((item.gateway, item.account_id), _AccountQueue())
+        heapq.heappush(q.heap, (item.key, item))
+        q.live += 1
+        self._by_order[(item.order_id, item.kind)] = item
+        for fn in self._listeners:
+            fn(item.gateway)
+        return item
+
+    def requeue(self, item: QueueItem) -> None:
+        """Put back an item the broker did not process; it keeps its place."""
+        item.removed = False
+        self._by_order.pop((item.order_id, item.kind), None)
+        self.push(item)
+
+    def remove(self, order_id: int, kind: Kind = Kind.PLACE) -> QueueItem | None:
+        item = self._by_order.pop((order_id, kind), None)
+        if item is None:
+            return None
+        item.removed = True
+        q = self._accounts.get((item.gateway, item.account_id))
+        if q is not None:
+            q.live -= 1
+        return item
+
+    def _clean(self, q: _AccountQueue) -> None:
+        while q.heap and q.heap[0][1].removed:
+            heapq.heappop(q.heap)
+
+    def peek(self, gateway: str, account_id: int) -> QueueItem | None:
+        q = self._accounts.get((gateway, account_id))
+        if q is None:
+            return None
+        self._clean(q)
+        return q.heap[0][1] if q.heap else None
+
+    def pop(self, gateway: str, account_id: int) -> QueueItem | None:
+        q = self._accounts.get((gateway, account_id))
+        if q is None:
+            return None
+        self._clean(q)
+        if not q.heap:
+            return None
+        _, item = heapq.heappop(q.heap)
+        q.live -= 1
+        self._by_order.pop((item.order_id, item.kind), None)
+        return item
+
+    # --- views
+
+    def accounts(self, gateway: str) -> list[int]:
+        """Accounts of ``gateway`` with something queued."""
+        return [a for (g, a), q in self._accounts.items() if g == gateway and q.live > 0]
+
+    def best_account(self, gateway: str, exclude: int | None = None) -> int | None:
+        best: tuple[SortKey, int] | None = None
+        for account in self.accounts(gateway):
+            if account == exclude:
+                continue
+            head = self.peek(gateway, account)
+            if head is not None and (best is None or head.key < best[0]):
+                best = (head.key, account)
+        return best[1] if best else None
+
+    def contains(self, order_id: int, kind: Kind = Kind.PLACE) -> bool:
+        return (order_id, kind) in self._by_order
+
+    def items(self, gateway: str | None = None) -> Iterator[QueueItem]:
+        for item in self._by_order.values():
+            if gateway is None or item.gateway == gateway:
+                yield item
+
+    def size(self, gateway: str | None = None) -> int:
+        if gateway is None:
+            return len(self._by_order)
+        return sum(q.live for (g, _), q in self._accounts.items() if g == gateway)
+
+    def account_size(self, gateway: str, account_id: int) -> int:
+        q = self._accounts.get((gateway, account_id))
+        return q.live if q else 0
+
+    def places(self, user_id: int) -> list[tuple[QueueItem, int, int]]:
+        """The user's queued items with their place in their gateway's queue and in their
+        account's queue (both 1-based), in service order."""
+        mine = [i for i in self._by_order.values() if i.user_id == user_id]
+        out = []
+        for gateway in {i.gateway for i in mine}:
+            ordered = sorted(
+                (i for i in self._by_order.values() if i.gateway == gateway), key=lambda i: i.key
+            )
+            per_account: dict[int, int] = {}
+            for rank, item in enumerate(ordered, 1):
+                per_account[item.account_id] = per_account.get(item.account_id, 0) + 1
+                if item.user_id == user_id:
+                    out.append((item, rank, per_account[item.account_id]))
+        out.sort(key=lambda x: x[0].key)
+        return out

@@ -1,0 +1,172 @@
+"""The risk gate: one function every order passes, whoever sends it.
+
+``check`` is pure: the order service gathers a ``RiskInputs`` snapshot inside the same
+transaction that will record the order (so two orders cannot both spend the same cash), and
+the gate answers with a ``RiskDecision``: accepted (with the cash it reserves and its queue
+class) or denied with a stable code and a message in Korean and English.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Final
+
+from hoga.domain import krx
+from hoga.domain.market import Instrument
+from hoga.domain.orders import OrderIntent, OrderType, Priority, Side
+from hoga.domain.tiers import Tier
+
+ACTIVE: Final = "ACTIVE"
+REDUCING: Final = "REDUCING"
+HALTED: Final = "HALTED"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskInputs:
+    """Everything the gate looks at, read in one transaction."""
+
+    intent: OrderIntent
+    instrument: Instrument
+    last_price: int | None
+    tier: Tier
+    user_state: str
+    server_state: str
+    market_open: bool
+    trades_today: int
+    max_order_value: int
+    daily_loss_limit: int
+    daily_pnl: int
+    cash: int
+    reserved_cash: int
+    held_qty: int
+    open_sell_qty: int
+    held_symbols: frozenset[str]
+    pending_buy_symbols: frozenset[str]
+    commission_rate: object = krx.DEFAULT_COMMISSION_RATE
+    duplicate: bool = False
+    marks: Mapping[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    ok: bool
+    code: str = ""
+    message: str = ""
+    reserved_cash: int = 0
+    priority: Priority = Priority.NORMAL
+    #: The daily loss limit is breached: the user must be switched to REDUCING.
+    breach: bool = False
+
+
+def _deny(code: str, message: str, *, breach: bool = False) -> RiskDecision:
+    return RiskDecision(ok=False, code=code, message=message, breach=breach)
+
+
+def priority_for(intent: OrderIntent, tier: Tier) -> Priority:
+    if intent.urgent:
+        return Priority.URGENT
+    return Priority.VIP if tier.priority == "vip" else Priority.NORMAL
+
+
+def reserve_for(intent: OrderIntent, instrument: Instrument, commission_rate: object) -> int:
+    """Cash a buy holds back while it is open: value at the limit (or, for a market order, at
+    the day's upper limit, as KIS does) plus commission."""
+    if intent.side != Side.BUY:
+        return 0
+    if intent.type == OrderType.LIMIT:
+        assert intent.price is not None
+        price = intent.price
+    else:
+        price = krx.price_limits(instrument.base_price, instrument.kind)[1]
+    amount = intent.qty * price
+    return amount + krx.commission(amount, commission_rate)  # type: ignore[arg-type]
+
+
+def check(r: RiskInputs) -> RiskDecision:
+    i, inst = r.intent, r.instrument
+    reduces = i.side == Side.SELL and i.qty <= r.held_qty - r.open_sell_qty
+
+    # Kill switches: HALTED stops everything new; REDUCING lets only position-shrinking orders in.
+    if r.server_state == HALTED:
+        return _deny(
+            "risk.halted", "서버 전체 거래가 중지되었습니다 (trading halted for the whole server)"
+        )
+    if r.user_state == HALTED:
+        return _deny(
+            "risk.user_halted", "이 계정의 거래가 중지되었습니다 (trading halted for your account)"
+        )
+    breach = r.daily_loss_limit > 0 and r.daily_pnl <= -r.daily_loss_limit
+    if (REDUCING in (r.server_state, r.user_state) or breach) and not reduces:
+        if breach:
+            return _deny(
+                "risk.daily_loss",
+                f"일일 손실 한도({r.daily_loss_limit:,}원)에 도달해 포지션 축소 주문만 가능합니다 "
+                f"(daily loss limit reached: only reducing orders)",
+                breach=True,
+            )
+        return _deny("risk.reducing_only", "포지션을 줄이는 주문만 가능합니다 (reduce-only mode)")
+    if not r.market_open:
+        return _deny("risk.market_closed", "장 운영시간이 아닙니다 (market closed)")
+
+    if i.type == OrderType.LIMIT:
+        assert i.price is not None
+        if i.price % krx.tick_size(i.price, inst.kind):
+            tick = krx.tick_size(i.price, inst.kind)
+            return _deny(
+                "risk.off_tick",
+                f"호가단위({tick:,}원)에 맞지 않는 가격입니다: {i.price:,}원 (price off the tick grid)",
+            )
+        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        if not lower <= i.price <= upper:
+            return _deny(
+                "risk.outside_limits",
+                f"가격제한폭을 벗어났습니다: 하한 {lower:,}원 ~ 상한 {upper:,}원 (outside the day's limits)",
+            )
+
+    if r.trades_today >= r.tier.daily_trades:
+        return _deny(
+            "risk.daily_trade_limit",
+            f"오늘의 주문 한도({r.tier.daily_trades}건, {r.tier.name} 등급)를 모두 사용했습니다 "
+            f"(daily trade limit of {r.tier.daily_trades} reached)",
+        )
+
+    ref_price = i.price if i.price is not None else (r.last_price or inst.base_price)
+    value = i.qty * ref_price
+    if value > r.max_order_value:
+        return _deny(
+            "risk.order_value",
+            f"주문금액 {value:,}원이 1회 한도 {r.max_order_value:,}원을 넘습니다 (order value over limit)",
+        )
+    if r.duplicate:
+        return _deny(
+            "risk.duplicate",
+            "같은 주문이 방금 접수되었습니다. 의도한 것이라면 client_order_id를 다르게 지정하세요 "
+            "(duplicate order)",
+        )
+    if (
+        i.side == Side.BUY
+        and i.symbol not in r.held_symbols
+        and i.symbol not in r.pending_buy_symbols
+    ):
+        open_symbols = len(r.held_symbols | r.pending_buy_symbols)
+        if open_symbols >= r.tier.max_positions:
+            return _deny(
+                "risk.max_positions",
+                f"보유 종목 수 한도({r.tier.max_positions}종목)에 도달했습니다 (max open positions reached)",
+            )
+    reserved = reserve_for(i, inst, r.commission_rate)
+    if i.side == Side.BUY and reserved > r.cash - r.reserved_cash:
+        return _deny(
+            "risk.insufficient_cash",
+            f"주문가능금액이 부족합니다: 필요 {reserved:,}원, 가능 {r.cash - r.reserved_cash:,}원 "
+            "(insufficient cash)",
+        )
+    if i.side == Side.SELL and not reduces:
+        return _deny(
+            "risk.insufficient_shares",
+            f"매도가능수량이 부족합니다: 보유 {r.held_qty}주, 매도 대기 {r.open_sell_qty}주 (insufficient shares)",
+        )
+    return RiskDecision(
+        ok=True, reserved_cash=reserved, priority=priority_for(i, r.tier), breach=breach
+    )

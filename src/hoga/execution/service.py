@@ -1,0 +1,1002 @@
+"""The order service: the only way an order enters hoga, and the only code that changes one.
+
+``submit`` validates an intent, runs the risk gate and records the order - ``DENIED`` with a
+reason, or ``QUEUED`` with the cash it reserves - in one transaction, then queues it. The
+dispatcher hands queued requests back to ``send``, which marks the order ``SUBMITTING`` in the
+database *before* calling the broker, so a crash mid-call leaves a trace that reconciliation
+settles. Broker executions arrive at ``on_execution``; each fill updates the order, the
+position, the cash ledger and the day's P&L in one transaction, de-duplicated by the broker's
+fill id.
+
+Concurrency: a per-user lock serialises submissions (counters and cash reservations), and a
+per-account lock serialises state changes of an account's orders; broker calls are made
+outside both.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from hoga.brokers.base import (
+    AccountRef,
+    BrokerError,
+    BrokerNotProcessed,
+    BrokerRejected,
+    ExecutionEvent,
+    FillEvent,
+    FillReport,
+    OrderStatusReport,
+    PlaceRequest,
+)
+from hoga.domain import krx
+from hoga.domain.clock import KST, Clock
+from hoga.domain.errors import Conflict, InvalidInput, NotFound
+from hoga.domain.market import QuoteSource
+from hoga.domain.orders import (
+    AT_BROKER,
+    TERMINAL,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Priority,
+    Side,
+    status_after_fill,
+)
+from hoga.domain.portfolio import apply_fill
+from hoga.execution import risk
+from hoga.execution.accounts import AccountService
+from hoga.execution.events import EventBus
+from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.security.auth import AuthService
+from hoga.store import tables as t
+from hoga.store.db import SYSTEM, Actor, Database
+from hoga.store.repos import accounts as accounts_repo
+from hoga.store.repos import audit, ledger
+from hoga.store.repos import orders as repo
+
+log = logging.getLogger(__name__)
+
+S = OrderStatus
+MAX_QTY = 10_000_000
+GATEWAY_OF = {"paper": "paper", "kis": "kis", "kiwoom": "kiwoom"}
+
+
+@dataclass(frozen=True, slots=True)
+class OrderPolicy:
+    """Server-wide defaults the order service applies (per-user values override some)."""
+
+    max_order_value: int = 50_000_000
+    daily_loss_limit: int = 0
+    duplicate_window: float = 2.0
+    submit_timeout: float = 10.0
+
+
+def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    view: dict[str, Any] = {
+        "id": o.id,
+        "client_order_id": o.client_order_id,
+        "account_id": o.account_id,
+        "strategy_id": o.strategy_id,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "type": o.type.value,
+        "qty": o.qty,
+        "price": o.price,
+        "status": o.status.value,
+        "priority": o.priority.label,
+        "urgent": o.urgent,
+        "source": o.source,
+        "filled_qty": o.filled_qty,
+        "avg_fill_price": o.avg_fill_price,
+        "commission": o.commission,
+        "tax": o.tax,
+        "reserved_cash": o.reserved_cash,
+        "broker_order_id": o.broker_order_id,
+        "reason_code": o.reason_code,
+        "reason": o.reason,
+        "trading_day": o.trading_day.isoformat(),
+        "created_at": o.created_at.isoformat(),
+        "updated_at": o.updated_at.isoformat(),
+    }
+    if extra:
+        view.update(extra)
+    return view
+
+
+class OrderService:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        db: Database,
+        clock: Clock,
+        auth: AuthService,
+        accounts: AccountService,
+        quotes: QuoteSource,
+        queue: OrderQueue,
+        bus: EventBus,
+        *,
+        policy: OrderPolicy,
+        market_open: Callable[[], bool] | None = None,
+    ) -> None:
+        self._db = db
+        self._clock = clock
+        self._auth = auth
+        self._accounts = accounts
+        self._quotes = quotes
+        self.queue = queue
+        self._bus = bus
+        self.policy = policy
+        self._market_open = market_open or (lambda: True)
+        self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._account_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
+        self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
+        self._orphans: dict[tuple[int, str], list[ExecutionEvent]] = defaultdict(list)
+        self.server_state = risk.ACTIVE
+        self._owners: dict[int, int] = {}
+        self.on_unknown: Callable[[int], None] = lambda account_id: None
+        self.stats = {"submitted": 0, "denied": 0, "sent": 0, "unknown": 0, "fills": 0}
+
+    # ------------------------------------------------------------------ submit
+
+    def _validate(self, intent: OrderIntent) -> OrderIntent:
+        symbol = krx.normalize_symbol(intent.symbol) if isinstance(intent.symbol, str) else ""
+        if not krx.is_valid_symbol(symbol):
+            raise InvalidInput(
+                f"종목코드 형식이 올바르지 않습니다: {intent.symbol!r}",
+                "order.bad_symbol",
+                field="symbol",
+            )
+        if self._quotes.instrument(symbol) is None:
+            raise InvalidInput(
+                f"알 수 없는 종목입니다: {symbol}", "order.unknown_symbol", field="symbol"
+            )
+        if isinstance(intent.qty, bool) or not isinstance(intent.qty, int) or intent.qty <= 0:
+            raise InvalidInput(
+                "수량은 1 이상의 정수여야 합니다 (qty must be a positive integer)",
+                "order.bad_qty",
+                field="qty",
+            )
+        if intent.qty > MAX_QTY:
+            raise InvalidInput(
+                f"수량이 너무 큽니다 (qty over {MAX_QTY:,})", "order.bad_qty", field="qty"
+            )
+        if intent.type == OrderType.LIMIT:
+            if intent.price is None:
+                raise InvalidInput(
+                    "지정가 주문에는 가격이 필요합니다 (limit order needs a price)",
+                    "order.price_required",
+                    field="price",
+                )
+            if (
+                isinstance(intent.price, bool)
+                or not isinstance(intent.price, int)
+                or intent.price <= 0
+            ):
+                raise InvalidInput(
+                    "가격은 1원 이상의 정수여야 합니다 (price must be a positive integer)",
+                    "order.bad_price",
+                    field="price",
+                )
+        elif intent.price is not None:
+            raise InvalidInput(
+                "시장가 주문에는 가격을 넣지 않습니다 (market order takes no price)",
+                "order.price_not_allowed",
+                field="price",
+            )
+        cid = intent.client_order_id
+        if cid is not None and not (1 <= len(cid) <= 64 and cid.isprintable() and " " not in cid):
+            raise InvalidInput(
+                "client_order_id: 1-64 printable characters without spaces",
+                "order.bad_client_order_id",
+                field="client_order_id",
+            )
+        return replace(intent, symbol=symbol)
+
+    def _is_duplicate(self, user_id: int, intent: OrderIntent, now: float) -> bool:
+        if intent.client_order_id is not None or self.policy.duplicate_window <= 0:
+            return False
+        key = (intent.account_id, intent.symbol, intent.side, intent.type, intent.qty, intent.price)
+        recent = self._recent[user_id]
+        while recent and recent[0][0] < now - self.policy.duplicate_window:
+            recent.popleft()
+        return any(k == key for _, k in recent)
+
+    def _remember(self, user_id: int, intent: OrderIntent, now: float) -> None:
+        key = (intent.account_id, intent.symbol, intent.side, intent.type, intent.qty, intent.price)
+        self._recent[user_id].append((now, key))
+
+    async def submit(self, user_id: int, intent: OrderIntent, *, ip: str | None = None) -> Order:
+        """Check and record an order. Returns it QUEUED, or DENIED with the reason.
+
+        The same ``client_order_id`` again returns the first order (409 if the order differs).
+        """
+        intent = self._validate(intent)
+        user = await self._auth.user(user_id)
+        tier = await self._auth.tier(user.tier)
+        inst = self._quotes.instrument(intent.symbol)
+        assert inst is not None
+        now = self._clock.now()
+        mono = self._clock.monotonic()
+        day = krx.trading_date(now)
+        async with self._user_locks[user_id]:
+            async with self._db.tx(Actor.user(user_id)) as conn:
+                if intent.client_order_id is not None:
+                    existing = await repo.get_by_client_id(conn, user_id, intent.client_order_id)
+                    if existing is not None:
+                        return self._same_or_conflict(existing, intent)
+                if intent.account_id is None:
+                    acct = await accounts_repo.paper_account(conn, user_id)
+                    if acct is None:
+                        raise NotFound("계좌가 없습니다 (no account)", "account.not_found")
+                else:
+                    acct = await accounts_repo.require_account(conn, user_id, intent.account_id)
+                intent = replace(intent, account_id=acct.id)
+                inputs = await self._risk_inputs(
+                    conn, user, tier, acct.id, acct.commission_rate, intent, inst, day, mono
+                )
+                decision = risk.check(inputs)
+                cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
+                status = S.QUEUED if decision.ok else S.DENIED
+                order = await repo.insert_order(
+                    conn,
+                    user_id=user_id,
+                    account_id=acct.id,
+                    strategy_id=intent.strategy_id,
+                    client_order_id=cid,
+                    symbol=intent.symbol,
+                    side=intent.side.value,
+                    type=intent.type.value,
+                    qty=intent.qty,
+                    price=intent.price,
+                    status=status.value,
+                    priority=int(decision.priority),
+                    urgent=intent.urgent,
+                    source=intent.source,
+                    filled_qty=0,
+                    filled_amount=0,
+                    commission=0,
+                    tax=0,
+                    reserved_cash=decision.reserved_cash,
+                    reason_code=decision.code or None,
+                    reason=decision.message or None,
+                    trading_day=day,
+                    created_at=now,
+                    updated_at=now,
+                )
+                if order is None:
+                    # A concurrent submit with the same client_order_id won the race.
+                    existing = await repo.get_by_client_id(conn, user_id, cid)
+                    assert existing is not None
+                    return self._same_or_conflict(existing, intent)
+                await repo.add_event(conn, user_id, order.id, status, now, decision.code or None)
+                if decision.ok:
+                    await ledger.bump_day(conn, user_id, day, trades=1)
+                await audit.record(
+                    conn,
+                    action="order.submit" if decision.ok else "order.denied",
+                    now=now,
+                    user_id=user_id,
+                    ip=ip,
+                    target=f"order:{order.id}",
+                    detail={
+                        "symbol": order.symbol,
+                        "side": order.side.value,
+                        "qty": order.qty,
+                        "price": order.price,
+                        "type": order.type.value,
+                        "code": decision.code or None,
+                        "source": intent.source,
+                    },
+                )
+            self._remember(user_id, intent, mono)
+        if decision.ok:
+            self.stats["submitted"] += 1
+            self._enqueue(order, acct.broker, Kind.PLACE, order.priority)
+        else:
+            self.stats["denied"] += 1
+        self._publish(order)
+        if decision.breach:
+            await self._auth.set_trading_state(user_id, risk.REDUCING, "daily loss limit")
+        return order
+
+    async def preview(self, user_id: int, intent: OrderIntent) -> dict[str, Any]:
+        """What ``submit`` would decide, and what the order would cost - nothing is recorded."""
+        intent = self._validate(intent)
+        user = await self._auth.user(user_id)
+        tier = await self._auth.tier(user.tier)
+        inst = self._quotes.instrument(intent.symbol)
+        assert inst is not None
+        now = self._clock.now()
+        day = krx.trading_date(now)
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            if intent.account_id is None:
+                acct = await accounts_repo.paper_account(conn, user_id)
+                if acct is None:
+                    raise NotFound("계좌가 없습니다 (no account)", "account.not_found")
+            else:
+                acct = await accounts_repo.require_account(conn, user_id, intent.account_id)
+            intent = replace(intent, account_id=acct.id)
+            inputs = await self._risk_inputs(
+                conn,
+                user,
+                tier,
+                acct.id,
+                acct.commission_rate,
+                intent,
+                inst,
+                day,
+                self._clock.monotonic(),
+            )
+        decision = risk.check(inputs)
+        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        price = intent.price or inputs.last_price or inst.base_price
+        amount = intent.qty * price
+        fee = krx.commission(amount, acct.commission_rate)
+        tax = krx.sell_tax(amount, day, inst.market) if intent.side == Side.SELL else 0
+        orderable = inputs.cash - inputs.reserved_cash
+        reserve = risk.reserve_for(intent, inst, acct.commission_rate)
+        on_grid = price - price % krx.tick_size(price, inst.kind)
+        return {
+            "ok": decision.ok,
+            "code": decision.code or None,
+            "message": decision.message or None,
+            "symbol": inst.symbol,
+            "name": inst.name,
+            "price": price,
+            "amount": amount,
+            "commission": fee,
+            "tax": tax,
+            "total": amount + fee if intent.side == Side.BUY else amount - fee - tax,
+            "reserved_cash": reserve,
+            "orderable_cash": orderable,
+            "cash_after": orderable - reserve
+            if intent.side == Side.BUY
+            else orderable + amount - fee - tax,
+            "tick_size": krx.tick_size(price, inst.kind),
+            "price_up": krx.step_price(on_grid, 1, inst.kind),
+            "price_down": krx.step_price(on_grid, -1, inst.kind) if on_grid == price else on_grid,
+            "limits": {"base": inst.base_price, "lower": lower, "upper": upper},
+            "trades_today": inputs.trades_today,
+            "daily_limit": tier.daily_trades,
+        }
+
+    def _same_or_conflict(self, existing: Order, intent: OrderIntent) -> Order:
+        same = (
+            existing.symbol == intent.symbol
+            and existing.side == intent.side
+            and existing.type == intent.type
+            and existing.qty == intent.qty
+            and existing.price == intent.price
+            and (intent.account_id is None or existing.account_id == intent.account_id)
+        )
+        if not same:
+            raise Conflict(
+                "이 client_order_id는 다른 주문에 이미 쓰였습니다 (client_order_id already used for a different order)",
+                "order.client_order_id_reused",
+                order_id=existing.id,
+            )
+        return existing
+
+    async def _risk_inputs(
+        self,
+        conn: AsyncConnection,
+        user: Any,
+        tier: Any,
+        account_id: int,
+        commission_rate: Any,
+        intent: OrderIntent,
+        inst: Any,
+        day: date,
+        mono: float,
+    ) -> risk.RiskInputs:
+        uid = user.id
+        trades, realized, unreal_start = await ledger.day_counters(conn, uid, day)
+        cash = await ledger.cash(conn, uid, account_id)
+        reserved, open_sells, open_buys = await repo.exposure(conn, uid, account_id)
+        positions = await ledger.positions(conn, uid)
+        held = {p.symbol: p for p in positions if p.account_id == account_id}
+        unreal = 0
+        for p in positions:
+            last = self._quotes.last(p.symbol)
+            if last is not None:
+                unreal += p.position.unrealized_pnl(last.price)
+        if unreal_start is None:
+            # First look at this day: today's P&L is measured from here.
+            await ledger.bump_day(conn, uid, day, unrealized_start=unreal)
+            unreal_start = unreal
+        last = self._quotes.last(intent.symbol)
+        pos = held.get(intent.symbol)
+        return risk.RiskInputs(
+            intent=intent,
+            instrument=inst,
+            last_price=last.price if last else None,
+            tier=tier,
+            user_state=user.trading_state,
+            server_state=self.server_state,
+            market_open=self._market_open(),
+            trades_today=trades,
+            max_order_value=user.max_order_value or self.policy.max_order_value,
+            daily_loss_limit=user.daily_loss_limit
+            if user.daily_loss_limit is not None
+            else self.policy.daily_loss_limit,
+            daily_pnl=realized + unreal - unreal_start,
+            cash=cash,
+            reserved_cash=reserved,
+            held_qty=pos.qty if pos else 0,
+            open_sell_qty=open_sells.get(intent.symbol, 0),
+            held_symbols=frozenset(p.symbol for p in positions),
+            pending_buy_symbols=frozenset(open_buys),
+            commission_rate=commission_rate,
+            duplicate=self._is_duplicate(uid, intent, mono),
+        )
+
+    def _enqueue(self, order: Order, broker: str, kind: Kind, priority: Priority) -> None:
+        self.queue.push(
+            QueueItem(
+                order_id=order.id,
+                user_id=order.user_id,
+                account_id=order.account_id,
+                gateway=GATEWAY_OF.get(broker, broker),
+                kind=kind,
+                priority=priority,
+                enqueued_at=self._clock.monotonic(),
+            )
+        )
+
+    def _publish(self, order: Order, event: str = "order") -> None:
+        self._bus.publish(order.user_id, {"type": event, "order": order_view(order)})
+
+    # ------------------------------------------------------------------ reading
+
+    async def get(self, user_id: int, order_id: int) -> Order:
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            order = await repo.get_order(conn, user_id, order_id)
+        if order is None:
+            raise NotFound("주문을 찾을 수 없습니다 (no such order)", "order.not_found")
+        return order
+
+    async def list_orders(self, user_id: int, **filters: Any) -> list[Order]:
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            return await repo.list_orders(conn, user_id, **filters)
+
+    async def history(self, user_id: int, order_id: int) -> list[dict[str, Any]]:
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            return await repo.events(conn, user_id, order_id)
+
+    # ------------------------------------------------------------------ cancel
+
+    async def cancel(self, user_id: int, order_id: int, *, ip: str | None = None) -> Order:
+        order = await self.get(user_id, order_id)
+        if order.status in TERMINAL:
+            raise Conflict(
+                f"이미 끝난 주문입니다 ({order.status.value}) (order is not open)", "order.not_open"
+            )
+        if order.status == S.CANCEL_PENDING:
+            return order
+        if order.status in (S.SUBMITTING, S.UNKNOWN):
+            raise Conflict(
+                "브로커 응답을 기다리는 주문입니다. 잠시 후 다시 시도하세요 (order in flight; retry shortly)",
+                "order.in_flight",
+            )
+        now = self._clock.now()
+        async with self._account_locks[order.account_id], self._db.tx(Actor.user(user_id)) as conn:
+            order = await self._reload(conn, order)
+            if order.status == S.QUEUED and self.queue.remove(order.id, Kind.PLACE) is not None:
+                updated = await repo.transition(
+                    conn,
+                    order,
+                    S.CANCELLED,
+                    now,
+                    detail="cancelled before sending",
+                    reserved_cash=0,
+                )
+                send_cancel = False
+            elif order.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                updated = await repo.transition(
+                    conn, order, S.CANCEL_PENDING, now, detail="cancel requested"
+                )
+                send_cancel = True
+            else:
+                raise Conflict(
+                    f"지금은 취소할 수 없는 주문입니다 ({order.status.value})",
+                    "order.not_cancellable",
+                )
+            if updated is None:
+                raise Conflict(
+                    "주문 상태가 방금 바뀌었습니다. 다시 시도하세요 (order changed; retry)",
+                    "order.changed",
+                )
+            await audit.record(
+                conn,
+                action="order.cancel",
+                now=now,
+                user_id=user_id,
+                ip=ip,
+                target=f"order:{order.id}",
+                detail={"status": order.status.value},
+            )
+            acct = await accounts_repo.require_account(conn, user_id, order.account_id)
+        if send_cancel:
+            self._enqueue(updated, acct.broker, Kind.CANCEL, Priority.URGENT)
+        self._publish(updated)
+        return updated
+
+    async def _reload(self, conn: AsyncConnection, order: Order) -> Order:
+        fresh = await repo.get_order(conn, order.user_id, order.id)
+        if fresh is None:
+            raise NotFound("주문을 찾을 수 없습니다", "order.not_found")
+        return fresh
+
+    # ------------------------------------------------------------------ sending (dispatcher)
+
+    async def send(self, item: QueueItem) -> None:
+        """Carry out one queued request against its broker (called by the dispatcher)."""
+        try:
+            if item.kind == Kind.PLACE:
+                await self._send_place(item)
+            else:
+                await self._send_cancel(item)
+        except Exception:
+            log.exception("sending %s for order %s failed unexpectedly", item.kind, item.order_id)
+
+    async def _load(self, user_id: int, order_id: int) -> Order | None:
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            return await repo.get_order(conn, user_id, order_id)
+
+    async def move(
+        self, order: Order, status: OrderStatus, detail: str | None = None, **values: Any
+    ) -> Order | None:
+        """Transition under the account lock, re-reading the order first."""
+        async with (
+            self._account_locks[order.account_id],
+            self._db.tx(Actor.user(order.user_id)) as conn,
+        ):
+            fresh = await self._reload(conn, order)
+            if fresh.status != order.status:
+                return None
+            if status in (S.REJECTED, S.CANCELLED, S.EXPIRED):
+                values.setdefault("reserved_cash", 0)
+            moved = await repo.transition(
+                conn, fresh, status, self._clock.now(), detail=detail, **values
+            )
+        if moved is not None:
+            self._publish(moved)
+        return moved
+
+    async def _send_place(self, item: QueueItem) -> None:
+        order = await self._load(item.user_id, item.order_id)
+        if order is None or order.status != S.QUEUED:
+            return
+        ref = await self._accounts.ref_for(order.user_id, order.account_id)
+        broker = self._accounts.broker_for(ref.broker)
+        submitting = await self.move(order, S.SUBMITTING, submitted_at=self._clock.now())
+        if submitting is None:
+            return
+        self.stats["sent"] += 1
+        request = PlaceRequest(
+            client_order_id=order.client_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            qty=order.qty,
+            price=order.price,
+        )
+        try:
+            ack = await asyncio.wait_for(broker.place(ref, request), self.policy.submit_timeout)
+        except BrokerNotProcessed as e:
+            back = await self.move(
+                submitting, S.QUEUED, detail=f"not processed ({e.code}); requeued"
+            )
+            if back is not None:
+                loop = asyncio.get_running_loop()
+                loop.call_later(e.retry_after, self.queue.requeue, item)
+            return
+        except BrokerRejected as e:
+            await self.move(
+                submitting, S.REJECTED, detail=e.code, reason_code=e.code, reason=e.message
+            )
+            return
+        except (TimeoutError, BrokerError, OSError) as e:
+            # Outcome unknown: never resend blindly; reconciliation decides.
+            self.stats["unknown"] += 1
+            code = getattr(e, "code", type(e).__name__)
+            await self.move(
+                submitting,
+                S.UNKNOWN,
+                detail=f"outcome unknown: {code}",
+                reason_code="broker.unknown",
+                reason="브로커 응답을 받지 못했습니다; 잔고와 대조 중입니다 (outcome unknown; reconciling)",
+            )
+            self.on_unknown(order.account_id)
+            return
+        await self._acknowledged(submitting, ack.broker_order_id, ack.org_no)
+
+    async def _acknowledged(self, order: Order, broker_order_id: str, org_no: str | None) -> None:
+        async with (
+            self._account_locks[order.account_id],
+            self._db.tx(Actor.user(order.user_id)) as conn,
+        ):
+            fresh = await self._reload(conn, order)
+            values = {"broker_order_id": broker_order_id, "broker_org_no": org_no}
+            if fresh.status in (S.SUBMITTING, S.UNKNOWN):
+                moved = await repo.transition(
+                    conn, fresh, S.ACCEPTED, self._clock.now(), detail="accepted", **values
+                )
+            else:
+                # Executions got here first (they already moved the order on); keep the id.
+                await conn.execute(
+                    t.orders.update().where(t.orders.c.id == fresh.id).values(**values)
+                )
+                moved = await self._reload(conn, fresh)
+        if moved is not None:
+            self._publish(moved)
+        for event in self._orphans.pop((order.account_id, broker_order_id), []):
+            await self.on_execution(order.account_id, event)
+
+    async def _send_cancel(self, item: QueueItem) -> None:
+        order = await self._load(item.user_id, item.order_id)
+        if order is None or order.status != S.CANCEL_PENDING or not order.broker_order_id:
+            return
+        ref = await self._accounts.ref_for(order.user_id, order.account_id)
+        broker = self._accounts.broker_for(ref.broker)
+        try:
+            await asyncio.wait_for(
+                broker.cancel(ref, order.broker_order_id, order.symbol, order.remaining),
+                self.policy.submit_timeout,
+            )
+        except BrokerNotProcessed as e:
+            asyncio.get_running_loop().call_later(e.retry_after, self.queue.requeue, item)
+            return
+        except BrokerRejected as e:
+            fresh = await self._load(order.user_id, order.id)
+            if fresh is not None and fresh.status == S.CANCEL_PENDING:
+                back = S.PARTIALLY_FILLED if fresh.filled_qty else S.ACCEPTED
+                await self.move(
+                    fresh,
+                    back,
+                    detail=f"cancel refused: {e.code}",
+                    reason_code=e.code,
+                    reason=f"취소 거부: {e.message}",
+                )
+            self.on_unknown(order.account_id)
+            return
+        except (TimeoutError, BrokerError, OSError):
+            self.on_unknown(order.account_id)
+            return
+        fresh = await self._load(order.user_id, order.id)
+        if fresh is not None and fresh.status == S.CANCEL_PENDING:
+            await self.move(fresh, S.CANCELLED, detail="cancel confirmed")
+
+    # ------------------------------------------------------------------ executions (brokers)
+
+    async def on_execution(self, account_id: int, event: ExecutionEvent) -> None:
+        """An execution event from a broker: an order update or a fill."""
+        report = event.fill if isinstance(event, FillEvent) else event.report
+        order = await self._find(account_id, report.broker_order_id, report.client_order_id)
+        if order is None:
+            # Not ours yet (the place() answer is still on its way), or not ours at all.
+            self._orphans[(account_id, report.broker_order_id)].append(event)
+            return
+        if isinstance(event, FillEvent):
+            await self.apply_fill(order, event.fill)
+        else:
+            await self.apply_report(order, event.report)
+
+    async def _find(
+        self, account_id: int, broker_order_id: str, client_order_id: str | None
+    ) -> Order | None:
+        user_id = await self._owner(account_id)
+        if user_id is None:
+            return None
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            order = await repo.get_by_broker_id(conn, user_id, account_id, broker_order_id)
+            if order is None and client_order_id:
+                order = await repo.get_by_client_id(conn, user_id, client_order_id)
+                if order is not None and order.account_id != account_id:
+                    order = None
+        return order
+
+    async def _owner(self, account_id: int) -> int | None:
+        owners = self._owners
+        if account_id not in owners:
+            async with self._db.tx(SYSTEM) as conn:
+                row = (
+                    await conn.execute(
+                        t.broker_accounts.select()
+                        .with_only_columns(t.broker_accounts.c.user_id)
+                        .where(t.broker_accounts.c.id == account_id)
+                    )
+                ).first()
+            if row is None:
+                return None
+            owners[account_id] = int(row[0])
+        return owners[account_id]
+
+    async def apply_fill(self, order: Order, fill: FillReport) -> Order | None:
+        """Book one execution: fill row, order, position, cash and the day's P&L together."""
+        fill_day = datetime.fromtimestamp(fill.ts, KST).date()
+        async with (
+            self._account_locks[order.account_id],
+            self._db.tx(Actor.user(order.user_id)) as conn,
+        ):
+            order = await self._reload(conn, order)
+            if fill.qty <= 0 or fill.qty > order.remaining:
+                log.warning(
+                    "fill %s for order %s has qty %s (remaining %s); ignored",
+                    fill.fill_id,
+                    order.id,
+                    fill.qty,
+                    order.remaining,
+                )
+                return None
+            acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+            rate = acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE
+            inst = self._quotes.instrument(order.symbol)
+            market = inst.market if inst else "KOSPI"
+            fee, tax = krx.fill_costs(order.side, fill.qty, fill.price, fill_day, market, rate)
+            if fill.commission is not None:
+                fee = fill.commission
+            if fill.tax is not None:
+                tax = fill.tax
+            now = self._clock.now()
+            ts = datetime.fromtimestamp(fill.ts, KST)
+            fill_row = await ledger.insert_fill(
+                conn,
+                user_id=order.user_id,
+                account_id=order.account_id,
+                order_id=order.id,
+                strategy_id=order.strategy_id,
+                broker_fill_id=fill.fill_id,
+                symbol=order.symbol,
+                side=order.side.value,
+                qty=fill.qty,
+                price=fill.price,
+                commission=fee,
+                tax=tax,
+                trading_day=fill_day,
+                ts=ts,
+            )
+            if fill_row is None:
+                return None  # already booked (duplicate report)
+            pos = await ledger.position(conn, order.user_id, order.account_id, order.symbol)
+            effect = apply_fill(pos, order.side, fill.qty, fill.price, fee, tax)
+            await ledger.save_position(
+                conn, order.user_id, order.account_id, order.symbol, effect.position, now
+            )
+            amount = fill.qty * fill.price
+            kind = "buy" if order.side == Side.BUY else "sell"
+            await ledger.post_cash(
+                conn,
+                order.user_id,
+                order.account_id,
+                -amount if order.side == Side.BUY else amount,
+                kind,
+                now,
+                order_id=order.id,
+                fill_id=fill_row,
+            )
+            await ledger.post_cash(
+                conn,
+                order.user_id,
+                order.account_id,
+                -fee,
+                "commission",
+                now,
+                order_id=order.id,
+                fill_id=fill_row,
+            )
+            await ledger.post_cash(
+                conn,
+                order.user_id,
+                order.account_id,
+                -tax,
+                "tax",
+                now,
+                order_id=order.id,
+                fill_id=fill_row,
+            )
+            await ledger.bump_day(
+                conn, order.user_id, krx.trading_date(now), realized=effect.realized
+            )
+            filled = order.filled_qty + fill.qty
+            remaining = order.qty - filled
+            reserved = (
+                order.reserved_cash * remaining // order.remaining if order.side == Side.BUY else 0
+            )
+            status = (
+                order.status
+                if order.status in TERMINAL
+                else status_after_fill(order.qty, filled, order.status)
+            )
+            if status == S.FILLED:
+                reserved = 0
+            values: dict[str, Any] = {
+                "filled_qty": filled,
+                "filled_amount": order.filled_amount + amount,
+                "commission": order.commission + fee,
+                "tax": order.tax + tax,
+                "reserved_cash": reserved,
+            }
+            if order.broker_order_id is None:
+                values["broker_order_id"] = fill.broker_order_id
+            await conn.execute(
+                t.orders.update()
+                .where(t.orders.c.id == order.id)
+                .values(status=status.value, updated_at=now, **values)
+            )
+            await repo.add_event(
+                conn, order.user_id, order.id, status, now, f"fill {fill.qty}@{fill.price}"
+            )
+            updated = await self._reload(conn, order)
+        self.stats["fills"] += 1
+        self._bus.publish(
+            order.user_id,
+            {
+                "type": "fill",
+                "fill": {
+                    "order_id": order.id,
+                    "strategy_id": order.strategy_id,
+                    "symbol": order.symbol,
+                    "side": order.side.value,
+                    "qty": fill.qty,
+                    "price": fill.price,
+                    "commission": fee,
+                    "tax": tax,
+                    "ts": ts.isoformat(),
+                    "account_id": order.account_id,
+                },
+            },
+        )
+        self._publish(updated)
+        return updated
+
+    async def apply_report(self, order: Order, rep: OrderStatusReport) -> Order | None:
+        """Bring an order in line with the broker's status report (fills come separately)."""
+        target = rep.status
+        if order.status in TERMINAL or target == order.status:
+            return None
+        values: dict[str, Any] = {}
+        if order.broker_order_id is None:
+            values["broker_order_id"] = rep.broker_order_id
+        if target == S.ACCEPTED and order.status in (S.SUBMITTING, S.UNKNOWN):
+            return await self.move(order, S.ACCEPTED, detail="broker: accepted", **values)
+        if target in (S.CANCELLED, S.REJECTED, S.EXPIRED) and rep.filled_qty <= order.filled_qty:
+            extra = (
+                {"reason_code": f"broker.{target.value.lower()}", "reason": rep.reason}
+                if target == S.REJECTED
+                else {}
+            )
+            if order.status in (S.SUBMITTING,):
+                return None  # the place() answer will settle it
+            return await self.move(
+                order, target, detail=f"broker: {target.value.lower()}", **values, **extra
+            )
+        if (
+            target in (S.PARTIALLY_FILLED, S.FILLED)
+            and order.status in (S.UNKNOWN,)
+            and rep.filled_qty == 0
+        ):
+            return await self.move(order, S.ACCEPTED, detail="broker: working", **values)
+        return None
+
+    # ------------------------------------------------------------------ start-up and day end
+
+    async def recover(self) -> dict[str, int]:
+        """After a (re)start: queued orders go back in the queue; orders caught mid-submit
+        become UNKNOWN for reconciliation. Nothing is resent blindly."""
+        counts = {"requeued": 0, "unknown": 0}
+        async with self._db.tx(SYSTEM) as conn:
+            pending = await repo.open_orders(
+                conn, statuses=[S.QUEUED.value, S.SUBMITTING.value, S.CANCEL_PENDING.value]
+            )
+            brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
+        for order in pending:
+            broker = brokers.get(order.account_id, "paper")
+            if order.status == S.QUEUED:
+                self._enqueue(order, broker, Kind.PLACE, order.priority)
+                counts["requeued"] += 1
+            elif order.status == S.SUBMITTING:
+                await self.move(
+                    order,
+                    S.UNKNOWN,
+                    detail="server restarted during submit",
+                    reason_code="broker.unknown",
+                    reason="재시작 중 전송 결과 확인 필요 (reconciling)",
+                )
+                counts["unknown"] += 1
+            elif order.status == S.CANCEL_PENDING:
+                self._enqueue(order, broker, Kind.CANCEL, Priority.URGENT)
+        return counts
+
+    async def expire_stale(self, today: date) -> int:
+        """Queued orders of earlier days expire (the broker expires its own at day end)."""
+        n = 0
+        async with self._db.tx(SYSTEM) as conn:
+            stale = [
+                o
+                for o in await repo.open_orders(conn, statuses=[S.QUEUED.value])
+                if o.trading_day < today
+            ]
+        for order in stale:
+            self.queue.remove(order.id, Kind.PLACE)
+            if await self.move(order, S.EXPIRED, detail="day ended before sending") is not None:
+                n += 1
+        return n
+
+    # ------------------------------------------------------------------ kill switches
+
+    async def set_server_state(self, state: str, *, actor_id: int | None, ip: str | None) -> None:
+        if state not in (risk.ACTIVE, risk.REDUCING, risk.HALTED):
+            raise InvalidInput("state must be ACTIVE, REDUCING or HALTED", "risk.bad_state")
+        now = self._clock.now()
+        async with self._db.tx(SYSTEM) as conn:
+            row = (
+                await conn.execute(
+                    t.system_state.select().where(t.system_state.c.key == "trading_state")
+                )
+            ).first()
+            if row is None:
+                await conn.execute(
+                    t.system_state.insert().values(
+                        key="trading_state", value={"state": state}, updated_at=now
+                    )
+                )
+            else:
+                await conn.execute(
+                    t.system_state.update()
+                    .where(t.system_state.c.key == "trading_state")
+                    .values(value={"state": state}, updated_at=now)
+                )
+            await audit.record(
+                conn,
+                action="server.trading_state",
+                now=now,
+                user_id=None,
+                actor_id=actor_id,
+                ip=ip,
+                detail={"from": self.server_state, "to": state},
+            )
+        self.server_state = state
+
+    async def load_server_state(self) -> str:
+        async with self._db.tx(SYSTEM) as conn:
+            row = (
+                await conn.execute(
+                    t.system_state.select().where(t.system_state.c.key == "trading_state")
+                )
+            ).first()
+        self.server_state = str(row.value.get("state", risk.ACTIVE)) if row else risk.ACTIVE
+        return self.server_state
+
+    # ------------------------------------------------------------------ reconciliation hooks
+
+    async def open_at_broker(self, account_id: int) -> list[Order]:
+        user_id = await self._owner(account_id)
+        if user_id is None:
+            return []
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            return [
+                o
+                for o in await repo.open_orders(conn, user_id=user_id, account_id=account_id)
+                if o.status in AT_BROKER or o.status == S.SUBMITTING
+            ]
+
+    async def account_ref(self, account_id: int) -> AccountRef | None:
+        user_id = await self._owner(account_id)
+        if user_id is None:
+            return None
+        try:
+            return await self._accounts.ref_for(user_id, account_id)
+        except NotFound:
+            return None

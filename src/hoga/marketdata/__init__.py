@@ -1,0 +1,1 @@
+"""Market data: the shared hub, bars, the bundled universe and the feeds behind them."""

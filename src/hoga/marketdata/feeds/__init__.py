@@ -1,0 +1,1 @@
+"""Feeds: adapters that bring ticks into the hub (simulator, replay, brokers)."""

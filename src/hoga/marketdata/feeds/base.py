@@ -1,0 +1,51 @@
+"""The feed protocol: upstream sessions that carry a limited number of symbols each.
+
+A feed says how many symbols one session can carry and how many sessions it may open; the hub
+packs subscriptions into sessions accordingly. Sessions push ticks through ``on_tick`` and
+report their end through ``on_close`` (``None`` for a clean close, else the error).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from hoga.domain.market import Tick
+
+TickHandler = Callable[[Tick], None]
+CloseHandler = Callable[["FeedSession", BaseException | None], None]
+
+
+class FeedError(Exception):
+    """An upstream refused a subscription or failed; ``code`` names the reason."""
+
+    def __init__(self, message: str, code: str = "feed.error") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class FeedSession(Protocol):
+    """One upstream connection carrying up to ``Feed.symbols_per_session`` symbols."""
+
+    id: str
+
+    @property
+    def symbols(self) -> frozenset[str]: ...
+
+    async def subscribe(self, symbols: list[str]) -> None: ...
+
+    async def unsubscribe(self, symbols: list[str]) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class Feed(Protocol):
+    """A source of ticks. ``None`` capacities mean unlimited."""
+
+    name: str
+    symbols_per_session: int | None
+    max_sessions: int | None
+
+    async def open_session(self, on_tick: TickHandler, on_close: CloseHandler) -> FeedSession: ...
+
+    async def close(self) -> None: ...

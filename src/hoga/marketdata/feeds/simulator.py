@@ -1,0 +1,343 @@
+"""A simulated KRX market and a feed over it.
+
+``SimulatedMarket`` moves every instrument of a universe: each step trades one instrument at its
+bid or ask, and now and then moves its book one tick, pulled back toward the day's base price.
+Prices stay on the tick grid and inside the day's ±30% limits (both from ``domain.krx``). The
+sequence of trades depends only on the seed; timestamps come from the clock.
+
+``SimulatorFeed`` is the embedded default feed: it drives the market at a configured rate and
+delivers ticks through sessions that, like a broker's, may be capped in symbols per session and
+in number of sessions (set 41 per session to rehearse KIS).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Literal
+
+from hoga.domain import krx
+from hoga.domain.clock import KST, Clock
+from hoga.domain.market import Instrument, Tick
+from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
+from hoga.marketdata.universe import Universe
+
+MarketMode = Literal["demo", "calendar"]
+
+
+@dataclass(slots=True)
+class _Book:
+    inst: Instrument
+    base: int
+    lower: int
+    upper: int
+    bid: int
+    ask: int
+    last: Tick | None = None
+    cum_volume: int = 0
+
+
+def _book_around(inst: Instrument, base: int, mid: int) -> _Book:
+    lower, upper = krx.price_limits(base, inst.kind)
+    mid = min(max(mid, lower), upper)
+    mid = krx.round_to_tick(mid, inst.kind)
+    if mid >= upper:
+        ask = upper
+        bid = krx.step_price(upper, -1, inst.kind)
+    else:
+        bid = max(mid, lower)
+        ask = krx.step_price(bid, 1, inst.kind)
+    return _Book(inst=inst, base=base, lower=lower, upper=upper, bid=bid, ask=ask)
+
+
+class SimulatedMarket:
+    """Prices for every instrument, deterministic under a seed.
+
+    Demo mode trades around the clock; calendar mode trades only in KRX's continuous session.
+    The base price (기준가) of a new KST day is the previous day's last trade.
+    """
+
+    #: Probability that a step moves the book before trading.
+    MOVE_PROBABILITY = 0.35
+
+    def __init__(
+        self,
+        universe: Universe,
+        *,
+        seed: int,
+        clock: Clock,
+        mode: MarketMode = "demo",
+    ) -> None:
+        self.universe = universe
+        self.mode = mode
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._books = {
+            i.symbol: _book_around(i, i.base_price, i.base_price) for i in universe.instruments
+        }
+        self._order = [self._books[i.symbol] for i in universe.instruments]
+        self._listeners: list[TickHandler] = []
+        self._day_end = self._next_midnight(clock.time())
+        self.steps = 0
+
+    @staticmethod
+    def _next_midnight(ts: float) -> float:
+        d = datetime.fromtimestamp(ts, KST).date() + timedelta(days=1)
+        return datetime(d.year, d.month, d.day, tzinfo=KST).timestamp()
+
+    # --- QuoteSource
+
+    def last(self, symbol: str) -> Tick | None:
+        book = self._books.get(symbol)
+        if book is None:
+            return None
+        if book.last is None:
+            # Before the first trade the book itself is the quote, at the base price.
+            return Tick(
+                symbol=symbol,
+                price=book.base,
+                volume=0,
+                ts=self._clock.time(),
+                bid=book.bid,
+                ask=book.ask,
+                bid_size=0,
+                ask_size=0,
+                base_price=book.base,
+            )
+        return book.last
+
+    def instrument(self, symbol: str) -> Instrument | None:
+        book = self._books.get(symbol)
+        if book is None:
+            return None
+        return replace(book.inst, base_price=book.base)
+
+    # --- driving
+
+    def add_listener(self, fn: TickHandler) -> None:
+        """Called with every trade of every symbol (the paper broker matches orders here)."""
+        self._listeners.append(fn)
+
+    def is_open(self, when: datetime | None = None) -> bool:
+        if self.mode == "demo":
+            return True
+        return krx.session_phase(when or self._clock.now()) == krx.Phase.CONTINUOUS
+
+    def _roll_day(self, ts: float) -> None:
+        for sym, book in self._books.items():
+            close = book.last.price if book.last else book.base
+            self._books[sym] = _book_around(book.inst, close, close)
+        self._order = [self._books[i.symbol] for i in self.universe.instruments]
+        self._day_end = self._next_midnight(ts)
+
+    def step(self, ts: float | None = None) -> Tick:
+        """Trade one instrument once and return the tick (listeners have seen it)."""
+        now = self._clock.time() if ts is None else ts
+        if now >= self._day_end:
+            self._roll_day(now)
+        rng = self._rng
+        book = self._order[rng.randrange(len(self._order))]
+        kind = book.inst.kind
+        if rng.random() < self.MOVE_PROBABILITY:
+            mid = (book.bid + book.ask) / 2
+            pull = (book.base - mid) / book.base * 8
+            up = rng.random() < 0.5 + max(-0.3, min(0.3, pull))
+            if up and book.ask < book.upper:
+                book.bid = book.ask
+                book.ask = krx.step_price(book.ask, 1, kind)
+            elif not up and book.bid > book.lower:
+                book.ask = book.bid
+                book.bid = krx.step_price(book.bid, -1, kind)
+        buy = rng.random() < 0.5
+        price = book.ask if buy else book.bid
+        volume = rng.randint(1, 60) * (10 if rng.random() < 0.15 else 1)
+        book.cum_volume += volume
+        tick = Tick(
+            symbol=book.inst.symbol,
+            price=price,
+            volume=volume,
+            ts=now,
+            bid=book.bid,
+            ask=book.ask,
+            bid_size=rng.randint(1, 80) * 10,
+            ask_size=rng.randint(1, 80) * 10,
+            cum_volume=book.cum_volume,
+            base_price=book.base,
+        )
+        book.last = tick
+        self.steps += 1
+        for fn in self._listeners:
+            fn(tick)
+        return tick
+
+
+class SimulatedSession:
+    """A session of the simulator feed; its capacity mimics a broker's registration cap."""
+
+    def __init__(
+        self, feed: SimulatorFeed, sid: str, on_tick: TickHandler, on_close: CloseHandler
+    ) -> None:
+        self.id = sid
+        self._feed = feed
+        self.on_tick = on_tick
+        self._on_close = on_close
+        self._symbols: set[str] = set()
+        self.closed = False
+        self.stalled = False
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(self._symbols)
+
+    async def subscribe(self, symbols: list[str]) -> None:
+        if self.closed:
+            raise FeedError("session is closed", "feed.closed")
+        new = [s for s in symbols if s not in self._symbols]
+        cap = self._feed.symbols_per_session
+        if cap is not None and len(self._symbols) + len(new) > cap:
+            raise FeedError(
+                f"MAX SUBSCRIBE OVER: a session carries at most {cap} symbols", "feed.session_full"
+            )
+        unknown = [s for s in new if s not in self._feed.market.universe]
+        if unknown:
+            raise FeedError(f"unknown symbols: {', '.join(unknown)}", "feed.unknown_symbol")
+        self._symbols.update(new)
+        self._feed.subscribe_calls += len(new)
+        self._feed._index_add(self, new)
+
+    async def unsubscribe(self, symbols: list[str]) -> None:
+        gone = [s for s in symbols if s in self._symbols]
+        self._symbols.difference_update(gone)
+        self._feed._index_remove(self, gone)
+
+    async def close(self) -> None:
+        self._end(None)
+
+    def _end(self, error: BaseException | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self._feed._index_remove(self, list(self._symbols))
+        self._feed._sessions.pop(self.id, None)
+        self._on_close(self, error)
+
+
+class SimulatorFeed:
+    """The embedded feed: drives a SimulatedMarket at ``ticks_per_second`` and fans ticks out
+    to the sessions subscribed to each symbol.
+
+    Test hooks: ``drop(session_id)`` ends a session as a network failure would, and
+    ``stall(session_id)`` keeps it open but silent (for the staleness watchdog).
+    """
+
+    name = "simulator"
+
+    def __init__(
+        self,
+        market: SimulatedMarket,
+        *,
+        ticks_per_second: float,
+        symbols_per_session: int | None = None,
+        max_sessions: int | None = None,
+        monotonic: Callable[[], float] | None = None,
+    ) -> None:
+        self.market = market
+        self.ticks_per_second = ticks_per_second
+        self.symbols_per_session = symbols_per_session or None
+        self.max_sessions = max_sessions or None
+        self._sessions: dict[str, SimulatedSession] = {}
+        self._by_symbol: dict[str, list[SimulatedSession]] = {}
+        self._ids = itertools.count(1)
+        self._task: asyncio.Task[None] | None = None
+        self._loop_time = monotonic
+        self.sessions_opened = 0
+        self.subscribe_calls = 0
+
+    # --- sessions
+
+    async def open_session(self, on_tick: TickHandler, on_close: CloseHandler) -> SimulatedSession:
+        if self.max_sessions is not None and len(self._sessions) >= self.max_sessions:
+            raise FeedError(f"no more than {self.max_sessions} sessions", "feed.too_many_sessions")
+        sid = f"sim-{next(self._ids)}"
+        session = SimulatedSession(self, sid, on_tick, on_close)
+        self._sessions[sid] = session
+        self.sessions_opened += 1
+        return session
+
+    @property
+    def open_sessions(self) -> list[SimulatedSession]:
+        return list(self._sessions.values())
+
+    def _index_add(self, session: SimulatedSession, symbols: list[str]) -> None:
+        for s in symbols:
+            self._by_symbol.setdefault(s, []).append(session)
+
+    def _index_remove(self, session: SimulatedSession, symbols: list[str]) -> None:
+        for s in symbols:
+            lst = self._by_symbol.get(s)
+            if lst and session in lst:
+                lst.remove(session)
+                if not lst:
+                    del self._by_symbol[s]
+
+    def drop(self, session_id: str) -> None:
+        """Fault: end a session as a dropped connection would."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session._end(ConnectionResetError(f"simulated drop of {session_id}"))
+
+    def stall(self, session_id: str, stalled: bool = True) -> None:
+        """Fault: keep a session open but stop its data."""
+        session = self._sessions.get(session_id)
+        if session is not None:
+            session.stalled = stalled
+
+    # --- driving
+
+    def emit(self, tick: Tick) -> None:
+        for session in self._by_symbol.get(tick.symbol, ()):
+            if not session.stalled:
+                session.on_tick(tick)
+
+    def pump(self, n: int) -> None:
+        """Produce ``n`` trades now (the run loop calls this; tests may too)."""
+        step, emit = self.market.step, self.emit
+        for _ in range(n):
+            emit(step())
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = self._loop_time or loop.time
+        start = now()
+        produced = 0
+        interval = max(0.005, min(0.1, 1.0 / self.ticks_per_second))
+        while True:
+            await asyncio.sleep(interval)
+            if not self.market.is_open():
+                start, produced = now(), 0
+                await asyncio.sleep(1.0)
+                continue
+            due = int((now() - start) * self.ticks_per_second) - produced
+            if due > 0:
+                # Cap a catch-up burst after a stall so a slow consumer is not flooded.
+                n = min(due, int(self.ticks_per_second) + 1)
+                self.pump(n)
+                produced += due
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator-feed")
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for session in list(self._sessions.values()):
+            session._end(None)

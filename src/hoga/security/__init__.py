@@ -1,0 +1,1 @@
+"""Passwords, tokens, TOTP, the credential vault, IP allowlists and login throttling."""

@@ -1,0 +1,79 @@
+"""Login throttling: failures slow a username or an address down, then lock it for a while.
+
+Keys are the username as typed (whether or not it exists, so a lock does not reveal that) and
+the client address. State lives in memory: hoga is one process, and a restart forgetting
+half-finished lockouts is acceptable.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+from hoga.domain.clock import Clock
+
+
+@dataclass
+class _Entry:
+    failures: deque[float] = field(default_factory=deque)
+    locked_until: float = 0.0
+
+
+class LoginThrottle:
+    """Counts failures per key within ``window`` seconds; ``max_failures`` locks the key."""
+
+    def __init__(
+        self,
+        clock: Clock,
+        *,
+        max_failures: int = 5,
+        lock_seconds: float = 900.0,
+        window: float = 900.0,
+        base_delay: float = 0.25,
+        max_delay: float = 3.0,
+    ) -> None:
+        self._clock = clock
+        self.max_failures = max_failures
+        self.lock_seconds = lock_seconds
+        self.window = window
+        self.base_delay = base_delay
+        self.max_delay = max_delay
+        self._entries: dict[str, _Entry] = {}
+
+    def _entry(self, key: str) -> _Entry:
+        e = self._entries.get(key)
+        if e is None:
+            e = self._entries[key] = _Entry()
+        now = self._clock.monotonic()
+        while e.failures and e.failures[0] < now - self.window:
+            e.failures.popleft()
+        return e
+
+    def locked_for(self, *keys: str) -> float:
+        """Seconds until every given key is unlocked (0 when none is locked)."""
+        now = self._clock.monotonic()
+        return max((max(0.0, self._entry(k).locked_until - now) for k in keys), default=0.0)
+
+    def failure(self, *keys: str, limits: dict[str, int] | None = None) -> float:
+        """Record a failure; returns the delay to impose before answering."""
+        now = self._clock.monotonic()
+        worst = 0
+        for k in keys:
+            e = self._entry(k)
+            e.failures.append(now)
+            limit = (limits or {}).get(k, self.max_failures)
+            if len(e.failures) >= limit:
+                e.locked_until = now + self.lock_seconds
+                e.failures.clear()
+            worst = max(worst, len(e.failures))
+        if len(self._entries) > 10_000:
+            self._prune(now)
+        return min(self.max_delay, self.base_delay * (2 ** max(0, worst - 1))) if worst else 0.0
+
+    def success(self, *keys: str) -> None:
+        for k in keys:
+            self._entries.pop(k, None)
+
+    def _prune(self, now: float) -> None:
+        for k in [k for k, e in self._entries.items() if not e.failures and e.locked_until < now]:
+            del self._entries[k]

@@ -1,0 +1,1 @@
+"""Persistence: tables, migrations and repositories that always act for a named user."""

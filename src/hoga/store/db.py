@@ -1,0 +1,203 @@
+"""The database handle: engines, transactions bound to an acting user, migrations.
+
+Every transaction names its actor. On PostgreSQL the actor becomes ``app.user_id`` for that
+transaction (``set_config(..., true)``, i.e. ``SET LOCAL``), and row-level-security policies let
+the transaction see only that user's rows. The server runs as a role that owns nothing and
+cannot bypass RLS; only migrations run as the owner. On SQLite the repositories' explicit
+``user_id`` filters are the only wall, and transactions are serialised (one writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from hoga.domain.errors import ServiceUnavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who a transaction acts for: one user, or the system itself (start-up, dispatcher, admin)."""
+
+    user_id: int | None
+    system: bool = False
+
+    @staticmethod
+    def user(user_id: int) -> Actor:
+        return Actor(user_id=user_id)
+
+    def __post_init__(self) -> None:
+        if not self.system and self.user_id is None:
+            raise ValueError("a user actor needs a user id")
+
+
+SYSTEM = Actor(user_id=None, system=True)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """The database cannot be reached or opened; the message says which URL and why."""
+
+
+def describe_url(url: str) -> str:
+    """The URL without its password, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<unparseable database URL>"
+
+
+class Database:
+    """Owns the engines and hands out transactions.
+
+    ``tx(actor)`` is the only way code reads or writes: it opens a transaction, binds the actor
+    for row-level security and commits on success, rolls back on error.
+    """
+
+    def __init__(self, url: str, *, app_role: str | None = "hoga_app", echo: bool = False) -> None:
+        try:
+            parsed = make_url(url)
+        except ArgumentError:
+            raise DatabaseUnavailable(
+                f"HOGA_DATABASE_URL is not a database URL: {url!r}", code="db.bad_url"
+            ) from None
+        self.url = url
+        self.is_postgres = parsed.get_backend_name() == "postgresql"
+        self.is_sqlite = parsed.get_backend_name() == "sqlite"
+        if not (self.is_postgres or self.is_sqlite):
+            raise DatabaseUnavailable(
+                f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
+                code="db.unsupported",
+            )
+        self.app_role = app_role if self.is_postgres else None
+        self._echo = echo
+        self._engine: AsyncEngine | None = None
+        # SQLite has one writer; serialising transactions avoids SQLITE_BUSY and upgrade deadlocks.
+        self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
+
+    # --- lifecycle
+
+    def _make_engine(self, *, as_app: bool) -> AsyncEngine:
+        kwargs: dict[str, Any] = {"echo": self._echo}
+        if self.is_sqlite:
+            db_path = make_url(self.url).database
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+            kwargs["pool_size"] = 1
+            kwargs["max_overflow"] = 0
+        else:
+            settings = {"application_name": "hoga"}
+            if as_app and self.app_role:
+                # The server's connections act as the app role from the first statement on.
+                settings["role"] = self.app_role
+            kwargs["connect_args"] = {"server_settings": settings, "timeout": 10}
+            kwargs["pool_size"] = 10
+            kwargs["pool_pre_ping"] = True
+        engine = create_async_engine(self.url, **kwargs)
+        if self.is_sqlite:
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+
+    async def start(self) -> None:
+        """Open the engine and prove the database answers."""
+        self._engine = self._make_engine(as_app=True)
+        try:
+            async with self._engine.connect() as conn:
+                await conn.execute(text("select 1"))
+        except (OSError, OperationalError, DBAPIError) as e:
+            await self._engine.dispose()
+            self._engine = None
+            raise DatabaseUnavailable(
+                f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
+                code="db.unreachable",
+            ) from None
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
+            self._engine = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Database.start() has not been called")
+        return self._engine
+
+    # --- migrations
+
+    async def migrate(self) -> list[str]:
+        """Apply pending migrations as the owner; on PostgreSQL, (re)apply RLS and grants.
+
+        Returns the revisions applied.
+        """
+        from hoga.store.migrate import upgrade_sync
+
+        owner = self._make_engine(as_app=False)
+        try:
+            async with owner.begin() as conn:
+                applied: list[str] = await conn.run_sync(upgrade_sync)
+                if self.is_postgres and self.app_role:
+                    from hoga.store.rls import ensure_rls
+
+                    await ensure_rls(conn, self.app_role)
+        except (OSError, OperationalError, DBAPIError) as e:
+            raise DatabaseUnavailable(
+                f"cannot migrate database {describe_url(self.url)}: {_root_cause(e)}",
+                code="db.unreachable",
+            ) from None
+        finally:
+            await owner.dispose()
+        return applied
+
+    # --- transactions
+
+    @contextlib.asynccontextmanager
+    async def tx(self, actor: Actor) -> AsyncIterator[AsyncConnection]:
+        """A transaction acting for ``actor``; commits when the block exits cleanly."""
+        if self._sqlite_lock is not None:
+            async with self._sqlite_lock, self.engine.begin() as conn:
+                yield conn
+            return
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                text(
+                    "select set_config('app.user_id', :uid, true), set_config('app.system', :sys, true)"
+                ),
+                {
+                    "uid": "" if actor.user_id is None else str(actor.user_id),
+                    "sys": "on" if actor.system else "off",
+                },
+            )
+            yield conn
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA foreign_keys=ON")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=5000")
+    cur.close()
+
+
+def _root_cause(e: BaseException) -> str:
+    inner: BaseException = e
+    while True:
+        nxt = getattr(inner, "orig", None) or inner.__cause__
+        if nxt is None or nxt is inner:
+            break
+        inner = nxt
+    return str(inner).strip().splitlines()[0] if str(inner).strip() else type(inner).__name__

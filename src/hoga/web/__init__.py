@@ -1,0 +1,1 @@
+"""The dashboard: static HTML, CSS and JavaScript served by ``hoga serve`` (no CDN)."""

@@ -25,7 +25,7 @@ from hoga.config import Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Bar, QuoteSource
-from hoga.execution.accounts import AccountService
+from hoga.execution.accounts import AccountService, VaultTokenStore
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.queue import OrderQueue
@@ -114,7 +114,8 @@ class HogaApp:
         )
         self.quotes = quotes
 
-        # Brokers.
+        # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
+        self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
         self.paper = PaperBroker(
             quotes,
             self.clock,

@@ -189,6 +189,33 @@ class BrokerAuthError(BrokerError):
     """Credentials were refused (wrong key or secret, wrong environment)."""
 
 
+class TokenStore(Protocol):
+    """Keeps an adapter's broker tokens across restarts, encrypted at rest.
+
+    KIS throttles token issuance (EGW00133) and notifies the user on every issue, so a restart
+    must reuse the token it already has. The server implements this with the vault; adapters
+    see only this protocol. ``kind`` names the token (``access``, ``approval``...).
+    """
+
+    async def load(self, account_id: int, kind: str) -> tuple[str, float] | None:
+        """The stored token and its expiry (POSIX seconds), or None."""
+
+    async def save(self, account_id: int, kind: str, token: str, expires_at: float) -> None: ...
+
+
+class MemoryTokenStore:
+    """A TokenStore that forgets on restart (tests, the fakes' own clients)."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[tuple[int, str], tuple[str, float]] = {}
+
+    async def load(self, account_id: int, kind: str) -> tuple[str, float] | None:
+        return self._tokens.get((account_id, kind))
+
+    async def save(self, account_id: int, kind: str, token: str, expires_at: float) -> None:
+        self._tokens[(account_id, kind)] = (token, expires_at)
+
+
 class Broker(Protocol):
     """What every broker adapter provides. One instance serves all accounts of its broker."""
 

@@ -125,7 +125,10 @@ class HogaApp:
             faults=paper_faults,
         )
         self.market.add_listener(self.paper.on_tick)
-        self.brokers: dict[str, Broker] = {"paper": self.paper, **(extra_brokers or {})}
+        self.brokers: dict[str, Broker] = {"paper": self.paper}
+        # --- real-broker adapters (KIS, Kiwoom) register here ---
+        # --- end of real-broker adapters ---
+        self.brokers.update(extra_brokers or {})
         self.accounts = AccountService(
             self.db,
             self.vault,

@@ -348,6 +348,68 @@ def db_upgrade() -> None:
     _run(run)
 
 
+# ------------------------------------------------------------------ broker fakes
+
+
+@app.command("fake-broker")
+def fake_broker(
+    broker: Annotated[str, typer.Argument(help="kis or kiwoom")],
+    port: Annotated[int, typer.Option(help="listen port (0 = any free port)")] = 0,
+    host: Annotated[str, typer.Option(help="listen address")] = "127.0.0.1",
+    app_key: Annotated[str | None, typer.Option(help="app key of the account")] = None,
+    app_secret: Annotated[str | None, typer.Option(help="app secret of the account")] = None,
+    account: Annotated[str | None, typer.Option(help="account number, e.g. 50123456-01")] = None,
+    env: Annotated[
+        str, typer.Option(help="mock or real (hosts, tr_ids and limits differ)")
+    ] = "mock",
+    cash: Annotated[int, typer.Option(help="starting cash of the account, won")] = 100_000_000,
+    hts_id: Annotated[str, typer.Option(help="HTS user id (KIS execution notices)")] = "hogauser",
+    accounts_file: Annotated[
+        Path | None,
+        typer.Option(help="TOML/JSON file with more accounts (account_no, app_key, ...)"),
+    ] = None,
+    seed: Annotated[int, typer.Option(help="simulated market seed")] = 1,
+    latency: Annotated[float, typer.Option(help="added latency per request, seconds")] = 0.0,
+    error_rate: Annotated[
+        float, typer.Option(help="share of requests answered with HTTP 500")
+    ] = 0.0,
+) -> None:
+    """Run a local server speaking the KIS or Kiwoom protocol (a sandbox for adapters)."""
+    from hoga.fakes import FakeAccount, FakeOptions, run_fake
+
+    if broker not in ("kis", "kiwoom"):
+        raise fail("broker must be kis or kiwoom")
+    if env not in ("mock", "real"):
+        raise fail("env must be mock or real")
+    accounts = []
+    if account or app_key or app_secret:
+        if not (account and app_key and app_secret):
+            raise fail("--account, --app-key and --app-secret go together")
+        accounts.append(FakeAccount(account, app_key, app_secret, cash, hts_id))
+    if not accounts and accounts_file is None:
+        raise fail("give --account/--app-key/--app-secret or --accounts-file")
+    from hoga import logs
+
+    logs.configure("info")
+    options = FakeOptions(
+        broker=broker,
+        host=host,
+        port=port,
+        env=env,
+        accounts=accounts,
+        accounts_file=accounts_file,
+        seed=seed,
+        latency=latency,
+        error_rate=error_rate,
+    )
+    try:
+        run_fake(options)
+    except ModuleNotFoundError:
+        raise fail(f"the {broker} fake is not available in this build") from None
+    except OSError as e:
+        raise fail(f"cannot start the {broker} fake on {host}:{port}: {e.strerror or e}") from None
+
+
 def main() -> None:
     try:
         app()

@@ -60,11 +60,11 @@ def test_users_are_isolated_and_secrets_stay_secret(server: Server) -> None:
     )
     assert r.status_code == 202, r.text
     order_id = r.json()["id"]
-    paper = [
+    paper = next(
         a
         for a in call("GET", "/api/broker-accounts", alice).json()["accounts"]
         if a["broker"] == "paper"
-    ][0]
+    )
 
     # Bob sees none of it: lists are his own, objects are 404.
     assert [a["broker"] for a in call("GET", "/api/broker-accounts", bob).json()["accounts"]] == [

@@ -11,8 +11,9 @@ import pyotp
 import pytest
 
 from hoga.domain.clock import ManualClock
-from hoga.store.db import SYSTEM
+from hoga.domain.errors import ServiceUnavailable
 from hoga.store import tables as t
+from hoga.store.db import SYSTEM
 from tests.helpers import PASSWORD, running
 
 
@@ -367,5 +368,5 @@ async def test_ciphertext_moved_to_another_user_does_not_open(
         lee = await h.hoga.auth.find_user("lee")
         h.hoga.accounts._refs.clear()
         record = await h.hoga.accounts.get(lee.id, acct_b["id"])
-        with pytest.raises(Exception, match="vault|열 수 없습니다"):
+        with pytest.raises(ServiceUnavailable, match=r"vault\.decrypt_failed|열 수 없습니다"):
             h.hoga.accounts.ref(record)

@@ -102,13 +102,11 @@ def version() -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from hoga.net import bind_listener
+
     try:
-        sock.bind((host, port))
+        return bind_listener(host, port)
     except OSError as e:
-        sock.close()
         if e.errno == errno.EADDRINUSE:
             raise fail(
                 f"port {port} on {host} is already in use; stop the other process or set HOGA_PORT"
@@ -118,9 +116,6 @@ def _bind(host: str, port: int) -> socket.socket:
         if e.errno == errno.EACCES:
             raise fail(f"no permission to listen on port {port}; use a port above 1023") from None
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _quiet_exit_server() -> type:

@@ -13,6 +13,7 @@ volume. Checks run vectorised in Arrow, so a million rows load in about a second
 from __future__ import annotations
 
 import io
+import itertools
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -90,7 +91,9 @@ def _row(i: int) -> str:
     return f"row {i + 1} (line {i + 2})"
 
 
-def read_csv_bytes(data: bytes, symbol: str, *, source: str = "CSV", interval: int | None = None) -> BarSeries:
+def read_csv_bytes(
+    data: bytes, symbol: str, *, source: str = "CSV", interval: int | None = None
+) -> BarSeries:
     """Parse CSV bytes into a validated series."""
     if not data.strip():
         raise _bad("data.empty", "csv", f"{source}: no data")
@@ -137,7 +140,9 @@ def read_file(path: Path, symbol: str, *, interval: int | None = None) -> BarSer
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
-            raise _bad("data.unreadable", "data", f"{path}: not a readable Parquet file ({e})") from None
+            raise _bad(
+                "data.unreadable", "data", f"{path}: not a readable Parquet file ({e})"
+            ) from None
         cols = {c.lower(): c for c in table.column_names}
         missing = [c for c in COLUMNS if c not in cols]
         if missing:
@@ -292,7 +297,7 @@ def from_table(
 
 def detect_interval(ts: Sequence[int]) -> int:
     """The most common gap between the first thousand bars (a day for daily data)."""
-    gaps = Counter(b - a for a, b in zip(ts[:1000], ts[1:1001], strict=False))
+    gaps = Counter(b - a for a, b in itertools.pairwise(ts))
     if not gaps:
         return 86_400
     gap = gaps.most_common(1)[0][0]

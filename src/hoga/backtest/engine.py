@@ -27,13 +27,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
+from hoga.backtest.data import BarSeries
 from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.domain.errors import InvalidInput
 from hoga.domain.market import Bar
 from hoga.domain.portfolio import Position, apply_fill
 from hoga.strategies.base import Context, Fill, LogLine, Strategy, StrategyParams, overrides
-from hoga.backtest.data import BarSeries
 
 _DAY = 86_400
 _KST = 9 * 3600
@@ -108,7 +108,9 @@ def run_backtest(
     if not series or not any(len(s) for s in series):
         raise InvalidInput("no bars to backtest", "backtest.no_data", field="data")
     if isinstance(cash, bool) or not isinstance(cash, int) or cash <= 0:
-        raise InvalidInput("cash must be a positive number of won", "backtest.bad_cash", field="cash")
+        raise InvalidInput(
+            "cash must be a positive number of won", "backtest.bad_cash", field="cash"
+        )
     markets = market if isinstance(market, dict) else {s.symbol: market for s in series}
     return _Run(cls, params, series, cash, markets, Decimal(commission_rate), progress, state).go()
 
@@ -183,7 +185,9 @@ class _Run:
                         break
                 continue
             ctx._order_update(req.client_order_id, "QUEUED")
-            self.pending.append(_Pending(req.client_order_id, req.symbol, req.side, req.qty, req.price, day))
+            self.pending.append(
+                _Pending(req.client_order_id, req.symbol, req.side, req.qty, req.price, day)
+            )
         if len(ctx.log.lines) > 0:
             self._drain_logs()
 
@@ -278,7 +282,7 @@ class _Run:
             raise self._fail(e, last_ts, "on_stop") from e
         ctx._take_outbox()
         self._drain_logs()
-        positions = {s: p for s, p in ctx._positions.items()}
+        positions = dict(ctx._positions.items())
         final = self.cash + sum(
             p.qty * (ctx.last_price(s) or 0) for s, p in positions.items() if p.qty
         )

@@ -106,7 +106,7 @@ def summary(r: BacktestResult, *, curve_points: int = CURVE_POINTS) -> dict[str,
         "bars": r.bars,
         "interval": r.interval,
         "start": _iso(r.first_ts),
-        "end": _iso(r.last_ts),
+        "end": _iso(r.last_ts - r.interval if r.equity else r.last_ts),
         "rejected_orders": r.rejected,
         "expired_orders": r.expired,
         "open_orders_at_end": r.open_orders_at_end,
@@ -206,7 +206,8 @@ def _figure(s: dict[str, Any]) -> Any:
     ax2.fill_between(xs, dd, 0, color="#c0392b", alpha=0.35, linewidth=0)
     ax2.plot(xs, dd, color="#c0392b", linewidth=0.8)
     ax2.set_ylabel("drawdown (%)")
-    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(mdates.AutoDateLocator()))
+    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
+    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     for ax in (ax1, ax2):
         ax.grid(True, color="#e5e5e5", linewidth=0.6)
     fig.tight_layout()

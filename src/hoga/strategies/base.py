@@ -182,9 +182,7 @@ class Context:
         self._prefix = id_prefix
         self._seq = itertools.count(1)
         self._history = max(1, history)
-        self._bars: dict[str, deque[Bar]] = {
-            s: deque(maxlen=self._history) for s in self.symbols
-        }
+        self._bars: dict[str, deque[Bar]] = {s: deque(maxlen=self._history) for s in self.symbols}
         self._last: dict[str, int] = {}
         self._positions: dict[str, Position] = {}
         self._orders: dict[str, OpenOrder] = {}

@@ -69,13 +69,13 @@ class GainLoss:
         """RSI < level, with RSI = 100 * gains / (gains + losses) (50 when nothing moved)."""
         g, lo = self.gains.total, self.losses.total
         if g + lo == 0:
-            return 50 < level
+            return level > 50
         return 100 * g < level * (g + lo)
 
     def rsi_above(self, level: int) -> bool:
         g, lo = self.gains.total, self.losses.total
         if g + lo == 0:
-            return 50 > level
+            return level < 50
         return 100 * g > level * (g + lo)
 
     def rsi(self) -> float:

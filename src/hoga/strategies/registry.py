@@ -46,7 +46,9 @@ class Catalog:
         if problem is None and cls.kind in self._classes:
             problem = f"kind {cls.kind!r} is already in the catalog"
         if problem is not None:
-            log.warning("strategy %s (%s) skipped: %s", getattr(cls, "__name__", cls), source, problem)
+            log.warning(
+                "strategy %s (%s) skipped: %s", getattr(cls, "__name__", cls), source, problem
+            )
             return False
         self._classes[cls.kind] = cls
         return True

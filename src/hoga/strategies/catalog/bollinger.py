@@ -38,7 +38,11 @@ class BollingerParams(StrategyParams):
         description="하단 밴드 = 평균 - k × 표준편차. Lower band = mean - k x std deviation.",
     )
     qty: int = Field(
-        10, ge=1, le=1_000_000, title="주문 수량 (quantity)", description="진입 수량. Shares bought."
+        10,
+        ge=1,
+        le=1_000_000,
+        title="주문 수량 (quantity)",
+        description="진입 수량. Shares bought.",
     )
 
 

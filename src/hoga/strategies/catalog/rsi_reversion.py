@@ -43,7 +43,11 @@ class RsiReversionParams(StrategyParams):
         "Sell everything above this RSI; must exceed oversold.",
     )
     qty: int = Field(
-        10, ge=1, le=1_000_000, title="주문 수량 (quantity)", description="진입 수량. Shares bought."
+        10,
+        ge=1,
+        le=1_000_000,
+        title="주문 수량 (quantity)",
+        description="진입 수량. Shares bought.",
     )
 
     @model_validator(mode="after")
@@ -62,8 +66,7 @@ class RsiReversion(Strategy[RsiReversionParams]):
     name = "RSI 역추세"
     name_en = "RSI mean reversion"
     description = (
-        "RSI가 과매도 기준 아래로 내려가면(보유 없음) 매수하고, 청산 기준을 넘으면 전량 "
-        "매도합니다."
+        "RSI가 과매도 기준 아래로 내려가면(보유 없음) 매수하고, 청산 기준을 넘으면 전량 매도합니다."
     )
     description_en = (
         "Buys when RSI drops below the oversold level while flat; sells everything when RSI "

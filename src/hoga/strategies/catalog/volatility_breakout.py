@@ -52,7 +52,11 @@ class VolatilityBreakoutParams(StrategyParams):
         "Target = today's open + k x yesterday's range (high - low).",
     )
     qty: int = Field(
-        10, ge=1, le=1_000_000, title="주문 수량 (quantity)", description="진입 수량. Shares bought."
+        10,
+        ge=1,
+        le=1_000_000,
+        title="주문 수량 (quantity)",
+        description="진입 수량. Shares bought.",
     )
     exit_at: Literal["open", "close"] = Field(
         "open",
@@ -112,7 +116,13 @@ class VolatilityBreakout(Strategy[VolatilityBreakoutParams]):
             prev_range = -1
             if d is not None and key - d["day"] >= 1:
                 prev_range = d["high"] - d["low"]
-            d = {"day": key, "open": bar.open, "high": bar.high, "low": bar.low, "range": prev_range}
+            d = {
+                "day": key,
+                "open": bar.open,
+                "high": bar.high,
+                "low": bar.low,
+                "range": prev_range,
+            }
             self._days[symbol] = d
         return d
 
@@ -146,4 +156,3 @@ class VolatilityBreakout(Strategy[VolatilityBreakoutParams]):
         ):
             ctx.buy(symbol, p.qty)
             self._entered[symbol] = key
-

@@ -21,7 +21,7 @@ Semantics (also in ``docs/backtesting.md``):
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -364,9 +364,7 @@ class _Run:
         strategy, ctx = self.strategy, self.ctx
         positions = ctx._positions
         flat = Position()
-        merged = heapq.merge(
-            *(((t, k, i) for i, t in enumerate(s.ts)) for k, s in enumerate(self.series))
-        )
+        merged = heapq.merge(*(_keyed(k, s.ts) for k, s in enumerate(self.series)))
         n = sum(len(s) for s in self.series)
         equity: list[int] = []
         equity_ts: list[int] = []
@@ -411,3 +409,7 @@ class _Run:
         if progress is not None:
             progress(n, n)
         return equity, equity_ts
+
+
+def _keyed(k: int, ts: list[int]) -> Iterator[tuple[int, int, int]]:
+    return ((t, k, i) for i, t in enumerate(ts))

@@ -209,7 +209,7 @@ def from_table(
     """Validate an Arrow table with the six columns and turn it into a series."""
     n = table.num_rows
     if n == 0:
-        raise _bad("data.empty", "date", f"{source}: no bars")
+        raise _bad("data.empty", "date", f"{source}: no bars (no rows with a date)")
     for c in COLUMNS:
         nulls = table.column(c).null_count
         if nulls:

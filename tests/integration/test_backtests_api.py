@@ -42,7 +42,9 @@ async def test_csv_backtest_job_reports_the_same_figures_as_the_cli(
         r = await h.http.post("/api/backtests", json=body, headers=alice)
         assert r.status_code == 202, r.text
         job = r.json()
-        assert job["status"] == "queued" and job["kind"] == "sma_cross" and job["cash"] == 10_000_000
+        assert (
+            job["status"] == "queued" and job["kind"] == "sma_cross" and job["cash"] == 10_000_000
+        )
         done = await _wait_done(h, alice, job["id"])
         assert done["status"] == "done", done["error"]
         res = done["result"]
@@ -80,7 +82,11 @@ async def test_bad_backtest_requests_create_nothing(tmp_path: Path, db_url: str)
             ({"kind": "nope"}, "strategy.unknown_kind", "kind"),
             ({"params": {"fast": 9, "slow": 3}}, "strategy.bad_params", "fast"),
             ({"symbol": "999999"}, "strategy.unknown_symbol", "symbol"),
-            ({"csv": "date,open,high,low,volume\n2026-02-02,1,1,1,1\n"}, "data.missing_column", "close"),
+            (
+                {"csv": "date,open,high,low,volume\n2026-02-02,1,1,1,1\n"},
+                "data.missing_column",
+                "close",
+            ),
             ({"csv": CSV.replace("2026-02-03", "2026-02-01")}, "data.unsorted", "date"),
             ({"csv": None}, "data.empty", "csv"),
             ({"source": "stored", "csv": None}, "backtest.no_data", "symbol"),
@@ -109,7 +115,11 @@ async def test_stored_bars_backtest(tmp_path: Path, db_url: str) -> None:
         await h.hoga._flush_bars()
         r = await h.http.post(
             "/api/backtests",
-            json={"kind": "sma_cross", "symbol": "005930", "params": {"fast": 2, "slow": 3, "qty": 1}},
+            json={
+                "kind": "sma_cross",
+                "symbol": "005930",
+                "params": {"fast": 2, "slow": 3, "qty": 1},
+            },
             headers=alice,
         )
         assert r.status_code == 202, r.text

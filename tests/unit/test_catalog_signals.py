@@ -191,7 +191,10 @@ def test_volatility_breakout_enters_above_open_plus_k_range_and_exits_next_open(
     r = run(VolatilityBreakout, minute_bars([day1, day2, day3]), k=0.5, qty=3)
     # target = 100 + 0.5*20 = 110: 110 is not above it, 111 (bar 3 of day 2) is -> buy at 112.
     # exit_at=open: sold at day 3's first open, 120.
-    got = [(f.side, f.qty, f.price, datetime.fromtimestamp(f.ts, KST).strftime("%d %H:%M")) for f in r.fills]
+    got = [
+        (f.side, f.qty, f.price, datetime.fromtimestamp(f.ts, KST).strftime("%d %H:%M"))
+        for f in r.fills
+    ]
     assert got == [("buy", 3, 112, "03 09:03"), ("sell", 3, 120, "04 09:00")]
 
 
@@ -205,7 +208,14 @@ def test_volatility_breakout_close_exit_and_once_a_day() -> None:
         (117, 117, 117, 117),  # 09:04 is exit_time -> sell at 09:05's open
         (119, 119, 119, 119),
     ]
-    r = run(VolatilityBreakout, minute_bars([day1, day2]), k=0.5, qty=2, exit_at="close", exit_time="09:04")
+    r = run(
+        VolatilityBreakout,
+        minute_bars([day1, day2]),
+        k=0.5,
+        qty=2,
+        exit_at="close",
+        exit_time="09:04",
+    )
     got = [(f.side, f.price, datetime.fromtimestamp(f.ts, KST).strftime("%H:%M")) for f in r.fills]
     assert got == [("buy", 116, "09:02"), ("sell", 119, "09:05")]
 
@@ -250,7 +260,10 @@ def test_rebalance_to_target_weights_each_day() -> None:
         # 005930 target 45 -> sell 4, which has no later bar to fill at.
         ("000660", "buy", 1, 20_000, 2),
     ]
-    assert (r.fills[2].commission, r.fills[2].tax) == (12_000 * 15 // 100_000, 12_000 * 20 // 10_000)
+    assert (r.fills[2].commission, r.fills[2].tax) == (
+        12_000 * 15 // 100_000,
+        12_000 * 20 // 10_000,
+    )
     assert r.open_orders_at_end == 1
 
 

@@ -20,7 +20,10 @@ import base64
 import html
 import io
 import math
+from bisect import bisect_left
 from datetime import datetime
+from itertools import accumulate
+from operator import truediv
 from pathlib import Path
 from typing import Any
 
@@ -36,32 +39,23 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, KST).isoformat()
 
 
-def drawdowns(initial: int, equity: list[int]) -> tuple[list[float], float]:
-    """Drawdown after each sample (fraction of the running peak) and the largest one."""
-    peak = initial
-    out = [0.0] * len(equity)
-    worst = 0.0
-    for i, e in enumerate(equity):
-        if e > peak:
-            peak = e
-        dd = (peak - e) / peak if peak > 0 else 0.0
-        out[i] = dd
-        if dd > worst:
-            worst = dd
-    return out, worst
+def equity_ratios(initial: int, equity: list[int]) -> list[float]:
+    """Equity after each sample over its running peak (1.0 at a new high); C-speed."""
+    peaks = accumulate(equity, max, initial=initial)
+    next(peaks)
+    return list(map(truediv, equity, peaks))
 
 
 def daily_returns(initial: int, equity: list[int], ts: list[int]) -> list[float]:
-    ends: list[int] = []
-    day = None
-    for e, t in zip(equity, ts, strict=True):
-        # A bar ending exactly at midnight belongs to the day it covered.
-        d = (t - 1 + _KST) // _DAY
-        if d != day:
-            ends.append(e)
-            day = d
-        else:
-            ends[-1] = e
+    """Returns of the last sample of each KST day (a bar ending at midnight counts for the
+    day it covered), the first from the initial cash."""
+    ends = []
+    i, n = 0, len(ts)
+    while i < n:
+        day = (ts[i] - 1 + _KST) // _DAY
+        nxt = bisect_left(ts, (day + 1) * _DAY - _KST + 1, i)
+        ends.append(equity[nxt - 1])
+        i = nxt
     rets = []
     prev = initial
     for e in ends:
@@ -82,7 +76,8 @@ def sharpe(returns: list[float]) -> float | None:
 
 def summary(r: BacktestResult, *, curve_points: int = CURVE_POINTS) -> dict[str, Any]:
     """The figures of the API/CLI contract, plus a down-sampled equity curve."""
-    dd, max_dd = drawdowns(r.initial_cash, r.equity)
+    ratios = equity_ratios(r.initial_cash, r.equity)
+    max_dd = 1 - min(ratios, default=1.0)
     span = (r.last_ts - r.first_ts) / _DAY
     ratio = r.final_equity / r.initial_cash
     cagr = ratio ** (365.25 / span) - 1 if span >= 1 and ratio > 0 else None
@@ -127,11 +122,11 @@ def summary(r: BacktestResult, *, curve_points: int = CURVE_POINTS) -> dict[str,
             }
             for f in r.fills
         ],
-        "equity_curve": curve(r, dd, curve_points),
+        "equity_curve": curve(r, ratios, curve_points),
     }
 
 
-def curve(r: BacktestResult, dd: list[float], points: int) -> list[dict[str, Any]]:
+def curve(r: BacktestResult, ratios: list[float], points: int) -> list[dict[str, Any]]:
     """At most ``points`` samples: from each bucket the deepest drawdown, so troughs survive."""
     n = len(r.equity)
     if n == 0:
@@ -140,10 +135,10 @@ def curve(r: BacktestResult, dd: list[float], points: int) -> list[dict[str, Any
     out = []
     for start in range(0, n, step):
         end = min(n, start + step)
-        k = max(range(start, end), key=dd.__getitem__) if step > 1 else start
-        if dd[k] == 0.0:
+        k = min(range(start, end), key=ratios.__getitem__) if step > 1 else start
+        if ratios[k] >= 1.0:
             k = end - 1
-        out.append({"ts": _iso(r.equity_ts[k]), "equity": r.equity[k], "drawdown": dd[k]})
+        out.append({"ts": _iso(r.equity_ts[k]), "equity": r.equity[k], "drawdown": 1 - ratios[k]})
     return out
 
 

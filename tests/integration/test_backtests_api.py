@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -56,7 +57,8 @@ async def test_csv_backtest_job_reports_the_same_figures_as_the_cli(
 
         data = tmp_path / "bars.csv"
         data.write_text(CSV)
-        cli = subprocess.run(
+        cli = await asyncio.to_thread(
+            subprocess.run,
             [sys.executable, "-m", "hoga", "backtest", "-s", "sma_cross", "--symbol", "005930",
              "--data", str(data), "-p", "fast=2", "-p", "slow=3", "-p", "qty=10", "--json"],
             capture_output=True, text=True, timeout=120, check=True,

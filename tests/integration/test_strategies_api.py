@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from importlib import metadata
 from pathlib import Path
@@ -41,7 +40,7 @@ class BoomStrategy(Strategy[StrategyParams]):
 
 
 @pytest.fixture
-def boom_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def boom_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register BoomStrategy as an installed plugin of the ``hoga.strategies`` group."""
     real = metadata.entry_points
     ep = metadata.EntryPoint(name="boom", value=f"{__name__}:BoomStrategy", group="hoga.strategies")
@@ -52,7 +51,6 @@ def boom_plugin(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
         return real(**kw)
 
     monkeypatch.setattr(metadata, "entry_points", fake)
-    yield
 
 
 def _clock() -> ManualClock:

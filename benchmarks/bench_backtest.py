@@ -32,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 FAST, SLOW, QTY = 5, 20, 10
-CASH = 10_000_000
+# Ample cash: the comparison is about signals and fills, so no buy may be refused for want of
+# cash in either engine (their cost models differ: backtrader has no sell tax).
+CASH = 1_000_000_000_000
 T0 = 1_577_923_200  # 2020-01-02 09:00 KST
 
 

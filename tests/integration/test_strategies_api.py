@@ -35,6 +35,7 @@ class BoomStrategy(Strategy[StrategyParams]):
     def on_bar(self, bar: Bar) -> None:
         seen = self.ctx.state.get("bars", 0) + 1
         self.ctx.state["bars"] = seen
+        self.ctx.log.info(f"bar {seen} of {bar.symbol}")
         if seen >= 2:
             raise RuntimeError("boom on purpose")
 
@@ -269,8 +270,11 @@ async def test_failing_strategy_stops_alone_and_says_why(
 
                 # The event stream told the user.
                 seen = None
-                for _ in range(200):
+                logs = []
+                for _ in range(500):
                     msg = json.loads(await ws.recv())
+                    if msg.get("type") == "strategy_log":
+                        logs.append(msg)
                     if (
                         msg.get("type") == "strategy"
                         and msg["strategy"]["id"] == bad["id"]
@@ -279,6 +283,11 @@ async def test_failing_strategy_stops_alone_and_says_why(
                         seen = msg
                         break
                 assert seen is not None, "no strategy error event on /ws/events"
+                assert [(m["strategy_id"], m["level"], m["message"]) for m in logs] == [
+                    (bad["id"], "info", f"bar 1 of {OTHER}"),
+                    (bad["id"], "info", f"bar 2 of {OTHER}"),
+                ]
+                assert all(m["ts"] for m in logs)
                 assert "boom on purpose" in seen["strategy"]["last_error"]["message"]
 
         # The other strategy is untouched and keeps trading.

@@ -151,8 +151,8 @@ _LABELS = [
     ("max_drawdown", "최대 낙폭 (max drawdown)", "{:.2%}"),
     ("sharpe", "샤프 지수 (Sharpe)", "{:.2f}"),
     ("win_rate", "승률 (win rate)", "{:.1%}"),
-    ("num_fills", "체결 수 (fills)", "{:d}"),
-    ("num_round_trips", "왕복 거래 (round trips)", "{:d}"),
+    ("num_fills", "체결 수 (fills)", "{:,d}"),
+    ("num_round_trips", "왕복 거래 (round trips)", "{:,d}"),
     ("commission", "수수료 (commission)", "{:,d}"),
     ("tax", "거래세 (tax)", "{:,d}"),
 ]

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
+from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
@@ -43,6 +44,8 @@ from hoga.security.tokens import TokenService, load_or_create_secret
 from hoga.security.vault import load_vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
+from hoga.strategies.registry import load_catalog
+from hoga.strategies.runner import StrategyRunner
 
 log = logging.getLogger(__name__)
 
@@ -194,6 +197,23 @@ class HogaApp:
             interval=s.reconcile_interval,
             unknown_grace=max(2 * s.submit_timeout, 5.0),
         )
+        # --- strategies and backtests (strategies branch) ---
+        self.catalog = load_catalog()
+        self.strategies = StrategyRunner(
+            self.db,
+            self.clock,
+            self.auth,
+            self.orders,
+            self.hub,
+            self.bus,
+            self.universe,
+            quotes,
+            self.catalog,
+        )
+        self.backtests = BacktestService(
+            self.db, self.clock, self.catalog, self.universe, commission_rate=s.commission_rate
+        )
+        # --- end of strategies and backtests ---
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -255,6 +275,9 @@ class HogaApp:
         await self.hub.start()
         await self.dispatcher.start()
         await self.reconciler.start()
+        # Strategies start after the feeds and the order pipeline, before the API opens.
+        await self.backtests.start()
+        await self.strategies.start()
         loop = asyncio.get_running_loop()
         self._background = [
             loop.create_task(self._persist_bars(), name="bars-persist"),
@@ -273,6 +296,8 @@ class HogaApp:
     async def stop(self) -> None:
         """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("strategies", self.strategies.stop),
+            ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
             ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
             ("hub", self.hub.stop),

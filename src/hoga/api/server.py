@@ -56,6 +56,12 @@ def create_api(hoga: HogaApp) -> FastAPI:
         )
     for module in (auth, me, admin, broker_accounts, orders, portfolio, market, ws):
         app.include_router(module.router)
+    # --- strategies and backtests (strategies branch) ---
+    from hoga.api import backtests, strategies
+
+    for module in (strategies, backtests):
+        app.include_router(module.router)
+    # --- end of strategies and backtests ---
     extra = getattr(hoga, "extra_routers", [])
     for router in extra:
         app.include_router(router)

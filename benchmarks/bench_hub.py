@@ -84,7 +84,7 @@ def make_ticks(n: int, symbols: list[str]) -> list[Tick]:
 
 
 async def hoga_saturated(ticks: list[Tick]) -> dict[str, Any]:
-    universe, subs = workload()
+    _, subs = workload()
     clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=KST))
     market = SimulatedMarket(Universe(bundled_universe()), seed=1, clock=clock)
     feed = SimulatorFeed(market, ticks_per_second=1)

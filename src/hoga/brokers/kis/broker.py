@@ -36,6 +36,7 @@ from hoga.brokers.base import (
     Balance,
     BrokerError,
     BrokerLimits,
+    BrokerOutcomeUnknown,
     BrokerRejected,
     EventSink,
     ExecutionEvent,
@@ -377,8 +378,7 @@ class KisBroker:
         known = self._known.get((account.account_id, odno))
         if known is not None and known.org_no:
             return known
-        today = self._clock.now().astimezone(KST).date()
-        await self.order_reports(account, today)
+        await self.open_orders(account)
         known = self._known.get((account.account_id, odno))
         if known is None or not known.org_no:
             raise BrokerRejected(
@@ -388,6 +388,39 @@ class KisBroker:
         return known
 
     # ------------------------------------------------------------------ reports
+
+    async def open_orders(self, account: AccountRef) -> list[OrderStatusReport]:
+        """Orders that can still be modified or cancelled.
+
+        Real accounts ask ``inquire-psbl-rvsecncl``; the mock server does not offer it
+        (kis.md §5.2), so mock accounts read today's unfilled orders from the daily list.
+        """
+        cano, prdt = self._split(account)
+        key = self.key(account)
+        today = self._clock.now().astimezone(KST).date()
+        if wire.tr_id("psbl_rvsecncl", key.env) is None:
+            return [
+                r
+                for r in await self.order_reports(account, today)
+                if r.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+            ]
+        params = {
+            "CANO": cano,
+            "ACNT_PRDT_CD": prdt,
+            "INQR_DVSN_1": "0",
+            "INQR_DVSN_2": "0",
+        }
+        bodies = await key.rest.pages(
+            wire.INQUIRE_PSBL_RVSECNCL, self._tr("psbl_rvsecncl", key), params
+        )
+        out = []
+        for body in bodies:
+            for r in _rows(body, "output"):
+                row = {**r, "rmn_qty": r.get("psbl_qty"), "ord_dt": today.strftime("%Y%m%d")}
+                rep = self._report_from_row(account.account_id, row, today, today, set())
+                if rep is not None:
+                    out.append(rep)
+        return out
 
     async def order_reports(self, account: AccountRef, day: date) -> list[OrderStatusReport]:
         cano, prdt = self._split(account)
@@ -603,8 +636,6 @@ class KisBroker:
             if not orig:
                 return
             target, status = orig, S.CANCELLED
-        elif f.get("RCTF_CLS") not in ("0", ""):
-            return  # a modification confirmation: the new order is announced separately
         tk = self._known.get((account_id, target), known)
         report = OrderStatusReport(
             broker_order_id=target,
@@ -705,8 +736,6 @@ def _order_output(data: dict[str, Any]) -> tuple[str, str | None]:
     odno = str(out.get("ODNO") or out.get("odno") or "").strip()
     if not odno:
         # rt_cd said yes but the order number is missing: the order may exist.
-        from hoga.brokers.base import BrokerOutcomeUnknown
-
         raise BrokerOutcomeUnknown(
             "KIS가 주문번호 없이 응답했습니다; 주문 상태를 대조합니다 (no order number)",
             "kis.bad_reply",
@@ -714,5 +743,3 @@ def _order_output(data: dict[str, Any]) -> tuple[str, str | None]:
     org = str(out.get("KRX_FWDG_ORD_ORGNO") or out.get("krx_fwdg_ord_orgno") or "").strip()
     return wire.norm_order_no(odno), org or None
 
-
-__all__ = ["KisBroker", "KisKey", "KisRealtimeError", "BrokerError"]

@@ -26,9 +26,8 @@ import secrets
 import string
 import tomllib
 from collections import Counter, deque
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -215,6 +214,7 @@ class KisFake:
         self._driver: asyncio.Task[None] | None = None
         # counters
         self.requests: Counter[str] = Counter()
+        self.paths: Counter[str] = Counter()
         self.rate_limited: Counter[str] = Counter()
         self.max_in_window: Counter[str] = Counter()
         self.token_issues: Counter[str] = Counter()
@@ -587,6 +587,7 @@ class KisFake:
         h = request.headers
         app_key = h.get("appkey", "")
         self.requests[app_key] += 1
+        self.paths[path.rsplit("/", 1)[1]] += 1
         await self._latency()
         key = self._keys.get(app_key)
         if key is None or key.env != self.env:
@@ -1163,5 +1164,3 @@ def load_accounts_file(path: Path) -> list[KisFakeAccount]:
         )
     return out
 
-
-Unused = (Callable, timedelta)

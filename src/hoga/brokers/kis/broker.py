@@ -99,7 +99,7 @@ class KisBroker:
         mock_rate: float = 1.0,
         timeout: float = 8.0,
         realtime: bool = True,
-        pacer_margin: float = 0.05,
+        pacer_margin: float = 0.01,
         renew_before: float = 600.0,
         ws_backoff_max: float = 30.0,
         transport: httpx.AsyncBaseTransport | None = None,

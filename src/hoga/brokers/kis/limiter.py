@@ -2,46 +2,69 @@
 
 KIS counts requests per app key (kis.md §7), whatever they are: orders, reports, balance,
 tokens. The dispatcher paces orders per account, but reports, balance queries, token issues and
-reconciliation bypass it, so the adapter paces every call of a key through one of these. It
-waits (never drops) and keeps the domain's strict sliding window, widened by a small margin so
-that network jitter cannot bunch requests together at the broker.
+reconciliation bypass it, so the adapter paces every call of a key through one of these.
+
+The broker counts *arrivals*, which the client cannot see: a request can spend any time on the
+way. So a slot is held from before the request leaves until its answer (or failure) is back,
+and the window is measured from that end. A request that arrived no later than its answer
+and a later one that left at least ``window`` after that answer cannot share a broker-side
+window, however the network delays them - at the cost of one round trip of throughput per
+window. It waits (never drops) and serves callers in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-
-from hoga.domain.ratelimit import SlidingWindow
+import contextlib
+from collections.abc import AsyncIterator
 
 
 class KeyPacer:
-    """At most ``rate`` calls per ``window`` seconds; ``acquire()`` waits for a slot (FIFO)."""
+    """At most ``rate`` calls per ``window`` seconds, measured at the broker's end."""
 
-    def __init__(self, rate: float, window: float = 1.0, margin: float = 0.05) -> None:
+    def __init__(self, rate: float, window: float = 1.0, margin: float = 0.01) -> None:
+        if rate <= 0:
+            raise ValueError("rate must be positive")
         if rate >= 1:
-            self._window = SlidingWindow(int(rate), window, margin)
+            self.limit, self.window = int(rate), window + margin
         else:
-            self._window = SlidingWindow(1, window / rate, margin)
-        self._lock = asyncio.Lock()
-        self.waited = 0.0
+            self.limit, self.window = 1, window / rate + margin
+        self._inflight = 0
+        self._ended: list[float] = []
+        self._changed = asyncio.Event()
+        self._queue = asyncio.Lock()
         self.calls = 0
+        self.waited = 0.0
 
-    @property
-    def limit(self) -> int:
-        return self._window.limit
+    def _trim(self, now: float) -> None:
+        cutoff = now - self.window
+        self._ended = [t for t in self._ended if t > cutoff]
 
-    async def acquire(self) -> None:
+    @contextlib.asynccontextmanager
+    async def slot(self) -> AsyncIterator[None]:
+        """Hold one request slot for the duration of the ``async with`` block."""
         loop = asyncio.get_running_loop()
-        async with self._lock:
+        async with self._queue:
+            started = loop.time()
             while True:
                 now = loop.time()
-                at = self._window.available_at(now)
-                if at <= now:
-                    self._window.record(now)
-                    self.calls += 1
-                    return
-                self.waited += at - now
-                await asyncio.sleep(at - now)
+                self._trim(now)
+                if self._inflight + len(self._ended) < self.limit:
+                    break
+                self._changed.clear()
+                timeout = min(self._ended) + self.window - now if self._ended else None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), timeout)
+            self._inflight += 1
+            self.calls += 1
+            self.waited += loop.time() - started
+        try:
+            yield
+        finally:
+            self._inflight -= 1
+            self._ended.append(loop.time())
+            self._changed.set()
 
     def in_window(self) -> int:
-        return self._window.in_window(asyncio.get_running_loop().time())
+        self._trim(asyncio.get_running_loop().time())
+        return self._inflight + len(self._ended)

@@ -29,6 +29,10 @@ from websockets.exceptions import WebSocketException
 from hoga.brokers.kis import wire
 
 log = logging.getLogger(__name__)
+# websockets logs every frame at DEBUG, and subscribe frames carry the approval key: give it a
+# logger of its own that never goes below INFO, whatever the server's log level.
+_frames_log = logging.getLogger("hoga.brokers.kis.frames")
+_frames_log.setLevel(logging.INFO)
 
 RecordHandler = Callable[[list[str]], None]
 DropHandler = Callable[[BaseException | None], None]
@@ -124,7 +128,12 @@ class KisSocket:
                 self._approval_key = await self._approval()
             try:
                 ws = await asyncio.wait_for(
-                    connect(self.url, max_size=2**22, open_timeout=self.connect_timeout),
+                    connect(
+                        self.url,
+                        max_size=2**22,
+                        open_timeout=self.connect_timeout,
+                        logger=_frames_log,
+                    ),
                     self.connect_timeout + 1,
                 )
             except (OSError, TimeoutError, WebSocketException) as e:

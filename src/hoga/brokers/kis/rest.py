@@ -87,7 +87,7 @@ class KisRest:
         self.renew_before = renew_before
         self.id = key_id(env, self.base_url, app_key)
         self.account_ids: set[int] = set()
-        self._token: tuple[str, float] | None = None
+        self._token: tuple[Secret, float] | None = None
         self._token_lock = asyncio.Lock()
         self.tokens_issued = 0
         self.tokens_reused = 0
@@ -95,30 +95,31 @@ class KisRest:
 
     # ------------------------------------------------------------------ tokens
 
-    def _fresh(self, token: tuple[str, float] | None) -> bool:
+    def _fresh(self, token: tuple[Secret, float] | tuple[str, float] | None) -> bool:
         return token is not None and token[1] - self._clock.time() > self.renew_before
 
     async def access_token(self, *, stale: str | None = None) -> str:
         """A valid access token; ``stale`` names one the gateway refused (re-issue once)."""
         async with self._token_lock:
-            if stale is not None and self._token is not None and self._token[0] == stale:
+            if stale is not None and self._token is not None and self._token[0].reveal() == stale:
                 self._token = None
             if self._fresh(self._token):
                 assert self._token is not None
-                return self._token[0]
+                return self._token[0].reveal()
             if stale is None:
                 for account_id in sorted(self.account_ids):
                     stored = await self._store.load(account_id, TOKEN_KIND)
                     if self._fresh(stored):
                         assert stored is not None
-                        self._token = stored
+                        # Wrapping registers the value with the log masker, too.
+                        self._token = (Secret(stored[0]), stored[1])
                         self.tokens_reused += 1
                         return stored[0]
-            token = await self._issue()
-            self._token = token
+            token, expires_at = await self._issue()
+            self._token = (Secret(token), expires_at)
             for account_id in sorted(self.account_ids):
-                await self._store.save(account_id, TOKEN_KIND, *token)
-            return token[0]
+                await self._store.save(account_id, TOKEN_KIND, token, expires_at)
+            return token
 
     async def _issue(self) -> tuple[str, float]:
         body = {
@@ -151,13 +152,13 @@ class KisRest:
         return key
 
     async def _auth_post(self, path: str, body: dict[str, str], what: str) -> dict[str, Any]:
-        await self.pacer.acquire()
         try:
-            resp = await self._http.post(
-                self.base_url + path,
-                json=body,
-                headers={"content-type": "application/json; charset=utf-8"},
-            )
+            async with self.pacer.slot():
+                resp = await self._http.post(
+                    self.base_url + path,
+                    json=body,
+                    headers={"content-type": "application/json; charset=utf-8"},
+                )
         except httpx.HTTPError as e:
             raise BrokerNotProcessed(
                 f"KIS {what} 발급 요청이 실패했습니다 ({type(e).__name__})",
@@ -227,15 +228,15 @@ class KisRest:
         reissued = False
         throttled = 0
         while True:
-            await self.pacer.acquire()
             try:
-                resp = await self._http.request(
-                    method,
-                    self.base_url + path,
-                    params=params,
-                    content=None if body is None else json.dumps(body),
-                    headers=self._headers(token, tr_id, tr_cont),
-                )
+                async with self.pacer.slot():
+                    resp = await self._http.request(
+                        method,
+                        self.base_url + path,
+                        params=params,
+                        content=None if body is None else json.dumps(body),
+                        headers=self._headers(token, tr_id, tr_cont),
+                    )
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 # Nothing reached the broker.
                 if command:

@@ -124,7 +124,9 @@ class Settings(BaseSettings):
         default_factory=list,
         description="account ids whose KIS app keys carry market data (feed=kis), comma-separated",
     )
-    kis_feed_book: bool = Field(False, description="also subscribe order books (2 registrations/symbol)")
+    kis_feed_book: bool = Field(
+        False, description="also subscribe order books (2 registrations/symbol)"
+    )
     queue_max_wait: float = Field(30.0, gt=0, description="aging bound, seconds")
     session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
     submit_timeout: float = Field(10.0, gt=0, description="seconds before UNKNOWN")

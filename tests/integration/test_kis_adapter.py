@@ -85,7 +85,9 @@ async def test_resting_limit_order_is_modified_then_cancelled() -> None:
         new = w.fake.exchange.orders[int(moved.broker_order_id)]
         assert new.price == higher and new.qty == 10 and new.orig_odno == int(ack.broker_order_id)
 
-        reports = {r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())}
+        reports = {
+            r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())
+        }
         assert reports[ack.broker_order_id].status == OrderStatus.CANCELLED
         assert reports[moved.broker_order_id].status == OrderStatus.ACCEPTED
         assert reports[moved.broker_order_id].price == higher
@@ -93,7 +95,9 @@ async def test_resting_limit_order_is_modified_then_cancelled() -> None:
         await w.broker.cancel(w.account, moved.broker_order_id, CHEAP, 10)
         assert new.remaining == 0 and new.cancelled == 10
         assert w.fake.exchange.reserved_cash(w.fake.account(ACCOUNT)) == 0
-        reports = {r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())}
+        reports = {
+            r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())
+        }
         assert reports[moved.broker_order_id].status == OrderStatus.CANCELLED
         assert len(reports) == 2  # cancel requests are not listed as orders
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import defaultdict
 from dataclasses import dataclass, replace
@@ -34,7 +35,6 @@ import httpx
 from hoga.brokers.base import (
     AccountRef,
     Balance,
-    BrokerError,
     BrokerLimits,
     BrokerOutcomeUnknown,
     BrokerRejected,
@@ -51,7 +51,7 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.kis import wire
 from hoga.brokers.kis.limiter import KeyPacer
-from hoga.brokers.kis.realtime import KisRealtimeError, KisSocket
+from hoga.brokers.kis.realtime import KisSocket
 from hoga.brokers.kis.rest import KisRest, key_id
 from hoga.domain.clock import KST, Clock
 from hoga.domain.orders import OrderStatus, OrderType, Side
@@ -203,7 +203,7 @@ class KisBroker:
             )
         env = "real" if account.env == "real" else "mock"
         base = (account.base_url or wire.REST_HOSTS[env]).rstrip("/")
-        kid = key_id(env, base, account.app_key)
+        kid = key_id(env, base, account.app_key, account.app_secret)
         key = self._keys.get(kid)
         if key is None:
             rate = self.real_rate if env == "real" else self.mock_rate
@@ -225,7 +225,7 @@ class KisBroker:
                 backoff_max=self.ws_backoff_max,
             )
             key = KisKey(kid, env, rest, socket, {})
-            socket.listeners[wire.NOTICE_TR[env]] = lambda rec, k=key: self._on_notice(k, rec)
+            socket.listeners[wire.NOTICE_TR[env]] = functools.partial(self._on_notice, key)
             self._keys[kid] = key
         key.accounts[account.account_id] = account
         key.rest.account_ids.add(account.account_id)
@@ -742,4 +742,3 @@ def _order_output(data: dict[str, Any]) -> tuple[str, str | None]:
         )
     org = str(out.get("KRX_FWDG_ORD_ORGNO") or out.get("krx_fwdg_ord_orgno") or "").strip()
     return wire.norm_order_no(odno), org or None
-

@@ -189,6 +189,8 @@ class KisFeed:
         self._sessions: dict[str, KisFeedSession] = {}
         self._ids = itertools.count(1)
         self.sessions_opened = 0
+        self._cap: int | None = None
+        self._max: int | None = None
 
     def _keys(self) -> list[KisKey]:
         seen: dict[str, KisKey] = {}
@@ -203,6 +205,8 @@ class KisFeed:
 
     @property
     def symbols_per_session(self) -> int | None:
+        if self._cap is not None:
+            return self._cap
         keys = self._keys()
         per_symbol = 2 if self.book else 1
         if not keys:
@@ -210,12 +214,27 @@ class KisFeed:
         room = min(key.socket.max_registrations - self._notice_regs(key) for key in keys)
         return max(1, room // per_symbol)
 
+    @symbols_per_session.setter
+    def symbols_per_session(self, value: int | None) -> None:
+        """Cap sessions below what KIS allows (None: derive it from the keys, as above)."""
+        self._cap = value
+
     @property
     def max_sessions(self) -> int | None:
+        if self._max is not None:
+            return self._max
         return len(self._keys())
 
+    @max_sessions.setter
+    def max_sessions(self, value: int | None) -> None:
+        """Use fewer sessions than there are keys (None: one per allowed key)."""
+        self._max = value
+
     async def open_session(self, on_tick: TickHandler, on_close: CloseHandler) -> KisFeedSession:
+        limit = self.max_sessions
         free = [k for k in self._keys() if k.id not in self._sessions]
+        if limit is not None and len(self._sessions) >= limit:
+            free = []
         if not free:
             raise FeedError(
                 "KIS 시세용 앱키가 더 없습니다 (no free KIS app key for market data; "

@@ -42,14 +42,18 @@ from hoga.domain.secret import Secret
 
 log = logging.getLogger(__name__)
 
-TOKEN_KIND = "kis.access"
+TOKEN_KIND = "kis.access"  # noqa: S105 - a name, not a secret
 MAX_PAGES = 100
 
 
-def key_id(env: str, base_url: str, app_key: Secret) -> str:
-    """A short, non-reversible name for an app key (safe in logs and session ids)."""
-    digest = hashlib.sha256(f"{env}|{base_url}|{app_key.reveal()}".encode()).hexdigest()
-    return digest[:10]
+def key_id(env: str, base_url: str, app_key: Secret, app_secret: Secret) -> str:
+    """A short, non-reversible name for an app key (safe in logs and session ids).
+
+    The secret is part of the identity: an account linked with the right key but a wrong
+    secret must fail on its own credentials, never ride on another account's token.
+    """
+    material = f"{env}|{base_url}|{app_key.reveal()}|{app_secret.reveal()}"
+    return hashlib.sha256(material.encode()).hexdigest()[:10]
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,7 +89,7 @@ class KisRest:
         self._clock = clock
         self._store = store
         self.renew_before = renew_before
-        self.id = key_id(env, self.base_url, app_key)
+        self.id = key_id(env, self.base_url, app_key, app_secret)
         self.account_ids: set[int] = set()
         self._token: tuple[Secret, float] | None = None
         self._token_lock = asyncio.Lock()

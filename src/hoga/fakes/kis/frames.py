@@ -32,18 +32,14 @@ TRADE_LAYOUT = (
 )  # fmt: skip
 
 # §8.7: 59 fields.
+_LEVELS = ("ASKP", "BIDP", "ASKP_RSQN", "BIDP_RSQN")
 BOOK_LAYOUT = (
-    ("MKSC_SHRN_ISCD", "BSOP_HOUR", "HOUR_CLS_CODE")
-    + tuple(f"ASKP{i}" for i in range(1, 11))
-    + tuple(f"BIDP{i}" for i in range(1, 11))
-    + tuple(f"ASKP_RSQN{i}" for i in range(1, 11))
-    + tuple(f"BIDP_RSQN{i}" for i in range(1, 11))
-    + (
-        "TOTAL_ASKP_RSQN", "TOTAL_BIDP_RSQN", "OVTM_TOTAL_ASKP_RSQN", "OVTM_TOTAL_BIDP_RSQN",
-        "ANTC_CNPR", "ANTC_CNQN", "ANTC_VOL", "ANTC_CNTG_VRSS", "ANTC_CNTG_VRSS_SIGN",
-        "ANTC_CNTG_PRDY_CTRT", "ACML_VOL", "TOTAL_ASKP_RSQN_ICDC", "TOTAL_BIDP_RSQN_ICDC",
-        "OVTM_TOTAL_ASKP_ICDC", "OVTM_TOTAL_BIDP_ICDC", "STCK_DEAL_CLS_CODE",
-    )
+    "MKSC_SHRN_ISCD", "BSOP_HOUR", "HOUR_CLS_CODE",
+    *(f"{name}{i}" for name in _LEVELS for i in range(1, 11)),
+    "TOTAL_ASKP_RSQN", "TOTAL_BIDP_RSQN", "OVTM_TOTAL_ASKP_RSQN", "OVTM_TOTAL_BIDP_RSQN",
+    "ANTC_CNPR", "ANTC_CNQN", "ANTC_VOL", "ANTC_CNTG_VRSS", "ANTC_CNTG_VRSS_SIGN",
+    "ANTC_CNTG_PRDY_CTRT", "ACML_VOL", "TOTAL_ASKP_RSQN_ICDC", "TOTAL_BIDP_RSQN_ICDC",
+    "OVTM_TOTAL_ASKP_ICDC", "OVTM_TOTAL_BIDP_ICDC", "STCK_DEAL_CLS_CODE",
 )  # fmt: skip
 
 # §8.8: the current 26-field execution-notice layout.

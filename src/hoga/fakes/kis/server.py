@@ -1163,4 +1163,3 @@ def load_accounts_file(path: Path) -> list[KisFakeAccount]:
             )
         )
     return out
-

@@ -274,6 +274,9 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
                 await broker.stop()
             assert e.value.code == code, (code, e.value.code, e.value.message)
             assert code in e.value.message or code.startswith("kis.")
+            for text in (str(e.value), repr(e.value), repr(account)):
+                assert account.app_secret is not None
+                assert account.app_secret.reveal() not in text
         # A well-formed account number that is not this key's.
         with pytest.raises(BrokerRejected) as e:
             await w.broker.test_connection(ref(w.fake, account_no="59999999-01"))
@@ -375,3 +378,16 @@ async def test_notices_are_restored_after_a_websocket_drop() -> None:
             lambda: sum(e.fill.qty for _, e in w.events if isinstance(e, FillEvent)) == 5,
             "fill notices after the reconnect",
         )
+
+
+async def test_pingpong_is_answered() -> None:
+    async with kis_world(ping_interval=0.05) as w:
+        await w.broker.attach(w.account)
+        await w.notices_ready()
+        key = w.broker.key(w.account)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while w.fake.pongs < 3:
+            assert loop.time() < deadline, "PINGPONG was not answered"
+            await asyncio.sleep(0.02)
+        assert key.socket.pings >= 3 and key.socket.connects == 1

@@ -29,6 +29,8 @@ from hoga.domain.market import Tick
 from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
 
 log = logging.getLogger(__name__)
+_T = {name: i for i, name in enumerate(wire.TRADE_FIELDS)}
+_T_WIDTH = len(wire.TRADE_FIELDS)
 
 
 class KisFeedSession:
@@ -104,15 +106,17 @@ class KisFeedSession:
     # --- frames
 
     def on_trade(self, rec: list[str]) -> None:
-        f = dict(zip(wire.TRADE_FIELDS, rec, strict=False))
-        symbol = f.get("MKSC_SHRN_ISCD", "")
+        if len(rec) < _T_WIDTH:
+            return
+        symbol = rec[_T["MKSC_SHRN_ISCD"]]
         if symbol not in self._symbols:
             return
-        price = wire.to_int(f.get("STCK_PRPR"))
+        to_int = wire.to_int
+        price = to_int(rec[_T["STCK_PRPR"]])
         if price <= 0:
             return
-        diff = abs(wire.to_int(f.get("PRDY_VRSS")))
-        sign = f.get("PRDY_VRSS_SIGN", "3")
+        diff = abs(to_int(rec[_T["PRDY_VRSS"]]))
+        sign = rec[_T["PRDY_VRSS_SIGN"]]
         base = price - diff if sign in ("1", "2") else price + diff if sign in ("4", "5") else price
         self._last_price[symbol] = (price, base)
         self.ticks += 1
@@ -120,13 +124,13 @@ class KisFeedSession:
             Tick(
                 symbol=symbol,
                 price=price,
-                volume=wire.to_int(f.get("CNTG_VOL")),
-                ts=self._ts(f.get("BSOP_DATE", ""), f.get("STCK_CNTG_HOUR", "")),
-                bid=wire.to_int(f.get("BIDP1")),
-                ask=wire.to_int(f.get("ASKP1")),
-                bid_size=wire.to_int(f.get("BIDP_RSQN1")),
-                ask_size=wire.to_int(f.get("ASKP_RSQN1")),
-                cum_volume=wire.to_int(f.get("ACML_VOL")),
+                volume=to_int(rec[_T["CNTG_VOL"]]),
+                ts=self._ts(rec[_T["BSOP_DATE"]], rec[_T["STCK_CNTG_HOUR"]]),
+                bid=to_int(rec[_T["BIDP1"]]),
+                ask=to_int(rec[_T["ASKP1"]]),
+                bid_size=to_int(rec[_T["BIDP_RSQN1"]]),
+                ask_size=to_int(rec[_T["ASKP_RSQN1"]]),
+                cum_volume=to_int(rec[_T["ACML_VOL"]]),
                 base_price=base,
             )
         )

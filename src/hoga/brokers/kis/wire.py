@@ -7,6 +7,7 @@ this module performs I/O.
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from datetime import date, datetime
 from typing import Final
@@ -207,13 +208,22 @@ def norm_order_no(odno: str) -> str:
 
 def kst_ts(day: date | str, hhmmss: str) -> float:
     """POSIX seconds of ``day`` (a date or YYYYMMDD) at ``hhmmss`` (KST)."""
-    d = day if isinstance(day, date) else datetime.strptime(day, "%Y%m%d").date()
+    ymd = day.strftime("%Y%m%d") if isinstance(day, date) else day
+    return _kst_ts(ymd, hhmmss)
+
+
+@functools.lru_cache(maxsize=8192)
+def _kst_ts(ymd: str, hhmmss: str) -> float:
+    # On the tick path: no strptime, and trades within one second share the answer.
+    if len(ymd) != 8 or not ymd.isdigit():
+        raise ValueError(f"not a YYYYMMDD date: {ymd!r}")
     t = (hhmmss or "000000").strip().ljust(6, "0")[:6]
     if not t.isdigit():
         t = "000000"
-    return datetime(
-        d.year, d.month, d.day, int(t[:2]), int(t[2:4]), int(t[4:]), tzinfo=KST
-    ).timestamp()
+    when = datetime(
+        int(ymd[:4]), int(ymd[4:6]), int(ymd[6:]), int(t[:2]), int(t[2:4]), int(t[4:]), tzinfo=KST
+    )
+    return when.timestamp()
 
 
 def to_int(value: object, default: int = 0) -> int:

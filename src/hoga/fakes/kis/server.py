@@ -221,6 +221,7 @@ class KisFake:
         self.token_throttled: Counter[str] = Counter()
         self.ws_refused: Counter[str] = Counter()
         self.ws_sessions_opened = 0
+        self.pongs = 0
         for a in accounts or []:
             self.add_account(a)
 
@@ -1013,6 +1014,7 @@ class KisFake:
             return
         header = msg.get("header") or {}
         if header.get("tr_id") == "PINGPONG":
+            self.pongs += 1
             return
         body_in = ((msg.get("body") or {}).get("input")) or {}
         tr_id = str(body_in.get("tr_id") or "")

@@ -391,3 +391,38 @@ async def test_pingpong_is_answered() -> None:
             assert loop.time() < deadline, "PINGPONG was not answered"
             await asyncio.sleep(0.02)
         assert key.socket.pings >= 3 and key.socket.connects == 1
+
+
+async def test_a_wrong_hts_id_is_refused_once_and_reported_by_the_connection_test() -> None:
+    async with kis_world() as w:
+        account = ref(w.fake, hts_id="nobody")
+        await w.broker.attach(account)
+        key = w.broker.key(account)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 10
+        while not key.socket.refused:
+            assert loop.time() < deadline, "the refusal never came"
+            await asyncio.sleep(0.01)
+        ((_, (code, _msg)),) = key.socket.refused.items()
+        assert code == "OPSP0019" and not key.socket.persistent
+        summary = await w.broker.test_connection(account)
+        assert "체결통보 거부됨" in summary and "OPSP0019" in summary
+        assert key.socket.connects == 1  # no retry storm
+
+
+async def test_orders_queued_too_long_behind_a_slow_key_are_handed_back_unsent() -> None:
+    async with kis_world(env="mock", broker_kw={"command_wait": 0.3}) as w:
+        await w.broker.balance(w.account)
+        results = await asyncio.gather(
+            *(
+                w.broker.place(
+                    w.account, PlaceRequest(f"q{i}", CHEAP, Side.BUY, OrderType.LIMIT, 1, 10_000)
+                )
+                for i in range(3)
+            ),
+            return_exceptions=True,
+        )
+        busy = [r for r in results if isinstance(r, BrokerNotProcessed)]
+        assert busy and {b.code for b in busy} == {"kis.busy"}
+        assert len(w.fake.orders(ACCOUNT)) == 3 - len(busy)
+        assert w.fake.rate_limited[KEY] == 0

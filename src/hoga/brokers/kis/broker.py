@@ -102,6 +102,7 @@ class KisBroker:
         pacer_margin: float = 0.01,
         renew_before: float = 600.0,
         ws_backoff_max: float = 30.0,
+        command_wait: float = 3.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
@@ -113,6 +114,7 @@ class KisBroker:
         self.pacer_margin = pacer_margin
         self.renew_before = renew_before
         self.ws_backoff_max = ws_backoff_max
+        self.command_wait = command_wait
         self._transport = transport
         self._http: httpx.AsyncClient | None = None
         self._keys: dict[str, KisKey] = {}
@@ -217,6 +219,7 @@ class KisBroker:
                 clock=self._clock,
                 store=self._store,
                 renew_before=self.renew_before,
+                command_wait=self.command_wait,
             )
             socket = KisSocket(
                 kid,
@@ -245,6 +248,7 @@ class KisBroker:
         if self.realtime and account.hts_id:
             tr = wire.NOTICE_TR[key.env]
             key.socket.persistent.add((tr, account.hts_id))
+            key.socket.refused.pop((tr, account.hts_id), None)
             key.socket.keep_persistent()
 
     async def detach(self, account_id: int) -> None:
@@ -579,8 +583,16 @@ class KisBroker:
         env = "실전" if key.env == "real" else "모의"
         notice = ""
         if self.realtime and account.hts_id:
-            registered = key.socket.is_registered(wire.NOTICE_TR[key.env], account.hts_id)
-            notice = ", 실시간 체결통보 " + ("연결됨" if registered else "연결 대기")
+            reg = (wire.NOTICE_TR[key.env], account.hts_id)
+            refused = key.socket.refused.get(reg)
+            if refused is not None:
+                notice = (
+                    f", 실시간 체결통보 거부됨 ({refused[0]}: {refused[1]}) - HTS ID를 확인하세요"
+                )
+            elif key.socket.is_registered(*reg):
+                notice = ", 실시간 체결통보 연결됨"
+            else:
+                notice = ", 실시간 체결통보 연결 대기"
         return (
             f"KIS {env} 계좌 {mask(cano)}-{prdt} 연결 정상: 예수금 {bal.cash:,}원, "
             f"주문가능 {bal.orderable:,}원, 보유 {len(bal.positions)}종목 ({token_note}{notice}) "

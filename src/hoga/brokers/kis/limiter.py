@@ -19,6 +19,14 @@ import contextlib
 from collections.abc import AsyncIterator
 
 
+class PacerBusy(Exception):
+    """The queue for the key did not free a slot within the caller's bound."""
+
+    def __init__(self, waited: float) -> None:
+        super().__init__(f"no request slot after {waited:.1f}s")
+        self.waited = waited
+
+
 class KeyPacer:
     """At most ``rate`` calls per ``window`` seconds, measured at the broker's end."""
 
@@ -41,23 +49,38 @@ class KeyPacer:
         self._ended = [t for t in self._ended if t > cutoff]
 
     @contextlib.asynccontextmanager
-    async def slot(self) -> AsyncIterator[None]:
-        """Hold one request slot for the duration of the ``async with`` block."""
+    async def slot(self, max_wait: float | None = None) -> AsyncIterator[None]:
+        """Hold one request slot for the duration of the ``async with`` block.
+
+        ``max_wait`` bounds the time spent queueing; past it ``PacerBusy`` is raised and
+        nothing was sent.
+        """
         loop = asyncio.get_running_loop()
-        async with self._queue:
-            started = loop.time()
+        started = loop.time()
+        deadline = None if max_wait is None else started + max_wait
+        try:
+            await asyncio.wait_for(self._queue.acquire(), max_wait)
+        except TimeoutError:
+            raise PacerBusy(loop.time() - started) from None
+        try:
             while True:
                 now = loop.time()
                 self._trim(now)
                 if self._inflight + len(self._ended) < self.limit:
                     break
+                if deadline is not None and now >= deadline:
+                    raise PacerBusy(now - started)
                 self._changed.clear()
                 timeout = min(self._ended) + self.window - now if self._ended else None
+                if deadline is not None:
+                    timeout = deadline - now if timeout is None else min(timeout, deadline - now)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), timeout)
             self._inflight += 1
             self.calls += 1
             self.waited += loop.time() - started
+        finally:
+            self._queue.release()
         try:
             yield
         finally:

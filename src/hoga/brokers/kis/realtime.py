@@ -87,6 +87,7 @@ class KisSocket:
         self._op_lock = asyncio.Lock()
         self._pending: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self.persistent: set[tuple[str, str]] = set()
+        self.refused: dict[tuple[str, str], tuple[str, str]] = {}
         self.active: set[tuple[str, str]] = set()
         self.transient: dict[tuple[str, str], str] = {}
         self._crypto: dict[str, tuple[str, str]] = {}
@@ -205,8 +206,20 @@ class KisSocket:
             try:
                 await self.ensure_open()
                 for tr_id, tr_key in sorted(self.persistent):
-                    if (tr_id, tr_key) not in self.active:
+                    if (tr_id, tr_key) in self.active:
+                        continue
+                    try:
                         await self._register(tr_id, tr_key)
+                    except KisRealtimeError as e:
+                        if e.code in _TRANSIENT:
+                            raise
+                        # KIS said no to this registration itself (a wrong HTS id...):
+                        # asking again will not help. Keep the reason for /test to report.
+                        self.persistent.discard((tr_id, tr_key))
+                        self.refused[(tr_id, tr_key)] = (e.code, e.message)
+                        log.warning(
+                            "KIS refused %s registration on key %s: %s", tr_id, self.key_id, e.code
+                        )
                 return
             except KisRealtimeError as e:
                 if e.code == "kis.approval_invalid":
@@ -331,6 +344,7 @@ class KisSocket:
         """Register a TR; ``owner`` None means persistent (restored after reconnects)."""
         if owner is None:
             self.persistent.add((tr_id, tr_key))
+            self.refused.pop((tr_id, tr_key), None)
         try:
             await self.ensure_open()
             await self._register(tr_id, tr_key)
@@ -377,6 +391,18 @@ class KisSocket:
         if self._ws is not None:
             self._dropped(self._ws, None)
 
+
+# Failures worth retrying with backoff; any other refusal is final for that registration.
+_TRANSIENT = frozenset(
+    {
+        "kis.ws_unreachable",
+        "kis.ws_closed",
+        "kis.ws_no_reply",
+        "kis.approval_invalid",
+        "OPSP8996",
+        "OPSP0007",
+    }
+)
 
 _WIDTHS = {
     wire.TRADE_TR: len(wire.TRADE_FIELDS),

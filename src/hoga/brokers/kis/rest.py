@@ -36,7 +36,7 @@ from hoga.brokers.base import (
     TokenStore,
 )
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.limiter import KeyPacer
+from hoga.brokers.kis.limiter import KeyPacer, PacerBusy
 from hoga.domain.clock import Clock
 from hoga.domain.secret import Secret
 
@@ -79,8 +79,10 @@ class KisRest:
         clock: Clock,
         store: TokenStore,
         renew_before: float = 600.0,
+        command_wait: float = 3.0,
     ) -> None:
         self.env = env
+        self.command_wait = command_wait
         self.base_url = base_url.rstrip("/")
         self._app_key = app_key
         self._app_secret = app_secret
@@ -233,7 +235,7 @@ class KisRest:
         throttled = 0
         while True:
             try:
-                async with self.pacer.slot():
+                async with self.pacer.slot(self.command_wait if command else None):
                     resp = await self._http.request(
                         method,
                         self.base_url + path,
@@ -241,6 +243,14 @@ class KisRest:
                         content=None if body is None else json.dumps(body),
                         headers=self._headers(token, tr_id, tr_cont),
                     )
+            except PacerBusy as e:
+                # Still queued behind this key's other calls: nothing was sent. Handing the
+                # order back beats letting the submit time out into a false UNKNOWN.
+                raise BrokerNotProcessed(
+                    f"KIS 요청 대기열이 가득합니다 ({e.waited:.1f}초 대기; request queue busy)",
+                    "kis.busy",
+                    retry_after=1.0,
+                ) from None
             except (httpx.ConnectError, httpx.ConnectTimeout) as e:
                 # Nothing reached the broker.
                 if command:

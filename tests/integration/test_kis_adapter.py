@@ -426,3 +426,19 @@ async def test_orders_queued_too_long_behind_a_slow_key_are_handed_back_unsent()
         assert busy and {b.code for b in busy} == {"kis.busy"}
         assert len(w.fake.orders(ACCOUNT)) == 3 - len(busy)
         assert w.fake.rate_limited[KEY] == 0
+
+
+async def test_latency_and_error_rate_knobs() -> None:
+    async with kis_world(broker_kw={"timeout": 0.3}) as w:
+        await w.broker.balance(w.account)
+        w.fake.faults.latency = 1.0
+        with pytest.raises(BrokerError) as e:
+            await w.broker.balance(w.account)
+        assert e.value.code == "kis.no_answer"
+        w.fake.faults.latency = 0.0
+        w.fake.faults.error_rate = 1.0
+        with pytest.raises(BrokerOutcomeUnknown):
+            await w.broker.place(
+                w.account, PlaceRequest("e", CHEAP, Side.BUY, OrderType.MARKET, 1, None)
+            )
+        assert w.fake.orders(ACCOUNT) == []

@@ -34,6 +34,8 @@ class Refusal(Exception):
 
 @dataclass
 class FakeOrder:
+    """An order at the fake broker; a cancel request is a row of its own (``is_cancel``)."""
+
     odno: int
     org_no: str
     account: str
@@ -63,6 +65,8 @@ class FakeOrder:
 
 @dataclass
 class FakeAccountState:
+    """One account's cash and holdings at the fake broker (settled at once)."""
+
     account: str  # CANO + ACNT_PRDT_CD, 10 digits
     app_key: str
     hts_id: str

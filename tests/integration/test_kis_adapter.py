@@ -442,3 +442,45 @@ async def test_latency_and_error_rate_knobs() -> None:
                 w.account, PlaceRequest("e", CHEAP, Side.BUY, OrderType.MARKET, 1, None)
             )
         assert w.fake.orders(ACCOUNT) == []
+
+
+async def test_after_a_restart_only_new_executions_are_delivered() -> None:
+    async with kis_world() as w:
+        await w.broker.place(
+            w.account, PlaceRequest("big", CHEAP, Side.BUY, OrderType.MARKET, 3000, None)
+        )
+        (order,) = w.fake.orders(ACCOUNT)
+        before = order.filled
+        assert 0 < before < 3000
+        await w.broker.stop()
+        # The new process learns the order from the report, then hears only what follows.
+        fresh = KisBroker(SystemClock(), w.store)
+        got: list[FillEvent] = []
+
+        async def sink(account_id: int, event: object) -> None:
+            if isinstance(event, FillEvent):
+                got.append(event)
+
+        fresh.set_event_sink(sink)
+        await fresh.start()
+        try:
+            await fresh.attach(w.account)
+            key = fresh.key(w.account)
+            for _ in range(1000):
+                if key.socket.registrations:
+                    break
+                await asyncio.sleep(0.01)
+            (rep,) = await fresh.order_reports(w.account, today().date())
+            assert rep.filled_qty == before and rep.client_order_id is None
+            for _ in range(400):
+                await fresh.drain()
+                if order.remaining == 0:
+                    break
+                w.fake.pump(25)
+                await asyncio.sleep(0.005)
+            await fresh.drain()
+            assert order.remaining == 0
+            assert sum(e.fill.qty for e in got) == 3000 - before
+            assert all(e.fill.broker_order_id == str(order.odno) for e in got)
+        finally:
+            await fresh.stop()

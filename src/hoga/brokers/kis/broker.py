@@ -508,8 +508,10 @@ class KisBroker:
         known.price = known.price if known.price is not None else price
         ck = (account_id, odno)
         if ck not in self._notice_cum:
-            # Executions up to here are accounted for by this report.
-            self._notice_cum[ck] = filled
+            # An order placed by this process has had every notice since its birth counted
+            # (none yet); any other (placed before a restart, or elsewhere) starts from what
+            # this report already accounts for.
+            self._notice_cum[ck] = 0 if known.client_order_id is not None else filled
         self._reported_cum[ck] = max(self._reported_cum.get(ck, 0), filled)
         return OrderStatusReport(
             broker_order_id=odno,

@@ -151,7 +151,7 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
             "o2 goes UNKNOWN",
         )
         # 3. Refused with a bare HTTP 500 before anything was booked.
-        fake.faults.http500_next = 1
+        fake.faults.http500_orders_next = 1
         o3 = await order(
             h,
             alice,

@@ -97,11 +97,17 @@ class KisFakeAccount:
 
 @dataclass
 class KisFaults:
-    """Faults to inject; the ``*_next`` counters count down as they fire."""
+    """Faults to inject; the ``*_next`` counters count down as they fire.
+
+    ``http500_next`` hits the next requests of any kind, ``http500_orders_next`` only order
+    requests (both before anything is booked); ``drop_next``, ``truncate_next`` and
+    ``accept_then_timeout`` hit order requests *after* the order is booked.
+    """
 
     latency: float = 0.0
     error_rate: float = 0.0
     http500_next: int = 0
+    http500_orders_next: int = 0
     drop_next: int = 0
     truncate_next: int = 0
     accept_then_timeout: int = 0
@@ -626,6 +632,10 @@ class KisFake:
             params: dict[str, Any] = body
         else:
             params = dict(request.query_params)
+        if f.http500_orders_next > 0 and request.method == "POST":
+            # Orders only: refused before anything is booked.
+            f.http500_orders_next -= 1
+            return PlainTextResponse("Internal Server Error", status_code=500)
         if path.endswith("/inquire-price"):
             return self._price(params)
         acct = self.exchange.accounts.get(

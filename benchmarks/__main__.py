@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench_scheduler", "bench_backtest"]
+BENCHMARKS = ["bench_scheduler", "bench_rest", "bench_latency", "bench_hub", "bench_fanout", "bench_backtest", "bench_kis"]
 
 
 def main() -> int:

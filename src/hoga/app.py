@@ -148,6 +148,22 @@ class HogaApp:
             self.replay.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         # --- real-broker adapters (KIS, Kiwoom) register here ---
+        from hoga.brokers.kis import KisBroker, KisFeed
+
+        self.kis = KisBroker(
+            self.clock,
+            self.token_store,
+            real_rate=s.kis_real_rate,
+            mock_rate=s.kis_mock_rate,
+            timeout=s.kis_request_timeout,
+        )
+        self.brokers["kis"] = self.kis
+        if s.feed == "kis":
+            # Market data over the WebSocket sessions of the accounts the operator allows.
+            self.feed = KisFeed(
+                self.kis, self.clock, account_ids=s.kis_feed_accounts, book=s.kis_feed_book
+            )
+            self.hub.feed = self.feed
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         self.accounts = AccountService(

@@ -5,7 +5,15 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench_scheduler", "bench_rest", "bench_latency", "bench_hub", "bench_fanout", "bench_backtest", "bench_kis"]
+BENCHMARKS = [
+    "bench_scheduler",
+    "bench_rest",
+    "bench_latency",
+    "bench_hub",
+    "bench_fanout",
+    "bench_backtest",
+    "bench_kis",
+]
 
 
 def main() -> int:

@@ -69,13 +69,17 @@ class RunningMean:
 def workload(seed: int = 7) -> tuple[list[str], list[tuple[RunningMean, list[str]]]]:
     universe = [i.symbol for i in bundled_universe()][:SYMBOLS]
     rng = random.Random(seed)
-    subs = [(RunningMean(), rng.sample(universe, rng.randint(5, 10))) for _ in range(USERS * STRATEGIES)]
+    subs = [
+        (RunningMean(), rng.sample(universe, rng.randint(5, 10))) for _ in range(USERS * STRATEGIES)
+    ]
     return universe, subs
 
 
 def make_ticks(n: int, symbols: list[str]) -> list[Tick]:
     clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=KST))
-    market = SimulatedMarket(Universe([i for i in bundled_universe() if i.symbol in set(symbols)]), seed=1, clock=clock)
+    market = SimulatedMarket(
+        Universe([i for i in bundled_universe() if i.symbol in set(symbols)]), seed=1, clock=clock
+    )
     out = []
     for _ in range(n):
         clock.advance(0.0001)
@@ -99,8 +103,13 @@ async def hoga_saturated(ticks: list[Tick]) -> dict[str, Any]:
         deliver(tick)
     elapsed = time.perf_counter() - t0
     callbacks = sum(s.calls for s, _ in subs)
-    return {"ticks": len(ticks), "seconds": round(elapsed, 3), "ticks_per_s": round(len(ticks) / elapsed),
-            "callbacks": callbacks, "callbacks_per_s": round(callbacks / elapsed)}
+    return {
+        "ticks": len(ticks),
+        "seconds": round(elapsed, 3),
+        "ticks_per_s": round(len(ticks) / elapsed),
+        "callbacks": callbacks,
+        "callbacks_per_s": round(callbacks / elapsed),
+    }
 
 
 def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
@@ -132,14 +141,21 @@ def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
     elapsed = time.perf_counter() - t0
     engine.stop()
     callbacks = sum(s.calls for s, _ in subs)
-    return {"ticks": len(ticks), "seconds": round(elapsed, 3), "ticks_per_s": round(len(ticks) / elapsed),
-            "callbacks": callbacks, "callbacks_per_s": round(callbacks / elapsed)}
+    return {
+        "ticks": len(ticks),
+        "seconds": round(elapsed, 3),
+        "ticks_per_s": round(len(ticks) / elapsed),
+        "callbacks": callbacks,
+        "callbacks_per_s": round(callbacks / elapsed),
+    }
 
 
 async def hoga_latency(ticks: list[Tick], rate: int, seconds: float) -> dict[str, Any]:
     _, subs = workload()
     clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=KST))
-    feed = SimulatorFeed(SimulatedMarket(Universe(bundled_universe()), seed=1, clock=clock), ticks_per_second=1)
+    feed = SimulatorFeed(
+        SimulatedMarket(Universe(bundled_universe()), seed=1, clock=clock), ticks_per_second=1
+    )
     hub = Hub(feed, Universe(bundled_universe()), clock, grace=0)
     delays: list[float] = []
     emitted: dict[int, float] = {}
@@ -166,14 +182,19 @@ async def hoga_latency(ticks: list[Tick], rate: int, seconds: float) -> dict[str
         wait = due - loop.time()
         if wait > 0:
             await asyncio.sleep(wait)
-        for tick in ticks[i % len(ticks): i % len(ticks) + per_ms]:
+        for tick in ticks[i % len(ticks) : i % len(ticks) + per_ms]:
             emitted[id(tick)] = time.perf_counter()
             deliver(tick)
         i += per_ms
     delays.sort()
     us = [d * 1e6 for d in delays]
-    return {"offered_per_s": rate, "deliveries": len(us), "p50_us": round(us[len(us) // 2], 1),
-            "p99_us": round(us[int(len(us) * 0.99)], 1), "max_us": round(us[-1], 1)}
+    return {
+        "offered_per_s": rate,
+        "deliveries": len(us),
+        "p50_us": round(us[len(us) // 2], 1),
+        "p99_us": round(us[int(len(us) * 0.99)], 1),
+        "max_us": round(us[-1], 1),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -192,16 +213,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(result))
         return 0
-    print(f"hub: {SYMBOLS} symbols, {USERS * STRATEGIES} subscribers on 5-10 symbols each, 20-tick running means")
-    print(f"  hoga hub     {hoga['ticks_per_s']:>9,} ticks/s  ({hoga['callbacks_per_s']:,} callbacks/s, one core)")
+    print(
+        f"hub: {SYMBOLS} symbols, {USERS * STRATEGIES} subscribers on 5-10 symbols each, 20-tick running means"
+    )
+    print(
+        f"  hoga hub     {hoga['ticks_per_s']:>9,} ticks/s  ({hoga['callbacks_per_s']:,} callbacks/s, one core)"
+    )
     if vn:
-        print(f"  vn.py engine {vn['ticks_per_s']:>9,} ticks/s  ({vn['callbacks_per_s']:,} callbacks/s)  "
-              f"-> hoga is {hoga['ticks_per_s'] / vn['ticks_per_s']:.1f}x")
+        print(
+            f"  vn.py engine {vn['ticks_per_s']:>9,} ticks/s  ({vn['callbacks_per_s']:,} callbacks/s)  "
+            f"-> hoga is {hoga['ticks_per_s'] / vn['ticks_per_s']:.1f}x"
+        )
     else:
         print("  vn.py engine not installed (.venv/bin/pip install --no-deps vnpy) - skipped")
-    print(f"  latency at {lat['offered_per_s']:,} ticks/s offered: p50 {lat['p50_us']} us, p99 {lat['p99_us']} us, "
-          f"max {lat['max_us']} us over {lat['deliveries']:,} deliveries")
-    print(f"  peak RSS of the benchmark process: {result['max_rss_mb']} MB (includes the pre-generated ticks)")
+    print(
+        f"  latency at {lat['offered_per_s']:,} ticks/s offered: p50 {lat['p50_us']} us, p99 {lat['p99_us']} us, "
+        f"max {lat['max_us']} us over {lat['deliveries']:,} deliveries"
+    )
+    print(
+        f"  peak RSS of the benchmark process: {result['max_rss_mb']} MB (includes the pre-generated ticks)"
+    )
     return 0
 
 

@@ -20,6 +20,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
 from hoga.brokers.base import Broker
+from hoga.brokers.kiwoom import KiwoomBroker
+from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.paper import PaperBroker, PaperFaults
 from hoga.config import Settings
 from hoga.domain import krx
@@ -127,6 +129,15 @@ class HogaApp:
         self.market.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         # --- real-broker adapters (KIS, Kiwoom) register here ---
+        # Kiwoom REST: one token, one request budget and one WebSocket per app key.
+        self.kiwoom = KiwoomBroker(
+            rate=s.kiwoom_rate,
+            clock=self.clock,
+            token_store=self.token_store,
+            # Answer (or give up) before the order service's own submit timeout.
+            timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
+        )
+        self.brokers["kiwoom"] = self.kiwoom
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         self.accounts = AccountService(

@@ -151,3 +151,55 @@ async def attached(broker: KiwoomBroker, ref: AccountRef) -> None:
         return rt.connected.is_set()
 
     await eventually(ready, 5.0, "the realtime session to log in")
+
+
+# ------------------------------------------------------------------ a running hoga
+
+
+async def link_account(
+    http: Any,
+    headers: dict[str, str],
+    fake: KiwoomFake,
+    *,
+    key: str = APP_KEY,
+    secret: str = APP_SECRET,
+    account_no: str = ACCOUNT_NO,
+    env: str = "mock",
+) -> dict[str, Any]:
+    """Link a Kiwoom account pointing at the fake through the API; returns the public view."""
+    r = await http.post(
+        "/api/broker-accounts",
+        json={
+            "broker": "kiwoom",
+            "env": env,
+            "account_no": account_no,
+            "app_key": key,
+            "app_secret": secret,
+            "base_url": fake.base_url,
+            "ws_url": fake.ws_url,
+            "label": "키움 모의",
+        },
+        headers=headers,
+    )
+    assert r.status_code == 201, r.text
+    view: dict[str, Any] = r.json()
+    return view
+
+
+async def fund_from_broker(hoga: Any, user_id: int, account_id: int) -> int:
+    """Record the broker's cash as the account's opening balance in hoga's ledger.
+
+    hoga does not yet sync a linked broker account's cash into its ledger (reported to the
+    lead); until it does, tests post the adapter's own ``balance()`` figure as a deposit.
+    """
+    from hoga.store.db import Actor
+    from hoga.store.repos import ledger
+
+    ref = await hoga.accounts.ref_for(user_id, account_id)
+    bal = await hoga.brokers["kiwoom"].balance(ref)
+    async with hoga.db.tx(Actor.user(user_id)) as conn:
+        await ledger.post_cash(
+            conn, user_id, account_id, bal.cash, "deposit", hoga.clock.now(), note="opening"
+        )
+    cash: int = bal.cash
+    return cash

@@ -379,7 +379,7 @@ async def test_the_adapter_paces_itself_inside_the_keys_budget() -> None:
 
 
 async def test_execution_stream_registers_types_00_and_04_and_echoes_pings() -> None:
-    async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
+    async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
         fake.faults.ping_interval = 0.05
         ref = account(fake)
         await attached(broker, ref)

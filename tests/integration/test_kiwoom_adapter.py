@@ -189,8 +189,7 @@ async def test_modify_gets_a_new_number_and_cancel_ends_the_chain() -> None:
 
         async def cancelled() -> bool:
             return any(
-                u.report.status == OrderStatus.CANCELLED
-                for u in sink.updates(ack.broker_order_id)
+                u.report.status == OrderStatus.CANCELLED for u in sink.updates(ack.broker_order_id)
             )
 
         await eventually(cancelled, 5.0, "the cancel confirmation")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench_scheduler"]
+BENCHMARKS = ["bench_scheduler", "bench_kiwoom"]
 
 
 def main() -> int:

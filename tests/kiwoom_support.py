@@ -16,7 +16,7 @@ from hoga.brokers.base import (
     TokenStore,
 )
 from hoga.brokers.kiwoom import KiwoomBroker, RealtimeOptions, Timeouts
-from hoga.domain.clock import SystemClock
+from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Tick
 from hoga.domain.secret import Secret
 from hoga.fakes import FakeAccount, FakeOptions
@@ -114,10 +114,11 @@ async def kiwoom_adapter(
     store: TokenStore | None = None,
     timeouts: Timeouts | None = None,
     realtime: RealtimeOptions = FAST_REALTIME,
+    clock: Clock | None = None,
 ) -> AsyncIterator[tuple[KiwoomBroker, Collected]]:
     broker = KiwoomBroker(
         rate=rate,
-        clock=SystemClock(),
+        clock=clock or SystemClock(),
         token_store=store or MemoryTokenStore(),
         timeouts=timeouts or Timeouts(order=2.0, query=5.0),
         realtime=realtime,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 import pytest
 
@@ -17,6 +18,7 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.kiwoom import RealtimeOptions, Timeouts
 from hoga.domain import krx
+from hoga.domain.clock import KST, ManualClock
 from hoga.domain.orders import OrderStatus, OrderType, Side
 from hoga.fakes import FakeAccount
 from hoga.fakes.kiwoom import KiwoomFake
@@ -56,6 +58,11 @@ async def test_connection_issues_a_token_checks_the_account_and_reports_cash() -
         summary = await broker.test_connection(account(fake))
         assert "연결 정상" in summary and "1,000,000,000원" in summary
         assert ACCOUNT_NO not in summary  # the account number is masked
+        client = broker.client(account(fake))
+        for obj in (broker, client, client.tokens, vars(client), vars(client.tokens)):
+            text = repr(obj)
+            assert APP_SECRET not in text and APP_KEY not in text
+            assert fake.current_token(APP_KEY) not in text
         assert fake.stats[APP_KEY].tokens_issued == 1
         assert fake.stats[APP_KEY].api_ids["ka00001"] == 1
 
@@ -255,6 +262,26 @@ async def test_a_restart_reuses_the_stored_token() -> None:
             assert second.client(ref).tokens.reused == 1
             assert second.client(ref).tokens.issued == 0
         assert fake.stats[APP_KEY].tokens_issued == 1
+
+
+async def test_the_token_is_renewed_before_its_expires_dt() -> None:
+    clock = ManualClock(datetime.now(KST))
+    async with (
+        kiwoom_fake(clock=clock, token_ttl=3600) as fake,
+        kiwoom_adapter(clock=clock) as (broker, _),
+    ):
+        ref = account(fake)
+        await broker.balance(ref)
+        keeper = broker.client(ref).tokens
+        # expires_dt (YYYYMMDDHHMMSS, KST) read back to the second.
+        assert abs(keeper.expires_at - (clock.time() + 3600)) < 1.5
+        clock.advance(3600 - 700)  # outside the 600 s renewal margin: the token is kept
+        await broker.balance(ref)
+        assert fake.stats[APP_KEY].tokens_issued == 1
+        clock.advance(200)  # inside the margin: renewed before Kiwoom would refuse it
+        await broker.balance(ref)
+        assert fake.stats[APP_KEY].tokens_issued == 2
+        assert broker.client(ref).retried_token == 0
 
 
 async def test_concurrent_callers_share_one_token_issue() -> None:

@@ -287,3 +287,33 @@ async def test_fills_from_the_stream_update_positions(tmp_path: Path, sqlite_url
         (pos,) = p["positions"]
         assert pos["qty"] == 2000
         assert ACCOUNT_NO not in str(p)
+
+
+async def test_a_server_restart_reuses_the_vaulted_token(tmp_path: Path, db_url: str) -> None:
+    """The token goes to the vault-backed store; the next start logs in with it."""
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with kiwoom_fake() as fake:
+        async with running(tmp_path, db_url, kiwoom_rate=50) as h:
+            headers, _, account_id = await kiwoom_user(h, fake)
+            r = await h.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
+            assert r.json()["ok"] is True, r.text
+            token = fake.current_token(APP_KEY)
+            assert token is not None
+            async with h.hoga.db.tx(SYSTEM) as conn:
+                (row,) = (await conn.execute(t.broker_tokens.select())).all()
+            assert row.account_id == account_id and row.kind == "access"
+            assert token not in row.token_enc  # encrypted at rest
+        assert fake.stats[APP_KEY].tokens_issued == 1
+        async with running(tmp_path, db_url, kiwoom_rate=50) as h2:
+            headers = await h2.login("kim")
+
+            async def logged_in_again() -> bool:
+                return fake.stats[APP_KEY].ws_logins == 2
+
+            # Start-up attaches the account: its realtime session logs in with the old token.
+            await eventually(logged_in_again, 5.0, "the realtime login after the restart")
+            r = await h2.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
+            assert r.json()["ok"] is True, r.text
+        assert fake.stats[APP_KEY].tokens_issued == 1

@@ -30,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import date
+from datetime import date, timedelta
 from typing import Any, Final
 
 from hoga.brokers.base import (
@@ -131,6 +131,7 @@ class KiwoomBroker:
         self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._hooked: set[int] = set()
+        self._day: date | None = None
 
     # --- lifecycle
 
@@ -204,6 +205,14 @@ class KiwoomBroker:
         tracker = self._trackers.get(account_id)
         if tracker is None:
             tracker = self._trackers[account_id] = OrderTracker(account_id, self._clock)
+        today = tracker.today()
+        if self._day != today:
+            # Order numbers restart daily; chains of older days are of no further use.
+            self._day = today
+            keep = {day_key(today), day_key(today - timedelta(days=1))}
+            for t in self._trackers.values():
+                t.prune(keep)
+            self._synced.clear()
         return tracker
 
     async def attach(self, account: AccountRef) -> None:

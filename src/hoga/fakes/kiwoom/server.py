@@ -213,13 +213,18 @@ class _DropAware:
                     transport = getattr(getattr(send, "__self__", None), "transport", None)
                     if transport is not None:
                         transport.abort()
+                        state[_DROP_FLAG] = "aborted"
+                        # The server still "answers" into the dead socket, so it logs nothing.
+                        await send(message)
                         return
                     # No transport to abort: cut the body short instead (still a broken answer).
                     headers = [(b"content-length", b"4096"), (b"content-type", b"text/plain")]
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     state[_DROP_FLAG] = "partial"
                     return
-                if state.get(_DROP_FLAG) == "partial" and message["type"] == "http.response.body":
+                if state.get(_DROP_FLAG) == "aborted":
+                    await send(message)
+                elif message["type"] == "http.response.body":
                     await send({"type": "http.response.body", "body": b"{", "more_body": False})
                 return
             await send(message)

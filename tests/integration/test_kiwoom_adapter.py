@@ -205,6 +205,25 @@ async def test_modify_gets_a_new_number_and_cancel_ends_the_chain() -> None:
         assert fake.exchange.orderable(fake.exchange.books[ACCOUNT_NO]) == 1_000_000_000
 
 
+async def test_after_a_restart_a_cancel_finds_the_modified_order() -> None:
+    async with kiwoom_fake() as fake:
+        async with kiwoom_adapter() as (before, _):
+            ref = account(fake)
+            await traded(fake, SYMBOL)
+            low = resting_price(fake, below=0.8)
+            ack = await before.place(ref, buy(4, low, cid="r-1"))
+            await before.modify(ref, ack.broker_order_id, SYMBOL, 4, krx.step_price(low, 1))
+        async with kiwoom_adapter() as (after, _):
+            # A fresh process knows only hoga's id, i.e. the original number.
+            await after.cancel(ref, ack.broker_order_id, SYMBOL, 4)
+            cancel = fake.exchange.orders["0000003"]
+            assert (cancel.kind, cancel.orig) == ("cancel", "0000002")
+            assert not fake.exchange.orders["0000002"].working
+            (rep,) = await after.order_reports(ref, after._tracker(ref).today())
+            assert rep.broker_order_id == ack.broker_order_id
+            assert rep.status == OrderStatus.CANCELLED
+
+
 async def test_business_rejections_carry_the_code_and_message() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
         ref = account(fake)

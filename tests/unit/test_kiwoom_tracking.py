@@ -271,3 +271,19 @@ def test_report_rows_without_an_order_number_or_side_are_errors() -> None:
         ReportRow.parse(row("0000001", io_tp_nm="??"), DAY, 0.0)
     with pytest.raises(WireError):
         ReportRow.parse(row("0000001", ord_qty="ten"), DAY, 0.0)
+
+
+def test_an_acknowledged_cancel_no_longer_listed_is_reported_cancelled(
+    tracker: OrderTracker,
+) -> None:
+    kept = tracker.placed(tracker.expect(buy(cid="keep")), "0000060")
+    gone = tracker.placed(tracker.expect(buy(cid="gone")), "0000061")
+    tracker.derived(gone, "0000062", modify=False, price=None)
+    reports, _ = tracker.sync(DAY, parse(row("0000060")))
+    by_id = {r.client_order_id: r.status for r in reports}
+    assert by_id == {"keep": OrderStatus.ACCEPTED, "gone": OrderStatus.CANCELLED}
+    assert kept.status == OrderStatus.ACCEPTED
+    # An order merely missing from the list, with no cancel of ours, is not guessed at.
+    tracker.placed(tracker.expect(buy(cid="quiet")), "0000063")
+    reports, _ = tracker.sync(DAY, parse(row("0000060")))
+    assert "quiet" not in {r.client_order_id for r in reports}

@@ -61,7 +61,7 @@ from hoga.brokers.kiwoom.client import (
 )
 from hoga.brokers.kiwoom.errors import describe
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RealtimeOptions
-from hoga.brokers.kiwoom.tracking import OrderTracker, ReportRow
+from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
     day_key,
@@ -352,7 +352,7 @@ class KiwoomBroker:
         modified order a new number, which this returns; later events still name the root."""
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        day, head, chain = self._resolve(tracker, broker_order_id)
+        day, head, chain = await self._resolve(account, tracker, broker_order_id)
         body = {
             "dmst_stex_tp": "KRX",
             "orig_ord_no": head,
@@ -384,7 +384,7 @@ class KiwoomBroker:
         raced the cancel cannot make the quantity wrong)."""
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        _, head, chain = self._resolve(tracker, broker_order_id)
+        _, head, chain = await self._resolve(account, tracker, broker_order_id)
         body = {"dmst_stex_tp": "KRX", "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
         try:
             reply = await client.call("kt10003", ORDER_PATH, body, order=True)
@@ -396,9 +396,19 @@ class KiwoomBroker:
         if ord_no and chain is not None:
             tracker.derived(chain, ord_no, modify=False, price=None)
 
-    def _resolve(self, tracker: OrderTracker, order_id: str) -> tuple[str, str, Any]:
-        day, number = split_order_id(order_id, tracker.today())
+    async def _resolve(
+        self, account: AccountRef, tracker: OrderTracker, order_id: str
+    ) -> tuple[str, str, Chain | None]:
+        """(day, the number a modify/cancel must name, the chain) for hoga's order id."""
+        today = tracker.today()
+        day, number = split_order_id(order_id, today)
         chain = tracker.chain(day, number)
+        if chain is None and day == day_key(today):
+            # Not placed by this process (a restart): today's reports rebuild the chain, so a
+            # modified order is addressed by its current number, not the dead original.
+            with contextlib.suppress(BrokerError):
+                await self._sync(account, today)
+            chain = tracker.chain(day, number)
         return day, (chain.head if chain else number), chain
 
     # --- reports

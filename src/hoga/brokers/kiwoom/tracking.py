@@ -95,6 +95,7 @@ class Chain:
     cancelled: int = 0
     status: OrderStatus = S.ACCEPTED
     reason: str | None = None
+    cancel_acked: bool = False
     cum: dict[str, int] = field(default_factory=dict)
     fills: dict[str, list[FillReport]] = field(default_factory=dict)
 
@@ -258,6 +259,8 @@ class OrderTracker:
             chain.head = ord_no
             if price is not None:
                 chain.price = price
+        else:
+            chain.cancel_acked = True
 
     # --- execution notices (type 00)
 
@@ -441,8 +444,13 @@ class OrderTracker:
                 chain.status = S.CANCELLED
         out = dict(touched)
         for chain in self.chains(day):
+            if id(chain) in touched:
+                continue
+            if chain.cancel_acked and chain.status in (S.ACCEPTED, S.PARTIALLY_FILLED):
+                # Kiwoom accepted our cancel and no longer lists the order as open.
+                chain.status = S.CANCELLED
             if chain.status in (S.CANCELLED, S.REJECTED, S.FILLED):
-                out.setdefault(id(chain), chain)
+                out[id(chain)] = chain
         chains = sorted(out.values(), key=lambda c: c.ts)
         fills = [f for c in chains for f in c.all_fills()]
         return [c.report() for c in chains], fills

@@ -503,3 +503,28 @@ async def test_each_key_has_its_own_session_budget_and_token() -> None:
         await broker.detach(2)
         assert fake.registrations(APP_KEY_2) == {}
         assert fake.registrations(APP_KEY) == {"00": {""}, "04": {""}}
+
+
+async def test_notices_for_an_account_number_hoga_does_not_know_are_not_delivered() -> None:
+    async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
+        # Linked under a number that is not the key's account: commands are refused, and the
+        # key's execution notices (e.g. HTS orders) are not attributed to it.
+        wrong = account(fake, 1, account_no="50999999-01")
+        await attached(broker, wrong)
+        tick = await traded(fake, SYMBOL)
+        with pytest.raises(BrokerRejected) as err:
+            await broker.place(wrong, buy(1, tick.ask))
+        assert err.value.code == "kiwoom.account_mismatch"
+        # An order placed at the broker by someone else under the key.
+        book = fake.exchange.books[ACCOUNT_NO]
+        fake.exchange.place(book, Side.BUY, SYMBOL, 1, tick.ask, "0")
+        right = account(fake, 2)
+        await attached(broker, right)
+        fake.exchange.place(book, Side.BUY, SYMBOL, 1, tick.ask, "0")
+
+        async def delivered() -> bool:
+            return bool(sink.events)
+
+        await eventually(delivered, 5.0, "notices for the right account")
+        await broker.drain()
+        assert {account_id for account_id, _ in sink.events} == {2}

@@ -89,6 +89,16 @@ def _digits(text: str) -> str:
     return "".join(ch for ch in text if ch.isdigit())
 
 
+def _same_account(linked: str, wire: str) -> bool:
+    """Account numbers agree in their digits (``50123456-01`` is ``5012345601``); a longer form
+    with a product-code suffix still matches its 8+ digit prefix."""
+    a, b = _digits(linked), _digits(wire)
+    if a == b:
+        return True
+    short, long_ = sorted((a, b), key=len)
+    return len(short) >= 8 and long_.startswith(short)
+
+
 class KiwoomBroker:
     """Kiwoom REST (real and mock) for any number of accounts; see the module docstring."""
 
@@ -250,9 +260,12 @@ class KiwoomBroker:
         if not accounts:
             return
         number = _digits(to_text(values.get("9201")))
-        chosen = [a for a in accounts if number and _digits(a.account_no) == number]
-        if not chosen:
-            chosen = accounts[:1] if len(accounts) == 1 or not number else []
+        if number:
+            # A notice for an account hoga does not know under this key (an order from the
+            # HTS, or a linked number that is not the key's) is not ours to deliver.
+            chosen = [a for a in accounts if _same_account(a.account_no, number)]
+        else:
+            chosen = accounts[:1] if len(accounts) == 1 else []
         for account in chosen:
             if kind == "00":
                 self._emit(account.account_id, self._tracker(account).on_order_frame(values))
@@ -278,7 +291,7 @@ class KiwoomBroker:
             return
         numbers = await self._account_numbers(client)
         mine = _digits(account.account_no)
-        if mine not in numbers:
+        if not any(_same_account(mine, n) for n in numbers):
             theirs = ", ".join(mask(n) for n in numbers) or "없음"
             raise BrokerRejected(
                 describe(
@@ -520,7 +533,7 @@ class KiwoomBroker:
         await client.tokens.get()
         numbers = await self._account_numbers(client)
         mine = _digits(account.account_no)
-        if mine not in numbers:
+        if not any(_same_account(mine, n) for n in numbers):
             theirs = ", ".join(mask(n) for n in numbers) or "없음"
             raise BrokerAuthError(
                 describe(

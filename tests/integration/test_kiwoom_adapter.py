@@ -528,3 +528,39 @@ async def test_notices_for_an_account_number_hoga_does_not_know_are_not_delivere
         await eventually(delivered, 5.0, "notices for the right account")
         await broker.drain()
         assert {account_id for account_id, _ in sink.events} == {2}
+
+
+async def test_a_slow_broker_times_out_as_unknown_and_the_order_still_exists() -> None:
+    async with (
+        kiwoom_fake() as fake,
+        kiwoom_adapter(timeouts=Timeouts(order=0.2, query=5.0)) as (broker, _),
+    ):
+        ref = account(fake)
+        await traded(fake, SYMBOL)
+        await broker.balance(ref)
+        fake.faults.latency = 0.6
+        with pytest.raises(BrokerOutcomeUnknown) as err:
+            await broker.place(ref, buy(1, resting_price(fake), cid="slow"))
+        assert err.value.code == "kiwoom.no_answer"
+        fake.faults.latency = 0.0
+
+        async def booked() -> bool:
+            return len(fake.exchange.orders) == 1
+
+        await eventually(booked, 5.0, "the slow order to reach the book")
+        (rep,) = await broker.order_reports(ref, broker._tracker(ref).today())
+        assert rep.status == OrderStatus.ACCEPTED
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 1
+
+
+async def test_an_error_rate_of_one_fails_every_call_clearly() -> None:
+    async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
+        ref = account(fake)
+        await broker.test_connection(ref)
+        fake.faults.error_rate = 1.0
+        with pytest.raises(BrokerError) as err:
+            await broker.balance(ref)
+        assert err.value.code == "kiwoom.http_500"
+        with pytest.raises(BrokerOutcomeUnknown):
+            await broker.place(ref, buy(1, resting_price(fake)))
+        assert fake.exchange.orders == {}

@@ -72,6 +72,18 @@ async def test_trades_and_book_reach_hub_consumers() -> None:
                 ),
                 "trades and book updates of both symbols",
             )
+
+            async def caught_up() -> bool:
+                # Frames of the last pump may still be on the wire; no more trading now.
+                return all(
+                    (hub_tick := hub.last(s)) is not None
+                    and (fake_tick := fake.market.last(s)) is not None
+                    and hub_tick.cum_volume == fake_tick.cum_volume
+                    and hub_tick.bid_size == fake_tick.bid_size
+                    for s in SYMBOLS
+                )
+
+            await eventually(caught_up, 5.0, "the hub to catch up with the last frames")
             for symbol in SYMBOLS:
                 theirs = fake.market.last(symbol)
                 ours = hub.last(symbol)

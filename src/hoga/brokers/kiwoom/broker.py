@@ -111,7 +111,7 @@ class KiwoomBroker:
         clock: Clock,
         token_store: TokenStore,
         window: float = 1.0,
-        margin: float = 0.1,
+        margin: float = 0.0,
         timeouts: Timeouts | None = None,
         renew_margin: float = 600.0,
         realtime: RealtimeOptions | None = None,

@@ -26,6 +26,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import socket
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -61,6 +62,7 @@ ORDER_PATH: Final = "/api/dostk/ordr"
 ACCOUNT_PATH: Final = "/api/dostk/acnt"
 STOCK_INFO_PATH: Final = "/api/dostk/stkinfo"
 JSON_TYPE: Final = "application/json;charset=UTF-8"
+_NODELAY: Final = [(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)]
 
 
 def default_urls(env: str) -> tuple[str, str]:
@@ -189,11 +191,15 @@ class KiwoomClient:
         self.tokens = TokenKeeper(
             self._issue_token, store, clock, renew_margin=renew_margin, label=label
         )
+        limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             timeout=httpx.Timeout(self.timeouts.query, connect=self.timeouts.connect),
-            limits=httpx.Limits(max_connections=8, max_keepalive_connections=4),
-            transport=transport,
+            limits=limits,
+            # An order is latency-sensitive: never let Nagle hold a small write back waiting
+            # for the peer's delayed ACK (that cost the fake ~40 ms a request until it, too,
+            # set TCP_NODELAY).
+            transport=transport or httpx.AsyncHTTPTransport(limits=limits, socket_options=_NODELAY),
         )
         self.requests = 0
         self.retried_token = 0

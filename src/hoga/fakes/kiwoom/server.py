@@ -381,6 +381,9 @@ class KiwoomFake:
     async def start(self) -> str:
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it; without it uvicorn on a passed-in socket answers
+        # small requests ~40 ms late (Nagle against the client's delayed ACK).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind((self.options.host, self.options.port))
         sock.listen(128)
         sock.setblocking(False)

@@ -22,8 +22,8 @@ from hoga import __version__
 from hoga.brokers.base import Broker
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
-from hoga.brokers.paper import PaperBroker, PaperFaults
-from hoga.config import Settings
+from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
+from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Bar, QuoteSource
@@ -35,6 +35,7 @@ from hoga.execution.reconcile import Reconciler
 from hoga.execution.service import OrderPolicy, OrderService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed
+from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
@@ -46,6 +47,10 @@ from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
 
 log = logging.getLogger(__name__)
+
+
+def _always_open() -> bool:
+    return True
 
 
 class HogaApp:
@@ -96,23 +101,34 @@ class HogaApp:
         self.market = SimulatedMarket(
             self.universe, seed=s.sim_seed, clock=self.clock, mode=s.market_mode
         )
-        self.feed: Feed = feed or SimulatorFeed(
-            self.market,
-            ticks_per_second=s.sim_ticks_per_second,
-            symbols_per_session=s.sim_symbols_per_session or None,
-            max_sessions=s.sim_max_sessions or None,
-        )
-        self.bars = BarBuilder()
         quotes: QuoteSource = self.market
+        self.market_open: Callable[[], bool] = self.market.is_open
+        self.replay: ReplayFeed | None = None
+        self.feed: Feed
+        if feed is not None:
+            self.feed = feed
+        elif s.feed == "replay":
+            self.replay = self._replay_feed()
+            quotes = self.feed = self.replay
+            if s.market_mode == "demo":
+                self.market_open = _always_open
+        else:
+            self.feed = SimulatorFeed(
+                self.market,
+                ticks_per_second=s.sim_ticks_per_second,
+                symbols_per_session=s.sim_symbols_per_session or None,
+                max_sessions=s.sim_max_sessions or None,
+            )
+        self.bars = BarBuilder()
         self.hub = Hub(
             self.feed,
             self.universe,
             self.clock,
             grace=s.hub_grace_seconds,
             stale_after=s.hub_stale_seconds,
-            is_trading=self.market.is_open,
+            is_trading=self.market_open,
             bars=self.bars,
-            instruments=self.market.instrument,
+            instruments=quotes.instrument,
         )
         self.quotes = quotes
 
@@ -123,10 +139,12 @@ class HogaApp:
             self.clock,
             initial_cash=s.paper_initial_cash,
             journal_path=data / "paper" / "journal.jsonl",
-            is_open=self.market.is_open,
-            faults=paper_faults,
+            is_open=self.market_open,
+            faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )
         self.market.add_listener(self.paper.on_tick)
+        if self.replay is not None:
+            self.replay.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         # --- real-broker adapters (KIS, Kiwoom) register here ---
         # Kiwoom REST: one token, one request budget and one WebSocket per app key.
@@ -167,7 +185,7 @@ class HogaApp:
                 duplicate_window=s.duplicate_window,
                 submit_timeout=s.submit_timeout,
             ),
-            market_open=self.market.is_open,
+            market_open=self.market_open,
         )
         self.dispatcher = Dispatcher(
             self.queue,
@@ -192,6 +210,24 @@ class HogaApp:
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
         self.api: FastAPI = self._build_api()
+
+    def _replay_feed(self) -> ReplayFeed:
+        s = self.settings
+        if s.replay_file is None:
+            raise ConfigError(
+                "HOGA_FEED=replay needs HOGA_REPLAY_FILE (a CSV or Parquet of ticks or bars)"
+            )
+        try:
+            return ReplayFeed(
+                Path(s.replay_file),
+                speed=s.replay_speed,
+                loop_forever=True,
+                instruments={i.symbol: i for i in self.universe.instruments},
+            )
+        except FileNotFoundError:
+            raise ConfigError(f"HOGA_REPLAY_FILE {s.replay_file} does not exist") from None
+        except ValueError as e:
+            raise ConfigError(f"HOGA_REPLAY_FILE: {e}") from None
 
     def _build_api(self) -> FastAPI:
         from hoga.api.server import create_api
@@ -225,7 +261,7 @@ class HogaApp:
         await warm
         await self.reconciler.reconcile_all()
         await self._load_bars()
-        if isinstance(self.feed, SimulatorFeed) and self.drive_feed:
+        if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()

@@ -102,13 +102,11 @@ def version() -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from hoga.net import bind_listener
+
     try:
-        sock.bind((host, port))
+        return bind_listener(host, port)
     except OSError as e:
-        sock.close()
         if e.errno == errno.EADDRINUSE:
             raise fail(
                 f"port {port} on {host} is already in use; stop the other process or set HOGA_PORT"
@@ -118,9 +116,20 @@ def _bind(host: str, port: int) -> socket.socket:
         if e.errno == errno.EACCES:
             raise fail(f"no permission to listen on port {port}; use a port above 1023") from None
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+
+
+def _quiet_exit_server() -> type:
+    import uvicorn
+
+    class QuietExitServer(uvicorn.Server):
+        """uvicorn's server without re-raising the signal after a graceful shutdown: for hoga,
+        Ctrl-C or SIGTERM is the normal way to stop, and it exits 0."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return QuietExitServer
 
 
 @app.command()
@@ -139,6 +148,8 @@ def serve(
         import uvicorn
 
         from hoga.app import HogaApp
+
+        _QuietExitServer = _quiet_exit_server()
 
         hoga = HogaApp(settings)
         sock = _bind(settings.host, settings.port)
@@ -165,7 +176,7 @@ def serve(
         typer.echo(
             f"hoga {__version__} serving on http://{shown_host}:{actual_port}{sim}", err=True
         )
-        server = uvicorn.Server(
+        server = _QuietExitServer(
             uvicorn.Config(
                 hoga.api,
                 log_level=settings.log_level,

@@ -13,6 +13,7 @@ BENCHMARKS = [
     "bench_fanout",
     "bench_backtest",
     "bench_kis",
+    "bench_kiwoom",
 ]
 
 

@@ -21,6 +21,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from hoga import __version__
 from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
+from hoga.brokers.kis import KisBroker, KisFeed
+from hoga.brokers.kiwoom import KiwoomBroker
+from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
@@ -148,8 +151,6 @@ class HogaApp:
             self.replay.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         # --- real-broker adapters (KIS, Kiwoom) register here ---
-        from hoga.brokers.kis import KisBroker, KisFeed
-
         self.kis = KisBroker(
             self.clock,
             self.token_store,
@@ -164,6 +165,15 @@ class HogaApp:
                 self.kis, self.clock, account_ids=s.kis_feed_accounts, book=s.kis_feed_book
             )
             self.hub.feed = self.feed
+        # Kiwoom REST: one token, one request budget and one WebSocket per app key.
+        self.kiwoom = KiwoomBroker(
+            rate=s.kiwoom_rate,
+            clock=self.clock,
+            token_store=self.token_store,
+            # Answer (or give up) before the order service's own submit timeout.
+            timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
+        )
+        self.brokers["kiwoom"] = self.kiwoom
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         self.accounts = AccountService(

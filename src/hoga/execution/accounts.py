@@ -93,6 +93,7 @@ class AccountService:
         self.commission_rate = commission_rate
         self.allow_custom_urls = allow_custom_urls
         self._refs: dict[int, AccountRef] = {}
+        self._resolved: dict[tuple[int, int | None], AccountRecord] = {}
 
     # --- creation
 
@@ -205,6 +206,7 @@ class AccountService:
                 detail={"broker": broker, "env": env, "account": acct.account_masked},
             )
             acct = await repo.require_account(conn, user_id, acct.id)
+        self._forget(user_id)
         await self._attach(acct)
         return acct
 
@@ -228,6 +230,24 @@ class AccountService:
         if acct is None:
             raise NotFound("계좌가 없습니다 (no account)", "account.not_found")
         return acct
+
+    async def resolve(self, user_id: int, account_id: int | None) -> AccountRecord:
+        """The account an order goes to (the paper account when none is named), cached: the
+        order path asks for it on every submit and accounts rarely change."""
+        key = (user_id, account_id)
+        acct = self._resolved.get(key)
+        if acct is None:
+            acct = await (
+                self.default_account(user_id)
+                if account_id is None
+                else self.get(user_id, account_id)
+            )
+            self._resolved[key] = acct
+        return acct
+
+    def _forget(self, user_id: int) -> None:
+        for key in [k for k in self._resolved if k[0] == user_id]:
+            del self._resolved[key]
 
     def ref(self, acct: AccountRecord) -> AccountRef:
         """The adapter's view of an account, secrets decrypted (cached per account)."""
@@ -416,6 +436,7 @@ class AccountService:
                 target=f"account:{account_id}",
             )
         self._refs.pop(account_id, None)
+        self._forget(user_id)
         broker = self.brokers.get(acct.broker)
         if broker is not None:
             await broker.detach(account_id)

@@ -236,18 +236,14 @@ class OrderService:
         now = self._clock.now()
         mono = self._clock.monotonic()
         day = krx.trading_date(now)
+        # Outside the transaction: it may read the database itself (SQLite has one writer).
+        acct = await self._accounts.resolve(user_id, intent.account_id)
         async with self._user_locks[user_id]:
             async with self._db.tx(Actor.user(user_id)) as conn:
                 if intent.client_order_id is not None:
                     existing = await repo.get_by_client_id(conn, user_id, intent.client_order_id)
                     if existing is not None:
                         return self._same_or_conflict(existing, intent)
-                if intent.account_id is None:
-                    acct = await accounts_repo.paper_account(conn, user_id)
-                    if acct is None:
-                        raise NotFound("계좌가 없습니다 (no account)", "account.not_found")
-                else:
-                    acct = await accounts_repo.require_account(conn, user_id, intent.account_id)
                 intent = replace(intent, account_id=acct.id)
                 inputs = await self._risk_inputs(
                     conn, user, tier, acct.id, acct.commission_rate, intent, inst, day, mono
@@ -281,11 +277,6 @@ class OrderService:
                     created_at=now,
                     updated_at=now,
                 )
-                if order is None:
-                    # A concurrent submit with the same client_order_id won the race.
-                    existing = await repo.get_by_client_id(conn, user_id, cid)
-                    assert existing is not None
-                    return self._same_or_conflict(existing, intent)
                 await repo.add_event(conn, user_id, order.id, status, now, decision.code or None)
                 if decision.ok:
                     await ledger.bump_day(conn, user_id, day, trades=1)
@@ -581,15 +572,30 @@ class OrderService:
             self._publish(moved)
         return moved
 
+    async def _claim(self, item: QueueItem) -> Order | None:
+        """Mark a queued order SUBMITTING (persisted before any broker call); None if it is no
+        longer queued (cancelled meanwhile)."""
+        async with (
+            self._account_locks[item.account_id],
+            self._db.tx(Actor.user(item.user_id)) as conn,
+        ):
+            order = await repo.get_order(conn, item.user_id, item.order_id)
+            if order is None or order.status != S.QUEUED:
+                return None
+            moved = await repo.transition(
+                conn, order, S.SUBMITTING, self._clock.now(), submitted_at=self._clock.now()
+            )
+        if moved is not None:
+            self._publish(moved)
+        return moved
+
     async def _send_place(self, item: QueueItem) -> None:
-        order = await self._load(item.user_id, item.order_id)
-        if order is None or order.status != S.QUEUED:
-            return
-        ref = await self._accounts.ref_for(order.user_id, order.account_id)
-        broker = self._accounts.broker_for(ref.broker)
-        submitting = await self.move(order, S.SUBMITTING, submitted_at=self._clock.now())
+        submitting = await self._claim(item)
         if submitting is None:
             return
+        order = submitting
+        ref = await self._accounts.ref_for(order.user_id, order.account_id)
+        broker = self._accounts.broker_for(ref.broker)
         self.stats["sent"] += 1
         request = PlaceRequest(
             client_order_id=order.client_order_id,

@@ -92,12 +92,15 @@ class Database:
 
     def _make_engine(self, *, as_app: bool) -> AsyncEngine:
         kwargs: dict[str, Any] = {"echo": self._echo}
+        url = self.url
         if self.is_sqlite:
+            from hoga.store.inline_sqlite import inline_url
+
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
-            kwargs["pool_size"] = 1
-            kwargs["max_overflow"] = 0
+            url = inline_url(self.url)
+            kwargs["connect_args"] = {"check_same_thread": False}
         else:
             settings = {"application_name": "hoga"}
             if as_app and self.app_role:
@@ -106,7 +109,7 @@ class Database:
             kwargs["connect_args"] = {"server_settings": settings, "timeout": 10}
             kwargs["pool_size"] = 10
             kwargs["pool_pre_ping"] = True
-        engine = create_async_engine(self.url, **kwargs)
+        engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine

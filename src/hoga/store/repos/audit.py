@@ -11,6 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.store import tables as t
 
+_INSERT = insert(t.audit_log)
+
 
 @dataclass(frozen=True, slots=True)
 class AuditEntry:
@@ -37,15 +39,16 @@ async def record(
 ) -> None:
     """Append an entry. ``user_id`` is whose history it belongs to; ``actor_id`` who acted."""
     await conn.execute(
-        insert(t.audit_log).values(
-            user_id=user_id,
-            actor_id=actor_id if actor_id is not None else user_id,
-            ts=now,
-            action=action,
-            target=target,
-            ip=ip,
-            detail=detail or {},
-        )
+        _INSERT,
+        {
+            "user_id": user_id,
+            "actor_id": actor_id if actor_id is not None else user_id,
+            "ts": now,
+            "action": action,
+            "target": target,
+            "ip": ip,
+            "detail": detail or {},
+        },
     )
 
 

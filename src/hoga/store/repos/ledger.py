@@ -11,13 +11,68 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.portfolio import Position
 from hoga.store import tables as t
-from hoga.store.repos import new_id
+
+# Built once (see repos/orders.py): these run on every order and fill.
+_LEDGER_ROW = insert(t.cash_ledger)
+_CASH_ADD = (
+    update(t.broker_accounts)
+    .where(
+        t.broker_accounts.c.id == bindparam("aid"), t.broker_accounts.c.user_id == bindparam("uid")
+    )
+    .values(cash=t.broker_accounts.c.cash + bindparam("amount"))
+)
+_CASH = select(t.broker_accounts.c.cash).where(
+    t.broker_accounts.c.id == bindparam("aid"), t.broker_accounts.c.user_id == bindparam("uid")
+)
+_POSITIONS = (
+    select(t.positions)
+    .where(t.positions.c.user_id == bindparam("uid"), t.positions.c.qty != 0)
+    .order_by(t.positions.c.account_id, t.positions.c.symbol)
+)
+_POSITION = select(t.positions).where(
+    t.positions.c.user_id == bindparam("uid"),
+    t.positions.c.account_id == bindparam("aid"),
+    t.positions.c.symbol == bindparam("sym"),
+)
+_POSITION_SET = (
+    update(t.positions)
+    .where(
+        t.positions.c.user_id == bindparam("uid"),
+        t.positions.c.account_id == bindparam("aid"),
+        t.positions.c.symbol == bindparam("sym"),
+    )
+    .values(
+        qty=bindparam("qty"),
+        cost=bindparam("cost"),
+        realized_pnl=bindparam("rpnl"),
+        updated_at=bindparam("now"),
+    )
+)
+_POSITION_NEW = insert(t.positions)
+_FILL_NEW = insert(t.fills).returning(t.fills.c.id)
+_DAY = select(t.daily_counters).where(
+    t.daily_counters.c.user_id == bindparam("uid"),
+    t.daily_counters.c.trading_day == bindparam("day"),
+)
+_DAY_ADD = (
+    update(t.daily_counters)
+    .where(
+        t.daily_counters.c.user_id == bindparam("uid"),
+        t.daily_counters.c.trading_day == bindparam("day"),
+    )
+    .values(
+        trades=t.daily_counters.c.trades + bindparam("trades"),
+        realized_pnl=t.daily_counters.c.realized_pnl + bindparam("realized"),
+        unrealized_start=func.coalesce(t.daily_counters.c.unrealized_start, bindparam("ustart")),
+    )
+)
+_DAY_NEW = insert(t.daily_counters)
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,32 +139,23 @@ async def post_cash(
     if amount == 0:
         return
     await conn.execute(
-        insert(t.cash_ledger).values(
-            user_id=user_id,
-            account_id=account_id,
-            ts=now,
-            amount=amount,
-            kind=kind,
-            order_id=order_id,
-            fill_id=fill_id,
-            note=note,
-        )
+        _LEDGER_ROW,
+        {
+            "user_id": user_id,
+            "account_id": account_id,
+            "ts": now,
+            "amount": amount,
+            "kind": kind,
+            "order_id": order_id,
+            "fill_id": fill_id,
+            "note": note,
+        },
     )
-    await conn.execute(
-        update(t.broker_accounts)
-        .where(t.broker_accounts.c.id == account_id, t.broker_accounts.c.user_id == user_id)
-        .values(cash=t.broker_accounts.c.cash + amount)
-    )
+    await conn.execute(_CASH_ADD, {"aid": account_id, "uid": user_id, "amount": amount})
 
 
 async def cash(conn: AsyncConnection, user_id: int, account_id: int) -> int:
-    row = (
-        await conn.execute(
-            select(t.broker_accounts.c.cash).where(
-                t.broker_accounts.c.id == account_id, t.broker_accounts.c.user_id == user_id
-            )
-        )
-    ).first()
+    row = (await conn.execute(_CASH, {"aid": account_id, "uid": user_id})).first()
     return int(row[0]) if row else 0
 
 
@@ -126,22 +172,17 @@ async def ledger_sum(conn: AsyncConnection, user_id: int, account_id: int) -> in
 async def positions(
     conn: AsyncConnection, user_id: int, account_id: int | None = None
 ) -> list[PositionRecord]:
-    q = select(t.positions).where(t.positions.c.user_id == user_id, t.positions.c.qty != 0)
-    if account_id is not None:
-        q = q.where(t.positions.c.account_id == account_id)
-    rows = await conn.execute(q.order_by(t.positions.c.account_id, t.positions.c.symbol))
-    return [PositionRecord(r.account_id, r.symbol, r.qty, r.cost, r.realized_pnl) for r in rows]
+    rows = await conn.execute(_POSITIONS, {"uid": user_id})
+    return [
+        PositionRecord(r.account_id, r.symbol, r.qty, r.cost, r.realized_pnl)
+        for r in rows
+        if account_id is None or r.account_id == account_id
+    ]
 
 
 async def position(conn: AsyncConnection, user_id: int, account_id: int, symbol: str) -> Position:
     row = (
-        await conn.execute(
-            select(t.positions).where(
-                t.positions.c.user_id == user_id,
-                t.positions.c.account_id == account_id,
-                t.positions.c.symbol == symbol,
-            )
-        )
+        await conn.execute(_POSITION, {"uid": user_id, "aid": account_id, "sym": symbol})
     ).first()
     return Position(row.qty, row.cost, row.realized_pnl) if row else Position()
 
@@ -150,25 +191,29 @@ async def save_position(
     conn: AsyncConnection, user_id: int, account_id: int, symbol: str, pos: Position, now: datetime
 ) -> None:
     res = await conn.execute(
-        update(t.positions)
-        .where(
-            t.positions.c.user_id == user_id,
-            t.positions.c.account_id == account_id,
-            t.positions.c.symbol == symbol,
-        )
-        .values(qty=pos.qty, cost=pos.cost, realized_pnl=pos.realized_pnl, updated_at=now)
+        _POSITION_SET,
+        {
+            "uid": user_id,
+            "aid": account_id,
+            "sym": symbol,
+            "qty": pos.qty,
+            "cost": pos.cost,
+            "rpnl": pos.realized_pnl,
+            "now": now,
+        },
     )
     if res.rowcount == 0:
         await conn.execute(
-            insert(t.positions).values(
-                user_id=user_id,
-                account_id=account_id,
-                symbol=symbol,
-                qty=pos.qty,
-                cost=pos.cost,
-                realized_pnl=pos.realized_pnl,
-                updated_at=now,
-            )
+            _POSITION_NEW,
+            {
+                "user_id": user_id,
+                "account_id": account_id,
+                "symbol": symbol,
+                "qty": pos.qty,
+                "cost": pos.cost,
+                "realized_pnl": pos.realized_pnl,
+                "updated_at": now,
+            },
         )
 
 
@@ -190,28 +235,40 @@ async def insert_fill(
     ts: datetime,
 ) -> int | None:
     """Insert a fill; None when this broker fill id was already booked (a duplicate report)."""
+    exists = (
+        await conn.execute(
+            select(t.fills.c.id).where(
+                t.fills.c.account_id == bindparam("aid"),
+                t.fills.c.broker_fill_id == bindparam("bfid"),
+            ),
+            {"aid": account_id, "bfid": broker_fill_id},
+        )
+    ).first()
+    if exists is not None:
+        return None
+    values = {
+        "user_id": user_id,
+        "account_id": account_id,
+        "order_id": order_id,
+        "strategy_id": strategy_id,
+        "broker_fill_id": broker_fill_id,
+        "symbol": symbol,
+        "side": side,
+        "qty": qty,
+        "price": price,
+        "commission": commission,
+        "tax": tax,
+        "trading_day": trading_day,
+        "ts": ts,
+    }
     try:
+        # The check above settles duplicates; the savepoint only guards a concurrent writer
+        # (fills of one account are booked under the account's lock in this process).
         async with conn.begin_nested():
-            res = await conn.execute(
-                insert(t.fills).values(
-                    user_id=user_id,
-                    account_id=account_id,
-                    order_id=order_id,
-                    strategy_id=strategy_id,
-                    broker_fill_id=broker_fill_id,
-                    symbol=symbol,
-                    side=side,
-                    qty=qty,
-                    price=price,
-                    commission=commission,
-                    tax=tax,
-                    trading_day=trading_day,
-                    ts=ts,
-                )
-            )
+            row = (await conn.execute(_FILL_NEW, values)).one()
     except IntegrityError:
         return None
-    return new_id(res)
+    return int(row[0])
 
 
 async def fills(
@@ -238,13 +295,7 @@ async def day_counters(
     conn: AsyncConnection, user_id: int, day: date
 ) -> tuple[int, int, int | None]:
     """(trades, realised P&L, unrealised-at-start) for a user's trading day."""
-    row = (
-        await conn.execute(
-            select(t.daily_counters).where(
-                t.daily_counters.c.user_id == user_id, t.daily_counters.c.trading_day == day
-            )
-        )
-    ).first()
+    row = (await conn.execute(_DAY, {"uid": user_id, "day": day})).first()
     if row is None:
         return 0, 0, None
     return int(row.trades), int(row.realized_pnl), row.unrealized_start
@@ -260,28 +311,27 @@ async def bump_day(
     unrealized_start: int | None = None,
 ) -> None:
     """Add to a day's counters, creating the row on first use."""
-    stmt = (
-        update(t.daily_counters)
-        .where(t.daily_counters.c.user_id == user_id, t.daily_counters.c.trading_day == day)
-        .values(
-            trades=t.daily_counters.c.trades + trades,
-            realized_pnl=t.daily_counters.c.realized_pnl + realized,
-            unrealized_start=func.coalesce(t.daily_counters.c.unrealized_start, unrealized_start),
-        )
-    )
-    if (await conn.execute(stmt)).rowcount:
+    params = {
+        "uid": user_id,
+        "day": day,
+        "trades": trades,
+        "realized": realized,
+        "ustart": unrealized_start,
+    }
+    if (await conn.execute(_DAY_ADD, params)).rowcount:
         return
     try:
         async with conn.begin_nested():
             await conn.execute(
-                insert(t.daily_counters).values(
-                    user_id=user_id,
-                    trading_day=day,
-                    trades=trades,
-                    realized_pnl=realized,
-                    unrealized_start=unrealized_start,
-                )
+                _DAY_NEW,
+                {
+                    "user_id": user_id,
+                    "trading_day": day,
+                    "trades": trades,
+                    "realized_pnl": realized,
+                    "unrealized_start": unrealized_start,
+                },
             )
     except IntegrityError:
         # Another transaction created the row first; add to it instead.
-        await conn.execute(stmt)
+        await conn.execute(_DAY_ADD, params)

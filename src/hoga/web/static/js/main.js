@@ -149,6 +149,7 @@ async function signOutClicked() {
   clearTicketDraft();
   signedInAs = null;
   mainEl = null;
+  history.replaceState(null, "", location.pathname); // the next person starts at the overview
   showSignIn();
 }
 

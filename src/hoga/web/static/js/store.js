@@ -11,6 +11,21 @@ const CANCELLABLE = new Set(["QUEUED", "ACCEPTED", "PARTIALLY_FILLED"]);
 const MAX_ORDERS = 100;
 const MAX_FILLS = 50;
 
+const TERMINAL = new Set(["FILLED", "CANCELLED", "REJECTED", "DENIED", "EXPIRED"]);
+
+/**
+ * True when ``a`` is a later version of an order than ``b``. Versions arrive by two roads (the
+ * HTTP answer and /ws/events) in either order: the 202 answer of a market order can come after
+ * the event saying it filled.
+ */
+export function isNewer(a, b) {
+  const ta = Date.parse(a.updated_at);
+  const tb = Date.parse(b.updated_at);
+  if (ta !== tb) return ta > tb;
+  if (TERMINAL.has(a.status) !== TERMINAL.has(b.status)) return TERMINAL.has(a.status);
+  return a.filled_qty >= b.filled_qty;
+}
+
 export function isOpen(order) {
   return OPEN_STATES.has(order.status);
 }
@@ -89,7 +104,10 @@ class Store {
       get(`/api/orders${qs({ limit: 50 })}`),
     ]);
     const map = new Map();
-    for (const o of [...recent.orders, ...open.orders]) map.set(o.id, o);
+    for (const o of [...recent.orders, ...open.orders, ...this.orders.values()]) {
+      const known = map.get(o.id);
+      if (!known || isNewer(o, known)) map.set(o.id, o);
+    }
     this.orders = map;
     this.emit("orders", this.orderList());
   }
@@ -105,6 +123,8 @@ class Store {
   }
 
   upsertOrder(order) {
+    const known = this.orders.get(order.id);
+    if (known && !isNewer(order, known)) return;
     this.orders.set(order.id, order);
     if (this.orders.size > MAX_ORDERS + 50) {
       // Forget the oldest finished orders; open ones always stay.

@@ -17,12 +17,12 @@ const HTS_RE = /^[A-Za-z0-9_.-]{1,32}$/;
 export function mount(el) {
   let accounts = [];
   const listEl = h("div", null, h("p", { class: "muted" }, t("common.loading")));
-  const formCard = h("section", { class: "card span-5", "aria-labelledby": "acct-new-h" });
+  const formCard = h("section", { class: "card span-6", "aria-labelledby": "acct-new-h" });
 
   el.append(
     h("h1", null, t("accounts.title")),
     h("div", { class: "grid" },
-      h("section", { class: "card span-7", "aria-labelledby": "acct-list-h" }, h("h2", { id: "acct-list-h" }, t("accounts.list")), listEl),
+      h("section", { class: "card span-12", "aria-labelledby": "acct-list-h" }, h("h2", { id: "acct-list-h" }, t("accounts.list")), listEl),
       formCard),
   );
 
@@ -77,7 +77,8 @@ export function mount(el) {
         { content: h("span", { class: "mono" }, a.account_no) },
         { content: h("span", { class: "mono" }, a.app_key || "—") },
         { content: h("span", { class: "mono" }, a.app_secret || "—") },
-        { content: a.cash === null || a.cash === undefined ? "—" : won(a.cash), num: true },
+        // hoga books the paper account's cash itself; a linked account's balance is the broker's.
+        { content: paper || a.cash ? won(a.cash) : "—", num: true },
         { content: lt ? [h("span", { class: `badge ${lt.ok ? "ok" : "err"}` }, lt.ok ? t("accounts.ok") : t("accounts.failed")), " ", h("span", { class: "muted small" }, `${dateTime(lt.at)} ${lt.message || ""}`)] : "—", class: "wrap" },
         { content: h("div", { class: "row" },
           h("button", { type: "button", class: "small", "aria-label": t("accounts.test_label", { label: a.label }), onclick: (ev) => test(a, ev.currentTarget) }, t("accounts.test")),
@@ -145,11 +146,8 @@ export function mount(el) {
         try {
           const acct = await post("/api/broker-accounts", values);
           // The secrets have gone to the vault: wipe them from the page.
-          appKey.control.value = "";
-          appSecret.control.value = "";
-          accountNo.control.value = "";
+          for (const f of [appKey, appSecret, accountNo, htsId, label]) f.control.value = "";
           showBox(ok, t("accounts.added", { label: acct.label }));
-          toast(t("accounts.added", { label: acct.label }), "ok");
           load();
           store.loadPortfolio().catch(() => {});
         } catch (e) {

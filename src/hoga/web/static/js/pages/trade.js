@@ -6,7 +6,7 @@
 // switch or an expired session (the sign-in overlay) loses nothing.
 
 import { get, post, qs } from "../api.js";
-import { debounce, h, replace, toast } from "../dom.js";
+import { debounce, h, replace } from "../dom.js";
 import { errorBox, errorText, field, okBox, setFieldError, showApiError, showBox, busy, clearErrors } from "../forms.js";
 import { dir, num, parseInteger, pct, price, won } from "../format.js";
 import { t } from "../i18n.js";
@@ -402,7 +402,6 @@ export function mount(el, params) {
         state.clientOrderId = newClientOrderId();
         const msg = t("ticket.accepted", { id: order.id, status: t(`status.${order.status}`) });
         showBox(ok, msg);
-        toast(msg, "ok");
         schedulePreview();
       } catch (e) {
         if (e.body && e.body.order) store.upsertOrder(e.body.order);
@@ -417,7 +416,12 @@ export function mount(el, params) {
   });
 
   // --- start -----------------------------------------------------------------------------------------
-  const offs = [store.on("portfolio", renderAccounts)];
+  const offs = [
+    store.on("portfolio", () => {
+      renderAccounts();
+      schedulePreview(); // cash and holdings moved: the preview's figures too
+    }),
+  ];
   renderAccounts();
   renderQuote();
   renderRules();

@@ -20,7 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
 from hoga.brokers.base import Broker
-from hoga.brokers.paper import PaperBroker, PaperFaults
+from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
@@ -122,7 +122,7 @@ class HogaApp:
             initial_cash=s.paper_initial_cash,
             journal_path=data / "paper" / "journal.jsonl",
             is_open=self.market.is_open,
-            faults=paper_faults,
+            faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )
         self.market.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}

@@ -123,6 +123,20 @@ def _bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _quiet_exit_server() -> type:
+    import uvicorn
+
+    class QuietExitServer(uvicorn.Server):
+        """uvicorn's server without re-raising the signal after a graceful shutdown: for hoga,
+        Ctrl-C or SIGTERM is the normal way to stop, and it exits 0."""
+
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            super().handle_exit(sig, frame)
+            self._captured_signals.clear()
+
+    return QuietExitServer
+
+
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address (HOGA_HOST)")] = None,
@@ -139,6 +153,8 @@ def serve(
         import uvicorn
 
         from hoga.app import HogaApp
+
+        _QuietExitServer = _quiet_exit_server()
 
         hoga = HogaApp(settings)
         sock = _bind(settings.host, settings.port)
@@ -165,7 +181,7 @@ def serve(
         typer.echo(
             f"hoga {__version__} serving on http://{shown_host}:{actual_port}{sim}", err=True
         )
-        server = uvicorn.Server(
+        server = _QuietExitServer(
             uvicorn.Config(
                 hoga.api,
                 log_level=settings.log_level,

@@ -120,6 +120,29 @@ class Settings(BaseSettings):
     session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
     submit_timeout: float = Field(10.0, gt=0, description="seconds before UNKNOWN")
     reconcile_interval: float = Field(30.0, gt=0)
+    paper_faults: str = Field(
+        "", description="chaos testing only: e.g. 'accept_then_timeout=1,delay=0.2'"
+    )
+
+    @field_validator("paper_faults")
+    @classmethod
+    def _check_faults(cls, v: str) -> str:
+        allowed = {
+            "delay",
+            "reject_next",
+            "not_processed_next",
+            "accept_then_timeout",
+            "cancel_delay",
+        }
+        for part in (p.strip() for p in v.split(",") if p.strip()):
+            key, _, value = part.partition("=")
+            if key not in allowed:
+                raise ValueError(f"unknown fault {key!r}; known: {', '.join(sorted(allowed))}")
+            try:
+                float(value)
+            except ValueError:
+                raise ValueError(f"fault {key} needs a number, got {value!r}") from None
+        return v
 
     @field_validator("cors_origins", mode="before")
     @classmethod

@@ -59,8 +59,19 @@ class PaperFaults:
     delay: float = 0.0
     reject_next: int = 0
     not_processed_next: int = 0
+    #: Accept the next N orders but never answer, and send no execution events for them.
     accept_then_timeout: int = 0
     cancel_delay: float = 0.0
+
+
+def parse_faults(spec: str) -> PaperFaults:
+    """``'accept_then_timeout=1,delay=0.2'`` -> PaperFaults (for chaos runs of a real server)."""
+    f = PaperFaults()
+    for part in (p.strip() for p in spec.split(",") if p.strip()):
+        key, _, value = part.partition("=")
+        current = getattr(f, key)
+        setattr(f, key, type(current)(float(value)))
+    return f
 
 
 @dataclass
@@ -156,6 +167,9 @@ class PaperBroker:
         self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
         self._pump: asyncio.Task[None] | None = None
         self._replaying = False
+        # Orders placed under accept-then-timeout: the broker works them, but nothing about them
+        # reaches hoga (a partition), so only reconciliation after a restart can find them.
+        self._silent: set[str] = set()
 
     # --- lifecycle
 
@@ -203,6 +217,13 @@ class PaperBroker:
 
     def _emit(self, account_id: int, event: ExecutionEvent) -> None:
         if self._replaying or self._events is None:
+            return
+        bid = (
+            event.fill.broker_order_id
+            if isinstance(event, FillEvent)
+            else event.report.broker_order_id
+        )
+        if bid in self._silent:
             return
         self._events.put_nowait((account_id, event))
 
@@ -328,6 +349,9 @@ class PaperBroker:
             f.reject_next -= 1
             raise BrokerRejected("simulated rejection", "paper.fault")
         order = self._validate(acct, request)
+        partitioned = f.accept_then_timeout > 0
+        if partitioned:
+            self._silent.add(order.broker_order_id)
         self._book_order(acct, order)
         self._write(
             {
@@ -349,7 +373,7 @@ class PaperBroker:
         tick = self._quotes.last(order.symbol)
         if tick is not None and self._is_open():
             self._match(acct, order, tick, resting=False)
-        if f.accept_then_timeout > 0:
+        if partitioned:
             f.accept_then_timeout -= 1
             # The order exists at the broker, but the answer never comes back.
             await asyncio.Event().wait()

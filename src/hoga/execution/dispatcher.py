@@ -104,12 +104,13 @@ class Dispatcher:
             if ref is None:
                 return None
             lim = broker.limits(ref)
-            if lim.rate >= 1:
-                window = SlidingWindow(int(lim.rate), lim.window, self.margin)
-            else:
-                window = SlidingWindow(1, lim.window / lim.rate, self.margin)
-            cached = self._limits[account_id] = (lim, window)
+            cached = self._limits[account_id] = (lim, self._window_for(lim))
         return cached
+
+    def _window_for(self, lim: BrokerLimits) -> SlidingWindow:
+        if lim.rate >= 1:
+            return SlidingWindow(int(lim.rate), lim.window, self.margin)
+        return SlidingWindow(1, lim.window / lim.rate, self.margin)
 
     def _limiters(self, lim: BrokerLimits, window: SlidingWindow) -> list[SlidingWindow]:
         return [window, self.global_limit] if lim.counts_toward_global else [window]
@@ -224,21 +225,20 @@ class Dispatcher:
             gw.session = SessionState()
         policy, s = gw.policy, gw.session
         assert s is not None
+        # One control, one rate: the limit belongs to the session, whichever account it holds.
+        window = self._window_for(lim)
+        limiters = [window, self.global_limit] if lim.counts_toward_global else [window]
         preparing: asyncio.Task[None] | None = None
         while self._running:
             now = loop.time()
-            if s.active is not None:
-                got = await self._account_limits(s.active, gw.broker)
-                if got is not None:
-                    s.next_send_at = available_at(self._limiters(*got), now)
+            s.next_send_at = available_at(limiters, now)
             d = policy.decide(now, s)
             if d.act == Act.SEND:
                 assert d.account is not None
-                got = await self._account_limits(d.account, gw.broker)
                 item = policy.take(d.account)
-                if item is None or got is None:
+                if item is None:
                     continue
-                acquire_all(self._limiters(*got), now)
+                acquire_all(limiters, now)
                 gw.sent += 1
                 self._inflight[item.account_id] += 1
                 await self._send_one(item)

@@ -1,0 +1,95 @@
+"""A real ``hoga serve`` process for black-box tests: fresh data dir, free port, captured output."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.helpers import ADMIN_PASSWORD, free_port
+
+HOGA = [sys.executable, "-m", "hoga"]
+
+
+@dataclass
+class Server:
+    """A running ``hoga serve``; ``output()`` is everything it printed so far."""
+
+    proc: subprocess.Popen[bytes]
+    url: str
+    data_dir: Path
+    env: dict[str, str]
+    log_path: Path
+    extra: dict[str, str] = field(default_factory=dict)
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run another ``hoga`` command against the same data dir and database."""
+        res = subprocess.run(
+            [*HOGA, *args], env=self.env, capture_output=True, text=True, timeout=60
+        )
+        if check and res.returncode != 0:
+            raise AssertionError(f"hoga {' '.join(args)} failed: {res.stderr}")
+        return res
+
+    def stop(self, sig: int = signal.SIGINT, within: float = 10.0) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(within)
+
+
+def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
+    if "HOGA_TEST_PG_URL" in os.environ:
+        env["HOGA_TEST_PG_URL"] = os.environ["HOGA_TEST_PG_URL"]
+    env.update(
+        HOGA_DATA_DIR=str(data_dir),
+        HOGA_PORT=str(port),
+        HOGA_SIM_TICKS_PER_SECOND="400",
+        HOGA_LOG_LEVEL="info",
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(extra)
+    return env
+
+
+def start_server(data_dir: Path, log_name: str = "server.log", **extra: str) -> Server:
+    port = free_port()
+    env = server_env(data_dir, port, **extra)
+    log_path = data_dir.parent / log_name
+    log = log_path.open("wb")
+    proc = subprocess.Popen([*HOGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise AssertionError(
+                f"hoga serve exited with {proc.returncode}:\n{log_path.read_text()}"
+            )
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return Server(proc, url, data_dir, env, log_path)
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError(f"hoga serve did not answer /health:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    srv = start_server(tmp_path / "var", HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
+    yield srv
+    if srv.proc.poll() is None:
+        srv.proc.kill()
+        srv.proc.wait(10)

@@ -1,0 +1,372 @@
+"""Sign-in, tokens, TOTP, lockout, IP allowlists, API budget, CORS, the user cap, the vault."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+import jwt
+import pyotp
+import pytest
+
+from hoga.domain.clock import ManualClock
+from hoga.domain.errors import ServiceUnavailable
+from hoga.store import tables as t
+from hoga.store.db import SYSTEM
+from tests.helpers import PASSWORD, running
+
+
+def _b64(d: dict[str, object]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(d).encode()).decode().rstrip("=")
+
+
+async def test_tokens_expired_tampered_and_alg_none_are_refused(
+    tmp_path: Path, sqlite_url: str, clock: ManualClock
+) -> None:
+    async with running(tmp_path, sqlite_url, clock=clock) as h:
+        await h.user("amy")
+        r = await h.http.post("/api/auth/login", json={"username": "amy", "password": PASSWORD})
+        tokens = r.json()
+        assert tokens["token_type"] == "bearer" and tokens["expires_in"] == 900
+        good = {"Authorization": f"Bearer {tokens['access_token']}"}
+        assert (await h.http.get("/api/me", headers=good)).status_code == 200
+
+        header, payload, sig = tokens["access_token"].split(".")
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+        forged = f"{header}.{_b64({**claims, 'sub': '1'})}.{sig}"
+        none_alg = f"{_b64({'alg': 'none', 'typ': 'JWT'})}.{_b64({**claims, 'sub': '1'})}."
+        other_key = jwt.encode({**claims, "sub": "1"}, "x" * 64, algorithm="HS256")
+        for bad in (forged, none_alg, other_key, "garbage", tokens["refresh_token"]):
+            r = await h.http.get("/api/me", headers={"Authorization": f"Bearer {bad}"})
+            assert r.status_code == 401, bad
+            assert r.json()["error"]["code"] == "token.invalid"
+        assert (await h.http.get("/api/me")).json()["error"]["code"] == "auth.missing_token"
+
+        clock.advance(901)
+        r = await h.http.get("/api/me", headers=good)
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "token.expired"
+
+
+async def test_refresh_rotates_and_reuse_revokes_the_family(tmp_path: Path, db_url: str) -> None:
+    async with running(tmp_path, db_url) as h:
+        await h.user("ben")
+        first = (
+            await h.http.post("/api/auth/login", json={"username": "ben", "password": PASSWORD})
+        ).json()
+        r = await h.http.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        assert r.status_code == 200
+        second = r.json()
+        assert second["refresh_token"] != first["refresh_token"]
+        # The rotated-out token comes back: the whole session dies, including the new tokens.
+        r = await h.http.post("/api/auth/refresh", json={"refresh_token": first["refresh_token"]})
+        assert r.status_code == 401
+        assert r.json()["error"]["code"] == "token.reused"
+        r = await h.http.post("/api/auth/refresh", json={"refresh_token": second["refresh_token"]})
+        assert r.status_code == 401
+        r = await h.http.get(
+            "/api/me", headers={"Authorization": f"Bearer {second['access_token']}"}
+        )
+        assert r.json()["error"]["code"] == "token.revoked"
+        actions = [e.action for e in await h.hoga.auth.all_audit_entries()]
+        assert "auth.refresh_reuse" in actions
+
+
+async def test_logout_ends_the_session(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        headers = await h.user("cat")
+        assert (await h.http.post("/api/auth/logout", headers=headers)).status_code == 200
+        assert (await h.http.get("/api/me", headers=headers)).status_code == 401
+
+
+async def test_totp_enrol_confirm_and_login(
+    tmp_path: Path, sqlite_url: str, clock: ManualClock
+) -> None:
+    async with running(tmp_path, sqlite_url, clock=clock) as h:
+        headers = await h.user("dan")
+        r = await h.http.post("/api/me/totp/enroll", headers=headers)
+        enrol = r.json()
+        assert enrol["otpauth_uri"].startswith("otpauth://totp/hoga:dan")
+        assert enrol["qr_svg"].startswith("data:image/svg+xml;base64,")
+        totp = pyotp.TOTP(enrol["secret"])
+        r = await h.http.post("/api/me/totp/confirm", headers=headers, json={"code": "000000"})
+        assert r.status_code == 422 and r.json()["error"]["code"] == "totp.invalid_code"
+        r = await h.http.post(
+            "/api/me/totp/confirm", headers=headers, json={"code": totp.at(clock.time())}
+        )
+        codes = r.json()["recovery_codes"]
+        assert len(codes) == 10
+
+        r = await h.http.post("/api/auth/login", json={"username": "dan", "password": PASSWORD})
+        assert r.status_code == 401 and r.json()["error"]["code"] == "auth.otp_required"
+        r = await h.http.post(
+            "/api/auth/login", json={"username": "dan", "password": PASSWORD, "otp": "123456"}
+        )
+        assert r.json()["error"]["code"] == "auth.otp_invalid"
+        clock.advance(30)
+        code = totp.at(clock.time())
+        r = await h.http.post(
+            "/api/auth/login", json={"username": "dan", "password": PASSWORD, "otp": code}
+        )
+        assert r.status_code == 200
+        # The same code cannot be replayed.
+        r = await h.http.post(
+            "/api/auth/login", json={"username": "dan", "password": PASSWORD, "otp": code}
+        )
+        assert r.status_code == 401
+        # A recovery code works once.
+        r = await h.http.post(
+            "/api/auth/login", json={"username": "dan", "password": PASSWORD, "otp": codes[0]}
+        )
+        assert r.status_code == 200
+        r = await h.http.post(
+            "/api/auth/login", json={"username": "dan", "password": PASSWORD, "otp": codes[0]}
+        )
+        assert r.status_code == 401
+        # The secret is stored encrypted.
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            stored = (await conn.execute(t.users.select().where(t.users.c.username == "dan"))).one()
+        assert enrol["secret"] not in (stored.totp_secret_enc or "")
+
+
+async def test_lockout_after_repeated_failures_and_no_user_enumeration(
+    tmp_path: Path, sqlite_url: str, clock: ManualClock
+) -> None:
+    async with running(tmp_path, sqlite_url, clock=clock, login_max_failures=3) as h:
+        h.hoga.throttle.base_delay = 0.0
+        await h.user("eva")
+        wrong = await h.http.post(
+            "/api/auth/login", json={"username": "eva", "password": "nope-nope-nope"}
+        )
+        ghost = await h.http.post(
+            "/api/auth/login", json={"username": "nobody", "password": "nope-nope-nope"}
+        )
+        assert wrong.status_code == ghost.status_code == 401
+        assert wrong.json() == ghost.json()
+        for _ in range(2):
+            await h.http.post(
+                "/api/auth/login", json={"username": "eva", "password": "nope-nope-nope"}
+            )
+        r = await h.http.post("/api/auth/login", json={"username": "eva", "password": PASSWORD})
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == "auth.locked"
+        assert int(r.headers["Retry-After"]) > 0
+        clock.advance(901)
+        r = await h.http.post("/api/auth/login", json={"username": "eva", "password": PASSWORD})
+        assert r.status_code == 200
+        actions = [e.action for e in await h.hoga.auth.all_audit_entries()]
+        assert actions.count("auth.login_failed") >= 3
+
+
+async def test_ip_allowlist_is_enforced_and_validated(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        headers = await h.user("fin")
+        r = await h.http.put(
+            "/api/me/ip-allowlist", headers=headers, json={"entries": ["300.1.1.1/8"]}
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "ip_allowlist.invalid"
+        r = await h.http.put(
+            "/api/me/ip-allowlist", headers=headers, json={"entries": ["203.0.113.0/24"]}
+        )
+        assert r.json()["error"]["code"] == "ip_allowlist.locks_you_out"
+        # The in-process client comes from 127.0.0.1.
+        r = await h.http.put(
+            "/api/me/ip-allowlist",
+            headers=headers,
+            json={"entries": ["127.0.0.1/32", "10.0.0.0/8"]},
+        )
+        assert r.status_code == 200
+        assert (await h.http.get("/api/me", headers=headers)).status_code == 200
+        h.hoga.settings.trust_proxy_headers = True
+        r = await h.http.get("/api/me", headers={**headers, "X-Forwarded-For": "198.51.100.7"})
+        assert r.status_code == 403 and r.json()["error"]["code"] == "auth.ip_not_allowed"
+
+
+async def test_api_budget_gives_429_with_retry_after(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        headers = await h.user("gil")
+        await h.hoga.auth.admin_update(
+            (await h.hoga.auth.find_user("gil")).id, actor_id=None, ip=None, api_calls_per_minute=5
+        )
+        codes = [(await h.http.get("/api/me", headers=headers)).status_code for _ in range(6)]
+        assert codes[:5] == [200] * 5
+        r = await h.http.get("/api/me", headers=headers)
+        assert r.status_code == 429 and r.json()["error"]["code"] == "rate_limited"
+        assert int(r.headers["Retry-After"]) >= 1
+
+
+@pytest.mark.parametrize("origins", [[], ["https://dash.example"]])
+async def test_cors_only_for_configured_origins(
+    tmp_path: Path, sqlite_url: str, origins: list[str]
+) -> None:
+    async with running(tmp_path, sqlite_url, cors_origins=origins) as h:
+        r = await h.http.options(
+            "/api/auth/login",
+            headers={"Origin": "https://evil.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert "access-control-allow-origin" not in r.headers
+        r = await h.http.options(
+            "/api/auth/login",
+            headers={"Origin": "https://dash.example", "Access-Control-Request-Method": "POST"},
+        )
+        assert (r.headers.get("access-control-allow-origin") == "https://dash.example") is bool(
+            origins
+        )
+
+
+async def test_user_cap_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url, max_users=3) as h:
+        admin = await h.admin()
+        for name in ("usr1", "usr2"):
+            r = await h.http.post(
+                "/api/admin/users", headers=admin, json={"username": name, "password": PASSWORD}
+            )
+            assert r.status_code == 201
+        r = await h.http.post(
+            "/api/admin/users", headers=admin, json={"username": "usr3", "password": PASSWORD}
+        )
+        assert r.status_code == 429
+        assert r.json()["error"]["code"] == "user.cap_reached"
+        assert "3" in r.json()["error"]["message"]
+        users = (await h.http.get("/api/admin/users", headers=admin)).json()["users"]
+        assert [u["username"] for u in users] == ["admin", "usr1", "usr2"]
+
+
+@pytest.mark.parametrize(
+    ("body", "code"),
+    [
+        ({"username": "x", "password": PASSWORD}, "validation_error"),
+        ({"username": "ok_name", "password": "short"}, "user.weak_password"),
+        ({"username": "ok_name", "password": PASSWORD, "tier": "gold"}, "tier.not_found"),
+        ({"username": "a" * 100, "password": PASSWORD}, "validation_error"),
+        ({"username": "bad name!", "password": PASSWORD}, "user.bad_username"),
+        ({"username": "ok_name", "password": PASSWORD, "is_admin": "yes"}, "validation_error"),
+    ],
+)
+async def test_admin_user_creation_bad_input(
+    tmp_path: Path, sqlite_url: str, body: dict[str, object], code: str
+) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        admin = await h.admin()
+        r = await h.http.post("/api/admin/users", headers=admin, json=body)
+        assert 400 <= r.status_code < 500
+        assert r.json()["error"]["code"] == code
+        assert len((await h.http.get("/api/admin/users", headers=admin)).json()["users"]) == 1
+
+
+async def test_admin_changes_tiers_and_it_is_audited(tmp_path: Path, db_url: str) -> None:
+    async with running(tmp_path, db_url) as h:
+        admin = await h.admin()
+        user_headers = await h.user("hal")
+        uid = (await h.http.get("/api/me", headers=user_headers)).json()["id"]
+        r = await h.http.patch(f"/api/admin/users/{uid}", headers=admin, json={"tier": "premium"})
+        assert r.status_code == 200 and r.json()["tier"] == "premium"
+        assert (await h.http.get("/api/me", headers=user_headers)).json()["limits"][
+            "daily_trades"
+        ] == 100
+        r = await h.http.patch("/api/admin/tiers/free", headers=admin, json={"daily_trades": 12})
+        assert r.json()["daily_trades"] == 12
+        r = await h.http.patch(f"/api/admin/users/{uid}", headers=admin, json={"is_active": False})
+        assert (await h.http.get("/api/me", headers=user_headers)).status_code == 401
+        entries = (await h.http.get("/api/admin/audit", headers=admin)).json()["entries"]
+        actions = {e["action"] for e in entries}
+        assert {
+            "user.tier",
+            "tier.update",
+            "user.is_active",
+            "user.create",
+            "auth.login",
+        } <= actions
+        tier_entry = next(e for e in entries if e["action"] == "user.tier")
+        assert tier_entry["detail"] == {"from": "free", "to": "premium"}
+        assert tier_entry["actor_id"] != tier_entry["user_id"]
+
+
+async def test_password_change_ends_other_sessions(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        first = await h.user("ivy")
+        second = await h.login("ivy")
+        r = await h.http.post(
+            "/api/me/password",
+            headers=first,
+            json={"current_password": "wrong-one-1", "new_password": "new-password-9"},
+        )
+        assert r.status_code == 403
+        r = await h.http.post(
+            "/api/me/password",
+            headers=first,
+            json={"current_password": PASSWORD, "new_password": "new-password-9"},
+        )
+        assert r.status_code == 200
+        assert (await h.http.get("/api/me", headers=first)).status_code == 200
+        assert (await h.http.get("/api/me", headers=second)).status_code == 401
+        assert (
+            await h.http.post(
+                "/api/auth/login", json={"username": "ivy", "password": "new-password-9"}
+            )
+        ).status_code == 200
+
+
+async def test_vault_rotation_re_encrypts_everything(tmp_path: Path, sqlite_url: str) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        headers = await h.user("joe")
+        r = await h.http.post(
+            "/api/broker-accounts",
+            headers=headers,
+            json={
+                "broker": "kiwoom",
+                "env": "mock",
+                "account_no": "1234567890",
+                "app_key": "k" * 20,
+                "app_secret": "s" * 40,
+            },
+        )
+        acct_id = r.json()["id"]
+        old_key = h.hoga.vault.current_key_id
+        h.hoga.vault.ring.add_key()
+        n = await h.hoga.accounts.rotate_vault()
+        assert n == 1
+        retired = h.hoga.vault.ring.retire_others()
+        assert retired == [old_key]
+        acct = await h.hoga.accounts.get((await h.hoga.auth.find_user("joe")).id, acct_id)
+        ref = h.hoga.accounts.ref(acct)
+        assert ref.app_secret is not None and ref.app_secret.reveal() == "s" * 40
+        assert repr(ref.app_secret) == "Secret('****')"
+
+
+async def test_ciphertext_moved_to_another_user_does_not_open(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        a = await h.user("kim")
+        b = await h.user("lee")
+        body = {
+            "broker": "kis",
+            "env": "mock",
+            "account_no": "50123456-01",
+            "app_key": "A" * 36,
+            "app_secret": "B" * 60,
+        }
+        acct_a = (await h.http.post("/api/broker-accounts", headers=a, json=body)).json()
+        acct_b = (
+            await h.http.post(
+                "/api/broker-accounts", headers=b, json={**body, "account_no": "50999999-01"}
+            )
+        ).json()
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            env_a = (
+                await conn.execute(
+                    t.broker_accounts.select().where(t.broker_accounts.c.id == acct_a["id"])
+                )
+            ).one()
+            await conn.execute(
+                t.broker_accounts.update()
+                .where(t.broker_accounts.c.id == acct_b["id"])
+                .values(secrets_enc=env_a.secrets_enc)
+            )
+        lee = await h.hoga.auth.find_user("lee")
+        h.hoga.accounts._refs.clear()
+        record = await h.hoga.accounts.get(lee.id, acct_b["id"])
+        with pytest.raises(ServiceUnavailable, match=r"vault\.decrypt_failed|열 수 없습니다"):
+            h.hoga.accounts.ref(record)

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -31,6 +30,7 @@ from urllib.parse import urlparse
 import httpx
 import pytest
 
+from tests.e2e.conftest import HOGA, server_env
 from tests.helpers import ADMIN_PASSWORD, PASSWORD, free_port
 
 CHROMIUM = "/usr/bin/chromium"
@@ -63,26 +63,20 @@ class HogaServer:
         self.base = f"http://127.0.0.1:{port}"
 
     def env(self) -> dict[str, str]:
-        # hoga refuses unknown HOGA_* variables: start from the environment without them.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
-        env.update(
-            {
-                "HOGA_DATA_DIR": str(self.data_dir),
-                "HOGA_HOST": "127.0.0.1",
-                "HOGA_PORT": str(self.port),
-                "HOGA_ADMIN_PASSWORD": ADMIN_PASSWORD,
-                "HOGA_MAX_USERS": "60",
-                "HOGA_LOG_LEVEL": "warning",
-                "HOGA_SIM_TICKS_PER_SECOND": "400",
-                "HOGA_DUPLICATE_WINDOW": "0",
-            }
+        return server_env(
+            self.data_dir,
+            self.port,
+            HOGA_HOST="127.0.0.1",
+            HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            HOGA_MAX_USERS="60",
+            HOGA_LOG_LEVEL="warning",
+            HOGA_DUPLICATE_WINDOW="0",
         )
-        return env
 
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hoga", "serve"],
+            [*HOGA, "serve"],
             env=self.env(),
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -83,7 +83,9 @@ def test_sign_in_with_totp(browsing: Browsing, api: Api) -> None:
     expect(page.get_by_text("2단계 인증을 사용합니다")).to_be_visible()
     otp.fill(wrong_code(secret))
     page.get_by_role("button", name="로그인").click()
-    expect(page.get_by_role("alert").filter(has_text="OTP 코드가 올바르지 않습니다")).to_be_visible()
+    expect(
+        page.get_by_role("alert").filter(has_text="OTP 코드가 올바르지 않습니다")
+    ).to_be_visible()
     # The code used to enrol may not be replayed: take the next step's (within the ±1 window).
     otp.fill(pyotp.TOTP(secret).at(time.time() + 30))
     page.get_by_role("button", name="로그인").click()
@@ -110,7 +112,9 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     pick_symbol(page, "삼성", "삼성전자")
     # The limit band and tick size come from the server.
     expect(page.locator("dt:text-is('호가 단위') + dd")).to_have_text("100원")
-    expect(page.locator("dt:text-is('하한가') + dd")).to_have_text(re.compile(r"^\d{1,3}(,\d{3})+$"))
+    expect(page.locator("dt:text-is('하한가') + dd")).to_have_text(
+        re.compile(r"^\d{1,3}(,\d{3})+$")
+    )
 
     # Bad input first: no quantity.
     page.get_by_role("button", name="매수 주문").click()
@@ -195,9 +199,7 @@ STRATEGIES_PENDING = (
 
 
 @pytest.mark.xfail(strict=True, reason=STRATEGIES_PENDING)
-def test_create_and_start_a_strategy_from_its_generated_form(
-    browsing: Browsing, api: Api
-) -> None:
+def test_create_and_start_a_strategy_from_its_generated_form(browsing: Browsing, api: Api) -> None:
     user = api.new_user("quant", tier="premium")
     me = api.login(user)
     catalog = api.http.get("/api/strategy-catalog", headers=me)
@@ -245,7 +247,9 @@ def _csv(days: int = 120) -> str:
         day = time.strftime("%Y-%m-%d", time.gmtime(1_700_000_000 + i * 86400))
         move = 500 if (i // 10) % 2 == 0 else -500
         close = price + move
-        lines.append(f"{day},{price},{max(price, close) + 100},{min(price, close) - 100},{close},1000")
+        lines.append(
+            f"{day},{price},{max(price, close) + 100},{min(price, close) - 100},{close},1000"
+        )
         price = close
     return "\n".join(lines) + "\n"
 
@@ -330,9 +334,9 @@ def test_admin_changes_a_users_tier(browsing: Browsing, api: Api) -> None:
     row.get_by_label(f"{user}의 등급").select_option("premium")
     row.get_by_role("button", name=f"{user} 저장").click()
     expect(page.get_by_text(f"{user}의 설정을 저장했습니다.")).to_be_visible()
-    expect(page.locator(f"tr[data-username='{user}']").get_by_label(f"{user}의 등급")).to_have_value(
-        "premium"
-    )
+    expect(
+        page.locator(f"tr[data-username='{user}']").get_by_label(f"{user}의 등급")
+    ).to_have_value("premium")
     # System status and the audit log are on the same page.
     expect(page.get_by_role("heading", name="시세 피드 (simulator)")).to_be_visible()
     page.get_by_label("동작").fill("user.tier")

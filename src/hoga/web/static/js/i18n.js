@@ -1,4 +1,4 @@
-// Korean first, English on request. t("key", {name: value}) looks a key up in the current
+// Korean first, English on request. t(key, {name: value}) looks a key up in the current
 // language (falling back to Korean) and fills {name} placeholders. The choice is remembered in
 // localStorage - it is the only thing besides the session tokens that the dashboard stores.
 

@@ -55,10 +55,11 @@ START_TIMEOUT = 60.0
 class HogaServer:
     """``hoga serve`` in a subprocess; restartable on the same port and data directory."""
 
-    def __init__(self, data_dir: Path, port: int, log_path: Path) -> None:
+    def __init__(self, data_dir: Path, port: int, log_path: Path, **extra: str) -> None:
         self.data_dir = data_dir
         self.port = port
         self.log_path = log_path
+        self.extra = extra
         self.proc: subprocess.Popen[bytes] | None = None
         self.base = f"http://127.0.0.1:{port}"
 
@@ -71,6 +72,7 @@ class HogaServer:
             HOGA_MAX_USERS="60",
             HOGA_LOG_LEVEL="warning",
             HOGA_DUPLICATE_WINDOW="0",
+            **self.extra,
         )
 
     def start(self) -> None:
@@ -105,9 +107,9 @@ class HogaServer:
             self.proc.wait(timeout=5)
 
 
-def _start_server(tmp: Path) -> HogaServer:
+def _start_server(tmp: Path, **extra: str) -> HogaServer:
     tmp.mkdir(parents=True, exist_ok=True)
-    server = HogaServer(tmp / "var", free_port(), tmp / "hoga.log")
+    server = HogaServer(tmp / "var", free_port(), tmp / "hoga.log", **extra)
     server.start()
     return server
 
@@ -122,10 +124,11 @@ def hoga_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HogaServer
         server.stop()
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[HogaServer]:
-    """A server of the test's own, for tests that stop and restart it."""
-    server = _start_server(tmp_path / "own")
+@pytest.fixture(scope="module")
+def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HogaServer]:
+    """A second server that tests may stop and restart. Its access tokens live 30 s (the
+    minimum), so the dashboard renews them every few seconds while a test runs."""
+    server = _start_server(tmp_path_factory.mktemp("hoga-own"), HOGA_ACCESS_TOKEN_TTL="30")
     try:
         yield server
     finally:
@@ -176,8 +179,10 @@ def api(hoga_server: HogaServer) -> Iterator[Api]:
 # --- the browser ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope, not session: sync Playwright runs an event loop in this thread while it is
+    # open, and the asyncio tests that follow need the thread to themselves.
     if not Path(CHROMIUM).exists():
         msg = f"{CHROMIUM} is missing (apt-get install -y chromium)"
         if IN_CI:

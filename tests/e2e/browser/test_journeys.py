@@ -435,6 +435,10 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     price = page.get_by_label("주문가격 (원)")
     expect(price).to_have_value(re.compile(r"^\d+$"))
     typed_price = price.input_value()
+    # Let the page settle: the preview of exactly these values is on screen.
+    amount = f"₩{7 * int(typed_price):,}"
+    expect(page.locator("[data-preview]")).to_contain_text(amount)
+    expect(page.locator("[data-gate=ok]")).to_be_visible()
 
     # End the browser's session from elsewhere (as a person would from another device).
     other = api.login(user)
@@ -467,20 +471,46 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
 def test_dropped_live_connection_reconnects_and_says_so(
     browsing: Browsing, own_server: HogaServer
 ) -> None:
+    server = own_server
     page = browsing.page()
-    sign_in(page, own_server.base, "admin", ADMIN_PASSWORD)
+    sign_in(page, server.base, "admin", ADMIN_PASSWORD)
     conn = page.locator("#conn")
     expect(conn).to_have_text("실시간 연결됨")
 
-    own_server.stop()
+    server.stop()
     expect(conn).to_have_attribute("data-state", "reconnecting")
     expect(page.get_by_role("alert").filter(has_text="실시간 연결이 끊어졌습니다")).to_be_visible()
     shot(page, "live-connection-dropped")
 
-    own_server.start()
+    server.start()
     expect(conn).to_have_attribute("data-state", "open", timeout=30_000)
     expect(page.get_by_text("실시간 연결이 복구되었습니다.")).to_be_visible()
     expect(page.get_by_role("alert").filter(has_text="실시간 연결이 끊어졌습니다")).to_be_hidden()
+
+
+def test_tokens_are_renewed_silently(browsing: Browsing, own_server: HogaServer) -> None:
+    # Access tokens live 30 s on this server, so the page renews them every few seconds.
+    server = own_server
+    own_api = Api(server.base)
+    user = own_api.new_user("renew")
+    page = browsing.page()
+    sign_in(page, server.base, user)
+    read = "() => JSON.parse(sessionStorage.getItem('hoga.session')).refresh"
+    first = page.evaluate(read)
+    for _ in range(2):
+        before = page.evaluate(read)
+        # Wait (bounded) until the page has rotated its refresh token and stored the new one.
+        page.wait_for_function(
+            f"prev => ({read})() !== prev", arg=before, timeout=20_000, polling=200
+        )
+    assert page.evaluate(read) != first
+    # Still signed in, one session (rotation stays in the family), the streams still up.
+    open_tab(page, "보안")
+    sessions = page.get_by_role("region", name="로그인 세션").locator("tbody tr")
+    expect(sessions).to_have_count(1)
+    expect(sessions).to_contain_text("현재")
+    expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+    expect(page.get_by_role("dialog")).to_have_count(0)
 
 
 # --- phone-sized screens and the English switch -----------------------------------------------------------

@@ -141,6 +141,8 @@ async function enterApp() {
 }
 
 async function signOutClicked() {
+  document.querySelector(".overlay")?.remove();
+  root.inert = false;
   if (current?.handle?.unmount) current.handle.unmount();
   current = null;
   stopLive();
@@ -193,6 +195,12 @@ onLang(() => {
   } else if (!api.hasSession()) {
     showSignIn();
   }
+});
+
+// The skip link focuses the page without touching the hash (which is the router's).
+document.querySelector(".skip-link")?.addEventListener("click", (ev) => {
+  ev.preventDefault();
+  document.getElementById("main")?.focus();
 });
 
 window.addEventListener("hashchange", () => {

@@ -7,6 +7,7 @@ import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime, dir, num, parseInteger, price, ratioPct, signedWon, won } from "../format.js";
 import { pick, t } from "../i18n.js";
+import { instrument } from "../names.js";
 import { schemaForm } from "../schema-form.js";
 import { equityChart } from "../charts.js";
 import { symbolPicker } from "../components/symbol-picker.js";
@@ -53,7 +54,7 @@ export function mount(el, params) {
   function renderForm() {
     const kindSelect = h("select", null, catalog.map((c) => h("option", { value: c.kind }, pick(c.name, c.name_en))));
     const kind = field(t("bt.kind"), kindSelect, { name: "kind" });
-    const picker = symbolPicker({ label: t("bt.symbol"), initial: { symbol: "005930", name: "삼성전자", market: "KOSPI" } });
+    const picker = symbolPicker({ label: t("bt.symbol"), initial: instrument("005930") });
     const cash = field(t("bt.cash"), input({ inputmode: "numeric", value: "10000000" }), { name: "cash", help: t("bt.cash_help") });
     const sourceStored = h("input", { type: "radio", name: "bt-source", value: "stored", checked: true });
     const sourceCsv = h("input", { type: "radio", name: "bt-source", value: "csv" });

@@ -81,14 +81,18 @@ export function renderLoginPage(root, opts) {
 /** The sign-in overlay shown above the current page when the session ends. */
 export function showLoginOverlay(opts) {
   document.querySelector(".overlay")?.remove();
+  const app = document.getElementById("app");
   const card = loginCard({
     ...opts,
     onSignedIn: (name) => {
       overlay.remove();
+      app.inert = false;
       opts.onSignedIn(name);
     },
   });
   const overlay = h("div", { class: "overlay", role: "dialog", "aria-modal": "true", "aria-labelledby": "login-title" }, card);
+  // The page stays as it was underneath, out of reach of clicks and the keyboard.
+  app.inert = true;
   document.body.append(overlay);
   const first = opts.username ? "input[name=password]" : "input[name=username]";
   card.querySelector(first).focus();

@@ -33,6 +33,14 @@ DYNAMIC = {
     "interval.": ["1m", "5m", "15m", "60m", "1d"],
     "tier.": ["daily_trades", "max_strategies", "max_positions", "api_calls_per_minute"],
     "admin.": ["max_order_value", "daily_loss_limit"],
+    "status.strat.": [
+        "running",
+        "by_kind",
+        "queued_events",
+        "events_processed",
+        "errors_since_start",
+        "catalog",
+    ],
 }
 
 

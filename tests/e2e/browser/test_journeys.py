@@ -230,6 +230,15 @@ def test_create_and_start_a_strategy_from_its_generated_form(browsing: Browsing,
         page.get_by_role("button", name="전략 만들기").click()
         expect(page.get_by_text(f"{prop['minimum']:,} 이상이어야 합니다.")).to_be_visible()
         control.fill(str(entry["defaults"].get(name, prop.get("default", prop["minimum"]))))
+    if kind == "sma_cross":
+        # A rule across parameters is the server's: its refusal lands next to the field.
+        page.locator("#p-sma_cross-fast").fill("30")
+        page.locator("#p-sma_cross-slow").fill("20")
+        page.get_by_role("button", name="전략 만들기").click()
+        fast = page.locator(".field[data-field=fast]")
+        expect(fast.locator(".error-msg")).to_contain_text("slow")
+        expect(page.get_by_role("alert").filter(has_text="slow").first).to_be_visible()
+        page.locator("#p-sma_cross-fast").fill("5")
     page.get_by_role("button", name="전략 만들기").click()
     row = page.locator("tr[data-strategy-id]").filter(has_text="웹 테스트 전략")
     expect(row).to_have_attribute("data-status", "created")
@@ -263,7 +272,7 @@ def test_run_a_backtest_and_see_its_chart(browsing: Browsing, api: Api) -> None:
     sign_in(page, browsing.base, user)
     open_tab(page, "백테스트")
     page.get_by_text("CSV 파일 올리기").click()
-    page.get_by_label("CSV 파일").set_input_files(
+    page.get_by_label("CSV 파일", exact=True).set_input_files(
         files=[{"name": "bars.csv", "mimeType": "text/csv", "buffer": _csv().encode()}]
     )
     page.get_by_role("button", name="백테스트 실행").click()

@@ -79,6 +79,8 @@ export async function candleChart(el, { interval }) {
       rangeslider: { visible: false },
       showgrid: false,
       tickformat: interval >= 86400 ? "%m/%d" : "%H:%M",
+      tickangle: 0,
+      nticks: 8,
       hoverformat: interval >= 86400 ? "%Y-%m-%d" : "%m/%d %H:%M",
     },
     yaxis: { domain: [0.25, 1], tickformat: ",d", side: "right" },
@@ -154,7 +156,7 @@ export async function equityChart(el, curve, fills = []) {
       mode: "lines",
       name: "drawdown",
       x,
-      y: curve.map((p) => p.drawdown * 100),
+      y: curve.map((p) => -Math.abs(p.drawdown) * 100), // drawn below zero: a loss from the peak
       fill: "tozeroy",
       line: { color: DOWN, width: 1 },
       hovertemplate: `${t("bt.drawdown")} %{y:.2f}%<extra></extra>`,
@@ -177,8 +179,8 @@ export async function equityChart(el, curve, fills = []) {
     });
   }
   const layout = baseLayout({
-    margin: { l: 88, r: 16, t: 8, b: 36 },
-    xaxis: { type: "date", showgrid: false, tickformat: "%Y-%m-%d", hoverformat: "%Y-%m-%d %H:%M" },
+    margin: { l: 88, r: 16, t: 8, b: 40 },
+    xaxis: { type: "date", showgrid: false, tickformat: "%Y-%m-%d", hoverformat: "%Y-%m-%d %H:%M", anchor: "y2", tickangle: 0, nticks: 6 },
     yaxis: { domain: [0.35, 1], tickformat: ",d", title: { text: t("bt.equity") } },
     yaxis2: { domain: [0, 0.28], ticksuffix: "%", title: { text: t("bt.drawdown") } },
   });

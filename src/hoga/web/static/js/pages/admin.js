@@ -12,6 +12,7 @@ import { store } from "../store.js";
 
 const STATES = ["ACTIVE", "REDUCING", "HALTED"];
 const STATUS_EVERY_MS = 5000;
+const STRATEGY_COUNTERS = ["running", "by_kind", "queued_events", "events_processed", "errors_since_start", "catalog"];
 
 export function mount(el) {
   let tiers = [];
@@ -216,6 +217,18 @@ export function mount(el) {
       h("div", { class: "row" }, buttons));
   }
 
+  /** Known strategy-runner counters get a label; anything else shows its own name. */
+  function strategyLabel(key) {
+    return STRATEGY_COUNTERS.includes(key) ? t(`status.strat.${key}`) : key;
+  }
+
+  function plain(v) {
+    if (v === null || v === undefined) return "—";
+    if (Array.isArray(v)) return v.join(", ") || "—";
+    if (typeof v === "object") return Object.entries(v).map(([a, b]) => `${a} ${b}`).join(" · ") || "—";
+    return typeof v === "number" ? num(v) : String(v);
+  }
+
   // --- system status --------------------------------------------------------------------------------------------
   function kv(pairs) {
     return h("dl", { class: "kv" }, pairs.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
@@ -269,7 +282,9 @@ export function mount(el) {
           errors.length
             ? table([t("status.strategy"), t("status.user"), t("status.error"), t("audit.ts")],
               errors.map((e) => [e.name ?? e.strategy_id ?? "?", String(e.user_id ?? "—"), { content: e.message ?? String(e.error ?? ""), class: "wrap" }, e.at ? dateTime(e.at) : "—"]))
-            : h("pre", { class: "small" }, Object.keys(strat).length ? JSON.stringify(strat, null, 2) : t("status.no_strategies")))));
+            : Object.keys(strat).length
+              ? kv(Object.entries(strat).filter(([k]) => k !== "errors").map(([k, v]) => [strategyLabel(k), plain(v)]))
+              : h("p", { class: "muted small" }, t("status.no_strategies")))));
   }
 
   async function loadStatus() {

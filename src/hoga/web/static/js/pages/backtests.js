@@ -50,6 +50,11 @@ export function mount(el, params) {
       h("section", { class: "card span-12", "aria-labelledby": "bt-list-h" }, h("h2", { id: "bt-list-h" }, t("bt.runs")), listEl)),
   );
 
+  function kindName(kind) {
+    const c = catalog.find((x) => x.kind === kind);
+    return c ? pick(c.name, c.name_en) : kind;
+  }
+
   // --- the form -----------------------------------------------------------------------------------
   function renderForm() {
     const kindSelect = h("select", null, catalog.map((c) => h("option", { value: c.kind }, pick(c.name, c.name_en))));
@@ -210,7 +215,7 @@ export function mount(el, params) {
       { content: won(f.tax), num: true },
     ]);
     replace(reportEl, head,
-      h("p", { class: "muted small" }, `${run.kind} · ${run.symbol}`),
+      h("p", { class: "muted small" }, `${kindName(run.kind)} · ${run.symbol}`),
       h("dl", { class: "kv", dataset: { report: "" } },
         kv(t("bt.final_equity"), won(r.final_equity)),
         kv(t("bt.total_return"), ratioPct(r.total_return), dir(r.total_return)),
@@ -238,7 +243,7 @@ export function mount(el, params) {
       ["#", t("bt.kind"), t("bt.symbol"), t("bt.status"), t("bt.created"), ""],
       runs.map((r) => [
         { content: String(r.id) },
-        { content: r.kind },
+        { content: kindName(r.kind) },
         { content: h("span", { class: "mono" }, r.symbol) },
         { content: h("span", { class: `badge ${r.status === "done" ? "ok" : r.status === "error" ? "err" : "warn"}` }, t(`bt.status.${r.status}`)) },
         { content: r.created_at ? dateTime(r.created_at) : "—" },

@@ -202,6 +202,12 @@ export function mount(el, params) {
     });
   }
 
+  /** A parameter's title from the catalog's schema (its name when the schema has none). */
+  function paramTitle(kind, name) {
+    const prop = catalog.find((x) => x.kind === kind)?.params_schema?.properties?.[name];
+    return prop?.title || name;
+  }
+
   function kindName(kind) {
     const c = catalog.find((x) => x.kind === kind);
     return c ? pick(c.name, c.name_en) : kind;
@@ -231,8 +237,12 @@ export function mount(el, params) {
     }
     const kv = (k, v, cls) => [h("dt", null, k), h("dd", { class: cls || null }, v)];
     const logEl = h("div", { class: "log", role: "log", "aria-label": t("strategy.log") });
-    const renderLog = () => replace(logEl, ...(logs.get(s.id) || []).map((l) =>
-      h("div", { class: l.level }, `${time(l.ts)} [${l.level}] ${l.message}`)));
+    const renderLog = () => {
+      const lines = logs.get(s.id) || [];
+      replace(logEl, ...(lines.length
+        ? lines.map((l) => h("div", { class: l.level }, `${time(l.ts)} [${l.level}] ${l.message}`))
+        : [h("div", { class: "muted" }, t("strategy.log_empty"))]));
+    };
     renderLog();
     const ordersEl = h("div", null, h("p", { class: "muted" }, t("common.loading")));
     get(`/api/orders${qs({ strategy_id: s.id, limit: 50 })}`).then((data) => {
@@ -253,7 +263,7 @@ export function mount(el, params) {
             kv(t("strategy.created_at"), dateTime(s.created_at)),
             kv(t("strategy.updated_at"), dateTime(s.updated_at))),
           h("h3", null, t("strategy.params")),
-          h("dl", { class: "kv" }, Object.entries(s.params || {}).map(([k, v]) => kv(k, Array.isArray(v) ? v.join(", ") : String(v)))),
+          h("dl", { class: "kv" }, Object.entries(s.params || {}).map(([k, v]) => kv(paramTitle(s.kind, k), Array.isArray(v) ? v.join(", ") : String(v)))),
           s.last_error ? h("div", { class: "form-error", role: "alert" }, `${t("strategy.last_error")}: ${s.last_error.message} (${dateTime(s.last_error.at)})`) : null),
         h("div", { class: "span-8 stack" },
           h("h3", null, t("strategy.orders")), ordersEl,

@@ -120,7 +120,8 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     page.get_by_role("button", name="매수 주문").click()
     expect(page.get_by_text("수량은 1 이상의 정수여야 합니다.").first).to_be_visible()
 
-    page.get_by_text("시장가", exact=True).click()
+    ticket = page.get_by_role("form", name="주문하기")
+    ticket.get_by_text("시장가", exact=True).click()
     page.get_by_label("수량 (주)").fill("5")
     preview = page.locator("[data-preview]")
     expect(preview).to_contain_text("주문금액")
@@ -145,6 +146,32 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     me = api.login(user)
     (pos,) = api.get("/api/portfolio", me)["positions"]
     assert pos["symbol"] == "005930" and pos["qty"] == 5
+
+    # The chart marks the fill on live candles.
+    row.get_by_role("link", name="삼성전자").click()
+    expect(page.get_by_role("heading", name=re.compile("차트"), level=1)).to_be_visible()
+    expect(page.get_by_role("region", name="이 종목의 내 체결")).to_contain_text("매수")
+    page.wait_for_function(
+        """() => {
+          const gd = document.querySelector('.chart');
+          if (!gd || !gd.data) return false;
+          const candles = gd.data.find((t) => t.type === 'candlestick');
+          const buys = gd.data.find((t) => t.name === 'fills-buy');
+          return candles && candles.close.length > 0 && buys && buys.y.length === 1;
+        }""",
+        timeout=15_000,
+    )
+    shot(page, "chart-with-fill")
+
+    # Selling more than held: the preview says the risk gate would refuse, and so does the server.
+    page.get_by_role("link", name="이 종목 주문하기").click()
+    ticket.get_by_text("매도", exact=True).click()
+    ticket.get_by_text("시장가", exact=True).click()
+    page.get_by_label("수량 (주)").fill("50")
+    expect(page.locator("[data-gate=denied]")).to_contain_text("매도가능수량이 부족합니다")
+    page.get_by_role("button", name="매도 주문").click()
+    expect(page.get_by_role("alert").filter(has_text="매도가능수량이 부족합니다")).to_be_visible()
+    assert len(api.get("/api/portfolio", me)["positions"]) == 1
 
 
 def test_cancel_a_resting_limit_order(browsing: Browsing, api: Api) -> None:
@@ -520,6 +547,73 @@ def test_tokens_are_renewed_silently(browsing: Browsing, own_server: HogaServer)
     expect(sessions).to_contain_text("현재")
     expect(page.locator("#conn")).to_have_attribute("data-state", "open")
     expect(page.get_by_role("dialog")).to_have_count(0)
+
+
+def test_security_settings_refuse_bad_input_and_save_good(browsing: Browsing, api: Api) -> None:
+    user = api.new_user("secure")
+    page = browsing.page()
+    sign_in(page, browsing.base, user)
+    open_tab(page, "보안")
+    pw = page.get_by_role("region", name="비밀번호 변경")
+    pw.get_by_label("현재 비밀번호").fill(PASSWORD)
+    pw.get_by_label("새 비밀번호", exact=True).fill("another-pass-42")
+    pw.get_by_label("새 비밀번호 확인").fill("different-pass-42")
+    pw.get_by_role("button", name="비밀번호 바꾸기").click()
+    expect(pw.get_by_text("새 비밀번호가 서로 다릅니다.")).to_be_visible()
+    # The server's refusal, in its words.
+    pw.get_by_label("현재 비밀번호").fill("not-my-password")
+    pw.get_by_label("새 비밀번호 확인").fill("another-pass-42")
+    pw.get_by_role("button", name="비밀번호 바꾸기").click()
+    expect(pw.get_by_role("alert")).to_contain_text("현재 비밀번호가 올바르지 않습니다")
+    pw.get_by_label("현재 비밀번호").fill(PASSWORD)
+    pw.get_by_role("button", name="비밀번호 바꾸기").click()
+    expect(pw.get_by_role("status")).to_contain_text("비밀번호를 바꿨습니다")
+    api.login(user, "another-pass-42")  # the new password works - and opens a second session
+
+    ip = page.get_by_role("region", name="접속 허용 IP")
+    area = ip.get_by_label("IP 또는 CIDR (한 줄에 하나)")
+    area.fill("not-an-ip")
+    ip.get_by_role("button", name="저장").click()
+    expect(ip.locator(".error-msg")).to_contain_text("IP 주소 형식이 아닙니다: not-an-ip")
+    area.fill("10.0.0.0/8")  # would lock this browser (127.0.0.1) out: the server says so
+    ip.get_by_role("button", name="저장").click()
+    expect(ip.get_by_role("alert")).to_contain_text("스스로 차단됩니다")
+    area.fill("127.0.0.1\n10.0.0.0/8")
+    ip.get_by_role("button", name="저장").click()
+    expect(ip.get_by_role("status")).to_contain_text("저장했습니다 (2개)")
+    expect(area).to_have_value("127.0.0.1/32\n10.0.0.0/8")
+
+    # The other session shows, and can be ended from here.
+    page.reload()
+    sessions = page.get_by_role("region", name="로그인 세션")
+    expect(sessions.locator("tbody tr")).to_have_count(2)
+    sessions.get_by_role("button", name="로그아웃시키기").click()
+    expect(sessions.locator("tbody tr")).to_have_count(1)
+    expect(sessions.locator("tbody tr")).to_contain_text("현재")
+    shot(page, "security-settings")
+
+
+def test_admin_kill_switch(browsing: Browsing, own_server: HogaServer) -> None:
+    page = browsing.page()
+    sign_in(page, own_server.base, "admin", ADMIN_PASSWORD)
+    open_tab(page, "관리자")
+    kill = page.get_by_role("region", name="서버 킬 스위치")
+    expect(kill.locator("[data-server-state]")).to_have_text("정상 거래")
+    halt = kill.get_by_role("button", name="거래 중지")
+    halt.click()  # the first click only arms it
+    expect(kill.get_by_role("button", name=re.compile("한 번 더 누르면"))).to_be_visible()
+    kill.get_by_role("button", name=re.compile("한 번 더 누르면")).click()
+    expect(kill.locator("[data-server-state]")).to_have_attribute("data-server-state", "HALTED")
+    shot(page, "admin-kill-switch-halted")
+    admin = Api(own_server.base)
+    r = admin.http.post(
+        "/api/orders",
+        json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
+        headers=admin.admin(),
+    )
+    assert r.status_code == 422 and r.json()["order"]["status"] == "DENIED", r.text
+    kill.get_by_role("button", name="정상 거래").click()
+    expect(kill.locator("[data-server-state]")).to_have_attribute("data-server-state", "ACTIVE")
 
 
 # --- phone-sized screens and the English switch -----------------------------------------------------------

@@ -88,8 +88,23 @@ export async function candleChart(el, { interval }) {
     dragmode: "pan",
   });
 
+  /** With only a few candles, show a fixed window of intervals so each is drawn at its width. */
+  const MIN_WINDOW = 40;
+  function fitRange() {
+    const step = interval * 1000;
+    const last = candles.length ? candles[candles.length - 1].t : bucketStart(Date.now(), interval);
+    if (candles.length >= MIN_WINDOW) {
+      layout.xaxis.autorange = true;
+      delete layout.xaxis.range;
+      return;
+    }
+    layout.xaxis.autorange = false;
+    layout.xaxis.range = [kstWall(last - (MIN_WINDOW - 2) * step), kstWall(last + 2 * step)];
+  }
+
   function draw() {
     pending = false;
+    fitRange();
     Plotly.react(el, traces(), layout, CONFIG);
   }
 
@@ -100,6 +115,7 @@ export async function candleChart(el, { interval }) {
     setTimeout(draw, 300);
   }
 
+  fitRange();
   await Plotly.newPlot(el, traces(), layout, CONFIG);
 
   return {

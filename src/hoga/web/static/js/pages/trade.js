@@ -74,7 +74,15 @@ export function mount(el, params) {
   // --- controls --------------------------------------------------------------------------
   const accountSelect = h("select", { name: "account_id" });
   const account = field(t("ticket.account"), accountSelect, { name: "account_id" });
-  const picker = symbolPicker({ label: t("ticket.symbol"), initial: state.inst, onSelect: (inst) => selectSymbol(inst) });
+  const picker = symbolPicker({
+    label: t("ticket.symbol"),
+    initial: state.inst,
+    onSelect: (inst) => {
+      // Another symbol trades at other prices: start again from its last price.
+      if (inst.symbol !== state.inst?.symbol) priceInput.value = "";
+      selectSymbol(inst);
+    },
+  });
   const side = segmented(t("ticket.side"), "side", [
     { value: "buy", label: t("side.buy"), cls: "side-buy" },
     { value: "sell", label: t("side.sell"), cls: "side-sell" },

@@ -5,7 +5,16 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["bench_scheduler"]
+BENCHMARKS = [
+    "bench_scheduler",
+    "bench_rest",
+    "bench_latency",
+    "bench_hub",
+    "bench_fanout",
+    "bench_backtest",
+    "bench_kis",
+    "bench_kiwoom",
+]
 
 
 def main() -> int:

@@ -21,6 +21,7 @@ from hoga.app import HogaApp
 from hoga.brokers.paper import PaperFaults
 from hoga.config import Settings
 from hoga.domain.clock import Clock
+from hoga.net import bind_listener
 
 ADMIN_PASSWORD = "admin-pass-123"
 PASSWORD = "correct-horse-9"
@@ -153,19 +154,14 @@ def free_port() -> int:
 @contextlib.asynccontextmanager
 async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
     """Serve ``hoga.api`` with uvicorn on a loopback port; yields the base URL."""
-    port = free_port()
+    sock = bind_listener("127.0.0.1", 0)
+    port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            hoga.api,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-            access_log=False,
+            hoga.api, log_level="warning", lifespan="off", ws="websockets-sansio", access_log=False
         )
     )
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
         await asyncio.sleep(0.01)
         if task.done():

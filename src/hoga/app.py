@@ -19,9 +19,13 @@ from fastapi import FastAPI
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
+from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
+from hoga.brokers.kis import KisBroker, KisFeed
+from hoga.brokers.kiwoom import KiwoomBroker
+from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
-from hoga.config import Settings
+from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Bar, QuoteSource
@@ -33,6 +37,7 @@ from hoga.execution.reconcile import Reconciler
 from hoga.execution.service import OrderPolicy, OrderService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed
+from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
@@ -42,8 +47,14 @@ from hoga.security.tokens import TokenService, load_or_create_secret
 from hoga.security.vault import load_vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
+from hoga.strategies.registry import load_catalog
+from hoga.strategies.runner import StrategyRunner
 
 log = logging.getLogger(__name__)
+
+
+def _always_open() -> bool:
+    return True
 
 
 class HogaApp:
@@ -94,23 +105,34 @@ class HogaApp:
         self.market = SimulatedMarket(
             self.universe, seed=s.sim_seed, clock=self.clock, mode=s.market_mode
         )
-        self.feed: Feed = feed or SimulatorFeed(
-            self.market,
-            ticks_per_second=s.sim_ticks_per_second,
-            symbols_per_session=s.sim_symbols_per_session or None,
-            max_sessions=s.sim_max_sessions or None,
-        )
-        self.bars = BarBuilder()
         quotes: QuoteSource = self.market
+        self.market_open: Callable[[], bool] = self.market.is_open
+        self.replay: ReplayFeed | None = None
+        self.feed: Feed
+        if feed is not None:
+            self.feed = feed
+        elif s.feed == "replay":
+            self.replay = self._replay_feed()
+            quotes = self.feed = self.replay
+            if s.market_mode == "demo":
+                self.market_open = _always_open
+        else:
+            self.feed = SimulatorFeed(
+                self.market,
+                ticks_per_second=s.sim_ticks_per_second,
+                symbols_per_session=s.sim_symbols_per_session or None,
+                max_sessions=s.sim_max_sessions or None,
+            )
+        self.bars = BarBuilder()
         self.hub = Hub(
             self.feed,
             self.universe,
             self.clock,
             grace=s.hub_grace_seconds,
             stale_after=s.hub_stale_seconds,
-            is_trading=self.market.is_open,
+            is_trading=self.market_open,
             bars=self.bars,
-            instruments=self.market.instrument,
+            instruments=quotes.instrument,
         )
         self.quotes = quotes
 
@@ -121,12 +143,37 @@ class HogaApp:
             self.clock,
             initial_cash=s.paper_initial_cash,
             journal_path=data / "paper" / "journal.jsonl",
-            is_open=self.market.is_open,
+            is_open=self.market_open,
             faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )
         self.market.add_listener(self.paper.on_tick)
+        if self.replay is not None:
+            self.replay.add_listener(self.paper.on_tick)
         self.brokers: dict[str, Broker] = {"paper": self.paper}
         # --- real-broker adapters (KIS, Kiwoom) register here ---
+        self.kis = KisBroker(
+            self.clock,
+            self.token_store,
+            real_rate=s.kis_real_rate,
+            mock_rate=s.kis_mock_rate,
+            timeout=s.kis_request_timeout,
+        )
+        self.brokers["kis"] = self.kis
+        if s.feed == "kis":
+            # Market data over the WebSocket sessions of the accounts the operator allows.
+            self.feed = KisFeed(
+                self.kis, self.clock, account_ids=s.kis_feed_accounts, book=s.kis_feed_book
+            )
+            self.hub.feed = self.feed
+        # Kiwoom REST: one token, one request budget and one WebSocket per app key.
+        self.kiwoom = KiwoomBroker(
+            rate=s.kiwoom_rate,
+            clock=self.clock,
+            token_store=self.token_store,
+            # Answer (or give up) before the order service's own submit timeout.
+            timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
+        )
+        self.brokers["kiwoom"] = self.kiwoom
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         self.accounts = AccountService(
@@ -156,7 +203,7 @@ class HogaApp:
                 duplicate_window=s.duplicate_window,
                 submit_timeout=s.submit_timeout,
             ),
-            market_open=self.market.is_open,
+            market_open=self.market_open,
         )
         self.dispatcher = Dispatcher(
             self.queue,
@@ -176,11 +223,46 @@ class HogaApp:
             interval=s.reconcile_interval,
             unknown_grace=max(2 * s.submit_timeout, 5.0),
         )
+        # --- strategies and backtests (strategies branch) ---
+        self.catalog = load_catalog()
+        self.strategies = StrategyRunner(
+            self.db,
+            self.clock,
+            self.auth,
+            self.orders,
+            self.hub,
+            self.bus,
+            self.universe,
+            quotes,
+            self.catalog,
+        )
+        self.backtests = BacktestService(
+            self.db, self.clock, self.catalog, self.universe, commission_rate=s.commission_rate
+        )
+        # --- end of strategies and backtests ---
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
         self.api: FastAPI = self._build_api()
+
+    def _replay_feed(self) -> ReplayFeed:
+        s = self.settings
+        if s.replay_file is None:
+            raise ConfigError(
+                "HOGA_FEED=replay needs HOGA_REPLAY_FILE (a CSV or Parquet of ticks or bars)"
+            )
+        try:
+            return ReplayFeed(
+                Path(s.replay_file),
+                speed=s.replay_speed,
+                loop_forever=True,
+                instruments={i.symbol: i for i in self.universe.instruments},
+            )
+        except FileNotFoundError:
+            raise ConfigError(f"HOGA_REPLAY_FILE {s.replay_file} does not exist") from None
+        except ValueError as e:
+            raise ConfigError(f"HOGA_REPLAY_FILE: {e}") from None
 
     def _build_api(self) -> FastAPI:
         from hoga.api.server import create_api
@@ -214,11 +296,14 @@ class HogaApp:
         await warm
         await self.reconciler.reconcile_all()
         await self._load_bars()
-        if isinstance(self.feed, SimulatorFeed) and self.drive_feed:
+        if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()
         await self.reconciler.start()
+        # Strategies start after the feeds and the order pipeline, before the API opens.
+        await self.backtests.start()
+        await self.strategies.start()
         loop = asyncio.get_running_loop()
         self._background = [
             loop.create_task(self._persist_bars(), name="bars-persist"),
@@ -237,6 +322,8 @@ class HogaApp:
     async def stop(self) -> None:
         """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("strategies", self.strategies.stop),
+            ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
             ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
             ("hub", self.hub.stop),

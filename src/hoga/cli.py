@@ -102,13 +102,11 @@ def version() -> None:
 
 
 def _bind(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    from hoga.net import bind_listener
+
     try:
-        sock.bind((host, port))
+        return bind_listener(host, port)
     except OSError as e:
-        sock.close()
         if e.errno == errno.EADDRINUSE:
             raise fail(
                 f"port {port} on {host} is already in use; stop the other process or set HOGA_PORT"
@@ -118,9 +116,6 @@ def _bind(host: str, port: int) -> socket.socket:
         if e.errno == errno.EACCES:
             raise fail(f"no permission to listen on port {port}; use a port above 1023") from None
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
 
 
 def _quiet_exit_server() -> type:
@@ -362,6 +357,134 @@ def db_upgrade() -> None:
         typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 
     _run(run)
+
+
+# ------------------------------------------------------------------ backtests (strategies branch)
+
+
+def _param_value(text: str) -> Any:
+    import json
+
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+@app.command()
+def backtest(
+    strategy: Annotated[str, typer.Option("--strategy", "-s", help="catalog kind, e.g. sma_cross")],
+    symbol: Annotated[str, typer.Option(help="symbol code, e.g. 005930")],
+    data: Annotated[
+        Path, typer.Option(help="bars: CSV (date,open,high,low,close,volume) or Parquet")
+    ],
+    param: Annotated[
+        list[str] | None, typer.Option("--param", "-p", help="strategy parameter NAME=VALUE")
+    ] = None,
+    cash: Annotated[int, typer.Option(help="starting cash, won")] = 10_000_000,
+    market: Annotated[
+        str | None, typer.Option(help="KOSPI, KOSDAQ, ETF... (default: from the universe)")
+    ] = None,
+    commission_rate: Annotated[
+        str, typer.Option(help="commission as a fraction (0.00015 = 0.015%)")
+    ] = "0.00015",
+    as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
+    plot: Annotated[
+        Path | None, typer.Option(help="write an equity/drawdown chart: out.png or out.html")
+    ] = None,
+) -> None:
+    """Backtest a catalog strategy over historical bars (the same code that trades live)."""
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    from hoga.backtest.data import read_file
+    from hoga.backtest.engine import BacktestError, run_backtest
+    from hoga.backtest.report import summary, write_plot
+    from hoga.domain import krx
+    from hoga.domain.errors import HogaError
+    from hoga.marketdata.universe import Universe, bundled_universe
+    from hoga.strategies.registry import load_catalog
+
+    if plot is not None and plot.suffix.lower() not in (".png", ".html", ".htm"):
+        raise fail(f"--plot must end in .png or .html, not {plot.name!r}")
+    try:
+        rate = Decimal(commission_rate)
+        if not 0 <= rate < 1:
+            raise InvalidOperation
+    except InvalidOperation:
+        raise fail(f"--commission-rate {commission_rate!r} is not a fraction in [0, 1)") from None
+    if cash <= 0:
+        raise fail("--cash must be a positive number of won")
+    raw: dict[str, Any] = {}
+    for item in param or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise fail(f"--param {item!r}: use NAME=VALUE")
+        raw[key.strip()] = _param_value(value.strip())
+    code = krx.normalize_symbol(symbol)
+    if not krx.is_valid_symbol(code):
+        raise fail(f"--symbol {symbol!r} is not a KRX code (six characters, e.g. 005930)")
+    inst = Universe(bundled_universe()).get(code)
+    mkt = (market or (inst.market if inst else "KOSPI")).upper()
+    if mkt not in krx.MARKETS:
+        raise fail(f"--market {market!r}: one of {', '.join(sorted(krx.MARKETS))}")
+    try:
+        catalog = load_catalog()
+        cls = catalog.get(strategy)
+        params = catalog.params(strategy, raw, (code,))
+        series = read_file(data, code)
+        krx.warm_calendar()
+        progress_cm: Any = contextlib.nullcontext(None)
+        if len(series) >= 200_000:
+            from rich.console import Console
+            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+            progress_cm = Progress(
+                TextColumn("backtest"),
+                BarColumn(),
+                TextColumn("{task.completed:,}/{task.total:,} bars"),
+                TimeRemainingColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+        with progress_cm as bar:
+            hook = None
+            if bar is not None:
+                task = bar.add_task("run", total=len(series))
+
+                def hook(done: int, total: int) -> None:
+                    bar.update(task, completed=done)
+
+            result = run_backtest(
+                cls, params, series, cash=cash, market=mkt, commission_rate=rate, progress=hook
+            )
+    except HogaError as e:
+        field = e.details.get("field") if e.details else None
+        raise fail(
+            f"{e.message}" + (f" [{field}]" if field and field not in e.message else "")
+        ) from None
+    except BacktestError as e:
+        raise fail(str(e)) from None
+    figures = summary(result)
+    if plot is not None:
+        write_plot(figures, plot)
+    if as_json:
+        out = {k: v for k, v in figures.items() if k != "equity_curve"}
+        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from hoga.backtest.report import figure_rows
+
+    table = Table(title=f"{cls.kind} {code} ({figures['start'][:10]} - {figures['end'][:10]})")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for label, value in figure_rows(figures):
+        table.add_row(label, value)
+    Console().print(table)
+    if plot is not None:
+        typer.echo(f"chart written to {plot}")
 
 
 # ------------------------------------------------------------------ broker fakes

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     market_mode: Literal["demo", "calendar"] = Field(
         "demo", description="demo trades around the clock; calendar follows KRX sessions"
     )
-    feed: Literal["simulator", "replay"] = "simulator"
+    feed: Literal["simulator", "replay", "kis"] = "simulator"
     replay_file: Path | None = None
     replay_speed: float = Field(1.0, gt=0)
     sim_seed: int = 20240125
@@ -116,6 +116,17 @@ class Settings(BaseSettings):
     kis_real_rate: float = Field(18.0, gt=0)
     kis_mock_rate: float = Field(1.0, gt=0)
     kiwoom_rate: float = Field(5.0, gt=0)
+    # --- KIS adapter and market data
+    kis_request_timeout: float = Field(
+        8.0, gt=0, description="seconds before an unanswered KIS request counts as lost"
+    )
+    kis_feed_accounts: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="account ids whose KIS app keys carry market data (feed=kis), comma-separated",
+    )
+    kis_feed_book: bool = Field(
+        False, description="also subscribe order books (2 registrations/symbol)"
+    )
     queue_max_wait: float = Field(30.0, gt=0, description="aging bound, seconds")
     session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
     submit_timeout: float = Field(10.0, gt=0, description="seconds before UNKNOWN")
@@ -142,6 +153,15 @@ class Settings(BaseSettings):
                 float(value)
             except ValueError:
                 raise ValueError(f"fault {key} needs a number, got {value!r}") from None
+        return v
+
+    @field_validator("kis_feed_accounts", mode="before")
+    @classmethod
+    def _split_ids(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            return [int(x) for x in v.replace(" ", "").split(",") if x]
+        if isinstance(v, int):
+            return [v]
         return v
 
     @field_validator("cors_origins", mode="before")

@@ -79,7 +79,7 @@ def hoga_status(hoga: Any) -> dict[str, Any]:
     return {
         "version": hoga.version,
         "trading_state": hoga.orders.server_state,
-        "market": {"mode": hoga.settings.market_mode, "open": hoga.market.is_open()},
+        "market": {"mode": hoga.settings.market_mode, "open": hoga.market_open()},
         "feed": hoga.hub.health(),
         "queue": {"size": hoga.queue.size()},
         "dispatcher": hoga.dispatcher.status(),

@@ -43,6 +43,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
         body = {"error": exc.to_dict()}
+        # The field a refusal is about sits beside code and message, as the API contract says.
+        if exc.details and isinstance(exc.details.get("field"), str):
+            body["error"]["field"] = exc.details["field"]
         order = exc.details.get("order") if exc.details else None
         if order is not None:
             body["error"].pop("details", None)

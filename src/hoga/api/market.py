@@ -131,7 +131,7 @@ async def rules(
             lower, krx.step_price(on_grid, -1, inst.kind) if on_grid == p else on_grid
         ),
         "session_phase": krx.session_phase(hoga.clock.now()),
-        "market_open": hoga.market.is_open(),
+        "market_open": hoga.market_open(),
     }
 
 

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
@@ -95,3 +96,26 @@ class OrderBody(Body):
     account_id: StrictInt | None = None
     client_order_id: str | None = Field(None, min_length=1, max_length=64)
     urgent: StrictBool = False
+
+
+# --- strategies and backtests (strategies branch) ---------------------------------------
+
+
+class StrategyCreateBody(Body):
+    name: str = Field(min_length=1, max_length=64)
+    kind: str = Field(min_length=1, max_length=64)
+    symbols: list[str] = Field(min_length=1, max_length=50)
+    params: dict[str, Any] = Field(default_factory=dict)
+    account_id: StrictInt | None = None
+
+
+class BacktestBody(Body):
+    kind: str = Field(min_length=1, max_length=64)
+    symbol: str = Field(min_length=1, max_length=12)
+    params: dict[str, Any] = Field(default_factory=dict)
+    cash: StrictInt = Field(10_000_000, gt=0, le=1_000_000_000_000)
+    source: Literal["stored", "csv"] = "stored"
+    csv: str | None = Field(None, max_length=64 * 1024 * 1024)
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    interval: Literal["1m", "1d"] | None = None

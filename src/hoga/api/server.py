@@ -62,6 +62,12 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.include_router(fills_api.router)
     app.include_router(web_api.router)
     # --- end of dashboard ---
+    # --- strategies and backtests (strategies branch) ---
+    from hoga.api import backtests, strategies
+
+    for module in (strategies, backtests):
+        app.include_router(module.router)
+    # --- end of strategies and backtests ---
     extra = getattr(hoga, "extra_routers", [])
     for router in extra:
         app.include_router(router)

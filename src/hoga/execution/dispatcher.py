@@ -192,7 +192,10 @@ class Dispatcher:
             return
         head, limiters = best
         item = self.queue.pop(gw.name, head.account_id)
-        if item is None or not acquire_all(limiters, now):
+        if item is None:
+            return
+        if not acquire_all(limiters, now):
+            self.queue.requeue(item)
             return
         gw.sent += 1
         self._spawn(item)

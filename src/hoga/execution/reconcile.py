@@ -176,10 +176,36 @@ class Reconciler:
                 if await self._service.apply_fill(current, fill) is not None:
                     result.fills_booked += 1
             current = await self._service.get(order.user_id, order.id)
+            if rep.filled_qty > current.filled_qty:
+                # Brokers that list executions only as a cumulative total (KIS) leave the rest.
+                if await self._catch_up(current, rep) is not None:
+                    result.fills_booked += 1
+                current = await self._service.get(order.user_id, order.id)
             moved = await self._service.apply_report(current, rep)
             if moved is not None:
                 result.settled[moved.status.value] = result.settled.get(moved.status.value, 0) + 1
         await self._positions(ref, broker, result)
+
+    async def _catch_up(self, order: Order, rep: OrderStatusReport) -> Order | None:
+        """Book the executions a report counts but no fill report itemised, as one fill at
+        the price that makes the order's average match the broker's. Its id names the
+        cumulative quantity, so the same report seen again books nothing."""
+        missing = rep.filled_qty - order.filled_qty
+        if missing <= 0 or rep.avg_price <= 0:
+            return None
+        amount = rep.avg_price * rep.filled_qty - order.filled_amount
+        price = max(1, (amount + missing // 2) // missing)
+        fill = FillReport(
+            broker_order_id=rep.broker_order_id,
+            fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}",
+            symbol=order.symbol,
+            side=order.side,
+            qty=missing,
+            price=price,
+            ts=self._clock.time(),
+            client_order_id=order.client_order_id,
+        )
+        return await self._service.apply_fill(order, fill)
 
     def _match(
         self, order: Order, reports: list[OrderStatusReport], claimed: set[str]

@@ -845,6 +845,7 @@ class OrderService:
             {
                 "type": "fill",
                 "fill": {
+                    "id": fill_row,
                     "order_id": order.id,
                     "strategy_id": order.strategy_id,
                     "symbol": order.symbol,

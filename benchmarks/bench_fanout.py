@@ -1,0 +1,209 @@
+"""WebSocket fan-out: 100 clients on loopback, each on 20 symbols, simulator at 1,000 ticks/s.
+
+Starts a real ``hoga serve`` (SQLite, fresh data dir) with 10 users; optionally each user runs
+5 strategies on 10 symbols each (``--strategies``, when the strategy runner is available), so
+the server carries the whole seed workload: 10 users x 5 strategies, 100 symbols. Then 100
+clients (10 per user, in a separate process) subscribe to 20 symbols each and measure, for
+every quote, the delay from the tick's timestamp to its arrival. Prints p50/p99 end-to-end
+delay, quotes received, quotes dropped by conflation (from the server's per-connection
+counters) and the server's resident memory.
+
+    .venv/bin/python benchmarks/bench_fanout.py [--seconds 20] [--clients 100] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import websockets
+
+ADMIN_PASSWORD = "bench-admin-password"
+USERS = 10
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def _setup(base: str, strategies: bool) -> tuple[list[str], list[str], int]:
+    async with httpx.AsyncClient(base_url=base, timeout=30) as c:
+        for _ in range(600):
+            try:
+                if (await c.get("/health")).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.1)
+        tok = (
+            await c.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
+        ).json()
+        admin = {"Authorization": f"Bearer {tok['access_token']}"}
+        symbols = [
+            s["symbol"]
+            for s in (await c.get("/api/market/symbols", headers=admin)).json()["symbols"]
+        ][:100]
+        tokens = []
+        running = 0
+        for u in range(USERS):
+            await c.post(
+                "/api/admin/users",
+                headers=admin,
+                json={"username": f"fan{u}", "password": "fan-password-1", "tier": "premium"},
+            )
+            t = (
+                await c.post(
+                    "/api/auth/login", json={"username": f"fan{u}", "password": "fan-password-1"}
+                )
+            ).json()
+            tokens.append(t["access_token"])
+            if strategies:
+                h = {"Authorization": f"Bearer {t['access_token']}"}
+                for k in range(5):
+                    syms = symbols[(u * 5 + k) * 2 % 100 :][:10] or symbols[:10]
+                    r = await c.post(
+                        "/api/strategies",
+                        headers=h,
+                        json={
+                            "name": f"s{k}",
+                            "kind": "sma_cross",
+                            "symbols": syms,
+                            "params": {"fast": 5, "slow": 20, "qty": 1},
+                        },
+                    )
+                    if r.status_code == 201:
+                        sid = r.json()["id"]
+                        if (
+                            await c.post(f"/api/strategies/{sid}/start", headers=h)
+                        ).status_code == 200:
+                            running += 1
+        return tokens, symbols, running
+
+
+async def _client(
+    url: str,
+    token: str,
+    symbols: list[str],
+    until: float,
+    delays: list[float],
+    stats: dict[str, int],
+) -> None:
+    async with websockets.connect(f"{url}/ws/market-data?token={token}", max_size=2**20) as ws:
+        await ws.recv()
+        await ws.send(json.dumps({"type": "subscribe", "symbols": symbols}))
+        loop = asyncio.get_running_loop()
+        while loop.time() < until:
+            try:
+                raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
+            except TimeoutError:
+                break
+            msg = json.loads(raw)
+            if msg.get("type") == "quote":
+                delays.append(time.time() - datetime.fromisoformat(msg["ts"]).timestamp())
+        await ws.send(json.dumps({"type": "ping"}))
+        while True:
+            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            if msg.get("type") == "pong":
+                stats["conflated"] += msg["stats"]["conflated"]
+                stats["sent"] += msg["stats"]["sent"]
+                return
+
+
+async def _load(
+    url: str, tokens: list[str], symbols: list[str], clients: int, seconds: float
+) -> dict[str, Any]:
+    rng = random.Random(5)
+    delays: list[float] = []
+    stats = {"conflated": 0, "sent": 0}
+    loop = asyncio.get_running_loop()
+    until = loop.time() + seconds + 2
+    tasks = [
+        asyncio.create_task(
+            _client(url, tokens[i % len(tokens)], rng.sample(symbols, 20), until, delays, stats)
+        )
+        for i in range(clients)
+    ]
+    await asyncio.gather(*tasks)
+    delays.sort()
+    ms = [d * 1000 for d in delays[len(delays) // 20 :]]  # skip the warm-up snapshot quotes
+    return {
+        "clients": clients,
+        "quotes_received": len(delays),
+        "p50_ms": round(ms[len(ms) // 2], 2),
+        "p99_ms": round(ms[int(len(ms) * 0.99)], 2),
+        "max_ms": round(ms[-1], 2),
+        **stats,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=20.0)
+    ap.add_argument("--clients", type=int, default=100)
+    ap.add_argument("--no-strategies", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        port = 19000 + os.getpid() % 1000
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
+        env.update(
+            HOGA_DATA_DIR=tmp,
+            HOGA_PORT=str(port),
+            HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            HOGA_SIM_TICKS_PER_SECOND="1000",
+            HOGA_LOG_LEVEL="warning",
+            HOGA_MAX_USERS="20",
+            HOGA_WS_MAX_CONNECTIONS="20",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hoga", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            tokens, symbols, running = asyncio.run(_setup(base, not args.no_strategies))
+            result = asyncio.run(
+                _load(f"ws://127.0.0.1:{port}", tokens, symbols, args.clients, args.seconds)
+            )
+            result["strategies_running"] = running
+            result["server_rss_mb"] = _rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    total = result["sent"] + result["conflated"]
+    print(
+        f"fan-out: {result['clients']} WebSocket clients x 20 symbols, simulator 1,000 ticks/s, "
+        f"{USERS} users, {result['strategies_running']} strategies running"
+    )
+    print(
+        f"  end-to-end delay p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms, max {result['max_ms']} ms "
+        f"over {result['quotes_received']:,} quotes"
+    )
+    print(
+        f"  dropped by conflation: {result['conflated']:,} of {total:,} ({result['conflated'] / max(total, 1):.1%}); "
+        f"server RSS {result['server_rss_mb']} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""Order latency inside hoga and through its HTTP API.
+
+1. submit -> adapter call: ``OrderService.submit`` to the moment the paper broker's ``place`` is
+   entered, in-process on SQLite (risk gate, two transactions, the queue, the dispatcher).
+   Orders arrive open-loop at ``--rate`` per second; limit orders rest, so no fill work mixes in.
+2. ``POST /api/orders`` against a real ``hoga serve`` process (SQLite, fresh data dir) from a
+   loopback client in this process, open-loop at 200 requests/s: latency percentiles, achieved
+   rate, errors, and the server's memory.
+
+    .venv/bin/python benchmarks/bench_latency.py [--internal-orders 2000] [--api-seconds 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hoga.app import HogaApp
+from hoga.config import Settings
+from hoga.domain.orders import OrderIntent, OrderType, Side
+
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def pct(xs: list[float], p: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, round(p / 100 * len(s)) - 1))]
+
+
+def summary(ms: list[float]) -> dict[str, float]:
+    return {
+        "n": len(ms),
+        "p50_ms": round(pct(ms, 50), 3),
+        "p95_ms": round(pct(ms, 95), 3),
+        "p99_ms": round(pct(ms, 99), 3),
+        "max_ms": round(max(ms), 3),
+        "mean_ms": round(statistics.fmean(ms), 3),
+    }
+
+
+async def internal(n: int, rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            admin_password=ADMIN_PASSWORD,
+            paper_initial_cash=10**13,
+            max_order_value=10**12,
+            duplicate_window=0,
+        )
+        hoga = HogaApp(settings, drive_feed=False)
+        await hoga.start()
+        await hoga.auth.update_tier("premium", actor_id=None, ip=None, daily_trades=10**7)
+        users = []
+        for i in range(5):
+            u = await hoga.auth.create_user(
+                f"bench{i}", "bench-password-1", "premium", actor_id=None, ip=None
+            )
+            users.append(u.id)
+        hoga.feed.pump(500)  # type: ignore[attr-defined]
+        entered: dict[str, float] = {}
+        original = hoga.paper.place
+
+        async def timed_place(account: Any, request: Any) -> Any:
+            entered[request.client_order_id] = time.perf_counter()
+            return await original(account, request)
+
+        hoga.paper.place = timed_place  # type: ignore[method-assign]
+        started: dict[str, float] = {}
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        tasks = []
+
+        async def one(i: int) -> None:
+            cid = f"b{i}"
+            started[cid] = time.perf_counter()
+            await hoga.orders.submit(
+                users[i % len(users)],
+                OrderIntent(
+                    "005930",
+                    Side.BUY,
+                    OrderType.LIMIT,
+                    1,
+                    50_100 + (i % 50) * 100,
+                    client_order_id=cid,
+                ),
+            )
+
+        for i in range(n):
+            delay = t0 + i / rate - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i)))
+        await asyncio.gather(*tasks)
+        deadline = loop.time() + 30
+        while len(entered) < n and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        await hoga.stop()
+    ms = [(entered[c] - started[c]) * 1000 for c in started if c in entered]
+    return {"orders": n, "offered_per_s": rate, **summary(ms)}
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+async def api(seconds: float, rate: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        port = 18000 + os.getpid() % 1000
+        env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
+        env.update(
+            HOGA_DATA_DIR=tmp,
+            HOGA_PORT=str(port),
+            HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
+            HOGA_PAPER_INITIAL_CASH=str(10**13),
+            HOGA_MAX_ORDER_VALUE=str(10**12),
+            HOGA_DUPLICATE_WINDOW="0",
+            HOGA_LOG_LEVEL="warning",
+            HOGA_MAX_USERS="20",
+        )
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "hoga", "serve"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        base = f"http://127.0.0.1:{port}"
+        try:
+            async with httpx.AsyncClient(
+                base_url=base, timeout=10, limits=httpx.Limits(max_connections=64)
+            ) as c:
+                for _ in range(600):
+                    try:
+                        if (await c.get("/health")).status_code == 200:
+                            break
+                    except httpx.HTTPError:
+                        pass
+                    await asyncio.sleep(0.1)
+                tok = (
+                    await c.post(
+                        "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                    )
+                ).json()
+                admin = {"Authorization": f"Bearer {tok['access_token']}"}
+                await c.patch(
+                    "/api/admin/tiers/premium",
+                    headers=admin,
+                    json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
+                )
+                heads = []
+                for i in range(4):
+                    await c.post(
+                        "/api/admin/users",
+                        headers=admin,
+                        json={
+                            "username": f"load{i}",
+                            "password": "load-password-1",
+                            "tier": "premium",
+                        },
+                    )
+                    t = (
+                        await c.post(
+                            "/api/auth/login",
+                            json={"username": f"load{i}", "password": "load-password-1"},
+                        )
+                    ).json()
+                    heads.append({"Authorization": f"Bearer {t['access_token']}"})
+                lat: list[float] = []
+                errors = 0
+                loop = asyncio.get_running_loop()
+                n = int(seconds * rate)
+
+                async def one(i: int) -> None:
+                    nonlocal errors
+                    t = time.perf_counter()
+                    r = await c.post(
+                        "/api/orders",
+                        headers=heads[i % 4],
+                        json={
+                            "symbol": "005930",
+                            "side": "buy",
+                            "type": "limit",
+                            "qty": 1,
+                            "price": 50_100 + (i % 50) * 100,
+                        },
+                    )
+                    lat.append((time.perf_counter() - t) * 1000)
+                    if r.status_code != 202:
+                        errors += 1
+
+                t0 = loop.time()
+                tasks = []
+                for i in range(n):
+                    delay = t0 + i / rate - loop.time()
+                    if delay > 0:
+                        await asyncio.sleep(delay)
+                    tasks.append(asyncio.create_task(one(i)))
+                await asyncio.gather(*tasks)
+                elapsed = loop.time() - t0
+                rss = _rss_mb(proc.pid)
+        finally:
+            proc.terminate()
+            proc.wait(15)
+    return {
+        "requests": n,
+        "offered_per_s": rate,
+        "achieved_per_s": round(n / elapsed, 1),
+        "errors": errors,
+        "server_rss_mb": rss,
+        **summary(lat),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--internal-orders", type=int, default=2000)
+    ap.add_argument("--internal-rate", type=float, default=100.0)
+    ap.add_argument("--api-seconds", type=float, default=20.0)
+    ap.add_argument("--api-rate", type=float, default=200.0)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args(argv)
+    inside = asyncio.run(internal(args.internal_orders, args.internal_rate))
+    through = asyncio.run(api(args.api_seconds, args.api_rate))
+    if args.json:
+        print(json.dumps({"submit_to_adapter": inside, "post_orders": through}))
+        return 0
+    print(
+        f"submit -> adapter call (paper, SQLite, {inside['orders']} orders at {inside['offered_per_s']:g}/s): "
+        f"p50 {inside['p50_ms']} ms, p99 {inside['p99_ms']} ms, max {inside['max_ms']} ms"
+    )
+    print(
+        f"POST /api/orders ({through['requests']} requests at {through['offered_per_s']:g}/s offered, "
+        f"{through['achieved_per_s']}/s achieved, {through['errors']} errors): p50 {through['p50_ms']} ms, "
+        f"p95 {through['p95_ms']} ms, p99 {through['p99_ms']} ms, max {through['max_ms']} ms; "
+        f"server RSS {through['server_rss_mb']} MB"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""``HOGA_FEED=kis`` on a running hoga: market data and execution notices share one session."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from hoga.brokers.kis import KisFeed
+from hoga.config import Settings
+from hoga.fakes.kis import KisFakeAccount
+from tests.helpers import running
+from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
+from tests.integration.test_kis_pipeline import fake_kis, link
+
+
+def test_feed_accounts_setting_takes_a_comma_separated_list(tmp_path: Path) -> None:
+    s = Settings(data_dir=tmp_path, feed="kis", kis_feed_accounts="3, 4,7")
+    assert s.kis_feed_accounts == [3, 4, 7] and s.feed == "kis"
+    assert Settings(data_dir=tmp_path).kis_feed_accounts == []
+
+
+async def test_kis_market_data_reaches_the_hub_of_a_running_app(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
+    async with (
+        fake_kis("real", accounts) as fake,
+        running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as h,
+    ):
+        feed = h.hoga.feed
+        assert isinstance(feed, KisFeed) and h.hoga.hub.feed is feed
+        alice = await h.user("alice", "basic")
+        acct = await link(h, alice, fake)
+        assert feed.max_sessions == 0  # not allowed for market data yet
+        feed.account_ids.add(acct)
+        assert feed.max_sessions == 1 and feed.symbols_per_session == 40
+        got: list[str] = []
+        sub = h.hoga.hub.subscribe(["005930", "000660"], lambda t: got.append(t.symbol), owner="t")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not {"005930", "000660"} <= set(got):
+            assert loop.time() < deadline, h.hoga.hub.health()
+            fake.pump(50)
+            await asyncio.sleep(0.01)
+        tick = h.hoga.hub.last("005930")
+        real = fake.market.last("005930")
+        assert tick is not None and real is not None and tick.price == real.price
+        # One WebSocket session for the key: its notice registration plus two symbols.
+        assert fake.open_sessions == 1 and fake.session_registrations(KEY) == 3
+        sub.close()
+        assert h.hoga.hub.health()["feed"] == "kis"

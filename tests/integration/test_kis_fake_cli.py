@@ -1,0 +1,98 @@
+"""``hoga fake-broker kis`` as a user runs it: a separate process serving over loopback."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.helpers import free_port
+from tests.integration.kis_support import ACCOUNT, KEY, SECRET
+
+
+def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
+    extra = tmp_path / "accounts.toml"
+    extra.write_text(
+        '[[accounts]]\naccount_no = "51111111-01"\napp_key = "PSfileKEY000000000000000000000000000"\n'
+        'app_secret = "filesecret0000000000"\ncash = 5000000\n\n'
+        '[[accounts]]\naccount_no = "52222222-01"\napp_key = "PSrealKEY000000000000000000000000000"\n'
+        'app_secret = "realsecret0000000000"\nenv = "real"\n',
+        encoding="utf-8",
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "hoga", "fake-broker", "kis", "--port", str(port),
+            "--account", ACCOUNT, "--app-key", KEY, "--app-secret", SECRET,
+            "--accounts-file", str(extra),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                r = httpx.post(
+                    f"{base}/oauth2/tokenP",
+                    json={"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET},
+                    timeout=2,
+                )
+                break
+            except httpx.TransportError:
+                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+                assert time.monotonic() < deadline, "the fake never started listening"
+                time.sleep(0.1)
+        assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
+        token = r.json()["access_token"]
+        bal = httpx.get(
+            f"{base}/uapi/domestic-stock/v1/trading/inquire-balance",
+            params={"CANO": "50123456", "ACNT_PRDT_CD": "01"},
+            headers={
+                "authorization": f"Bearer {token}",
+                "appkey": KEY,
+                "appsecret": SECRET,
+                "tr_id": "VTTC8434R",
+            },
+            timeout=5,
+        )
+        assert bal.json()["rt_cd"] == "0"
+        assert bal.json()["output2"][0]["dnca_tot_amt"] == "100000000"
+        # The accounts file added a mock account, and a real one this mock host refuses.
+        ok = httpx.post(
+            f"{base}/oauth2/tokenP",
+            json={
+                "grant_type": "client_credentials",
+                "appkey": "PSfileKEY000000000000000000000000000",
+                "appsecret": "filesecret0000000000",
+            },
+            timeout=5,
+        )
+        assert ok.status_code == 200
+        refused = httpx.post(
+            f"{base}/oauth2/tokenP",
+            json={
+                "grant_type": "client_credentials",
+                "appkey": "PSrealKEY000000000000000000000000000",
+                "appsecret": "realsecret0000000000",
+            },
+            timeout=5,
+        )
+        assert refused.status_code == 403 and refused.json()["error_code"] == "EGW00103"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    assert "KIS fake (mock)" in out
+    assert SECRET not in out

@@ -1,0 +1,319 @@
+"""Orders through hoga's pipeline (risk gate, queue, dispatcher, reconciliation) to the Kiwoom
+fake: the adapter is the one ``app.py`` registers."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hoga.domain import krx
+from hoga.fakes import FakeAccount
+from hoga.fakes.kiwoom import KiwoomFake
+from tests.helpers import Harness, eventually, running
+from tests.kiwoom_support import (
+    ACCOUNT_NO,
+    ACCOUNT_NO_2,
+    APP_KEY,
+    APP_KEY_2,
+    APP_SECRET_2,
+    fund_from_broker,
+    kiwoom_fake,
+    link_account,
+    traded,
+)
+
+SYMBOL = "005930"
+
+
+async def me(h: Harness, headers: dict[str, str]) -> int:
+    r = await h.http.get("/api/me", headers=headers)
+    assert r.status_code == 200, r.text
+    uid: int = r.json()["id"]
+    return uid
+
+
+async def submit(h: Harness, headers: dict[str, str], **body: Any) -> dict[str, Any]:
+    r = await h.http.post("/api/orders", json=body, headers=headers)
+    assert r.status_code == 202, r.text
+    order: dict[str, Any] = r.json()
+    return order
+
+
+async def until_status(
+    h: Harness,
+    headers: dict[str, str],
+    order_id: int,
+    *statuses: str,
+    fake: KiwoomFake | None = None,
+    within: float = 15.0,
+) -> dict[str, Any]:
+    """Wait (bounded) for an order to reach one of ``statuses``, trading the fake meanwhile."""
+    seen: dict[str, Any] = {}
+
+    async def check() -> bool:
+        nonlocal seen
+        if fake is not None:
+            fake.pump(10)
+        seen = await h.order(headers, order_id)
+        return seen["status"] in statuses
+
+    try:
+        await eventually(check, within, f"order {order_id} in {statuses}")
+    except AssertionError:
+        raise AssertionError(f"order {order_id} stuck: {seen}") from None
+    return seen
+
+
+async def kiwoom_user(
+    h: Harness, fake: KiwoomFake, name: str = "kim", **link: Any
+) -> tuple[dict[str, str], int, int]:
+    headers = await h.user(name, "premium")
+    uid = await me(h, headers)
+    acct = await link_account(h.http, headers, fake, **link)
+    await fund_from_broker(h.hoga, uid, acct["id"])
+    return headers, uid, acct["id"]
+
+
+async def test_accept_then_timeout_is_unknown_then_reconciled_to_the_fill(
+    tmp_path: Path, db_url: str
+) -> None:
+    """The answer never comes and no execution notice either: only the reports tell."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, db_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        await traded(fake, SYMBOL)
+        fake.faults.push_executions = False
+        fake.inject("timeout", api_ids={"kt10000"})
+        order = await submit(
+            h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
+        )
+        unknown = await until_status(h, headers, order["id"], "UNKNOWN", "FILLED")
+        settled = await until_status(h, headers, order["id"], "FILLED")
+        assert (
+            any(x["status"] == "UNKNOWN" for x in settled["history"])
+            or unknown["status"] == "UNKNOWN"
+        )
+        # Sent once, never resent: the broker has exactly one order, and hoga its fill.
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 1
+        assert len(fake.exchange.orders) == 1
+        (theirs,) = fake.exchange.orders.values()
+        assert settled["filled_qty"] == theirs.filled == 3
+        assert settled["broker_order_id"].endswith(theirs.ord_no)
+        assert sum(f["qty"] * f["price"] for f in settled["fills"]) == theirs.amount
+        p = (await h.http.get(f"/api/portfolio?account_id={account_id}", headers=headers)).json()
+        (pos,) = p["positions"]
+        assert (pos["symbol"], pos["qty"]) == (SYMBOL, 3)
+
+
+@pytest.mark.parametrize("fault", ["drop", "truncated", "malformed"])
+async def test_a_broken_answer_is_settled_from_the_execution_stream(
+    tmp_path: Path, sqlite_url: str, fault: str
+) -> None:
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=2.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(inst.base_price * 0.8), inst.kind)
+        fake.inject(fault, api_ids={"kt10000"})
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2,
+            price=low,
+            account_id=account_id,
+        )
+        done = await until_status(h, headers, order["id"], "ACCEPTED")
+        (theirs,) = fake.exchange.orders.values()
+        assert done["broker_order_id"].endswith(theirs.ord_no)
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 1
+        # And the order is a normal one from here: it can be cancelled.
+        r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
+        assert r.status_code == 202, r.text
+        await until_status(h, headers, order["id"], "CANCELLED")
+        assert not theirs.working
+
+
+async def test_throttled_order_is_requeued_and_sent_again(tmp_path: Path, sqlite_url: str) -> None:
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        await traded(fake, SYMBOL)
+        fake.inject("throttle", api_ids={"kt10000"})
+        order = await submit(
+            h, headers, symbol=SYMBOL, side="buy", type="market", qty=1, account_id=account_id
+        )
+        done = await until_status(h, headers, order["id"], "FILLED", fake=fake)
+        assert fake.stats[APP_KEY].forced_throttles == 1
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 2
+        assert any("not processed" in (x["detail"] or "") for x in done["history"])
+        assert len(fake.exchange.orders) == 1
+
+
+async def test_broker_rejection_reaches_the_order_with_code_and_message(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, kiwoom_rate=50) as h,
+    ):
+        fake.add_account(
+            FakeAccount("5011111101", "POORKEY000000001", "POORSECRET00000001", 500_000)
+        )
+        headers = await h.user("poor", "premium")
+        uid = await me(h, headers)
+        acct = await link_account(
+            h.http,
+            headers,
+            fake,
+            key="POORKEY000000001",
+            secret="POORSECRET00000001",
+            account_no="5011111101",
+        )
+        # hoga's ledger believes in more cash than the broker has: the broker refuses.
+        from hoga.store.db import Actor
+        from hoga.store.repos import ledger
+
+        async with h.hoga.db.tx(Actor.user(uid)) as conn:
+            await ledger.post_cash(conn, uid, acct["id"], 10_000_000, "deposit", h.hoga.clock.now())
+        tick = await traded(fake, SYMBOL)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=20,
+            price=tick.ask,
+            account_id=acct["id"],
+        )
+        done = await until_status(h, headers, order["id"], "REJECTED")
+        assert done["reason_code"] == "kiwoom.855056"
+        assert "매수증거금이 부족합니다" in done["reason"]
+        assert done["reserved_cash"] == 0
+        assert fake.exchange.orders == {}
+
+
+async def test_a_burst_keeps_every_key_inside_its_limit(tmp_path: Path, db_url: str) -> None:
+    """Two accounts with their own keys, a burst of orders each, reports polled meanwhile:
+    the fake (enforcing 5 requests/s per key) refuses nothing."""
+    async with (
+        kiwoom_fake(rate=5.0) as fake,
+        running(tmp_path, db_url, kiwoom_rate=5) as h,
+    ):
+        a_headers, _, a_id = await kiwoom_user(h, fake, "kim")
+        b_headers, _, b_id = await kiwoom_user(
+            h, fake, "lee", key=APP_KEY_2, secret=APP_SECRET_2, account_no=ACCOUNT_NO_2
+        )
+        await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(inst.base_price * 0.8), inst.kind)
+        ids: list[tuple[dict[str, str], int]] = []
+        for n in range(12):
+            for headers, acct in ((a_headers, a_id), (b_headers, b_id)):
+                o = await submit(
+                    h,
+                    headers,
+                    symbol=SYMBOL,
+                    side="buy",
+                    type="limit",
+                    qty=1,
+                    price=krx.step_price(low, -n),
+                    account_id=acct,
+                )
+                ids.append((headers, o["id"]))
+        kiwoom = h.hoga.kiwoom
+        refs = [
+            await h.hoga.accounts.ref_for(await me(h, hd), ac)
+            for hd, ac in ((a_headers, a_id), (b_headers, b_id))
+        ]
+        polls = asyncio.gather(*(kiwoom.balance(r) for r in refs for _ in range(3)))
+        for headers, oid in ids:
+            await until_status(h, headers, oid, "ACCEPTED", within=30.0)
+        await polls
+        for key in (APP_KEY, APP_KEY_2):
+            st = fake.stats[key]
+            assert st.rate_limited == 0, f"{key}: {st.rate_limited} rejected"
+            assert st.max_in_window(1.0) <= 5
+            assert st.api_ids["kt10000"] == 12
+        assert len(fake.exchange.orders) == 24
+        assert h.hoga.dispatcher.rates_for(a_id) == (5.0, True)
+
+
+async def test_fills_from_the_stream_update_positions(tmp_path: Path, sqlite_url: str) -> None:
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, kiwoom_rate=50, max_order_value=500_000_000) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2000,
+            price=tick.ask,
+            account_id=account_id,
+        )
+        part = await until_status(h, headers, order["id"], "PARTIALLY_FILLED", "FILLED", fake=fake)
+        assert part["filled_qty"] > 0
+        done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+        (theirs,) = fake.exchange.orders.values()
+        assert done["filled_qty"] == theirs.filled == 2000
+        assert len(done["fills"]) >= 2
+        assert sum(f["qty"] * f["price"] for f in done["fills"]) == theirs.amount
+        # Commission and tax come from domain.krx with the account's rate.
+        for f in done["fills"]:
+            assert f["commission"] == krx.commission(
+                f["qty"] * f["price"], krx.DEFAULT_COMMISSION_RATE
+            )
+        p = (await h.http.get(f"/api/portfolio?account_id={account_id}", headers=headers)).json()
+        (pos,) = p["positions"]
+        assert pos["qty"] == 2000
+        assert ACCOUNT_NO not in str(p)
+
+
+async def test_a_server_restart_reuses_the_vaulted_token(tmp_path: Path, db_url: str) -> None:
+    """The token goes to the vault-backed store; the next start logs in with it."""
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with kiwoom_fake() as fake:
+        async with running(tmp_path, db_url, kiwoom_rate=50) as h:
+            headers, _, account_id = await kiwoom_user(h, fake)
+            r = await h.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
+            assert r.json()["ok"] is True, r.text
+            token = fake.current_token(APP_KEY)
+            assert token is not None
+            async with h.hoga.db.tx(SYSTEM) as conn:
+                (row,) = (await conn.execute(t.broker_tokens.select())).all()
+            assert row.account_id == account_id and row.kind == "access"
+            assert token not in row.token_enc  # encrypted at rest
+        assert fake.stats[APP_KEY].tokens_issued == 1
+        async with running(tmp_path, db_url, kiwoom_rate=50) as h2:
+            headers = await h2.login("kim")
+
+            async def logged_in_again() -> bool:
+                return fake.stats[APP_KEY].ws_logins == 2
+
+            # Start-up attaches the account: its realtime session logs in with the old token.
+            await eventually(logged_in_again, 5.0, "the realtime login after the restart")
+            r = await h2.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
+            assert r.json()["ok"] is True, r.text
+        assert fake.stats[APP_KEY].tokens_issued == 1

@@ -1,0 +1,170 @@
+"""``hoga backtest`` end to end, checked against a hand computation of the stated rules, and the
+data checks that refuse bad files with the field named."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hoga.backtest.data import read_csv_bytes
+from hoga.domain.errors import InvalidInput
+
+# Daily bars, 2026-02-02 (Mon) .. 2026-02-13 (Fri); no holiday in between.
+CSV = """date,open,high,low,close,volume
+2026-02-02,70000,70500,69500,70000,1000
+2026-02-03,70100,70200,68800,69000,1000
+2026-02-04,68900,69000,67500,68000,1000
+2026-02-05,68100,71500,68000,71000,1000
+2026-02-06,71200,72500,71000,72000,1000
+2026-02-09,71900,72000,68500,69000,1000
+2026-02-10,68800,69000,66500,67000,1000
+2026-02-11,67100,68500,67000,68000,1000
+2026-02-12,68200,72000,68000,72000,1000
+2026-02-13,72500,73500,72000,73000,1000
+"""
+
+
+def hoga(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hoga", *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def commission(amount: int) -> int:
+    return amount * 15 // 100_000  # 0.015%, floored to the won
+
+
+def sell_tax(amount: int) -> int:
+    return amount * 20 // 10_000  # 0.20% for sells settling in 2026, floored to the won
+
+
+def test_cli_json_matches_hand_computation(tmp_path: Path) -> None:
+    data = tmp_path / "bars.csv"
+    data.write_text(CSV)
+    out = hoga(
+        "backtest", "--strategy", "sma_cross", "--symbol", "005930", "--data", str(data),
+        "--param", "fast=2", "--param", "slow=3", "--param", "qty=10",
+        "--cash", "10000000", "--json",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    got = json.loads(out.stdout)
+
+    # By hand, closes 70000 69000 68000 71000 72000 69000 67000 68000 72000 73000:
+    # 02-05: fast (68000+71000)/2 = 69500 > slow (69000+68000+71000)/3 = 69333 (was below on
+    #        02-04: 68500 < 69000) -> buy 10 at 02-06's open, 71200.
+    # 02-09: fast 70500 < slow 70667 (above on 02-06) -> sell 10 at 02-10's open, 68800.
+    # 02-12: fast 70000 > slow 69000 (below on 02-11: 67500 < 68000) -> buy at 02-13's open 72500.
+    buy1, sell1, buy2 = 10 * 71_200, 10 * 68_800, 10 * 72_500
+    fills = [
+        ("2026-02-06T00:00:00+09:00", "buy", 10, 71_200, commission(buy1), 0),
+        ("2026-02-10T00:00:00+09:00", "sell", 10, 68_800, commission(sell1), sell_tax(sell1)),
+        ("2026-02-13T00:00:00+09:00", "buy", 10, 72_500, commission(buy2), 0),
+    ]
+    assert [
+        (f["ts"], f["side"], f["qty"], f["price"], f["commission"], f["tax"]) for f in got["fills"]
+    ] == fills
+    assert [f[4] for f in fills] == [106, 103, 108] and fills[1][5] == 1376
+    cash = 10_000_000 - buy1 - 106 + sell1 - 103 - 1376 - buy2 - 108
+    final = cash + 10 * 73_000  # marked to the last close
+    assert got["final_equity"] == final == 9_979_307
+    assert got["total_return"] == pytest.approx(final / 10_000_000 - 1)
+    assert got["num_fills"] == 3
+    assert got["num_round_trips"] == 1 and got["win_rate"] == 0.0
+    assert got["commission"] == 106 + 103 + 108 and got["tax"] == 1376
+    # Peak: after 02-06 (holding 10 at the 72,000 close); trough: after 02-10, sold and flat.
+    peak = 10_000_000 - buy1 - 106 + 10 * 72_000
+    trough = 10_000_000 - buy1 - 106 + sell1 - 103 - 1376
+    assert got["max_drawdown"] == pytest.approx((peak - trough) / peak)
+    for key in ("cagr", "sharpe"):
+        assert isinstance(got[key], float)
+
+
+def test_cli_plots_png_and_html(tmp_path: Path) -> None:
+    data = tmp_path / "bars.csv"
+    data.write_text(CSV)
+    png, page = tmp_path / "out.png", tmp_path / "out.html"
+    base = ["backtest", "-s", "sma_cross", "--symbol", "005930", "--data", str(data),
+            "-p", "fast=2", "-p", "slow=3"]  # fmt: skip
+    assert hoga(*base, "--plot", str(png)).returncode == 0
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    out = hoga(*base, "--plot", str(page))
+    assert out.returncode == 0, out.stderr
+    text = page.read_text()
+    assert "data:image/png;base64," in text and "9,979,307" in text
+    assert "최대 낙폭" in text and "2026-02-06" in text
+
+
+@pytest.mark.parametrize(
+    ("csv", "code", "field"),
+    [
+        ("date,open,high,low,volume\n2026-02-02,1,1,1,1\n", "data.missing_column", "close"),
+        (
+            "date,open,high,low,close,volume\n2026-02-03,1,1,1,1,1\n2026-02-02,1,1,1,1,1\n",
+            "data.unsorted",
+            "date",
+        ),
+        (
+            "date,open,high,low,close,volume\n2026-02-02,1,1,1,1,1\n2026-02-02,1,1,1,1,1\n",
+            "data.duplicate",
+            "date",
+        ),
+        ("date,open,high,low,close,volume\n2026-02-02,1,1,0,1,1\n", "data.bad_price", "low"),
+        ("date,open,high,low,close,volume\n2026-02-02,1,-2,1,1,1\n", "data.bad_price", "high"),
+        ("date,open,high,low,close,volume\n2026-02-02,1.5,2,1,1,1\n", "data.bad_value", "open"),
+        ("date,open,high,low,close,volume\n2026-02-02,1,x,1,1,1\n", "data.bad_value", "high"),
+        ("date,open,high,low,close,volume\nyesterday,1,1,1,1,1\n", "data.bad_date", "date"),
+        ("date,open,high,low,close,volume\n2026-02-02,5,4,3,5,1\n", "data.bad_bar", "high"),
+        ("date,open,high,low,close,volume\n2026-02-02,5,5,5,5,\n", "data.missing_value", "volume"),
+        ("date,open,high,low,close,volume\n", "data.empty", "date"),
+    ],
+)
+def test_bad_data_is_refused_naming_the_field(csv: str, code: str, field: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        read_csv_bytes(csv.encode(), "005930")
+    assert err.value.code == code
+    assert err.value.details["field"] == field
+    assert field in err.value.message or code in ("data.unsorted", "data.duplicate")
+
+
+def test_cli_refusals_are_one_line(tmp_path: Path) -> None:
+    data = tmp_path / "bad.csv"
+    data.write_text("date,open,high,low,volume\n2026-02-02,1,1,1,1\n")
+    out = hoga("backtest", "-s", "sma_cross", "--symbol", "005930", "--data", str(data))
+    assert out.returncode == 1
+    assert "'close' is missing" in out.stderr and "Traceback" not in out.stderr
+    good = tmp_path / "good.csv"
+    good.write_text(CSV)
+    out = hoga("backtest", "-s", "sma_cross", "--symbol", "005930", "--data", str(good),
+               "-p", "fast=5", "-p", "slow=3")  # fmt: skip
+    assert out.returncode == 1 and "fast" in out.stderr
+    out = hoga("backtest", "-s", "nope", "--symbol", "005930", "--data", str(good))
+    assert out.returncode == 1 and "unknown strategy kind" in out.stderr
+
+
+def test_parquet_and_times_with_offsets(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hoga.backtest.data import read_file
+
+    t = pa.table(
+        {
+            "date": ["2026-02-02T09:00:00+09:00", "2026-02-02T09:01:00+09:00"],
+            "open": [100, 101],
+            "high": [101, 102],
+            "low": [99, 100],
+            "close": [101, 102],
+            "volume": [5, 6],
+        }
+    )
+    path = tmp_path / "bars.parquet"
+    pq.write_table(t, path)
+    s = read_file(path, "005930")
+    assert s.interval == 60 and s.close == [101, 102]
+    assert s.ts[0] == 1769990400  # 2026-02-02 09:00 KST
+    naive = read_csv_bytes(b"date,open,high,low,close,volume\n2026-02-02 09:00,1,1,1,1,0\n", "X")
+    assert naive.ts == s.ts[:1]

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 from hoga.api.web import plotly_js_path
+from hoga.store.db import Actor
+from hoga.store.repos import strategies as strategies_repo
 from tests.helpers import running
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "hoga" / "web" / "static"
@@ -107,3 +109,41 @@ def test_dashboard_fetches_nothing_from_elsewhere() -> None:
         for m in re.finditer(r"(?:https?:|wss?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I):
             offenders.append(f"{path.name}: {m.group(0)}")
     assert offenders == []
+
+
+async def test_admin_sees_every_users_strategy_errors(tmp_path: Path, db_url: str) -> None:
+    async with running(tmp_path, db_url) as h:
+        admin = await h.admin()
+        alice = await h.user("alice", "basic")
+        r = await h.http.post(
+            "/api/strategies",
+            json={"name": "추세", "kind": "sma_cross", "symbols": ["005930"], "params": {}},
+            headers=alice,
+        )
+        assert r.status_code == 201, r.text
+        sid = r.json()["id"]
+        r = await h.http.get("/api/admin/strategy-errors", headers=admin)
+        assert r.status_code == 200 and r.json() == {"errors": []}
+
+        # A strategy that failed: its error is on record (as the runner writes it).
+        uid = (await h.hoga.auth.find_user("alice")).id
+        async with h.hoga.db.tx(Actor.user(uid)) as conn:
+            await strategies_repo.update_row(
+                conn,
+                uid,
+                sid,
+                h.hoga.clock.now(),
+                status="error",
+                last_error="ZeroDivisionError in on_bar",
+                error_at=h.hoga.clock.now(),
+            )
+        r = await h.http.get("/api/admin/strategy-errors", headers=admin)
+        assert r.status_code == 200, r.text
+        (err,) = r.json()["errors"]
+        assert err["strategy_id"] == sid and err["username"] == "alice"
+        assert err["status"] == "error" and err["message"] == "ZeroDivisionError in on_bar"
+
+        # Admins only.
+        r = await h.http.get("/api/admin/strategy-errors", headers=alice)
+        assert r.status_code == 403
+        assert r.json()["error"]["code"] == "auth.admin_only"

@@ -14,6 +14,7 @@ from fastapi.staticfiles import StaticFiles
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
+from hoga.api import admin_strategies as admin_strategies_api
 from hoga.api import fills as fills_api
 from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget
@@ -61,6 +62,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
     # --- dashboard: the caller's fills and the locally served chart library ---
     app.include_router(fills_api.router)
     app.include_router(web_api.router)
+    app.include_router(admin_strategies_api.router)
     # --- end of dashboard ---
     # --- strategies and backtests (strategies branch) ---
     from hoga.api import backtests, strategies

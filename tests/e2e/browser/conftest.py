@@ -135,6 +135,64 @@ def own_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[HogaServer]
         server.stop()
 
 
+@dataclass
+class FakeBroker:
+    """A local server speaking KIS's protocol (``hoga fake-broker kis``) with one account."""
+
+    rest: str
+    ws: str
+    account_no: str
+    app_key: str
+    app_secret: str
+
+
+@pytest.fixture
+def fake_kis(tmp_path: Path) -> Iterator[FakeBroker]:
+    port = free_port()
+    fake = FakeBroker(
+        rest=f"http://127.0.0.1:{port}",
+        ws=f"ws://127.0.0.1:{port}/tryitout",
+        account_no="50999888-01",
+        app_key="PSkeyABCDEFGH12345678",
+        app_secret="s3cr3t-VALUE-do-not-leak-9876543210",
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
+    log_path = tmp_path / "fake-kis.log"
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(
+            [
+                *HOGA,
+                "fake-broker",
+                "kis",
+                "--port",
+                str(port),
+                "--account",
+                fake.account_no,
+                "--app-key",
+                fake.app_key,
+                "--app-secret",
+                fake.app_secret,
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        deadline = time.monotonic() + START_TIMEOUT
+        while "KIS fake" not in log_path.read_text(errors="replace"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"fake KIS did not start: {log_path.read_text()[-2000:]}")
+            time.sleep(0.1)
+        yield fake
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
 class Api:
     """The server's HTTP API, for test setup and for checking what the browser did."""
 

@@ -16,7 +16,7 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser.conftest import Api, Browsing, HogaServer, shot, sign_in
+from tests.e2e.browser.conftest import Api, Browsing, FakeBroker, HogaServer, shot, sign_in
 from tests.helpers import ADMIN_PASSWORD, PASSWORD
 
 pytestmark = pytest.mark.browser
@@ -217,20 +217,14 @@ def test_cancel_a_resting_limit_order(browsing: Browsing, api: Api) -> None:
     assert api.get(f"/api/orders/{order_id}", me)["status"] == "CANCELLED"
 
 
-# --- strategies and backtests (the strategies branch) ----------------------------------------------
-
-STRATEGIES_PENDING = (
-    "needs the strategies branch (/api/strategy-catalog, /api/strategies, /api/backtests); "
-    "the page is built against the contract and this journey runs once it is merged"
-)
+# --- strategies and backtests ----------------------------------------------
 
 
-@pytest.mark.xfail(strict=True, reason=STRATEGIES_PENDING)
 def test_create_and_start_a_strategy_from_its_generated_form(browsing: Browsing, api: Api) -> None:
     user = api.new_user("quant", tier="premium")
     me = api.login(user)
     catalog = api.http.get("/api/strategy-catalog", headers=me)
-    assert catalog.status_code == 200, "strategies API not on this server"
+    assert catalog.status_code == 200, catalog.text
     entry = catalog.json()["strategies"][0]
     kind, schema = entry["kind"], entry["params_schema"]
     page = browsing.page()
@@ -271,9 +265,15 @@ def test_create_and_start_a_strategy_from_its_generated_form(browsing: Browsing,
     expect(row).to_have_attribute("data-status", "created")
     row.get_by_role("button", name=re.compile("^시작")).click()
     expect(row).to_have_attribute("data-status", "running")
+    expect(row).to_contain_text("실행 중")
     shot(page, "strategy-created-and-started")
     (view,) = api.get("/api/strategies", me)["strategies"]
     assert view["status"] == "running" and view["symbols"] == ["005930"]
+    row.get_by_role("button", name=re.compile("^일시정지")).click()
+    expect(row).to_have_attribute("data-status", "paused")
+    row.get_by_role("button", name=re.compile("^중지")).click()
+    expect(row).to_have_attribute("data-status", "stopped")
+    assert api.get("/api/strategies", me)["strategies"][0]["status"] == "stopped"
 
 
 def _csv(days: int = 120) -> str:
@@ -290,7 +290,6 @@ def _csv(days: int = 120) -> str:
     return "\n".join(lines) + "\n"
 
 
-@pytest.mark.xfail(strict=True, reason=STRATEGIES_PENDING)
 def test_run_a_backtest_and_see_its_chart(browsing: Browsing, api: Api) -> None:
     user = api.new_user("tester")
     me = api.login(user)
@@ -312,7 +311,7 @@ def test_run_a_backtest_and_see_its_chart(browsing: Browsing, api: Api) -> None:
 # --- broker accounts ------------------------------------------------------------------------------------
 
 
-def test_add_a_broker_account(browsing: Browsing, api: Api) -> None:
+def test_add_a_broker_account(browsing: Browsing, api: Api, fake_kis: FakeBroker) -> None:
     user = api.new_user("linker")
     page = browsing.page()
     sign_in(page, browsing.base, user)
@@ -328,14 +327,16 @@ def test_add_a_broker_account(browsing: Browsing, api: Api) -> None:
     me = api.login(user)
     assert len(api.get("/api/broker-accounts", me)["accounts"]) == 1
 
-    secret = "s3cr3t-VALUE-do-not-leak-9876543210"
-    app_key = "PSkeyABCDEFGH12345678"
+    # A KIS mock account, pointed at a local server that speaks KIS's protocol.
     page.get_by_label("증권사").select_option("kis")
     page.get_by_role("radio", name="모의투자").check()
-    page.get_by_label("계좌번호").fill("50999888-01")
-    page.get_by_label("앱 키", exact=True).fill(app_key)
-    page.get_by_label("앱 시크릿").fill(secret)
+    page.get_by_label("계좌번호").fill(fake_kis.account_no)
+    page.get_by_label("앱 키", exact=True).fill(fake_kis.app_key)
+    page.get_by_label("앱 시크릿").fill(fake_kis.app_secret)
     page.get_by_label("별칭").fill("내 KIS 모의")
+    page.get_by_text("고급: 증권사 서버 주소").click()
+    page.get_by_label("REST 주소 (선택)").fill(fake_kis.rest)
+    page.get_by_label("웹소켓 주소 (선택)").fill(fake_kis.ws)
     page.get_by_role("button", name="계좌 추가").click()
     expect(page.get_by_role("status").filter(has_text="연결했습니다")).to_be_visible()
     row = page.locator("tr[data-account-id]").filter(has_text="내 KIS 모의")
@@ -345,17 +346,21 @@ def test_add_a_broker_account(browsing: Browsing, api: Api) -> None:
     # The secrets are gone from the page, its source and its storage.
     expect(page.get_by_label("앱 시크릿")).to_have_value("")
     html = page.content()
-    for value in (secret, app_key, "50999888"):
+    for value in (fake_kis.app_secret, fake_kis.app_key, "50999888"):
         assert value not in html, f"{value} is still in the page"
-    assert secret not in storage_dump(page)
+    assert fake_kis.app_secret not in storage_dump(page)
 
-    # Test a connection (the paper account: a KIS test would need KIS's servers).
+    # Test the connection: hoga's KIS adapter signs in to the (local) broker and reads the balance.
+    row.get_by_role("button", name=re.compile("연결 확인")).click()
+    expect(page.get_by_text("내 KIS 모의: 연결에 성공했습니다.")).to_be_visible()
+    expect(row.locator(".badge.ok")).to_be_visible()
     paper.get_by_role("button", name=re.compile("연결 확인")).click()
-    expect(page.get_by_text("연결에 성공했습니다")).to_be_visible()
     expect(paper.locator(".badge.ok")).to_be_visible()
     shot(page, "broker-account-added")
     accounts = api.get("/api/broker-accounts", me)["accounts"]
     assert {a["broker"] for a in accounts} == {"paper", "kis"}
+    kis = next(a for a in accounts if a["broker"] == "kis")
+    assert kis["last_test"]["ok"] is True
 
 
 # --- admin -----------------------------------------------------------------------------------------------
@@ -428,6 +433,8 @@ def test_a_second_user_sees_none_of_the_first_users_data(browsing: Browsing, api
             "app_key": "alice-key-123456",
             "app_secret": "alice-secret-123456",
             "label": "앨리스 키움",
+            # Nothing listens there: whatever the server tries with it stays on this machine.
+            "base_url": "http://127.0.0.1:9",
         },
         headers=a,
     )

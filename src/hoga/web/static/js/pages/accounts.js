@@ -13,6 +13,7 @@ import { store } from "../store.js";
 const ACCOUNT_NO_RE = /^(?:\d{8}-?\d{2}|\d{10,12})$/;
 const KEY_RE = /^[\x21-\x7e]{8,512}$/;
 const HTS_RE = /^[A-Za-z0-9_.-]{1,32}$/;
+const URL_RE = /^(https?|wss?):\/\/[^\s/]+(:\d+)?(\/\S*)?$/;
 
 export function mount(el) {
   let accounts = [];
@@ -111,12 +112,17 @@ export function mount(el) {
     const appSecret = field(t("accounts.app_secret"), input({ type: "password", autocomplete: "off", spellcheck: "false" }), { name: "app_secret" });
     const htsId = field(t("accounts.hts_id"), input({ autocomplete: "off" }), { name: "hts_id", help: t("accounts.hts_help") });
     const label = field(t("accounts.label"), input({ maxlength: 64 }), { name: "label" });
+    // Where the broker's servers are: blank means the broker's own hosts. A local sandbox
+    // (hoga fake-broker) or a proxy is the reason to fill these in.
+    const baseUrl = field(t("accounts.base_url"), input({ autocomplete: "off", spellcheck: "false", placeholder: "http://127.0.0.1:8600" }), { name: "base_url", help: t("accounts.base_url_help") });
+    const wsUrl = field(t("accounts.ws_url"), input({ autocomplete: "off", spellcheck: "false", placeholder: "ws://127.0.0.1:8600/tryitout" }), { name: "ws_url" });
+    const advanced = h("details", { class: "field" }, h("summary", null, t("accounts.advanced")), baseUrl, wsUrl);
     const box = errorBox();
     const ok = okBox();
     const submit = h("button", { type: "submit", class: "primary" }, t("accounts.add"));
     const form = h("form", { novalidate: true, autocomplete: "off" }, box, ok,
       h("p", { class: "muted small" }, t("accounts.secret_note")),
-      broker, env, accountNo, appKey, appSecret, htsId, label, h("div", { class: "row" }, submit));
+      broker, env, accountNo, appKey, appSecret, htsId, label, advanced, h("div", { class: "row" }, submit));
 
     form.addEventListener("submit", async (ev) => {
       ev.preventDefault();
@@ -133,6 +139,12 @@ export function mount(el) {
       const lbl = label.control.value.trim();
       if (hts) values.hts_id = hts;
       if (lbl) values.label = lbl;
+      for (const [key, f] of [["base_url", baseUrl], ["ws_url", wsUrl]]) {
+        const v = f.control.value.trim();
+        setFieldError(f, !v || URL_RE.test(v) ? null : t("accounts.err_url"));
+        if (v) values[key] = v;
+      }
+      if (advanced.querySelector(".field.invalid")) advanced.open = true;
       setFieldError(accountNo, ACCOUNT_NO_RE.test(values.account_no) ? null : t("accounts.err_account_no"));
       setFieldError(appKey, KEY_RE.test(values.app_key) ? null : t("accounts.err_key"));
       setFieldError(appSecret, KEY_RE.test(values.app_secret) ? null : t("accounts.err_key"));
@@ -146,12 +158,13 @@ export function mount(el) {
         try {
           const acct = await post("/api/broker-accounts", values);
           // The secrets have gone to the vault: wipe them from the page.
-          for (const f of [appKey, appSecret, accountNo, htsId, label]) f.control.value = "";
+          for (const f of [appKey, appSecret, accountNo, htsId, label, baseUrl, wsUrl]) f.control.value = "";
           showBox(ok, t("accounts.added", { label: acct.label }));
           load();
           store.loadPortfolio().catch(() => {});
         } catch (e) {
-          showApiError(form, box, e, { account_no: accountNo, app_key: appKey, app_secret: appSecret, hts_id: htsId, label });
+          if (e.field === "base_url" || e.field === "ws_url") advanced.open = true;
+          showApiError(form, box, e, { account_no: accountNo, app_key: appKey, app_secret: appSecret, hts_id: htsId, label, base_url: baseUrl, ws_url: wsUrl });
         }
       });
     });

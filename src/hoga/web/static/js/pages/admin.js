@@ -234,7 +234,7 @@ export function mount(el) {
     return h("dl", { class: "kv" }, pairs.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
   }
 
-  function renderStatus(s) {
+  function renderStatus(s, strategyErrors) {
     const feed = s.feed || {};
     const disp = s.dispatcher || {};
     const sessions = table(
@@ -256,7 +256,7 @@ export function mount(el) {
       { empty: t("status.no_recon") },
     );
     const strat = s.strategies || {};
-    const errors = Array.isArray(strat.errors) ? strat.errors : [];
+    const errors = strategyErrors || [];
     const limit = disp.global_limit || {};
     replace(statusCard,
       h("div", { class: "card-head" }, h("h2", { id: "status-h" }, t("admin.status")), h("span", { class: "muted small" }, t("admin.status_auto"))),
@@ -279,19 +279,29 @@ export function mount(el) {
         h("div", { class: "span-6" }, h("h3", null, t("status.gateways")), gateways),
         h("div", { class: "span-6" }, h("h3", null, t("status.reconciliation")), recon),
         h("div", { class: "span-12" }, h("h3", null, t("status.strategies")),
-          errors.length
-            ? table([t("status.strategy"), t("status.user"), t("status.error"), t("audit.ts")],
-              errors.map((e) => [e.name ?? e.strategy_id ?? "?", String(e.user_id ?? "—"), { content: e.message ?? String(e.error ?? ""), class: "wrap" }, e.at ? dateTime(e.at) : "—"]))
-            : Object.keys(strat).length
-              ? kv(Object.entries(strat).filter(([k]) => k !== "errors").map(([k, v]) => [strategyLabel(k), plain(v)]))
-              : h("p", { class: "muted small" }, t("status.no_strategies")))));
+          Object.keys(strat).length
+            ? kv(Object.entries(strat).map(([k, v]) => [strategyLabel(k), plain(v)]))
+            : h("p", { class: "muted small" }, t("status.no_strategies")),
+          h("h3", null, t("status.strategy_errors")),
+          table([t("status.strategy"), t("status.user"), t("strategy.status"), t("status.error"), t("audit.ts")],
+            errors.map((e) => [
+              `${e.name} (#${e.strategy_id}, ${e.kind})`,
+              `${e.username ?? "?"} (#${e.user_id})`,
+              t(`strategy.status.${e.status}`),
+              { content: e.message || "—", class: "wrap" },
+              dateTime(e.at),
+            ]),
+            { empty: t("status.no_strategy_errors") }))));
   }
 
   async function loadStatus() {
     try {
-      const s = await get("/api/admin/status");
+      const [s, errs] = await Promise.all([
+        get("/api/admin/status"),
+        get("/api/admin/strategy-errors").catch(() => ({ errors: [] })),
+      ]);
       if (destroyed) return;
-      renderStatus(s);
+      renderStatus(s, errs.errors);
       renderKill(s.trading_state);
     } catch (e) {
       replace(statusCard, h("h2", { id: "status-h" }, t("admin.status")), h("p", { class: "form-error" }, errorText(e)));

@@ -24,6 +24,7 @@ from hoga.brokers.base import Broker
 from hoga.brokers.kis import KisBroker, KisFeed
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
+from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
@@ -246,6 +247,43 @@ class HogaApp:
         self.admin_password_generated: str | None = None
         self.api: FastAPI = self._build_api()
 
+    async def _use_kiwoom_feed(self) -> None:
+        """Market data over the app keys of the Kiwoom accounts the operator named (their
+        credentials are only readable once the database is open, hence at start-up)."""
+        s = self.settings
+        creds = []
+        for account_id in s.kiwoom_feed_accounts:
+            ref = await self.orders.account_ref(account_id)
+            if (
+                ref is None
+                or ref.broker != "kiwoom"
+                or ref.app_key is None
+                or ref.app_secret is None
+            ):
+                raise ConfigError(
+                    f"HOGA_KIWOOM_FEED_ACCOUNTS: account {account_id} is not a linked Kiwoom account"
+                )
+            creds.append(
+                FeedCredentials(
+                    ref.app_key,
+                    ref.app_secret,
+                    env=ref.env,
+                    base_url=ref.base_url,
+                    ws_url=ref.ws_url,
+                )
+            )
+        if not creds:
+            raise ConfigError(
+                "HOGA_FEED=kiwoom needs HOGA_KIWOOM_FEED_ACCOUNTS (ids of linked Kiwoom accounts)"
+            )
+        self.feed = KiwoomFeed(
+            self.kiwoom.wire,
+            creds,
+            clock=self.clock,
+            symbols_per_session=s.kiwoom_feed_symbols_per_session,
+        )
+        self.hub.feed = self.feed
+
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings
         if s.replay_file is None:
@@ -289,6 +327,8 @@ class HogaApp:
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
         await self.accounts.attach_all()
+        if s.feed == "kiwoom":
+            await self._use_kiwoom_feed()
         await self.orders.load_server_state()
         recovered = await self.orders.recover()
         if any(recovered.values()):

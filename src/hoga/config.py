@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     market_mode: Literal["demo", "calendar"] = Field(
         "demo", description="demo trades around the clock; calendar follows KRX sessions"
     )
-    feed: Literal["simulator", "replay", "kis"] = "simulator"
+    feed: Literal["simulator", "replay", "kis", "kiwoom"] = "simulator"
     replay_file: Path | None = None
     replay_speed: float = Field(1.0, gt=0)
     sim_seed: int = 20240125
@@ -123,6 +123,13 @@ class Settings(BaseSettings):
     kis_feed_accounts: Annotated[list[int], NoDecode] = Field(
         default_factory=list,
         description="account ids whose KIS app keys carry market data (feed=kis), comma-separated",
+    )
+    kiwoom_feed_accounts: Annotated[list[int], NoDecode] = Field(
+        default_factory=list,
+        description="account ids whose Kiwoom app keys carry market data (feed=kiwoom), comma-separated",
+    )
+    kiwoom_feed_symbols_per_session: int = Field(
+        40, ge=1, le=1000, description="Kiwoom publishes no cap; 40 is a conservative guess"
     )
     kis_feed_book: bool = Field(
         False, description="also subscribe order books (2 registrations/symbol)"
@@ -155,7 +162,7 @@ class Settings(BaseSettings):
                 raise ValueError(f"fault {key} needs a number, got {value!r}") from None
         return v
 
-    @field_validator("kis_feed_accounts", mode="before")
+    @field_validator("kis_feed_accounts", "kiwoom_feed_accounts", mode="before")
     @classmethod
     def _split_ids(cls, v: Any) -> Any:
         if isinstance(v, str):

@@ -65,6 +65,10 @@ def configure(level: str = "info") -> None:
         lg.handlers.clear()
         lg.propagate = True
     logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+    # httpx logs every request URL at INFO, and broker URLs carry account numbers in their
+    # query strings (KIS inquiries): keep its chatter out of the server log.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # Alembic narrates every plugin it loads; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
 

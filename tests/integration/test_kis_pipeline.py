@@ -268,8 +268,13 @@ async def test_a_user_links_tests_and_trades_a_kis_mock_account(
         result = r.json()
         assert result["ok"] is True and result["code"] is None, result
         assert "모의" in result["message"] and "100,000,000원" in result["message"]
+        # The first successful test adopts the broker's cash (and holdings) as opening books.
+        assert result["opening"] == {"cash": 100_000_000, "positions": []}
+        again_test = (await h.http.post(f"/api/broker-accounts/{acct}/test", headers=carol)).json()
+        assert again_test["ok"] is True and "opening" not in again_test
+        opening = (await h.http.get(f"/api/portfolio?account_id={acct}", headers=carol)).json()
+        assert opening["cash"] == 100_000_000
 
-        await fund(h, carol, acct, 10_000_000)
         placed = await order(
             h, carol, symbol=CHEAP, side="buy", type="market", qty=10, account_id=acct
         )

@@ -15,6 +15,7 @@ from typing import Any
 from hoga.brokers.base import AccountRef, Broker, BrokerError
 from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
+from hoga.domain.portfolio import Position
 from hoga.domain.secret import Secret, mask
 from hoga.security.vault import Vault, VaultError, account_aad
 from hoga.store.db import SYSTEM, Actor, Database
@@ -296,8 +297,11 @@ class AccountService:
         acct = await self.get(user_id, account_id)
         broker = self.broker_for(acct.broker)
         ok, message, code = True, "", None
+        opening: dict[str, Any] | None = None
         try:
             message = await broker.test_connection(self.ref(acct))
+            if not acct.is_paper:
+                opening = await self._adopt_opening_books(acct, broker)
         except BrokerError as e:
             ok, message, code = False, e.message, e.code
         now = self._clock.now()
@@ -319,7 +323,68 @@ class AccountService:
                 target=f"account:{account_id}",
                 detail={"ok": ok, "code": code},
             )
-        return {"ok": ok, "message": message, "code": code}
+        result: dict[str, Any] = {"ok": ok, "message": message, "code": code}
+        if opening is not None:
+            result["opening"] = opening
+        return result
+
+    async def _adopt_opening_books(
+        self, acct: AccountRecord, broker: Broker
+    ) -> dict[str, Any] | None:
+        """On the first successful test of a real account, take the broker's orderable cash
+        and holdings as the account's opening books (once: later differences are reported by
+        reconciliation, never silently overwritten)."""
+        from hoga.store import tables as t
+
+        async with self._db.tx(Actor.user(acct.user_id)) as conn:
+            booked = (
+                await conn.execute(
+                    t.cash_ledger.select()
+                    .with_only_columns(t.cash_ledger.c.id)
+                    .where(
+                        t.cash_ledger.c.user_id == acct.user_id,
+                        t.cash_ledger.c.account_id == acct.id,
+                    )
+                    .limit(1)
+                )
+            ).first()
+        if booked is not None:
+            return None
+        ref = self.ref(acct)
+        balance = await broker.balance(ref)
+        holdings = balance.positions or await broker.position_reports(ref)
+        now = self._clock.now()
+        async with self._db.tx(Actor.user(acct.user_id)) as conn:
+            await ledger.post_cash(
+                conn,
+                acct.user_id,
+                acct.id,
+                balance.orderable,
+                "opening",
+                now,
+                note="broker orderable cash when the account was first tested",
+            )
+            for p in holdings:
+                await ledger.save_position(
+                    conn,
+                    acct.user_id,
+                    acct.id,
+                    p.symbol,
+                    Position(p.qty, p.qty * p.avg_price, 0),
+                    now,
+                )
+            await audit.record(
+                conn,
+                action="account.opening_books",
+                now=now,
+                user_id=acct.user_id,
+                target=f"account:{acct.id}",
+                detail={"cash": balance.orderable, "positions": len(holdings)},
+            )
+        return {
+            "cash": balance.orderable,
+            "positions": [{"symbol": p.symbol, "qty": p.qty} for p in holdings],
+        }
 
     async def remove(self, user_id: int, account_id: int, *, ip: str | None) -> None:
         acct = await self.get(user_id, account_id)

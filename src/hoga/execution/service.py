@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections import defaultdict, deque
+from collections import OrderedDict, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
@@ -68,6 +68,8 @@ log = logging.getLogger(__name__)
 
 S = OrderStatus
 MAX_QTY = 10_000_000
+ORPHAN_TTL = 600.0
+MAX_ORPHANS = 10_000
 GATEWAY_OF = {"paper": "paper", "kis": "kis", "kiwoom": "kiwoom"}
 
 
@@ -141,7 +143,12 @@ class OrderService:
         self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._account_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
-        self._orphans: dict[tuple[int, str], list[ExecutionEvent]] = defaultdict(list)
+        # Events for broker orders hoga has not (yet) recorded, oldest first: parked briefly for
+        # a place() answer still on its way, and dropped after ORPHAN_TTL - an order placed
+        # outside hoga never gets claimed, and reconciliation settles our own from reports.
+        self._orphans: OrderedDict[tuple[int, str], tuple[float, list[ExecutionEvent]]] = (
+            OrderedDict()
+        )
         self.server_state = risk.ACTIVE
         self._owners: dict[int, int] = {}
         self.on_unknown: Callable[[int], None] = lambda account_id: None
@@ -641,8 +648,7 @@ class OrderService:
                 moved = await self._reload(conn, fresh)
         if moved is not None:
             self._publish(moved)
-        for event in self._orphans.pop((order.account_id, broker_order_id), []):
-            await self.on_execution(order.account_id, event)
+        await self._release(order.account_id, broker_order_id)
 
     async def _send_cancel(self, item: QueueItem) -> None:
         order = await self._load(item.user_id, item.order_id)
@@ -686,12 +692,31 @@ class OrderService:
         order = await self._find(account_id, report.broker_order_id, report.client_order_id)
         if order is None:
             # Not ours yet (the place() answer is still on its way), or not ours at all.
-            self._orphans[(account_id, report.broker_order_id)].append(event)
+            self._park(account_id, report.broker_order_id, event)
             return
+        had_id = order.broker_order_id is not None
         if isinstance(event, FillEvent):
             await self.apply_fill(order, event.fill)
         else:
             await self.apply_report(order, event.report)
+        if not had_id:
+            await self._release(account_id, report.broker_order_id)
+
+    def _park(self, account_id: int, broker_order_id: str, event: ExecutionEvent) -> None:
+        now = self._clock.monotonic()
+        while self._orphans:
+            key, (since, _) = next(iter(self._orphans.items()))
+            if now - since < ORPHAN_TTL and len(self._orphans) < MAX_ORPHANS:
+                break
+            del self._orphans[key]
+        _, events = self._orphans.setdefault((account_id, broker_order_id), (now, []))
+        events.append(event)
+
+    async def _release(self, account_id: int, broker_order_id: str) -> None:
+        """Replay events parked for an order whose broker id hoga now knows."""
+        _, events = self._orphans.pop((account_id, broker_order_id), (0.0, []))
+        for event in events:
+            await self.on_execution(account_id, event)
 
     async def _find(
         self, account_id: int, broker_order_id: str, client_order_id: str | None

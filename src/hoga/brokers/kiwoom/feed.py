@@ -95,7 +95,7 @@ class KiwoomFeedSession:
         if self.closed:
             raise FeedError("session is closed", "feed.closed")
         new = [s for s in dict.fromkeys(symbols) if s not in self._symbols]
-        cap = self._feed.symbols_per_session
+        cap = self._feed.cap
         if len(self._symbols) + len(new) > cap:
             raise FeedError(
                 f"a Kiwoom session carries at most {cap} symbols (configured)", "feed.session_full"
@@ -211,7 +211,9 @@ class KiwoomFeed:
         self._wire = wire
         self._credentials = list(credentials)
         self._clock = clock
-        self.symbols_per_session = symbols_per_session
+        self.cap = symbols_per_session
+        # The Feed protocol's view of the same number (None would mean unlimited).
+        self.symbols_per_session: int | None = symbols_per_session
         self.max_sessions: int | None = len(credentials)
         self._sessions: dict[str, KiwoomFeedSession] = {}
         self._ids = itertools.count(1)

@@ -93,16 +93,21 @@ async def get_by_client_id(
 async def get_by_broker_id(
     conn: AsyncConnection, user_id: int, account_id: int, broker_order_id: str
 ) -> Order | None:
-    row = (
+    # Some brokers number orders per day, so an id can recur: the newest open order wins, then
+    # the newest of any state.
+    rows = (
         await conn.execute(
-            select(t.orders).where(
+            select(t.orders)
+            .where(
                 t.orders.c.user_id == user_id,
                 t.orders.c.account_id == account_id,
                 t.orders.c.broker_order_id == broker_order_id,
             )
+            .order_by(open_status_order(), t.orders.c.id.desc())
+            .limit(1)
         )
     ).first()
-    return _order(row) if row else None
+    return _order(rows) if rows else None
 
 
 async def list_orders(

@@ -457,6 +457,15 @@ def test_a_second_user_sees_none_of_the_first_users_data(browsing: Browsing, api
     expect(page_b.get_by_text("앨리스 키움")).to_have_count(0)
     page_b.goto(browsing.base + "/#/chart?symbol=005930")
     expect(page_b.get_by_text("이 종목의 체결이 없습니다.")).to_be_visible()
+    # The chart is drawn, with no fill of Alice's on it.
+    page_b.wait_for_function(
+        """() => {
+          const gd = document.querySelector('.chart');
+          const buys = gd && gd.data && gd.data.find((t) => t.name === 'fills-buy');
+          return buys !== undefined && buys.y.length === 0;
+        }""",
+        timeout=15_000,
+    )
     shot(page_b, "second-user-sees-nothing")
     shot(page_a, "first-user-sees-own")
     # Bob's storage holds Bob's session only.

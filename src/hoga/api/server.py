@@ -14,6 +14,9 @@ from fastapi.staticfiles import StaticFiles
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
+from hoga.api import admin_strategies as admin_strategies_api
+from hoga.api import fills as fills_api
+from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget
 from hoga.api.errors import install_error_handlers
 
@@ -56,6 +59,11 @@ def create_api(hoga: HogaApp) -> FastAPI:
         )
     for module in (auth, me, admin, broker_accounts, orders, portfolio, market, ws):
         app.include_router(module.router)
+    # --- dashboard: the caller's fills and the locally served chart library ---
+    app.include_router(fills_api.router)
+    app.include_router(web_api.router)
+    app.include_router(admin_strategies_api.router)
+    # --- end of dashboard ---
     # --- strategies and backtests (strategies branch) ---
     from hoga.api import backtests, strategies
 
@@ -87,7 +95,11 @@ def create_api(hoga: HogaApp) -> FastAPI:
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:
-        return FileResponse(str(WEB.joinpath("static", "index.html")), media_type="text/html")
+        return FileResponse(
+            str(WEB.joinpath("static", "index.html")),
+            media_type="text/html",
+            headers=web_api.PAGE_HEADERS,
+        )
 
     @app.get("/favicon.ico", include_in_schema=False)
     async def favicon() -> Response:

@@ -1,0 +1,70 @@
+// Korean first, English on request. t(key, {name: value}) looks a key up in the current
+// language (falling back to Korean) and fills {name} placeholders. The choice is remembered in
+// localStorage - it is the only thing besides the session tokens that the dashboard stores.
+
+import { MESSAGES } from "./messages.js";
+
+const LANG_KEY = "hoga.lang";
+let current = readLang();
+const listeners = new Set();
+
+function readLang() {
+  try {
+    const saved = localStorage.getItem(LANG_KEY);
+    if (saved === "ko" || saved === "en") return saved;
+  } catch {
+    // storage disabled: Korean
+  }
+  return "ko";
+}
+
+/** The current language: "ko" or "en". */
+export function lang() {
+  return current;
+}
+
+/** Switch language; listeners re-render. */
+export function setLang(next) {
+  if (next !== "ko" && next !== "en") return;
+  current = next;
+  try {
+    localStorage.setItem(LANG_KEY, next);
+  } catch {
+    // not remembered, still switched
+  }
+  document.documentElement.lang = next;
+  for (const fn of listeners) fn(next);
+}
+
+export function onLang(fn) {
+  listeners.add(fn);
+  return () => listeners.delete(fn);
+}
+
+const warned = new Set();
+
+/** Translate ``key``; ``vars`` fill {placeholders}. */
+export function t(key, vars) {
+  const entry = MESSAGES[key];
+  let text;
+  if (!entry) {
+    if (!warned.has(key)) {
+      warned.add(key);
+      console.warn(`i18n: missing key ${key}`);
+    }
+    text = key;
+  } else {
+    text = entry[current] ?? entry.ko;
+  }
+  if (vars) {
+    text = text.replace(/\{(\w+)\}/g, (m, name) => (name in vars ? String(vars[name]) : m));
+  }
+  return text;
+}
+
+/** Pick the language's variant of a server-provided pair (e.g. name / name_en). */
+export function pick(ko, en) {
+  return current === "en" && en ? en : ko;
+}
+
+document.documentElement.lang = current;

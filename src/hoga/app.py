@@ -144,6 +144,9 @@ class HogaApp:
             self.clock,
             initial_cash=s.paper_initial_cash,
             journal_path=data / "paper" / "journal.jsonl",
+            # Flushed per record (a killed process loses nothing); an fsync per order would
+            # block the event loop for ~1 ms for a simulated book.
+            fsync=False,
             is_open=self.market_open,
             faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )

@@ -195,6 +195,8 @@ class PaperBroker:
                 await self._pump
             self._pump = None
         if self._journal is not None:
+            self._journal.flush()
+            os.fsync(self._journal.fileno())
             self._journal.close()
             self._journal = None
 

@@ -35,6 +35,7 @@ from hoga.brokers.base import (
     FillEvent,
     FillReport,
     OrderStatusReport,
+    OrderUpdate,
     PlaceRequest,
 )
 from hoga.domain import krx
@@ -151,6 +152,8 @@ class OrderService:
         )
         self.server_state = risk.ACTIVE
         self._owners: dict[int, int] = {}
+        # (account, client order id) of orders whose place() call is in flight.
+        self._sending: set[tuple[int, str | None]] = set()
         self.on_unknown: Callable[[int], None] = lambda account_id: None
         self.stats = {"submitted": 0, "denied": 0, "sent": 0, "unknown": 0, "fills": 0}
 
@@ -605,9 +608,12 @@ class OrderService:
             qty=order.qty,
             price=order.price,
         )
+        key = (order.account_id, order.client_order_id)
+        self._sending.add(key)
         try:
             ack = await asyncio.wait_for(broker.place(ref, request), self.policy.submit_timeout)
         except BrokerNotProcessed as e:
+            self._sending.discard(key)
             back = await self.move(
                 submitting, S.QUEUED, detail=f"not processed ({e.code}); requeued"
             )
@@ -616,11 +622,13 @@ class OrderService:
                 loop.call_later(e.retry_after, self.queue.requeue, item)
             return
         except BrokerRejected as e:
+            self._sending.discard(key)
             await self.move(
                 submitting, S.REJECTED, detail=e.code, reason_code=e.code, reason=e.message
             )
             return
         except (TimeoutError, BrokerError, OSError) as e:
+            self._sending.discard(key)
             # Outcome unknown: never resend blindly; reconciliation decides.
             self.stats["unknown"] += 1
             code = getattr(e, "code", type(e).__name__)
@@ -633,7 +641,13 @@ class OrderService:
             )
             self.on_unknown(order.account_id)
             return
-        await self._acknowledged(submitting, ack.broker_order_id, ack.org_no)
+        except BaseException:
+            self._sending.discard(key)
+            raise
+        try:
+            await self._acknowledged(submitting, ack.broker_order_id, ack.org_no)
+        finally:
+            self._sending.discard(key)
 
     async def _acknowledged(self, order: Order, broker_order_id: str, org_no: str | None) -> None:
         async with (
@@ -646,12 +660,14 @@ class OrderService:
                 moved = await repo.transition(
                     conn, fresh, S.ACCEPTED, self._clock.now(), detail="accepted", **values
                 )
-            else:
+            elif (fresh.broker_order_id, fresh.broker_org_no) != (broker_order_id, org_no):
                 # Executions got here first (they already moved the order on); keep the id.
                 await conn.execute(
                     t.orders.update().where(t.orders.c.id == fresh.id).values(**values)
                 )
                 moved = await self._reload(conn, fresh)
+            else:
+                moved = None
         if moved is not None:
             self._publish(moved)
         await self._release(order.account_id, broker_order_id)
@@ -695,6 +711,12 @@ class OrderService:
     async def on_execution(self, account_id: int, event: ExecutionEvent) -> None:
         """An execution event from a broker: an order update or a fill."""
         report = event.fill if isinstance(event, FillEvent) else event.report
+        if (
+            isinstance(event, OrderUpdate)
+            and event.report.status == S.ACCEPTED
+            and (account_id, event.report.client_order_id) in self._sending
+        ):
+            return  # the place() answer on its way records the acceptance
         order = await self._find(account_id, report.broker_order_id, report.client_order_id)
         if order is None:
             # Not ours yet (the place() answer is still on its way), or not ours at all.

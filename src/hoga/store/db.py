@@ -87,6 +87,9 @@ class Database:
         self._engine: AsyncEngine | None = None
         # SQLite has one writer; serialising transactions avoids SQLITE_BUSY and upgrade deadlocks.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
+        # SQLite: one connection held for the server's life; checking a connection out of a
+        # pool and back costs more than the transaction itself.
+        self._sqlite_conn: AsyncConnection | None = None
 
     # --- lifecycle
 
@@ -129,6 +132,9 @@ class Database:
             ) from None
 
     async def close(self) -> None:
+        if self._sqlite_conn is not None:
+            await self._sqlite_conn.close()
+            self._sqlite_conn = None
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None
@@ -171,8 +177,16 @@ class Database:
     async def tx(self, actor: Actor) -> AsyncIterator[AsyncConnection]:
         """A transaction acting for ``actor``; commits when the block exits cleanly."""
         if self._sqlite_lock is not None:
-            async with self._sqlite_lock, self.engine.begin() as conn:
-                yield conn
+            async with self._sqlite_lock:
+                if (
+                    self._sqlite_conn is None
+                    or self._sqlite_conn.closed
+                    or self._sqlite_conn.invalidated
+                ):
+                    self._sqlite_conn = await self.engine.connect()
+                conn = self._sqlite_conn
+                async with conn.begin():
+                    yield conn
             return
         async with self.engine.begin() as conn:
             await conn.execute(

@@ -46,6 +46,16 @@ _EXPOSURE = (
     )
     .group_by(t.orders.c.side, t.orders.c.symbol)
 )
+_BY_BROKER_ID = (
+    select(t.orders)
+    .where(
+        t.orders.c.user_id == bindparam("uid"),
+        t.orders.c.account_id == bindparam("aid"),
+        t.orders.c.broker_order_id == bindparam("bid"),
+    )
+    .order_by(case((t.orders.c.status.in_(_OPEN), 0), else_=1), t.orders.c.id.desc())
+    .limit(1)
+)
 _TRANSITIONS: dict[tuple[str, ...], Executable] = {}
 
 
@@ -125,19 +135,12 @@ async def get_by_broker_id(
 ) -> Order | None:
     # Some brokers number orders per day, so an id can recur: the newest open order wins, then
     # the newest of any state.
-    rows = (
+    row = (
         await conn.execute(
-            select(t.orders)
-            .where(
-                t.orders.c.user_id == user_id,
-                t.orders.c.account_id == account_id,
-                t.orders.c.broker_order_id == broker_order_id,
-            )
-            .order_by(open_status_order(), t.orders.c.id.desc())
-            .limit(1)
+            _BY_BROKER_ID, {"uid": user_id, "aid": account_id, "bid": broker_order_id}
         )
     ).first()
-    return _order(rows) if rows else None
+    return _order(row) if row else None
 
 
 async def list_orders(

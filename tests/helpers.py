@@ -44,15 +44,20 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
 async def eventually(
     check: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition"
 ) -> None:
-    """Wait until ``check()`` is true, re-checking as the event loop runs; fail after ``within`` seconds."""
+    """Wait until ``check()`` is true, re-checking as the event loop runs; fail after ``within`` seconds.
+
+    Re-checks back off from 5 ms to 50 ms: checks that go through the API spend the user's
+    per-minute call budget, and a slow machine must not turn a wait into a 429."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + within
+    pause = 0.005
     while True:
         if await check():
             return
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.005)
+        await asyncio.sleep(pause)
+        pause = min(0.05, pause * 1.5)
 
 
 class Harness:

@@ -53,7 +53,9 @@ async def test_unknown_outcome_is_reconciled_not_resent(tmp_path: Path, db_url: 
             json={"symbol": "000660", "side": "buy", "type": "market", "qty": 3},
         )
         oid = r.json()["id"]
-        await h.wait_status(u, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+        first = await h.wait_status(u, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+        # Reconcile explicitly instead of waiting for the timer the UNKNOWN state arms.
+        await h.hoga.reconciler.reconcile_account(first["account_id"])
         done = await h.wait_status(u, oid, "FILLED")
         assert "UNKNOWN" in [x["status"] for x in done["history"]]
         assert h.hoga.paper.placements(done["account_id"]) == 1

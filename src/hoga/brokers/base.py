@@ -102,6 +102,8 @@ class OrderStatusReport:
     avg_price: int = 0
     org_no: str | None = None
     reason: str | None = None
+    #: Total executed amount in won when the broker reports it (exact, unlike ``avg_price``).
+    filled_amount: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -108,6 +108,7 @@ class _PaperOrder:
             price=self.price,
             filled_qty=self.filled_qty,
             avg_price=avg,
+            filled_amount=self.filled_amount if self.filled_qty else None,
             status=self.status,
             ts=self.ts,
             reason=self.reason,

@@ -187,25 +187,40 @@ class Reconciler:
         await self._positions(ref, broker, result)
 
     async def _catch_up(self, order: Order, rep: OrderStatusReport) -> Order | None:
-        """Book the executions a report counts but no fill report itemised, as one fill at
-        the price that makes the order's average match the broker's. Its id names the
-        cumulative quantity, so the same report seen again books nothing."""
+        """Book the executions a report counts but no fill report itemised, so the order's
+        filled amount matches the broker's to the won. Integer prices cannot always carry an
+        exact average, so the gap is booked as at most two fills one won apart. Each fill id
+        names the cumulative quantity it brings the order to, so the same report seen again
+        (or after a crash between the two) books nothing twice."""
         missing = rep.filled_qty - order.filled_qty
         if missing <= 0 or rep.avg_price <= 0:
             return None
-        amount = rep.avg_price * rep.filled_qty - order.filled_amount
-        price = max(1, (amount + missing // 2) // missing)
-        fill = FillReport(
-            broker_order_id=rep.broker_order_id,
-            fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}",
-            symbol=order.symbol,
-            side=order.side,
-            qty=missing,
-            price=price,
-            ts=self._clock.time(),
-            client_order_id=order.client_order_id,
+        total = (
+            rep.filled_amount if rep.filled_amount is not None else rep.avg_price * rep.filled_qty
         )
-        return await self._service.apply_fill(order, fill)
+        amount = total - order.filled_amount
+        if amount < missing:  # the broker's figures disagree with ours; book at its average
+            amount = rep.avg_price * missing
+        price, odd = divmod(amount, missing)
+        parts = [(missing - odd, price), (odd, price + 1)]
+        current: Order | None = order
+        cum = order.filled_qty
+        for qty, px in parts:
+            if qty <= 0 or current is None:
+                continue
+            cum += qty
+            fill = FillReport(
+                broker_order_id=rep.broker_order_id,
+                fill_id=f"{rep.broker_order_id}:cum{cum}",
+                symbol=order.symbol,
+                side=order.side,
+                qty=qty,
+                price=px,
+                ts=self._clock.time(),
+                client_order_id=order.client_order_id,
+            )
+            current = await self._service.apply_fill(current, fill) or current
+        return current if current is not order else None
 
     def _match(
         self, order: Order, reports: list[OrderStatusReport], claimed: set[str]

@@ -523,6 +523,7 @@ class KisBroker:
             price=price if otype == OrderType.LIMIT else None,
             filled_qty=filled,
             avg_price=avg,
+            filled_amount=amount if filled else None,
             status=status,
             ts=wire.kst_ts(
                 str(r.get("ord_dt") or day.strftime("%Y%m%d")), str(r.get("ord_tmd") or "")

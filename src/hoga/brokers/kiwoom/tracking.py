@@ -122,6 +122,7 @@ class Chain:
             price=self.price,
             filled_qty=self.filled,
             avg_price=self.amount // self.filled if self.filled else 0,
+            filled_amount=self.amount if self.filled else None,
             status=self.status,
             ts=self.ts,
             reason=self.reason,

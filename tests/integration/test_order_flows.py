@@ -8,8 +8,10 @@ from pathlib import Path
 
 import websockets
 
+from hoga.brokers.base import OrderStatusReport
 from hoga.brokers.paper import PaperFaults
 from hoga.domain import krx
+from hoga.domain.orders import OrderStatus, OrderType, Side
 from tests.helpers import eventually, live_server, running
 
 
@@ -199,3 +201,49 @@ async def test_events_stream_carries_the_users_own_orders_and_fills(
         assert statuses[0] == "QUEUED"
         fill = next(e["fill"] for e in seen if e["type"] == "fill")
         assert fill["order_id"] == oid  # type: ignore[index]
+
+
+async def test_reconciled_executions_match_the_brokers_amount_to_the_won(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A status report counting executions no fill report itemised: hoga books them so the
+    order's amount equals the broker's exactly, even when the average price is fractional, and
+    seeing the same report again books nothing."""
+    async with running(tmp_path, sqlite_url) as h:
+        u = await h.user("dan", "basic")
+        h.pump(300)
+        quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()
+        last = quote["quotes"][0]["price"]
+        price = krx.step_price(krx.round_to_tick(int(last * 0.9)), -1)
+        r = await h.http.post(
+            "/api/orders",
+            headers=u,
+            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 3, "price": price},
+        )
+        accepted = await h.wait_status(u, r.json()["id"], "ACCEPTED")
+        uid = (await h.hoga.auth.find_user("dan")).id
+        order = await h.hoga.orders.get(uid, accepted["id"])
+        amount = 3 * price - 2  # an average of price - 2/3 won
+        report = OrderStatusReport(
+            broker_order_id=accepted["broker_order_id"],
+            symbol="005930",
+            side=Side.BUY,
+            type=OrderType.LIMIT,
+            qty=3,
+            price=price,
+            filled_qty=3,
+            status=OrderStatus.FILLED,
+            ts=h.hoga.clock.time(),
+            avg_price=amount // 3,
+            filled_amount=amount,
+        )
+        for _ in range(2):
+            await h.hoga.reconciler._catch_up(order, report)
+            order = await h.hoga.orders.get(uid, order.id)
+        done = await h.order(u, order.id)
+        assert done["filled_qty"] == 3
+        assert sorted((f["qty"], f["price"]) for f in done["fills"]) == [
+            (1, price),
+            (2, price - 1),
+        ]
+        assert sum(f["qty"] * f["price"] for f in done["fills"]) == amount

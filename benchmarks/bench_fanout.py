@@ -1,7 +1,7 @@
 """WebSocket fan-out: 100 clients on loopback, each on 20 symbols, simulator at 1,000 ticks/s.
 
 Starts a real ``hoga serve`` (SQLite, fresh data dir) with 10 users; optionally each user runs
-5 strategies on 10 symbols each (``--strategies``, when the strategy runner is available), so
+5 strategies on 10 symbols each (unless ``--no-strategies``), so
 the server carries the whole seed workload: 10 users x 5 strategies, 100 symbols. Then 100
 clients (10 per user, in a separate process) subscribe to 20 symbols each and measure, for
 every quote, the delay from the tick's timestamp to its arrival. Prints p50/p99 end-to-end

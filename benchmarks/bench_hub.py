@@ -118,7 +118,9 @@ def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
     except ImportError:
         return None
     _, subs = workload()
-    engine = EventEngine(interval=3600)
+    # interval=1: stop() joins the timer thread, which sleeps a whole interval between timer
+    # events; a long interval would make stop() hang for that long.
+    engine = EventEngine(interval=1)
     done = threading.Event()
     remaining = [len(ticks)]
     for sub, syms in subs:
@@ -127,6 +129,8 @@ def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
             engine.register("eTick." + sym, handler)
 
     def countdown(event: Any) -> None:
+        if not event.type.startswith("eTick."):
+            return  # the engine's own timer events
         remaining[0] -= 1
         if remaining[0] == 0:
             done.set()

@@ -125,6 +125,9 @@ class HogaApp:
                 max_sessions=s.sim_max_sessions or None,
             )
         self.bars = BarBuilder()
+        # With a broker feed the day's reference prices come from the broker's ticks, not the
+        # simulator's: the hub answers quotes and instruments itself (no tick yet: no price).
+        live = s.feed in ("kis", "kiwoom") and feed is None
         self.hub = Hub(
             self.feed,
             self.universe,
@@ -133,14 +136,18 @@ class HogaApp:
             stale_after=s.hub_stale_seconds,
             is_trading=self.market_open,
             bars=self.bars,
-            instruments=quotes.instrument,
+            instruments=None if live else quotes.instrument,
         )
+        # The paper broker keeps its own simulated (or replayed) book whatever the feed.
+        paper_quotes = quotes
+        if live:
+            quotes = self.hub
         self.quotes = quotes
 
         # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
         self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
         self.paper = PaperBroker(
-            quotes,
+            paper_quotes,
             self.clock,
             initial_cash=s.paper_initial_cash,
             journal_path=data / "paper" / "journal.jsonl",

@@ -176,3 +176,19 @@ async def test_simulated_prices_stay_on_the_grid_through_the_hub(clock: ManualCl
     feed.pump(20_000)
     assert bad == []
     assert seen == set(SYMBOLS)
+
+
+def test_reference_prices_come_from_the_feed_never_the_bundled_list(clock: ManualClock) -> None:
+    """Without an instruments source (a broker feed), the day's reference price is the one the
+    feed's ticks carry; before the first tick it is unknown (0), not the universe's stale one."""
+    _, hub = make(clock)
+    bundled = UNIVERSE.get("005930")
+    assert bundled is not None
+    before = hub.instrument("005930")
+    assert before is not None and before.base_price == 0
+    assert (before.name, before.kind) == (bundled.name, bundled.kind)
+    assert hub.instrument("999999") is None
+    live_base = krx.round_to_tick(bundled.base_price + 7_000)
+    hub.publish(Tick("005930", live_base + 100, 10, clock.time(), base_price=live_base))
+    after = hub.instrument("005930")
+    assert after is not None and after.base_price == live_base

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from hoga.brokers.kis import KisFeed
 from hoga.config import Settings
+from hoga.domain import krx
 from hoga.fakes.kis import KisFakeAccount
 from tests.helpers import running
 from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
@@ -49,3 +50,62 @@ async def test_kis_market_data_reaches_the_hub_of_a_running_app(
         assert fake.open_sessions == 1 and fake.session_registrations(KEY) == 3
         sub.close()
         assert h.hoga.hub.health()["feed"] == "kis"
+
+
+async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Under ``HOGA_FEED=kis`` the risk gate and the order ticket use the day's reference price
+    from the broker's ticks; a symbol with no tick yet is refused, not checked against the
+    bundled universe's stale price."""
+    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
+    async with (
+        fake_kis("real", accounts) as fake,
+        running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as h,
+    ):
+        alice = await h.user("alice", "basic")
+        acct = await link(h, alice, fake)
+        h.hoga.feed.account_ids.add(acct)  # type: ignore[attr-defined]
+        r = await h.http.get("/api/market/rules?symbol=005930", headers=alice)
+        assert r.status_code == 409 and r.json()["error"]["code"] == "market.no_quote"
+        r = await h.http.post(
+            "/api/orders",
+            headers=alice,
+            json={
+                "symbol": "005930",
+                "side": "buy",
+                "type": "market",
+                "qty": 1,
+                "account_id": acct,
+            },
+        )
+        assert r.status_code == 422 and r.json()["error"]["code"] == "risk.no_quote", r.text
+
+        got: list[str] = []
+        sub = h.hoga.hub.subscribe(["005930"], lambda t: got.append(t.symbol), owner="t")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 15
+        while not got:
+            assert loop.time() < deadline, h.hoga.hub.health()
+            fake.pump(50)
+            await asyncio.sleep(0.01)
+        broker_inst = fake.market.instrument("005930")
+        assert broker_inst is not None
+        rules = (await h.http.get("/api/market/rules?symbol=005930", headers=alice)).json()
+        assert rules["base_price"] == broker_inst.base_price
+        assert (rules["lower"], rules["upper"]) == krx.price_limits(broker_inst.base_price)
+        above = krx.step_price(rules["upper"], 1)
+        r = await h.http.post(
+            "/api/orders",
+            headers=alice,
+            json={
+                "symbol": "005930",
+                "side": "buy",
+                "type": "limit",
+                "qty": 1,
+                "price": above,
+                "account_id": acct,
+            },
+        )
+        assert r.json()["error"]["code"] == "risk.outside_limits", r.text
+        sub.close()

@@ -110,3 +110,14 @@ def test_an_existing_position_or_pending_buy_does_not_count_as_a_new_position() 
     assert risk.check(
         inputs(held_symbols=full - {"005930"}, pending_buy_symbols=frozenset({"005930"}))
     ).ok
+
+
+def test_without_todays_reference_price_nothing_passes() -> None:
+    """A broker feed that has not delivered the symbol yet: no limits or cost can be known."""
+    unknown = replace(SAMSUNG, base_price=0)
+    for intent in (
+        OrderIntent("005930", Side.BUY, OrderType.LIMIT, 1, 71_500),
+        OrderIntent("005930", Side.BUY, OrderType.MARKET, 1),
+    ):
+        d = risk.check(inputs(intent=intent, instrument=unknown, last_price=None))
+        assert not d.ok and d.code == "risk.no_quote"

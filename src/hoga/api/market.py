@@ -12,7 +12,7 @@ from hoga.api.deps import User, get_hoga
 from hoga.api.views import bar_view, quote_view
 from hoga.domain import krx
 from hoga.domain.clock import KST
-from hoga.domain.errors import InvalidInput
+from hoga.domain.errors import Conflict, InvalidInput
 from hoga.domain.market import Bar
 from hoga.marketdata.bars import aggregate
 from hoga.store import tables as t
@@ -112,6 +112,12 @@ async def rules(
     (sym,) = parse_symbols(symbol, hoga.universe, 1)
     inst = hoga.quotes.instrument(sym)
     assert inst is not None
+    if inst.base_price <= 0:
+        raise Conflict(
+            f"{sym} 종목의 오늘 기준가를 아직 받지 못했습니다. 시세를 구독하면 곧 표시됩니다 "
+            "(no live quote for this symbol yet: subscribe to it first)",
+            "market.no_quote",
+        )
     lower, upper = krx.price_limits(inst.base_price, inst.kind)
     p = price or (hoga.quotes.last(sym).price if hoga.quotes.last(sym) else inst.base_price)  # type: ignore[union-attr]
     on_grid = krx.round_to_tick(p, inst.kind)

@@ -109,6 +109,14 @@ def check(r: RiskInputs) -> RiskDecision:
     if not r.market_open:
         return _deny("risk.market_closed", "장 운영시간이 아닙니다 (market closed)")
 
+    if inst.base_price <= 0:
+        # A broker feed has not yet delivered this symbol today: without the reference price
+        # neither the limit band nor a market order's cost can be known.
+        return _deny(
+            "risk.no_quote",
+            f"{inst.symbol} 종목의 오늘 기준가를 아직 받지 못했습니다. 시세를 구독한 뒤 다시 "
+            "주문하세요 (no live quote for this symbol yet: subscribe to it first)",
+        )
     if i.type == OrderType.LIMIT:
         assert i.price is not None
         if i.price % krx.tick_size(i.price, inst.kind):

@@ -109,13 +109,17 @@ class Hub:
         return self._last.get(symbol)
 
     def instrument(self, symbol: str) -> Instrument | None:
+        """The symbol with today's reference price. Without an ``instruments`` source the
+        price comes from the feed's ticks; before the first one it is 0 (unknown), never the
+        bundled universe's stale figure - limits and cash checks must not use that."""
         if self._instruments is not None:
             return self._instruments(symbol)
         inst = self.universe.get(symbol)
+        if inst is None:
+            return None
         tick = self._last.get(symbol)
-        if inst is not None and tick is not None and tick.base_price:
-            return Instrument(inst.symbol, inst.name, inst.market, inst.kind, tick.base_price)
-        return inst
+        base = tick.base_price if tick is not None else 0
+        return Instrument(inst.symbol, inst.name, inst.market, inst.kind, base)
 
     # --- consumers
 

@@ -14,7 +14,7 @@ backtrader is not a hoga dependency. Install it into the venv for this benchmark
 
 Without it the script runs hoga alone.
 
-    .venv/bin/python benchmarks/bench_backtest.py [--bars 1000000] [--seed 7] [--json]
+    .venv/bin/python -m benchmarks.bench_backtest [--bars 1000000] [--seed 7] [--json]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ every quote, the delay from the tick's timestamp to its arrival. Prints p50/p99 
 delay, quotes received, quotes dropped by conflation (from the server's per-connection
 counters) and the server's resident memory.
 
-    .venv/bin/python benchmarks/bench_fanout.py [--seconds 20] [--clients 100] [--json]
+    .venv/bin/python -m benchmarks.bench_fanout [--seconds 20] [--clients 100] [--json]
 """
 
 from __future__ import annotations

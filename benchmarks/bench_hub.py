@@ -13,7 +13,7 @@ before timing starts.
 vn.py is not a hoga dependency; install it for the comparison only:
 ``.venv/bin/pip install --no-deps vnpy`` (``vnpy.event`` needs nothing else).
 
-    .venv/bin/python benchmarks/bench_hub.py [--ticks 500000] [--json]
+    .venv/bin/python -m benchmarks.bench_hub [--ticks 500000] [--json]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@
 3. Feed decoding: H0STCNT0 records per second through frame parsing and ``Tick`` building,
    and the peak memory it allocates.
 
-    .venv/bin/python benchmarks/bench_kis.py [--orders 90] [--records 50000] [--json]
+    .venv/bin/python -m benchmarks.bench_kis [--orders 90] [--records 50000] [--json]
 """
 
 from __future__ import annotations

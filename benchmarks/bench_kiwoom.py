@@ -9,7 +9,7 @@ Prints, for this machine:
 * decoding alone: type-00 execution notices -> events, and 0B frames -> ticks, per second;
 * memory: tracemalloc peak for tracking 10,000 order chains.
 
-    .venv/bin/python benchmarks/bench_kiwoom.py [--orders 400] [--json]
+    .venv/bin/python -m benchmarks.bench_kiwoom [--orders 400] [--json]
 """
 
 from __future__ import annotations

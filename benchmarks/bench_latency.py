@@ -7,7 +7,7 @@
    loopback client in this process, open-loop at 200 requests/s: latency percentiles, achieved
    rate, errors, and the server's memory.
 
-    .venv/bin/python benchmarks/bench_latency.py [--internal-orders 2000] [--api-seconds 20]
+    .venv/bin/python -m benchmarks.bench_latency [--internal-orders 2000] [--api-seconds 20]
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ of rate-limit rejections.
 By default it runs on a virtual clock (the burst takes 500 simulated seconds); ``--clock real``
 runs a smaller burst in real time, with real scheduling jitter, through the same code.
 
-    .venv/bin/python benchmarks/bench_rest.py [--orders 5000] [--clock virtual|real]
+    .venv/bin/python -m benchmarks.bench_rest [--orders 5000] [--clock virtual|real]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ dispatcher uses (``hoga.execution.scheduling``): 10 users (2 premium), Poisson a
 and 5 orders/s. 5% of orders are URGENT (stop-losses). Prints orders served per minute,
 p50/p95/max wait per priority class, switches per minute and the backlog left at the end.
 
-    .venv/bin/python benchmarks/bench_scheduler.py [--minutes 30] [--seed 1] [--json]
+    .venv/bin/python -m benchmarks.bench_scheduler [--minutes 30] [--seed 1] [--json]
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@ dispatcher uses (``hoga.execution.scheduling``): 10 users (2 premium), Poisson a
 and 5 orders/s. 5% of orders are URGENT (stop-losses). Prints orders served per minute,
 p50/p95/max wait per priority class, switches per minute and the backlog left at the end.
 
-    .venv/bin/python -m benchmarks.bench_scheduler [--minutes 30] [--seed 1] [--json]
+    .venv/bin/python -m benchmarks.bench_scheduler [--minutes 30] [--seed 1] [--urgent-share 0.05] [--json]
 """
 
 from __future__ import annotations
@@ -75,7 +75,9 @@ class Result:
         return out
 
 
-def arrivals(rate_per_min: float, minutes: float, seed: int) -> list[tuple[float, int, Priority]]:
+def arrivals(
+    rate_per_min: float, minutes: float, seed: int, urgent_share: float = URGENT_SHARE
+) -> list[tuple[float, int, Priority]]:
     rng = random.Random(seed)
     lam = rate_per_min / 60.0
     t = 0.0
@@ -85,7 +87,7 @@ def arrivals(rate_per_min: float, minutes: float, seed: int) -> list[tuple[float
         if t >= minutes * 60:
             return out
         user = rng.randint(1, USERS)
-        if rng.random() < URGENT_SHARE:
+        if rng.random() < urgent_share:
             pr = Priority.URGENT
         elif user in PREMIUM:
             pr = Priority.VIP
@@ -143,10 +145,10 @@ def simulate(
     return res
 
 
-def run(minutes: float, seed: int) -> list[dict[str, object]]:
+def run(minutes: float, seed: int, urgent_share: float = URGENT_SHARE) -> list[dict[str, object]]:
     rows = []
     for load in (60.0, 300.0):
-        arr = arrivals(load, minutes, seed)
+        arr = arrivals(load, minutes, seed, urgent_share)
         seed_res = simulate(SeedSessionPolicy(), arr, minutes, load)
         hoga_res = simulate(
             HogaSessionPolicy(OrderQueue(max_wait=30.0), "sim", time_slice=30.0, preload=True),
@@ -162,15 +164,21 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--minutes", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument(
+        "--urgent-share",
+        type=float,
+        default=URGENT_SHARE,
+        help="share of orders that are URGENT (stop-losses, cancels)",
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    rows = run(args.minutes, args.seed)
+    rows = run(args.minutes, args.seed, args.urgent_share)
     if args.json:
         print(json.dumps(rows, indent=2))
         return 0
     print(
         f"session-limited gateway: switch {SWITCH_COST:g} s, {RATE:g} orders/s, {USERS} users "
-        f"({len(PREMIUM)} premium), {URGENT_SHARE:.0%} urgent, {args.minutes:g} simulated min, seed {args.seed}"
+        f"({len(PREMIUM)} premium), {args.urgent_share:.0%} urgent, {args.minutes:g} simulated min, seed {args.seed}"
     )
     hdr = f"{'load':>5} {'policy':>6} {'offered':>7} {'served/min':>10} {'served%':>8} {'sw/min':>7} {'backlog':>7}"
     for cls in ("urgent", "vip", "normal"):

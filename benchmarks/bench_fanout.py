@@ -18,41 +18,22 @@ import asyncio
 import json
 import os
 import random
-import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import websockets
 
-ADMIN_PASSWORD = "bench-admin-password"
+from benchmarks.server import admin_headers, hoga_server, rss_mb
+
 USERS = 10
-
-
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 async def _setup(base: str, strategies: bool) -> tuple[list[str], list[str], int]:
     async with httpx.AsyncClient(base_url=base, timeout=30) as c:
-        for _ in range(600):
-            try:
-                if (await c.get("/health")).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        tok = (
-            await c.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-        ).json()
-        admin = {"Authorization": f"Bearer {tok['access_token']}"}
+        admin = await admin_headers(c)
         symbols = [
             s["symbol"]
             for s in (await c.get("/api/market/symbols", headers=admin)).json()["symbols"]
@@ -157,35 +138,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-strategies", action="store_true")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        port = 19000 + os.getpid() % 1000
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
-        env.update(
-            HOGA_DATA_DIR=tmp,
-            HOGA_PORT=str(port),
-            HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            HOGA_SIM_TICKS_PER_SECOND="1000",
-            HOGA_LOG_LEVEL="warning",
-            HOGA_MAX_USERS="20",
-            HOGA_WS_MAX_CONNECTIONS="20",
+    port = 19000 + os.getpid() % 1000
+    with hoga_server(port, sim_ticks_per_second="1000", ws_max_connections="20") as proc:
+        base = f"http://127.0.0.1:{port}"
+        tokens, symbols, running = asyncio.run(_setup(base, not args.no_strategies))
+        result = asyncio.run(
+            _load(f"ws://127.0.0.1:{port}", tokens, symbols, args.clients, args.seconds)
         )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hoga", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            tokens, symbols, running = asyncio.run(_setup(base, not args.no_strategies))
-            result = asyncio.run(
-                _load(f"ws://127.0.0.1:{port}", tokens, symbols, args.clients, args.seconds)
-            )
-            result["strategies_running"] = running
-            result["server_rss_mb"] = _rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(15)
+        result["strategies_running"] = running
+        result["server_rss_mb"] = rss_mb(proc.pid)
     if args.json:
         print(json.dumps(result))
         return 0

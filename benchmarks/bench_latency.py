@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -26,11 +25,10 @@ from typing import Any
 
 import httpx
 
+from benchmarks.server import ADMIN_PASSWORD, admin_headers, hoga_server, rss_mb
 from hoga.app import HogaApp
 from hoga.config import Settings
 from hoga.domain.orders import OrderIntent, OrderType, Side
-
-ADMIN_PASSWORD = "bench-admin-password"
 
 
 def pct(xs: list[float], p: float) -> float:
@@ -150,112 +148,78 @@ class RawClient:
             writer.close()
 
 
-def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
 async def api(seconds: float, rate: float) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory() as tmp:
-        port = 18000 + os.getpid() % 1000
-        env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
-        env.update(
-            HOGA_DATA_DIR=tmp,
-            HOGA_PORT=str(port),
-            HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-            HOGA_PAPER_INITIAL_CASH=str(10**13),
-            HOGA_MAX_ORDER_VALUE=str(10**12),
-            HOGA_DUPLICATE_WINDOW="0",
-            HOGA_LOG_LEVEL="warning",
-            HOGA_MAX_USERS="20",
-        )
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "hoga", "serve"],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        base = f"http://127.0.0.1:{port}"
-        try:
-            async with httpx.AsyncClient(
-                base_url=base, timeout=10, limits=httpx.Limits(max_connections=64)
-            ) as c:
-                for _ in range(600):
-                    try:
-                        if (await c.get("/health")).status_code == 200:
-                            break
-                    except httpx.HTTPError:
-                        pass
-                    await asyncio.sleep(0.1)
-                tok = (
+    port = 18000 + os.getpid() % 1000
+    with hoga_server(
+        port,
+        paper_initial_cash=str(10**13),
+        max_order_value=str(10**12),
+        duplicate_window="0",
+    ) as proc:
+        async with httpx.AsyncClient(
+            base_url=f"http://127.0.0.1:{port}",
+            timeout=10,
+            limits=httpx.Limits(max_connections=64),
+        ) as c:
+            admin = await admin_headers(c)
+            await c.patch(
+                "/api/admin/tiers/premium",
+                headers=admin,
+                json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
+            )
+            heads = []
+            for i in range(4):
+                await c.post(
+                    "/api/admin/users",
+                    headers=admin,
+                    json={
+                        "username": f"load{i}",
+                        "password": "load-password-1",
+                        "tier": "premium",
+                    },
+                )
+                t = (
                     await c.post(
-                        "/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD}
+                        "/api/auth/login",
+                        json={"username": f"load{i}", "password": "load-password-1"},
                     )
                 ).json()
-                admin = {"Authorization": f"Bearer {tok['access_token']}"}
-                await c.patch(
-                    "/api/admin/tiers/premium",
-                    headers=admin,
-                    json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
-                )
-                heads = []
-                for i in range(4):
-                    await c.post(
-                        "/api/admin/users",
-                        headers=admin,
-                        json={
-                            "username": f"load{i}",
-                            "password": "load-password-1",
-                            "tier": "premium",
-                        },
-                    )
-                    t = (
-                        await c.post(
-                            "/api/auth/login",
-                            json={"username": f"load{i}", "password": "load-password-1"},
-                        )
-                    ).json()
-                    heads.append({"Authorization": f"Bearer {t['access_token']}"})
-                lat: list[float] = []
-                errors = 0
-                loop = asyncio.get_running_loop()
-                n = int(seconds * rate)
-                raw = RawClient("127.0.0.1", port, 32)
-                await raw.open()
+                heads.append({"Authorization": f"Bearer {t['access_token']}"})
+            lat: list[float] = []
+            errors = 0
+            loop = asyncio.get_running_loop()
+            n = int(seconds * rate)
+            raw = RawClient("127.0.0.1", port, 32)
+            await raw.open()
 
-                async def one(i: int, due: float) -> None:
-                    nonlocal errors
-                    body = json.dumps(
-                        {
-                            "symbol": "005930",
-                            "side": "buy",
-                            "type": "limit",
-                            "qty": 1,
-                            "price": 50_100 + (i % 50) * 100,
-                        }
-                    ).encode()
-                    status = await raw.post("/api/orders", heads[i % 4], body)
-                    # From when the request was due, so waiting for a free connection counts.
-                    lat.append((loop.time() - due) * 1000)
-                    if status != 202:
-                        errors += 1
+            async def one(i: int, due: float) -> None:
+                nonlocal errors
+                body = json.dumps(
+                    {
+                        "symbol": "005930",
+                        "side": "buy",
+                        "type": "limit",
+                        "qty": 1,
+                        "price": 50_100 + (i % 50) * 100,
+                    }
+                ).encode()
+                status = await raw.post("/api/orders", heads[i % 4], body)
+                # From when the request was due, so waiting for a free connection counts.
+                lat.append((loop.time() - due) * 1000)
+                if status != 202:
+                    errors += 1
 
-                t0 = loop.time()
-                tasks = []
-                for i in range(n):
-                    delay = t0 + i / rate - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                    tasks.append(asyncio.create_task(one(i, t0 + i / rate)))
-                await asyncio.gather(*tasks)
-                elapsed = loop.time() - t0
-                await raw.close()
-                rss = _rss_mb(proc.pid)
-        finally:
-            proc.terminate()
-            proc.wait(15)
+            t0 = loop.time()
+            tasks = []
+            for i in range(n):
+                delay = t0 + i / rate - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(i, t0 + i / rate)))
+            await asyncio.gather(*tasks)
+            elapsed = loop.time() - t0
+            await raw.close()
+            rss = rss_mb(proc.pid)
     return {
         "requests": n,
         "offered_per_s": rate,

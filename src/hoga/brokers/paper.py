@@ -14,7 +14,6 @@ order and never answer.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -41,6 +40,7 @@ from hoga.brokers.base import (
     PlaceRequest,
     PositionReport,
 )
+from hoga.brokers.events import EventPump
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import QuoteSource, Tick
@@ -164,9 +164,7 @@ class PaperBroker:
         self._accounts: dict[int, _PaperAccount] = {}
         self._working: dict[str, dict[str, tuple[int, _PaperOrder]]] = {}
         self._next_id = 1
-        self._sink: EventSink | None = None
-        self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._events = EventPump("paper")
         self._replaying = False
         # Orders placed under accept-then-timeout: the broker works them, but nothing about them
         # reaches hoga (a partition), so only reconciliation after a restart can find them.
@@ -179,22 +177,17 @@ class PaperBroker:
         return BrokerLimits(rate=1000.0, counts_toward_global=False)
 
     def set_event_sink(self, sink: EventSink) -> None:
-        self._sink = sink
+        self._events.sink = sink
 
     async def start(self) -> None:
         if self._journal_path is not None:
             self._journal_path.parent.mkdir(parents=True, exist_ok=True)
             self._replay()
             self._journal = self._journal_path.open("a", encoding="utf-8")
-        self._events = asyncio.Queue()
-        self._pump = asyncio.get_running_loop().create_task(self._deliver(), name="paper-events")
+        await self._events.start()
 
     async def stop(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
+        await self._events.stop()
         if self._journal is not None:
             self._journal.flush()
             os.fsync(self._journal.fileno())
@@ -203,23 +196,10 @@ class PaperBroker:
 
     async def drain(self) -> None:
         """Wait until every queued execution event has reached the sink (tests use this)."""
-        if self._events is not None:
-            await self._events.join()
-
-    async def _deliver(self) -> None:
-        assert self._events is not None
-        while True:
-            account_id, event = await self._events.get()
-            try:
-                if self._sink is not None:
-                    await self._sink(account_id, event)
-            except Exception:
-                log.exception("execution event sink failed for account %s", account_id)
-            finally:
-                self._events.task_done()
+        await self._events.drain()
 
     def _emit(self, account_id: int, event: ExecutionEvent) -> None:
-        if self._replaying or self._events is None:
+        if self._replaying:
             return
         bid = (
             event.fill.broker_order_id
@@ -228,7 +208,7 @@ class PaperBroker:
         )
         if bid in self._silent:
             return
-        self._events.put_nowait((account_id, event))
+        self._events.emit(account_id, event)
 
     # --- journal
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, ClassVar, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from hoga.domain.clock import KST
 from hoga.domain.market import Bar, Tick
@@ -67,6 +67,11 @@ class StrategyParams(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+def quantity_field(description: str = "진입 수량. Shares bought.") -> Any:
+    """The catalog's common ``qty`` parameter: shares per entry, 1 to 1,000,000, default 10."""
+    return Field(10, ge=1, le=1_000_000, title="주문 수량 (quantity)", description=description)
 
 
 P = TypeVar("P", bound=StrategyParams)

@@ -21,7 +21,6 @@ is already covered by a report this process has seen is not delivered again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 from collections import defaultdict
@@ -39,7 +38,6 @@ from hoga.brokers.base import (
     BrokerOutcomeUnknown,
     BrokerRejected,
     EventSink,
-    ExecutionEvent,
     FillEvent,
     FillReport,
     OrderStatusReport,
@@ -49,6 +47,7 @@ from hoga.brokers.base import (
     PositionReport,
     TokenStore,
 )
+from hoga.brokers.events import EventPump
 from hoga.brokers.kis import wire
 from hoga.brokers.kis.limiter import KeyPacer
 from hoga.brokers.kis.realtime import KisSocket
@@ -124,9 +123,7 @@ class KisBroker:
         self._fill_ids: dict[int, set[str]] = defaultdict(set)
         self._notice_cum: dict[tuple[int, str], int] = {}
         self._reported_cum: dict[tuple[int, str], int] = {}
-        self._sink: EventSink | None = None
-        self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._events = EventPump("kis")
         self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
@@ -136,7 +133,7 @@ class KisBroker:
         return BrokerLimits(rate=rate, window=1.0)
 
     def set_event_sink(self, sink: EventSink) -> None:
-        self._sink = sink
+        self._events.sink = sink
 
     def _client(self) -> httpx.AsyncClient:
         if self._http is None:
@@ -149,9 +146,7 @@ class KisBroker:
 
     async def start(self) -> None:
         self._client()
-        if self._events is None:
-            self._events = asyncio.Queue()
-            self._pump = asyncio.get_running_loop().create_task(self._deliver(), name="kis-events")
+        await self._events.start()
 
     async def stop(self) -> None:
         for key in list(self._keys.values()):
@@ -160,36 +155,14 @@ class KisBroker:
         self._account_key.clear()
         for task in list(self._tasks):
             task.cancel()
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
-            self._events = None
+        await self._events.stop()
         if self._http is not None:
             await self._http.aclose()
             self._http = None
 
     async def drain(self) -> None:
-        """Wait until queued execution events have reached the sink (tests use this)."""
-        if self._events is not None:
-            await self._events.join()
-
-    async def _deliver(self) -> None:
-        assert self._events is not None
-        while True:
-            account_id, event = await self._events.get()
-            try:
-                if self._sink is not None:
-                    await self._sink(account_id, event)
-            except Exception:
-                log.exception("KIS execution event sink failed for account %s", account_id)
-            finally:
-                self._events.task_done()
-
-    def _emit(self, account_id: int, event: ExecutionEvent) -> None:
-        if self._events is not None:
-            self._events.put_nowait((account_id, event))
+        """Wait until every queued execution event has reached the sink (tests use this)."""
+        await self._events.drain()
 
     # ------------------------------------------------------------------ keys and accounts
 
@@ -666,7 +639,7 @@ class KisBroker:
             org_no=tk.org_no,
             reason=reason,
         )
-        self._emit(account_id, OrderUpdate(report))
+        self._events.emit(account_id, OrderUpdate(report))
 
     def _on_fill(
         self,
@@ -706,7 +679,7 @@ class KisBroker:
             client_order_id=known.client_order_id,
         )
         self._notice_fills[account_id].append(fill)
-        self._emit(account_id, FillEvent(fill))
+        self._events.emit(account_id, FillEvent(fill))
 
     # ------------------------------------------------------------------ views
 

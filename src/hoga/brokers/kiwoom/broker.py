@@ -51,6 +51,7 @@ from hoga.brokers.base import (
     PositionReport,
     TokenStore,
 )
+from hoga.brokers.events import EventPump
 from hoga.brokers.kiwoom.client import (
     ACCOUNT_PATH,
     ORDER_PATH,
@@ -137,9 +138,7 @@ class KiwoomBroker:
         self._pushed: dict[int, dict[str, dict[str, Any]]] = {}
         self._synced: dict[tuple[int, str], tuple[float, list[OrderStatusReport], list[FillReport]]]
         self._synced = {}
-        self._sink: EventSink | None = None
-        self._events: asyncio.Queue[tuple[int, ExecutionEvent]] | None = None
-        self._pump: asyncio.Task[None] | None = None
+        self._events = EventPump("kiwoom")
         self._hooked: set[int] = set()
         self._day: date | None = None
 
@@ -149,43 +148,23 @@ class KiwoomBroker:
         return BrokerLimits(rate=self.rate, window=self.window)
 
     def set_event_sink(self, sink: EventSink) -> None:
-        self._sink = sink
+        self._events.sink = sink
 
     async def start(self) -> None:
-        self._events = asyncio.Queue()
-        self._pump = asyncio.get_running_loop().create_task(self._deliver(), name="kiwoom-events")
+        await self._events.start()
 
     async def stop(self) -> None:
-        if self._pump is not None:
-            self._pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._pump
-            self._pump = None
+        await self._events.stop()
         await self.wire.close()
         self._hooked.clear()
 
     async def drain(self) -> None:
         """Wait until every queued execution event has reached the sink (tests use this)."""
-        if self._events is not None:
-            await self._events.join()
-
-    async def _deliver(self) -> None:
-        assert self._events is not None
-        while True:
-            account_id, event = await self._events.get()
-            try:
-                if self._sink is not None:
-                    await self._sink(account_id, event)
-            except Exception:
-                log.exception("execution event sink failed for account %s", account_id)
-            finally:
-                self._events.task_done()
+        await self._events.drain()
 
     def _emit(self, account_id: int, events: list[ExecutionEvent]) -> None:
-        if self._events is None:
-            return
         for event in events:
-            self._events.put_nowait((account_id, event))
+            self._events.emit(account_id, event)
 
     # --- accounts
 

@@ -18,7 +18,7 @@ from typing import Any
 from pydantic import Field
 
 from hoga.domain.market import Bar
-from hoga.strategies.base import Context, Strategy, StrategyParams
+from hoga.strategies.base import Context, Strategy, StrategyParams, quantity_field
 from hoga.strategies.indicators import RollingSum
 
 
@@ -37,13 +37,7 @@ class BollingerParams(StrategyParams):
         title="표준편차 배수 (k)",
         description="하단 밴드 = 평균 - k × 표준편차. Lower band = mean - k x std deviation.",
     )
-    qty: int = Field(
-        10,
-        ge=1,
-        le=1_000_000,
-        title="주문 수량 (quantity)",
-        description="진입 수량. Shares bought.",
-    )
+    qty: int = quantity_field()
 
 
 class Bollinger(Strategy[BollingerParams]):

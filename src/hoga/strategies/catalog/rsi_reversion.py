@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from hoga.domain.market import Bar
-from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams
+from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams, quantity_field
 from hoga.strategies.indicators import GainLoss
 
 
@@ -42,13 +42,7 @@ class RsiReversionParams(StrategyParams):
         description="RSI가 이 값보다 높으면 전량 매도합니다. oversold보다 커야 합니다. "
         "Sell everything above this RSI; must exceed oversold.",
     )
-    qty: int = Field(
-        10,
-        ge=1,
-        le=1_000_000,
-        title="주문 수량 (quantity)",
-        description="진입 수량. Shares bought.",
-    )
+    qty: int = quantity_field()
 
     @model_validator(mode="after")
     def _levels(self) -> RsiReversionParams:

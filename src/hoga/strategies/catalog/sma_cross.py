@@ -20,7 +20,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from hoga.domain.market import Bar
-from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams
+from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams, quantity_field
 
 
 class SmaCrossParams(StrategyParams):
@@ -39,13 +39,7 @@ class SmaCrossParams(StrategyParams):
         title="장기 이동평균 (slow SMA)",
         description="장기 이동평균에 쓰는 봉 수. Bars in the slow moving average.",
     )
-    qty: int = Field(
-        10,
-        ge=1,
-        le=1_000_000,
-        title="주문 수량 (quantity)",
-        description="진입 시 매수할 주식 수. Shares bought on entry.",
-    )
+    qty: int = quantity_field("진입 시 매수할 주식 수. Shares bought on entry.")
 
     @model_validator(mode="after")
     def _fast_below_slow(self) -> SmaCrossParams:

@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 
 from hoga.domain.market import Bar
-from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams
+from hoga.strategies.base import Context, ParamError, Strategy, StrategyParams, quantity_field
 
 _DAY = 86_400
 _KST = 9 * 3600
@@ -51,13 +51,7 @@ class VolatilityBreakoutParams(StrategyParams):
         description="목표가 = 당일 시가 + k × 전일 변동폭(고가-저가). "
         "Target = today's open + k x yesterday's range (high - low).",
     )
-    qty: int = Field(
-        10,
-        ge=1,
-        le=1_000_000,
-        title="주문 수량 (quantity)",
-        description="진입 수량. Shares bought.",
-    )
+    qty: int = quantity_field()
     exit_at: Literal["open", "close"] = Field(
         "open",
         title="청산 시점 (exit)",

@@ -75,6 +75,16 @@ def workload(seed: int = 7) -> tuple[list[str], list[tuple[RunningMean, list[str
     return universe, subs
 
 
+def throughput(ticks: int, callbacks: int, elapsed: float) -> dict[str, Any]:
+    return {
+        "ticks": ticks,
+        "seconds": round(elapsed, 3),
+        "ticks_per_s": round(ticks / elapsed),
+        "callbacks": callbacks,
+        "callbacks_per_s": round(callbacks / elapsed),
+    }
+
+
 def make_ticks(n: int, symbols: list[str]) -> list[Tick]:
     clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=KST))
     market = SimulatedMarket(
@@ -102,14 +112,7 @@ async def hoga_saturated(ticks: list[Tick]) -> dict[str, Any]:
     for tick in ticks:
         deliver(tick)
     elapsed = time.perf_counter() - t0
-    callbacks = sum(s.calls for s, _ in subs)
-    return {
-        "ticks": len(ticks),
-        "seconds": round(elapsed, 3),
-        "ticks_per_s": round(len(ticks) / elapsed),
-        "callbacks": callbacks,
-        "callbacks_per_s": round(callbacks / elapsed),
-    }
+    return throughput(len(ticks), sum(s.calls for s, _ in subs), elapsed)
 
 
 def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
@@ -144,14 +147,7 @@ def vnpy_saturated(ticks: list[Tick]) -> dict[str, Any] | None:
     done.wait(600)
     elapsed = time.perf_counter() - t0
     engine.stop()
-    callbacks = sum(s.calls for s, _ in subs)
-    return {
-        "ticks": len(ticks),
-        "seconds": round(elapsed, 3),
-        "ticks_per_s": round(len(ticks) / elapsed),
-        "callbacks": callbacks,
-        "callbacks_per_s": round(callbacks / elapsed),
-    }
+    return throughput(len(ticks), sum(s.calls for s, _ in subs), elapsed)
 
 
 async def hoga_latency(ticks: list[Tick], rate: int, seconds: float) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 from hoga.domain.errors import ServiceUnavailable
+from hoga.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +91,11 @@ class Database:
         # SQLite: one connection held for the server's life; checking a connection out of a
         # pool and back costs more than the transaction itself.
         self._sqlite_conn: AsyncConnection | None = None
+        self.checkpointer: WalCheckpointer | None = None
+        if self.is_sqlite:
+            db_path = parsed.database
+            if db_path and db_path != ":memory:":
+                self.checkpointer = WalCheckpointer(Path(db_path))
 
     # --- lifecycle
 
@@ -130,8 +136,12 @@ class Database:
                 f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
                 code="db.unreachable",
             ) from None
+        if self.checkpointer is not None:
+            self.checkpointer.start()
 
     async def close(self) -> None:
+        if self.checkpointer is not None:
+            await self.checkpointer.stop()
         if self._sqlite_conn is not None:
             await self._sqlite_conn.close()
             self._sqlite_conn = None
@@ -207,6 +217,8 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA foreign_keys=ON")
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA busy_timeout=5000")
+    # Checkpoints normally come from WalCheckpointer's thread; this is the backstop.
+    cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     cur.close()
 
 

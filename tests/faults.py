@@ -9,8 +9,11 @@
 
 from __future__ import annotations
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from tests.conftest import _raw_dsn
 
 
 async def sqlite_full_on_insert(
@@ -33,20 +36,24 @@ async def sqlite_space_again(conn: AsyncConnection, table: str) -> None:
 
 
 async def pg_terminate_on(
-    conn: AsyncConnection,
+    db_url: str,
     table: str,
     *,
     when: str = "true",
     event: str = "INSERT",
     times: int = 1,
 ) -> None:
-    """The first ``times`` writes of ``table`` matching ``when`` kill their own connection.
-    Must run as the owner (the test's migrate connection or an owner engine)."""
-    await conn.execute(text("create sequence if not exists fault_kills"))
-    await conn.execute(
-        text(
+    """The first ``times`` writes of ``table`` matching ``when`` (SQL over NEW) kill their
+    own connection. Installed as the test database's owner (a superuser): the function is
+    SECURITY DEFINER, since a role that is not superuser may not terminate a superuser's
+    session (hoga's app role is SET on a session the superuser logged in)."""
+    conn = await asyncpg.connect(_raw_dsn(db_url))
+    try:
+        await conn.execute("create sequence if not exists fault_kills")
+        await conn.execute(
             f"""
-            create or replace function fault_kill_{table}() returns trigger language plpgsql as $$
+            create or replace function fault_kill_{table}() returns trigger language plpgsql
+            security definer as $$
             begin
               if nextval('fault_kills') <= {int(times)} then
                 perform pg_terminate_backend(pg_backend_pid());
@@ -55,10 +62,19 @@ async def pg_terminate_on(
             end $$
             """
         )
-    )
-    await conn.execute(
-        text(
+        await conn.execute(
             f"create trigger fault_kill_{table} after {event} on {table} for each row "
             f"when ({when}) execute function fault_kill_{table}()"
         )
-    )
+    finally:
+        await conn.close()
+
+
+async def pg_kills(db_url: str) -> int:
+    """How many times the kill triggers fired so far."""
+    conn = await asyncpg.connect(_raw_dsn(db_url))
+    try:
+        row = await conn.fetchrow("select last_value, is_called from fault_kills")
+        return int(row["last_value"]) if row["is_called"] else 0
+    finally:
+        await conn.close()

@@ -39,8 +39,8 @@ from hoga.brokers.base import (
     OrderUpdate,
     PlaceRequest,
 )
-from hoga.domain import krx
-from hoga.domain.clock import KST, Clock
+from hoga.domain import fills, krx
+from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from hoga.domain.market import QuoteSource
 from hoga.domain.orders import (
@@ -52,10 +52,8 @@ from hoga.domain.orders import (
     OrderType,
     Priority,
     Side,
-    status_after_fill,
 )
-from hoga.domain.portfolio import apply_fill
-from hoga.execution import retry, risk
+from hoga.execution import booking, retry, risk
 from hoga.execution.accounts import AccountService
 from hoga.execution.events import EventBus
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
@@ -901,141 +899,77 @@ class OrderService:
         return owners[account_id]
 
     async def apply_fill(self, order: Order, fill: FillReport) -> Order | None:
-        """Book one execution: fill row, order, position, cash and the day's P&L together."""
-        fill_day = datetime.fromtimestamp(fill.ts, KST).date()
+        """Book one execution report, once whatever its id (``domain/fills.py``): fill rows,
+        order, position, cash and the day's P&L in one transaction (``booking.py``).
+
+        Returns the updated order, or None when there was nothing (more) to book. A report
+        that shows executions hoga has not booked but cannot price asks for reconciliation.
+        """
         async with (
             self._account_locks[order.account_id],
             self._db.tx(Actor.user(order.user_id)) as conn,
         ):
             order = await self._reload(conn, order)
-            if fill.qty <= 0 or fill.qty > order.remaining:
-                log.warning(
-                    "fill %s for order %s has qty %s (remaining %s); ignored",
-                    fill.fill_id,
-                    order.id,
-                    fill.qty,
-                    order.remaining,
-                )
-                return None
-            acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
-            rate = acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE
-            inst = self._quotes.instrument(order.symbol)
-            market = inst.market if inst else "KOSPI"
-            fee, tax = krx.fill_costs(order.side, fill.qty, fill.price, fill_day, market, rate)
-            if fill.commission is not None:
-                fee = fill.commission
-            if fill.tax is not None:
-                tax = fill.tax
-            now = self._clock.now()
-            ts = datetime.fromtimestamp(fill.ts, KST)
-            fill_row = await ledger.insert_fill(
-                conn,
-                user_id=order.user_id,
-                account_id=order.account_id,
-                order_id=order.id,
-                strategy_id=order.strategy_id,
-                broker_fill_id=fill.fill_id,
-                symbol=order.symbol,
-                side=order.side.value,
+            p = fills.plan(
+                order_qty=order.qty,
+                filled_qty=order.filled_qty,
+                filled_amount=order.filled_amount,
                 qty=fill.qty,
                 price=fill.price,
-                commission=fee,
-                tax=tax,
-                trading_day=fill_day,
-                ts=ts,
+                cum_qty=fill.cum_qty,
+                cum_amount=fill.cum_amount,
             )
-            if fill_row is None:
-                return None  # already booked (duplicate report)
-            pos = await ledger.position(conn, order.user_id, order.account_id, order.symbol)
-            effect = apply_fill(pos, order.side, fill.qty, fill.price, fee, tax)
-            await ledger.save_position(
-                conn, order.user_id, order.account_id, order.symbol, effect.position, now
-            )
-            amount = fill.qty * fill.price
-            kind = "buy" if order.side == Side.BUY else "sell"
-            await ledger.post_cash(
-                conn,
+            if p.skip is None:
+                acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+                inst = self._quotes.instrument(order.symbol)
+                booked = await booking.book_parts(
+                    conn,
+                    order,
+                    fill,
+                    p.parts,
+                    rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
+                    market=inst.market if inst else "KOSPI",
+                    now=self._clock.now(),
+                )
+                updated = await self._reload(conn, order) if booked else None
+        if p.skip is not None:
+            if p.skip != "duplicate":
+                log.warning(
+                    "fill %s for order %s not booked (%s: qty %s, cumulative %s, booked %s/%s)",
+                    fill.fill_id,
+                    order.id,
+                    p.skip,
+                    fill.qty,
+                    fill.cum_qty,
+                    order.filled_qty,
+                    order.qty,
+                )
+                # The broker knows executions hoga cannot book from this report alone.
+                self.on_unknown(order.account_id)
+            return None
+        if updated is None:
+            return None
+        self.stats["fills"] += len(booked)
+        for b in booked:
+            self._bus.publish(
                 order.user_id,
-                order.account_id,
-                -amount if order.side == Side.BUY else amount,
-                kind,
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.post_cash(
-                conn,
-                order.user_id,
-                order.account_id,
-                -fee,
-                "commission",
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.post_cash(
-                conn,
-                order.user_id,
-                order.account_id,
-                -tax,
-                "tax",
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.bump_day(
-                conn, order.user_id, krx.trading_date(now), realized=effect.realized
-            )
-            filled = order.filled_qty + fill.qty
-            remaining = order.qty - filled
-            reserved = (
-                order.reserved_cash * remaining // order.remaining if order.side == Side.BUY else 0
-            )
-            status = (
-                order.status
-                if order.status in TERMINAL
-                else status_after_fill(order.qty, filled, order.status)
-            )
-            if status == S.FILLED:
-                reserved = 0
-            values: dict[str, Any] = {
-                "filled_qty": filled,
-                "filled_amount": order.filled_amount + amount,
-                "commission": order.commission + fee,
-                "tax": order.tax + tax,
-                "reserved_cash": reserved,
-            }
-            if order.broker_order_id is None:
-                values["broker_order_id"] = fill.broker_order_id
-            await conn.execute(
-                t.orders.update()
-                .where(t.orders.c.id == order.id)
-                .values(status=status.value, updated_at=now, **values)
-            )
-            await repo.add_event(
-                conn, order.user_id, order.id, status, now, f"fill {fill.qty}@{fill.price}"
-            )
-            updated = await self._reload(conn, order)
-        self.stats["fills"] += 1
-        self._bus.publish(
-            order.user_id,
-            {
-                "type": "fill",
-                "fill": {
-                    "id": fill_row,
-                    "order_id": order.id,
-                    "strategy_id": order.strategy_id,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "qty": fill.qty,
-                    "price": fill.price,
-                    "commission": fee,
-                    "tax": tax,
-                    "ts": ts.isoformat(),
-                    "account_id": order.account_id,
+                {
+                    "type": "fill",
+                    "fill": {
+                        "id": b.row_id,
+                        "order_id": order.id,
+                        "strategy_id": order.strategy_id,
+                        "symbol": order.symbol,
+                        "side": order.side.value,
+                        "qty": b.qty,
+                        "price": b.price,
+                        "commission": b.commission,
+                        "tax": b.tax,
+                        "ts": b.ts.isoformat(),
+                        "account_id": order.account_id,
+                    },
                 },
-            },
-        )
+            )
         self._publish(updated)
         return updated
 

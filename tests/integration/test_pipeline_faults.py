@@ -144,6 +144,7 @@ async def test_api_answers_503_storage_full_and_keeps_serving_reads(
             json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
         )
         assert r.status_code == 503, r.text
+        assert r.headers["Retry-After"] == "30"
         err = r.json()["error"]
         assert err["code"] == "storage.full"
         assert "INSERT" not in err["message"] and "orders" not in err["message"]
@@ -176,6 +177,7 @@ async def test_api_answers_503_storage_unavailable_when_the_connection_dies(
         )
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "storage.unavailable"
+        assert r.headers["Retry-After"] == "1"
         r = await h.http.get("/api/orders", headers=u)
         assert r.status_code == 200 and r.json()["orders"] == []
         r = await h.http.post(
@@ -205,3 +207,31 @@ async def test_resync_queues_an_order_the_queue_lost(tmp_path: Path, sqlite_url:
         await h.hoga.dispatcher.start()
         done = await h.wait_status(u, oid, "FILLED")
         assert h.hoga.paper.placements(done["account_id"]) == 1
+
+
+async def test_a_database_fault_raised_outside_a_transaction_is_still_a_503() -> None:
+    """The last line of defence: a driver error that escaped Database.tx's translation."""
+    import sqlite3
+
+    import httpx
+    from fastapi import FastAPI
+    from sqlalchemy.exc import OperationalError
+
+    from hoga.api.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.get("/boom")
+    async def boom() -> None:
+        raise OperationalError(
+            "INSERT ...", {}, sqlite3.OperationalError("database or disk is full")
+        )
+
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
+        base_url="http://t",
+    ) as client:
+        r = await client.get("/boom")
+    assert r.status_code == 503 and r.json()["error"]["code"] == "storage.full"
+    assert "INSERT" not in r.text

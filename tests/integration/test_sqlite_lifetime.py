@@ -5,9 +5,11 @@ writes are running without crashing the process (a segfault here kills the whole
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 
 from hoga.store.checkpoint import WalCheckpointer
@@ -104,3 +106,18 @@ async def test_checkpointer_can_restart_after_stop(tmp_path: Path) -> None:
         await cp.stop()
     assert cp.runs == 3
     assert not _checkpoint_threads()
+
+
+async def test_the_inline_connection_refuses_any_other_thread(tmp_path: Path) -> None:
+    """The event loop's SQLite connection is the loop thread's alone: a thread that reached
+    for it would get an error, never a shared connection."""
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'own.db'}")
+    await db.start()
+    try:
+        async with db.tx(SYSTEM) as conn:
+            raw = (await conn.get_raw_connection()).driver_connection
+            assert isinstance(raw, sqlite3.Connection)
+        with pytest.raises(sqlite3.ProgrammingError, match="thread"):
+            await asyncio.to_thread(raw.execute, "select 1")
+    finally:
+        await db.close()

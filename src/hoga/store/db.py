@@ -113,7 +113,10 @@ class Database:
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             url = inline_url(self.url)
-            kwargs["connect_args"] = {"check_same_thread": False}
+            # The connection is opened, used and closed on the event loop's thread only (the
+            # checkpointer has its own); sqlite3 then refuses any other thread outright
+            # instead of letting two threads into one connection.
+            kwargs["connect_args"] = {"check_same_thread": True}
         else:
             settings = {"application_name": "hoga"}
             if as_app and self.app_role:

@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from hoga.domain import krx
+from hoga.domain.errors import StorageFull
 from hoga.store.db import SYSTEM, Actor
 from hoga.store.repos import ledger
 from tests.faults import pg_kills, pg_terminate_on, sqlite_full_on_insert, sqlite_space_again
@@ -235,3 +237,94 @@ async def test_a_database_fault_raised_outside_a_transaction_is_still_a_503() ->
         r = await client.get("/boom")
     assert r.status_code == 503 and r.json()["error"]["code"] == "storage.full"
     assert "INSERT" not in r.text
+
+
+async def test_background_work_survives_a_full_disk_and_catches_up(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Bar persistence keeps the bars it could not write; day-end expiry leaves the queue and
+    the database agreeing; a reconcile round ends with the fault named and tries again."""
+    from datetime import datetime, timedelta
+
+    from hoga.domain.clock import KST, ManualClock
+    from hoga.domain.market import Tick
+    from hoga.store import tables as t
+
+    clock = ManualClock(datetime(2026, 11, 26, 10, 0, tzinfo=KST))
+    async with running(tmp_path, sqlite_url, clock=clock) as h:
+        u = await h.user("gus", "basic")
+        h.pump(300)
+        # Bars: the write fails, the bars wait, and go in once there is room.
+        await _fault(h, "bars", "INSERT", "1")
+        start = clock.time()
+        h.hoga.bars.on_tick(Tick("005930", 70_000, 5, start))
+        h.hoga.bars.on_tick(Tick("005930", 70_100, 5, start + 61))
+        with pytest.raises(StorageFull):
+            await h.hoga._flush_bars()
+        await _heal(h, "bars")
+        await h.hoga._flush_bars()
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            rows = (await conn.execute(t.bars.select().where(t.bars.c.symbol == "005930"))).all()
+        assert any(r.start == int(start // 60 * 60) for r in rows)
+
+        # Day end: an order queued yesterday expires; if that cannot be recorded, it is still
+        # queued in both the database and the queue.
+        await h.hoga.dispatcher.stop()
+        r = await h.http.post(
+            "/api/orders",
+            headers=u,
+            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
+        )
+        oid = r.json()["id"]
+        uid = (await h.http.get("/api/me", headers=u)).json()["id"]
+        clock.advance(timedelta(days=1))  # (the access token expires: read the service)
+        await _fault(h, "orders", "UPDATE", "NEW.status = 'EXPIRED'")
+        with pytest.raises(StorageFull):
+            await h.hoga.orders.expire_stale(krx.trading_date(clock.now()))
+        assert h.hoga.queue.contains(oid)
+        assert (await h.hoga.orders.get(uid, oid)).status.value == "QUEUED"
+        await _heal(h, "orders")
+        assert await h.hoga.orders.expire_stale(krx.trading_date(clock.now())) == 1
+        assert not h.hoga.queue.contains(oid)
+        assert (await h.hoga.orders.get(uid, oid)).status.value == "EXPIRED"
+
+
+async def test_a_reconcile_round_that_meets_a_full_disk_names_it_and_tries_again(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    from hoga.brokers.paper import PaperFaults
+
+    faults = PaperFaults(accept_then_timeout=1)
+    async with running(tmp_path, sqlite_url, faults=faults, submit_timeout=0.3) as h:
+        u = await h.user("hal", "basic")
+        h.pump(300)
+        quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()
+        price = krx.round_to_tick(int(quote["quotes"][0]["price"] * 0.8))
+        await _fault(h, "orders", "UPDATE", "NEW.status = 'ACCEPTED'")
+        r = await h.http.post(
+            "/api/orders",
+            headers=u,
+            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": price},
+        )
+        oid, account = r.json()["id"], r.json()["account_id"]
+
+        async def unknown() -> bool:
+            return (await h.order(u, oid))["status"] == "UNKNOWN"
+
+        await eventually(unknown, 10.0, "the order to go UNKNOWN")
+
+        async def round_failed() -> bool:
+            last = h.hoga.reconciler.last.get(account)
+            return last is not None and last.error == "storage.full"
+
+        # Going UNKNOWN asked for a round; it meets the full disk and says so.
+        await eventually(round_failed, 10.0, "a reconcile round to meet the full disk")
+        assert (await h.order(u, oid))["status"] == "UNKNOWN"
+        await _heal(h, "orders")
+
+        async def settled() -> bool:
+            return (await h.order(u, oid))["status"] == "ACCEPTED"
+
+        # No periodic round runs here: the failed round scheduled its own retry.
+        await eventually(settled, 15.0, "the retried round to settle the order")
+        assert h.hoga.paper.placements(account) == 1

@@ -787,14 +787,17 @@ class OrderService:
             self.queue.defer(item, e.retry_after)
             return
         except BrokerRejected as e:
-            await self._record(order, "cancel refusal", partial(self._cancel_refused, order, e))
+            if await self._record(order, "cancel refusal", partial(self._cancel_refused, order, e)):
+                self.cancels_sent.discard(order.id)
             self.on_unknown(order.account_id)
             return
         except (TimeoutError, BrokerError, OSError):
             self.on_unknown(order.account_id)
             return
 
-        await self._record(order, "cancel confirmation", partial(self._cancel_confirmed, order))
+        if await self._record(order, "cancel confirmation", partial(self._cancel_confirmed, order)):
+            # Recorded; while it is not, the resync must not send the cancel again.
+            self.cancels_sent.discard(order.id)
 
     async def _cancel_refused(self, order: Order, e: BrokerRejected) -> Order | None:
         fresh = await self._load(order.user_id, order.id)

@@ -266,7 +266,7 @@ class Reconciler:
             current = await self._service.get(order.user_id, order.id)
             if current.filled_qty >= rep.filled_qty and fill.cum_qty is None:
                 break  # covered; a fill without a position could only be counted twice
-            if await self._service.apply_fill(current, fill) is not None:
+            if await self._service.apply_fill(current, fill, reconcile_gaps=False) is not None:
                 result.fills_booked += 1
         current = await self._service.get(order.user_id, order.id)
         if rep.filled_qty > current.filled_qty and rep.avg_price > 0:
@@ -285,7 +285,7 @@ class Reconciler:
                 cum_qty=rep.filled_qty,
                 cum_amount=rep.filled_amount,
             )
-            if await self._service.apply_fill(current, catch_up) is not None:
+            if await self._service.apply_fill(current, catch_up, reconcile_gaps=False) is not None:
                 result.fills_booked += 1
             current = await self._service.get(order.user_id, order.id)
         if current.filled_qty > rep.filled_qty:

@@ -901,12 +901,15 @@ class OrderService:
             owners[account_id] = int(row[0])
         return owners[account_id]
 
-    async def apply_fill(self, order: Order, fill: FillReport) -> Order | None:
+    async def apply_fill(
+        self, order: Order, fill: FillReport, *, reconcile_gaps: bool = True
+    ) -> Order | None:
         """Book one execution report, once whatever its id (``domain/fills.py``): fill rows,
         order, position, cash and the day's P&L in one transaction (``booking.py``).
 
         Returns the updated order, or None when there was nothing (more) to book. A report
-        that shows executions hoga has not booked but cannot price asks for reconciliation.
+        that shows executions hoga has not booked but cannot price asks for reconciliation
+        (unless it comes from reconciliation itself: ``reconcile_gaps=False``).
         """
         async with (
             self._account_locks[order.account_id],
@@ -947,8 +950,9 @@ class OrderService:
                     order.filled_qty,
                     order.qty,
                 )
-                # The broker knows executions hoga cannot book from this report alone.
-                self.on_unknown(order.account_id)
+                if reconcile_gaps:
+                    # The broker knows executions hoga cannot book from this report alone.
+                    self.on_unknown(order.account_id)
             return None
         if updated is None:
             return None

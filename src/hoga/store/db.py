@@ -128,7 +128,6 @@ class Database:
         engine = create_async_engine(url, **kwargs)
         if self.is_sqlite:
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-            event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
 
     async def start(self) -> None:
@@ -148,7 +147,7 @@ class Database:
         if self.checkpointer is not None:
             self.checkpointer.start()
 
-    async def close(self, grace: float = 5.0) -> None:
+    async def close(self, grace: float = 2.0) -> None:
         """Close the engines. On SQLite, a transaction in progress is let finish first (up to
         ``grace`` seconds): the held connection is never closed under a running statement."""
         self._closed = True
@@ -257,11 +256,6 @@ def _closed_error() -> StorageUnavailable:
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    # Transactions are SQLAlchemy's, not pysqlite's: pysqlite would only BEGIN before the first
-    # INSERT/UPDATE/DELETE, so a SAVEPOINT opened earlier started the transaction itself and
-    # its RELEASE committed everything so far (a fill without its order, position and cash).
-    # With pysqlite's own handling off, _sqlite_begin issues the BEGIN (see _make_engine).
-    dbapi_conn.isolation_level = None
     cur = dbapi_conn.cursor()
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA foreign_keys=ON")
@@ -270,13 +264,6 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     # Checkpoints normally come from WalCheckpointer's thread; this is the backstop.
     cur.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
     cur.close()
-
-
-def _sqlite_begin(conn: Any) -> None:
-    # IMMEDIATE: take the write lock up front (waiting up to busy_timeout for another process,
-    # e.g. an admin command), so a transaction that read first never fails its first write
-    # with SQLITE_BUSY_SNAPSHOT. In this process transactions are serialised anyway.
-    conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def _root_cause(e: BaseException) -> str:

@@ -170,17 +170,21 @@ async def by_broker_ids(
 
 async def accounts_at_broker(conn: AsyncConnection, day: date) -> list[int]:
     """Accounts the broker may have something to tell about: an order past QUEUED that is
-    still open, or any order of ``day`` it has numbered (system actor)."""
+    still open, or any order of ``day`` it has numbered (system actor). Both lookups use an
+    index (status; user and trading day), so this stays cheap however long the history."""
     at_broker = [s.value for s in OPEN if s != OrderStatus.QUEUED]
-    rows = await conn.execute(
+    open_ = select(t.orders.c.account_id).where(t.orders.c.status.in_(at_broker)).distinct()
+    today = (
         select(t.orders.c.account_id)
         .where(
-            t.orders.c.status.in_(at_broker)
-            | (t.orders.c.trading_day == day) & t.orders.c.broker_order_id.is_not(None)
+            t.orders.c.user_id.in_(select(t.users.c.id)),
+            t.orders.c.trading_day == day,
+            t.orders.c.broker_order_id.is_not(None),
         )
         .distinct()
     )
-    return sorted(int(r[0]) for r in rows)
+    found = {int(r[0]) for q in (open_, today) for r in await conn.execute(q)}
+    return sorted(found)
 
 
 async def list_orders(

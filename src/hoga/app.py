@@ -29,12 +29,14 @@ from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
+from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import Bar, QuoteSource
 from hoga.execution.accounts import AccountService, VaultTokenStore
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.queue import OrderQueue
 from hoga.execution.reconcile import Reconciler
+from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed
@@ -226,6 +228,7 @@ class HogaApp:
         for name, broker in self.brokers.items():
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
+        self.resync = QueueResync(self.db, self.orders, self.clock)
         self.reconciler = Reconciler(
             self.db,
             self.orders,
@@ -350,6 +353,7 @@ class HogaApp:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()
+        await self.resync.start()
         await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
@@ -375,7 +379,9 @@ class HogaApp:
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
+            ("queue resync", self.resync.stop),
             ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
+            ("held events", self.orders.stop),
             ("hub", self.hub.stop),
             ("feed", self.feed.close),
             ("background", self._stop_background),
@@ -433,14 +439,20 @@ class HogaApp:
         ]
         dialect = postgresql if self.db.is_postgres else sqlite
         stmt = dialect.insert(t.bars).values(values).on_conflict_do_nothing()
-        async with self.db.tx(SYSTEM) as conn:
-            await conn.execute(stmt)
+        try:
+            async with self.db.tx(SYSTEM) as conn:
+                await conn.execute(stmt)
+        except BaseException:
+            self.bars.restore_pending(pending)  # written next time
+            raise
 
     async def _persist_bars(self) -> None:
         while True:
             await asyncio.sleep(5.0)
             try:
                 await self._flush_bars()
+            except StorageUnavailable as e:
+                log.warning("persisting bars postponed: storage fault (%s)", e.code)
             except Exception:
                 log.exception("persisting bars failed")
 
@@ -449,11 +461,19 @@ class HogaApp:
         while True:
             await asyncio.sleep(30.0)
             today = krx.trading_date(self.clock.now())
-            if today != day:
-                day = today
+            if today == day:
+                continue
+            try:
                 n = await self.orders.expire_stale(today)
-                if n:
-                    log.info("expired %d queued orders of earlier days", n)
+            except StorageUnavailable as e:
+                log.warning("day roll postponed: storage fault (%s)", e.code)
+                continue  # the day is rolled again in 30 s
+            except Exception:
+                log.exception("day roll failed; trying again in 30 s")
+                continue
+            day = today
+            if n:
+                log.info("expired %d queued orders of earlier days", n)
 
 
 class AdminContext:

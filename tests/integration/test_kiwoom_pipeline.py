@@ -278,11 +278,10 @@ async def test_fills_from_the_stream_update_positions(tmp_path: Path, sqlite_url
         assert done["filled_qty"] == theirs.filled == 2000
         assert len(done["fills"]) >= 2
         assert sum(f["qty"] * f["price"] for f in done["fills"]) == theirs.amount
-        # Commission and tax come from domain.krx with the account's rate.
-        for f in done["fills"]:
-            assert f["commission"] == krx.commission(
-                f["qty"] * f["price"], krx.DEFAULT_COMMISSION_RATE
-            )
+        # Commission comes from domain.krx with the account's rate, rounded per order: the
+        # fills' commissions add up to that of the whole amount - and to the broker's.
+        fees = sum(f["commission"] for f in done["fills"])
+        assert fees == krx.commission(theirs.amount, krx.DEFAULT_COMMISSION_RATE) == theirs.fee
         p = (await h.http.get(f"/api/portfolio?account_id={account_id}", headers=headers)).json()
         (pos,) = p["positions"]
         assert pos["qty"] == 2000

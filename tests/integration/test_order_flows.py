@@ -238,7 +238,7 @@ async def test_reconciled_executions_match_the_brokers_amount_to_the_won(
             filled_amount=amount,
         )
         for _ in range(2):
-            await h.hoga.reconciler._catch_up(order, report)
+            await h.hoga.reconciler.converge(order, report)
             order = await h.hoga.orders.get(uid, order.id)
         done = await h.order(u, order.id)
         assert done["filled_qty"] == 3

@@ -287,3 +287,44 @@ def test_an_acknowledged_cancel_no_longer_listed_is_reported_cancelled(
     tracker.placed(tracker.expect(buy(cid="quiet")), "0000063")
     reports, _ = tracker.sync(DAY, parse(row("0000060")))
     assert "quiet" not in {r.client_order_id for r in reports}
+
+
+def test_after_a_restart_the_last_notice_carries_the_whole_cumulative_position(
+    tracker: OrderTracker,
+) -> None:
+    """A fresh tracker (hoga restarted) hears only the last execution of an order that
+    executed 100 of 123 shares while it was down: the fill names where it leaves the order
+    (cumulative 123 shares, FID 903's amount), and the chain is FILLED - not 23 shares and
+    CANCELLED once the reports say the order is closed."""
+    amount = 100 * 69_900 + 23 * 70_000
+    (fill,) = tracker.on_order_frame(
+        frame(
+            "0000031",
+            "체결",
+            f900="123",
+            f902="0",
+            f903=str(amount),
+            f911="123",
+            f915="23",
+            f914="+70000",
+        )
+    )
+    assert isinstance(fill, FillEvent)
+    assert (fill.fill.qty, fill.fill.cum_qty, fill.fill.cum_amount) == (23, 123, amount)
+    reports, fills = tracker.sync(
+        DAY, parse(row("0000031", ord_qty="123", oso_qty="0", cntr_qty="123", cntr_pric="69916"))
+    )
+    (rep,) = reports
+    assert (rep.status, rep.filled_qty, rep.filled_amount) == (OrderStatus.FILLED, 123, amount)
+    assert [f.fill_id for f in fills] == [f"{DAY}-0000031-123"]
+
+
+def test_a_report_residual_carries_its_cumulative_position_without_an_amount(
+    tracker: OrderTracker,
+) -> None:
+    reports, fills = tracker.sync(
+        DAY, parse(row("0000032", ord_qty="10", oso_qty="0", cntr_qty="10", cntr_pric="70000"))
+    )
+    (f,) = fills
+    assert (f.qty, f.cum_qty, f.cum_amount) == (10, 10, None)  # ka10076's price is an average
+    assert reports[0].filled_amount is None and reports[0].avg_price == 70_000

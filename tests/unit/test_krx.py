@@ -251,3 +251,31 @@ def test_fill_costs_tax_only_on_sells(qty: int, price: int) -> None:
     assert buy_tax == 0
     assert buy_fee == sell_fee == krx.commission(qty * price)
     assert sell_tax == qty * price * 20 // 10_000
+
+
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=1, max_value=5_000), on_tick_prices),
+        min_size=1,
+        max_size=12,
+    ),
+    st.sampled_from(["buy", "sell"]),
+    st.decimals("0", "0.005", places=7),
+)
+def test_an_orders_costs_do_not_depend_on_how_its_executions_are_split(
+    executions: list[tuple[int, int]], side: str, rate: Decimal
+) -> None:
+    """Costs are rounded on the order's cumulative amount, so booking the executions one by
+    one, all at once, or regrouped (a live notice vs a report's cumulative catch-up) charges
+    the same commission and tax to the won - what keeps hoga's cash equal to the broker's."""
+    d = date(2026, 3, 3)
+    total = sum(q * p for q, p in executions)
+    whole = krx.fill_costs(side, 1, total, d, "KOSPI", rate)
+    fee = tax = prior = 0
+    for qty, price in executions:
+        f, t = krx.fill_costs(side, qty, price, d, "KOSPI", rate, prior_amount=prior)
+        assert f >= 0 and t >= 0
+        fee, tax, prior = fee + f, tax + t, prior + qty * price
+    assert (
+        (fee, tax) == whole == (krx.commission(total, rate), krx.order_tax(side, total, d, "KOSPI"))
+    )

@@ -100,3 +100,39 @@ def test_service_order_is_the_sort_key_order(entries: list[tuple[Priority, float
         for b in items:
             if a.priority == b.priority and (a.enqueued_at, a.seq) < (b.enqueued_at, b.seq):
                 assert served[a.order_id] < served[b.order_id]
+
+
+async def test_a_deferred_item_stays_visible_and_comes_back_when_due() -> None:
+    import asyncio
+
+    q = OrderQueue(max_wait=30)
+    pushed = asyncio.Event()
+    q.on_push(lambda gateway: pushed.set())
+    first = q.push(item(1, P.NORMAL, 0))
+    q.push(item(2, P.NORMAL, 1))
+    assert q.pop("g", 1) is first
+    pushed.clear()
+    q.defer(first, 0.01)
+    # Still queued as far as anyone asking can tell, but not handed out yet.
+    assert q.contains(1) and q.size() == 2 and q.size("g") == 2 and q.deferred("g") == 1
+    assert [i.order_id for i, _, _ in q.places(1)] == [1, 2]
+    assert q.pop("g", 1) is not first
+    await asyncio.wait_for(pushed.wait(), 10)
+    assert q.deferred() == 0 and q.size("g") == 1
+    assert q.pop("g", 1) is first  # back, in its old place
+
+
+async def test_a_deferred_item_removed_meanwhile_never_comes_back() -> None:
+    import asyncio
+
+    q = OrderQueue(max_wait=30)
+    q.push(item(1, P.NORMAL, 0))
+    taken = q.pop("g", 1)
+    assert taken is not None
+    q.defer(taken, 0.01)
+    assert q.remove(1) is taken
+    assert q.size("g") == 0 and q.deferred() == 0 and not q.contains(1)
+    later = asyncio.Event()
+    asyncio.get_running_loop().call_later(0.05, later.set)
+    await asyncio.wait_for(later.wait(), 10)
+    assert q.pop("g", 1) is None and q.size() == 0

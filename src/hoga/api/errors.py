@@ -1,4 +1,9 @@
-"""Every refusal as ``{"error": {"code", "message"}}`` with a 4xx status - never a bare 500."""
+"""Every refusal as ``{"error": {"code", "message"}}`` with a 4xx status - never a bare 500.
+
+Faults of a dependency are 503 with a code naming it: ``storage.unavailable`` (the database's
+connection was lost, it is restarting or unreachable) and ``storage.full`` (its disk is full),
+with ``Retry-After``; nothing of the failed request was written.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from hoga.domain.errors import HogaError, LimitExceeded
+from hoga.domain.errors import HogaError, LimitExceeded, StorageFull, StorageUnavailable
+from hoga.store.faults import classify
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +48,9 @@ def install_error_handlers(app: FastAPI) -> None:
         headers = {}
         if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
+        elif isinstance(exc, StorageUnavailable):
+            # A lost connection comes back within a second or two; a full disk needs a person.
+            headers["Retry-After"] = "30" if isinstance(exc, StorageFull) else "1"
         body = {"error": exc.to_dict()}
         # The field a refusal is about sits beside code and message, as the API contract says.
         if exc.details and isinstance(exc.details.get("field"), str):
@@ -92,6 +101,14 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        fault = classify(exc)
+        if fault is not None:
+            # A database fault raised outside Database.tx (which translates its own): still
+            # a 503 that says what happened, not an "internal error".
+            log.warning(
+                "storage fault (%s) on %s %s", fault.cause, request.method, request.url.path
+            )
+            return await _hoga(request, fault)
         # Log the type and route only: exception text may carry values we must not log.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         return JSONResponse(

@@ -108,7 +108,13 @@ class OrderStatusReport:
 
 @dataclass(frozen=True, slots=True)
 class FillReport:
-    """One execution. ``fill_id`` is unique per account at the broker (used to de-duplicate).
+    """One execution. ``fill_id`` is unique per account at the broker.
+
+    ``cum_qty``/``cum_amount``: where this execution leaves the order at the broker - its
+    cumulative filled quantity and executed amount (won) - when the adapter knows them for
+    certain. They are what de-duplicates an execution heard of twice under different ids (a
+    notice, a report's catch-up) and what lets missed earlier executions be caught up; see
+    ``domain/fills.py``. Without them the fill id is the only de-duplication.
 
     Fees are the broker's own figures when it reports them; otherwise hoga computes them with
     ``domain.krx`` and the account's commission rate.
@@ -124,6 +130,8 @@ class FillReport:
     commission: int | None = None
     tax: int | None = None
     client_order_id: str | None = None
+    cum_qty: int | None = None
+    cum_amount: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

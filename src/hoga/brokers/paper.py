@@ -506,7 +506,15 @@ class PaperBroker:
         inst = self._quotes.instrument(order.symbol)
         market = inst.market if inst else "KOSPI"
         trade_day = datetime.fromtimestamp(tick.ts, KST).date()
-        fee, tax = krx.fill_costs(order.side, qty, px, trade_day, market, acct.commission_rate)
+        fee, tax = krx.fill_costs(
+            order.side,
+            qty,
+            px,
+            trade_day,
+            market,
+            acct.commission_rate,
+            prior_amount=order.filled_amount,
+        )
         self._book_fill(acct, order, qty, px, fill_id, tick.ts, fee, tax)
         self._write(
             {
@@ -558,6 +566,8 @@ class PaperBroker:
                 ts=ts,
                 commission=fee,
                 tax=tax,
+                cum_qty=order.filled_qty,
+                cum_amount=order.filled_amount,
             )
         )
         if order.remaining == 0:

@@ -85,3 +85,36 @@ class ServiceUnavailable(HogaError):
 
     status = 503
     default_code = "unavailable"
+
+
+class StorageUnavailable(ServiceUnavailable):
+    """The database could not take the request (connection lost, server restarting or down,
+    I/O error). The transaction was rolled back: nothing of it was written (503)."""
+
+    default_code = "storage.unavailable"
+    #: What failed, for logs (never part of the answer).
+    cause: str = ""
+
+    def __init__(self, message: str | None = None, code: str | None = None, **details: Any):
+        super().__init__(
+            message
+            or "데이터베이스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요 "
+            "(storage unavailable; nothing was recorded, retry shortly)",
+            code,
+            **details,
+        )
+
+
+class StorageFull(StorageUnavailable):
+    """The database's disk is full. The transaction was rolled back; reads still work (503)."""
+
+    default_code = "storage.full"
+
+    def __init__(self, message: str | None = None, code: str | None = None, **details: Any):
+        super().__init__(
+            message
+            or "저장 공간이 부족해 기록할 수 없습니다. 관리자에게 알려 주세요 "
+            "(storage full; nothing was recorded)",
+            code,
+            **details,
+        )

@@ -366,6 +366,11 @@ def sell_tax(amount: int, trade_date: date, market: str) -> int:
     return _floor_won(amount, sell_tax_rate(trade_date, market))
 
 
+def order_tax(side: str, amount: int, trade_date: date, market: str) -> int:
+    """Transaction tax on an order's executions worth ``amount`` won in all (sells only)."""
+    return sell_tax(amount, trade_date, market) if side == "sell" else 0
+
+
 def fill_costs(
     side: str,
     qty: int,
@@ -373,8 +378,22 @@ def fill_costs(
     trade_date: date,
     market: str,
     commission_rate: Decimal | str = DEFAULT_COMMISSION_RATE,
+    *,
+    prior_amount: int = 0,
 ) -> tuple[int, int]:
-    """(commission, tax) on one fill; tax only on sells. Shared by paper, live and backtests."""
-    amount = qty * price
-    tax = sell_tax(amount, trade_date, market) if side == "sell" else 0
-    return commission(amount, commission_rate), tax
+    """(commission, tax) on one fill; tax only on sells. Shared by paper, live and backtests.
+
+    Rounding is per order, not per fill: costs are floored on the order's cumulative executed
+    amount, and a fill is charged the increase - ``prior_amount`` is what the order had
+    executed before this fill. So an order's costs are the same however its executions are
+    split or grouped (live notices one by one, or a report's cumulative total at once), and
+    hoga's books stay equal to the broker's to the won. The references document neither
+    rule (krx.md §4); per-order flooring matches Kiwoom reporting fees and taxes per order
+    (ka10076 ``tdy_trde_cmsn``/``tdy_trde_tax``) and is unverified against a real account.
+    """
+    if prior_amount < 0:
+        raise ValueError("prior_amount must not be negative")
+    before, after = prior_amount, prior_amount + qty * price
+    fee = commission(after, commission_rate) - commission(before, commission_rate)
+    tax = order_tax(side, after, trade_date, market) - order_tax(side, before, trade_date, market)
+    return fee, tax

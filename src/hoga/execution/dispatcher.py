@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from hoga.brokers.base import AccountRef, Broker, BrokerLimits
+from hoga.domain.errors import StorageUnavailable
 from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.ratelimit import SlidingWindow, acquire_all, available_at
 from hoga.execution.scheduling import Act, HogaSessionPolicy, SessionPolicy, SessionState
@@ -147,6 +148,10 @@ class Dispatcher:
                     await self._step_rest(gw)
             except asyncio.CancelledError:
                 raise
+            except StorageUnavailable as e:
+                # Looking up an account's limits reads the database; wait for it to return.
+                log.warning("dispatcher for %s: storage fault (%s); waiting", gw.name, e.code)
+                await asyncio.sleep(1.0)
             except Exception:
                 log.exception("dispatcher for %s failed; continuing", gw.name)
                 await asyncio.sleep(0.5)

@@ -10,10 +10,15 @@ Ordering, one rule everywhere (queue positions, the REST dispatcher, the session
 
 Items are kept per account (brokers limit per account) in heaps, with lazy removal so a
 cancel of a queued order is O(1).
+
+An item that must wait before it is tried again (the broker was throttled, the database could
+not record the claim) is *deferred*: it stays queued - counted, listed, in its place in the
+user's queue view - but is not handed out until its delay has passed.
 """
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 from collections.abc import Callable, Iterator
@@ -45,6 +50,9 @@ class QueueItem:
     seq: int = 0
     key: SortKey = (0, 0.0, 0)
     removed: bool = False
+    held: bool = False
+    #: Tries that failed on the database before reaching the broker (sets the back-off).
+    attempts: int = 0
 
 
 @dataclass
@@ -66,6 +74,7 @@ class OrderQueue:
         self._seq = itertools.count(1)
         self._accounts: dict[tuple[str, int], _AccountQueue] = {}
         self._by_order: dict[tuple[int, Kind], QueueItem] = {}
+        self._held: dict[str, int] = {}
         self._listeners: list[Callable[[str], None]] = []
 
     def sort_key(self, priority: Priority, enqueued_at: float, seq: int) -> SortKey:
@@ -95,15 +104,49 @@ class OrderQueue:
 
     def requeue(self, item: QueueItem) -> None:
         """Put back an item the broker did not process; it keeps its place."""
+        if item.held:
+            self._unhold(item)
         item.removed = False
         self._by_order.pop((item.order_id, item.kind), None)
         self.push(item)
+
+    def defer(self, item: QueueItem, delay: float) -> None:
+        """Keep ``item`` queued (and visible) but hand it out only after ``delay`` seconds;
+        it keeps its place. Nothing happens if the order is queued again meanwhile."""
+        key = (item.order_id, item.kind)
+        current = self._by_order.get(key)
+        if current is not None and current is not item:
+            return
+        if current is item and not item.held:
+            return  # still in its heap: it will be served as it is
+        item.removed = False
+        if not item.held:
+            item.held = True
+            self._held[item.gateway] = self._held.get(item.gateway, 0) + 1
+        self._by_order[key] = item
+        asyncio.get_running_loop().call_later(max(0.0, delay), self._release, item)
+
+    def _release(self, item: QueueItem) -> None:
+        if not item.held:
+            return  # removed (cancelled) while it waited
+        self._unhold(item)
+        key = (item.order_id, item.kind)
+        if self._by_order.get(key) is item:
+            del self._by_order[key]
+            self.push(item)
+
+    def _unhold(self, item: QueueItem) -> None:
+        item.held = False
+        self._held[item.gateway] = self._held.get(item.gateway, 1) - 1
 
     def remove(self, order_id: int, kind: Kind = Kind.PLACE) -> QueueItem | None:
         item = self._by_order.pop((order_id, kind), None)
         if item is None:
             return None
         item.removed = True
+        if item.held:
+            self._unhold(item)
+            return item
         q = self._accounts.get((item.gateway, item.account_id))
         if q is not None:
             q.live -= 1
@@ -159,7 +202,14 @@ class OrderQueue:
     def size(self, gateway: str | None = None) -> int:
         if gateway is None:
             return len(self._by_order)
-        return sum(q.live for (g, _), q in self._accounts.items() if g == gateway)
+        live = sum(q.live for (g, _), q in self._accounts.items() if g == gateway)
+        return live + self._held.get(gateway, 0)
+
+    def deferred(self, gateway: str | None = None) -> int:
+        """Items waiting out a delay before they are tried again."""
+        if gateway is None:
+            return sum(self._held.values())
+        return self._held.get(gateway, 0)
 
     def account_size(self, gateway: str, account_id: int) -> int:
         q = self._accounts.get((gateway, account_id))

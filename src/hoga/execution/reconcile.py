@@ -1,11 +1,24 @@
-"""Reconciliation: settle what hoga is not sure of from the broker's own reports.
+"""Reconciliation: settle what hoga is not sure of from the broker's own reports, and bring
+hoga's books to the broker's.
 
 Runs at start-up (before strategies start), periodically, and soon after any order becomes
-``UNKNOWN``. For each account with orders the broker may know about, it fetches the broker's
-order-status and fill reports, books fills hoga missed (de-duplicated by fill id), and brings
-order states in line. An ``UNKNOWN`` order the broker has no record of, after a grace period,
-is marked ``REJECTED`` (``reconcile.not_found``) - it is never resent automatically. Position
-differences are recorded for the admin page, not "fixed" silently.
+``UNKNOWN``. For each account the broker may know something about, it fetches the broker's
+order-status and fill reports once and:
+
+* settles open orders: an ``UNKNOWN`` order found at the broker takes the broker's state; one
+  the broker has no record of, after a grace period, is marked ``REJECTED``
+  (``reconcile.not_found``) - it is never resent automatically;
+* converges executions: every hoga order the broker reports on - open or already closed -
+  books the fills it missed, up to the broker's cumulative quantity and amount
+  (``domain/fills.py`` books each execution once, whatever id it arrives under); an order the
+  broker filled completely ends ``FILLED`` even if hoga had closed it;
+* compares the books: positions and cash against the broker's balance. Differences that
+  remain are reported (admin status, log) and, where the account has no open order, today's
+  reports are read to converge them; they are never "fixed" by overwriting.
+
+A request for an account that is being reconciled runs again right after the current round,
+so an ``UNKNOWN`` raised meanwhile is not left for the next periodic round. Storage faults end
+a round with an error and schedule a retry.
 """
 
 from __future__ import annotations
@@ -13,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,15 +34,20 @@ from typing import Any
 from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport
 from hoga.domain import krx
 from hoga.domain.clock import Clock
+from hoga.domain.errors import StorageUnavailable
 from hoga.domain.orders import Order, OrderStatus
+from hoga.execution import retry
 from hoga.execution.accounts import AccountService
 from hoga.execution.service import OrderService
-from hoga.store.db import SYSTEM, Database
+from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import ledger
 from hoga.store.repos import orders as orders_repo
 
 log = logging.getLogger(__name__)
 S = OrderStatus
+
+#: Accounts reconciled at once (each has its own broker pacing; SQLite serialises anyway).
+PARALLEL = 8
 
 
 @dataclass
@@ -39,7 +58,13 @@ class ReconcileResult:
     settled: dict[str, int] = field(default_factory=dict)
     not_found: int = 0
     position_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    cash_mismatch: dict[str, int] | None = None
+    #: Orders where hoga has booked more than the broker reports (never undone automatically).
+    fill_mismatches: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
+
+    def settle(self, status: OrderStatus) -> None:
+        self.settled[status.value] = self.settled.get(status.value, 0) + 1
 
 
 class Reconciler:
@@ -64,14 +89,21 @@ class Reconciler:
         self._task: asyncio.Task[None] | None = None
         self._soon: dict[int, asyncio.TimerHandle] = {}
         self._running: set[int] = set()
+        self._again: set[int] = set()
+        self._failures: dict[int, int] = {}
+        self._retry: dict[int, float] = {}
         self._inflight: set[asyncio.Task[ReconcileResult]] = set()
+        self._parallel = asyncio.Semaphore(PARALLEL)
         self.last: dict[int, ReconcileResult] = {}
         service.on_unknown = self.request
 
     # --- scheduling
 
     def request(self, account_id: int, delay: float = 0.5) -> None:
-        """Reconcile an account soon (debounced)."""
+        """Reconcile an account soon (debounced; re-run if it is being reconciled now)."""
+        if account_id in self._running:
+            self._again.add(account_id)
+            return
         if account_id in self._soon:
             return
         loop = asyncio.get_running_loop()
@@ -91,40 +123,73 @@ class Reconciler:
         for handle in self._soon.values():
             handle.cancel()
         self._soon.clear()
-        if self._task is not None:
-            self._task.cancel()
+        tasks = [t for t in (self._task, *self._inflight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+                await task
+        self._task = None
 
     async def _loop(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.reconcile_all()
+            except StorageUnavailable as e:
+                log.warning("periodic reconciliation skipped: storage fault (%s)", e.code)
             except Exception:
                 log.exception("periodic reconciliation failed")
 
     async def reconcile_all(self) -> list[ReconcileResult]:
         async with self._db.tx(SYSTEM) as conn:
-            open_orders = await orders_repo.open_orders(conn)
-        accounts = sorted({o.account_id for o in open_orders if o.status != S.QUEUED})
-        return [await self.reconcile_account(a) for a in accounts]
+            accounts = await orders_repo.accounts_at_broker(
+                conn, krx.trading_date(self._clock.now())
+            )
+        return list(await asyncio.gather(*(self.reconcile_account(a) for a in accounts)))
 
     # --- one account
 
     async def reconcile_account(self, account_id: int) -> ReconcileResult:
         result = ReconcileResult(account_id)
         if account_id in self._running:
+            self._again.add(account_id)
             return result
         self._running.add(account_id)
         try:
+            async with self._parallel:
+                while True:
+                    self._again.discard(account_id)
+                    result = await self._round(account_id)
+                    if account_id not in self._again or account_id in self._retry:
+                        break
+        finally:
+            self._running.discard(account_id)
+            self._again.discard(account_id)
+        delay = self._retry.pop(account_id, None)
+        if delay is not None:
+            self.request(account_id, delay)
+        return result
+
+    async def _round(self, account_id: int) -> ReconcileResult:
+        result = ReconcileResult(account_id)
+        try:
             await self._reconcile(account_id, result)
+            self._failures.pop(account_id, None)
         except BrokerError as e:
             result.error = f"{e.code}: {e.message}"
             log.warning("reconciliation of account %s: broker error %s", account_id, e.code)
-        finally:
-            self._running.discard(account_id)
-            self.last[account_id] = result
+        except StorageUnavailable as e:
+            result.error = e.code
+            n = self._failures[account_id] = self._failures.get(account_id, 0) + 1
+            delay = self._retry[account_id] = retry.backoff(n, base=0.5, cap=30.0)
+            log.warning(
+                "reconciliation of account %s: storage fault (%s); again in %.1f s",
+                account_id,
+                e.code,
+                delay,
+            )
+        self.last[account_id] = result
         return result
 
     async def _reconcile(self, account_id: int, result: ReconcileResult) -> None:
@@ -145,22 +210,25 @@ class Reconciler:
             )
         ]
         result.checked = len(local)
-        if not local:
-            await self._positions(ref, broker, result)
+        if not local and not await self._books(ref, broker, result):
             return
+        # Open orders to settle, or books that differ: read the broker's reports (once).
         days = sorted({o.trading_day for o in local} | {krx.trading_date(now)})
         reports: list[OrderStatusReport] = []
         fills: list[FillReport] = []
         for day in days:
             reports += await broker.order_reports(ref, day)
             fills += await broker.fill_reports(ref, day)
+        async with self._db.tx(Actor.user(ref.user_id)) as conn:
+            linked = await orders_repo.by_broker_ids(
+                conn, ref.user_id, account_id, (r.broker_order_id for r in reports), days
+            )
         by_id = {r.broker_order_id: r for r in reports}
         by_client = {r.client_order_id: r for r in reports if r.client_order_id}
-        claimed = {o.broker_order_id for o in local if o.broker_order_id}
+        claimed = set(linked)
+        done: set[int] = set()
         for order in local:
-            rep = None
-            if order.broker_order_id:
-                rep = by_id.get(order.broker_order_id)
+            rep = by_id.get(order.broker_order_id) if order.broker_order_id else None
             if rep is None:
                 rep = by_client.get(order.client_order_id)
             if rep is None and order.broker_order_id is None:
@@ -169,64 +237,76 @@ class Reconciler:
                 await self._missing(order, now, result)
                 continue
             claimed.add(rep.broker_order_id)
-            for fill in sorted(
-                (f for f in fills if f.broker_order_id == rep.broker_order_id), key=lambda f: f.ts
-            ):
-                current = await self._service.get(order.user_id, order.id)
-                if await self._service.apply_fill(current, fill) is not None:
-                    result.fills_booked += 1
-            current = await self._service.get(order.user_id, order.id)
-            if rep.filled_qty > current.filled_qty:
-                # Brokers that list executions only as a cumulative total (KIS) leave the rest.
-                if await self._catch_up(current, rep) is not None:
-                    result.fills_booked += 1
-                current = await self._service.get(order.user_id, order.id)
+            done.add(order.id)
+            current = await self.converge(order, rep, fills, result)
             moved = await self._service.apply_report(current, rep)
             if moved is not None:
-                result.settled[moved.status.value] = result.settled.get(moved.status.value, 0) + 1
-        await self._positions(ref, broker, result)
+                result.settle(moved.status)
+        # Orders hoga has closed (or not looked at) that the broker reports executions for.
+        for bid, order in linked.items():
+            rep = by_id.get(bid)
+            if rep is not None and order.id not in done and rep.filled_qty != order.filled_qty:
+                await self.converge(order, rep, fills, result)
+        await self._books(ref, broker, result)
 
-    async def _catch_up(self, order: Order, rep: OrderStatusReport) -> Order | None:
-        """Book the executions a report counts but no fill report itemised, so the order's
-        filled amount matches the broker's to the won. Integer prices cannot always carry an
-        exact average, so the gap is booked as at most two fills one won apart. Each fill id
-        names the cumulative quantity it brings the order to, so the same report seen again
-        (or after a crash between the two) books nothing twice."""
-        missing = rep.filled_qty - order.filled_qty
-        if missing <= 0 or rep.avg_price <= 0:
-            return None
-        total = (
-            rep.filled_amount if rep.filled_amount is not None else rep.avg_price * rep.filled_qty
-        )
-        amount = total - order.filled_amount
-        if amount < missing:  # the broker's figures disagree with ours; book at its average
-            amount = rep.avg_price * missing
-        price, odd = divmod(amount, missing)
-        parts = [(missing - odd, price), (odd, price + 1)]
-        current: Order | None = order
-        cum = order.filled_qty
-        for qty, px in parts:
-            if qty <= 0 or current is None:
-                continue
-            cum += qty
-            fill = FillReport(
+    async def converge(
+        self,
+        order: Order,
+        rep: OrderStatusReport,
+        fills: Sequence[FillReport] = (),
+        result: ReconcileResult | None = None,
+    ) -> Order:
+        """Book the executions the broker reports for ``order`` that hoga has not: its fill
+        reports first, then whatever its cumulative total counts beyond them."""
+        result = result or ReconcileResult(order.account_id)
+        before = order.status
+        for fill in sorted(
+            (f for f in fills if f.broker_order_id == rep.broker_order_id), key=lambda f: f.ts
+        ):
+            current = await self._service.get(order.user_id, order.id)
+            if current.filled_qty >= rep.filled_qty and fill.cum_qty is None:
+                break  # covered; a fill without a position could only be counted twice
+            if await self._service.apply_fill(current, fill, reconcile_gaps=False) is not None:
+                result.fills_booked += 1
+        current = await self._service.get(order.user_id, order.id)
+        if rep.filled_qty > current.filled_qty and rep.avg_price > 0:
+            # Brokers that list executions only as a cumulative total (KIS) leave the rest;
+            # booked as one step to the broker's total quantity and amount.
+            missing = rep.filled_qty - current.filled_qty
+            catch_up = FillReport(
                 broker_order_id=rep.broker_order_id,
-                fill_id=f"{rep.broker_order_id}:cum{cum}",
+                fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}",
                 symbol=order.symbol,
                 side=order.side,
-                qty=qty,
-                price=px,
+                qty=missing,
+                price=rep.avg_price,
                 ts=self._clock.time(),
                 client_order_id=order.client_order_id,
+                cum_qty=rep.filled_qty,
+                cum_amount=rep.filled_amount,
             )
-            current = await self._service.apply_fill(current, fill) or current
-        return current if current is not order else None
+            if await self._service.apply_fill(current, catch_up, reconcile_gaps=False) is not None:
+                result.fills_booked += 1
+            current = await self._service.get(order.user_id, order.id)
+        if current.filled_qty > rep.filled_qty:
+            result.fill_mismatches.append(
+                {"order_id": order.id, "hoga": current.filled_qty, "broker": rep.filled_qty}
+            )
+            log.error(
+                "order %s: hoga booked %s shares, the broker reports %s",
+                order.id,
+                current.filled_qty,
+                rep.filled_qty,
+            )
+        if current.status != before and current.status == S.FILLED:
+            result.settle(current.status)
+        return current
 
     def _match(
         self, order: Order, reports: list[OrderStatusReport], claimed: set[str]
     ) -> OrderStatusReport | None:
-        """For brokers without client order ids: the earliest unclaimed report with the same
-        symbol, side, quantity and price placed after we started sending."""
+        """For brokers without client order ids: the earliest report no hoga order is linked
+        to, with the same symbol, side, quantity and price, placed after we started sending."""
         since = (order.submitted_at or order.created_at).timestamp() - 5
         candidates = [
             r
@@ -263,28 +343,41 @@ class Reconciler:
                 order, S.EXPIRED, detail="reconcile: day over, broker has no open order"
             )
             if moved is not None:
-                result.settled["EXPIRED"] = result.settled.get("EXPIRED", 0) + 1
+                result.settle(S.EXPIRED)
 
-    async def _positions(self, ref: Any, broker: Any, result: ReconcileResult) -> None:
+    async def _books(self, ref: Any, broker: Any, result: ReconcileResult) -> bool:
+        """Compare positions and cash with the broker's balance; True if they differ."""
         try:
-            theirs = {p.symbol: p.qty for p in await broker.position_reports(ref)}
+            balance = await broker.balance(ref)
         except BrokerError:
-            return
+            return False
         async with self._db.tx(SYSTEM) as conn:
             ours = {
                 p.symbol: p.qty for p in await ledger.positions(conn, ref.user_id, ref.account_id)
             }
-        for symbol in sorted(set(theirs) | set(ours)):
-            if theirs.get(symbol, 0) != ours.get(symbol, 0):
-                result.position_mismatches.append(
-                    {"symbol": symbol, "hoga": ours.get(symbol, 0), "broker": theirs.get(symbol, 0)}
-                )
+            cash = await ledger.cash(conn, ref.user_id, ref.account_id)
+        theirs = {p.symbol: p.qty for p in balance.positions}
+        result.position_mismatches = [
+            {"symbol": s, "hoga": ours.get(s, 0), "broker": theirs.get(s, 0)}
+            for s in sorted(set(theirs) | set(ours))
+            if theirs.get(s, 0) != ours.get(s, 0)
+        ]
+        result.cash_mismatch = (
+            {"hoga": cash, "broker": balance.cash, "difference": cash - balance.cash}
+            if cash != balance.cash
+            else None
+        )
         if result.position_mismatches:
             log.warning(
                 "account %s positions differ from the broker: %s",
                 ref.account_id,
                 result.position_mismatches,
             )
+        if result.cash_mismatch:
+            log.warning(
+                "account %s cash differs from the broker: %s", ref.account_id, result.cash_mismatch
+            )
+        return bool(result.position_mismatches or result.cash_mismatch)
 
     def status(self) -> dict[str, Any]:
         return {
@@ -294,6 +387,8 @@ class Reconciler:
                 "settled": r.settled,
                 "not_found": r.not_found,
                 "position_mismatches": r.position_mismatches,
+                "cash_mismatch": r.cash_mismatch,
+                "fill_mismatches": r.fill_mismatches,
                 "error": r.error,
             }
             for a, r in self.last.items()

@@ -19,9 +19,10 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
+from functools import partial
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -38,9 +39,9 @@ from hoga.brokers.base import (
     OrderUpdate,
     PlaceRequest,
 )
-from hoga.domain import krx
-from hoga.domain.clock import KST, Clock
-from hoga.domain.errors import Conflict, InvalidInput, NotFound
+from hoga.domain import fills, krx
+from hoga.domain.clock import Clock
+from hoga.domain.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
 from hoga.domain.market import QuoteSource
 from hoga.domain.orders import (
     AT_BROKER,
@@ -51,10 +52,8 @@ from hoga.domain.orders import (
     OrderType,
     Priority,
     Side,
-    status_after_fill,
 )
-from hoga.domain.portfolio import apply_fill
-from hoga.execution import risk
+from hoga.execution import booking, retry, risk
 from hoga.execution.accounts import AccountService
 from hoga.execution.events import EventBus
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
@@ -155,6 +154,12 @@ class OrderService:
         # (account, client order id) of orders whose place() call is in flight.
         self._sending: set[tuple[int, str | None]] = set()
         self.on_unknown: Callable[[int], None] = lambda account_id: None
+        #: (order id, kind) of requests the dispatcher handed to send() and not finished.
+        self.inflight: set[tuple[int, Kind]] = set()
+        #: Orders whose cancel reached a broker call in this process (resync leaves them be).
+        self.cancels_sent: set[int] = set()
+        # Execution events the database could not take yet (replayed in order).
+        self._held = retry.HeldEvents(self._execution, lambda a: self.on_unknown(a))
         self.stats = {"submitted": 0, "denied": 0, "sent": 0, "unknown": 0, "fills": 0}
 
     # ------------------------------------------------------------------ submit
@@ -303,7 +308,7 @@ class OrderService:
             self._remember(user_id, intent, mono)
         if decision.ok:
             self.stats["submitted"] += 1
-            self._enqueue(order, acct.broker, Kind.PLACE, order.priority)
+            self.enqueue(order, acct.broker, Kind.PLACE, order.priority)
         else:
             self.stats["denied"] += 1
         self._publish(order)
@@ -442,7 +447,7 @@ class OrderService:
             duplicate=self._is_duplicate(uid, intent, mono),
         )
 
-    def _enqueue(self, order: Order, broker: str, kind: Kind, priority: Priority) -> None:
+    def enqueue(self, order: Order, broker: str, kind: Kind, priority: Priority) -> None:
         self.queue.push(
             QueueItem(
                 order_id=order.id,
@@ -491,9 +496,27 @@ class OrderService:
                 "order.in_flight",
             )
         now = self._clock.now()
+        taken: list[QueueItem] = []
+        try:
+            updated, send_cancel, acct = await self._cancel_tx(user_id, order, now, ip, taken)
+        except BaseException:
+            # The queued request was taken out inside the failed transaction: put it back, so
+            # the queue still holds what the database says is queued.
+            for item in taken:
+                self.queue.requeue(item)
+            raise
+        if send_cancel:
+            self.enqueue(updated, acct.broker, Kind.CANCEL, Priority.URGENT)
+        self._publish(updated)
+        return updated
+
+    async def _cancel_tx(
+        self, user_id: int, order: Order, now: datetime, ip: str | None, taken: list[QueueItem]
+    ) -> tuple[Order, bool, Any]:
         async with self._account_locks[order.account_id], self._db.tx(Actor.user(user_id)) as conn:
             order = await self._reload(conn, order)
-            if order.status == S.QUEUED and self.queue.remove(order.id, Kind.PLACE) is not None:
+            if order.status == S.QUEUED and (item := self.queue.remove(order.id, Kind.PLACE)):
+                taken.append(item)
                 updated = await repo.transition(
                     conn,
                     order,
@@ -528,10 +551,7 @@ class OrderService:
                 detail={"status": order.status.value},
             )
             acct = await accounts_repo.require_account(conn, user_id, order.account_id)
-        if send_cancel:
-            self._enqueue(updated, acct.broker, Kind.CANCEL, Priority.URGENT)
-        self._publish(updated)
-        return updated
+        return updated, send_cancel, acct
 
     async def _reload(self, conn: AsyncConnection, order: Order) -> Order:
         fresh = await repo.get_order(conn, order.user_id, order.id)
@@ -542,14 +562,35 @@ class OrderService:
     # ------------------------------------------------------------------ sending (dispatcher)
 
     async def send(self, item: QueueItem) -> None:
-        """Carry out one queued request against its broker (called by the dispatcher)."""
+        """Carry out one queued request against its broker (called by the dispatcher).
+
+        The queue and the database never disagree for long: a request that could not get past
+        the database before reaching the broker goes back in the queue (deferred, visible),
+        and a broker answer that could not be recorded is retried, then left to
+        reconciliation - never resent.
+        """
+        key = (item.order_id, item.kind)
+        self.inflight.add(key)
         try:
             if item.kind == Kind.PLACE:
                 await self._send_place(item)
             else:
                 await self._send_cancel(item)
+        except StorageUnavailable as e:
+            delay = retry.backoff(item.attempts)
+            item.attempts += 1
+            log.warning(
+                "order %s: %s not sent yet, storage fault (%s); again in %.1f s",
+                item.order_id,
+                item.kind.value,
+                e.code,
+                delay,
+            )
+            self.queue.defer(item, delay)
         except Exception:
             log.exception("sending %s for order %s failed unexpectedly", item.kind, item.order_id)
+        finally:
+            self.inflight.discard(key)
 
     async def _load(self, user_id: int, order_id: int) -> Order | None:
         async with self._db.tx(Actor.user(user_id)) as conn:
@@ -593,12 +634,26 @@ class OrderService:
         return moved
 
     async def _send_place(self, item: QueueItem) -> None:
+        # Everything that reads the database happens before the claim: a fault there leaves
+        # the order QUEUED and the request goes back in the queue (see send()).
+        try:
+            ref = await self._accounts.ref_for(item.user_id, item.account_id)
+        except NotFound:
+            order = await self._load(item.user_id, item.order_id)
+            if order is not None and order.status == S.QUEUED:
+                await self.move(
+                    order,
+                    S.REJECTED,
+                    detail="account gone",
+                    reason_code="account.not_found",
+                    reason="계좌가 없어 보내지 않았습니다 (the account no longer exists)",
+                )
+            return
+        broker = self._accounts.broker_for(ref.broker)
         submitting = await self._claim(item)
         if submitting is None:
             return
         order = submitting
-        ref = await self._accounts.ref_for(order.user_id, order.account_id)
-        broker = self._accounts.broker_for(ref.broker)
         self.stats["sent"] += 1
         request = PlaceRequest(
             client_order_id=order.client_order_id,
@@ -610,21 +665,35 @@ class OrderService:
         )
         key = (order.account_id, order.client_order_id)
         self._sending.add(key)
+        # From here the order is SUBMITTING in the database and may reach the broker: it is
+        # never put back in the queue, and its outcome is recorded with retries.
         try:
             ack = await asyncio.wait_for(broker.place(ref, request), self.policy.submit_timeout)
         except BrokerNotProcessed as e:
             self._sending.discard(key)
-            back = await self.move(
-                submitting, S.QUEUED, detail=f"not processed ({e.code}); requeued"
+            back = await self._record(
+                order,
+                "requeue",
+                partial(
+                    self.move, submitting, S.QUEUED, detail=f"not processed ({e.code}); requeued"
+                ),
             )
             if back is not None:
-                loop = asyncio.get_running_loop()
-                loop.call_later(e.retry_after, self.queue.requeue, item)
+                self.queue.defer(item, e.retry_after)
             return
         except BrokerRejected as e:
             self._sending.discard(key)
-            await self.move(
-                submitting, S.REJECTED, detail=e.code, reason_code=e.code, reason=e.message
+            await self._record(
+                order,
+                "rejection",
+                partial(
+                    self.move,
+                    submitting,
+                    S.REJECTED,
+                    detail=e.code,
+                    reason_code=e.code,
+                    reason=e.message,
+                ),
             )
             return
         except (TimeoutError, BrokerError, OSError) as e:
@@ -632,12 +701,17 @@ class OrderService:
             # Outcome unknown: never resend blindly; reconciliation decides.
             self.stats["unknown"] += 1
             code = getattr(e, "code", type(e).__name__)
-            await self.move(
-                submitting,
-                S.UNKNOWN,
-                detail=f"outcome unknown: {code}",
-                reason_code="broker.unknown",
-                reason="브로커 응답을 받지 못했습니다; 잔고와 대조 중입니다 (outcome unknown; reconciling)",
+            await self._record(
+                order,
+                "unknown outcome",
+                partial(
+                    self.move,
+                    submitting,
+                    S.UNKNOWN,
+                    detail=f"outcome unknown: {code}",
+                    reason_code="broker.unknown",
+                    reason="브로커 응답을 받지 못했습니다; 잔고와 대조 중입니다 (outcome unknown; reconciling)",
+                ),
             )
             self.on_unknown(order.account_id)
             return
@@ -645,11 +719,34 @@ class OrderService:
             self._sending.discard(key)
             raise
         try:
-            await self._acknowledged(submitting, ack.broker_order_id, ack.org_no)
+            await self._record(
+                order,
+                "acknowledgement",
+                partial(self._acknowledged, submitting, ack.broker_order_id, ack.org_no),
+            )
         finally:
             self._sending.discard(key)
 
-    async def _acknowledged(self, order: Order, broker_order_id: str, org_no: str | None) -> None:
+    async def _record(
+        self, order: Order, what: str, step: Callable[[], Awaitable[Order | None]]
+    ) -> Order | None:
+        """Record a broker's answer, retrying storage faults for a while; if the database
+        stays away, leave the order as it is (SUBMITTING or CANCEL_PENDING) for
+        reconciliation, which settles it from the broker's reports."""
+        try:
+            return await retry.persist(step, what=f"order {order.id}: recording the {what}")
+        except StorageUnavailable:
+            log.error(
+                "order %s: the broker's %s could not be recorded; reconciliation will settle it",
+                order.id,
+                what,
+            )
+            self.on_unknown(order.account_id)
+            return None
+
+    async def _acknowledged(
+        self, order: Order, broker_order_id: str, org_no: str | None
+    ) -> Order | None:
         async with (
             self._account_locks[order.account_id],
             self._db.tx(Actor.user(order.user_id)) as conn,
@@ -671,6 +768,7 @@ class OrderService:
         if moved is not None:
             self._publish(moved)
         await self._release(order.account_id, broker_order_id)
+        return moved
 
     async def _send_cancel(self, item: QueueItem) -> None:
         order = await self._load(item.user_id, item.order_id)
@@ -678,38 +776,65 @@ class OrderService:
             return
         ref = await self._accounts.ref_for(order.user_id, order.account_id)
         broker = self._accounts.broker_for(ref.broker)
+        self.cancels_sent.add(order.id)
         try:
             await asyncio.wait_for(
                 broker.cancel(ref, order.broker_order_id, order.symbol, order.remaining),
                 self.policy.submit_timeout,
             )
         except BrokerNotProcessed as e:
-            asyncio.get_running_loop().call_later(e.retry_after, self.queue.requeue, item)
+            self.cancels_sent.discard(order.id)
+            self.queue.defer(item, e.retry_after)
             return
         except BrokerRejected as e:
-            fresh = await self._load(order.user_id, order.id)
-            if fresh is not None and fresh.status == S.CANCEL_PENDING:
-                back = S.PARTIALLY_FILLED if fresh.filled_qty else S.ACCEPTED
-                await self.move(
-                    fresh,
-                    back,
-                    detail=f"cancel refused: {e.code}",
-                    reason_code=e.code,
-                    reason=f"취소 거부: {e.message}",
-                )
+            if await self._record(order, "cancel refusal", partial(self._cancel_refused, order, e)):
+                self.cancels_sent.discard(order.id)
             self.on_unknown(order.account_id)
             return
         except (TimeoutError, BrokerError, OSError):
             self.on_unknown(order.account_id)
             return
+
+        if await self._record(order, "cancel confirmation", partial(self._cancel_confirmed, order)):
+            # Recorded; while it is not, the resync must not send the cancel again.
+            self.cancels_sent.discard(order.id)
+
+    async def _cancel_refused(self, order: Order, e: BrokerRejected) -> Order | None:
         fresh = await self._load(order.user_id, order.id)
-        if fresh is not None and fresh.status == S.CANCEL_PENDING:
-            await self.move(fresh, S.CANCELLED, detail="cancel confirmed")
+        if fresh is None or fresh.status != S.CANCEL_PENDING:
+            return None
+        back = S.PARTIALLY_FILLED if fresh.filled_qty else S.ACCEPTED
+        return await self.move(
+            fresh,
+            back,
+            detail=f"cancel refused: {e.code}",
+            reason_code=e.code,
+            reason=f"취소 거부: {e.message}",
+        )
+
+    async def _cancel_confirmed(self, order: Order) -> Order | None:
+        fresh = await self._load(order.user_id, order.id)
+        if fresh is None or fresh.status != S.CANCEL_PENDING:
+            return None
+        return await self.move(fresh, S.CANCELLED, detail="cancel confirmed")
 
     # ------------------------------------------------------------------ executions (brokers)
 
     async def on_execution(self, account_id: int, event: ExecutionEvent) -> None:
-        """An execution event from a broker: an order update or a fill."""
+        """An execution event from a broker: an order update or a fill.
+
+        If the database cannot take it (a storage fault), the event is held and replayed in
+        order until it is booked; the account's later events wait behind it."""
+        if self._held.holding(account_id):
+            self._held.hold(account_id, event)
+            return
+        try:
+            await self._execution(account_id, event)
+        except StorageUnavailable as e:
+            log.warning("account %s: execution event held, storage fault (%s)", account_id, e.code)
+            self._held.hold(account_id, event)
+
+    async def _execution(self, account_id: int, event: ExecutionEvent) -> None:
         report = event.fill if isinstance(event, FillEvent) else event.report
         if (
             isinstance(event, OrderUpdate)
@@ -776,142 +901,82 @@ class OrderService:
             owners[account_id] = int(row[0])
         return owners[account_id]
 
-    async def apply_fill(self, order: Order, fill: FillReport) -> Order | None:
-        """Book one execution: fill row, order, position, cash and the day's P&L together."""
-        fill_day = datetime.fromtimestamp(fill.ts, KST).date()
+    async def apply_fill(
+        self, order: Order, fill: FillReport, *, reconcile_gaps: bool = True
+    ) -> Order | None:
+        """Book one execution report, once whatever its id (``domain/fills.py``): fill rows,
+        order, position, cash and the day's P&L in one transaction (``booking.py``).
+
+        Returns the updated order, or None when there was nothing (more) to book. A report
+        that shows executions hoga has not booked but cannot price asks for reconciliation
+        (unless it comes from reconciliation itself: ``reconcile_gaps=False``).
+        """
         async with (
             self._account_locks[order.account_id],
             self._db.tx(Actor.user(order.user_id)) as conn,
         ):
             order = await self._reload(conn, order)
-            if fill.qty <= 0 or fill.qty > order.remaining:
-                log.warning(
-                    "fill %s for order %s has qty %s (remaining %s); ignored",
-                    fill.fill_id,
-                    order.id,
-                    fill.qty,
-                    order.remaining,
-                )
-                return None
-            acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
-            rate = acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE
-            inst = self._quotes.instrument(order.symbol)
-            market = inst.market if inst else "KOSPI"
-            fee, tax = krx.fill_costs(order.side, fill.qty, fill.price, fill_day, market, rate)
-            if fill.commission is not None:
-                fee = fill.commission
-            if fill.tax is not None:
-                tax = fill.tax
-            now = self._clock.now()
-            ts = datetime.fromtimestamp(fill.ts, KST)
-            fill_row = await ledger.insert_fill(
-                conn,
-                user_id=order.user_id,
-                account_id=order.account_id,
-                order_id=order.id,
-                strategy_id=order.strategy_id,
-                broker_fill_id=fill.fill_id,
-                symbol=order.symbol,
-                side=order.side.value,
+            p = fills.plan(
+                order_qty=order.qty,
+                filled_qty=order.filled_qty,
+                filled_amount=order.filled_amount,
                 qty=fill.qty,
                 price=fill.price,
-                commission=fee,
-                tax=tax,
-                trading_day=fill_day,
-                ts=ts,
+                cum_qty=fill.cum_qty,
+                cum_amount=fill.cum_amount,
             )
-            if fill_row is None:
-                return None  # already booked (duplicate report)
-            pos = await ledger.position(conn, order.user_id, order.account_id, order.symbol)
-            effect = apply_fill(pos, order.side, fill.qty, fill.price, fee, tax)
-            await ledger.save_position(
-                conn, order.user_id, order.account_id, order.symbol, effect.position, now
-            )
-            amount = fill.qty * fill.price
-            kind = "buy" if order.side == Side.BUY else "sell"
-            await ledger.post_cash(
-                conn,
+            if p.skip is None:
+                acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+                inst = self._quotes.instrument(order.symbol)
+                booked = await booking.book_parts(
+                    conn,
+                    order,
+                    fill,
+                    p.parts,
+                    rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
+                    market=inst.market if inst else "KOSPI",
+                    now=self._clock.now(),
+                )
+                updated = await self._reload(conn, order) if booked else None
+        if p.skip is not None:
+            if p.skip != "duplicate":
+                log.warning(
+                    "fill %s for order %s not booked (%s: qty %s, cumulative %s, booked %s/%s)",
+                    fill.fill_id,
+                    order.id,
+                    p.skip,
+                    fill.qty,
+                    fill.cum_qty,
+                    order.filled_qty,
+                    order.qty,
+                )
+                if reconcile_gaps:
+                    # The broker knows executions hoga cannot book from this report alone.
+                    self.on_unknown(order.account_id)
+            return None
+        if updated is None:
+            return None
+        self.stats["fills"] += len(booked)
+        for b in booked:
+            self._bus.publish(
                 order.user_id,
-                order.account_id,
-                -amount if order.side == Side.BUY else amount,
-                kind,
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.post_cash(
-                conn,
-                order.user_id,
-                order.account_id,
-                -fee,
-                "commission",
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.post_cash(
-                conn,
-                order.user_id,
-                order.account_id,
-                -tax,
-                "tax",
-                now,
-                order_id=order.id,
-                fill_id=fill_row,
-            )
-            await ledger.bump_day(
-                conn, order.user_id, krx.trading_date(now), realized=effect.realized
-            )
-            filled = order.filled_qty + fill.qty
-            remaining = order.qty - filled
-            reserved = (
-                order.reserved_cash * remaining // order.remaining if order.side == Side.BUY else 0
-            )
-            status = (
-                order.status
-                if order.status in TERMINAL
-                else status_after_fill(order.qty, filled, order.status)
-            )
-            if status == S.FILLED:
-                reserved = 0
-            values: dict[str, Any] = {
-                "filled_qty": filled,
-                "filled_amount": order.filled_amount + amount,
-                "commission": order.commission + fee,
-                "tax": order.tax + tax,
-                "reserved_cash": reserved,
-            }
-            if order.broker_order_id is None:
-                values["broker_order_id"] = fill.broker_order_id
-            await conn.execute(
-                t.orders.update()
-                .where(t.orders.c.id == order.id)
-                .values(status=status.value, updated_at=now, **values)
-            )
-            await repo.add_event(
-                conn, order.user_id, order.id, status, now, f"fill {fill.qty}@{fill.price}"
-            )
-            updated = await self._reload(conn, order)
-        self.stats["fills"] += 1
-        self._bus.publish(
-            order.user_id,
-            {
-                "type": "fill",
-                "fill": {
-                    "id": fill_row,
-                    "order_id": order.id,
-                    "strategy_id": order.strategy_id,
-                    "symbol": order.symbol,
-                    "side": order.side.value,
-                    "qty": fill.qty,
-                    "price": fill.price,
-                    "commission": fee,
-                    "tax": tax,
-                    "ts": ts.isoformat(),
-                    "account_id": order.account_id,
+                {
+                    "type": "fill",
+                    "fill": {
+                        "id": b.row_id,
+                        "order_id": order.id,
+                        "strategy_id": order.strategy_id,
+                        "symbol": order.symbol,
+                        "side": order.side.value,
+                        "qty": b.qty,
+                        "price": b.price,
+                        "commission": b.commission,
+                        "tax": b.tax,
+                        "ts": b.ts.isoformat(),
+                        "account_id": order.account_id,
+                    },
                 },
-            },
-        )
+            )
         self._publish(updated)
         return updated
 
@@ -958,7 +1023,7 @@ class OrderService:
         for order in pending:
             broker = brokers.get(order.account_id, "paper")
             if order.status == S.QUEUED:
-                self._enqueue(order, broker, Kind.PLACE, order.priority)
+                self.enqueue(order, broker, Kind.PLACE, order.priority)
                 counts["requeued"] += 1
             elif order.status == S.SUBMITTING:
                 await self.move(
@@ -970,7 +1035,7 @@ class OrderService:
                 )
                 counts["unknown"] += 1
             elif order.status == S.CANCEL_PENDING:
-                self._enqueue(order, broker, Kind.CANCEL, Priority.URGENT)
+                self.enqueue(order, broker, Kind.CANCEL, Priority.URGENT)
         return counts
 
     async def expire_stale(self, today: date) -> int:
@@ -983,10 +1048,19 @@ class OrderService:
                 if o.trading_day < today
             ]
         for order in stale:
-            self.queue.remove(order.id, Kind.PLACE)
+            # Recorded first: if the database fails here the order is still queued, in both.
             if await self.move(order, S.EXPIRED, detail="day ended before sending") is not None:
+                self.queue.remove(order.id, Kind.PLACE)
                 n += 1
         return n
+
+    def held_events(self) -> int:
+        """Execution events waiting for the database (see on_execution)."""
+        return self._held.count()
+
+    async def stop(self) -> None:
+        """Stop replaying held execution events (reconciliation recovers what they said)."""
+        await self._held.stop()
 
     # ------------------------------------------------------------------ kill switches
 

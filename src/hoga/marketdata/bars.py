@@ -95,6 +95,13 @@ class BarBuilder:
         out, self._pending = self._pending, []
         return out
 
+    def restore_pending(self, bars: list[Bar], limit: int = 200_000) -> None:
+        """Put back bars the caller could not persist (they go first next time); beyond
+        ``limit`` waiting bars the oldest are dropped (a long storage outage)."""
+        self._pending = bars + self._pending
+        if len(self._pending) > limit:
+            del self._pending[: len(self._pending) - limit]
+
     def seed(self, bars: Iterable[Bar]) -> None:
         """Load persisted bars (oldest first) into the in-memory window at start-up."""
         for b in bars:

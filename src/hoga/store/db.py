@@ -12,18 +12,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
-from hoga.domain.errors import ServiceUnavailable
+from hoga.domain.errors import ServiceUnavailable, StorageUnavailable
 from hoga.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
+from hoga.store.faults import classify
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,7 @@ class Database:
         self.app_role = app_role if self.is_postgres else None
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._closed = False
         # SQLite has one writer; serialising transactions avoids SQLITE_BUSY and upgrade deadlocks.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
         # SQLite: one connection held for the server's life; checking a connection out of a
@@ -109,7 +113,10 @@ class Database:
             if db_path and db_path != ":memory:":
                 Path(db_path).parent.mkdir(parents=True, exist_ok=True)
             url = inline_url(self.url)
-            kwargs["connect_args"] = {"check_same_thread": False}
+            # The connection is opened, used and closed on the event loop's thread only (the
+            # checkpointer has its own); sqlite3 then refuses any other thread outright
+            # instead of letting two threads into one connection.
+            kwargs["connect_args"] = {"check_same_thread": True}
         else:
             settings = {"application_name": "hoga"}
             if as_app and self.app_role:
@@ -125,6 +132,7 @@ class Database:
 
     async def start(self) -> None:
         """Open the engine and prove the database answers."""
+        self._closed = False
         self._engine = self._make_engine(as_app=True)
         try:
             async with self._engine.connect() as conn:
@@ -139,19 +147,36 @@ class Database:
         if self.checkpointer is not None:
             self.checkpointer.start()
 
-    async def close(self) -> None:
+    async def close(self, grace: float = 2.0) -> None:
+        """Close the engines. On SQLite, a transaction in progress is let finish first (up to
+        ``grace`` seconds): the held connection is never closed under a running statement."""
+        self._closed = True
         if self.checkpointer is not None:
             await self.checkpointer.stop()
-        if self._sqlite_conn is not None:
-            await self._sqlite_conn.close()
-            self._sqlite_conn = None
-        if self._engine is not None:
-            await self._engine.dispose()
-            self._engine = None
+        lock = self._sqlite_lock
+        acquired = False
+        if lock is not None:
+            try:
+                await asyncio.wait_for(lock.acquire(), grace)
+                acquired = True
+            except TimeoutError:
+                log.warning("closing SQLite with a transaction still open after %.0f s", grace)
+        try:
+            if self._sqlite_conn is not None:
+                await self._sqlite_conn.close()
+                self._sqlite_conn = None
+            if self._engine is not None:
+                await self._engine.dispose()
+                self._engine = None
+        finally:
+            if acquired and lock is not None:
+                lock.release()
 
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
+            if self._closed:
+                raise _closed_error()
             raise RuntimeError("Database.start() has not been called")
         return self._engine
 
@@ -185,30 +210,49 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def tx(self, actor: Actor) -> AsyncIterator[AsyncConnection]:
-        """A transaction acting for ``actor``; commits when the block exits cleanly."""
-        if self._sqlite_lock is not None:
-            async with self._sqlite_lock:
-                if (
-                    self._sqlite_conn is None
-                    or self._sqlite_conn.closed
-                    or self._sqlite_conn.invalidated
-                ):
-                    self._sqlite_conn = await self.engine.connect()
-                conn = self._sqlite_conn
-                async with conn.begin():
-                    yield conn
-            return
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                text(
-                    "select set_config('app.user_id', :uid, true), set_config('app.system', :sys, true)"
-                ),
-                {
-                    "uid": "" if actor.user_id is None else str(actor.user_id),
-                    "sys": "on" if actor.system else "off",
-                },
-            )
-            yield conn
+        """A transaction acting for ``actor``; commits when the block exits cleanly.
+
+        A storage fault anywhere in it (connection lost, disk full, I/O error; see
+        ``store/faults.py``) rolls it back and surfaces as ``StorageUnavailable`` /
+        ``StorageFull`` (503); every other error passes through unchanged.
+        """
+        try:
+            if self._sqlite_lock is not None:
+                async with self._sqlite_lock:
+                    if (
+                        self._sqlite_conn is None
+                        or self._sqlite_conn.closed
+                        or self._sqlite_conn.invalidated
+                    ):
+                        self._sqlite_conn = await self.engine.connect()
+                    conn = self._sqlite_conn
+                    async with conn.begin():
+                        yield conn
+                return
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    text(
+                        "select set_config('app.user_id', :uid, true), set_config('app.system', :sys, true)"
+                    ),
+                    {
+                        "uid": "" if actor.user_id is None else str(actor.user_id),
+                        "sys": "on" if actor.system else "off",
+                    },
+                )
+                yield conn
+        except (DBAPIError, OSError, sqlite3.Error, asyncpg.InterfaceError) as e:
+            fault = classify(e)
+            if fault is None:
+                raise
+            log.warning("storage fault (%s): transaction rolled back", fault.cause)
+            # Not chained: the driver's text may quote statement parameters.
+            raise fault from None
+
+
+def _closed_error() -> StorageUnavailable:
+    fault = StorageUnavailable()
+    fault.cause = "database closed"
+    return fault
 
 
 def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

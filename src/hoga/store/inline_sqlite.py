@@ -7,6 +7,10 @@ microseconds. hoga's SQLite transactions are small and serialised anyway (one wr
 run here directly: the standard pysqlite dialect, declared async so SQLAlchemy's asyncio layer
 accepts it (its greenlet bridge then simply runs the synchronous calls to completion).
 
+Transactions are pysqlite's (it BEGINs before the first INSERT/UPDATE/DELETE; reads before
+that run outside it, which costs nothing), with one repair: a SAVEPOINT first opens the real
+transaction (``do_savepoint``), or its RELEASE would commit.
+
 The cost: a statement blocks the event loop while it runs. That is microseconds for what hoga
 does per order; bulk reads (chart bars, audit pages) are bounded by their LIMITs.
 
@@ -71,6 +75,18 @@ class SQLiteDialect_inline(SQLiteDialect_pysqlite):
     def connect(self, *cargs: Any, **cparams: Any) -> Any:
         cparams.setdefault("factory", InlineConnection)
         return super().connect(*cargs, **cparams)
+
+    def do_savepoint(self, connection: Any, name: str) -> None:
+        # pysqlite opens a transaction only before an INSERT/UPDATE/DELETE, so a SAVEPOINT
+        # issued after reads alone would *start* the transaction - and its RELEASE would
+        # commit everything so far (a fill row committed without its order, position and
+        # cash updates when a later write met a full disk). Open the real transaction first.
+        # (Here rather than in a "savepoint" event: any connection event listener puts every
+        # statement of the engine through SQLAlchemy's slower event path.)
+        dbapi = connection.connection.dbapi_connection
+        if not dbapi.in_transaction:
+            sqlite3.Connection.execute(dbapi, "BEGIN IMMEDIATE").close()
+        super().do_savepoint(connection, name)  # type: ignore[no-untyped-call]
 
     @classmethod
     def get_pool_class(cls, url: Any) -> Any:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import secrets
@@ -35,11 +36,12 @@ from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
-from hoga.domain.errors import Forbidden, HogaError, InvalidInput, NotFound
+from hoga.domain.errors import Forbidden, HogaError, InvalidInput, NotFound, StorageUnavailable
 from hoga.domain.market import Bar, QuoteSource, Tick
 from hoga.domain.orders import OrderIntent, OrderStatus, OrderType, Side
 from hoga.domain.portfolio import Position
 from hoga.domain.ratelimit import SlidingWindow
+from hoga.execution import retry
 from hoga.execution.events import EventBus
 from hoga.execution.service import OrderService
 from hoga.marketdata.hub import Hub
@@ -622,7 +624,8 @@ class StrategyRunner:
                     run.wake.clear()
                     continue
                 if run.cash_stale:
-                    await self._refresh_cash(run)
+                    with contextlib.suppress(StorageUnavailable):  # stays stale: next event
+                        await self._refresh_cash(run)
                 save = True
                 if run.inbox:
                     kind, payload = run.inbox.popleft()
@@ -737,7 +740,13 @@ class StrategyRunner:
                 source="strategy",
             )
             try:
-                order = await self._orders.submit(rec.user_id, intent)
+                # The client order id makes a repeat safe: a submit that reached the database
+                # before its fault returns the order it recorded.
+                order = await retry.persist(
+                    functools.partial(self._orders.submit, rec.user_id, intent),
+                    what=f"strategy {rec.id}: order {req.client_order_id}",
+                    attempts=4,
+                )
             except HogaError as e:
                 ctx._order_update(req.client_order_id, "DENIED")
                 ctx.log.warning(
@@ -807,8 +816,13 @@ class StrategyRunner:
                 "state",
                 ValueError(f"state is {len(text):,} bytes; the limit is {_MAX_STATE_BYTES:,}"),
             )
-        async with self._db.tx(Actor.user(run.rec.user_id)) as conn:
-            await repo.save_state(conn, run.rec.user_id, run.id, json.loads(text))
+        try:
+            async with self._db.tx(Actor.user(run.rec.user_id)) as conn:
+                await repo.save_state(conn, run.rec.user_id, run.id, json.loads(text))
+        except StorageUnavailable as e:
+            # The state stays unsaved (and due): the next event tries again.
+            log.warning("strategy %s: state not saved, storage fault (%s)", run.id, e.code)
+            return
         run.saved_state = text
         run.saved_at = now
 

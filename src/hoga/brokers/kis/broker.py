@@ -15,7 +15,10 @@ therefore returns the executions this process saw as notices (same fill ids as t
 they de-duplicate), and ``order_reports`` carries each order's cumulative filled quantity and
 average price, from which the reconciler books whatever the notices missed. To keep a notice
 that arrives after such a catch-up from being booked twice, a notice whose cumulative quantity
-is already covered by a report this process has seen is not delivered again.
+is already covered by a report this process has seen is not delivered again. A notice's fill
+carries the order's cumulative quantity (``cum_qty``) when this process has counted every
+execution of the order (placed here, or counted on from a report's total); the pipeline then
+books it once whatever else it heard (``domain/fills.py``).
 """
 
 from __future__ import annotations
@@ -656,6 +659,9 @@ class KisBroker:
         if qty <= 0 or price <= 0:
             return
         ck = (account_id, odno)
+        # The count is the order's own only if this process has followed it from its birth
+        # (placed here) or from a report's total; otherwise (a restart) it starts mid-way.
+        followed = ck in self._notice_cum or known.client_order_id is not None
         cum = self._notice_cum.get(ck, 0) + qty
         self._notice_cum[ck] = cum
         if cum <= self._reported_cum.get(ck, 0):
@@ -677,6 +683,7 @@ class KisBroker:
             price=price,
             ts=ts,
             client_order_id=known.client_order_id,
+            cum_qty=cum if followed else None,
         )
         self._notice_fills[account_id].append(fill)
         self._events.emit(account_id, FillEvent(fill))

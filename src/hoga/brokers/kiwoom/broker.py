@@ -438,7 +438,9 @@ class KiwoomBroker:
                 describe("bad_report", f"주문/체결 조회 응답을 해석할 수 없습니다 ({e})"),
                 "kiwoom.bad_response",
             ) from None
-        self._synced[key] = (now, reports, fills)
+        # Stamped when the pages are all in: a paged sync can outlast the cache's life, and the
+        # fill_reports() call that follows order_reports() must reuse it, not page it all again.
+        self._synced[key] = (time.monotonic(), reports, fills)
         return reports, fills
 
     async def order_reports(self, account: AccountRef, day: date) -> list[OrderStatusReport]:

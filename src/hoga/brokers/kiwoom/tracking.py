@@ -11,9 +11,15 @@ the order whichever number Kiwoom used.
 Order numbers restart every day, so hoga's id is ``YYYYMMDD-<ord_no>``.
 
 Fill ids are ``YYYYMMDD-<ord_no>-<cumulative qty>``: the execution notice's FID 911 is the
-order's cumulative filled quantity (915/914 are this execution's quantity and price), and the
-fill report (ka10076) gives the same cumulative quantity, so a fill seen live and again in a
-report de-duplicates.
+order's cumulative filled quantity (915/914 are this execution's quantity and price, 903 the
+cumulative executed amount), and the fill report (ka10076) gives the same cumulative quantity,
+so a fill seen live and again in a report de-duplicates. Each fill also carries where it leaves
+the order (``cum_qty``, and ``cum_amount`` when 903 made it exact), which the pipeline books
+against whatever it has booked before: a notice of the last execution of an order that
+executed while hoga was down (911 = 123, 915 = 23) then books all 123 shares, not 23. The
+cumulative position is only given for a chain whose every number this tracker has followed
+(the root alone, or an order placed by this process): after a restart, the fills of an
+original number a modify replaced are unknown, and a partial total would look like a repeat.
 
 A ``place`` whose answer never came (timeout, dropped connection) leaves a *pending* entry; a
 type-00 acceptance for an order number nobody claimed is matched to it when exactly one
@@ -44,6 +50,7 @@ from hoga.brokers.kiwoom.wire import (
     external_order_id,
     parse_hms,
     to_code,
+    to_int,
     to_price,
     to_qty,
     to_text,
@@ -96,7 +103,13 @@ class Chain:
     status: OrderStatus = S.ACCEPTED
     reason: str | None = None
     cancel_acked: bool = False
+    #: Cumulative filled quantity and executed amount per order number (911 and 903).
     cum: dict[str, int] = field(default_factory=dict)
+    cum_amt: dict[str, int] = field(default_factory=dict)
+    #: Whether ``amount`` is the broker's to the won (903 seen for every execution counted).
+    exact: bool = True
+    #: Placed by this process: every number of the chain is known from its birth.
+    placed_here: bool = False
     fills: dict[str, list[FillReport]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -111,6 +124,26 @@ class Chain:
     def remaining(self) -> int:
         return max(0, self.qty - self.filled - self.cancelled)
 
+    @property
+    def followed(self) -> bool:
+        """Every number of the chain is known, so its totals are the order's totals."""
+        return self.placed_here or self.members == {self.root}
+
+    def count(self, ord_no: str, cum: int, amount: int | None, exact: bool) -> None:
+        """Record that number ``ord_no`` has executed ``cum`` shares for ``amount`` won."""
+        self.cum[ord_no] = cum
+        if amount is not None:
+            self.cum_amt[ord_no] = amount
+        self.exact = self.exact and exact
+        self.filled = sum(self.cum.values())
+        self.amount = sum(self.cum_amt.values())
+
+    def position(self) -> tuple[int | None, int | None]:
+        """(cum_qty, cum_amount) for a fill of this chain, where certain."""
+        if not self.followed:
+            return None, None
+        return self.filled, self.amount if self.exact else None
+
     def report(self) -> OrderStatusReport:
         return OrderStatusReport(
             broker_order_id=self.order_id,
@@ -122,7 +155,7 @@ class Chain:
             price=self.price,
             filled_qty=self.filled,
             avg_price=self.amount // self.filled if self.filled else 0,
-            filled_amount=self.amount if self.filled else None,
+            filled_amount=self.amount if self.filled and self.exact else None,
             status=self.status,
             ts=self.ts,
             reason=self.reason,
@@ -218,6 +251,7 @@ class OrderTracker:
                 )
             )
         chain.client_order_id = r.client_order_id
+        chain.placed_here = True
         return chain
 
     def unanswered(self, pending: Pending) -> list[ExecutionEvent]:
@@ -368,13 +402,18 @@ class OrderTracker:
         price = to_price(v.get("914")) or to_price(v.get("910"))
         if qty <= 0 or price <= 0:
             return []
-        chain.cum[ord_no] = cum
-        chain.filled += qty
-        chain.amount += qty * price
+        total = to_int(v.get("903"), 0)
+        if total >= cum:
+            chain.count(ord_no, cum, total, exact=True)
+        else:
+            # No cumulative amount: exact only if no execution of this number went unseen.
+            before = chain.cum_amt.get(ord_no, 0)
+            chain.count(ord_no, cum, before + qty * price, exact=cum - seen == qty)
         if chain.qty and chain.filled >= chain.qty:
             chain.status = S.FILLED
         elif chain.status == S.ACCEPTED:
             chain.status = S.PARTIALLY_FILLED
+        cum_qty, cum_amount = chain.position()
         fill = FillReport(
             broker_order_id=chain.order_id,
             fill_id=f"{chain.day}-{ord_no}-{cum}",
@@ -384,6 +423,8 @@ class OrderTracker:
             price=price,
             ts=ts,
             client_order_id=chain.client_order_id,
+            cum_qty=cum_qty,
+            cum_amount=cum_amount,
         )
         chain.fills.setdefault(ord_no, []).append(replace(fill, client_order_id=None))
         return [FillEvent(fill)]
@@ -466,9 +507,11 @@ class OrderTracker:
         price = (total - known) // residual if total > known else (row.fill_price or row.price or 0)
         if price <= 0:
             raise WireError(f"order {row.ord_no}: filled {row.filled} without a price")
-        chain.cum[row.ord_no] = row.filled
-        chain.filled += residual
-        chain.amount += residual * price
+        # ka10076 gives an (integer) price per number, not the executed amount: inexact.
+        chain.count(
+            row.ord_no, row.filled, chain.cum_amt.get(row.ord_no, 0) + residual * price, False
+        )
+        cum_qty, _ = chain.position()
         chain.fills.setdefault(row.ord_no, []).append(
             FillReport(
                 broker_order_id=chain.order_id,
@@ -478,6 +521,7 @@ class OrderTracker:
                 qty=residual,
                 price=price,
                 ts=row.ts,
+                cum_qty=cum_qty,
             )
         )
 

@@ -321,7 +321,15 @@ class Exchange:
         market = inst.market if inst else "KOSPI"
         trade_day = datetime.fromtimestamp(tick.ts, KST).date()
         side = "buy" if buy else "sell"
-        fee, tax = krx.fill_costs(side, qty, px, trade_day, market, acct.commission_rate)
+        fee, tax = krx.fill_costs(
+            side,
+            qty,
+            px,
+            trade_day,
+            market,
+            acct.commission_rate,
+            prior_amount=order.filled_amount,
+        )
         effect = apply_fill(acct.positions.get(order.symbol, Position()), side, qty, px, fee, tax)
         acct.positions[order.symbol] = effect.position
         acct.cash += effect.cash

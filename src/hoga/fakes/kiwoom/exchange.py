@@ -388,7 +388,9 @@ class FakeExchange:
         book = self.books[order.account_no]
         inst = self.market.instrument(order.symbol)
         market = inst.market if inst else "KOSPI"
-        fee, tax = krx.fill_costs(order.side, qty, px, self._day, market, self.commission_rate)
+        fee, tax = krx.fill_costs(
+            order.side, qty, px, self._day, market, self.commission_rate, prior_amount=order.amount
+        )
         pos = book.positions.get(order.symbol, Position())
         effect = apply_fill(pos, order.side, qty, px, fee, tax)
         book.positions[order.symbol] = effect.position

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from typing import Any
 
@@ -141,6 +142,49 @@ async def get_by_broker_id(
         )
     ).first()
     return _order(row) if row else None
+
+
+async def by_broker_ids(
+    conn: AsyncConnection,
+    user_id: int,
+    account_id: int,
+    broker_order_ids: Iterable[str],
+    days: Iterable[date],
+) -> dict[str, Order]:
+    """The account's orders of ``days`` known under these broker ids (the newest per id)."""
+    ids, on = list(set(broker_order_ids)), list(set(days))
+    if not ids or not on:
+        return {}
+    rows = await conn.execute(
+        select(t.orders)
+        .where(
+            t.orders.c.user_id == user_id,
+            t.orders.c.account_id == account_id,
+            t.orders.c.broker_order_id.in_(ids),
+            t.orders.c.trading_day.in_(on),
+        )
+        .order_by(t.orders.c.id)
+    )
+    return {o.broker_order_id: o for o in map(_order, rows) if o.broker_order_id}
+
+
+async def accounts_at_broker(conn: AsyncConnection, day: date) -> list[int]:
+    """Accounts the broker may have something to tell about: an order past QUEUED that is
+    still open, or any order of ``day`` it has numbered (system actor). Both lookups use an
+    index (status; user and trading day), so this stays cheap however long the history."""
+    at_broker = [s.value for s in OPEN if s != OrderStatus.QUEUED]
+    open_ = select(t.orders.c.account_id).where(t.orders.c.status.in_(at_broker)).distinct()
+    today = (
+        select(t.orders.c.account_id)
+        .where(
+            t.orders.c.user_id.in_(select(t.users.c.id)),
+            t.orders.c.trading_day == day,
+            t.orders.c.broker_order_id.is_not(None),
+        )
+        .distinct()
+    )
+    found = {int(r[0]) for q in (open_, today) for r in await conn.execute(q)}
+    return sorted(found)
 
 
 async def list_orders(

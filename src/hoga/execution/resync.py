@@ -1,0 +1,104 @@
+"""The backstop that keeps the in-memory queue and the database in agreement.
+
+The order service keeps them in step itself (a request that fails on the database before the
+broker goes back in the queue; see ``OrderService.send``). Should a request still go missing -
+a bug, a failure between two steps nobody foresaw - an order would sit ``QUEUED`` in the
+database, holding its cash, with nothing to send it until a restart. Every ``interval``
+seconds ``QueueResync`` compares the two and queues again:
+
+* each of today's ``QUEUED`` orders that is neither queued nor being sent right now
+  (earlier days' are left to expire);
+* each ``CANCEL_PENDING`` order with a broker id whose cancel is neither queued, being sent,
+  nor already sent by this process (a cancel sent with an unknown outcome is reconciliation's).
+
+Queuing twice is harmless - the claim that marks an order ``SUBMITTING`` re-reads it under the
+account lock - so the check needs no lock of its own. A storage fault skips a round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from hoga.domain import krx
+from hoga.domain.clock import Clock
+from hoga.domain.errors import StorageUnavailable
+from hoga.domain.orders import OrderStatus, Priority
+from hoga.execution.queue import Kind
+from hoga.execution.service import OrderService
+from hoga.store.db import SYSTEM, Database
+from hoga.store.repos import accounts as accounts_repo
+from hoga.store.repos import orders as orders_repo
+
+log = logging.getLogger(__name__)
+S = OrderStatus
+
+
+class QueueResync:
+    """See the module docstring. ``check()`` runs one comparison and returns what it did."""
+
+    def __init__(
+        self, db: Database, service: OrderService, clock: Clock, *, interval: float = 5.0
+    ) -> None:
+        self._db = db
+        self._service = service
+        self._clock = clock
+        self.interval = interval
+        self.requeued = 0
+        self._task: asyncio.Task[None] | None = None
+
+    async def check(self) -> dict[str, int]:
+        svc, queue = self._service, self._service.queue
+        today = krx.trading_date(self._clock.now())
+        async with self._db.tx(SYSTEM) as conn:
+            waiting = await orders_repo.open_orders(
+                conn, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
+            )
+            brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
+        done = {"place": 0, "cancel": 0}
+        for order in waiting:
+            broker = brokers.get(order.account_id)
+            if broker is None:
+                continue
+            if order.status == S.QUEUED:
+                kind = Kind.PLACE
+                if order.trading_day < today:
+                    continue
+            else:
+                kind = Kind.CANCEL
+                if not order.broker_order_id or order.id in svc.cancels_sent:
+                    continue
+            if queue.contains(order.id, kind) or (order.id, kind) in svc.inflight:
+                continue
+            priority = order.priority if kind == Kind.PLACE else Priority.URGENT
+            svc.enqueue(order, broker, kind, priority)
+            done[kind.value] += 1
+            log.warning(
+                "order %s was %s in the database but missing from the queue; queued again",
+                order.id,
+                order.status.value,
+            )
+        self.requeued += done["place"] + done["cancel"]
+        return done
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop(), name="queue-resync")
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.check()
+            except StorageUnavailable as e:
+                log.warning("queue resync skipped: storage fault (%s)", e.code)
+            except Exception:
+                log.exception("queue resync failed; next round in %.0f s", self.interval)

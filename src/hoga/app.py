@@ -459,8 +459,9 @@ class HogaApp:
 class AdminContext:
     """The parts the ``hoga user``/``vault`` commands need, without brokers, feeds or the API.
 
-    Safe to use while a server runs on the same database: it never touches the paper broker's
-    journal (the server opens a new user's paper book on first use).
+    Safe to use while a server runs on the same database: it never migrates (it refuses a
+    schema that is not at this hoga's head instead), so it takes no exclusive lock, and it never
+    touches the paper broker's journal (the server opens a new user's paper book on first use).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -496,7 +497,9 @@ class AdminContext:
         self.auth.on_user_created.append(self.accounts.create_paper_account)
 
     async def start(self) -> None:
-        await self.db.migrate()
+        # Never migrate here: migrations take exclusive locks that would stall the live
+        # server behind any long reader. ``hoga db upgrade`` and ``hoga serve`` migrate.
+        await self.db.require_schema()
         await self.db.start()
 
     async def close(self) -> None:

@@ -158,6 +158,20 @@ class Database:
             await self._engine.dispose()
             self._engine = None
 
+    async def ping(self, within: float = 2.0) -> str | None:
+        """None when the database answers a trivial query within ``within`` s; else why not."""
+        if self._engine is None:
+            return "not open"
+        try:
+            async with asyncio.timeout(within):
+                async with self.tx(SYSTEM) as conn:
+                    await conn.execute(text("select 1"))
+        except TimeoutError:
+            return f"no answer within {within:g}s"
+        except (OSError, OperationalError, DBAPIError) as e:
+            return _root_cause(e)
+        return None
+
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:

@@ -84,10 +84,21 @@ def test_an_account_goes_down_after_consecutive_failures_and_recovers_on_an_answ
     assert health.account(7).status == OK
 
 
-def test_credentials_refused_is_down_at_once_and_probes_back_off(clock: ManualClock) -> None:
-    health = BrokerHealth(clock, probe_start=2.0, probe_max=8.0)
-    health.record("kiwoom", 3, Outcome.AUTH, "kiwoom.8005")
-    assert health.is_down(3)
+def test_credentials_refused_is_down_at_once_but_never_probed(clock: ManualClock) -> None:
+    health = BrokerHealth(clock, probe_start=2.0)
+    health.record("kiwoom", 3, Outcome.AUTH, "kiwoom.8002")
+    h = health.account(3)
+    assert h.status == DOWN and h.cause == "auth" and h.code == "kiwoom.8002"
+    assert health.is_down(3) and not health.is_unreachable(3)
+    clock.advance(3600)
+    # Signing in again and again with refused credentials can get a key locked.
+    assert health.due_probes() == []
+
+
+def test_an_unreachable_account_is_probed_with_backoff(clock: ManualClock) -> None:
+    health = BrokerHealth(clock, down_after=1, probe_start=2.0, probe_max=8.0)
+    health.record("kis", 3, Outcome.FAILED, "kis.unreachable")
+    assert health.is_unreachable(3) and health.account(3).cause == "unreachable"
     assert health.due_probes() == []
     gaps = []
     last = clock.monotonic()
@@ -155,6 +166,10 @@ def test_the_send_gate_says_why_an_account_waits() -> None:
     hold = gate.hold_for(PAPER)
     assert hold is not None and hold.code == "broker.down"
     assert hold.view()["since"] == "2026-11-26T20:55:00+09:00"
+    # Refused credentials are not waited out: the adapter refuses such orders unsent.
+    health.record("kis", 8, Outcome.AUTH, "kis.EGW00103")
+    kis_mock = AccountRef(account_id=8, user_id=1, broker="kis", env="mock", account_no="1")
+    assert gate.hold_for(kis_mock) is None
 
 
 def test_readiness_is_down_for_database_or_dispatcher_and_degraded_for_the_rest() -> None:

@@ -13,7 +13,9 @@ order:
    ``HOGA_MARKET_MODE`` says: demo mode (always open) is for the simulated market and paper or
    mock accounts only. An account whose broker address is a loopback address (the local
    ``hoga fake-broker`` sandbox) reaches no exchange and counts as a sandbox, not real money.
-4. ``broker.down`` - the account's broker stopped answering (``execution/health``).
+4. ``broker.down`` - the account's broker stopped answering (``execution/health``). Refused
+   credentials are not held: such orders go to the adapter, which refuses them unsent with
+   the broker's code.
 
 ``TradingHours`` is also what the risk gate asks, per account, whether the market is open.
 """
@@ -30,7 +32,7 @@ from urllib.parse import urlsplit
 from hoga.brokers.base import AccountRef
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
-from hoga.execution.health import DOWN, BrokerHealth
+from hoga.execution.health import DOWN, UNREACHABLE, BrokerHealth
 from hoga.execution.queue import Kind
 
 REAL_BROKERS = frozenset({"kis", "kiwoom"})
@@ -140,7 +142,7 @@ class SendGate:
                 recheck=15.0,
             )
         h = self.health.account(ref.account_id, ref.broker)
-        if h.status == DOWN:
+        if h.status == DOWN and h.cause == UNREACHABLE:
             return Hold(
                 "broker.down",
                 f"{h.reason}: 응답하면 보냅니다 (broker down: the order goes out when it answers)",

@@ -12,9 +12,14 @@ through ``MonitoredBroker``, which classifies its outcome and records it per acc
 An account is **down** after ``down_after`` consecutive failures, or at once on an auth failure;
 **degraded** when a failure is recent (``window`` seconds) or its realtime session (execution
 notices) is expected but not connected; **ok** otherwise. A broker is down when every account
-in use is down, degraded when any is not ok. While an account is down the dispatcher holds its
-orders (they wait, saying why, instead of piling up as ``UNKNOWN``), and ``probe`` asks the
-broker something harmless (the balance) with backoff until it answers again.
+in use is down, degraded when any is not ok.
+
+While an account is down because its broker does not answer (``unreachable``), the dispatcher
+holds its orders (they wait, saying why, instead of piling up as ``UNKNOWN``), and ``probe``
+asks the broker something harmless (the balance) with backoff until it answers again. An
+account down because its credentials were refused (``auth``) is neither held nor probed:
+waiting would not fix the credentials - its orders are refused at once with the broker's code
+(not sent), and repeated sign-ins with bad credentials can get a key locked.
 """
 
 from __future__ import annotations
@@ -88,9 +93,14 @@ class _Account:
     probe_backoff: float = 0.0
 
 
+UNREACHABLE, AUTH = "unreachable", "auth"
+
+
 @dataclass(frozen=True, slots=True)
 class AccountHealth:
-    """One account's health as the dispatcher, the API and readiness see it."""
+    """One account's health as the dispatcher, the API and readiness see it. ``cause`` of a
+    down account: ``unreachable`` (the broker does not answer) or ``auth`` (credentials
+    refused)."""
 
     account_id: int
     broker: str
@@ -99,12 +109,14 @@ class AccountHealth:
     code: str | None = None
     since: float | None = None
     realtime: bool | None = None
+    cause: str | None = None
 
     def view(self) -> dict[str, Any]:
         return {
             "account_id": self.account_id,
             "broker": self.broker,
             "status": self.status,
+            "cause": self.cause,
             "code": self.code,
             "reason": self.reason,
             "since": _iso(self.since),
@@ -179,6 +191,11 @@ class BrokerHealth:
         a = self._accounts.get(account_id)
         return a is not None and a.down_since is not None
 
+    def is_unreachable(self, account_id: int) -> bool:
+        """Down because the broker does not answer (not because of refused credentials)."""
+        a = self._accounts.get(account_id)
+        return a is not None and a.down_since is not None and not a.auth_failed
+
     def account(self, account_id: int, broker: str | None = None) -> AccountHealth:
         a = self._accounts.get(account_id)
         name = a.broker if a is not None else (broker or "?")
@@ -205,6 +222,7 @@ class BrokerHealth:
                 code,
                 a.down_since,
                 rt,
+                AUTH if a.auth_failed else UNREACHABLE,
             )
         now = self._clock.time()
         if last_failure is not None and now - last_failure[0] <= self.window:
@@ -256,11 +274,12 @@ class BrokerHealth:
     # --- probing down accounts
 
     def due_probes(self) -> list[tuple[str, int]]:
-        """Down accounts whose next probe is due (and schedule the one after, with backoff)."""
+        """Unreachable accounts whose next probe is due (and schedule the one after, with
+        backoff). Accounts with refused credentials are not probed."""
         now = self._clock.monotonic()
         due = []
         for account_id, a in self._accounts.items():
-            if a.down_since is not None and now >= a.probe_at:
+            if a.down_since is not None and not a.auth_failed and now >= a.probe_at:
                 a.probe_backoff = min(self.probe_max, max(self.probe_start, a.probe_backoff * 2))
                 a.probe_at = now + a.probe_backoff
                 due.append((a.broker, account_id))

@@ -41,6 +41,7 @@ from typing import Any, Protocol
 from sqlalchemy.engine import make_url
 
 from hoga.domain.errors import Conflict
+from hoga.store.db import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,20 @@ class PgAdvisoryLock:
         )
 
     async def acquire(self) -> None:
-        conn = await self._connect()
+        try:
+            conn = await self._connect()
+        except (OSError, TimeoutError, ValueError) as e:
+            raise DatabaseUnavailable(
+                f"cannot open {self.where}: {str(e).strip() or type(e).__name__}",
+                code="db.unreachable",
+            ) from None
+        except Exception as e:  # asyncpg's own errors: wrong password, no such database...
+            if type(e).__module__.startswith("asyncpg"):
+                raise DatabaseUnavailable(
+                    f"cannot open {self.where}: {str(e).strip() or type(e).__name__}",
+                    code="db.unreachable",
+                ) from None
+            raise
         try:
             got = await conn.fetchval("select pg_try_advisory_lock($1)", self.key)
             if not got:

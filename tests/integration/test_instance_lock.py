@@ -10,6 +10,7 @@ import pytest
 
 from hoga.store.instance_lock import ServerRunning, SingleServerGuard, running_server
 from tests.conftest import _raw_dsn
+from tests.helpers import eventually, running
 
 
 async def _terminate_lock_sessions(pg_url: str) -> int:
@@ -69,3 +70,41 @@ async def test_a_cut_lock_connection_is_taken_again_or_reported_lost(
     finally:
         await second.release()
         await first.release()
+
+
+@pytest.mark.postgres
+async def test_a_server_that_loses_its_lock_holds_every_order_until_it_has_it_again(
+    tmp_path: Path, pg_url: str
+) -> None:
+    async with running(tmp_path, pg_url) as h:
+        sue = await h.user("sue", "basic")
+        # The lock's session is cut, and another server takes the lock before this one notices.
+        assert await _terminate_lock_sessions(pg_url) == 1
+        other = SingleServerGuard(tmp_path / "other", pg_url)
+        await other.acquire()
+        try:
+
+            async def lost() -> bool:
+                return h.hoga.gate.lock_lost_since is not None
+
+            await eventually(lost, within=30, what="the server to notice the lost lock")
+            ready = await h.http.get("/ready")
+            assert ready.status_code == 503
+            assert ready.json()["parts"]["dispatcher"]["hold"] == "server.lock_lost"
+            r = await h.http.post(
+                "/api/orders",
+                headers=sue,
+                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
+            )
+            assert r.status_code == 202, r.text
+            order = await h.order(sue, r.json()["id"])
+            assert order["status"] == "QUEUED"
+            assert order["waiting"]["code"] == "server.lock_lost"
+        finally:
+            await other.release()
+
+        async def regained() -> bool:
+            return h.hoga.gate.lock_lost_since is None
+
+        await eventually(regained, within=30, what="the server to take its lock again")
+        await h.wait_status(sue, order["id"], "FILLED")

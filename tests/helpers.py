@@ -133,6 +133,7 @@ async def running(
     *,
     clock: Clock | None = None,
     faults: PaperFaults | None = None,
+    start_paused: bool = False,
     **overrides: Any,
 ) -> AsyncIterator[Harness]:
     hoga = HogaApp(
@@ -140,6 +141,7 @@ async def running(
         clock=clock,
         paper_faults=faults,
         drive_feed=False,
+        **({"start_paused": True} if start_paused else {}),
     )
     await hoga.start()
     h = Harness(hoga)

@@ -32,8 +32,11 @@ from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import Bar, QuoteSource
 from hoga.execution.accounts import AccountService, VaultTokenStore
+from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
+from hoga.execution.gate import SendGate, TradingHours
+from hoga.execution.health import BrokerHealth, MonitoredBroker
 from hoga.execution.queue import OrderQueue
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
@@ -44,14 +47,17 @@ from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from hoga.security import keystate
 from hoga.security.auth import AuthService
 from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, load_or_create_secret
 from hoga.security.vault import load_vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
+from hoga.store.instance_lock import ServerGuard, SingleServerGuard
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
+from hoga.supervision import readiness, warn_real_money, watch
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +78,10 @@ class HogaApp:
         extra_brokers: dict[str, Broker] | None = None,
         feed: Feed | None = None,
         drive_feed: bool = True,
+        start_paused: bool = False,
     ) -> None:
         self.settings = s = settings
+        self.start_paused = start_paused
         # Tests drive the simulated market themselves (``feed.pump``) for determinism.
         self.drive_feed = drive_feed
         self.clock = clock or SystemClock()
@@ -81,6 +89,10 @@ class HogaApp:
         data = Path(s.data_dir)
         self.data_dir = data
         self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
+        # that admits peers; see store/instance_lock.py.
+        self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
+        self._guarded = False
         self.vault = load_vault(
             s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
         )
@@ -104,9 +116,19 @@ class HogaApp:
         )
 
         # Market: the simulated KRX market is both the default feed and the paper broker's book.
+        # A broker feed carries the real market: demo mode's "always open" would let orders
+        # out at any hour, so the KRX calendar governs (said at start-up and in the status).
+        self.market_mode = s.market_mode
+        if s.feed in ("kis", "kiwoom") and s.market_mode == "demo":
+            self.market_mode = "calendar"
+            log.warning(
+                "HOGA_FEED=%s carries the real market: following the KRX calendar "
+                "(HOGA_MARKET_MODE=demo applies to the simulated market only)",
+                s.feed,
+            )
         self.universe = Universe(bundled_universe())
         self.market = SimulatedMarket(
-            self.universe, seed=s.sim_seed, clock=self.clock, mode=s.market_mode
+            self.universe, seed=s.sim_seed, clock=self.clock, mode=self.market_mode
         )
         quotes: QuoteSource = self.market
         self.market_open: Callable[[], bool] = self.market.is_open
@@ -117,7 +139,7 @@ class HogaApp:
         elif s.feed == "replay":
             self.replay = self._replay_feed()
             quotes = self.feed = self.replay
-            if s.market_mode == "demo":
+            if self.market_mode == "demo":
                 self.market_open = _always_open
         else:
             self.feed = SimulatorFeed(
@@ -189,6 +211,14 @@ class HogaApp:
         self.brokers["kiwoom"] = self.kiwoom
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
+        # Every broker call's outcome feeds the health that /ready, the admin status and the
+        # send gate read (execution/health.py).
+        self.health = BrokerHealth(self.clock)
+        self.health.realtime = self._realtime_state
+        self.raw_brokers = dict(self.brokers)
+        self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
+        self.hours = TradingHours(self.clock, self.market_open)
+        self.gate = SendGate(self.clock, self.hours, self.health)
         self.accounts = AccountService(
             self.db,
             self.vault,
@@ -215,8 +245,10 @@ class HogaApp:
                 daily_loss_limit=s.daily_loss_limit,
                 duplicate_window=s.duplicate_window,
                 submit_timeout=s.submit_timeout,
+                max_quote_age=s.max_quote_age,
             ),
             market_open=self.market_open,
+            account_open=self.hours.open_for,
         )
         self.dispatcher = Dispatcher(
             self.queue,
@@ -224,7 +256,9 @@ class HogaApp:
             self.orders.account_ref,
             global_rate=s.global_order_rate,
             time_slice=s.session_time_slice,
+            hold=self.gate.hold_for,
         )
+        self.health.on_recovered.append(lambda _account: self.dispatcher.wake_all())
         for name, broker in self.brokers.items():
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
@@ -254,11 +288,41 @@ class HogaApp:
             self.db, self.clock, self.catalog, self.universe, commission_rate=s.commission_rate
         )
         # --- end of strategies and backtests ---
+        self.control = ServerControl(
+            self.db,
+            self.clock,
+            self.gate,
+            on_pause=self.strategies.suspend,
+            on_resume=self._resume,
+        )
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
         self.api: FastAPI = self._build_api()
+
+    async def _sync_vault(self) -> None:
+        """Encrypt with the key the database names (a rotation may have run while we were
+        down) - refusing to start without it - and record which keys this server holds."""
+        now = self.clock.now()
+        async with self.db.tx(SYSTEM) as conn:
+            await keystate.register(conn, self.vault, now)
+            await keystate.use_current(self.vault, conn, now)
+            await keystate.record_server(conn, self.vault, now)
+
+    def _realtime_state(self, broker: str, account_id: int) -> bool | None:
+        """Whether an account's realtime session (execution notices) is up; None when it has
+        none to keep (the paper broker, an account without notices)."""
+        state = getattr(self.raw_brokers.get(broker), "realtime_state", None)
+        return state(account_id) if state is not None else None
+
+    async def readiness(self) -> dict[str, Any]:
+        """``GET /ready``'s answer (see ``supervision.readiness``)."""
+        return await readiness(self)
+
+    async def _resume(self) -> None:
+        await self.strategies.resume()
+        self.dispatcher.wake_all()
 
     async def _use_kiwoom_feed(self) -> None:
         """Market data over the app keys of the Kiwoom accounts the operator named (their
@@ -325,15 +389,27 @@ class HogaApp:
 
     # --- lifecycle
 
+    async def acquire_guard(self) -> None:
+        """Become the one server of this data dir and database, or raise ``ServerRunning``.
+
+        The first step of ``start`` (before anything is migrated, read or written); ``hoga
+        serve`` calls it even earlier, before binding its port, so a second server is told
+        about the first rather than about the port."""
+        if not self._guarded:
+            await self.guard.acquire()
+            self._guarded = True
+
     async def start(self) -> None:
         """Start-up, in DESIGN.md's order. Errors propagate with a clear message."""
         s = self.settings
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        await self.acquire_guard()
         warm = asyncio.get_running_loop().run_in_executor(None, krx.warm_calendar)
         applied = await self.db.migrate()
         if applied:
             log.info("database migrated: %s", ", ".join(applied))
         await self.db.start()
+        await self._sync_vault()
         for broker in self.brokers.values():
             await broker.start()
         self.admin_password_generated = await self.auth.bootstrap_admin(
@@ -343,6 +419,14 @@ class HogaApp:
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
         await self.orders.load_server_state()
+        if self.start_paused:
+            paused = await self.control.set(
+                True, reason="started with --paused", by="hoga serve --paused"
+            )
+        else:
+            paused = await self.control.load()
+        self.strategies.suspended = paused.paused
+        await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
             log.info("recovered orders after restart: %s", recovered)
@@ -362,6 +446,7 @@ class HogaApp:
         self._background = [
             loop.create_task(self._persist_bars(), name="bars-persist"),
             loop.create_task(self._day_roll(), name="day-roll"),
+            loop.create_task(watch(self), name="watch"),
         ]
         self._started = True
         self.started_at = self.clock.time()
@@ -369,7 +454,7 @@ class HogaApp:
             "hoga %s started (%s, %s market, feed %s)",
             self.version,
             "PostgreSQL" if self.db.is_postgres else "SQLite",
-            s.market_mode,
+            self.market_mode,
             self.feed.name,
         )
 
@@ -389,12 +474,18 @@ class HogaApp:
         ]
         steps += [(f"broker {n}", b.stop) for n, b in self.brokers.items()]
         steps.append(("database", self.db.close))
+        if self._guarded:
+            steps.append(("server lock", self._release_guard))
         for name, step in steps:
             try:
                 await asyncio.wait_for(step(), 3.0)
             except Exception as e:
                 log.warning("shutdown step %s: %s", name, type(e).__name__)
         self._started = False
+
+    async def _release_guard(self) -> None:
+        self._guarded = False
+        await self.guard.release()
 
     async def _stop_background(self) -> None:
         for task in self._background:
@@ -479,8 +570,9 @@ class HogaApp:
 class AdminContext:
     """The parts the ``hoga user``/``vault`` commands need, without brokers, feeds or the API.
 
-    Safe to use while a server runs on the same database: it never touches the paper broker's
-    journal (the server opens a new user's paper book on first use).
+    Safe to use while a server runs on the same database: it never migrates (it refuses a
+    schema that is not at this hoga's head instead), so it takes no exclusive lock, and it never
+    touches the paper broker's journal (the server opens a new user's paper book on first use).
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -516,7 +608,9 @@ class AdminContext:
         self.auth.on_user_created.append(self.accounts.create_paper_account)
 
     async def start(self) -> None:
-        await self.db.migrate()
+        # Never migrate here: migrations take exclusive locks that would stall the live
+        # server behind any long reader. ``hoga db upgrade`` and ``hoga serve`` migrate.
+        await self.db.require_schema()
         await self.db.start()
 
     async def close(self) -> None:

@@ -137,6 +137,14 @@ def serve(
     host: Annotated[str | None, typer.Option(help="listen address (HOGA_HOST)")] = None,
     port: Annotated[int | None, typer.Option(help="listen port (HOGA_PORT)")] = None,
     config: ConfigOpt = None,
+    paused: Annotated[
+        bool,
+        typer.Option(
+            "--paused",
+            help="start paused: strategies stopped and orders held until an admin resumes "
+            "(`hoga resume`); use after a restore",
+        ),
+    ] = False,
 ) -> None:
     """Start the server: API, dashboard, feeds, brokers and strategies."""
     settings = _settings(config, host=host, port=port)
@@ -151,8 +159,13 @@ def serve(
 
         _QuietExitServer = _quiet_exit_server()
 
-        hoga = HogaApp(settings)
-        sock = _bind(settings.host, settings.port)
+        hoga = HogaApp(settings, start_paused=paused)
+        await hoga.acquire_guard()
+        try:
+            sock = _bind(settings.host, settings.port)
+        except BaseException:
+            await hoga.stop()
+            raise
         try:
             await hoga.start()
         except BaseException:
@@ -176,6 +189,13 @@ def serve(
         typer.echo(
             f"hoga {__version__} serving on http://{shown_host}:{actual_port}{sim}", err=True
         )
+        if hoga.control.paused:
+            typer.secho(
+                "  PAUSED: no order goes to a broker and no strategy runs until `hoga resume` "
+                "(or POST /api/admin/resume)",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
         server = _QuietExitServer(
             uvicorn.Config(
                 hoga.api,
@@ -319,27 +339,102 @@ def user_tiers() -> None:
     _run(run)
 
 
+# ------------------------------------------------------------------ pause and resume
+
+
+def _set_paused(paused: bool, reason: str) -> None:
+    settings = _settings()
+
+    async def run() -> None:
+        import getpass
+
+        from hoga.execution.control import applied_pause, write_pause
+        from hoga.store.instance_lock import running_server
+
+        ctx = await _admin_ctx(settings)
+        try:
+            await write_pause(
+                ctx.db,
+                ctx.clock,
+                paused,
+                reason=reason,
+                by=f"hoga {'pause' if paused else 'resume'} ({getpass.getuser()}@{socket.gethostname()})",
+            )
+            word = "paused" if paused else "resumed"
+            holder = await running_server(Path(settings.data_dir), settings.sqlalchemy_url)
+            if holder is None:
+                typer.echo(
+                    f"{word}: no server is running; the next `hoga serve` starts "
+                    + ("paused" if paused else "normally")
+                )
+                return
+            # The server re-reads the state every 2 s and records what it applied.
+            for _ in range(150):
+                applied = await applied_pause(ctx.db)
+                if applied is not None and bool(applied.get("paused")) == paused:
+                    typer.echo(f"{word}: the running server ({holder.describe()}) applied it")
+                    return
+                await asyncio.sleep(0.1)
+        finally:
+            await ctx.close()
+        raise fail(
+            f"recorded, but the running server ({holder.describe()}) has not applied it "
+            "within 15 s; check its log"
+        )
+
+    _run(run)
+
+
+@app.command()
+def pause(
+    reason: Annotated[
+        str, typer.Option(help="why (shown in the admin status)")
+    ] = "paused from the command line",
+) -> None:
+    """Pause trading: orders are held (not sent) and strategies stop until `hoga resume`.
+
+    Reaches a running server through the database; without one, the next start is paused."""
+    _set_paused(True, reason)
+
+
+@app.command()
+def resume() -> None:
+    """Resume trading: held orders go out and strategies that were running start again."""
+    _set_paused(False, "")
+
+
 # ------------------------------------------------------------------ vault and database
 
 
 @vault_app.command("rotate")
 def vault_rotate() -> None:
-    """Re-encrypt every stored credential under a new master key, then retire the old key."""
+    """Re-encrypt every stored credential under a new master key, then retire the old key.
+
+    Safe while the server runs: the server switches to the new key (it re-reads the key file)
+    before the old one is retired, and never encrypts with a retired key."""
     settings = _settings()
 
     async def run() -> None:
+        from hoga.execution.vault_rotation import rotate_vault_keys
+        from hoga.store.instance_lock import running_server
+
         ctx = await _admin_ctx(settings)
         try:
-            ring = ctx.vault.ring
-            new = ring.add_key() if ring.path is not None else ring.current
-            n = await ctx.accounts.rotate_vault()
-            retired = ring.retire_others()
+            holder = await running_server(Path(settings.data_dir), settings.sqlalchemy_url)
+            done = await rotate_vault_keys(
+                ctx.db, ctx.vault, ctx.accounts, ctx.clock, server_running=holder is not None
+            )
         finally:
             await ctx.close()
         typer.echo(
-            f"re-encrypted {n} secrets under key {new}"
-            + (f"; retired {', '.join(retired)}" if retired else "")
+            f"re-encrypted {done.reencrypted} secrets under key {done.new_key}"
+            + (f"; retired {', '.join(done.retired)}" if done.retired else "")
         )
+        if done.kept_in_env:
+            typer.echo(
+                f"remove {', '.join(done.kept_in_env)} from HOGA_MASTER_KEY when you next "
+                "restart (nothing is encrypted with them any more)"
+            )
 
     _run(run)
 

@@ -111,6 +111,12 @@ class Settings(BaseSettings):
     commission_rate: Decimal = Field(Decimal("0.00015"), ge=0, lt=1)
     max_order_value: int = Field(50_000_000, gt=0, description="won, per order, default per user")
     daily_loss_limit: int = Field(0, ge=0, description="won; 0 disables")
+    max_quote_age: float = Field(
+        60.0,
+        ge=0,
+        description="seconds; a market order is refused when the last quote is older while "
+        "the market is open (0 disables)",
+    )
     duplicate_window: float = Field(2.0, ge=0, description="seconds")
     global_order_rate: float = Field(10.0, gt=0, description="orders/s, all brokers")
     kis_real_rate: float = Field(18.0, gt=0)

@@ -63,12 +63,12 @@ def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
     return env
 
 
-def start_server(data_dir: Path, log_name: str = "server.log", **extra: str) -> Server:
+def start_server(data_dir: Path, log_name: str = "server.log", *args: str, **extra: str) -> Server:
     port = free_port()
     env = server_env(data_dir, port, **extra)
     log_path = data_dir.parent / log_name
     log = log_path.open("wb")
-    proc = subprocess.Popen([*HOGA, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([*HOGA, "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -61,7 +61,8 @@ def _serve_fails(tmp_path: Path, **extra: str) -> subprocess.CompletedProcess[st
         ({"HOGA_MARKET_MODE": "sometimes"}, "HOGA_MARKET_MODE"),
         (
             {"HOGA_DATABASE_URL": "postgresql+asyncpg://nobody@127.0.0.1:1/none"},
-            "cannot migrate database",
+            # The one-server lock is taken before anything is migrated.
+            "cannot open database",
         ),
         ({"HOGA_DATABASE_URL": "not a url"}, "not a database URL"),
     ],

@@ -8,6 +8,7 @@ from pathlib import Path
 from hoga.brokers.kis import KisFeed
 from hoga.config import Settings
 from hoga.domain import krx
+from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
 from tests.helpers import running
 from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
@@ -53,16 +54,18 @@ async def test_kis_market_data_reaches_the_hub_of_a_running_app(
 
 
 async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, clock: ManualClock
 ) -> None:
     """Under ``HOGA_FEED=kis`` the risk gate and the order ticket use the day's reference price
     from the broker's ticks; a symbol with no tick yet is refused, not checked against the
-    bundled universe's stale price."""
+    bundled universe's stale price. (A broker feed makes the KRX calendar govern, so the
+    server's clock stands at 10:00 on a trading day.)"""
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
         fake_kis("real", accounts) as fake,
-        running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as h,
+        running(tmp_path, sqlite_url, clock=clock, feed="kis", hub_grace_seconds=0) as h,
     ):
+        assert h.hoga.market_mode == "calendar" and h.hoga.market_open()
         alice = await h.user("alice", "basic")
         acct = await link(h, alice, fake)
         h.hoga.feed.account_ids.add(acct)  # type: ignore[attr-defined]

@@ -29,6 +29,45 @@ async def test_every_table_with_user_id_has_rls_enabled_and_forced(pg_url: str) 
     assert all(enabled and forced for enabled, forced in status.values()), status
 
 
+async def test_a_later_migrate_repairs_rls_that_was_lost_and_leaves_intact_tables_alone(
+    pg_url: str,
+) -> None:
+    import asyncpg
+
+    from tests.conftest import _raw_dsn
+
+    db = Database(pg_url)
+    await db.migrate()
+    raw = await asyncpg.connect(_raw_dsn(pg_url))
+    try:
+        await raw.execute("alter table orders no force row level security")
+        await raw.execute("alter table fills disable row level security")
+        await raw.execute("drop policy tenant_isolation on positions")
+        before = await raw.fetchval(
+            "select oid from pg_policy where polname = 'tenant_isolation' "
+            "and polrelid = 'users'::regclass"
+        )
+        await db.migrate()
+        after = await raw.fetchval(
+            "select oid from pg_policy where polname = 'tenant_isolation' "
+            "and polrelid = 'users'::regclass"
+        )
+        repaired = await raw.fetchval(
+            "select count(*) from pg_policy where polname = 'tenant_isolation' "
+            "and polrelid = 'positions'::regclass"
+        )
+    finally:
+        await raw.close()
+    await db.start()
+    async with db.tx(SYSTEM) as conn:
+        status = await rls_status(conn)
+    await db.close()
+    assert all(enabled and forced for enabled, forced in status.values()), status
+    assert repaired == 1
+    # An intact policy is not dropped and recreated (that takes an exclusive lock).
+    assert before == after
+
+
 async def test_app_role_neither_owns_tables_nor_bypasses_rls(pg_url: str) -> None:
     db = Database(pg_url)
     await db.migrate()

@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import base64
 import json
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import jwt
 import pyotp
 import pytest
 
 from hoga.domain.clock import ManualClock
-from hoga.domain.errors import ServiceUnavailable
+from hoga.domain.errors import Conflict, ServiceUnavailable
+from hoga.execution.accounts import AccountService
+from hoga.execution.vault_rotation import rotate_vault_keys
+from hoga.security import keystate
+from hoga.security.vault import KeyRing, Vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
 from tests.helpers import PASSWORD, running
@@ -308,31 +314,97 @@ async def test_password_change_ends_other_sessions(tmp_path: Path, sqlite_url: s
         ).status_code == 200
 
 
-async def test_vault_rotation_re_encrypts_everything(tmp_path: Path, sqlite_url: str) -> None:
-    async with running(tmp_path, sqlite_url) as h:
+def _cli_side(h: Any, vault: Vault) -> AccountService:
+    """What ``hoga vault rotate`` builds: its own vault and account service on the same data."""
+    return AccountService(
+        h.hoga.db, vault, h.hoga.clock, {}, paper_cash=0, commission_rate=Decimal("0.00015")
+    )
+
+
+_KIWOOM = {
+    "broker": "kiwoom",
+    "env": "mock",
+    "account_no": "1234567890",
+    "app_key": "k" * 20,
+    "app_secret": "s" * 40,
+}
+
+
+async def test_vault_rotation_beside_the_server_switches_it_before_retiring(
+    tmp_path: Path, db_url: str
+) -> None:
+    async with running(tmp_path, db_url) as h:
         headers = await h.user("joe")
-        r = await h.http.post(
-            "/api/broker-accounts",
-            headers=headers,
-            json={
-                "broker": "kiwoom",
-                "env": "mock",
-                "account_no": "1234567890",
-                "app_key": "k" * 20,
-                "app_secret": "s" * 40,
-            },
-        )
+        joe = (await h.hoga.auth.find_user("joe")).id
+        r = await h.http.post("/api/broker-accounts", headers=headers, json=_KIWOOM)
         acct_id = r.json()["id"]
         old_key = h.hoga.vault.current_key_id
-        h.hoga.vault.ring.add_key()
-        n = await h.hoga.accounts.rotate_vault()
-        assert n == 1
-        retired = h.hoga.vault.ring.retire_others()
-        assert retired == [old_key]
-        acct = await h.hoga.accounts.get((await h.hoga.auth.find_user("joe")).id, acct_id)
-        ref = h.hoga.accounts.ref(acct)
+        # The rotation runs in another process with its own copy of the key file.
+        cli_vault = Vault(KeyRing.load_or_create(tmp_path / "var" / "master.key"))
+        done = await rotate_vault_keys(
+            h.hoga.db, cli_vault, _cli_side(h, cli_vault), h.hoga.clock, server_running=True
+        )
+        assert done.reencrypted == 1 and done.retired == [old_key]
+        assert done.new_key != old_key
+        # The server, which never saw the new key, reads the re-encrypted secret...
+        h.hoga.accounts._refs.clear()
+        ref = h.hoga.accounts.ref(await h.hoga.accounts.get(joe, acct_id))
         assert ref.app_secret is not None and ref.app_secret.reveal() == "s" * 40
         assert repr(ref.app_secret) == "Secret('****')"
+        # ...and encrypts the next one under the new key, not the retired one it started with.
+        r = await h.http.post(
+            "/api/broker-accounts", headers=headers, json={**_KIWOOM, "account_no": "1234567891"}
+        )
+        assert r.status_code == 201, r.text
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            rows = (await conn.execute(t.broker_accounts.select())).all()
+        assert {Vault.key_id_of(row.secrets_enc) for row in rows if row.secrets_enc} == {
+            done.new_key
+        }
+        assert {row.key_id for row in rows if row.secrets_enc} == {done.new_key}
+
+
+async def test_rotation_refuses_a_key_the_running_server_cannot_load(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    server_key = base64.b64encode(b"1" * 32).decode()
+    new_key = base64.b64encode(b"2" * 32).decode()
+    async with running(tmp_path, sqlite_url, master_key=f"old:{server_key}") as h:
+        headers = await h.user("joe")
+        await h.http.post("/api/broker-accounts", headers=headers, json=_KIWOOM)
+        # The operator put the new key first in HOGA_MASTER_KEY for the CLI only.
+        cli_vault = Vault(KeyRing.from_env(f"new:{new_key},old:{server_key}"))
+        with pytest.raises(Conflict) as e:
+            await rotate_vault_keys(
+                h.hoga.db, cli_vault, _cli_side(h, cli_vault), h.hoga.clock, server_running=True
+            )
+        assert e.value.code == "vault.server_lacks_key"
+        assert "HOGA_MASTER_KEY" in e.value.message
+        # Nothing changed: the server still encrypts and decrypts with its key.
+        r = await h.http.post(
+            "/api/broker-accounts", headers=headers, json={**_KIWOOM, "account_no": "1234567891"}
+        )
+        assert r.status_code == 201, r.text
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            rows = (await conn.execute(t.broker_accounts.select())).all()
+        assert {Vault.key_id_of(row.secrets_enc) for row in rows if row.secrets_enc} == {"old"}
+
+
+async def test_a_process_without_the_current_key_refuses_to_encrypt(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with running(tmp_path, sqlite_url) as h:
+        headers = await h.user("joe")
+        # The database names a key this server has nowhere (not in memory, not in its file).
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            await keystate.promote(conn, "k99", h.hoga.clock.now())
+        r = await h.http.post("/api/broker-accounts", headers=headers, json=_KIWOOM)
+        assert r.status_code == 503, r.text
+        assert r.json()["error"]["code"] == "vault.key_unavailable"
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            rows = (await conn.execute(t.broker_accounts.select())).all()
+        # Nothing half-written: no account row without its secret.
+        assert all(row.broker == "paper" for row in rows)
 
 
 async def test_ciphertext_moved_to_another_user_does_not_open(

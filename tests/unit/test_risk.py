@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hoga.domain import krx
 from hoga.domain.market import Instrument
@@ -121,3 +123,36 @@ def test_without_todays_reference_price_nothing_passes() -> None:
     ):
         d = risk.check(inputs(intent=intent, instrument=unknown, last_price=None))
         assert not d.ok and d.code == "risk.no_quote"
+
+
+MARKET_BUY = OrderIntent("005930", Side.BUY, OrderType.MARKET, 10)
+
+
+def test_a_market_order_on_a_stale_quote_is_refused_during_trading() -> None:
+    d = risk.check(inputs(intent=MARKET_BUY, quote_age=61.0, max_quote_age=60.0))
+    assert not d.ok and d.code == "risk.stale_quote"
+    assert "61" in d.message and "limit order" in d.message
+    # No quote at all is as bad as an old one.
+    d = risk.check(inputs(intent=MARKET_BUY, quote_age=None, max_quote_age=60.0))
+    assert d.code == "risk.stale_quote"
+    # A limit order states its own price: allowed on the same stale quote.
+    assert risk.check(inputs(quote_age=600.0, max_quote_age=60.0)).ok
+    # A fresh quote, or the check switched off: allowed.
+    assert risk.check(inputs(intent=MARKET_BUY, quote_age=59.0, max_quote_age=60.0)).ok
+    assert risk.check(inputs(intent=MARKET_BUY, quote_age=None, max_quote_age=0.0)).ok
+    # Outside trading the market is simply closed.
+    d = risk.check(
+        inputs(intent=MARKET_BUY, quote_age=9_999.0, max_quote_age=60.0, market_open=False)
+    )
+    assert d.code == "risk.market_closed"
+
+
+@given(
+    age=st.one_of(st.none(), st.floats(min_value=0, max_value=1e6)),
+    limit=st.floats(min_value=0, max_value=1e5),
+)
+def test_stale_quote_rule_is_exactly_age_over_limit(age: float | None, limit: float) -> None:
+    d = risk.check(inputs(intent=MARKET_BUY, quote_age=age, max_quote_age=limit))
+    stale = limit > 0 and (age is None or age > limit)
+    assert (d.code == "risk.stale_quote") == stale
+    assert d.ok == (not stale)

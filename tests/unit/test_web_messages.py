@@ -24,6 +24,7 @@ DYNAMIC = {
         "EXPIRED",
     ],
     "state.": ["ACTIVE", "REDUCING", "HALTED"],
+    "ready.": ["ok", "degraded", "down"],
     "side.": ["buy", "sell"],
     "type.": ["limit", "market"],
     "strategy.status.": ["created", "running", "paused", "stopped", "error"],

@@ -7,7 +7,13 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from hoga.api.deps import Admin, client_ip, get_hoga
-from hoga.api.models import KillSwitchBody, TierUpdateBody, UserCreateBody, UserUpdateBody
+from hoga.api.models import (
+    KillSwitchBody,
+    PauseBody,
+    TierUpdateBody,
+    UserCreateBody,
+    UserUpdateBody,
+)
 from hoga.api.views import audit_view, tier_view, user_view
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
@@ -69,17 +75,52 @@ async def kill_switch(body: KillSwitchBody, ctx: Admin, request: Request) -> dic
     return {"state": hoga.orders.server_state}
 
 
+@router.post("/pause")
+async def pause(body: PauseBody, ctx: Admin, request: Request) -> dict[str, Any]:
+    """Stop sending orders and running strategies until resumed (orders are still accepted)."""
+    hoga = get_hoga(request)
+    state = await hoga.control.set(
+        True,
+        reason=body.reason or "paused by an admin",
+        by=f"admin:{ctx.user_id}",
+        actor_id=ctx.user_id,
+        ip=client_ip(request),
+    )
+    return state.view()
+
+
+@router.post("/resume")
+async def resume(ctx: Admin, request: Request) -> dict[str, Any]:
+    """Send queued orders again and restart the strategies whose status says running."""
+    hoga = get_hoga(request)
+    state = await hoga.control.set(
+        False, reason="", by=f"admin:{ctx.user_id}", actor_id=ctx.user_id, ip=client_ip(request)
+    )
+    return state.view()
+
+
 @router.get("/status")
 async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    return hoga_status(hoga)
+    out = hoga_status(hoga)
+    ready = await hoga.readiness()
+    out["ready"] = ready["status"]
+    out["parts"] = ready["parts"]
+    out["brokers"] = [h.view() for h in hoga.health.accounts()]
+    return out
 
 
 def hoga_status(hoga: Any) -> dict[str, Any]:
     return {
         "version": hoga.version,
         "trading_state": hoga.orders.server_state,
-        "market": {"mode": hoga.settings.market_mode, "open": hoga.market_open()},
+        "paused": hoga.control.state.view(),
+        "market": {
+            "mode": hoga.market_mode,
+            "configured_mode": hoga.settings.market_mode,
+            "open": hoga.market_open(),
+            "krx_session_open": hoga.hours.calendar_open(),
+        },
         "feed": hoga.hub.health(),
         "queue": {"size": hoga.queue.size()},
         "dispatcher": hoga.dispatcher.status(),

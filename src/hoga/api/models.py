@@ -74,6 +74,10 @@ class KillSwitchBody(Body):
     state: Literal["ACTIVE", "REDUCING", "HALTED"]
 
 
+class PauseBody(Body):
+    reason: str | None = Field(None, max_length=200)
+
+
 class AccountBody(Body):
     broker: Literal["paper", "kis", "kiwoom"]
     env: Literal["real", "mock"]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
@@ -12,12 +12,41 @@ from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import OrderBody
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
-from hoga.domain.orders import OPEN, OrderIntent, OrderStatus, OrderType, Side
+from hoga.domain.orders import OPEN, Order, OrderIntent, OrderStatus, OrderType, Side
+from hoga.execution.queue import Kind
 from hoga.execution.service import order_view
 from hoga.store.db import Actor
 from hoga.store.repos import ledger
 
+if TYPE_CHECKING:
+    from hoga.app import HogaApp
+
 router = APIRouter(tags=["orders"])
+
+_WAITING = {OrderStatus.QUEUED: Kind.PLACE, OrderStatus.CANCEL_PENDING: Kind.CANCEL}
+
+
+async def _waiting(hoga: HogaApp, account_id: int, kind: Kind) -> dict[str, Any] | None:
+    """Why an account's queued request is not going out now (paused, market closed, broker
+    down), or None when nothing holds it."""
+    ref = await hoga.orders.account_ref(account_id)
+    hold = hoga.gate.hold_for(ref, kind) if ref is not None else None
+    return hold.view() if hold is not None else None
+
+
+async def _with_waiting(hoga: HogaApp, orders: list[Order]) -> list[dict[str, Any]]:
+    holds: dict[tuple[int, Kind], dict[str, Any] | None] = {}
+    out = []
+    for o in orders:
+        extra = None
+        kind = _WAITING.get(o.status)
+        if kind is not None:
+            key = (o.account_id, kind)
+            if key not in holds:
+                holds[key] = await _waiting(hoga, o.account_id, kind)
+            extra = {"waiting": holds[key]}
+        out.append(order_view(o, extra))
+    return out
 
 
 def _intent(body: OrderBody, source: str = "api") -> OrderIntent:
@@ -96,7 +125,7 @@ async def list_orders(
         limit=limit,
         before_id=before_id,
     )
-    return {"orders": [order_view(o) for o in orders]}
+    return {"orders": await _with_waiting(get_hoga(request), orders)}
 
 
 @router.get("/api/orders/{order_id}")
@@ -128,6 +157,9 @@ async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any
                 for f in fills
             ],
             "queue_place": place[0] if place else None,
+            "waiting": await _waiting(hoga, order.account_id, _WAITING[order.status])
+            if order.status in _WAITING
+            else None,
         },
     )
 
@@ -157,6 +189,8 @@ async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
         queued.append(
             {
                 "order_id": item.order_id,
+                "account_id": item.account_id,
+                "waiting": await _waiting(hoga, item.account_id, item.kind),
                 "kind": item.kind.value,
                 "priority": item.priority.label,
                 "place": place,
@@ -176,6 +210,7 @@ async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
         and hoga.orders.server_state != "HALTED",
         "trading_state": state,
         "server_state": hoga.orders.server_state,
+        "paused": hoga.control.paused,
         "tier": ctx.tier.name,
         "priority": "vip" if ctx.tier.priority == "vip" else "normal",
         "queued": queued,

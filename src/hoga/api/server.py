@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
-from fastapi.responses import FileResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from hoga import __version__
@@ -85,11 +85,20 @@ def create_api(hoga: HogaApp) -> FastAPI:
             "version": __version__,
             "versions": versions,
             "database": "postgresql" if h.db.is_postgres else "sqlite",
-            "market_mode": h.settings.market_mode,
+            "market_mode": h.market_mode,
             "simulated": h.feed.name == "simulator",
             "feed": h.feed.name,
             "uptime_s": round(h.clock.time() - started, 1) if started else 0,
         }
+
+    @app.get("/ready", tags=["health"])
+    async def ready(request: Request) -> JSONResponse:
+        """Can this server trade now? 200 when every part is ok, else 503 with the parts."""
+        h: HogaApp = request.app.state.hoga
+        if h.started_at is None:
+            return JSONResponse({"status": "down", "parts": {}}, status_code=503)
+        body = await h.readiness()
+        return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
     app.mount("/static", StaticFiles(directory=str(WEB.joinpath("static"))), name="static")
 

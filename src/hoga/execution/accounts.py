@@ -17,6 +17,7 @@ from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
 from hoga.domain.portfolio import Position
 from hoga.domain.secret import Secret, mask
+from hoga.security import keystate
 from hoga.security.vault import Vault, VaultError, account_aad
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import accounts as repo
@@ -177,6 +178,8 @@ class AccountService:
         }
         digits = account_no.replace("-", "")
         async with self._db.tx(Actor.user(user_id)) as conn:
+            # The key the database names current (a rotation may have switched it).
+            await keystate.use_current(self._vault, conn, now)
             acct = await repo.create_account(
                 conn,
                 user_id,
@@ -442,12 +445,14 @@ class AccountService:
             await broker.detach(account_id)
 
     async def rotate_vault(self) -> int:
-        """Re-encrypt every stored secret under the vault's current key; returns how many."""
+        """Re-encrypt every stored secret under the key the database names current; returns
+        how many (``execution/vault_rotation.py`` runs the whole rotation)."""
         from hoga.security.vault import token_aad, totp_aad
         from hoga.store import tables as t
 
         n = 0
         async with self._db.tx(SYSTEM) as conn:
+            await keystate.use_current(self._vault, conn, self._clock.now())
             rows = (await conn.execute(t.broker_accounts.select())).all()
             for r in rows:
                 if not r.secrets_enc:
@@ -555,14 +560,16 @@ class VaultTokenStore:
         user_id = await self._owner(account_id)
         if user_id is None:
             return
-        envelope = self._vault.encrypt(token.encode(), token_aad(user_id, account_id, kind))
-        values = {
-            "token_enc": envelope,
-            "key_id": self._vault.current_key_id,
-            "issued_at": self._clock.now(),
-            "expires_at": datetime.fromtimestamp(expires_at, KST),
-        }
         async with self._db.tx(Actor.user(user_id)) as conn:
+            kid = await keystate.use_current(self._vault, conn, self._clock.now())
+            values = {
+                "token_enc": self._vault.encrypt(
+                    token.encode(), token_aad(user_id, account_id, kind)
+                ),
+                "key_id": kid,
+                "issued_at": self._clock.now(),
+                "expires_at": datetime.fromtimestamp(expires_at, KST),
+            }
             res = await conn.execute(
                 t.broker_tokens.update()
                 .where(

@@ -11,6 +11,11 @@ For session-limited gateways (``capacity == 1``, such as the legacy Kiwoom contr
 
 Limits are strict sliding windows (``execution/ratelimit.py``) with a small safety margin, so
 no broker ever sees more than its published rate in any window.
+
+Before sending, the dispatcher asks the send gate (``execution/gate.py``) whether the account
+may send now; a held account's requests stay queued and ``held`` says why (paused server,
+closed market for a real-money account, broker down). ``wake_all`` re-checks at once when a
+hold clears.
 """
 
 from __future__ import annotations
@@ -26,7 +31,8 @@ from typing import Any, Protocol
 
 from hoga.brokers.base import AccountRef, Broker, BrokerLimits
 from hoga.domain.errors import StorageUnavailable
-from hoga.execution.queue import OrderQueue, QueueItem
+from hoga.execution.gate import Hold
+from hoga.execution.queue import Kind, OrderQueue, QueueItem
 from hoga.execution.ratelimit import SlidingWindow, acquire_all, available_at
 from hoga.execution.scheduling import Act, HogaSessionPolicy, SessionPolicy, SessionState
 
@@ -34,6 +40,7 @@ log = logging.getLogger(__name__)
 
 Sender = Callable[[QueueItem], Awaitable[None]]
 RefLookup = Callable[[int], Awaitable[AccountRef | None]]
+HoldCheck = Callable[[AccountRef, Kind], Hold | None]
 
 
 class SessionBroker(Protocol):
@@ -71,16 +78,21 @@ class Dispatcher:
         margin: float = 0.02,
         max_inflight_per_account: int = 4,
         time_slice: float = 30.0,
+        hold: HoldCheck | None = None,
     ) -> None:
         self.queue = queue
         self._send = send
         self._ref = ref_lookup
+        self._hold = hold
+        #: Accounts whose queued requests wait, and why (as of the dispatcher's last look).
+        self.held: dict[int, Hold] = {}
         self.global_limit = SlidingWindow.per_second(global_rate, margin)
         self.margin = margin
         self.max_inflight = max_inflight_per_account
         self.time_slice = time_slice
         self._gateways: dict[str, _Gateway] = {}
         self._limits: dict[int, tuple[BrokerLimits, SlidingWindow]] = {}
+        self._refs: dict[int, AccountRef] = {}
         self._inflight: dict[int, int] = defaultdict(int)
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
@@ -96,6 +108,21 @@ class Dispatcher:
         if gw is not None:
             gw.wake.set()
 
+    def wake_all(self) -> None:
+        """Look at every gateway again now (a hold cleared)."""
+        for gw in self._gateways.values():
+            gw.wake.set()
+
+    def _held(self, account_id: int, kind: Kind) -> Hold | None:
+        """The gate's verdict for an account's next request (recorded in ``held``)."""
+        ref = self._refs.get(account_id)
+        hold = self._hold(ref, kind) if self._hold is not None and ref is not None else None
+        if hold is None:
+            self.held.pop(account_id, None)
+        else:
+            self.held[account_id] = hold
+        return hold
+
     async def _account_limits(
         self, account_id: int, broker: Broker
     ) -> tuple[BrokerLimits, SlidingWindow] | None:
@@ -105,6 +132,7 @@ class Dispatcher:
             if ref is None:
                 return None
             lim = broker.limits(ref)
+            self._refs[account_id] = ref
             cached = self._limits[account_id] = (lim, self._window_for(lim))
         return cached
 
@@ -184,13 +212,20 @@ class Dispatcher:
                 while (orphan := self.queue.pop(gw.name, account)) is not None:
                     log.warning("dropping queued %s for vanished account %s", orphan.kind, account)
                 continue
+            head = self.queue.peek(gw.name, account)
+            if head is None:
+                self.held.pop(account, None)
+                continue
+            hold = self._held(account, head.kind)
+            if hold is not None:
+                wake_at = min(wake_at, now + hold.recheck)
+                continue
             limiters = self._limiters(*got)
             ready = available_at(limiters, now)
             if ready > now:
                 wake_at = min(wake_at, ready)
                 continue
-            head = self.queue.peek(gw.name, account)
-            if head is not None and (best is None or head.key < best[0].key):
+            if best is None or head.key < best[0].key:
                 best = (head, limiters)
         if best is None:
             await self._wait(gw, wake_at)
@@ -243,6 +278,12 @@ class Dispatcher:
             d = policy.decide(now, s)
             if d.act == Act.SEND:
                 assert d.account is not None
+                head = self.queue.peek(gw.name, d.account)
+                await self._account_limits(d.account, gw.broker)
+                hold = self._held(d.account, head.kind) if head is not None else None
+                if hold is not None:
+                    await self._wait(gw, now + hold.recheck)
+                    continue
                 item = policy.take(d.account)
                 if item is None:
                     continue
@@ -301,6 +342,19 @@ class Dispatcher:
                 for name, gw in self._gateways.items()
             },
             "in_flight": sum(self._inflight.values()),
+            "held": {str(a): h.view() for a, h in sorted(self.held.items())},
+        }
+
+    def health(self) -> dict[str, Any]:
+        """For readiness: down when not running or a gateway loop has died."""
+        dead = [n for n, gw in self._gateways.items() if gw.task is None or gw.task.done()]
+        status = "down" if not self._running or dead else "ok"
+        return {
+            "status": status,
+            "dead_gateways": dead,
+            "queued": self.queue.size(),
+            "in_flight": sum(self._inflight.values()),
+            "held_accounts": len(self.held),
         }
 
     def rates_for(self, account_id: int) -> tuple[float, bool] | None:
@@ -313,3 +367,5 @@ class Dispatcher:
 
     def forget_account(self, account_id: int) -> None:
         self._limits.pop(account_id, None)
+        self._refs.pop(account_id, None)
+        self.held.pop(account_id, None)

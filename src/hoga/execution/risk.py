@@ -46,6 +46,10 @@ class RiskInputs:
     commission_rate: object = krx.DEFAULT_COMMISSION_RATE
     duplicate: bool = False
     marks: Mapping[str, int] = field(default_factory=dict)
+    #: Seconds since the symbol's last quote (None: no quote at all).
+    quote_age: float | None = None
+    #: A market order needs a quote younger than this while the market is open (0: no check).
+    max_quote_age: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +120,24 @@ def check(r: RiskInputs) -> RiskDecision:
             "risk.no_quote",
             f"{inst.symbol} 종목의 오늘 기준가를 아직 받지 못했습니다. 시세를 구독한 뒤 다시 "
             "주문하세요 (no live quote for this symbol yet: subscribe to it first)",
+        )
+    if (
+        i.type == OrderType.MARKET
+        and r.max_quote_age > 0
+        and (r.quote_age is None or r.quote_age > r.max_quote_age)
+    ):
+        # The feed (or the broker behind it) may be down: a market order would fill at a
+        # price nobody has seen. A limit order states its price and stays allowed.
+        age = (
+            "없음 (none)"
+            if r.quote_age is None
+            else f"{r.quote_age:,.0f}초 전 ({r.quote_age:,.0f}s old)"
+        )
+        return _deny(
+            "risk.stale_quote",
+            f"{inst.symbol} 종목의 최근 시세가 {age}입니다: 시세가 {r.max_quote_age:,.0f}초보다 "
+            "오래되어 시장가 주문을 받지 않습니다. 지정가로 주문하세요 (last quote too old for a "
+            "market order; use a limit order)",
         )
     if i.type == OrderType.LIMIT:
         assert i.price is not None

@@ -81,6 +81,9 @@ class OrderPolicy:
     daily_loss_limit: int = 0
     duplicate_window: float = 2.0
     submit_timeout: float = 10.0
+    #: A market order is refused when the symbol's last quote is older than this (seconds)
+    #: while the market is open; 0 disables the check.
+    max_quote_age: float = 60.0
 
 
 def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -130,6 +133,7 @@ class OrderService:
         *,
         policy: OrderPolicy,
         market_open: Callable[[], bool] | None = None,
+        account_open: Callable[[str, str, str | None], bool] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -140,6 +144,9 @@ class OrderService:
         self._bus = bus
         self.policy = policy
         self._market_open = market_open or (lambda: True)
+        # Per account (broker, env): real-money accounts follow the KRX calendar whatever the
+        # server's market mode (execution/gate.py).
+        self._account_open = account_open or (lambda broker, env, url: self._market_open())
         self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._account_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
@@ -254,7 +261,16 @@ class OrderService:
                         return self._same_or_conflict(existing, intent)
                 intent = replace(intent, account_id=acct.id)
                 inputs = await self._risk_inputs(
-                    conn, user, tier, acct.id, acct.commission_rate, intent, inst, day, mono
+                    conn,
+                    user,
+                    tier,
+                    acct.id,
+                    acct.commission_rate,
+                    intent,
+                    inst,
+                    day,
+                    mono,
+                    market_open=self._account_open(acct.broker, acct.env, acct.base_url),
                 )
                 decision = risk.check(inputs)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
@@ -343,6 +359,7 @@ class OrderService:
                 inst,
                 day,
                 self._clock.monotonic(),
+                market_open=self._account_open(acct.broker, acct.env, acct.base_url),
             )
         decision = risk.check(inputs)
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
@@ -405,6 +422,8 @@ class OrderService:
         inst: Any,
         day: date,
         mono: float,
+        *,
+        market_open: bool,
     ) -> risk.RiskInputs:
         uid = user.id
         trades, realized, unreal_start = await ledger.day_counters(conn, uid, day)
@@ -430,7 +449,9 @@ class OrderService:
             tier=tier,
             user_state=user.trading_state,
             server_state=self.server_state,
-            market_open=self._market_open(),
+            market_open=market_open,
+            quote_age=None if last is None else max(0.0, self._clock.time() - last.ts),
+            max_quote_age=self.policy.max_quote_age,
             trades_today=trades,
             max_order_value=user.max_order_value or self.policy.max_order_value,
             daily_loss_limit=user.daily_loss_limit

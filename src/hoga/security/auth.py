@@ -25,7 +25,7 @@ from hoga.domain.errors import (
     Unauthorized,
 )
 from hoga.domain.tiers import Tier
-from hoga.security import ipallow, passwords, totp
+from hoga.security import ipallow, keystate, passwords, totp
 from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, hash_token, new_family_id, new_refresh_token
 from hoga.security.vault import Vault, VaultError, totp_aad
@@ -564,8 +564,9 @@ class AuthService:
                 "OTP가 이미 켜져 있습니다 (TOTP already enabled)", "totp.already_enabled"
             )
         secret = totp.new_secret()
-        enc = self._vault.encrypt(secret.encode(), totp_aad(ctx.user_id))
         async with self._db.tx(Actor.user(ctx.user_id)) as conn:
+            await keystate.use_current(self._vault, conn, self._clock.now())
+            enc = self._vault.encrypt(secret.encode(), totp_aad(ctx.user_id))
             user = await users_repo.update_user(conn, ctx.user_id, totp_secret_enc=enc)
             await audit.record(
                 conn, action="totp.enrol_started", now=self._clock.now(), user_id=ctx.user_id, ip=ip

@@ -9,6 +9,11 @@ The environment form is either one base64 key or ``id:base64`` pairs separated b
 first being current. The key file is JSON ``{"current": id, "keys": {id: base64}}``. Every
 envelope names its key id, so ``hoga vault rotate`` can add a key, re-encrypt every record under
 it and retire the old one.
+
+Which key encrypts new records is decided in the database (``security/keystate.py``), not by
+this process's memory: a rotation run beside a live server switches the server to the new key
+before the old one is retired, and a key the database no longer names is never used to
+encrypt. The key material itself never enters the database.
 """
 
 from __future__ import annotations
@@ -136,6 +141,17 @@ class KeyRing:
             raise VaultError(f"key file {self.path} appeared while creating it")
         os.replace(tmp, self.path)
 
+    def reload(self) -> bool:
+        """Merge in keys the key file gained since it was read (another process - ``hoga vault
+        rotate`` - added one). Keys already in memory stay; ``current`` is not taken from the
+        file (the database decides which key encrypts). Returns whether anything was added."""
+        if self.path is None or not self.path.exists():
+            return False
+        fresh = KeyRing.load_or_create(self.path)
+        added = {k: v for k, v in fresh.keys.items() if k not in self.keys}
+        self.keys.update(added)
+        return bool(added)
+
     def add_key(self) -> str:
         """Add a fresh key and make it current (key file only). Returns its id."""
         if self.path is None:
@@ -171,6 +187,24 @@ class Vault:
     def current_key_id(self) -> str:
         return self.ring.current
 
+    def use(self, kid: str) -> None:
+        """Encrypt with key ``kid`` from now on (the database named it current), reading the
+        key file again if this process does not have it yet. Raises VaultError when the key is
+        nowhere to be found: nothing is then encrypted under a key the database does not
+        expect."""
+        if kid not in self.ring.keys:
+            self.ring.reload()
+        if kid not in self.ring.keys:
+            where = (
+                f"key file {self.ring.path}" if self.ring.path is not None else "HOGA_MASTER_KEY"
+            )
+            raise VaultError(
+                f"the database encrypts with vault key {kid!r}, which {where} does not have: "
+                "give this process that key (restart it with the key file or HOGA_MASTER_KEY "
+                "that belongs to this database)"
+            )
+        self.ring.current = kid
+
     def encrypt(self, plaintext: bytes, aad: str) -> str:
         kid = self.ring.current
         nonce = secrets.token_bytes(_NONCE_BYTES)
@@ -185,6 +219,9 @@ class Vault:
         if version != _VERSION:
             raise VaultError(f"unsupported envelope version {version!r}")
         key = self.ring.keys.get(kid)
+        if key is None and self.ring.reload():
+            # Re-encrypted under a key another process (a rotation) added since we started.
+            key = self.ring.keys.get(kid)
         if key is None:
             raise VaultError(f"envelope needs key {kid!r}, which this server does not have")
         try:

@@ -56,6 +56,15 @@ class DatabaseUnavailable(ServiceUnavailable):
     """The database cannot be reached or opened; the message says which URL and why."""
 
 
+class SchemaMismatch(ServiceUnavailable):
+    """The database's schema is not the one this hoga was built for (behind, or newer).
+
+    Only ``hoga db upgrade`` and ``hoga serve`` migrate; every other command refuses with this
+    instead, because a migration takes exclusive locks that stall the live server's order path
+    behind any long reader (a nightly ``pg_dump``).
+    """
+
+
 def describe_url(url: str) -> str:
     """The URL without its password, fit for messages and logs."""
     try:
@@ -172,6 +181,20 @@ class Database:
             if acquired and lock is not None:
                 lock.release()
 
+    async def ping(self, within: float = 2.0) -> str | None:
+        """None when the database answers a trivial query within ``within`` s; else why not."""
+        if self._engine is None:
+            return "not open"
+        try:
+            async with asyncio.timeout(within):
+                async with self.tx(SYSTEM) as conn:
+                    await conn.execute(text("select 1"))
+        except TimeoutError:
+            return f"no answer within {within:g}s"
+        except (OSError, OperationalError, DBAPIError) as e:
+            return _root_cause(e)
+        return None
+
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
@@ -205,6 +228,32 @@ class Database:
         finally:
             await owner.dispose()
         return applied
+
+    async def require_schema(self) -> str:
+        """Check, without changing anything, that the schema is at this hoga's head revision.
+
+        Reads only ``alembic_version`` (as the owner: the app role may not see it), so it takes
+        no lock beyond ACCESS SHARE on that one table. Returns the revision; raises
+        ``SchemaMismatch`` with a one-line remedy otherwise.
+        """
+        from hoga.store.migrate import check_revision, current_revision
+
+        owner = self._make_engine(as_app=False)
+        try:
+            async with owner.connect() as conn:
+                current = await conn.run_sync(current_revision)
+        except (OSError, OperationalError, DBAPIError) as e:
+            raise DatabaseUnavailable(
+                f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
+                code="db.unreachable",
+            ) from None
+        finally:
+            await owner.dispose()
+        problem = check_revision(current)
+        if problem is not None:
+            raise SchemaMismatch(problem, code="db.schema_mismatch")
+        assert current is not None
+        return current
 
     # --- transactions
 

@@ -13,6 +13,9 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 POLICY = "tenant_isolation"
+#: Stored as the policy's comment; a policy without this exact text is (re)created. Bump it
+#: when ``_PREDICATE`` changes.
+POLICY_VERSION = "hoga-rls-v1"
 _PREDICATE = (
     "current_setting('app.system', true) = 'on' "
     "OR user_id = nullif(current_setting('app.user_id', true), '')::bigint"
@@ -40,7 +43,13 @@ async def tenant_tables(conn: AsyncConnection) -> list[str]:
 
 
 async def ensure_rls(conn: AsyncConnection, role: str) -> None:
-    """Create the app role if needed, grant it data access, and enforce RLS (idempotent)."""
+    """Create the app role if needed, grant it data access, and enforce RLS (idempotent).
+
+    A table whose RLS and policy are already in place is left alone: ``ALTER TABLE`` and
+    ``CREATE/DROP POLICY`` take ACCESS EXCLUSIVE locks, which would queue behind any long
+    reader (a nightly ``pg_dump``) and stall every later statement of the live server. Grants
+    and role checks take no table lock.
+    """
     r = _ident(role)
     await conn.execute(
         text(
@@ -52,22 +61,51 @@ async def ensure_rls(conn: AsyncConnection, role: str) -> None:
         await conn.execute(text("select rolsuper from pg_roles where rolname = current_user"))
     ).scalar()
     if not is_super:
-        # A non-superuser owner must be a member of the role to SET ROLE to it.
-        await conn.execute(text(f"grant {r} to current_user"))
+        member = (
+            await conn.execute(
+                text("select pg_has_role(current_user, :role, 'MEMBER')"), {"role": role}
+            )
+        ).scalar()
+        if not member:
+            # A non-superuser owner must be a member of the role to SET ROLE to it.
+            await conn.execute(text(f"grant {r} to current_user"))
     await conn.execute(text(f"grant usage on schema public to {r}"))
     await conn.execute(
         text(f"grant select, insert, update, delete on all tables in schema public to {r}")
     )
     await conn.execute(text(f"grant usage, select on all sequences in schema public to {r}"))
     await conn.execute(text(f"revoke all on alembic_version from {r}"))
+    state = await _policy_state(conn)
     for table in await tenant_tables(conn):
         t = _ident(table)
-        await conn.execute(text(f"alter table {t} enable row level security"))
-        await conn.execute(text(f"alter table {t} force row level security"))
-        await conn.execute(text(f"drop policy if exists {POLICY} on {t}"))
-        await conn.execute(
-            text(f"create policy {POLICY} on {t} using ({_PREDICATE}) with check ({_PREDICATE})")
-        )
+        enabled, forced, version = state.get(table, (False, False, None))
+        if not enabled:
+            await conn.execute(text(f"alter table {t} enable row level security"))
+        if not forced:
+            await conn.execute(text(f"alter table {t} force row level security"))
+        if version != POLICY_VERSION:
+            await conn.execute(text(f"drop policy if exists {POLICY} on {t}"))
+            await conn.execute(
+                text(
+                    f"create policy {POLICY} on {t} using ({_PREDICATE}) with check ({_PREDICATE})"
+                )
+            )
+            await conn.execute(text(f"comment on policy {POLICY} on {t} is '{POLICY_VERSION}'"))
+
+
+async def _policy_state(conn: AsyncConnection) -> dict[str, tuple[bool, bool, str | None]]:
+    """(RLS enabled, forced, our policy's version comment) per table of the current schema."""
+    rows = await conn.execute(
+        text(
+            "select c.relname, c.relrowsecurity, c.relforcerowsecurity, "
+            "obj_description(p.oid, 'pg_policy') "
+            "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "left join pg_policy p on p.polrelid = c.oid and p.polname = :policy "
+            "where n.nspname = current_schema() and c.relkind = 'r'"
+        ),
+        {"policy": POLICY},
+    )
+    return {r[0]: (bool(r[1]), bool(r[2]), r[3]) for r in rows}
 
 
 async def rls_status(conn: AsyncConnection) -> dict[str, tuple[bool, bool]]:

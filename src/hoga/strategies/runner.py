@@ -36,7 +36,14 @@ from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
-from hoga.domain.errors import Forbidden, HogaError, InvalidInput, NotFound, StorageUnavailable
+from hoga.domain.errors import (
+    Conflict,
+    Forbidden,
+    HogaError,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+)
 from hoga.domain.market import Bar, QuoteSource, Tick
 from hoga.domain.orders import OrderIntent, OrderStatus, OrderType, Side
 from hoga.domain.portfolio import Position
@@ -136,15 +143,24 @@ class StrategyRunner:
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._errors = 0
         self._started = False
+        #: The server is paused: nothing runs; statuses stay for ``resume``.
+        self.suspended = False
         bus.add_hook(self._on_event)
         hub.bars.add_listener(self._on_bar)
 
     # ------------------------------------------------------------------ start-up / shutdown
 
     async def start(self) -> None:
-        """Start every strategy that was running when the server stopped."""
+        """Start every strategy that was running when the server stopped (none while the
+        server is paused: they keep their status and start on ``resume``)."""
+        if self.suspended:
+            self._started = True
+            log.info("server paused: strategies were not started")
+            return
         async with self._db.tx(SYSTEM) as conn:
-            running = await repo.with_status(conn, ["running"])
+            running = [
+                r for r in await repo.with_status(conn, ["running"]) if r.id not in self._runs
+            ]
         by_user: dict[int, list[repo.StrategyRecord]] = defaultdict(list)
         for rec in running:
             by_user[rec.user_id].append(rec)
@@ -171,6 +187,16 @@ class StrategyRunner:
         self._started = True
         if running:
             log.info("strategies restarted: %d of %d", len(self._runs), len(running))
+
+    async def suspend(self) -> None:
+        """The server pauses: stop every worker; statuses stay, so ``resume`` restarts them."""
+        self.suspended = True
+        await self.stop()
+
+    async def resume(self) -> None:
+        """The server resumes: start the strategies whose status says running."""
+        self.suspended = False
+        await self.start()
 
     async def stop(self) -> None:
         """Server shutdown: stop every worker; statuses stay as they are for the next start."""
@@ -301,6 +327,12 @@ class StrategyRunner:
             rec = await self._get(user_id, strategy_id)
             if rec.id in self._runs:
                 return await self.view(rec)
+            if self.suspended:
+                raise Conflict(
+                    "서버가 일시정지되어 전략을 시작할 수 없습니다. 관리자가 재개한 뒤 시작하세요 "
+                    "(the server is paused: strategies start after an admin resumes it)",
+                    "server.paused",
+                )
             self.catalog.get(rec.kind)
             user = await self._auth.user(user_id)
             tier = await self._auth.tier(user.tier)

@@ -215,6 +215,15 @@ class KisBroker:
     def keys(self) -> list[KisKey]:
         return list(self._keys.values())
 
+    def realtime_state(self, account_id: int) -> bool | None:
+        """Whether the account's execution-notice socket is connected; None when it has none
+        to keep (no HTS id, realtime off, not attached). Read by the server's broker health."""
+        key = self._account_key.get(account_id)
+        ref = key.accounts.get(account_id) if key is not None else None
+        if key is None or ref is None or not self.realtime or not ref.hts_id:
+            return None
+        return key.socket.connected
+
     async def attach(self, account: AccountRef) -> None:
         try:
             wire.split_account(account.account_no)

@@ -181,6 +181,17 @@ class KiwoomBroker:
         client.tokens.adopt(account.account_id)
         return client
 
+    def realtime_state(self, account_id: int) -> bool | None:
+        """Whether the account's app-key realtime session (execution notices) is logged in;
+        None when the account is not attached. Read by the server's broker health."""
+        account = self._accounts.get(account_id)
+        if account is None or not account.app_key or not account.app_secret:
+            return None
+        client = self.wire.client(
+            account.env, account.app_key, account.app_secret, account.base_url, account.ws_url
+        )
+        return client.realtime is not None and client.realtime.connected.is_set()
+
     def realtime(self, client: KiwoomClient) -> RealtimeConnection:
         """The app key's realtime session, with this adapter listening for types 00/04."""
         rt = self.wire.realtime(client)

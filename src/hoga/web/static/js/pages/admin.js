@@ -19,6 +19,9 @@ export function mount(el) {
   let users = [];
   let statusTimer = null;
   let destroyed = false;
+  // The kill switch is redrawn only when its state changes: a redraw on every status refresh
+  // would disarm a button the admin has just armed.
+  let shownKillState = null;
   let auditBefore = null;
   let auditRows = [];
 
@@ -180,6 +183,7 @@ export function mount(el) {
 
   // --- kill switch -------------------------------------------------------------------------------------------
   function renderKill(state) {
+    shownKillState = state;
     const buttons = STATES.map((s) => {
       const b = h("button", {
         type: "button",
@@ -230,6 +234,14 @@ export function mount(el) {
   }
 
   // --- system status --------------------------------------------------------------------------------------------
+  /** GET /ready's verdict, and each broker account that is not ok with why. */
+  function readiness(s) {
+    const verdict = t(`ready.${s.ready || "down"}`);
+    const troubled = (s.brokers || []).filter((b) => b.status !== "ok")
+      .map((b) => `#${b.account_id} ${b.broker} ${t(`ready.${b.status}`)}: ${b.reason || b.code || "—"}`);
+    return troubled.length ? `${verdict} · ${troubled.join(" · ")}` : verdict;
+  }
+
   function kv(pairs) {
     return h("dl", { class: "kv" }, pairs.map(([k, v]) => [h("dt", null, k), h("dd", null, v)]));
   }
@@ -265,6 +277,10 @@ export function mount(el) {
           [t("status.version"), s.version],
           [t("status.trading_state"), t(`state.${s.trading_state}`)],
           [t("status.market"), `${s.market?.mode} · ${s.market?.open ? t("rules.open") : t("rules.closed")}`],
+          [t("status.readiness"), readiness(s)],
+          [t("status.paused"), s.paused?.paused
+            ? t("status.paused_yes", { reason: s.paused.reason || "—", by: s.paused.by || "?" })
+            : t("status.paused_no")],
           [t("status.queue_depth"), num(s.queue?.size)],
           [t("status.rate_use"), `${num(disp.global_rate_in_window)} / ${num(limit.limit)} (${limit.window}s)`],
           [t("status.in_flight"), num(disp.in_flight)],
@@ -302,7 +318,7 @@ export function mount(el) {
       ]);
       if (destroyed) return;
       renderStatus(s, errs.errors);
-      renderKill(s.trading_state);
+      if (s.trading_state !== shownKillState) renderKill(s.trading_state);
     } catch (e) {
       replace(statusCard, h("h2", { id: "status-h" }, t("admin.status")), h("p", { class: "form-error" }, errorText(e)));
     }

@@ -188,7 +188,7 @@ class PgAdvisoryLock:
         self.where = f"database {make_url(url).render_as_string(hide_password=True)}"
 
     async def _connect(self) -> Any:
-        import asyncpg  # type: ignore[import-untyped]
+        import asyncpg
 
         me = _me()
         name = f"hoga-server pid={me['pid']} host={me['host']}"[:63]

@@ -325,7 +325,7 @@ class KisFake:
             self.exchange.journal = self.journal
             self.journal.open()
         config = uvicorn.Config(
-            self.app(),
+            _QuietDrops(self.app()),
             host=self.host,
             port=self.port,
             log_level="warning",
@@ -1220,6 +1220,23 @@ class _DroppedResponse(Response):
             }
         )
         raise ConnectionAbortedError("fake: connection dropped mid-reply")
+
+
+class _QuietDrops:
+    """Outermost ASGI layer: a reply the fake cut off on purpose (``_DroppedResponse``) ends
+    with the connection aborted, not with a traceback in the fake's log."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ConnectionAbortedError:
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is None:
+                raise
+            transport.abort()
 
 
 async def _close_quietly(ws: WebSocket, code: int) -> None:

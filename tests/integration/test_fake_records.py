@@ -326,3 +326,38 @@ def test_kiwoom_fake_process_killed_keeps_its_books(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGINT)
         proc.wait(10)
     assert secret not in log.read_text() and secret not in journal.read_text()
+
+
+# ------------------------------------------------------------------ the KRX calendar
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("broker", ["kis", "kiwoom"])
+def test_a_fake_builds_the_krx_calendar_before_it_serves(broker: str) -> None:
+    # Built lazily, the calendar froze a fake's event loop for half a minute on its first sell
+    # fill (seen in the chaos run: the KIS fake stopped answering). A fresh interpreter proves
+    # it is built by start(), off the event loop, before the first request.
+    code = f"""
+import asyncio
+from hoga.domain import krx
+from hoga.fakes import FakeAccount, FakeOptions
+from hoga.fakes.kis import KisFake, KisFakeAccount
+from hoga.fakes.kiwoom import KiwoomFake
+
+async def main() -> None:
+    assert krx._xkrx_sessions.cache_info().currsize == 0
+    if {broker!r} == "kis":
+        fake = KisFake(accounts=[KisFakeAccount("50123456-01", "K" * 36, "S" * 40)])
+    else:
+        fake = KiwoomFake(FakeOptions("kiwoom", accounts=[FakeAccount("5012345601", "K" * 16, "S" * 20)]))
+    await fake.start()
+    print("calendar built:", krx._xkrx_sessions.cache_info().currsize)
+    await fake.stop()
+
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=280, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert "calendar built: 1" in out.stdout

@@ -422,6 +422,10 @@ class KiwoomFake:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> str:
+        # The KRX calendar (sell tax, settlement dates) takes seconds to build - half a minute
+        # on a busy machine. Built lazily, the first sell fill would freeze the server that
+        # long; built here, in a thread, before the first request.
+        await asyncio.to_thread(krx.warm_calendar)
         if self.journal is not None and self.exchange.journal is None:
             # Books first, then the journal takes new records: a restart continues where the
             # last process stopped (the day's order numbers included).

@@ -75,7 +75,7 @@ class FakeProcess:
             )
         self.starts += 1
 
-    async def wait_ready(self, within: float = 60.0) -> None:
+    async def wait_ready(self, within: float = 180.0) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + within
         async with httpx.AsyncClient(timeout=2.0) as http:

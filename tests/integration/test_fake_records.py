@@ -219,7 +219,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def _wait_up(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180  # the fake builds the KRX calendar first
     while True:
         try:
             httpx.get(f"{base}/__fake__/faults", timeout=2).raise_for_status()
@@ -230,6 +230,7 @@ def _wait_up(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
             time.sleep(0.1)
 
 
+@pytest.mark.timeout(600)
 def test_kis_fake_process_killed_keeps_its_books_and_takes_fault_knobs(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -285,6 +286,7 @@ def test_kis_fake_process_killed_keeps_its_books_and_takes_fault_knobs(tmp_path:
     assert "faults: http500=every:2" in out and SECRET not in out
 
 
+@pytest.mark.timeout(600)
 def test_kiwoom_fake_process_killed_keeps_its_books(tmp_path: Path) -> None:
     port = free_port()
     base = f"http://127.0.0.1:{port}"

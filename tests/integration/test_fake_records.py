@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import pytest
 from hoga.brokers.base import BrokerOutcomeUnknown, PlaceRequest
 from hoga.brokers.kiwoom import Timeouts
 from hoga.domain import krx
+from hoga.domain.clock import KST, ManualClock
 from hoga.domain.orders import OrderType, Side
 from hoga.fakes.faults import FaultPlan
 from hoga.fakes.kis import KisFaults
@@ -363,3 +365,39 @@ asyncio.run(main())
     )
     assert out.returncode == 0, out.stderr
     assert "calendar built: 1" in out.stdout
+
+
+async def test_kiwoom_fake_remembers_earlier_days_orders_across_the_day_roll(
+    tmp_path: Path,
+) -> None:
+    # Kiwoom numbers orders per day, so the fake forgets yesterday's orders in its reports -
+    # but its own record of what reached it must not, or a run across midnight (KST) would
+    # count yesterday's orders as never booked.
+    clock = ManualClock(datetime(2026, 11, 26, 23, 59, 30, tzinfo=KST))
+    journal = tmp_path / "kiwoom.jsonl"
+    fake = KiwoomFake(fake_options(), rate=50.0, journal=journal, clock=clock)
+    await fake.start()
+    try:
+        book = fake.exchange.books[ACCOUNT_NO]
+        low = _lowest(fake.market, CHEAP)
+        fake.exchange.place(book, Side.BUY, CHEAP, 1, low, "0")
+        clock.advance(60)
+        fake.exchange.place(book, Side.BUY, CHEAP, 2, low, "0")
+        orders, _ = await _records(fake.base_url)
+        port = int(fake.base_url.rsplit(":", 1)[1])
+    finally:
+        await fake.stop()
+    assert [(o["day"], o["order_no"], o["qty"]) for o in orders] == [
+        ("2026-11-26", "0000001", 1),
+        ("2026-11-27", "0000001", 2),
+    ]
+    again = KiwoomFake(fake_options(port=port), rate=50.0, journal=journal, clock=clock)
+    await again.start()
+    try:
+        assert (await _records(again.base_url))[0] == orders
+        book = again.exchange.books[ACCOUNT_NO]
+        assert again.exchange.place(book, Side.BUY, CHEAP, 3, low, "0").ord_no == "0000002"
+        # Reports stay per day, as at Kiwoom.
+        assert [r["ord_no"] for r in again.exchange.open_rows(book)] == ["0000002", "0000001"]
+    finally:
+        await again.stop()

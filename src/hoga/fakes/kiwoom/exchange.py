@@ -146,6 +146,9 @@ class FakeExchange:
         self.commission_rate = commission_rate
         self.books: dict[str, FakeBook] = {}
         self.orders: dict[str, FakeOrder] = {}
+        # Earlier days' orders: gone from the reports (Kiwoom numbers orders per day), kept for
+        # the fake's own record of what reached it.
+        self.history: list[FakeOrder] = []
         self._day = self._today()
         self._next_no = 1
         self._next_fill_no = 1
@@ -216,19 +219,26 @@ class FakeExchange:
     def restore(self, records: list[dict[str, Any]]) -> int:
         """Books and today's orders from journal ``records`` (accounts must be added first);
         returns how many orders were restored. Orders of earlier days have ended, as they do
-        at Kiwoom, and today's numbers continue after the highest one journaled."""
-        self._roll()
+        at Kiwoom (they go to ``history``), and today's numbers continue after the highest one
+        journaled."""
+        self.roll()
         today = self._day.isoformat()
         orders: dict[str, FakeOrder] = {}
+        earlier: dict[tuple[str, str], FakeOrder] = {}
         for rec in records:
             kind = rec.get("t")
-            if kind == "order" and rec.get("day") == today:
+            if kind == "order":
                 fields = {k: v for k, v in rec.items() if k != "t"}
                 fields["side"] = Side(fields["side"])
                 fields["day"] = date.fromisoformat(str(fields["day"]))
                 order = FakeOrder(**fields)
-                if order.account_no in self.books:
+                if order.account_no not in self.books:
+                    continue
+                if rec.get("day") == today:
                     orders[order.ord_no] = order
+                else:
+                    order.closed, order.reserved = True, 0
+                    earlier[(rec["day"], order.ord_no)] = order
             elif kind == "account":
                 book = self.books.get(str(rec.get("account")))
                 if book is not None:
@@ -241,9 +251,10 @@ class FakeExchange:
                 self._next_no = max(self._next_no, int(rec["next_no"]))
                 self._next_fill_no = max(self._next_fill_no, int(rec["next_fill_no"]))
         self.orders.update(orders)
+        self.history.extend(earlier[k] for k in sorted(earlier))
         for order in orders.values():
             self._next_no = max(self._next_no, int(order.ord_no) + 1)
-        return len(orders)
+        return len(orders) + len(earlier)
 
     def by_key(self, app_key: str) -> FakeBook | None:
         for book in self.books.values():
@@ -256,7 +267,8 @@ class FakeExchange:
     def _today(self) -> date:
         return datetime.fromtimestamp(self._clock.time(), KST).date()
 
-    def _roll(self) -> None:
+    def roll(self) -> None:
+        """Start a new day if the clock says so: day orders end, numbers start again."""
         today = self._today()
         if today == self._day:
             return
@@ -264,6 +276,7 @@ class FakeExchange:
         for order in self.orders.values():
             order.closed = True
             order.reserved = 0
+        self.history.extend(self.orders.values())
         self.orders.clear()
         self._next_no = 1
         self._next_fill_no = 1
@@ -275,7 +288,7 @@ class FakeExchange:
         return f"{number:07d}"
 
     def today_orders(self, account_no: str) -> list[FakeOrder]:
-        self._roll()
+        self.roll()
         return [o for o in self.orders.values() if o.account_no == account_no]
 
     # --- helpers
@@ -328,7 +341,7 @@ class FakeExchange:
     def _place(
         self, book: FakeBook, side: Side, symbol: str, qty: int, price: int, trade_type: str
     ) -> FakeOrder:
-        self._roll()
+        self.roll()
         _, _, _, upper = self._instrument_limits(symbol)
         if trade_type not in ("0", "3"):
             raise Refusal(BAD_TRADE_TYPE, f"지원하지 않는 매매구분입니다 ({trade_type})")
@@ -375,7 +388,7 @@ class FakeExchange:
         return order
 
     def _original(self, book: FakeBook, orig_no: str, symbol: str) -> FakeOrder:
-        self._roll()
+        self.roll()
         orig = self.orders.get(orig_no)
         if orig is None or orig.account_no != book.account_no or orig.symbol != symbol:
             raise Refusal(NO_ORDER, f"원주문번호를 찾을 수 없습니다 ({orig_no})")
@@ -470,7 +483,7 @@ class FakeExchange:
             self._match(order, tick, resting=False)
 
     def on_tick(self, tick: Tick) -> None:
-        self._roll()
+        self.roll()
         for order in [o for o in self.orders.values() if o.symbol == tick.symbol and o.working]:
             self._match(order, tick, resting=True)
         self.commit()

@@ -398,8 +398,10 @@ class KiwoomFake:
     # ------------------------------------------------------------------ own records
 
     def admin_orders(self) -> list[dict[str, Any]]:
-        """Every order number booked today (``fakes/admin.py`` describes the fields)."""
-        return [_order_view(o) for o in sorted(self.exchange.orders.values(), key=_by_no)]
+        """Every order number booked, earlier days' first (``fakes/admin.py`` has the fields)."""
+        self.exchange.today_orders("")  # rolls the day over if it has changed
+        today = sorted(self.exchange.orders.values(), key=_by_no)
+        return [_order_view(o) for o in [*self.exchange.history, *today]]
 
     def admin_accounts(self) -> list[dict[str, Any]]:
         return [

@@ -399,7 +399,7 @@ class KiwoomFake:
 
     def admin_orders(self) -> list[dict[str, Any]]:
         """Every order number booked, earlier days' first (``fakes/admin.py`` has the fields)."""
-        self.exchange.today_orders("")  # rolls the day over if it has changed
+        self.exchange.roll()
         today = sorted(self.exchange.orders.values(), key=_by_no)
         return [_order_view(o) for o in [*self.exchange.history, *today]]
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -152,10 +153,15 @@ class Planner:
 
 
 async def send(
-    world: World, specs: list[Spec], rate: float, cancels: list[tuple[Account, int]]
+    world: World,
+    specs: list[Spec],
+    rate: float,
+    cancels: list[tuple[Account, int]],
+    on_answer: Callable[[], None] = lambda: None,
 ) -> BurstResult:
     """Send ``specs`` at ``rate`` per second (and the ``cancels``), concurrently; a request the
-    server never answered (it was killed) is recorded with status 0."""
+    server never answered (it was killed) is recorded with status 0. ``on_answer`` is called
+    after each order request the server answered."""
     result = BurstResult()
     loop = asyncio.get_running_loop()
     start = loop.time()
@@ -169,6 +175,7 @@ async def send(
         except httpx.HTTPError:
             return
         sent.status = r.status_code
+        on_answer()
         data = r.json() if r.headers.get("content-type", "").startswith("application/json") else {}
         if r.status_code == 202:
             sent.order_id = int(data["id"])

@@ -17,6 +17,7 @@ import json
 import random
 import socket
 import tempfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -183,36 +184,60 @@ class DatabaseRun:
             if o["status"] == "ACCEPTED" and o["type"] == "limit" and o["account_id"] in by_id
         ]
         cancels = self.rng.sample(resting, min(3, len(resting)))
-        duration = max(0.5, len(specs) / self.cfg.rate)
-        kill_at = self.rng.uniform(0.3, 1.0) * duration
-        events: list[tuple[float, str]] = [(kill_at, "server")]
+        # The faults strike after a seeded number of *answered* orders, not after a time: a
+        # loaded machine answers slowly, and a kill before the first answer tests nothing.
+        n = len(specs)
+        kill_after = self.rng.randint(max(1, (3 * n) // 10), max(1, n))
+        events: list[tuple[int, str]] = [(kill_after, "server")]
         victim: FakeProcess | None = None
         if self.fakes and self.rng.random() < self.cfg.fake_kill:
             victim = self.fakes[self.rng.choice(sorted(self.fakes))]
-            events.append((self.rng.uniform(0.0, duration), "fake"))
+            events.append((self.rng.randint(0, kill_after - 1), "fake"))
         if self.pg_name and self.rng.random() < self.cfg.pg_terminate:
-            events.append((self.rng.uniform(0.0, kill_at), "pg"))
+            events.append((self.rng.randint(0, kill_after - 1), "pg"))
         events.sort()
         notes: list[str] = []
         restarts: list[asyncio.Task[None]] = []
+        answered = 0
+        progress = asyncio.Event()
+        done = asyncio.Event()
+
+        def on_answer() -> None:
+            nonlocal answered
+            answered += 1
+            progress.set()
+
+        async def burst_then_done() -> Any:
+            try:
+                return await send(self.world, specs, self.cfg.rate, cancels, on_answer)
+            finally:
+                done.set()
 
         async def perturb() -> None:
             assert self.server is not None
-            for at, what in events:
-                await asyncio.sleep(max(0.0, began + at - loop.time()))
+            for after, what in events:
+                while answered < after and not done.is_set():
+                    progress.clear()
+                    waits = {loop.create_task(progress.wait()), loop.create_task(done.wait())}
+                    _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                    for task in pending:
+                        task.cancel()
+                at = f"after {answered} answers ({loop.time() - burst_began:.1f}s)"
                 if what == "server":
                     self.server.kill()
-                    notes.append(f"kill -9 server@{at:.2f}s")
+                    notes.append(f"kill -9 server {at}")
                 elif what == "fake" and victim is not None:
                     victim.kill()
                     down = self.rng.uniform(0.5, 3.0)
-                    notes.append(f"kill -9 {victim.broker} fake@{at:.2f}s for {down:.1f}s")
+                    notes.append(f"kill -9 {victim.broker} fake {at} for {down:.1f}s")
                     restarts.append(loop.create_task(self._restart_fake(victim, down)))
                 elif what == "pg" and self.pg_name:
-                    n = await terminate_backends(self.pg_name)
-                    notes.append(f"pg_terminate_backend x{n}@{at:.2f}s")
+                    gone = await terminate_backends(self.pg_name)
+                    notes.append(f"pg_terminate_backend x{gone} {at}")
 
-        burst, _ = await asyncio.gather(send(self.world, specs, self.cfg.rate, cancels), perturb())
+        await self._warm()
+        burst_began = loop.time()
+        burst, _ = await asyncio.gather(burst_then_done(), perturb())
         for task in restarts:
             await task
         self.server.start()
@@ -225,18 +250,26 @@ class DatabaseRun:
         self.totals.cycles += 1
         if findings.clean:
             self.totals.clean_cycles += 1
-        refused = sum(1 for s in burst.sent if s.status not in (0, 202))
+        refused = Counter(s.code or str(s.status) for s in burst.sent if s.status not in (0, 202))
         unanswered = sum(1 for s in burst.sent if s.status == 0)
         fired = await self._faults_fired()
         self.say(
             f"[{self.db_kind} {number}/{planned}] {'; '.join(notes)} | sent {len(burst.sent)}, "
-            f"acked {len(acked)}, refused {refused}, unanswered {unanswered}, cancels "
+            f"acked {len(acked)}, refused {sum(refused.values())}"
+            + (f" {dict(refused)}" if refused else "")
+            + f", unanswered {unanswered}, cancels "
             f"{burst.cancels} | lost {len(findings.lost)}, duplicated {len(findings.duplicated)}, "
             f"unmatched {len(findings.unmatched)}, stuck {len(findings.stuck)}, books "
             f"{'equal' if not findings.books else 'DIFFER'} | faults {fired} | settled in "
             f"{waited:.1f}s, cycle {loop.time() - began:.1f}s"
         )
         self._record(number, notes, burst.sent, findings, fired)
+
+    async def _warm(self) -> None:
+        """One cheap call per user first: the burst starts on a server that answers."""
+        assert self.world is not None
+        for account in self.world.accounts:
+            await self.world.call(account, "GET", "/api/queue-status")
 
     async def _restart_fake(self, fake: FakeProcess, down: float) -> None:
         await asyncio.sleep(down)

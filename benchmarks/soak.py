@@ -81,13 +81,15 @@ class Soak:
     def __init__(self, args: argparse.Namespace, server: HogaProcess) -> None:
         self.args = args
         self.server = server
-        # A bounded pool whose connections stay open: the server's descriptor count then
-        # measures the server, not how many connections the client happened to have open.
+        # A bounded pool, busy enough that its connections stay open: the server's descriptor
+        # count then measures the server, not how many connections the client had open. Idle
+        # connections are let go before uvicorn's keep-alive timeout (5 s) closes them from
+        # its side - reusing one the server is closing fails the request (ReadError).
         self.http = httpx.AsyncClient(
             base_url=server.url,
             timeout=httpx.Timeout(30.0),
             limits=httpx.Limits(
-                max_connections=POOL, max_keepalive_connections=POOL, keepalive_expiry=3600
+                max_connections=POOL, max_keepalive_connections=POOL, keepalive_expiry=4.0
             ),
         )
         self.users: list[User] = []

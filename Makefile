@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt check bench bench-quick clean
+.PHONY: run test lint fmt check bench bench-quick chaos soak clean
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,12 @@ check: lint test
 
 bench: $(STAMP)          ## run every benchmark and print its figures
 	$(BIN)/python -m benchmarks
+
+chaos: $(STAMP)         ## kill -9 hoga serve mid-burst: 20 cycles, paper/KIS/Kiwoom fakes, SQLite+PostgreSQL (ARGS="--cycles 4")
+	$(BIN)/python -m benchmarks.chaos $(ARGS)
+
+soak: $(STAMP)          ## 20 minutes at 5 orders/s over 10 users + 50 WebSockets; RSS, fds, p99 (ARGS="--minutes 5")
+	$(BIN)/python -m benchmarks.soak $(ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -607,9 +607,26 @@ def fake_broker(
     error_rate: Annotated[
         float, typer.Option(help="share of requests answered with HTTP 500")
     ] = 0.0,
+    journal: Annotated[
+        Path | None,
+        typer.Option(help="JSON-lines journal: orders and balances survive a restart"),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="order-request fault KIND=RATE or KIND=every:N (repeatable); KIND: http500 "
+            "(before booking), drop, truncate, hang (booked, answer lost); seeded by --seed"
+        ),
+    ] = None,
+    rate: Annotated[
+        float | None,
+        typer.Option(help="requests/s per app key (default: the broker's published limit)"),
+    ] = None,
 ) -> None:
     """Run a local server speaking the KIS or Kiwoom protocol (a sandbox for adapters)."""
     from hoga.fakes import FakeAccount, FakeOptions, run_fake
+    from hoga.fakes.faults import FaultPlan
+    from hoga.fakes.journal import JournalError
 
     if broker not in ("kis", "kiwoom"):
         raise fail("broker must be kis or kiwoom")
@@ -622,6 +639,13 @@ def fake_broker(
         accounts.append(FakeAccount(account, app_key, app_secret, cash, hts_id))
     if not accounts and accounts_file is None:
         raise fail("give --account/--app-key/--app-secret or --accounts-file")
+    faults = tuple(fault or ())
+    try:
+        FaultPlan.parse(faults, seed=seed)
+    except ValueError as e:
+        raise fail(str(e)) from None
+    if rate is not None and rate <= 0:
+        raise fail("--rate must be above 0")
     from hoga import logs
 
     logs.configure("info")
@@ -635,11 +659,16 @@ def fake_broker(
         seed=seed,
         latency=latency,
         error_rate=error_rate,
+        journal=journal,
+        faults=faults,
+        rate=rate,
     )
     try:
         run_fake(options)
     except ModuleNotFoundError:
         raise fail(f"the {broker} fake is not available in this build") from None
+    except JournalError as e:
+        raise fail(f"the {broker} fake's journal cannot be read: {e}") from None
     except OSError as e:
         raise fail(f"cannot start the {broker} fake on {host}:{port}: {e.strerror or e}") from None
 

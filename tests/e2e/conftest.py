@@ -70,7 +70,8 @@ def start_server(data_dir: Path, log_name: str = "server.log", *args: str, **ext
     log = log_path.open("wb")
     proc = subprocess.Popen([*HOGA, "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    # Start-up builds the KRX calendar: seconds when idle, over a minute on a loaded machine.
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise AssertionError(

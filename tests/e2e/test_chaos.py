@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.e2e.conftest import start_server
 from tests.helpers import ADMIN_PASSWORD
@@ -39,6 +40,7 @@ def _placements(journal: Path, client_order_id: str) -> int:
     return n
 
 
+@pytest.mark.timeout(600)  # two server start-ups, each up to 3 minutes on a loaded machine
 def test_kill_mid_submit_then_restart_reconciles_without_resending(tmp_path: Path) -> None:
     data = tmp_path / "var"
     journal = data / "paper" / "journal.jsonl"

@@ -190,8 +190,9 @@ async def test_expired_token_is_reissued_once_and_the_call_succeeds() -> None:
 
 
 async def test_rate_limited_orders_are_not_processed_and_not_placed() -> None:
-    # An adapter configured far above the broker's limit: the broker must push back.
-    async with kis_world(broker_kw={"real_rate": 500.0}) as w:
+    # An adapter configured far above the broker's limit: the broker must push back. The fake
+    # allows 2 requests/s, so 40 at once exceed it even when a busy machine slows them down.
+    async with kis_world(broker_kw={"real_rate": 500.0}, rate=2.0) as w:
         await w.broker.balance(w.account)
         price = w.fake.market.instrument(CHEAP)
         assert price is not None

@@ -10,11 +10,13 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import free_port
 from tests.integration.kis_support import ACCOUNT, KEY, SECRET
 
 
+@pytest.mark.timeout(300)
 def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
     extra = tmp_path / "accounts.toml"
     extra.write_text(
@@ -37,7 +39,7 @@ def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 180  # the fake builds the KRX calendar before it listens
         while True:
             try:
                 r = httpx.post(

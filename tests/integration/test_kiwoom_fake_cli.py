@@ -10,10 +10,12 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.helpers import free_port
 
 
+@pytest.mark.timeout(300)
 def test_the_command_serves_accounts_from_the_command_line_and_a_file(tmp_path: Path) -> None:
     accounts = tmp_path / "accounts.json"
     accounts.write_text(
@@ -61,7 +63,7 @@ def test_the_command_serves_accounts_from_the_command_line_and_a_file(tmp_path: 
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 180  # the fake builds the KRX calendar before it listens
         with httpx.Client(base_url=base, timeout=2) as http:
             while True:
                 try:

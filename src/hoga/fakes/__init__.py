@@ -4,6 +4,10 @@ They are stateful sandboxes: accounts and app keys, orders matched against the s
 market, execution notices pushed over WebSocket, the brokers' documented limits enforced, and
 fault knobs. Tests drive the adapters against them over loopback; users can point an account at
 one (``base_url``) to rehearse before going live. ``hoga fake-broker kis|kiwoom`` starts one.
+
+Both keep a journal (``--journal PATH``, ``journal.py``) so their books survive a restart, take
+the same seeded fault plan for order requests (``--fault KIND=RATE``, ``faults.py``), and show
+what reached them at ``GET /__fake__/orders`` and ``GET /__fake__/accounts`` (``admin.py``).
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class FakeOptions:
     ticks_per_second: float = 50.0
     latency: float = 0.0
     error_rate: float = 0.0
+    journal: Path | None = None
+    faults: tuple[str, ...] = ()
+    rate: float | None = None
 
 
 def run_fake(options: FakeOptions) -> None:

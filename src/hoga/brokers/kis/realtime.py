@@ -11,7 +11,11 @@ socket. ``KisSocket`` owns that connection:
 * when the connection drops, *transient* registrations (market data) are forgotten and their
   owners told through their close callbacks - the hub reopens and resubscribes - while
   *persistent* ones (execution notices) are restored by the socket itself: it reconnects with
-  exponential backoff and registers them again (keys and ivs are per session).
+  exponential backoff and registers them again (keys and ivs are per session);
+* the approval key is fetched when the socket first needs one and again whenever KIS refuses
+  it (OPSP0011 - a restarted KIS server no longer knows the keys it issued): the refused
+  registration is retried once at once with the new key, and a key that cannot be had is a
+  ``KisRealtimeError`` (``kis.approval_failed``) that the restore loop retries with backoff.
 """
 
 from __future__ import annotations
@@ -85,6 +89,8 @@ class KisSocket:
         self._keeper: asyncio.Task[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._op_lock = asyncio.Lock()
+        self._approval_lock = asyncio.Lock()
+        self.approvals = 0
         self._pending: dict[tuple[str, str], asyncio.Future[dict[str, Any]]] = {}
         self.persistent: set[tuple[str, str]] = set()
         self.refused: dict[tuple[str, str], tuple[str, str]] = {}
@@ -117,6 +123,26 @@ class KisSocket:
 
     # ------------------------------------------------------------------ connecting
 
+    async def _approval_now(self, refused: str | None = None) -> str:
+        """The approval key to send; ``refused`` names one KIS just refused (fetch anew)."""
+        async with self._approval_lock:
+            if refused is not None and self._approval_key == refused:
+                self._approval_key = None
+            if self._approval_key is not None:
+                return self._approval_key
+            try:
+                key = await self._approval()
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:
+                code = str(getattr(e, "code", "") or type(e).__name__)
+                raise KisRealtimeError(
+                    f"KIS 실시간 접속키를 발급받지 못했습니다 ({code})", "kis.approval_failed"
+                ) from None
+            self._approval_key = key
+            self.approvals += 1
+            return key
+
     async def ensure_open(self) -> None:
         if self._ws is not None:
             return
@@ -125,8 +151,8 @@ class KisSocket:
                 return
             if self._closing:
                 raise KisRealtimeError("socket is closed", "kis.closed")
-            if self._approval_key is None:
-                self._approval_key = await self._approval()
+            # No session without a key to register with; a stale one is replaced on refusal.
+            await self._approval_now()
             try:
                 ws = await asyncio.wait_for(
                     connect(
@@ -222,8 +248,6 @@ class KisSocket:
                         )
                 return
             except KisRealtimeError as e:
-                if e.code == "kis.approval_invalid":
-                    self._approval_key = None
                 log.warning(
                     "KIS realtime key %s: %s (%s); retrying in %.1fs",
                     self.key_id,
@@ -290,16 +314,17 @@ class KisSocket:
         if fut is not None and not fut.done():
             fut.set_result(body)
 
-    async def _control(self, tr_id: str, tr_key: str, tr_type: str) -> dict[str, Any]:
+    async def _control(
+        self, tr_id: str, tr_key: str, tr_type: str, approval: str
+    ) -> dict[str, Any]:
         ws = self._ws
         if ws is None:
             raise KisRealtimeError("not connected", "kis.ws_closed")
-        assert self._approval_key is not None
         fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         self._pending[(tr_id, tr_key)] = fut
         message = {
             "header": {
-                "approval_key": self._approval_key,
+                "approval_key": approval,
                 "custtype": "P",
                 "tr_type": tr_type,
                 "content-type": "utf-8",
@@ -327,16 +352,26 @@ class KisSocket:
                     f"MAX SUBSCRIBE OVER: 세션당 {self.max_registrations}건까지 등록할 수 있습니다",
                     "OPSP0008",
                 )
-            body = await self._control(tr_id, tr_key, "1")
-            rt_cd, msg_cd = str(body.get("rt_cd", "")), str(body.get("msg_cd", ""))
-            msg1 = str(body.get("msg1", "")).strip()
-            if rt_cd == "0" or msg_cd == "OPSP0002":
-                self.active.add((tr_id, tr_key))
-                return
-            if msg_cd == "OPSP0011":
-                self._approval_key = None
-                raise KisRealtimeError(f"KIS {msg_cd}: {msg1}", "kis.approval_invalid")
-            raise KisRealtimeError(f"KIS {msg_cd or rt_cd}: {msg1}", msg_cd or "kis.realtime")
+            refused: str | None = None
+            for _ in range(2):
+                approval = await self._approval_now(refused)
+                body = await self._control(tr_id, tr_key, "1", approval)
+                rt_cd, msg_cd = str(body.get("rt_cd", "")), str(body.get("msg_cd", ""))
+                msg1 = str(body.get("msg1", "")).strip()
+                if rt_cd == "0" or msg_cd == "OPSP0002":
+                    self.active.add((tr_id, tr_key))
+                    return
+                if msg_cd != "OPSP0011":
+                    raise KisRealtimeError(
+                        f"KIS {msg_cd or rt_cd}: {msg1}", msg_cd or "kis.realtime"
+                    )
+                # KIS no longer knows this key (its server restarted, or the key expired):
+                # ask for a new one and try once more right away.
+                log.info(
+                    "KIS refused the approval key of key %s; asking for a new one", self.key_id
+                )
+                refused = approval
+            raise KisRealtimeError(f"KIS {msg_cd}: {msg1}", "kis.approval_invalid")
 
     # ------------------------------------------------------------------ registrations
 
@@ -364,7 +399,7 @@ class KisSocket:
                 return
             self.active.discard((tr_id, tr_key))
             with contextlib.suppress(KisRealtimeError):
-                await self._control(tr_id, tr_key, "2")
+                await self._control(tr_id, tr_key, "2", await self._approval_now())
 
     def keep_persistent(self) -> None:
         """Make sure the persistent registrations are (being) established."""
@@ -399,6 +434,7 @@ _TRANSIENT = frozenset(
         "kis.ws_closed",
         "kis.ws_no_reply",
         "kis.approval_invalid",
+        "kis.approval_failed",
         "OPSP8996",
         "OPSP0007",
     }

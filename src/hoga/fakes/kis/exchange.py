@@ -6,20 +6,25 @@ orders at the opposite best price up to its displayed size, resting limit orders
 market trades through them, up to the traded volume - so partial fills happen naturally.
 Costs come from ``domain.krx``. Settlement is immediate (a simplification: real KIS moves
 ``dnca_tot_amt`` at D+2).
+
+With a ``Journal`` every change is written (orders, account books, the next order number) at
+the end of the operation that made it, before the server answers; ``restore`` reads it back
+after a restart, so books survive and order numbers continue.
 """
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.portfolio import Position, apply_fill
+from hoga.fakes.journal import Journal
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 
 
@@ -114,10 +119,13 @@ class Exchange:
         self.accounts: dict[str, FakeAccountState] = {}
         self.orders: dict[int, FakeOrder] = {}
         self._by_symbol: dict[str, dict[int, FakeOrder]] = {}
-        self._ids = itertools.count(10001)
         self.org_no = "06590" if env == "real" else "00950"
         self.listeners: list[Callable[[Execution], None]] = []
         self.day_stats: dict[str, dict[str, int]] = {}
+        self.journal: Journal | None = None
+        self._next_odno = 10001
+        self._dirty_orders: dict[int, FakeOrder] = {}
+        self._dirty_accounts: dict[str, FakeAccountState] = {}
 
     def add_account(self, state: FakeAccountState) -> None:
         self.accounts[state.account] = state
@@ -126,9 +134,84 @@ class Exchange:
         for fn in self.listeners:
             fn(ex)
 
+    # --- the journal
+
+    def _new_odno(self) -> int:
+        odno = self._next_odno
+        self._next_odno += 1
+        return odno
+
+    def _touch(self, order: FakeOrder, acct: FakeAccountState | None = None) -> None:
+        self._dirty_orders[order.odno] = order
+        if acct is not None:
+            self._dirty_accounts[acct.account] = acct
+
+    def commit(self) -> None:
+        """Write what changed since the last commit (nothing without a journal)."""
+        orders, accounts = self._dirty_orders, self._dirty_accounts
+        if not orders and not accounts:
+            return
+        self._dirty_orders, self._dirty_accounts = {}, {}
+        if self.journal is None:
+            return
+        for o in orders.values():
+            rec: dict[str, Any] = {"t": "order", **asdict(o)}
+            rec["day"] = o.day.isoformat()
+            self.journal.write(rec)
+        for a in accounts.values():
+            self.journal.write(
+                {
+                    "t": "account",
+                    "account": a.account,
+                    "cash": a.cash,
+                    "positions": {
+                        s: [p.qty, p.cost, p.realized_pnl] for s, p in a.positions.items()
+                    },
+                }
+            )
+        self.journal.write({"t": "seq", "next_odno": self._next_odno})
+
+    def restore(self, records: list[dict[str, Any]]) -> int:
+        """Books and orders from journal ``records`` (accounts must be added first); returns
+        how many orders were restored. Accounts the journal knows but this start does not
+        are skipped."""
+        orders: dict[int, FakeOrder] = {}
+        for rec in records:
+            kind = rec.get("t")
+            if kind == "order":
+                fields = {k: v for k, v in rec.items() if k != "t"}
+                fields["day"] = date.fromisoformat(str(fields["day"]))
+                order = FakeOrder(**fields)
+                if order.account in self.accounts:
+                    orders[order.odno] = order
+            elif kind == "account":
+                acct = self.accounts.get(str(rec.get("account")))
+                if acct is not None:
+                    acct.cash = int(rec["cash"])
+                    acct.positions = {
+                        s: Position(int(v[0]), int(v[1]), int(v[2]))
+                        for s, v in dict(rec.get("positions") or {}).items()
+                    }
+            elif kind == "seq":
+                self._next_odno = max(self._next_odno, int(rec["next_odno"]))
+        self.orders.update(orders)
+        for order in orders.values():
+            self._next_odno = max(self._next_odno, order.odno + 1)
+            if order.working:
+                self._by_symbol.setdefault(order.symbol, {})[order.odno] = order
+        return len(orders)
+
     # --- orders
 
     def place(
+        self, acct: FakeAccountState, symbol: str, side: str, dvsn: str, qty: int, price: int
+    ) -> FakeOrder:
+        try:
+            return self._place(acct, symbol, side, dvsn, qty, price)
+        finally:
+            self.commit()
+
+    def _place(
         self, acct: FakeAccountState, symbol: str, side: str, dvsn: str, qty: int, price: int
     ) -> FakeOrder:
         inst = self.market.instrument(symbol)
@@ -162,7 +245,7 @@ class Exchange:
                 raise Refusal("APBK0918", "주문가능수량을 초과 했습니다")
         now = self._clock.time()
         order = FakeOrder(
-            odno=next(self._ids),
+            odno=self._new_odno(),
             org_no=self.org_no,
             account=acct.account,
             symbol=symbol,
@@ -176,6 +259,7 @@ class Exchange:
         )
         self.orders[order.odno] = order
         self._by_symbol.setdefault(symbol, {})[order.odno] = order
+        self._touch(order, acct)
         self._announce(Execution("accept", acct, order, order.qty, order.price, now))
         tick = self.market.last(symbol)
         if tick is not None:
@@ -183,6 +267,22 @@ class Exchange:
         return order
 
     def revise(
+        self,
+        acct: FakeAccountState,
+        orig_odno: int,
+        org_no: str,
+        kind: str,
+        qty: int,
+        all_qty: bool,
+        price: int,
+        dvsn: str,
+    ) -> FakeOrder:
+        try:
+            return self._revise(acct, orig_odno, org_no, kind, qty, all_qty, price, dvsn)
+        finally:
+            self.commit()
+
+    def _revise(
         self,
         acct: FakeAccountState,
         orig_odno: int,
@@ -220,7 +320,7 @@ class Exchange:
         orig.cancelled += q
         self._retire(orig)
         new = FakeOrder(
-            odno=next(self._ids),
+            odno=self._new_odno(),
             org_no=orig.org_no,
             account=acct.account,
             symbol=orig.symbol,
@@ -234,6 +334,8 @@ class Exchange:
             is_cancel=kind == "02",
         )
         self.orders[new.odno] = new
+        self._touch(orig, acct)
+        self._touch(new)
         if kind == "02":
             self._announce(Execution("cancel", acct, new, q, orig.price, now))
             return new
@@ -247,6 +349,7 @@ class Exchange:
                 orig.reserved += share
                 self._by_symbol.setdefault(orig.symbol, {})[orig.odno] = orig
                 del self.orders[new.odno]
+                self._dirty_orders.pop(new.odno, None)
                 raise Refusal("APBK0918", "주문가능금액을 초과 했습니다")
             new.reserved = need
         self._by_symbol.setdefault(new.symbol, {})[new.odno] = new
@@ -299,6 +402,7 @@ class Exchange:
                 working.pop(order.odno, None)  # day orders lapse
                 continue
             self._match(self.accounts[order.account], order, tick, resting=True)
+        self.commit()
 
     def _match(
         self, acct: FakeAccountState, order: FakeOrder, tick: Tick, *, resting: bool
@@ -339,6 +443,7 @@ class Exchange:
         if buy:
             order.reserved = order.reserved * order.remaining // before if before else 0
         self._retire(order)
+        self._touch(order, acct)
         self._announce(Execution("fill", acct, order, qty, px, self._clock.time()))
 
     # --- views

@@ -9,7 +9,11 @@ real keys refused on the mock host and vice versa) and counts what tests need to
 (requests, rate-limit rejections, token issues, the busiest one-second window per key).
 
 Fault knobs (``KisFaults``) add latency, HTTP 500s, a connection dropped mid-reply, a reply cut
-short, an order booked whose answer never comes, and WebSocket disconnects (``drop_sessions``).
+short, an order booked whose answer never comes, and WebSocket disconnects (``drop_sessions``):
+one-shot counters for tests, and a seeded ``FaultPlan`` (``--fault``) for chaos runs. With a
+journal (``--journal``) orders, executions and balances survive a restart; tokens and approval
+keys do not (a restarted server asks for new ones). ``/__fake__/orders`` and
+``/__fake__/accounts`` show the fake's own records (``fakes/admin.py``).
 
 Where kis.md has no fact (the wrong-account code, the missing-field code), the fake picks a
 plausible one and says so in its message.
@@ -45,6 +49,9 @@ from hoga.domain.clock import KST, Clock, SystemClock
 from hoga.domain.market import Tick
 from hoga.domain.portfolio import Position
 from hoga.fakes import FakeAccount, FakeOptions
+from hoga.fakes.admin import admin_routes
+from hoga.fakes.faults import FaultPlan
+from hoga.fakes.journal import Journal, restore_from
 from hoga.fakes.kis import frames
 from hoga.fakes.kis.exchange import Exchange, Execution, FakeAccountState, FakeOrder, Refusal
 from hoga.marketdata.feeds.simulator import SimulatedMarket
@@ -101,7 +108,8 @@ class KisFaults:
 
     ``http500_next`` hits the next requests of any kind, ``http500_orders_next`` only order
     requests (both before anything is booked); ``drop_next``, ``truncate_next`` and
-    ``accept_then_timeout`` hit order requests *after* the order is booked.
+    ``accept_then_timeout`` hit order requests *after* the order is booked. ``plan`` injects
+    the same four faults by rate (``hoga.fakes.faults``).
     """
 
     latency: float = 0.0
@@ -111,6 +119,7 @@ class KisFaults:
     drop_next: int = 0
     truncate_next: int = 0
     accept_then_timeout: int = 0
+    plan: FaultPlan = field(default_factory=FaultPlan)
 
 
 @dataclass
@@ -182,6 +191,7 @@ class KisFake:
         max_registrations: int = 41,
         faults: KisFaults | None = None,
         commission_rate: Decimal = krx.DEFAULT_COMMISSION_RATE,
+        journal: Path | str | None = None,
     ) -> None:
         if env not in ("real", "mock"):
             raise ValueError("env must be real or mock")
@@ -228,6 +238,9 @@ class KisFake:
         self.ws_refused: Counter[str] = Counter()
         self.ws_sessions_opened = 0
         self.pongs = 0
+        self.approvals_issued = 0
+        self.journal = Journal(journal) if journal is not None else None
+        self.restored_orders = 0
         for a in accounts or []:
             self.add_account(a)
 
@@ -238,6 +251,13 @@ class KisFake:
         accounts = [_from_fake_account(a) for a in options.accounts]
         if options.accounts_file is not None:
             accounts += load_accounts_file(options.accounts_file)
+        faults = KisFaults(
+            latency=options.latency,
+            error_rate=options.error_rate,
+            plan=FaultPlan.parse(options.faults, seed=options.seed),
+        )
+        if options.rate is not None:
+            kw.setdefault("rate", options.rate)
         return cls(
             env=options.env,
             accounts=accounts,
@@ -245,7 +265,8 @@ class KisFake:
             port=options.port,
             seed=options.seed,
             ticks_per_second=options.ticks_per_second,
-            faults=KisFaults(latency=options.latency, error_rate=options.error_rate),
+            faults=faults,
+            journal=options.journal,
             **kw,
         )
 
@@ -290,14 +311,25 @@ class KisFake:
             Route("/oauth2/revokeP", self._revoke, methods=["POST"]),
             Route("/uapi/hashkey", self._hashkey, methods=["POST"]),
             WebSocketRoute("/tryitout", self._ws),
+            *admin_routes(self),
         ]
         for path in TR_TABLE:
             routes.append(Route(path, self._uapi, methods=["GET", "POST"]))
         return Starlette(routes=routes)
 
     async def start(self) -> str:
+        # The KRX calendar (sell tax, settlement dates) takes seconds to build - half a minute
+        # on a busy machine. Built lazily, the first sell fill would freeze the server that
+        # long; built here, in a thread, before the first request.
+        await asyncio.to_thread(krx.warm_calendar)
+        if self.journal is not None and self.exchange.journal is None:
+            # Books first, then the journal takes new records: a restart continues where the
+            # last process stopped (order numbers included).
+            self.restored_orders = restore_from(self.journal, self.exchange.restore)
+            self.exchange.journal = self.journal
+            self.journal.open()
         config = uvicorn.Config(
-            self.app(),
+            _QuietDrops(self.app()),
             host=self.host,
             port=self.port,
             log_level="warning",
@@ -350,17 +382,23 @@ class KisFake:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._serve_task, 5)
         self._server = None
+        if self.journal is not None:
+            self.journal.close()
 
     async def serve_forever(self) -> None:
         """Run until interrupted (the ``hoga fake-broker kis`` command)."""
         url = await self.start()
         log.info(
-            "KIS fake (%s) on %s - REST %s, WebSocket %s/tryitout; %d account(s)",
+            "KIS fake (%s) on %s - REST %s, WebSocket %s/tryitout; %d account(s); journal %s "
+            "(%d order(s) restored); faults: %s",
             self.env,
             self.host,
             url,
             self.ws_url,
             len(self.exchange.accounts),
+            self.journal.path if self.journal is not None else "none",
+            self.restored_orders,
+            self.faults.plan.describe(),
         )
         assert self._serve_task is not None
         try:
@@ -486,6 +524,52 @@ class KisFake:
     def open_sessions(self) -> int:
         return len(self._by_key)
 
+    # ------------------------------------------------------------------ own records
+
+    def admin_orders(self) -> list[dict[str, Any]]:
+        """Every order number booked (``fakes/admin.py`` describes the fields)."""
+        out = []
+        for o in sorted(self.exchange.orders.values(), key=lambda o: o.odno):
+            out.append(
+                {
+                    "account": o.account,
+                    "order_no": str(o.odno),
+                    "orig_order_no": str(o.orig_odno) if o.orig_odno else None,
+                    "kind": "cancel" if o.is_cancel else "modify" if o.orig_odno else "new",
+                    "symbol": o.symbol,
+                    "side": "sell" if o.side == "01" else "buy",
+                    "type": "market" if o.dvsn == "01" else "limit",
+                    "qty": o.qty,
+                    "price": o.price,
+                    "filled": o.filled,
+                    "filled_amount": o.filled_amount,
+                    "remaining": 0 if o.is_cancel else o.remaining,
+                    "day": o.day.isoformat(),
+                    "ts": o.ts,
+                }
+            )
+        return out
+
+    def admin_accounts(self) -> list[dict[str, Any]]:
+        out = []
+        for acct in self.exchange.accounts.values():
+            out.append(
+                {
+                    "account": acct.account,
+                    "cash": acct.cash,
+                    "orderable": acct.cash - self.exchange.reserved_cash(acct),
+                    "positions": {
+                        s: {"qty": p.qty, "cost": p.cost}
+                        for s, p in sorted(acct.positions.items())
+                        if p.qty
+                    },
+                }
+            )
+        return out
+
+    def admin_faults(self) -> dict[str, Any]:
+        return {"plan": self.faults.plan.view(), "restored_orders": self.restored_orders}
+
     # ------------------------------------------------------------------ auth endpoints
 
     async def _json_body(self, request: Request) -> dict[str, Any] | None:
@@ -546,6 +630,7 @@ class KisFake:
             return got
         approval = secrets.token_hex(18)
         self._approvals[approval] = got.app_key
+        self.approvals_issued += 1
         return JSONResponse({"approval_key": approval})
 
     async def _revoke(self, request: Request) -> Response:
@@ -632,9 +717,9 @@ class KisFake:
             params: dict[str, Any] = body
         else:
             params = dict(request.query_params)
-        if f.http500_orders_next > 0 and request.method == "POST":
+        if request.method == "POST" and (f.http500_orders_next > 0 or f.plan.before()):
             # Orders only: refused before anything is booked.
-            f.http500_orders_next -= 1
+            f.http500_orders_next = max(0, f.http500_orders_next - 1)
             return PlainTextResponse("Internal Server Error", status_code=500)
         if path.endswith("/inquire-price"):
             return self._price(params)
@@ -754,8 +839,9 @@ class KisFake:
             },
         }
         f = self.faults
-        if f.accept_then_timeout > 0:
-            f.accept_then_timeout -= 1
+        planned = f.plan.after()
+        if f.accept_then_timeout > 0 or planned == "hang":
+            f.accept_then_timeout = max(0, f.accept_then_timeout - 1)
             fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             self._hanging.add(fut)
             try:
@@ -764,11 +850,11 @@ class KisFake:
                 self._hanging.discard(fut)
             return PlainTextResponse("", status_code=504)
         raw = json.dumps(body, ensure_ascii=False).encode()
-        if f.truncate_next > 0:
-            f.truncate_next -= 1
+        if f.truncate_next > 0 or planned == "truncate":
+            f.truncate_next = max(0, f.truncate_next - 1)
             return Response(raw[: len(raw) // 2], media_type="application/json")
-        if f.drop_next > 0:
-            f.drop_next -= 1
+        if f.drop_next > 0 or planned == "drop":
+            f.drop_next = max(0, f.drop_next - 1)
             return _DroppedResponse(raw)
         return Response(raw, media_type="application/json")
 
@@ -1138,6 +1224,23 @@ class _DroppedResponse(Response):
             }
         )
         raise ConnectionAbortedError("fake: connection dropped mid-reply")
+
+
+class _QuietDrops:
+    """Outermost ASGI layer: a reply the fake cut off on purpose (``_DroppedResponse``) ends
+    with the connection aborted, not with a traceback in the fake's log."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await self.app(scope, receive, send)
+        except ConnectionAbortedError:
+            transport = getattr(getattr(send, "__self__", None), "transport", None)
+            if transport is None:
+                raise
+            transport.abort()
 
 
 async def _close_quietly(ws: WebSocket, code: int) -> None:

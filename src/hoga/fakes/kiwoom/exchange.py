@@ -15,22 +15,27 @@ Business refusals use ``[2000](<code>:<message>)``. Codes 855056 (not enough mar
 800033 (not enough sellable shares) are observed Kiwoom codes (kiwoom.md A4); 1902 (no such
 stock) and 1517 (bad input) are documented codes (A7). The real codes for the other refusals
 are not known, so the fake uses its own, visibly fake, 9000xx codes.
+
+With a ``Journal`` every change (orders, books, the day's order and execution numbers) is
+written at the end of the command or trade that made it, before the server answers; ``restore``
+reads it back after a restart, so books survive and the day's numbers continue.
 """
 
 from __future__ import annotations
 
-import itertools
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Final
+from typing import Any, Final
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import Side
 from hoga.domain.portfolio import Position, apply_fill
+from hoga.fakes.journal import Journal
 from hoga.fakes.kiwoom.formats import balance_code, hms, padded, signed
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 
@@ -141,11 +146,17 @@ class FakeExchange:
         self.commission_rate = commission_rate
         self.books: dict[str, FakeBook] = {}
         self.orders: dict[str, FakeOrder] = {}
+        # Earlier days' orders: gone from the reports (Kiwoom numbers orders per day), kept for
+        # the fake's own record of what reached it.
+        self.history: list[FakeOrder] = []
         self._day = self._today()
-        self._numbers = itertools.count(1)
-        self._fill_numbers = itertools.count(1)
+        self._next_no = 1
+        self._next_fill_no = 1
         self.listeners: list[Listener] = []
         self.balance_listeners: list[Listener] = []
+        self.journal: Journal | None = None
+        self._dirty_orders: dict[str, FakeOrder] = {}
+        self._dirty_books: dict[str, FakeBook] = {}
         market.add_listener(self.on_tick)
 
     # --- accounts
@@ -158,6 +169,93 @@ class FakeExchange:
         self.books[number] = book
         return book
 
+    # --- the journal
+
+    def _touch(self, order: FakeOrder, book: FakeBook | None = None) -> None:
+        self._dirty_orders[order.ord_no] = order
+        if book is not None:
+            self._dirty_books[book.account_no] = book
+
+    @contextmanager
+    def _committing(self) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.commit()
+
+    def commit(self) -> None:
+        """Write what changed since the last commit (nothing without a journal)."""
+        orders, books = self._dirty_orders, self._dirty_books
+        if not orders and not books:
+            return
+        self._dirty_orders, self._dirty_books = {}, {}
+        if self.journal is None:
+            return
+        for o in orders.values():
+            rec: dict[str, Any] = {"t": "order", **asdict(o)}
+            rec["side"] = o.side.value
+            rec["day"] = o.day.isoformat()
+            self.journal.write(rec)
+        for b in books.values():
+            self.journal.write(
+                {
+                    "t": "account",
+                    "account": b.account_no,
+                    "cash": b.cash,
+                    "positions": {
+                        s: [p.qty, p.cost, p.realized_pnl] for s, p in b.positions.items()
+                    },
+                }
+            )
+        self.journal.write(
+            {
+                "t": "seq",
+                "day": self._day.isoformat(),
+                "next_no": self._next_no,
+                "next_fill_no": self._next_fill_no,
+            }
+        )
+
+    def restore(self, records: list[dict[str, Any]]) -> int:
+        """Books and today's orders from journal ``records`` (accounts must be added first);
+        returns how many orders were restored. Orders of earlier days have ended, as they do
+        at Kiwoom (they go to ``history``), and today's numbers continue after the highest one
+        journaled."""
+        self.roll()
+        today = self._day.isoformat()
+        orders: dict[str, FakeOrder] = {}
+        earlier: dict[tuple[str, str], FakeOrder] = {}
+        for rec in records:
+            kind = rec.get("t")
+            if kind == "order":
+                fields = {k: v for k, v in rec.items() if k != "t"}
+                fields["side"] = Side(fields["side"])
+                fields["day"] = date.fromisoformat(str(fields["day"]))
+                order = FakeOrder(**fields)
+                if order.account_no not in self.books:
+                    continue
+                if rec.get("day") == today:
+                    orders[order.ord_no] = order
+                else:
+                    order.closed, order.reserved = True, 0
+                    earlier[(rec["day"], order.ord_no)] = order
+            elif kind == "account":
+                book = self.books.get(str(rec.get("account")))
+                if book is not None:
+                    book.cash = int(rec["cash"])
+                    book.positions = {
+                        s: Position(int(v[0]), int(v[1]), int(v[2]))
+                        for s, v in dict(rec.get("positions") or {}).items()
+                    }
+            elif kind == "seq" and rec.get("day") == today:
+                self._next_no = max(self._next_no, int(rec["next_no"]))
+                self._next_fill_no = max(self._next_fill_no, int(rec["next_fill_no"]))
+        self.orders.update(orders)
+        self.history.extend(earlier[k] for k in sorted(earlier))
+        for order in orders.values():
+            self._next_no = max(self._next_no, int(order.ord_no) + 1)
+        return len(orders) + len(earlier)
+
     def by_key(self, app_key: str) -> FakeBook | None:
         for book in self.books.values():
             if book.app_key == app_key:
@@ -169,7 +267,8 @@ class FakeExchange:
     def _today(self) -> date:
         return datetime.fromtimestamp(self._clock.time(), KST).date()
 
-    def _roll(self) -> None:
+    def roll(self) -> None:
+        """Start a new day if the clock says so: day orders end, numbers start again."""
         today = self._today()
         if today == self._day:
             return
@@ -177,16 +276,19 @@ class FakeExchange:
         for order in self.orders.values():
             order.closed = True
             order.reserved = 0
+        self.history.extend(self.orders.values())
         self.orders.clear()
-        self._numbers = itertools.count(1)
-        self._fill_numbers = itertools.count(1)
+        self._next_no = 1
+        self._next_fill_no = 1
         self._day = today
 
-    def _next_no(self) -> str:
-        return f"{next(self._numbers):07d}"
+    def _new_no(self) -> str:
+        number = self._next_no
+        self._next_no += 1
+        return f"{number:07d}"
 
     def today_orders(self, account_no: str) -> list[FakeOrder]:
-        self._roll()
+        self.roll()
         return [o for o in self.orders.values() if o.account_no == account_no]
 
     # --- helpers
@@ -233,7 +335,13 @@ class FakeExchange:
     def place(
         self, book: FakeBook, side: Side, symbol: str, qty: int, price: int, trade_type: str
     ) -> FakeOrder:
-        self._roll()
+        with self._committing():
+            return self._place(book, side, symbol, qty, price, trade_type)
+
+    def _place(
+        self, book: FakeBook, side: Side, symbol: str, qty: int, price: int, trade_type: str
+    ) -> FakeOrder:
+        self.roll()
         _, _, _, upper = self._instrument_limits(symbol)
         if trade_type not in ("0", "3"):
             raise Refusal(BAD_TRADE_TYPE, f"지원하지 않는 매매구분입니다 ({trade_type})")
@@ -259,7 +367,7 @@ class FakeExchange:
         elif qty > self.sellable(book, symbol):
             raise Refusal(NO_SHARES, "매도가능수량이 부족합니다.")
         order = FakeOrder(
-            ord_no=self._next_no(),
+            ord_no=self._new_no(),
             account_no=book.account_no,
             symbol=symbol,
             side=side,
@@ -274,12 +382,13 @@ class FakeExchange:
             reserved=reserve,
         )
         self.orders[order.ord_no] = order
+        self._touch(order, book)
         self._announce(order, "접수")
         self._match_now(order)
         return order
 
     def _original(self, book: FakeBook, orig_no: str, symbol: str) -> FakeOrder:
-        self._roll()
+        self.roll()
         orig = self.orders.get(orig_no)
         if orig is None or orig.account_no != book.account_no or orig.symbol != symbol:
             raise Refusal(NO_ORDER, f"원주문번호를 찾을 수 없습니다 ({orig_no})")
@@ -288,6 +397,10 @@ class FakeExchange:
         return orig
 
     def modify(self, book: FakeBook, orig_no: str, symbol: str, qty: int, price: int) -> FakeOrder:
+        with self._committing():
+            return self._modify(book, orig_no, symbol, qty, price)
+
+    def _modify(self, book: FakeBook, orig_no: str, symbol: str, qty: int, price: int) -> FakeOrder:
         orig = self._original(book, orig_no, symbol)
         qty = qty or orig.remaining
         if qty > orig.remaining:
@@ -305,7 +418,7 @@ class FakeExchange:
             orig.closed = True
             orig.reserved = 0
         new = FakeOrder(
-            ord_no=self._next_no(),
+            ord_no=self._new_no(),
             account_no=book.account_no,
             symbol=symbol,
             side=orig.side,
@@ -320,12 +433,18 @@ class FakeExchange:
             reserved=reserve,
         )
         self.orders[new.ord_no] = new
+        self._touch(orig, book)
+        self._touch(new)
         self._announce(new, "접수")
         self._announce(new, "확인")
         self._match_now(new)
         return new
 
     def cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
+        with self._committing():
+            return self._cancel(book, orig_no, symbol, qty)
+
+    def _cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
         orig = self._original(book, orig_no, symbol)
         qty = qty or orig.remaining
         if qty > orig.remaining:
@@ -336,7 +455,7 @@ class FakeExchange:
             orig.closed = True
             orig.reserved = 0
         new = FakeOrder(
-            ord_no=self._next_no(),
+            ord_no=self._new_no(),
             account_no=book.account_no,
             symbol=symbol,
             side=orig.side,
@@ -350,6 +469,8 @@ class FakeExchange:
             closed=True,
         )
         self.orders[new.ord_no] = new
+        self._touch(orig, book)
+        self._touch(new)
         self._announce(new, "접수")
         self._announce(new, "확인")
         return new
@@ -362,9 +483,10 @@ class FakeExchange:
             self._match(order, tick, resting=False)
 
     def on_tick(self, tick: Tick) -> None:
-        self._roll()
+        self.roll()
         for order in [o for o in self.orders.values() if o.symbol == tick.symbol and o.working]:
             self._match(order, tick, resting=True)
+        self.commit()
 
     def _match(self, order: FakeOrder, tick: Tick, *, resting: bool) -> None:
         if not order.working or not self.market.is_open():
@@ -407,7 +529,10 @@ class FakeExchange:
             order.closed = True
             order.reserved = 0
         order.state = "체결"
-        self._announce(order, "체결", unit=(qty, px, fee, tax, next(self._fill_numbers)))
+        self._touch(order, book)
+        fill_no = self._next_fill_no
+        self._next_fill_no += 1
+        self._announce(order, "체결", unit=(qty, px, fee, tax, fill_no))
         self._announce_balance(book, order.symbol)
 
     # --- announcements (realtime values)

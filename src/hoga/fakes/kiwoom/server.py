@@ -23,7 +23,13 @@ Fault knobs: latency, a share of HTTP 500s (seeded), and one-shot faults injecte
 processing, accept-then-timeout (the order is booked, the answer never comes), truncated or
 malformed JSON, a forced 1700 or 8005; ``drop_ws`` disconnects WebSocket sessions; and
 ``faults.push_executions = False`` silences type 00/04 frames (so only reports tell the truth).
-Counters (``stats``) let tests see requests, rate-limit rejections and tokens per key.
+``faults.plan`` (``--fault``, ``hoga.fakes.faults``) injects 500-before-booking, drop, truncate
+and book-but-never-answer into order requests by a seeded rate. Counters (``stats``) let tests
+see requests, rate-limit rejections and tokens per key.
+
+With a journal (``--journal``) orders, executions and balances survive a restart and the day's
+order numbers continue; tokens do not (a restarted server refuses the old ones with 8005).
+``/__fake__/orders`` and ``/__fake__/accounts`` show the fake's own records (``fakes/admin.py``).
 """
 
 from __future__ import annotations
@@ -56,7 +62,10 @@ from hoga.domain.orders import Side
 from hoga.domain.ratelimit import SlidingWindow
 from hoga.domain.secret import mask
 from hoga.fakes import FakeAccount, FakeOptions
-from hoga.fakes.kiwoom.exchange import FakeBook, FakeExchange, Refusal, Values
+from hoga.fakes.admin import admin_routes
+from hoga.fakes.faults import FaultPlan
+from hoga.fakes.journal import Journal, restore_from
+from hoga.fakes.kiwoom.exchange import FakeBook, FakeExchange, FakeOrder, Refusal, Values
 from hoga.fakes.kiwoom.formats import change, hms, padded, rate, signed, ymdhms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
@@ -98,6 +107,8 @@ FAULT_KINDS: Final = frozenset(
 _PRE: Final = frozenset({"http500", "drop_before", "throttle", "token_invalid"})
 _POST: Final = frozenset({"http500_after", "drop", "timeout", "truncated", "malformed"})
 _DROP_FLAG: Final = "kiwoom_fake_drop"
+# The fault plan's after-booking faults, as this fake's one-shot kinds.
+_PLANNED: Final = {"drop": "drop", "truncate": "truncated", "hang": "timeout"}
 
 
 @dataclass
@@ -113,6 +124,7 @@ class KiwoomFaults:
     heartbeat_timeout: float = 60.0
     hold_seconds: float = 120.0  # how long accept-then-timeout keeps the answer back
     login_timeout: float = 10.0
+    plan: FaultPlan = field(default_factory=FaultPlan)
 
 
 @dataclass
@@ -275,6 +287,7 @@ class KiwoomFake:
         max_registrations: int = 200,
         faults: KiwoomFaults | None = None,
         universe: Universe | None = None,
+        journal: Path | str | None = None,
     ) -> None:
         self.options = options or FakeOptions(broker="kiwoom")
         o = self.options
@@ -287,6 +300,11 @@ class KiwoomFake:
         self.token_ttl = token_ttl
         self.max_registrations = max_registrations
         self.faults = faults or KiwoomFaults(latency=o.latency, error_rate=o.error_rate)
+        if o.faults:
+            self.faults.plan = FaultPlan.parse(o.faults, seed=o.seed)
+        journal = journal if journal is not None else o.journal
+        self.journal = Journal(journal) if journal is not None else None
+        self.restored_orders = 0
         self.universe = universe or Universe(bundled_universe())
         self.market = SimulatedMarket(self.universe, seed=o.seed, clock=self.clock, mode="demo")
         self.exchange = FakeExchange(self.market, self.clock)
@@ -317,6 +335,7 @@ class KiwoomFake:
                 Route("/oauth2/token", self._token, methods=["POST"]),
                 Route("/oauth2/revoke", self._revoke, methods=["POST"]),
                 Route("/api/dostk/{name}", self._api, methods=["POST"]),
+                *admin_routes(self),
             ]
         )
 
@@ -376,9 +395,45 @@ class KiwoomFake:
     def current_token(self, app_key: str) -> str | None:
         return self._current.get(app_key)
 
+    # ------------------------------------------------------------------ own records
+
+    def admin_orders(self) -> list[dict[str, Any]]:
+        """Every order number booked, earlier days' first (``fakes/admin.py`` has the fields)."""
+        self.exchange.roll()
+        today = sorted(self.exchange.orders.values(), key=_by_no)
+        return [_order_view(o) for o in [*self.exchange.history, *today]]
+
+    def admin_accounts(self) -> list[dict[str, Any]]:
+        return [
+            {
+                "account": b.account_no,
+                "cash": b.cash,
+                "orderable": self.exchange.orderable(b),
+                "positions": {
+                    s: {"qty": p.qty, "cost": p.cost}
+                    for s, p in sorted(b.positions.items())
+                    if p.qty
+                },
+            }
+            for b in self.exchange.books.values()
+        ]
+
+    def admin_faults(self) -> dict[str, Any]:
+        return {"plan": self.faults.plan.view(), "restored_orders": self.restored_orders}
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> str:
+        # The KRX calendar (sell tax, settlement dates) takes seconds to build - half a minute
+        # on a busy machine. Built lazily, the first sell fill would freeze the server that
+        # long; built here, in a thread, before the first request.
+        await asyncio.to_thread(krx.warm_calendar)
+        if self.journal is not None and self.exchange.journal is None:
+            # Books first, then the journal takes new records: a restart continues where the
+            # last process stopped (the day's order numbers included).
+            self.restored_orders = restore_from(self.journal, self.exchange.restore)
+            self.exchange.journal = self.journal
+            self.journal.open()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         # Accepted connections inherit it; without it uvicorn on a passed-in socket answers
@@ -433,6 +488,8 @@ class KiwoomFake:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self.journal is not None:
+            self.journal.close()
 
     async def _drive(self) -> None:
         tps = max(0.1, self.options.ticks_per_second)
@@ -626,6 +683,8 @@ class KiwoomFake:
         if self.faults.latency:
             await asyncio.sleep(self.faults.latency)
         pre = self._take(_PRE, api_id)
+        if pre is None and api_id in ORDER_APIS and self.faults.plan.before() == "http500":
+            pre = "http500"
         if pre == "http500" or (
             self.faults.error_rate and self._rng.random() < self.faults.error_rate
         ):
@@ -642,11 +701,15 @@ class KiwoomFake:
         book = self.exchange.by_key(key)
         if book is None:
             return self._auth_error("8001", "App Key와 Secret Key 검증에 실패했습니다", api_id)
+        booked = False
         try:
             answer = self._dispatch(api_id, book, body, request.headers)
+            booked = api_id in ORDER_APIS
         except Refusal as e:
             answer = self._answer({"return_code": 2, "return_msg": e.return_msg}, api_id)
         post = self._take(_POST, api_id)
+        if post is None and booked:
+            post = _PLANNED.get(self.faults.plan.after() or "")
         if post is None:
             return answer
         if post == "http500_after":
@@ -1065,6 +1128,29 @@ class KiwoomFake:
         return {"trnm": trnm, "return_code": 0, "return_msg": ""}
 
 
+def _by_no(order: FakeOrder) -> str:
+    return order.ord_no
+
+
+def _order_view(o: FakeOrder) -> dict[str, Any]:
+    return {
+        "account": o.account_no,
+        "order_no": o.ord_no,
+        "orig_order_no": o.orig or None,
+        "kind": o.kind,
+        "symbol": o.symbol,
+        "side": o.side.value,
+        "type": "market" if o.market else "limit",
+        "qty": o.qty,
+        "price": o.price,
+        "filled": o.filled,
+        "filled_amount": o.amount,
+        "remaining": o.remaining if o.kind != "cancel" else 0,
+        "day": o.day.isoformat(),
+        "ts": o.ts,
+    }
+
+
 def _field(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     return value.strip() if isinstance(value, str) else "" if value is None else str(value)
@@ -1126,9 +1212,16 @@ def describe_accounts(fake: KiwoomFake) -> list[str]:
 
 async def run(options: FakeOptions) -> None:
     """Serve until interrupted (the ``hoga fake-broker kiwoom`` command)."""
-    fake = KiwoomFake(options, drive_market=True)
+    extra: dict[str, Any] = {} if options.rate is None else {"rate": options.rate}
+    fake = KiwoomFake(options, drive_market=True, **extra)
     url = await fake.start()
     print(f"Kiwoom fake ({fake.env}) REST {url}  WebSocket {fake.ws_url}", flush=True)
+    journal = fake.journal.path if fake.journal is not None else "none"
+    print(
+        f"  journal: {journal} ({fake.restored_orders} order(s) restored); "
+        f"faults: {fake.faults.plan.describe()}",
+        flush=True,
+    )
     for line in describe_accounts(fake):
         print(line, flush=True)
     print(

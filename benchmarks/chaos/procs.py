@@ -1,0 +1,171 @@
+"""What the chaos run kills besides ``hoga serve``: the broker fakes, and PostgreSQL sessions."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+PG_URL = os.environ.get("HOGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
+
+
+class FakeProcess:
+    """``hoga fake-broker kis|kiwoom`` as a process with a journal: kill -9 and start it again on
+    the same port and journal (its books survive; its tokens and approval keys do not)."""
+
+    def __init__(
+        self,
+        broker: str,
+        port: int,
+        workdir: Path,
+        accounts: list[dict[str, Any]],
+        *,
+        seed: int,
+        faults: list[str],
+        latency: float = 0.0,
+        rate: float | None = None,
+    ) -> None:
+        self.broker = broker
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.journal = workdir / f"{broker}-journal.jsonl"
+        self.log_path = workdir / f"{broker}-fake.log"
+        self.accounts_file = workdir / f"{broker}-accounts.json"
+        self.accounts_file.write_text(json.dumps({"accounts": accounts}), encoding="utf-8")
+        self.seed = seed
+        self.faults = faults
+        self.latency = latency
+        self.rate = rate
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self.kills = 0
+
+    def args(self) -> list[str]:
+        args = [
+            sys.executable, "-m", "hoga", "fake-broker", self.broker,
+            "--port", str(self.port), "--accounts-file", str(self.accounts_file),
+            "--journal", str(self.journal), "--seed", str(self.seed + self.starts),
+            "--latency", str(self.latency),
+        ]  # fmt: skip
+        if self.rate is not None:
+            args += ["--rate", str(self.rate)]
+        for f in self.faults:
+            args += ["--fault", f]
+        return args
+
+    def start(self) -> None:
+        with self.log_path.open("ab") as log:
+            log.write(f"\n===== {self.broker} fake start #{self.starts + 1} =====\n".encode())
+            log.flush()
+            self.proc = subprocess.Popen(
+                self.args(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            )
+        self.starts += 1
+
+    async def wait_ready(self, within: float = 180.0) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + within
+        async with httpx.AsyncClient(timeout=2.0) as http:
+            while True:
+                if self.proc is None or self.proc.poll() is not None:
+                    raise RuntimeError(f"the {self.broker} fake exited:\n{self.tail()}")
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"{self.url}/__fake__/faults")).status_code == 200:
+                        return
+                if loop.time() > deadline:
+                    raise RuntimeError(f"the {self.broker} fake did not start:\n{self.tail()}")
+                await asyncio.sleep(0.1)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+            self.kills += 1
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+    async def get(self, what: str) -> Any:
+        """One of the fake's own records: ``orders``, ``accounts`` or ``faults``."""
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            for attempt in range(3):
+                try:
+                    r = await http.get(f"{self.url}/__fake__/{what}")
+                    r.raise_for_status()
+                    return r.json()
+                except httpx.HTTPError as e:
+                    alive = self.proc is not None and self.proc.poll() is None
+                    print(
+                        f"  the {self.broker} fake did not answer /__fake__/{what} "
+                        f"({type(e).__name__}, attempt {attempt + 1}, process alive: {alive})",
+                        flush=True,
+                    )
+                    if attempt == 2:
+                        raise
+        raise AssertionError("unreachable")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def raw_dsn(url: str, database: str | None = None) -> str:
+    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
+    if database:
+        dsn = dsn.rsplit("/", 1)[0] + "/" + database
+    return dsn
+
+
+async def create_database(url: str = PG_URL) -> tuple[str, str]:
+    """A fresh database on the test server: (its name, its SQLAlchemy URL)."""
+    name = f"hoga_chaos_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(raw_dsn(url))
+    try:
+        await admin.execute(f'create database "{name}"')
+    finally:
+        await admin.close()
+    return name, url.rsplit("/", 1)[0] + "/" + name
+
+
+async def drop_database(name: str, url: str = PG_URL) -> None:
+    admin = await asyncpg.connect(raw_dsn(url))
+    try:
+        await admin.execute(f'drop database if exists "{name}" with (force)')
+    finally:
+        await admin.close()
+
+
+async def terminate_backends(name: str, url: str = PG_URL) -> int:
+    """``pg_terminate_backend`` every session of database ``name`` but our own: what a
+    PostgreSQL restart or failover does to the server's pool. Returns how many."""
+    admin = await asyncpg.connect(raw_dsn(url))
+    try:
+        rows = await admin.fetch(
+            "select pg_terminate_backend(pid) as gone from pg_stat_activity "
+            "where datname = $1 and pid <> pg_backend_pid()",
+            name,
+        )
+    finally:
+        await admin.close()
+    return sum(1 for r in rows if r["gone"])

@@ -4,6 +4,7 @@ fake: the adapter is the one ``app.py`` registers."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,50 @@ async def test_a_server_restart_reuses_the_vaulted_token(tmp_path: Path, db_url:
             r = await h2.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
             assert r.json()["ok"] is True, r.text
         assert fake.stats[APP_KEY].tokens_issued == 1
+
+
+@pytest.mark.parametrize("overnight", [False, True])
+async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
+    tmp_path: Path, sqlite_url: str, overnight: bool
+) -> None:
+    """Kiwoom's order inquiries cover today only. An order left UNKNOWN from an earlier day
+    (the server was down overnight) is absent from today's reports whether or not the broker
+    took it: it must stay UNKNOWN (and be reported), not be rejected as "not found" - that
+    would release cash the broker may have spent. The same order of today, missing from
+    today's reports, is rejected as before."""
+    from sqlalchemy import update
+
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        await traded(fake, SYMBOL)
+        fake.faults.push_executions = False
+        fake.inject("http500", api_ids={"kt10000"})  # never booked, answer unreadable
+        order = await submit(
+            h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
+        )
+        await until_status(h, headers, order["id"], "UNKNOWN")
+        assert not fake.exchange.orders
+        if overnight:
+            today = krx.trading_date(h.hoga.clock.now())
+            async with h.hoga.db.tx(SYSTEM) as conn:
+                await conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == order["id"])
+                    .values(trading_day=today - timedelta(days=1))
+                )
+        h.hoga.reconciler.unknown_grace = 0.0
+        result = await h.hoga.reconciler.reconcile_account(account_id)
+        after = await h.order(headers, order["id"])
+        if overnight:
+            assert after["status"] == "UNKNOWN", after
+            assert result.unverifiable == [order["id"]] and result.not_found == 0
+        else:
+            assert after["status"] == "REJECTED", after
+            assert after["reason_code"] == "reconcile.not_found"
+            assert result.not_found == 1 and result.unverifiable == []

@@ -7,7 +7,9 @@ order-status and fill reports once and:
 
 * settles open orders: an ``UNKNOWN`` order found at the broker takes the broker's state; one
   the broker has no record of, after a grace period, is marked ``REJECTED``
-  (``reconcile.not_found``) - it is never resent automatically;
+  (``reconcile.not_found``) - it is never resent automatically. Where the broker cannot list
+  the order's day at all (``ReportsUnavailable``: Kiwoom's inquiries cover today only, so an
+  order left UNKNOWN overnight), the order stays as it is and is reported as ``unverifiable``;
 * converges executions: every hoga order the broker reports on - open or already closed -
   books the fills it missed, up to the broker's cumulative quantity and amount
   (``domain/fills.py`` books each execution once, whatever id it arrives under); an order the
@@ -28,10 +30,10 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport
+from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport, ReportsUnavailable
 from hoga.domain import krx
 from hoga.domain.clock import Clock
 from hoga.domain.errors import StorageUnavailable
@@ -61,6 +63,8 @@ class ReconcileResult:
     cash_mismatch: dict[str, int] | None = None
     #: Orders where hoga has booked more than the broker reports (never undone automatically).
     fill_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Open orders of days the broker can no longer list (left as they are, see _unverifiable).
+    unverifiable: list[int] = field(default_factory=list)
     error: str | None = None
 
     def settle(self, status: OrderStatus) -> None:
@@ -216,9 +220,13 @@ class Reconciler:
         days = sorted({o.trading_day for o in local} | {krx.trading_date(now)})
         reports: list[OrderStatusReport] = []
         fills: list[FillReport] = []
+        blind: set[date] = set()
         for day in days:
-            reports += await broker.order_reports(ref, day)
-            fills += await broker.fill_reports(ref, day)
+            try:
+                reports += await broker.order_reports(ref, day)
+                fills += await broker.fill_reports(ref, day)
+            except ReportsUnavailable:
+                blind.add(day)
         async with self._db.tx(Actor.user(ref.user_id)) as conn:
             linked = await orders_repo.by_broker_ids(
                 conn, ref.user_id, account_id, (r.broker_order_id for r in reports), days
@@ -233,6 +241,14 @@ class Reconciler:
                 rep = by_client.get(order.client_order_id)
             if rep is None and order.broker_order_id is None:
                 rep = self._match(order, reports, claimed)
+            if (
+                rep is None
+                and order.trading_day in blind
+                and order.status in (S.UNKNOWN, S.SUBMITTING)
+            ):
+                # The broker cannot list that day: its silence proves nothing either way.
+                self._unverifiable(order, result)
+                continue
             if rep is None:
                 await self._missing(order, now, result)
                 continue
@@ -320,6 +336,23 @@ class Reconciler:
         ]
         return min(candidates, key=lambda r: r.ts) if candidates else None
 
+    def _unverifiable(self, order: Order, result: ReconcileResult) -> None:
+        """An UNKNOWN order of a day the broker no longer reports (after midnight, for Kiwoom).
+
+        Rejecting it as "not found" would release cash that may already be spent at the
+        broker, so it keeps its state and is reported; the position and cash comparison
+        (``_books``) still shows whatever it did at the broker.
+        """
+        result.unverifiable.append(order.id)
+        log.warning(
+            "order %s (%s) cannot be checked: the broker no longer reports %s; it stays %s "
+            "for an admin to settle",
+            order.id,
+            order.symbol,
+            order.trading_day.isoformat(),
+            order.status.value,
+        )
+
     async def _missing(self, order: Order, now: datetime, result: ReconcileResult) -> None:
         sent_at = order.submitted_at or order.created_at
         age = (now - sent_at).total_seconds()
@@ -389,6 +422,7 @@ class Reconciler:
                 "position_mismatches": r.position_mismatches,
                 "cash_mismatch": r.cash_mismatch,
                 "fill_mismatches": r.fill_mismatches,
+                "unverifiable": r.unverifiable,
                 "error": r.error,
             }
             for a, r in self.last.items()

@@ -364,3 +364,66 @@ async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
             assert after["status"] == "REJECTED", after
             assert after["reason_code"] == "reconcile.not_found"
             assert result.not_found == 1 and result.unverifiable == []
+
+
+async def test_executions_learned_only_from_average_price_reports_leave_cash_equal(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """No execution notices: hoga learns a multi-price fill only from Kiwoom's reports, which
+    give a truncated average price. Its books must still end equal to the broker's: shares
+    exactly, cash to the won (the truncation is posted as a ``rounding`` ledger row)."""
+    from sqlalchemy import select
+
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=2.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        # The cheapest symbol, so an order can outgrow the best ask several times over and
+        # fill at several prices, inside the tier's order-value limit.
+        cheap = min(fake.market.universe.instruments, key=lambda i: i.base_price).symbol
+        tick = await traded(fake, cheap)
+        fake.faults.push_executions = False
+        qty = max(1, min(tick.ask_size * 4, 45_000_000 // tick.price))
+        order = await submit(
+            h, headers, symbol=cheap, side="buy", type="market", qty=qty, account_id=account_id
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+
+        async def settled() -> bool:
+            fake.pump(5)
+            await h.hoga.reconciler.reconcile_account(account_id)
+            return (await h.order(headers, order["id"]))["status"] == "FILLED"
+
+        await eventually(settled, 60.0, "the order to fill and be reconciled")
+        result = await h.hoga.reconciler.reconcile_account(account_id)
+        (theirs,) = fake.exchange.orders.values()
+        done = await h.order(headers, order["id"])
+        assert done["filled_qty"] == theirs.filled == qty
+        booked = sum(f["qty"] * f["price"] for f in done["fills"])
+        assert 0 <= theirs.amount - booked < qty  # within the average's truncation
+        assert result.cash_mismatch is None and result.position_mismatches == []
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            hoga_cash = (
+                await conn.execute(
+                    select(t.broker_accounts.c.cash).where(t.broker_accounts.c.id == account_id)
+                )
+            ).scalar_one()
+            rounding = (
+                (
+                    await conn.execute(
+                        select(t.cash_ledger.c.amount).where(
+                            t.cash_ledger.c.account_id == account_id,
+                            t.cash_ledger.c.kind == "rounding",
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert hoga_cash == fake.exchange.books[ACCOUNT_NO].cash
+        # One rounding row when the estimate was short of the broker's amount, none if exact.
+        assert len(rounding) == (0 if booked == theirs.amount else 1), (booked, theirs.amount)

@@ -291,7 +291,8 @@ class Reconciler:
             missing = rep.filled_qty - current.filled_qty
             catch_up = FillReport(
                 broker_order_id=rep.broker_order_id,
-                fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}",
+                fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}"
+                + ("" if rep.filled_amount is not None else ledger.ESTIMATED),
                 symbol=order.symbol,
                 side=order.side,
                 qty=missing,
@@ -299,7 +300,14 @@ class Reconciler:
                 ts=self._clock.time(),
                 client_order_id=order.client_order_id,
                 cum_qty=rep.filled_qty,
-                cum_amount=rep.filled_amount,
+                # Without the broker's amount, its average times its total is within a won a
+                # share of it; the average times the missing quantity alone is not (the
+                # executions hoga booked were at other prices).
+                cum_amount=(
+                    rep.filled_amount
+                    if rep.filled_amount is not None
+                    else rep.avg_price * rep.filled_qty
+                ),
             )
             if await self._service.apply_fill(current, catch_up, reconcile_gaps=False) is not None:
                 result.fills_booked += 1
@@ -400,6 +408,8 @@ class Reconciler:
             if cash != balance.cash
             else None
         )
+        if result.cash_mismatch and not result.position_mismatches:
+            await self._true_up(ref, result)
         if result.position_mismatches:
             log.warning(
                 "account %s positions differ from the broker: %s",
@@ -411,6 +421,48 @@ class Reconciler:
                 "account %s cash differs from the broker: %s", ref.account_id, result.cash_mismatch
             )
         return bool(result.position_mismatches or result.cash_mismatch)
+
+    async def _true_up(self, ref: Any, result: ReconcileResult) -> None:
+        """Bring cash to the broker's when the difference is the truncation of average prices.
+
+        Executions hoga missed (a restart) and learned from a report that gives only a
+        truncated average price (Kiwoom's ka10075/ka10076) are booked at an estimate within a
+        won a share of the truth (``domain/fills.py``). Once every order of the account is
+        settled and the positions agree, a cash difference no larger than those orders'
+        shares (plus a won of cost flooring each) is that estimate: it is posted as one
+        ``rounding`` ledger row naming the orders, so cash equals the broker's and the ledger
+        says why. Anything larger, or while orders are open, stays a reported mismatch.
+        """
+        assert result.cash_mismatch is not None
+        difference = result.cash_mismatch["difference"]
+        if await self._service.open_at_broker(ref.account_id):
+            return
+        now = self._clock.now()
+        async with self._db.tx(Actor.user(ref.user_id)) as conn:
+            estimated = await ledger.estimated_orders(
+                conn, ref.user_id, ref.account_id, krx.trading_date(now)
+            )
+            bound = sum(qty + 2 for qty in estimated.values())
+            if not estimated or abs(difference) > bound:
+                return
+            await ledger.post_cash(
+                conn,
+                ref.user_id,
+                ref.account_id,
+                -difference,
+                "rounding",
+                now,
+                note="broker average-price truncation, orders "
+                + ",".join(str(i) for i in sorted(estimated)),
+            )
+        log.info(
+            "account %s: cash brought to the broker's by %+d won (average-price estimates of "
+            "orders %s)",
+            ref.account_id,
+            -difference,
+            sorted(estimated),
+        )
+        result.cash_mismatch = None
 
     def status(self) -> dict[str, Any]:
         return {

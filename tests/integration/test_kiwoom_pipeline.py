@@ -427,3 +427,49 @@ async def test_executions_learned_only_from_average_price_reports_leave_cash_equ
         assert hoga_cash == fake.exchange.books[ACCOUNT_NO].cash
         # One rounding row when the estimate was short of the broker's amount, none if exact.
         assert len(rounding) == (0 if booked == theirs.amount else 1), (booked, theirs.amount)
+
+
+async def test_a_cancel_whose_answer_is_lost_is_settled_cancelled(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The cancel reaches the broker but its answer does not, nor does a notice. Kiwoom's
+    reports then list the order neither as open nor as executed: reconciliation must close
+    it CANCELLED, not leave it CANCEL_PENDING for good (the chaos run's stuck orders)."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED")
+        fake.faults.push_executions = False
+        fake.inject("drop", api_ids={"kt10003"})  # cancelled at the broker, answer lost
+        r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
+        assert r.status_code == 202, r.text
+        await until_status(h, headers, order["id"], "CANCEL_PENDING")
+        original = fake.exchange.orders[next(iter(fake.exchange.orders))]
+
+        async def cancelled_at_broker() -> bool:
+            return not original.working
+
+        await eventually(cancelled_at_broker, 15.0, "the broker to cancel it")
+        # ... and hoga, with no answer and no notice, still does not know.
+        assert (await h.order(headers, order["id"]))["status"] == "CANCEL_PENDING"
+        h.hoga.reconciler.unknown_grace = 0.0
+        await h.hoga.reconciler.reconcile_account(account_id)
+        done = await h.order(headers, order["id"])
+        assert done["status"] == "CANCELLED", done
+        assert done["filled_qty"] == 0 and done["reserved_cash"] == 0

@@ -375,6 +375,22 @@ class Reconciler:
             )
             if moved is not None:
                 result.not_found += 1
+        elif (
+            order.status == S.CANCEL_PENDING
+            and order.filled_qty == 0
+            and order.trading_day == krx.trading_date(now)
+            and (now - order.updated_at).total_seconds() >= self.unknown_grace
+        ):
+            # A cancel whose answer was lost: the broker lists the order neither as open nor
+            # as executed (Kiwoom's reports drop an unfilled order once it is cancelled), so
+            # it is closed with nothing done - the cancel took effect.
+            moved = await self._service.move(
+                order,
+                S.CANCELLED,
+                detail="reconcile: not open at the broker and never executed",
+            )
+            if moved is not None:
+                result.settle(S.CANCELLED)
         elif order.status in (
             S.ACCEPTED,
             S.PARTIALLY_FILLED,

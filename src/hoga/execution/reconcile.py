@@ -443,16 +443,17 @@ class Reconciler:
 
         Executions hoga missed (a restart) and learned from a report that gives only a
         truncated average price (Kiwoom's ka10075/ka10076) are booked at an estimate within a
-        won a share of the truth (``domain/fills.py``). Once every order of the account is
-        settled and the positions agree, a cash difference no larger than those orders'
+        won a share of the truth (``domain/fills.py``). Once no order of the account is in
+        doubt (resting orders move no cash) and the positions agree, a cash difference no larger than those orders'
         shares (plus a won of cost flooring each) is that estimate: it is posted as one
         ``rounding`` ledger row naming the orders, so cash equals the broker's and the ledger
         says why. Anything larger, or while orders are open, stays a reported mismatch.
         """
         assert result.cash_mismatch is not None
         difference = result.cash_mismatch["difference"]
-        if await self._service.open_at_broker(ref.account_id):
-            return
+        in_doubt = (S.UNKNOWN, S.SUBMITTING, S.CANCEL_PENDING)
+        if any(o.status in in_doubt for o in await self._service.open_at_broker(ref.account_id)):
+            return  # an order whose outcome is not known yet may still move cash
         now = self._clock.now()
         async with self._db.tx(Actor.user(ref.user_id)) as conn:
             estimated = await ledger.estimated_orders(

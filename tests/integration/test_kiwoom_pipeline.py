@@ -398,7 +398,7 @@ async def test_executions_learned_only_from_average_price_reports_leave_cash_equ
             await h.hoga.reconciler.reconcile_account(account_id)
             return (await h.order(headers, order["id"]))["status"] == "FILLED"
 
-        await eventually(settled, 60.0, "the order to fill and be reconciled")
+        await eventually(settled, 120.0, "the order to fill and be reconciled")
         result = await h.hoga.reconciler.reconcile_account(account_id)
         (theirs,) = fake.exchange.orders.values()
         done = await h.order(headers, order["id"])

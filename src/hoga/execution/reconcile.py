@@ -37,7 +37,7 @@ from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport, Report
 from hoga.domain import krx
 from hoga.domain.clock import Clock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.orders import Order, OrderStatus
+from hoga.domain.orders import TERMINAL, Order, OrderStatus
 from hoga.execution import retry
 from hoga.execution.accounts import AccountService
 from hoga.execution.service import OrderService
@@ -444,7 +444,8 @@ class Reconciler:
         Executions hoga missed (a restart) and learned from a report that gives only a
         truncated average price (Kiwoom's ka10075/ka10076) are booked at an estimate within a
         won a share of the truth (``domain/fills.py``). Once no order of the account is in
-        doubt (resting orders move no cash) and the positions agree, a cash difference no larger than those orders'
+        doubt (resting orders move no cash), those orders are done and the positions agree, a
+        cash difference no larger than those orders'
         shares (plus a won of cost flooring each) is that estimate: it is posted as one
         ``rounding`` ledger row naming the orders, so cash equals the broker's and the ledger
         says why. Anything larger, or while orders are open, stays a reported mismatch.
@@ -459,8 +460,12 @@ class Reconciler:
             estimated = await ledger.estimated_orders(
                 conn, ref.user_id, ref.account_id, krx.trading_date(now)
             )
-            bound = sum(qty + 2 for qty in estimated.values())
-            if not estimated or abs(difference) > bound:
+            if not estimated or any(
+                OrderStatus(status) not in TERMINAL for _, status in estimated.values()
+            ):
+                return  # settle once, when those orders are done filling
+            bound = sum(qty + 2 for qty, _ in estimated.values())
+            if abs(difference) > bound:
                 return
             await ledger.post_cash(
                 conn,

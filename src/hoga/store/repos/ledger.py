@@ -160,11 +160,12 @@ ESTIMATED: Final = "~avg"
 
 async def estimated_orders(
     conn: AsyncConnection, user_id: int, account_id: int, day: date
-) -> dict[int, int]:
-    """Order id -> filled quantity, for ``day``'s orders with a fill booked at an estimate."""
+) -> dict[int, tuple[int, str]]:
+    """Order id -> (filled quantity, status), for ``day``'s orders with a fill booked at an
+    estimate."""
     f, o = t.fills, t.orders
     rows = await conn.execute(
-        select(o.c.id, o.c.filled_qty)
+        select(o.c.id, o.c.filled_qty, o.c.status)
         .join(f, f.c.order_id == o.c.id)
         .where(
             f.c.user_id == user_id,
@@ -174,7 +175,7 @@ async def estimated_orders(
         )
         .distinct()
     )
-    return {int(r.id): int(r.filled_qty) for r in rows}
+    return {int(r.id): (int(r.filled_qty), str(r.status)) for r in rows}
 
 
 async def cash(conn: AsyncConnection, user_id: int, account_id: int) -> int:

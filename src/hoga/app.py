@@ -37,7 +37,7 @@ from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
-from hoga.execution.queue import OrderQueue
+from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
@@ -47,6 +47,7 @@ from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from hoga.metrics import Metrics
 from hoga.security import keystate
 from hoga.security.auth import AuthService
 from hoga.security.throttle import LoginThrottle
@@ -215,6 +216,8 @@ class HogaApp:
         # send gate read (execution/health.py).
         self.health = BrokerHealth(self.clock)
         self.health.realtime = self._realtime_state
+        self.metrics = Metrics()
+        self.health.on_call.append(self.metrics.broker_call)
         self.raw_brokers = dict(self.brokers)
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
         self.hours = TradingHours(self.clock, self.market_open)
@@ -252,7 +255,7 @@ class HogaApp:
         )
         self.dispatcher = Dispatcher(
             self.queue,
-            self.orders.send,
+            self._send,
             self.orders.account_ref,
             global_rate=s.global_order_rate,
             time_slice=s.session_time_slice,
@@ -295,6 +298,7 @@ class HogaApp:
             on_pause=self.strategies.suspend,
             on_resume=self._resume,
         )
+        self._ops_init()
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -309,6 +313,39 @@ class HogaApp:
             await keystate.register(conn, self.vault, now)
             await keystate.use_current(self.vault, conn, now)
             await keystate.record_server(conn, self.vault, now)
+
+    def _ops_init(self) -> None:
+        """Metrics collector, notifications, scheduled backups and alerts (the ops branch)."""
+        from hoga.ops.metrics import AppCollector
+
+        self.metrics_collector = AppCollector(self)
+        self.metrics.registry.register(self.metrics_collector)
+        self.metrics_listener: Any = None
+
+    async def _send(self, item: QueueItem) -> None:
+        """The dispatcher's sender: records the request's wait in the queue, then sends."""
+        self.metrics.queue_wait.labels(item.priority.label, item.kind.value).observe(
+            max(0.0, self.clock.monotonic() - item.enqueued_at)
+        )
+        await self.orders.send(item)
+
+    async def render_metrics(self) -> tuple[bytes, str]:
+        """``/metrics``' body and content type (``ops/metrics.py``)."""
+        from hoga.ops.metrics import render
+
+        return await render(self)
+
+    async def _ops_start(self) -> None:
+        if self.settings.metrics_address:
+            from hoga.ops.metrics import MetricsListener
+
+            self.metrics_listener = MetricsListener(self, self.settings.metrics_address)
+            await self.metrics_listener.start()
+
+    async def _ops_stop(self) -> None:
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
+            self.metrics_listener = None
 
     def _realtime_state(self, broker: str, account_id: int) -> bool | None:
         """Whether an account's realtime session (execution notices) is up; None when it has
@@ -448,6 +485,7 @@ class HogaApp:
             loop.create_task(self._day_roll(), name="day-roll"),
             loop.create_task(watch(self), name="watch"),
         ]
+        await self._ops_start()
         self._started = True
         self.started_at = self.clock.time()
         log.info(
@@ -461,6 +499,7 @@ class HogaApp:
     async def stop(self) -> None:
         """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("operations", self._ops_stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),

@@ -118,6 +118,19 @@ def _bind(host: str, port: int) -> socket.socket:
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
+def _configure_logs(settings: Settings) -> None:
+    from hoga import logs
+
+    logs.configure(
+        settings.log_level,
+        fmt=settings.log_format,
+        file=settings.log_file,
+        file_max_bytes=settings.log_file_max_bytes,
+        file_keep=settings.log_file_keep,
+        repeat_window=settings.log_repeat_window,
+    )
+
+
 def _quiet_exit_server() -> type:
     import uvicorn
 
@@ -148,9 +161,7 @@ def serve(
 ) -> None:
     """Start the server: API, dashboard, feeds, brokers and strategies."""
     settings = _settings(config, host=host, port=port)
-    from hoga import logs
-
-    logs.configure(settings.log_level)
+    _configure_logs(settings)
 
     async def run() -> None:
         import uvicorn

@@ -299,6 +299,7 @@ class HogaApp:
             on_resume=self._resume,
         )
         self._ops_init()
+        self._brokers_attached = False
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -317,10 +318,24 @@ class HogaApp:
     def _ops_init(self) -> None:
         """Metrics collector, notifications, scheduled backups and alerts (the ops branch)."""
         from hoga.ops.metrics import AppCollector
+        from hoga.ops.watch import OpsWatch
 
         self.metrics_collector = AppCollector(self)
         self.metrics.registry.register(self.metrics_collector)
         self.metrics_listener: Any = None
+        self.notifier: Any = None
+        self.ops_watch = OpsWatch(
+            self.settings,
+            self.clock,
+            self.admin_alert,
+            on_backup=lambda result: self.metrics.backups.labels(result).inc(),
+        )
+
+    async def admin_alert(self, event: str, title: str, body: str) -> None:
+        """A server-wide alert to the admins' channels (logged whatever happens to it)."""
+        log.warning("admin alert %s: %s", event, body)
+        if self.notifier is not None:
+            self.notifier.admin_alert(event, title, body)
 
     async def _send(self, item: QueueItem) -> None:
         """The dispatcher's sender: records the request's wait in the queue, then sends."""
@@ -336,6 +351,9 @@ class HogaApp:
         return await render(self)
 
     async def _ops_start(self) -> None:
+        self._background.append(
+            asyncio.get_running_loop().create_task(self.ops_watch.run(), name="ops-watch")
+        )
         if self.settings.metrics_address:
             from hoga.ops.metrics import MetricsListener
 
@@ -358,6 +376,12 @@ class HogaApp:
         return await readiness(self)
 
     async def _resume(self) -> None:
+        if not self._brokers_attached and self._started:
+            # Started paused: open the broker sessions and catch up with the brokers first.
+            self._brokers_attached = True
+            await self.accounts.attach_all()
+            await self.reconciler.reconcile_all()
+            await self.reconciler.start()
         await self.strategies.resume()
         self.dispatcher.wake_all()
 
@@ -452,9 +476,6 @@ class HogaApp:
         self.admin_password_generated = await self.auth.bootstrap_admin(
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
-        await self.accounts.attach_all()
-        if s.feed == "kiwoom":
-            await self._use_kiwoom_feed()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -463,19 +484,29 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.strategies.suspended = paused.paused
+        # Paused (after a restore, or --paused): no broker session is opened - no realtime
+        # socket, no reconciliation call - until an admin resumes, so a restored copy never
+        # talks to a broker beside the original. ``_resume`` attaches them then.
+        if not paused.paused:
+            await self.accounts.attach_all()
+            self._brokers_attached = True
+        if s.feed == "kiwoom":
+            await self._use_kiwoom_feed()
         await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
             log.info("recovered orders after restart: %s", recovered)
         await warm
-        await self.reconciler.reconcile_all()
+        if self._brokers_attached:
+            await self.reconciler.reconcile_all()
         await self._load_bars()
         if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()
         await self.resync.start()
-        await self.reconciler.start()
+        if self._brokers_attached:
+            await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
         await self.strategies.start()

@@ -317,13 +317,26 @@ class HogaApp:
 
     def _ops_init(self) -> None:
         """Metrics collector, notifications, scheduled backups and alerts (the ops branch)."""
+        from hoga.notify.service import Notifier
+        from hoga.ops.alerts import AlertWatch
         from hoga.ops.metrics import AppCollector
         from hoga.ops.watch import OpsWatch
 
         self.metrics_collector = AppCollector(self)
         self.metrics.registry.register(self.metrics_collector)
         self.metrics_listener: Any = None
-        self.notifier: Any = None
+        self.notifier = Notifier(
+            self.db,
+            self.vault,
+            self.clock,
+            on_result=lambda kind, result: self.metrics.notifications.labels(kind, result).inc(),
+        )
+        # Events reach the notifier through the bus (a put_nowait on its queue), never the
+        # order path itself; broker health reports accounts going down and coming back.
+        self.bus.add_hook(self.notifier.on_event)
+        self.alerts = AlertWatch(self, self.notifier)
+        self.health.on_down.append(self.alerts.on_broker_down)
+        self.health.on_recovered.append(self.alerts.on_broker_up)
         self.ops_watch = OpsWatch(
             self.settings,
             self.clock,
@@ -351,9 +364,10 @@ class HogaApp:
         return await render(self)
 
     async def _ops_start(self) -> None:
-        self._background.append(
-            asyncio.get_running_loop().create_task(self.ops_watch.run(), name="ops-watch")
-        )
+        await self.notifier.start()
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.ops_watch.run(), name="ops-watch"))
+        self._background.append(loop.create_task(self.alerts.run(), name="alert-watch"))
         if self.settings.metrics_address:
             from hoga.ops.metrics import MetricsListener
 
@@ -361,6 +375,8 @@ class HogaApp:
             await self.metrics_listener.start()
 
     async def _ops_stop(self) -> None:
+        await self.alerts.stop()
+        await self.notifier.stop()
         if self.metrics_listener is not None:
             await self.metrics_listener.stop()
             self.metrics_listener = None

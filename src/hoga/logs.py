@@ -212,8 +212,10 @@ def configure(
         logging.getLogger(name).setLevel(max(logging.WARNING, root.level))
     # Alembic narrates every plugin it loads; only its warnings matter to an operator.
     logging.getLogger("alembic").setLevel(max(logging.WARNING, root.level))
-    # apprise names every notification URL it loads at DEBUG/INFO; URLs carry tokens.
-    logging.getLogger("apprise").setLevel(max(logging.WARNING, root.level))
+    # apprise names notification URLs and urllib3 logs request paths; both carry tokens
+    # (notify/service.py silences them too, for processes that never call configure).
+    logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
+    logging.getLogger("urllib3").setLevel(max(logging.WARNING, root.level))
 
 
 def _hook_secrets() -> None:

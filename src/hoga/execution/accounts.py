@@ -447,7 +447,7 @@ class AccountService:
     async def rotate_vault(self) -> int:
         """Re-encrypt every stored secret under the key the database names current; returns
         how many (``execution/vault_rotation.py`` runs the whole rotation)."""
-        from hoga.security.vault import token_aad, totp_aad
+        from hoga.security.vault import channel_aad, token_aad, totp_aad
         from hoga.store import tables as t
 
         n = 0
@@ -492,6 +492,18 @@ class AccountService:
                     t.users.update()
                     .where(t.users.c.id == r.id)
                     .values(totp_secret_enc=self._vault.encrypt(plain, aad))
+                )
+                n += 1
+            # Notification channel URLs (notify/store.py), bound to user and row like the rest.
+            for r in (await conn.execute(t.notification_channels.select())).all():
+                aad = channel_aad(r.user_id, r.id)
+                plain = self._vault.decrypt(r.url_enc, aad)
+                await conn.execute(
+                    t.notification_channels.update()
+                    .where(t.notification_channels.c.id == r.id)
+                    .values(
+                        url_enc=self._vault.encrypt(plain, aad), key_id=self._vault.current_key_id
+                    )
                 )
                 n += 1
         self._refs.clear()

@@ -17,7 +17,10 @@ from urllib.parse import urlsplit
 from sqlalchemy import Row, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hoga.security.vault import channel_aad
 from hoga.store import tables as t
+
+__all__ = ["channel_aad"]
 
 #: Channel kinds and the apprise URL schemes each accepts.
 KIND_SCHEMES: Final[dict[str, tuple[str, ...]]] = {
@@ -42,11 +45,6 @@ USER_EVENTS: Final = (
 ADMIN_EVENTS: Final = ("admin_alert",)
 MAX_CHANNELS: Final = 10
 MAX_URL: Final = 2000
-
-
-def channel_aad(user_id: int, channel_id: int) -> str:
-    """Associated data binding a channel URL envelope to its user and row."""
-    return f"notify:{user_id}:{channel_id}"
 
 
 def mask_url(kind: str, url: str) -> str:

@@ -47,7 +47,14 @@ from hoga.ops.backup import (
     sha256_file,
     sqlite_path,
 )
-from hoga.security.vault import VaultError, account_aad, load_vault, token_aad, totp_aad
+from hoga.security.vault import (
+    VaultError,
+    account_aad,
+    channel_aad,
+    load_vault,
+    token_aad,
+    totp_aad,
+)
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
 
@@ -191,14 +198,8 @@ async def verify_vault(db: Database, settings: Settings) -> int:
             await conn.execute(t.users.select().where(t.users.c.totp_secret_enc.is_not(None)))
         ).all():
             checks.append((f"TOTP secret of user {r.id}", r.totp_secret_enc, totp_aad(r.id)))
-        channels = getattr(t, "notification_channels", None)
-        if channels is not None:
-            from hoga.notify.store import channel_aad
-
-            for r in (await conn.execute(channels.select())).all():
-                checks.append(
-                    (f"notification channel {r.id}", r.url_enc, channel_aad(r.user_id, r.id))
-                )
+        for r in (await conn.execute(t.notification_channels.select())).all():
+            checks.append((f"notification channel {r.id}", r.url_enc, channel_aad(r.user_id, r.id)))
     for what, envelope, aad in checks:
         try:
             vault.decrypt(envelope, aad)

@@ -506,6 +506,8 @@ class HogaApp:
         if not paused.paused:
             await self.accounts.attach_all()
             self._brokers_attached = True
+        else:
+            self.accounts.attaching = False
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
         await warn_real_money(self)

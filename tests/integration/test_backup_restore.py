@@ -200,6 +200,13 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
             hoga = r_h.hoga
             assert hoga.control.paused
             assert not hoga.raw_brokers["kiwoom"]._accounts, "no broker session while paused"
+            # An account linked while paused opens none either.
+            bob = await r_h.login("bob")
+            r = await r_h.http.post(
+                "/api/broker-accounts", json={**KIWOOM, "account_no": "1234567891"}, headers=bob
+            )
+            assert r.status_code == 201, r.text
+            assert not hoga.raw_brokers["kiwoom"]._accounts
             # The vault decrypts the restored credentials; the old access token still works.
             users = {u.username: u for u in await hoga.auth.list_users()}
             ref = await hoga.accounts.ref_for(users["alice"].id, kiwoom_id)
@@ -217,7 +224,7 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
             assert (await r_h.order(alice, order_id))["status"] == "QUEUED"
             admin = await r_h.admin()
             assert (await r_h.http.post("/api/admin/resume", headers=admin)).status_code == 200
-            assert hoga.raw_brokers["kiwoom"]._accounts, "resuming opens the broker sessions"
+            assert len(hoga.raw_brokers["kiwoom"]._accounts) == 2, "resuming opens the sessions"
             await r_h.wait_status(alice, order_id, "FILLED")
 
 

@@ -21,6 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from hoga.brokers.paper import PaperFaults
 from hoga.net import bind_listener
 from hoga.notify.service import Message, Notifier
 from hoga.store import tables as t
@@ -371,3 +372,33 @@ async def test_event_translation_and_a_bounded_queue(tmp_path: Path) -> None:
         for i in range(5):
             n.notify_user(1, "fill", "t", str(i))
         assert n.pending() == 3 and n.dropped == 2
+
+
+async def test_an_order_settled_after_unknown_reaches_the_webhook(tmp_path: Path) -> None:
+    faults = PaperFaults(accept_then_timeout=1)
+    async with (
+        webhook_receiver() as hook,
+        running(
+            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", faults=faults, submit_timeout=0.3
+        ) as h,
+    ):
+        h.hoga.reconciler.unknown_grace = 0.5
+        bea = await h.user("bea", "basic")
+        await _add(h, bea, kind="webhook", label="w", url=hook.url(), events=["unknown_settled"])
+        h.pump(300)
+        r = await h.http.post(
+            "/api/orders",
+            headers=bea,
+            json={"symbol": "000660", "side": "buy", "type": "market", "qty": 3},
+        )
+        oid = r.json()["id"]
+        first = await h.wait_status(bea, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+        await h.hoga.reconciler.reconcile_account(first["account_id"])
+        done = await h.wait_status(bea, oid, "FILLED")
+        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+
+        async def arrived() -> bool:
+            return any(f"#{oid}" in m["title"] for m in hook.received)
+
+        await eventually(arrived, what="the settled-after-UNKNOWN message")
+        assert len(hook.received) == 1  # fills were not subscribed

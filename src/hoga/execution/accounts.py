@@ -95,6 +95,9 @@ class AccountService:
         self.allow_custom_urls = allow_custom_urls
         self._refs: dict[int, AccountRef] = {}
         self._resolved: dict[tuple[int, int | None], AccountRecord] = {}
+        #: False while the server runs paused: accounts linked meanwhile open no broker
+        #: session until ``attach_all`` on resume (the server sets it; see app.py).
+        self.attaching = True
 
     # --- creation
 
@@ -302,7 +305,7 @@ class AccountService:
 
     async def _attach(self, acct: AccountRecord) -> None:
         broker = self.brokers.get(acct.broker)
-        if broker is None:
+        if broker is None or not self.attaching:
             return
         try:
             await broker.attach(self.ref(acct))
@@ -310,6 +313,7 @@ class AccountService:
             log.warning("could not attach account %s to %s: %s", acct.id, acct.broker, e.code)
 
     async def attach_all(self) -> list[AccountRecord]:
+        self.attaching = True
         async with self._db.tx(SYSTEM) as conn:
             accts = await repo.all_active_accounts(conn)
         for acct in accts:

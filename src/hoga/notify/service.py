@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import apprise
+from sqlalchemy import select
 
 from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound
@@ -40,6 +41,7 @@ from hoga.notify.store import (
 )
 from hoga.security import keystate
 from hoga.security.vault import Vault, VaultError
+from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Actor, Database
 
 log = logging.getLogger(__name__)
@@ -108,6 +110,15 @@ class Notifier:
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
+        # Orders still UNKNOWN from before a restart: their settling is news too.
+        try:
+            async with self._db.tx(SYSTEM) as conn:
+                rows = await conn.execute(
+                    select(t.orders.c.id).where(t.orders.c.status == "UNKNOWN")
+                )
+                self._unknown.update(int(r[0]) for r in rows)
+        except Exception as e:
+            log.warning("notifications: reading UNKNOWN orders failed (%s)", type(e).__name__)
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
     async def stop(self) -> None:

@@ -16,6 +16,7 @@ from typing import Any
 import asyncpg
 import pytest
 from sqlalchemy import select
+from sqlalchemy.engine import make_url
 
 from hoga.ops.backup import BackupError, archives, create_backup, prune
 from hoga.ops.restore import restore_backup
@@ -38,18 +39,25 @@ KIWOOM = {
 
 @contextlib.asynccontextmanager
 async def _pg_database() -> AsyncIterator[str]:
-    name = f"hoga_r_{uuid.uuid4().hex[:12]}"
+    """A fresh database owned by a fresh role that is NOT a superuser (as in production: the
+    owner is subject to the forced row-level security, so pg_dump must run as the system)."""
+    suffix = uuid.uuid4().hex[:10]
+    name, role = f"hoga_r_{suffix}", f"hoga_owner_{suffix}"
     admin = await asyncpg.connect(_raw_dsn(PG_URL))
     try:
-        await admin.execute(f'create database "{name}"')
+        await admin.execute(f'create role "{role}" login createrole')
+        await admin.execute(f'create database "{name}" owner "{role}"')
     finally:
         await admin.close()
     try:
-        yield PG_URL.rsplit("/", 1)[0] + "/" + name
+        yield (
+            make_url(PG_URL).set(username=role, database=name).render_as_string(hide_password=False)
+        )
     finally:
         admin = await asyncpg.connect(_raw_dsn(PG_URL))
         try:
             await admin.execute(f'drop database if exists "{name}" with (force)')
+            await admin.execute(f'drop role if exists "{role}"')
         finally:
             await admin.close()
 

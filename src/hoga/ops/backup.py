@@ -77,9 +77,14 @@ def sqlite_path(url: str) -> Path:
 
 
 def libpq_target(url: str) -> tuple[str, dict[str, str]]:
-    """A libpq URI without the password, and the environment that carries the password."""
+    """A libpq URI without the password, and the environment that carries the password.
+
+    The session runs as the system for row-level security (``app.system=on``, set through
+    ``PGOPTIONS``): the tenant tables *force* RLS, so even their owner sees no row without it,
+    and pg_dump's default (``row_security=off``) would refuse them outright."""
     parsed = make_url(url)
     env = dict(os.environ)
+    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c app.system=on").strip()
     if parsed.password:
         env["PGPASSWORD"] = str(parsed.password)
     uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
@@ -138,6 +143,7 @@ async def _pg_dump(url: str, dst: Path) -> None:
     proc = await asyncio.create_subprocess_exec(
         "pg_dump",
         "--format=custom",
+        "--enable-row-security",
         "--file",
         str(dst),
         "--dbname",

@@ -136,6 +136,7 @@ async def _pg_restore(url: str, dump: Path) -> None:
     uri, env = libpq_target(url)
     proc = await asyncio.create_subprocess_exec(
         "pg_restore",
+        "--enable-row-security",
         "--no-owner",
         "--no-acl",
         "--single-transaction",

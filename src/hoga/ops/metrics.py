@@ -239,7 +239,14 @@ class MetricsListener:
             return Response(body, media_type=ctype)
 
         api = Starlette(routes=[Route("/metrics", metrics)])
-        sock = bind_listener(self.host, self.port)
+        try:
+            sock = bind_listener(self.host, self.port)
+        except OSError as e:
+            from hoga.config import ConfigError
+
+            raise ConfigError(
+                f"HOGA_METRICS_ADDRESS {self.host}:{self.port}: cannot listen ({e.strerror})"
+            ) from None
         self.bound_port = sock.getsockname()[1]
         self._server = uvicorn.Server(
             uvicorn.Config(api, lifespan="off", access_log=False, log_config=None)

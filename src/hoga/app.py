@@ -37,7 +37,7 @@ from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
-from hoga.execution.queue import OrderQueue
+from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
@@ -47,6 +47,7 @@ from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from hoga.metrics import Metrics
 from hoga.security import keystate
 from hoga.security.auth import AuthService
 from hoga.security.throttle import LoginThrottle
@@ -215,6 +216,8 @@ class HogaApp:
         # send gate read (execution/health.py).
         self.health = BrokerHealth(self.clock)
         self.health.realtime = self._realtime_state
+        self.metrics = Metrics()
+        self.health.on_call.append(self.metrics.broker_call)
         self.raw_brokers = dict(self.brokers)
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
         self.hours = TradingHours(self.clock, self.market_open)
@@ -252,7 +255,7 @@ class HogaApp:
         )
         self.dispatcher = Dispatcher(
             self.queue,
-            self.orders.send,
+            self._send,
             self.orders.account_ref,
             global_rate=s.global_order_rate,
             time_slice=s.session_time_slice,
@@ -295,6 +298,8 @@ class HogaApp:
             on_pause=self.strategies.suspend,
             on_resume=self._resume,
         )
+        self._ops_init()
+        self._brokers_attached = False
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -310,6 +315,72 @@ class HogaApp:
             await keystate.use_current(self.vault, conn, now)
             await keystate.record_server(conn, self.vault, now)
 
+    def _ops_init(self) -> None:
+        """Metrics collector, notifications, scheduled backups and alerts (the ops branch)."""
+        from hoga.notify.service import Notifier
+        from hoga.ops.alerts import AlertWatch
+        from hoga.ops.metrics import AppCollector
+        from hoga.ops.watch import OpsWatch
+
+        self.metrics_collector = AppCollector(self)
+        self.metrics.registry.register(self.metrics_collector)
+        self.metrics_listener: Any = None
+        self.notifier = Notifier(
+            self.db,
+            self.vault,
+            self.clock,
+            on_result=lambda kind, result: self.metrics.notifications.labels(kind, result).inc(),
+        )
+        # Events reach the notifier through the bus (a put_nowait on its queue), never the
+        # order path itself; broker health reports accounts going down and coming back.
+        self.bus.add_hook(self.notifier.on_event)
+        self.alerts = AlertWatch(self, self.notifier)
+        self.health.on_down.append(self.alerts.on_broker_down)
+        self.health.on_recovered.append(self.alerts.on_broker_up)
+        self.ops_watch = OpsWatch(
+            self.settings,
+            self.clock,
+            self.admin_alert,
+            on_backup=lambda result: self.metrics.backups.labels(result).inc(),
+        )
+
+    async def admin_alert(self, event: str, title: str, body: str) -> None:
+        """A server-wide alert to the admins' channels (logged whatever happens to it)."""
+        log.warning("admin alert %s: %s", event, body)
+        if self.notifier is not None:
+            self.notifier.admin_alert(event, title, body)
+
+    async def _send(self, item: QueueItem) -> None:
+        """The dispatcher's sender: records the request's wait in the queue, then sends."""
+        self.metrics.queue_wait.labels(item.priority.label, item.kind.value).observe(
+            max(0.0, self.clock.monotonic() - item.enqueued_at)
+        )
+        await self.orders.send(item)
+
+    async def render_metrics(self) -> tuple[bytes, str]:
+        """``/metrics``' body and content type (``ops/metrics.py``)."""
+        from hoga.ops.metrics import render
+
+        return await render(self)
+
+    async def _ops_start(self) -> None:
+        await self.notifier.start()
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.ops_watch.run(), name="ops-watch"))
+        self._background.append(loop.create_task(self.alerts.run(), name="alert-watch"))
+        if self.settings.metrics_address:
+            from hoga.ops.metrics import MetricsListener
+
+            self.metrics_listener = MetricsListener(self, self.settings.metrics_address)
+            await self.metrics_listener.start()
+
+    async def _ops_stop(self) -> None:
+        await self.alerts.stop()
+        await self.notifier.stop()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
+            self.metrics_listener = None
+
     def _realtime_state(self, broker: str, account_id: int) -> bool | None:
         """Whether an account's realtime session (execution notices) is up; None when it has
         none to keep (the paper broker, an account without notices)."""
@@ -321,6 +392,12 @@ class HogaApp:
         return await readiness(self)
 
     async def _resume(self) -> None:
+        if not self._brokers_attached and self._started:
+            # Started paused: open the broker sessions and catch up with the brokers first.
+            self._brokers_attached = True
+            await self.accounts.attach_all()
+            await self.reconciler.reconcile_all()
+            await self.reconciler.start()
         await self.strategies.resume()
         self.dispatcher.wake_all()
 
@@ -415,9 +492,6 @@ class HogaApp:
         self.admin_password_generated = await self.auth.bootstrap_admin(
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
-        await self.accounts.attach_all()
-        if s.feed == "kiwoom":
-            await self._use_kiwoom_feed()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -426,19 +500,31 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.strategies.suspended = paused.paused
+        # Paused (after a restore, or --paused): no broker session is opened - no realtime
+        # socket, no reconciliation call - until an admin resumes, so a restored copy never
+        # talks to a broker beside the original. ``_resume`` attaches them then.
+        if not paused.paused:
+            await self.accounts.attach_all()
+            self._brokers_attached = True
+        else:
+            self.accounts.attaching = False
+        if s.feed == "kiwoom":
+            await self._use_kiwoom_feed()
         await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
             log.info("recovered orders after restart: %s", recovered)
         await warm
-        await self.reconciler.reconcile_all()
+        if self._brokers_attached:
+            await self.reconciler.reconcile_all()
         await self._load_bars()
         if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()
         await self.resync.start()
-        await self.reconciler.start()
+        if self._brokers_attached:
+            await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
         await self.strategies.start()
@@ -448,6 +534,7 @@ class HogaApp:
             loop.create_task(self._day_roll(), name="day-roll"),
             loop.create_task(watch(self), name="watch"),
         ]
+        await self._ops_start()
         self._started = True
         self.started_at = self.clock.time()
         log.info(
@@ -461,6 +548,7 @@ class HogaApp:
     async def stop(self) -> None:
         """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("operations", self._ops_stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),

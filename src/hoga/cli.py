@@ -118,6 +118,19 @@ def _bind(host: str, port: int) -> socket.socket:
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
+def _configure_logs(settings: Settings) -> None:
+    from hoga import logs
+
+    logs.configure(
+        settings.log_level,
+        fmt=settings.log_format,
+        file=settings.log_file,
+        file_max_bytes=settings.log_file_max_bytes,
+        file_keep=settings.log_file_keep,
+        repeat_window=settings.log_repeat_window,
+    )
+
+
 def _quiet_exit_server() -> type:
     import uvicorn
 
@@ -148,9 +161,7 @@ def serve(
 ) -> None:
     """Start the server: API, dashboard, feeds, brokers and strategies."""
     settings = _settings(config, host=host, port=port)
-    from hoga import logs
-
-    logs.configure(settings.log_level)
+    _configure_logs(settings)
 
     async def run() -> None:
         import uvicorn
@@ -401,6 +412,72 @@ def pause(
 def resume() -> None:
     """Resume trading: held orders go out and strategies that were running start again."""
     _set_paused(False, "")
+
+
+# ------------------------------------------------------------------ backup and restore
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="directory for the archive (default HOGA_BACKUP_DIR, else ./backups)"
+        ),
+    ] = None,
+) -> None:
+    """Write one archive (database, key files, paper journal, manifest) - while the server runs."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.ops.backup import BackupError, create_backup
+
+        target = out or settings.backup_dir or Path("backups")
+        try:
+            result = await create_backup(settings, target)
+        except BackupError as e:
+            raise fail(str(e)) from None
+        m = result.manifest
+        typer.echo(
+            f"backup written: {result.path} ({m['database']}, schema {m['schema_revision']}, "
+            f"{len(m['files'])} files)"
+        )
+        if m["master_key"] == "environment":
+            typer.secho(
+                "  the vault key comes from HOGA_MASTER_KEY and is NOT in the archive: keep it safe",
+                fg=typer.colors.YELLOW,
+            )
+
+    _run(run)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="a hoga-backup-*.tar.gz archive")],
+) -> None:
+    """Restore an archive into an EMPTY data dir and database; the server then starts paused."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.ops.backup import BackupError
+        from hoga.ops.restore import restore_backup
+
+        try:
+            result = await restore_backup(settings, archive)
+        except BackupError as e:
+            raise fail(str(e)) from None
+        m = result.manifest
+        typer.echo(
+            f"restored {archive.name} (made {m['created_at']} by hoga {m['hoga_version']}): "
+            f"{result.rows.get('users', 0)} users, {result.rows.get('orders', 0)} orders; "
+            f"{result.credentials_verified} vault records decrypt"
+        )
+        typer.secho(
+            "  the server starts PAUSED: check it, then `hoga resume` (or POST /api/admin/resume)",
+            fg=typer.colors.YELLOW,
+        )
+
+    _run(run)
 
 
 # ------------------------------------------------------------------ vault and database

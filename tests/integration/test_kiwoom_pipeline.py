@@ -473,3 +473,50 @@ async def test_a_cancel_whose_answer_is_lost_is_settled_cancelled(
         done = await h.order(headers, order["id"])
         assert done["status"] == "CANCELLED", done
         assert done["filled_qty"] == 0 and done["reserved_cash"] == 0
+
+
+async def test_a_cancel_lost_before_the_broker_took_it_is_sent_again(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The cancel's connection drops before the broker books it: the outcome is unknown, and
+    the broker still lists the order working. Reconciliation must let the cancel go out again
+    (the chaos run's CANCEL_PENDING orders stuck for minutes); never a second order."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED")
+        fake.inject("drop_before", api_ids={"kt10003"})
+        r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
+        assert r.status_code == 202, r.text
+
+        async def cancel_tried() -> bool:
+            return order["id"] in h.hoga.orders.cancels_sent
+
+        await eventually(cancel_tried, 15.0, "the first cancel to go out")
+        (original,) = fake.exchange.orders.values()
+        assert original.working  # the broker never saw it
+        h.hoga.reconciler.unknown_grace = 0.0
+
+        async def cancelled() -> bool:
+            await h.hoga.reconciler.reconcile_account(account_id)
+            return (await h.order(headers, order["id"]))["status"] == "CANCELLED"
+
+        await eventually(cancelled, 30.0, "the cancel to be sent again and confirmed")
+        assert not original.working
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 1  # one order, ever

@@ -258,6 +258,15 @@ class Reconciler:
             moved = await self._service.apply_report(current, rep)
             if moved is not None:
                 result.settle(moved.status)
+            elif (
+                current.status == S.CANCEL_PENDING
+                and rep.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+                and (now - current.updated_at).total_seconds() >= self.unknown_grace
+            ):
+                # The cancel went out with an unknown outcome and the broker still lists the
+                # order working: it did not take effect. Sending it again is safe (a cancel
+                # cannot trade; a second one for a closed order is only refused).
+                self._service.cancels_sent.discard(order.id)
         # Orders hoga has closed (or not looked at) that the broker reports executions for.
         for bid, order in linked.items():
             rep = by_id.get(bid)
@@ -376,14 +385,16 @@ class Reconciler:
             if moved is not None:
                 result.not_found += 1
         elif (
-            order.status == S.CANCEL_PENDING
+            order.status in (S.CANCEL_PENDING, S.ACCEPTED)
+            and order.broker_order_id
             and order.filled_qty == 0
             and order.trading_day == krx.trading_date(now)
             and (now - order.updated_at).total_seconds() >= self.unknown_grace
         ):
-            # A cancel whose answer was lost: the broker lists the order neither as open nor
-            # as executed (Kiwoom's reports drop an unfilled order once it is cancelled), so
-            # it is closed with nothing done - the cancel took effect.
+            # The broker lists the order neither as open nor as executed (Kiwoom's reports
+            # drop an unfilled order once it is cancelled): it is closed with nothing done.
+            # A cancel whose answer was lost took effect - or a cancel sent again was refused
+            # because the first had (which put the order back to ACCEPTED).
             moved = await self._service.move(
                 order,
                 S.CANCELLED,

@@ -19,10 +19,12 @@ The test, step by step (each prints its time):
    deploy/postgres/init-roles.sh running deploy/postgres/roles.sql - the same files compose uses.
 6. The container runs with ``--network host`` against it: ``/ready`` answers 200, the health
    check reports healthy, the process is not root; the admin signs in, places a paper order and
-   sees it filled; after ``docker restart`` the order is still there, filled.
+   sees it filled; ``docker stop`` ends it with exit 0 (SIGTERM, no SIGKILL) and after
+   ``docker start`` the order is still there, filled.
 7. The systemd unit (deploy/hoga.service) is checked with ``systemd-analyze verify`` in a
    scratch root holding the unit, its executable and this machine's systemd units (every key
-   known, every referenced unit present) - not booted under systemd.
+   known, every referenced unit present) - not booted under systemd. The Caddyfile is checked
+   with ``caddy validate`` (caddy is installed with apt if missing).
 
 Everything it made (container, volume, database, roles) is removed at the end, pass or fail.
 """
@@ -442,9 +444,17 @@ def exercise(c: Container, admin_password: str) -> int:
     return int(order_id)
 
 
-@step("docker restart: the order is still there")
+@step("docker stop + start: a clean stop, and the order is still there")
 def restart_keeps_order(c: Container, admin_password: str, order_id: int) -> None:
-    sh("docker", "restart", "-t", "30", c.name, quiet=True)
+    t0 = time.monotonic()
+    sh("docker", "stop", "-t", "30", c.name, quiet=True)
+    stopped = time.monotonic() - t0
+    code = sh("docker", "inspect", "-f", "{{.State.ExitCode}}", c.name, quiet=True).strip()
+    if code != "0":
+        # 137 would mean docker had to SIGKILL it: the bounded shutdown did not hold.
+        raise DeployError(f"hoga exited with {code} on SIGTERM (after {stopped:.1f} s)")
+    print(f"    stopped cleanly in {stopped:.1f} s (exit 0)", flush=True)
+    sh("docker", "start", c.name, quiet=True)
     wait_for("/ready 200 after restart", c.ready, 300)
     token = sign_in(c.base, admin_password)
     status, o = http("GET", f"{c.base}/api/orders/{order_id}", token=token)
@@ -485,6 +495,21 @@ def verify_unit() -> None:
         if res.returncode != 0 or "hoga.service" in out:
             raise DeployError(f"systemd-analyze verify found problems:\n{out}")
         print(f"    clean{': ' + out if out else ''}", flush=True)
+
+
+@step("Caddyfile: caddy validate deploy/Caddyfile")
+def validate_caddyfile() -> None:
+    if shutil.which("caddy") is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sh("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "caddy",
+           env=env, quiet=True)  # fmt: skip
+    res = subprocess.run(
+        ["caddy", "validate", "--adapter", "caddyfile", "--config", str(DEPLOY / "Caddyfile")],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if res.returncode != 0:
+        raise DeployError(f"caddy validate:\n{res.stdout[-2000:]}{res.stderr[-2000:]}")
+    print("    valid", flush=True)
 
 
 # ------------------------------------------------------------------ main
@@ -531,6 +556,7 @@ def cmd_test() -> None:
                 container.remove()
             db.drop()
     verify_unit()
+    validate_caddyfile()
     print(f"deployment test passed in {time.monotonic() - t0:.0f} s", flush=True)
 
 

@@ -431,8 +431,9 @@ def _plain_timestamps(dates: list[str], source: str) -> list[int]:
     offsets = set()
     for i, s in enumerate(dates):
         try:
-            out.append(int(_parse_one(s).timestamp()))
-            offsets.add(datetime.fromisoformat(s).tzinfo is None)
+            d = datetime.fromisoformat(s)
+            offsets.add(d.tzinfo is None)
+            out.append(int((d if d.tzinfo else d.replace(tzinfo=KST)).timestamp()))
         except ValueError:
             raise _bad(
                 "data.bad_date",

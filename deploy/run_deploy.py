@@ -9,6 +9,8 @@ The test, step by step (each prints its time):
 
 1. Docker: installs ``docker.io`` with apt if ``dockerd`` is missing, starts ``dockerd`` if it
    does not answer (and stops it again at the end).
+   deploy/compose.yaml is checked with ``docker compose config`` (or docker-compose from apt)
+   against the example env files - it is not run: no registry here serves postgres:16.
 2. Base image ``hoga-base:bookworm`` (Debian bookworm with python3): made with ``debootstrap``
    from the Debian mirror this machine's apt uses, then ``docker import``; kept for later runs.
    No image registry is needed.
@@ -512,6 +514,38 @@ def validate_caddyfile() -> None:
     print("    valid", flush=True)
 
 
+def _compose() -> list[str]:
+    if (
+        subprocess.run(
+            ["docker", "compose", "version"], capture_output=True, check=False
+        ).returncode
+        == 0
+    ):
+        return ["docker", "compose"]
+    if shutil.which("docker-compose") is None:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        sh("apt-get", "-o", "DPkg::Lock::Timeout=600", "install", "-y", "-qq", "docker-compose",
+           env=env, quiet=True)  # fmt: skip
+    return ["docker-compose"]
+
+
+@step("compose.yaml: docker compose config (with the example env files)")
+def validate_compose() -> None:
+    """The file parses, every variable it needs is in compose.env.example, and the files it
+    mounts exist. (Running it needs the postgres:16 image, which no registry here provides.)"""
+    with tempfile.TemporaryDirectory(prefix="hoga-compose-") as tmp:
+        d = Path(tmp)
+        shutil.copy(DEPLOY / "compose.yaml", d / "compose.yaml")
+        shutil.copytree(DEPLOY / "postgres", d / "postgres")
+        shutil.copy(DEPLOY / "compose.env.example", d / ".env")
+        shutil.copy(DEPLOY / "hoga.env.example", d / "hoga.env")
+        out = sh(*_compose(), "-f", d / "compose.yaml", "config", quiet=True, cwd=d)
+        for needed in ("init-roles.sh", "roles.sql", "HOGA_DATABASE_WAIT", "hoga_owner"):
+            if needed not in out:
+                raise DeployError(f"compose config lacks {needed!r}:\n{out}")
+    print("    valid", flush=True)
+
+
 # ------------------------------------------------------------------ main
 
 
@@ -529,6 +563,7 @@ def docker_session() -> Iterator[None]:
 def cmd_test() -> None:
     t0 = time.monotonic()
     with docker_session():
+        validate_compose()
         ensure_base_image()
         build_image(wheelhouse())
         db = Database()

@@ -62,9 +62,9 @@ from hoga.supervision import readiness, warn_real_money, watch
 
 log = logging.getLogger(__name__)
 
-# HogaApp.stop() returns within this many seconds (plus at most one 0.5 s step per part), so a
-# service manager's stop timeout can be set from it: deploy/hoga.service uses 30 s for this,
-# uvicorn's 3 s connection drain and a margin.
+# HogaApp.stop() returns within this many seconds (plus 0.5 s for each part left once it has
+# passed), so a service manager's stop timeout can be set from it: deploy/hoga.service uses
+# 30 s for this, uvicorn's 3 s connection drain and a margin (tests/unit/test_deploy_files.py).
 STOP_DEADLINE = 12.0
 
 

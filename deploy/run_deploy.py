@@ -26,7 +26,8 @@ The test, step by step (each prints its time):
 7. The systemd unit (deploy/hoga.service) is checked with ``systemd-analyze verify`` in a
    scratch root holding the unit, its executable and this machine's systemd units (every key
    known, every referenced unit present) - not booted under systemd. The Caddyfile is checked
-   with ``caddy validate`` (caddy is installed with apt if missing).
+   with ``caddy validate`` (caddy is installed with apt if missing). ``systemd-analyze security``
+   scores the sandbox; above 3.0 (systemd's "OK" band) fails.
 
 Everything it made (container, volume, database, roles) is removed at the end, pass or fail.
 """
@@ -38,6 +39,7 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -497,6 +499,17 @@ def verify_unit() -> None:
         if res.returncode != 0 or "hoga.service" in out:
             raise DeployError(f"systemd-analyze verify found problems:\n{out}")
         print(f"    clean{': ' + out if out else ''}", flush=True)
+        # The sandbox, scored by systemd itself (0 = locked down, 10 = exposed).
+        res = subprocess.run(
+            ["systemd-analyze", "security", "--offline=true", f"--root={root}", "hoga.service"],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        found = re.search(r"Overall exposure level for hoga.service: ([\d.]+)", res.stdout)
+        if found is None:
+            raise DeployError(f"systemd-analyze security gave no score:\n{res.stdout}{res.stderr}")
+        if float(found.group(1)) > 3.0:
+            raise DeployError(f"the unit's exposure is {found.group(1)} (> 3.0):\n{res.stdout}")
+        print(f"    systemd-analyze security: exposure {found.group(1)}", flush=True)
 
 
 @step("Caddyfile: caddy validate deploy/Caddyfile")

@@ -24,6 +24,7 @@ lint: $(STAMP)           ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	MYPYPATH=deploy $(BIN)/mypy --strict --explicit-package-bases deploy/run_deploy.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .

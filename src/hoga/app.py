@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,11 @@ from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
 
 log = logging.getLogger(__name__)
+
+# HogaApp.stop() returns within this many seconds (plus 0.5 s for each part left once it has
+# passed), so a service manager's stop timeout can be set from it: deploy/hoga.service uses
+# 30 s for this, uvicorn's 3 s connection drain and a margin (tests/unit/test_deploy_files.py).
+STOP_DEADLINE = 12.0
 
 
 def _always_open() -> bool:
@@ -546,7 +552,8 @@ class HogaApp:
         )
 
     async def stop(self) -> None:
-        """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
+        """Shut down in reverse order within ``STOP_DEADLINE`` seconds in all: each step gets at
+        most 3 s and what is left of the deadline (a step cut short is logged and skipped)."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("operations", self._ops_stop),
             ("strategies", self.strategies.stop),
@@ -564,9 +571,13 @@ class HogaApp:
         steps.append(("database", self.db.close))
         if self._guarded:
             steps.append(("server lock", self._release_guard))
+        deadline = time.monotonic() + STOP_DEADLINE
         for name, step in steps:
+            # Later steps (the database, the server lock) always get a moment: a slow early step
+            # must not leave the lock held until the process dies.
+            budget = min(3.0, max(0.5, deadline - time.monotonic()))
             try:
-                await asyncio.wait_for(step(), 3.0)
+                await asyncio.wait_for(step(), budget)
             except Exception as e:
                 log.warning("shutdown step %s: %s", name, type(e).__name__)
         self._started = False

@@ -170,8 +170,11 @@ def serve(
 
         _QuietExitServer = _quiet_exit_server()
 
+        from hoga.store.wait import retry_unreachable
+
         hoga = HogaApp(settings, start_paused=paused)
-        await hoga.acquire_guard()
+        # HOGA_DATABASE_WAIT: in a container the database may still be starting.
+        await retry_unreachable(hoga.acquire_guard, settings.database_wait)
         try:
             sock = _bind(settings.host, settings.port)
         except BaseException:
@@ -225,6 +228,37 @@ def serve(
             typer.echo("hoga stopped", err=True)
 
     _run(run)
+
+
+@app.command()
+def healthcheck(
+    ready: Annotated[
+        bool, typer.Option("--ready", help="ask /ready (can trade now) instead of /health (alive)")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="base URL (default: this config's HOGA_HOST/HOGA_PORT)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds")] = 5.0,
+) -> None:
+    """Ask the local server whether it is up: exit 0 if it answers 200, else 1 (one line).
+
+    For container health checks and service monitors; needs no token."""
+    from hoga.net import local_url
+
+    base = url or local_url(_settings())
+    target = base.rstrip("/") + ("/ready" if ready else "/health")
+    import httpx
+
+    try:
+        r = httpx.get(target, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise fail(f"{target}: {type(e).__name__}: {str(e) or 'no answer'}") from None
+    if r.status_code != 200:
+        status = ""
+        with contextlib.suppress(ValueError, AttributeError):
+            status = f" ({r.json().get('status')})"
+        raise fail(f"{target}: HTTP {r.status_code}{status}")
+    typer.echo(f"ok: {target}")
 
 
 # ------------------------------------------------------------------ users
@@ -562,7 +596,7 @@ def backtest(
     ] = "0.00015",
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
     plot: Annotated[
-        Path | None, typer.Option(help="write an equity/drawdown chart: out.png or out.html")
+        Path | None, typer.Option(help="write an equity/drawdown chart: out.svg or out.html")
     ] = None,
 ) -> None:
     """Backtest a catalog strategy over historical bars (the same code that trades live)."""
@@ -577,8 +611,8 @@ def backtest(
     from hoga.marketdata.universe import Universe, bundled_universe
     from hoga.strategies.registry import load_catalog
 
-    if plot is not None and plot.suffix.lower() not in (".png", ".html", ".htm"):
-        raise fail(f"--plot must end in .png or .html, not {plot.name!r}")
+    if plot is not None and plot.suffix.lower() not in (".svg", ".html", ".htm"):
+        raise fail(f"--plot must end in .svg or .html, not {plot.name!r}")
     try:
         rate = Decimal(commission_rate)
         if not 0 <= rate < 1:

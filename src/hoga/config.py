@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     database_app_role: str = Field(
         "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
     )
+    database_wait: float = Field(
+        0.0,
+        ge=0,
+        description="seconds hoga serve keeps retrying an unreachable database at start "
+        "(containers: the database may start later); 0 = fail at once",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # --- logs, metrics, backups, alerts (docs/operations.md "Metrics, logs and alerts")
     log_format: Literal["text", "json"] = Field("text", description="json = one JSON object a line")

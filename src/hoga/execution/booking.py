@@ -1,8 +1,8 @@
-"""Booking an execution into the books, inside the caller's transaction.
+"""Booking an execution into the books: fills -> ledger, positions, cash, the day's P&L.
 
-``OrderService.apply_fill`` decides *what* to book (``domain/fills.py``: the parts that bring
-the order to the broker's cumulative position) and holds the account lock and the
-transaction; this module writes each part - the fill row, the position, the cash ledger (the
+``Booking.apply_fill`` decides *what* to book (``domain/fills.py``: the parts that bring the
+order to the broker's cumulative position) and holds the account lock and the transaction;
+``book_parts`` writes each part - the fill row, the position, the cash ledger (the
 trade, its commission, its tax) and the day's realised P&L - and then the order's totals, all
 in that one transaction, so a fault anywhere leaves none of it.
 
@@ -13,6 +13,7 @@ fee figures are used when the part is exactly the execution it reported them for
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,15 +22,89 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.brokers.base import FillReport
-from hoga.domain import krx
+from hoga.domain import fills, krx
 from hoga.domain.clock import KST
 from hoga.domain.orders import TERMINAL, Order, OrderStatus, Side, status_after_fill
 from hoga.domain.portfolio import apply_fill
+from hoga.execution.ordercore import OrderCore
 from hoga.store import tables as t
+from hoga.store.db import Actor
+from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import ledger
 from hoga.store.repos import orders as repo
 
+log = logging.getLogger(__name__)
+
 S = OrderStatus
+
+
+class Booking:
+    """Books execution reports for the order service (one transaction per report)."""
+
+    def __init__(self, core: OrderCore) -> None:
+        self._core = core
+
+    async def apply_fill(
+        self, order: Order, fill: FillReport, *, reconcile_gaps: bool = True
+    ) -> Order | None:
+        """Book one execution report, once whatever its id (``domain/fills.py``): fill rows,
+        order, position, cash and the day's P&L in one transaction (``book_parts``).
+
+        Returns the updated order, or None when there was nothing (more) to book. A report
+        that shows executions hoga has not booked but cannot price asks for reconciliation
+        (unless it comes from reconciliation itself: ``reconcile_gaps=False``).
+        """
+        core = self._core
+        async with (
+            core.account_locks[order.account_id],
+            core.db.tx(Actor.user(order.user_id)) as conn,
+        ):
+            order = await core.reload(conn, order)
+            p = fills.plan(
+                order_qty=order.qty,
+                filled_qty=order.filled_qty,
+                filled_amount=order.filled_amount,
+                qty=fill.qty,
+                price=fill.price,
+                cum_qty=fill.cum_qty,
+                cum_amount=fill.cum_amount,
+            )
+            if p.skip is None:
+                acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+                inst = core.quotes.instrument(order.symbol)
+                booked = await book_parts(
+                    conn,
+                    order,
+                    fill,
+                    p.parts,
+                    rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
+                    market=inst.market if inst else "KOSPI",
+                    now=core.clock.now(),
+                )
+                updated = await core.reload(conn, order) if booked else None
+        if p.skip is not None:
+            if p.skip != "duplicate":
+                log.warning(
+                    "fill %s for order %s not booked (%s: qty %s, cumulative %s, booked %s/%s)",
+                    fill.fill_id,
+                    order.id,
+                    p.skip,
+                    fill.qty,
+                    fill.cum_qty,
+                    order.filled_qty,
+                    order.qty,
+                )
+                if reconcile_gaps:
+                    # The broker knows executions hoga cannot book from this report alone.
+                    core.on_unknown(order.account_id)
+            return None
+        if updated is None:
+            return None
+        core.stats["fills"] += len(booked)
+        for b in booked:
+            core.bus.publish(order.user_id, {"type": "fill", "fill": fill_view(order, b)})
+        core.publish(updated)
+        return updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +117,23 @@ class Booked:
     commission: int
     tax: int
     ts: datetime
+
+
+def fill_view(order: Order, b: Booked) -> dict[str, Any]:
+    """A booked fill as the event stream shows it."""
+    return {
+        "id": b.row_id,
+        "order_id": order.id,
+        "strategy_id": order.strategy_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "qty": b.qty,
+        "price": b.price,
+        "commission": b.commission,
+        "tax": b.tax,
+        "ts": b.ts.isoformat(),
+        "account_id": order.account_id,
+    }
 
 
 async def book_parts(

@@ -273,6 +273,21 @@ async def transition(
     return _order(row)
 
 
+async def identify(
+    conn: AsyncConnection, order: Order, broker_order_id: str, broker_org_no: str | None
+) -> Order | None:
+    """Record the broker's id of an order executions already moved on (the state stays)."""
+    row = (
+        await conn.execute(
+            update(t.orders)
+            .where(t.orders.c.id == order.id, t.orders.c.user_id == order.user_id)
+            .values(broker_order_id=broker_order_id, broker_org_no=broker_org_no)
+            .returning(*t.orders.c)
+        )
+    ).first()
+    return _order(row) if row else None
+
+
 async def add_event(
     conn: AsyncConnection,
     user_id: int,

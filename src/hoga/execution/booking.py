@@ -24,10 +24,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hoga.brokers.base import FillReport
 from hoga.domain import fills, krx
 from hoga.domain.clock import KST
-from hoga.domain.orders import TERMINAL, Order, OrderStatus, Side, status_after_fill
+from hoga.domain.orders import Executed, Order, OrderStatus, Side
 from hoga.domain.portfolio import apply_fill
 from hoga.execution.ordercore import OrderCore
-from hoga.store import tables as t
 from hoga.store.db import Actor
 from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import ledger
@@ -215,31 +214,15 @@ async def _post(
 async def _update_order(
     conn: AsyncConnection, order: Order, fill: FillReport, booked: list[Booked], now: datetime
 ) -> None:
-    qty = sum(b.qty for b in booked)
-    filled = order.filled_qty + qty
-    remaining = order.qty - filled
-    reserved = order.reserved_cash * remaining // order.remaining if order.side == Side.BUY else 0
-    if order.status in TERMINAL:
-        # Executions reported after the order was closed (a cancel that lost the race, a
-        # restart that missed them): completely filled means FILLED, whatever it said before.
-        status = S.FILLED if filled >= order.qty else order.status
-    else:
-        status = status_after_fill(order.qty, filled, order.status)
-    if status == S.FILLED:
-        reserved = 0
-    values: dict[str, Any] = {
-        "filled_qty": filled,
-        "filled_amount": order.filled_amount + sum(b.qty * b.price for b in booked),
-        "commission": order.commission + sum(b.commission for b in booked),
-        "tax": order.tax + sum(b.tax for b in booked),
-        "reserved_cash": reserved,
-    }
-    if order.broker_order_id is None:
-        values["broker_order_id"] = fill.broker_order_id
-    await conn.execute(
-        t.orders.update()
-        .where(t.orders.c.id == order.id)
-        .values(status=status.value, updated_at=now, **values)
+    event = Executed(
+        qty=sum(b.qty for b in booked),
+        amount=sum(b.qty * b.price for b in booked),
+        commission=sum(b.commission for b in booked),
+        tax=sum(b.tax for b in booked),
+        broker_order_id=fill.broker_order_id,
     )
     detail = ", ".join(f"{b.qty}@{b.price}" for b in booked)
-    await repo.add_event(conn, order.user_id, order.id, status, now, f"fill {detail}")
+    # The order was re-read under the account lock in this transaction: the write cannot
+    # lose its compare-and-set.
+    if await repo.apply(conn, order, event, now, detail=f"fill {detail}") is None:
+        raise RuntimeError(f"order {order.id} changed under its account lock")

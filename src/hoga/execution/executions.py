@@ -25,7 +25,7 @@ from collections import OrderedDict
 
 from hoga.brokers.base import ExecutionEvent, FillEvent, OrderStatusReport, OrderUpdate
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.orders import TERMINAL, Order, OrderStatus
+from hoga.domain.orders import TERMINAL, Identified, Order, OrderStatus
 from hoga.execution import retry
 from hoga.execution.booking import Booking
 from hoga.execution.ordercore import OrderCore
@@ -81,7 +81,9 @@ class ExecutionEvents:
                 )
             elif (fresh.broker_order_id, fresh.broker_org_no) != (broker_order_id, org_no):
                 # Executions got here first (they already moved the order on); keep the id.
-                moved = await repo.identify(conn, fresh, broker_order_id, org_no)
+                moved = await repo.apply(
+                    conn, fresh, Identified(broker_order_id, org_no), core.clock.now()
+                )
             else:
                 moved = None
         if moved is not None:

@@ -18,6 +18,7 @@ from hoga.domain.orders import (
     Executed,
     Identified,
     InvalidTransition,
+    Modified,
     Moved,
     Order,
     OrderEvent,
@@ -75,6 +76,9 @@ events = st.one_of(
         broker_order_id=st.sampled_from([None, "B1"]),
     ),
     st.builds(Identified, st.sampled_from(["B1", "B2"]), st.sampled_from([None, "01"])),
+    st.builds(
+        Modified, st.integers(1, 120), st.integers(1_000, 90_000), st.integers(0, 10_000_000)
+    ),
 )
 
 
@@ -107,6 +111,11 @@ def test_any_sequence_keeps_the_order_consistent(
             if before.status in TERMINAL:
                 # A closed order only ever turns FILLED, when completely executed.
                 assert order.status in (before.status, S.FILLED)
+        if isinstance(event, Modified):
+            assert before.status == S.MODIFY_PENDING and event.qty > before.filled_qty
+            assert order.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+            assert (order.qty, order.price) == (event.qty, event.price)
+            continue  # a confirmed modify sets a new reserve
         if isinstance(event, Identified):
             assert order.status == before.status and order.updated_at == before.updated_at
         # Invariants of the books on the order.

@@ -1,4 +1,4 @@
-"""Orders: place (202), list, read, cancel, preview; the queue status of the caller."""
+"""Orders: place (202), list, read, modify, cancel, preview; the queue status of the caller."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from hoga.api.deps import User, client_ip, get_hoga
-from hoga.api.models import OrderBody
+from hoga.api.models import ModifyBody, OrderBody
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, Order, OrderIntent, OrderStatus, OrderType, Side
@@ -162,6 +162,17 @@ async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any
             else None,
         },
     )
+
+
+@router.patch("/api/orders/{order_id}", status_code=202)
+async def modify(order_id: int, body: ModifyBody, ctx: User, request: Request) -> dict[str, Any]:
+    """Modify (정정) a working order: 202 with the order ``MODIFY_PENDING``; 409
+    ``order.not_modifiable`` in another state, 422 ``order.invalid_modify`` for a change that
+    is not one (or that the risk gate refuses: its code in ``details.reason_code``)."""
+    order = await get_hoga(request).orders.modify(
+        ctx.user_id, order_id, price=body.price, quantity=body.quantity, ip=client_ip(request)
+    )
+    return order_view(order)
 
 
 @router.delete("/api/orders/{order_id}", status_code=202)

@@ -2,7 +2,9 @@
 
 States (DESIGN.md): NEW -> DENIED (terminal) or QUEUED -> SUBMITTING -> ACCEPTED ->
 PARTIALLY_FILLED -> FILLED; CANCEL_PENDING -> CANCELLED; REJECTED (the broker refused);
-UNKNOWN (outcome not known; reconciliation settles it); EXPIRED (day end).
+UNKNOWN (outcome not known; reconciliation settles it); EXPIRED (day end). hoga adds
+MODIFY_PENDING (a modify, 정정, asked of the broker: back to ACCEPTED / PARTIALLY_FILLED with
+the new price and quantity when confirmed, or unchanged when refused).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ class OrderStatus(StrEnum):
     PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
     CANCEL_PENDING = "CANCEL_PENDING"
+    MODIFY_PENDING = "MODIFY_PENDING"
     CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
     UNKNOWN = "UNKNOWN"
@@ -55,10 +58,20 @@ S = OrderStatus
 TERMINAL: Final = frozenset({S.DENIED, S.FILLED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 #: Orders that still hold cash or shares in reserve and may still trade.
 OPEN: Final = frozenset(
-    {S.QUEUED, S.SUBMITTING, S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING, S.UNKNOWN}
+    {
+        S.QUEUED,
+        S.SUBMITTING,
+        S.ACCEPTED,
+        S.PARTIALLY_FILLED,
+        S.CANCEL_PENDING,
+        S.MODIFY_PENDING,
+        S.UNKNOWN,
+    }
 )
 #: Orders the broker may know about (a cancel must go to the broker, not just the queue).
-AT_BROKER: Final = frozenset({S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING, S.UNKNOWN})
+AT_BROKER: Final = frozenset(
+    {S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING, S.MODIFY_PENDING, S.UNKNOWN}
+)
 
 _FILLING = {S.PARTIALLY_FILLED, S.FILLED}
 TRANSITIONS: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
@@ -68,8 +81,15 @@ TRANSITIONS: Final[dict[OrderStatus, frozenset[OrderStatus]]] = {
     S.QUEUED: frozenset({S.SUBMITTING, S.CANCELLED, S.EXPIRED, S.REJECTED}),
     # Back to QUEUED only when the broker said the request was *not processed* (rate limit).
     S.SUBMITTING: frozenset({S.ACCEPTED, S.REJECTED, S.UNKNOWN, S.QUEUED, *_FILLING}),
-    S.ACCEPTED: frozenset({S.CANCEL_PENDING, S.CANCELLED, S.EXPIRED, S.REJECTED, *_FILLING}),
-    S.PARTIALLY_FILLED: frozenset({S.CANCEL_PENDING, S.CANCELLED, S.EXPIRED, *_FILLING}),
+    S.ACCEPTED: frozenset(
+        {S.CANCEL_PENDING, S.MODIFY_PENDING, S.CANCELLED, S.EXPIRED, S.REJECTED, *_FILLING}
+    ),
+    S.PARTIALLY_FILLED: frozenset(
+        {S.CANCEL_PENDING, S.MODIFY_PENDING, S.CANCELLED, S.EXPIRED, *_FILLING}
+    ),
+    # A modify in flight: fills may still arrive; confirmed or refused it goes back to working
+    # (the confirmation through ``Modified``); the broker may still cancel or expire the order.
+    S.MODIFY_PENDING: frozenset({S.MODIFY_PENDING, S.ACCEPTED, S.CANCELLED, S.EXPIRED, *_FILLING}),
     # A fill may still arrive while the cancel is in flight; a refused cancel goes back.
     S.CANCEL_PENDING: frozenset({S.CANCEL_PENDING, S.CANCELLED, S.EXPIRED, S.ACCEPTED, *_FILLING}),
     S.UNKNOWN: frozenset({S.ACCEPTED, S.CANCELLED, S.REJECTED, S.EXPIRED, S.UNKNOWN, *_FILLING}),
@@ -91,8 +111,8 @@ def status_after_fill(qty: int, filled_qty: int, current: OrderStatus) -> OrderS
     """The state an order is in once ``filled_qty`` of its ``qty`` has traded."""
     if filled_qty >= qty:
         return S.FILLED
-    if current == S.CANCEL_PENDING:
-        return S.CANCEL_PENDING
+    if current in (S.CANCEL_PENDING, S.MODIFY_PENDING):
+        return current
     return S.PARTIALLY_FILLED
 
 
@@ -170,7 +190,7 @@ class Order:
 CLOSED_UNFILLED: Final = frozenset({S.DENIED, S.CANCELLED, S.REJECTED, S.EXPIRED})
 #: States a fill may arrive in (the broker may know the order).
 FILLABLE: Final = frozenset(
-    {S.SUBMITTING, S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING, S.UNKNOWN}
+    {S.SUBMITTING, S.ACCEPTED, S.PARTIALLY_FILLED, S.CANCEL_PENDING, S.MODIFY_PENDING, S.UNKNOWN}
 )
 
 
@@ -217,7 +237,17 @@ class Identified:
     broker_org_no: str | None = None
 
 
-OrderEvent = Moved | Executed | Identified
+@dataclass(frozen=True, slots=True)
+class Modified:
+    """The broker confirmed a modify (정정): the order works on at ``price`` for ``qty`` shares
+    in total (more than it has executed), holding ``reserved_cash`` for what remains."""
+
+    qty: int
+    price: int | None
+    reserved_cash: int
+
+
+OrderEvent = Moved | Executed | Identified | Modified
 
 
 def evolve(order: Order, event: OrderEvent, now: datetime) -> Order:
@@ -230,6 +260,20 @@ def evolve(order: Order, event: OrderEvent, now: datetime) -> Order:
         )
     if isinstance(event, Executed):
         return _executed(order, event, now)
+    if isinstance(event, Modified):
+        if order.status != S.MODIFY_PENDING or event.qty <= order.filled_qty:
+            raise InvalidTransition(
+                f"order {order.id}: modify to {event.qty} while {order.status}, "
+                f"{order.filled_qty} executed"
+            )
+        return replace(
+            order,
+            status=S.PARTIALLY_FILLED if order.filled_qty else S.ACCEPTED,
+            qty=event.qty,
+            price=event.price,
+            reserved_cash=event.reserved_cash,
+            updated_at=now,
+        )
     check_transition(order.status, event.status)
     # Only executions fill an order; a move back to PARTIALLY_FILLED (a refused cancel) needs
     # executions already booked.

@@ -16,6 +16,10 @@ hoga does not know its broker id yet, so:
 * a closing report (cancelled, rejected, expired) for a ``SUBMITTING`` order waits for the
   answer, which settles it;
 * an answer that arrives after executions already moved the order on only records the id.
+
+A modify in flight is the same race in small: pushed "working" updates of a ``MODIFY_PENDING``
+order are ignored; the modify's answer, or reconciliation's report, settles it
+(``modifying.py``).
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from hoga.domain.errors import StorageUnavailable
 from hoga.domain.orders import TERMINAL, Identified, Order, OrderStatus
 from hoga.execution import retry
 from hoga.execution.booking import Booking
+from hoga.execution.modifying import Modifier
 from hoga.execution.ordercore import OrderCore
 from hoga.store.db import Actor
 from hoga.store.repos import orders as repo
@@ -35,6 +40,7 @@ from hoga.store.repos import orders as repo
 log = logging.getLogger(__name__)
 
 S = OrderStatus
+_WORKING = (S.ACCEPTED, S.PARTIALLY_FILLED)
 ORPHAN_TTL = 600.0
 MAX_ORPHANS = 10_000
 
@@ -42,9 +48,10 @@ MAX_ORPHANS = 10_000
 class ExecutionEvents:
     """Matches broker events to orders and applies them (see the module docstring)."""
 
-    def __init__(self, core: OrderCore, booking: Booking) -> None:
+    def __init__(self, core: OrderCore, booking: Booking, modifier: Modifier) -> None:
         self._core = core
         self._booking = booking
+        self._modifier = modifier
         # Events for broker orders hoga has not (yet) recorded, oldest first.
         self._orphans: OrderedDict[tuple[int, str], tuple[float, list[ExecutionEvent]]] = (
             OrderedDict()
@@ -123,6 +130,8 @@ class ExecutionEvents:
         had_id = order.broker_order_id is not None
         if isinstance(event, FillEvent):
             await self._booking.apply_fill(order, event.fill)
+        elif order.status == S.MODIFY_PENDING and event.report.status in _WORKING:
+            pass  # the modify's answer (or reconciliation's report) settles it, not a push
         else:
             await self.apply_report(order, event.report)
         if not had_id:
@@ -163,6 +172,8 @@ class ExecutionEvents:
         target = rep.status
         if order.status in TERMINAL or target == order.status:
             return None
+        if order.status == S.MODIFY_PENDING and target in _WORKING:
+            return await self._modifier.settle(order, rep)
         move = self._core.move
         values: dict[str, str] = {}
         if order.broker_order_id is None:

@@ -236,7 +236,7 @@ class Intake:
             )
         if order.status == S.CANCEL_PENDING:
             return order
-        if order.status in (S.SUBMITTING, S.UNKNOWN):
+        if order.status in (S.SUBMITTING, S.UNKNOWN, S.MODIFY_PENDING):
             raise Conflict(
                 "브로커 응답을 기다리는 주문입니다. 잠시 후 다시 시도하세요 (order in flight; retry shortly)",
                 "order.in_flight",

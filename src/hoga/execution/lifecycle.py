@@ -15,6 +15,7 @@ from hoga.brokers.base import AccountRef
 from hoga.domain.errors import InvalidInput, NotFound
 from hoga.domain.orders import AT_BROKER, Order, OrderStatus, Priority
 from hoga.execution import risk
+from hoga.execution.modifying import Modifier
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind
 from hoga.store.db import SYSTEM, Actor
@@ -29,18 +30,18 @@ TRADING_STATE = "trading_state"
 class OrderControl:
     """Recovery, expiry, server state and reconciliation lookups (see the module docstring)."""
 
-    def __init__(self, core: OrderCore) -> None:
+    def __init__(self, core: OrderCore, modifier: Modifier) -> None:
         self._core = core
+        self._modifier = modifier
 
     async def recover(self) -> dict[str, int]:
         """After a (re)start: queued orders go back in the queue; orders caught mid-submit
         become UNKNOWN for reconciliation. Nothing is resent blindly."""
         core = self._core
         counts = {"requeued": 0, "unknown": 0}
+        recovering = [S.QUEUED, S.SUBMITTING, S.CANCEL_PENDING, S.MODIFY_PENDING]
         async with core.db.tx(SYSTEM) as conn:
-            pending = await repo.open_orders(
-                conn, statuses=[S.QUEUED.value, S.SUBMITTING.value, S.CANCEL_PENDING.value]
-            )
+            pending = await repo.open_orders(conn, statuses=[s.value for s in recovering])
             brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
         for order in pending:
             broker = brokers.get(order.account_id, "paper")
@@ -58,6 +59,8 @@ class OrderControl:
                 counts["unknown"] += 1
             elif order.status == S.CANCEL_PENDING:
                 core.enqueue(order, broker, Kind.CANCEL, Priority.URGENT)
+            elif order.status == S.MODIFY_PENDING:
+                await self._modifier.abandon(order)
         return counts
 
     async def expire_stale(self, today: date) -> int:

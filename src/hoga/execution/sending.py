@@ -24,6 +24,7 @@ from hoga.domain.errors import NotFound, StorageUnavailable
 from hoga.domain.orders import Order, OrderStatus
 from hoga.execution import retry
 from hoga.execution.executions import ExecutionEvents
+from hoga.execution.modifying import Modifier
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
 from hoga.store.db import Actor
@@ -42,9 +43,10 @@ class Sender:
     resync leaves both alone).
     """
 
-    def __init__(self, core: OrderCore, events: ExecutionEvents) -> None:
+    def __init__(self, core: OrderCore, events: ExecutionEvents, modifier: Modifier) -> None:
         self._core = core
         self._events = events
+        self._modifier = modifier
         self.inflight: set[tuple[int, Kind]] = set()
         self.cancels_sent: set[int] = set()
 
@@ -55,6 +57,8 @@ class Sender:
         try:
             if item.kind == Kind.PLACE:
                 await self._send_place(item)
+            elif item.kind == Kind.MODIFY:
+                await self._modifier.send(item)
             else:
                 await self._send_cancel(item)
         except StorageUnavailable as e:

@@ -5,6 +5,7 @@ tests) keep one handle - over parts cut by job, all working on one ``OrderCore``
 (``ordercore.py``: handles, account locks, the checked ``move``):
 
 * ``intake.py`` - validate, risk inputs, submit, preview, cancel, reading;
+* ``modifying.py`` - modify (정정): intake, the broker call and its outcomes, settlement;
 * ``sending.py`` - claim ``SUBMITTING``, call the adapter, map its four outcomes;
 * ``executions.py`` - match broker events to orders, park and release them; the race between
   a ``place`` answer and its execution events is handled there only;
@@ -30,6 +31,7 @@ from hoga.execution.events import EventBus
 from hoga.execution.executions import MAX_ORPHANS, ORPHAN_TTL, ExecutionEvents
 from hoga.execution.intake import Intake
 from hoga.execution.lifecycle import OrderControl
+from hoga.execution.modifying import Modifier
 from hoga.execution.ordercore import GATEWAY_OF, OrderCore, OrderPolicy
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
 from hoga.execution.sending import Sender
@@ -68,11 +70,13 @@ class OrderService:
     ) -> None:
         self.core = core = OrderCore(db, clock, accounts, quotes, queue, bus, policy)
         is_open = market_open or (lambda: True)
-        self.intake = Intake(core, auth, account_open or (lambda broker, env, url: is_open()))
+        opens = account_open or (lambda broker, env, url: is_open())
+        self.intake = Intake(core, auth, opens)
+        self.modifier = Modifier(core, auth, self.intake.risk, opens)
         self.booking = Booking(core)
-        self.events = ExecutionEvents(core, self.booking)
-        self.sender = Sender(core, self.events)
-        self.control = OrderControl(core)
+        self.events = ExecutionEvents(core, self.booking, self.modifier)
+        self.sender = Sender(core, self.events, self.modifier)
+        self.control = OrderControl(core, self.modifier)
         self.queue = queue
         self.policy = policy
         # Handles other parts of the server hold (the queue resync reads these sets).
@@ -103,6 +107,18 @@ class OrderService:
 
     async def cancel(self, user_id: int, order_id: int, *, ip: str | None = None) -> Order:
         return await self.intake.cancel(user_id, order_id, ip=ip)
+
+    async def modify(
+        self,
+        user_id: int,
+        order_id: int,
+        *,
+        price: int | None,
+        quantity: int | None,
+        ip: str | None = None,
+    ) -> Order:
+        """Modify (정정) a working order: a new price and/or total quantity (``modifying.py``)."""
+        return await self.modifier.request(user_id, order_id, price=price, quantity=quantity, ip=ip)
 
     async def get(self, user_id: int, order_id: int) -> Order:
         return await self.intake.get(user_id, order_id)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from hoga.domain.orders import Order
+from hoga.domain.orders import Order, OrderStatus
 
 
 def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -38,6 +38,8 @@ def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "trading_day": o.trading_day.isoformat(),
         "created_at": o.created_at.isoformat(),
         "updated_at": o.updated_at.isoformat(),
+        # A modify (정정) asked of the broker and not yet answered (state MODIFY_PENDING).
+        "modify_pending": o.status == OrderStatus.MODIFY_PENDING,
     }
     if extra:
         view.update(extra)

@@ -258,6 +258,8 @@ async def exposure(
 #: Order fields the state machine may change (``domain.orders.evolve``), by column.
 _MUTABLE = (
     "status",
+    "qty",
+    "price",
     "filled_qty",
     "filled_amount",
     "commission",

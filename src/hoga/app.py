@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
 from hoga.backtest.service import BacktestService
@@ -31,13 +30,14 @@ from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.market import Bar, QuoteSource
+from hoga.domain.market import QuoteSource
 from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
+from hoga.execution.queries import Queries
 from hoga.execution.queue import OrderQueue
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
@@ -49,9 +49,9 @@ from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.security import keystate
-from hoga.store import tables as t
 from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.repos import bars as bars_repo
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
@@ -240,6 +240,14 @@ class HogaApp:
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
         self.resync = QueueResync(self.db, self.orders, self.clock)
+        # The read side the routers ask (execution/queries.py).
+        self.queries = Queries(
+            self.db,
+            self.clock,
+            quotes,
+            name_of=lambda symbol: i.name if (i := self.universe.get(symbol)) else None,
+            recent_bars=lambda symbol: self.bars.recent(symbol, include_current=True),
+        )
         self.reconciler = Reconciler(
             self.db,
             self.orders,
@@ -477,39 +485,16 @@ class HogaApp:
     async def _load_bars(self) -> None:
         since = int(self.clock.time()) - 6 * 3600
         async with self.db.tx(SYSTEM) as conn:
-            rows = await conn.execute(
-                t.bars.select()
-                .where(t.bars.c.interval == 60, t.bars.c.start >= since)
-                .order_by(t.bars.c.start)
-            )
-            self.bars.seed(
-                Bar(r.symbol, float(r.start), r.interval, r.open, r.high, r.low, r.close, r.volume)
-                for r in rows
-            )
+            self.bars.seed(await bars_repo.minute_bars_since(conn, since))
 
     async def _flush_bars(self) -> None:
         self.bars.flush(self.clock.time())
         pending = self.bars.take_pending()
         if not pending or not self.db._engine:
             return
-        values = [
-            {
-                "symbol": b.symbol,
-                "interval": b.interval,
-                "start": int(b.start),
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": b.volume,
-            }
-            for b in pending
-        ]
-        dialect = postgresql if self.db.is_postgres else sqlite
-        stmt = dialect.insert(t.bars).values(values).on_conflict_do_nothing()
         try:
             async with self.db.tx(SYSTEM) as conn:
-                await conn.execute(stmt)
+                await bars_repo.insert(conn, pending)
         except BaseException:
             self.bars.restore_pending(pending)  # written next time
             raise

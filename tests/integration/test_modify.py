@@ -169,3 +169,33 @@ async def test_a_modify_pending_at_restart_leaves_the_order_unchanged(
         assert (done["price"], done["qty"]) == (60_000, 2)
         assert done["reserved_cash"] == 2 * 60_000 + krx.commission(2 * 60_000)
         assert any(e["detail"] == "modify not applied" for e in done["history"])
+
+
+async def test_order_answers_match_their_declared_models(tmp_path: Path, sqlite_url: str) -> None:
+    """The OpenAPI document declares the order endpoints' answers and error statuses, and what
+    the server answers validates against the declared models."""
+    from hoga.api.schemas import DeniedOrder, OrderDetail, OrderList, OrderView
+
+    async with running(tmp_path, sqlite_url, paper_initial_cash=100_000) as h:
+        gil = await h.user("gil", "basic")
+        doc = (await h.http.get("/api/openapi.json")).json()
+        item = doc["paths"]["/api/orders/{order_id}"]
+        assert item["patch"]["responses"]["202"]["content"]["application/json"]["schema"]
+        assert {"404", "409", "422"} <= set(item["patch"]["responses"])
+        assert {"404", "409"} <= set(item["delete"]["responses"])
+        assert "OrderDetail" in str(item["get"]["responses"]["200"])
+        h.pump(300)
+        order = await _resting_buy(h, gil, 1, 60_000)
+        OrderView.model_validate(order)
+        OrderDetail.model_validate(await h.order(gil, order["id"]))
+        listed = await h.http.get("/api/orders", headers=gil)
+        OrderList.model_validate(listed.json())
+        r = await h.http.patch(f"/api/orders/{order['id']}", json={"price": 60_100}, headers=gil)
+        assert OrderView.model_validate(r.json()).modify_pending in (True, False)
+        denied = await h.http.post(
+            "/api/orders",
+            json={"symbol": SYMBOL, "side": "buy", "type": "limit", "qty": 50, "price": 60_000},
+            headers=gil,
+        )
+        assert denied.status_code == 422
+        assert DeniedOrder.model_validate(denied.json()).order.status == "DENIED"

@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -26,7 +25,7 @@ from hoga.domain.orders import TERMINAL, Order, OrderIntent, OrderStatus, Priori
 from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
-from hoga.execution.riskinputs import RiskReader
+from hoga.execution.riskinputs import AccountOpen, RiskReader
 from hoga.execution.validation import same_or_conflict, validate
 from hoga.security.auth import AuthService
 from hoga.store.db import Actor
@@ -35,7 +34,6 @@ from hoga.store.repos import audit, ledger
 from hoga.store.repos import orders as repo
 
 S = OrderStatus
-AccountOpen = Callable[[str, str, str | None], bool]
 
 
 class Intake:
@@ -44,11 +42,8 @@ class Intake:
     def __init__(self, core: OrderCore, auth: AuthService, account_open: AccountOpen) -> None:
         self._core = core
         self._auth = auth
-        # Per account (broker, env, url): real-money accounts follow the KRX calendar whatever
-        # the server's market mode (execution/gate.py).
-        self._account_open = account_open
         self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.risk = RiskReader(core)
+        self.risk = RiskReader(core, account_open)
 
     # ------------------------------------------------------------------ submit
 
@@ -75,18 +70,7 @@ class Intake:
                     if existing is not None:
                         return same_or_conflict(existing, intent)
                 intent = replace(intent, account_id=acct.id)
-                inputs = await self.risk.read(
-                    conn,
-                    user,
-                    tier,
-                    acct.id,
-                    acct.commission_rate,
-                    intent,
-                    inst,
-                    day,
-                    mono,
-                    market_open=self._account_open(acct.broker, acct.env, acct.base_url),
-                )
+                inputs = await self.risk.read(conn, user, tier, acct, intent, inst, day, mono)
                 decision = risk.check(inputs)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
                 status = S.QUEUED if decision.ok else S.DENIED
@@ -166,16 +150,7 @@ class Intake:
                 acct = await accounts_repo.require_account(conn, user_id, intent.account_id)
             intent = replace(intent, account_id=acct.id)
             inputs = await self.risk.read(
-                conn,
-                user,
-                tier,
-                acct.id,
-                acct.commission_rate,
-                intent,
-                inst,
-                day,
-                core.clock.monotonic(),
-                market_open=self._account_open(acct.broker, acct.env, acct.base_url),
+                conn, user, tier, acct, intent, inst, day, core.clock.monotonic()
             )
         decision = risk.check(inputs)
         lower, upper = krx.price_limits(inst.base_price, inst.kind)

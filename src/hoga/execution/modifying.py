@@ -31,7 +31,6 @@ from hoga.domain import krx
 from hoga.domain.errors import Conflict, InvalidInput, NotFound
 from hoga.domain.orders import Modified, Order, OrderIntent, OrderStatus, OrderType, Priority, Side
 from hoga.execution import risk
-from hoga.execution.intake import AccountOpen
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
 from hoga.execution.riskinputs import RiskReader
@@ -60,13 +59,10 @@ class Modification:
 class Modifier:
     """Modify requests from intake to the broker's answer (see the module docstring)."""
 
-    def __init__(
-        self, core: OrderCore, auth: AuthService, risk_reader: RiskReader, account_open: AccountOpen
-    ) -> None:
+    def __init__(self, core: OrderCore, auth: AuthService, risk_reader: RiskReader) -> None:
         self._core = core
         self._auth = auth
         self._risk = risk_reader
-        self._account_open = account_open
         #: Order id -> the change asked, until it is answered and recorded.
         self.pending: dict[int, Modification] = {}
         #: Orders whose modify is at a broker call right now (reconciliation waits for it).
@@ -133,18 +129,8 @@ class Modifier:
                 account_id=acct.id,
                 client_order_id=order.client_order_id,
             )
-            inputs = await self._risk.read(
-                conn,
-                user,
-                tier,
-                acct.id,
-                acct.commission_rate,
-                intent,
-                inst,
-                krx.trading_date(now),
-                core.clock.monotonic(),
-                market_open=self._account_open(acct.broker, acct.env, acct.base_url),
-            )
+            day, mono = krx.trading_date(now), core.clock.monotonic()
+            inputs = await self._risk.read(conn, user, tier, acct, intent, inst, day, mono)
             # Weighed as the order would stand: what it holds back now is freed for it, and a
             # modify is not another trade of the day.
             inputs = replace(

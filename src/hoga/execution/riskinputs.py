@@ -8,6 +8,7 @@ quotes, the quote's age - and remembers recent intents for the duplicate check.
 from __future__ import annotations
 
 from collections import defaultdict, deque
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -19,13 +20,19 @@ from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.store.repos import ledger
 from hoga.store.repos import orders as repo
+from hoga.store.repos.accounts import AccountRecord
+
+AccountOpen = Callable[[str, str, str | None], bool]
 
 
 class RiskReader:
     """Reads ``RiskInputs`` for one intent; keeps the per-user recent-intent window."""
 
-    def __init__(self, core: OrderCore) -> None:
+    def __init__(self, core: OrderCore, account_open: AccountOpen) -> None:
         self._core = core
+        # Per account (broker, env, url): real-money accounts follow the KRX calendar whatever
+        # the server's market mode (execution/gate.py).
+        self._account_open = account_open
         self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
 
     def _is_duplicate(self, user_id: int, intent: OrderIntent, now: float) -> bool:
@@ -47,17 +54,16 @@ class RiskReader:
         conn: AsyncConnection,
         user: Any,
         tier: Any,
-        account_id: int,
-        commission_rate: Any,
+        acct: AccountRecord,
         intent: OrderIntent,
         inst: Instrument,
         day: date,
         mono: float,
-        *,
-        market_open: bool,
     ) -> risk.RiskInputs:
+        """The gate's inputs for ``intent`` on ``acct`` (``intent.account_id`` is ``acct``)."""
         core = self._core
         uid = user.id
+        account_id = acct.id
         trades, realized, unreal_start = await ledger.day_counters(conn, uid, day)
         cash = await ledger.cash(conn, uid, account_id)
         reserved, open_sells, open_buys = await repo.exposure(conn, uid, account_id)
@@ -81,7 +87,7 @@ class RiskReader:
             tier=tier,
             user_state=user.trading_state,
             server_state=core.server_state,
-            market_open=market_open,
+            market_open=self._account_open(acct.broker, acct.env, acct.base_url),
             quote_age=None if last is None else max(0.0, core.clock.time() - last.ts),
             max_quote_age=core.policy.max_quote_age,
             trades_today=trades,
@@ -96,6 +102,6 @@ class RiskReader:
             open_sell_qty=open_sells.get(intent.symbol, 0),
             held_symbols=frozenset(p.symbol for p in positions),
             pending_buy_symbols=frozenset(open_buys),
-            commission_rate=commission_rate,
+            commission_rate=acct.commission_rate,
             duplicate=self._is_duplicate(uid, intent, mono),
         )

@@ -72,7 +72,7 @@ class OrderService:
         is_open = market_open or (lambda: True)
         opens = account_open or (lambda broker, env, url: is_open())
         self.intake = Intake(core, auth, opens)
-        self.modifier = Modifier(core, auth, self.intake.risk, opens)
+        self.modifier = Modifier(core, auth, self.intake.risk)
         self.booking = Booking(core)
         self.events = ExecutionEvents(core, self.booking, self.modifier)
         self.sender = Sender(core, self.events, self.modifier)

@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from hoga.api.deps import User, get_hoga
+from hoga.api.schemas import FillList, errors
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.execution.queries import FillRecord
@@ -36,7 +37,7 @@ def fill_view(f: FillRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/api/fills")
+@router.get("/api/fills", response_model=FillList, responses=errors(401, 422, 503))
 async def list_fills(
     ctx: User,
     request: Request,

@@ -10,7 +10,14 @@ from fastapi.responses import JSONResponse
 
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import ModifyBody, OrderBody
-from hoga.api.schemas import DeniedOrder, OrderDetail, OrderList, OrderView, errors
+from hoga.api.schemas import (
+    DeniedOrder,
+    OrderDetail,
+    OrderList,
+    OrderView,
+    QueueStatus,
+    errors,
+)
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, Order, OrderIntent, OrderStatus, OrderType, Side
@@ -197,7 +204,7 @@ async def cancel(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
     return order_view(order)
 
 
-@router.get("/api/queue-status")
+@router.get("/api/queue-status", response_model=QueueStatus, responses=errors(401, 503))
 async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     trades = (await hoga.queries.day_counters(ctx.user_id)).trades

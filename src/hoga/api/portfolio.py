@@ -7,11 +7,12 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from hoga.api.deps import User, get_hoga
+from hoga.api.schemas import PortfolioView, errors
 
 router = APIRouter(tags=["portfolio"])
 
 
-@router.get("/api/portfolio")
+@router.get("/api/portfolio", response_model=PortfolioView, responses=errors(401, 404, 503))
 async def portfolio(
     ctx: User, request: Request, account_id: int | None = Query(None, ge=1)
 ) -> dict[str, Any]:

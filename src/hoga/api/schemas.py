@@ -112,3 +112,86 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
         503: "storage or broker fault",
     }
     return {c: {"model": ErrorBody, "description": what.get(c, "error")} for c in codes}
+
+
+class QueuedRequest(Answer):
+    order_id: int
+    account_id: int
+    waiting: Waiting | None
+    kind: str
+    priority: str
+    place: int
+    account_place: int
+    estimated_wait_s: float
+    waited_s: float
+
+
+class QueueStatus(Answer):
+    daily_trades: int
+    daily_limit: int
+    remaining: int
+    queue_size: int
+    is_active: bool
+    trading_state: str
+    server_state: str
+    paused: bool
+    tier: str
+    priority: str
+    queued: list[QueuedRequest]
+
+
+class PositionLine(Answer):
+    account_id: int
+    symbol: str
+    name: str
+    qty: int
+    avg_price: int
+    market_price: int
+    market_value: int
+    unrealized_pnl: int
+    realized_pnl: int
+
+
+class AccountLine(Answer):
+    id: int
+    label: str | None
+    broker: str
+    cash: int
+    reserved_cash: int
+    equity: int
+
+
+class Today(Answer):
+    trades: int
+    realized_pnl: int
+    pnl: int
+
+
+class PortfolioView(Answer):
+    cash: int
+    reserved_cash: int
+    orderable_cash: int
+    equity: int
+    market_value: int
+    unrealized_pnl: int
+    today: Today
+    positions: list[PositionLine]
+    accounts: list[AccountLine]
+
+
+class FillView(Answer):
+    id: int
+    order_id: int
+    strategy_id: int | None
+    account_id: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    commission: int
+    tax: int
+    ts: str
+
+
+class FillList(Answer):
+    fills: list[FillView]

@@ -118,6 +118,24 @@ async def internal(n: int, rate: float) -> dict[str, Any]:
     return {"orders": n, "offered_per_s": rate, **summary(ms)}
 
 
+async def premium_users(c: httpx.AsyncClient, prefix: str, n: int) -> list[dict[str, str]]:
+    """Lift the premium tier's limits out of the way, create ``n`` premium users and sign
+    them in; their Authorization headers."""
+    admin = await admin_headers(c)
+    await c.patch(
+        "/api/admin/tiers/premium",
+        headers=admin,
+        json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
+    )
+    heads = []
+    for i in range(n):
+        cred = {"username": f"{prefix}{i}", "password": "load-password-1"}
+        await c.post("/api/admin/users", headers=admin, json={**cred, "tier": "premium"})
+        t = (await c.post("/api/auth/login", json=cred)).json()
+        heads.append({"Authorization": f"Bearer {t['access_token']}"})
+    return heads
+
+
 class RawClient:
     """A minimal keep-alive HTTP/1.1 client for the load: httpx spends about a millisecond of
     CPU per request, which on a 2-core machine would take the server's second core."""
@@ -171,30 +189,7 @@ async def api(seconds: float, rate: float) -> dict[str, Any]:
             timeout=10,
             limits=httpx.Limits(max_connections=64),
         ) as c:
-            admin = await admin_headers(c)
-            await c.patch(
-                "/api/admin/tiers/premium",
-                headers=admin,
-                json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
-            )
-            heads = []
-            for i in range(4):
-                await c.post(
-                    "/api/admin/users",
-                    headers=admin,
-                    json={
-                        "username": f"load{i}",
-                        "password": "load-password-1",
-                        "tier": "premium",
-                    },
-                )
-                t = (
-                    await c.post(
-                        "/api/auth/login",
-                        json={"username": f"load{i}", "password": "load-password-1"},
-                    )
-                ).json()
-                heads.append({"Authorization": f"Bearer {t['access_token']}"})
+            heads = await premium_users(c, "load", 4)
             lat: list[float] = []
             errors = 0
             loop = asyncio.get_running_loop()
@@ -284,26 +279,7 @@ async def capacity(seconds: float, conns: int) -> dict[str, Any]:
         sim_ticks_per_second="2",
     ) as proc:
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
-            admin = await admin_headers(c)
-            await c.patch(
-                "/api/admin/tiers/premium",
-                headers=admin,
-                json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
-            )
-            heads = []
-            for i in range(4):
-                await c.post(
-                    "/api/admin/users",
-                    headers=admin,
-                    json={"username": f"cap{i}", "password": "load-password-1", "tier": "premium"},
-                )
-                t = (
-                    await c.post(
-                        "/api/auth/login",
-                        json={"username": f"cap{i}", "password": "load-password-1"},
-                    )
-                ).json()
-                heads.append({"Authorization": f"Bearer {t['access_token']}"})
+            heads = await premium_users(c, "cap", 4)
         raw = RawClient("127.0.0.1", port, conns)
         await raw.open()
         trivial = json.dumps({"symbol": "005930"}).encode()  # refused by the validator: 422

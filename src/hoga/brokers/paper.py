@@ -326,14 +326,7 @@ class PaperBroker:
         existing = acct.by_client.get(request.client_order_id)
         if existing is not None:
             return PlaceAck(broker_order_id=existing)
-        if f.not_processed_next > 0:
-            f.not_processed_next -= 1
-            raise BrokerNotProcessed(
-                "simulated throttle: request not processed", "paper.throttled", 0.05
-            )
-        if f.reject_next > 0:
-            f.reject_next -= 1
-            raise BrokerRejected("simulated rejection", "paper.fault")
+        self._command_faults()
         order = self._validate(acct, request)
         partitioned = f.accept_then_timeout > 0
         if partitioned:
@@ -364,6 +357,18 @@ class PaperBroker:
             # The order exists at the broker, but the answer never comes back.
             await asyncio.Event().wait()
         return PlaceAck(broker_order_id=order.broker_order_id)
+
+    def _command_faults(self) -> None:
+        """The one-shot refusals a test asked for (``PaperFaults``), counted down."""
+        f = self.faults
+        if f.not_processed_next > 0:
+            f.not_processed_next -= 1
+            raise BrokerNotProcessed(
+                "simulated throttle: request not processed", "paper.throttled", 0.05
+            )
+        if f.reject_next > 0:
+            f.reject_next -= 1
+            raise BrokerRejected("simulated rejection", "paper.fault")
 
     def _validate(
         self, acct: _PaperAccount, req: PlaceRequest, replacing: _PaperOrder | None = None
@@ -448,14 +453,7 @@ class PaperBroker:
             raise BrokerRejected(
                 f"정정할 수 없는 주문입니다 ({order.status})", "paper.not_modifiable"
             )
-        if f.not_processed_next > 0:
-            f.not_processed_next -= 1
-            raise BrokerNotProcessed(
-                "simulated throttle: request not processed", "paper.throttled", 0.05
-            )
-        if f.reject_next > 0:
-            f.reject_next -= 1
-            raise BrokerRejected("simulated rejection", "paper.fault")
+        self._command_faults()
         probe = self._validate(
             acct,
             PlaceRequest(

@@ -21,7 +21,9 @@ from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.errors import Conflict, NotFound
+from hoga.domain.market import Instrument
 from hoga.domain.orders import TERMINAL, Order, OrderIntent, OrderStatus, Priority, Side
+from hoga.domain.tiers import Tier
 from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
@@ -32,6 +34,7 @@ from hoga.store.db import Actor
 from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import audit, ledger
 from hoga.store.repos import orders as repo
+from hoga.store.repos.users import UserRecord
 
 S = OrderStatus
 
@@ -47,17 +50,24 @@ class Intake:
 
     # ------------------------------------------------------------------ submit
 
+    async def _checked(
+        self, user_id: int, intent: OrderIntent
+    ) -> tuple[OrderIntent, UserRecord, Tier, Instrument]:
+        """The validated intent, the user, their tier and the instrument."""
+        intent = validate(intent, self._core.quotes)
+        user = await self._auth.user(user_id)
+        tier = await self._auth.tier(user.tier)
+        inst = self._core.quotes.instrument(intent.symbol)
+        assert inst is not None  # validate() checked it
+        return intent, user, tier, inst
+
     async def submit(self, user_id: int, intent: OrderIntent, *, ip: str | None = None) -> Order:
         """Check and record an order. Returns it QUEUED, or DENIED with the reason.
 
         The same ``client_order_id`` again returns the first order (409 if the order differs).
         """
         core = self._core
-        intent = validate(intent, core.quotes)
-        user = await self._auth.user(user_id)
-        tier = await self._auth.tier(user.tier)
-        inst = core.quotes.instrument(intent.symbol)
-        assert inst is not None
+        intent, user, tier, inst = await self._checked(user_id, intent)
         now = core.clock.now()
         mono = core.clock.monotonic()
         day = krx.trading_date(now)
@@ -134,11 +144,7 @@ class Intake:
     async def preview(self, user_id: int, intent: OrderIntent) -> dict[str, Any]:
         """What ``submit`` would decide, and what the order would cost - nothing is recorded."""
         core = self._core
-        intent = validate(intent, core.quotes)
-        user = await self._auth.user(user_id)
-        tier = await self._auth.tier(user.tier)
-        inst = core.quotes.instrument(intent.symbol)
-        assert inst is not None
+        intent, user, tier, inst = await self._checked(user_id, intent)
         now = core.clock.now()
         day = krx.trading_date(now)
         async with core.db.tx(Actor.user(user_id)) as conn:

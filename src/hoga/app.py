@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
 from hoga.backtest.service import BacktestService
@@ -27,17 +26,19 @@ from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
+from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.market import Bar, QuoteSource
-from hoga.execution.accounts import AccountService, VaultTokenStore
+from hoga.domain.market import QuoteSource
+from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
+from hoga.execution.queries import Queries
 from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
@@ -50,13 +51,9 @@ from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.metrics import Metrics
 from hoga.security import keystate
-from hoga.security.auth import AuthService
-from hoga.security.throttle import LoginThrottle
-from hoga.security.tokens import TokenService, load_or_create_secret
-from hoga.security.vault import load_vault
-from hoga.store import tables as t
-from hoga.store.db import SYSTEM, Database
+from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.repos import bars as bars_repo
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
@@ -95,32 +92,18 @@ class HogaApp:
         self.version = __version__
         data = Path(s.data_dir)
         self.data_dir = data
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        # Database, vault, tokens, users and accounts: the same core the CLI's admin commands
+        # build (composition.py); brokers join the account service below.
+        core = build_core(s, self.clock)
+        self.db = core.db
         # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
         # that admits peers; see store/instance_lock.py.
         self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
         self._guarded = False
-        self.vault = load_vault(
-            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
-        )
-        secret = (
-            s.jwt_secret.get_secret_value().encode()
-            if s.jwt_secret
-            else load_or_create_secret(data / "jwt.key")
-        )
-        self.tokens = TokenService(secret, self.clock, s.access_token_ttl)
-        self.throttle = LoginThrottle(
-            self.clock, max_failures=s.login_max_failures, lock_seconds=s.login_lock_seconds
-        )
-        self.auth = AuthService(
-            self.db,
-            self.vault,
-            self.tokens,
-            self.clock,
-            max_users=s.max_users,
-            refresh_ttl=s.refresh_token_ttl,
-            throttle=self.throttle,
-        )
+        self.vault = core.vault
+        self.tokens = core.tokens
+        self.throttle = core.throttle
+        self.auth = core.auth
 
         # Market: the simulated KRX market is both the default feed and the paper broker's book.
         # A broker feed carries the real market: demo mode's "always open" would let orders
@@ -228,14 +211,8 @@ class HogaApp:
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
         self.hours = TradingHours(self.clock, self.market_open)
         self.gate = SendGate(self.clock, self.hours, self.health)
-        self.accounts = AccountService(
-            self.db,
-            self.vault,
-            self.clock,
-            self.brokers,
-            paper_cash=s.paper_initial_cash,
-            commission_rate=s.commission_rate,
-        )
+        self.accounts = core.accounts
+        self.accounts.brokers = self.brokers
         self.auth.on_user_created.append(self._on_user_created)
 
         # The order pipeline.
@@ -272,6 +249,14 @@ class HogaApp:
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
         self.resync = QueueResync(self.db, self.orders, self.clock)
+        # The read side the routers ask (execution/queries.py).
+        self.queries = Queries(
+            self.db,
+            self.clock,
+            quotes,
+            name_of=lambda symbol: i.name if (i := self.universe.get(symbol)) else None,
+            recent_bars=lambda symbol: self.bars.recent(symbol, include_current=True),
+        )
         self.reconciler = Reconciler(
             self.db,
             self.orders,
@@ -599,39 +584,16 @@ class HogaApp:
     async def _load_bars(self) -> None:
         since = int(self.clock.time()) - 6 * 3600
         async with self.db.tx(SYSTEM) as conn:
-            rows = await conn.execute(
-                t.bars.select()
-                .where(t.bars.c.interval == 60, t.bars.c.start >= since)
-                .order_by(t.bars.c.start)
-            )
-            self.bars.seed(
-                Bar(r.symbol, float(r.start), r.interval, r.open, r.high, r.low, r.close, r.volume)
-                for r in rows
-            )
+            self.bars.seed(await bars_repo.minute_bars_since(conn, since))
 
     async def _flush_bars(self) -> None:
         self.bars.flush(self.clock.time())
         pending = self.bars.take_pending()
         if not pending or not self.db._engine:
             return
-        values = [
-            {
-                "symbol": b.symbol,
-                "interval": b.interval,
-                "start": int(b.start),
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": b.volume,
-            }
-            for b in pending
-        ]
-        dialect = postgresql if self.db.is_postgres else sqlite
-        stmt = dialect.insert(t.bars).values(values).on_conflict_do_nothing()
         try:
             async with self.db.tx(SYSTEM) as conn:
-                await conn.execute(stmt)
+                await bars_repo.insert(conn, pending)
         except BaseException:
             self.bars.restore_pending(pending)  # written next time
             raise
@@ -675,35 +637,12 @@ class AdminContext:
     """
 
     def __init__(self, settings: Settings) -> None:
-        s = settings
-        data = Path(s.data_dir)
         self.clock: Clock = SystemClock()
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
-        self.vault = load_vault(
-            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
-        )
-        secret = (
-            s.jwt_secret.get_secret_value().encode()
-            if s.jwt_secret
-            else load_or_create_secret(data / "jwt.key")
-        )
-        self.auth = AuthService(
-            self.db,
-            self.vault,
-            TokenService(secret, self.clock, s.access_token_ttl),
-            self.clock,
-            max_users=s.max_users,
-            refresh_ttl=s.refresh_token_ttl,
-            throttle=LoginThrottle(self.clock),
-        )
-        self.accounts = AccountService(
-            self.db,
-            self.vault,
-            self.clock,
-            {},
-            paper_cash=s.paper_initial_cash,
-            commission_rate=s.commission_rate,
-        )
+        core = build_core(settings, self.clock)
+        self.db = core.db
+        self.vault = core.vault
+        self.auth = core.auth
+        self.accounts = core.accounts
         self.auth.on_user_created.append(self.accounts.create_paper_account)
 
     async def start(self) -> None:

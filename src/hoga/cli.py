@@ -568,15 +568,6 @@ def db_upgrade() -> None:
 # ------------------------------------------------------------------ backtests (strategies branch)
 
 
-def _param_value(text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="catalog kind, e.g. sma_cross")],
@@ -600,97 +591,25 @@ def backtest(
     ] = None,
 ) -> None:
     """Backtest a catalog strategy over historical bars (the same code that trades live)."""
-    import json
-    from decimal import Decimal, InvalidOperation
-
-    from hoga.backtest.data import read_file
-    from hoga.backtest.engine import BacktestError, run_backtest
-    from hoga.backtest.report import summary, write_plot
-    from hoga.domain import krx
-    from hoga.domain.errors import HogaError
-    from hoga.marketdata.universe import Universe, bundled_universe
-    from hoga.strategies.registry import load_catalog
+    from hoga.backtest.command import CommandError, run_command
 
     if plot is not None and plot.suffix.lower() not in (".svg", ".html", ".htm"):
         raise fail(f"--plot must end in .svg or .html, not {plot.name!r}")
     try:
-        rate = Decimal(commission_rate)
-        if not 0 <= rate < 1:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise fail(f"--commission-rate {commission_rate!r} is not a fraction in [0, 1)") from None
-    if cash <= 0:
-        raise fail("--cash must be a positive number of won")
-    raw: dict[str, Any] = {}
-    for item in param or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"--param {item!r}: use NAME=VALUE")
-        raw[key.strip()] = _param_value(value.strip())
-    code = krx.normalize_symbol(symbol)
-    if not krx.is_valid_symbol(code):
-        raise fail(f"--symbol {symbol!r} is not a KRX code (six characters, e.g. 005930)")
-    inst = Universe(bundled_universe()).get(code)
-    mkt = (market or (inst.market if inst else "KOSPI")).upper()
-    if mkt not in krx.MARKETS:
-        raise fail(f"--market {market!r}: one of {', '.join(sorted(krx.MARKETS))}")
-    try:
-        catalog = load_catalog()
-        cls = catalog.get(strategy)
-        params = catalog.params(strategy, raw, (code,))
-        series = read_file(data, code)
-        krx.warm_calendar()
-        progress_cm: Any = contextlib.nullcontext(None)
-        if len(series) >= 200_000:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            progress_cm = Progress(
-                TextColumn("backtest"),
-                BarColumn(),
-                TextColumn("{task.completed:,}/{task.total:,} bars"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-        with progress_cm as bar:
-            hook = None
-            if bar is not None:
-                task = bar.add_task("run", total=len(series))
-
-                def hook(done: int, total: int) -> None:
-                    bar.update(task, completed=done)
-
-            result = run_backtest(
-                cls, params, series, cash=cash, market=mkt, commission_rate=rate, progress=hook
-            )
-    except HogaError as e:
-        field = e.details.get("field") if e.details else None
-        raise fail(
-            f"{e.message}" + (f" [{field}]" if field and field not in e.message else "")
-        ) from None
-    except BacktestError as e:
+        run_command(
+            strategy=strategy,
+            symbol=symbol,
+            data=data,
+            params=param or [],
+            cash=cash,
+            market=market,
+            commission_rate=commission_rate,
+            as_json=as_json,
+            plot=plot,
+            echo=typer.echo,
+        )
+    except CommandError as e:
         raise fail(str(e)) from None
-    figures = summary(result)
-    if plot is not None:
-        write_plot(figures, plot)
-    if as_json:
-        out = {k: v for k, v in figures.items() if k != "equity_curve"}
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    from hoga.backtest.report import figure_rows
-
-    table = Table(title=f"{cls.kind} {code} ({figures['start'][:10]} - {figures['end'][:10]})")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for label, value in figure_rows(figures):
-        table.add_row(label, value)
-    Console().print(table)
-    if plot is not None:
-        typer.echo(f"chart written to {plot}")
 
 
 # ------------------------------------------------------------------ broker fakes

@@ -319,6 +319,54 @@ async def test_a_server_restart_reuses_the_vaulted_token(tmp_path: Path, db_url:
         assert fake.stats[APP_KEY].tokens_issued == 1
 
 
+async def test_a_modify_goes_through_the_pipeline_to_the_fake(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """PATCH /api/orders/{id} reaches Kiwoom as kt10002; the modified order keeps its hoga
+    identity (events name the chain's root), so its executions land on the same order."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, kiwoom_rate=50, max_order_value=500_000_000) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = h.hoga.quotes.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.price_limits(inst.base_price, inst.kind)[0]
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=3,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED", fake=fake)
+        higher = krx.step_price(low, 1, inst.kind)
+        r = await h.http.patch(
+            f"/api/orders/{order['id']}", json={"price": higher}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+
+        async def repriced() -> bool:
+            o = await h.order(headers, order["id"])
+            return o["status"] == "ACCEPTED" and o["price"] == higher
+
+        await eventually(repriced, 15.0, "the modify confirmed")
+        modifies = [o for o in fake.exchange.orders.values() if o.kind == "modify"]
+        assert [(m.qty, m.price) for m in modifies] == [(3, higher)]
+        # Now cross the market: the executions of the modified number fill hoga's order.
+        tick = await traded(fake, SYMBOL)
+        r = await h.http.patch(
+            f"/api/orders/{order['id']}", json={"price": tick.ask}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+        done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+        assert done["filled_qty"] == 3 and done["reserved_cash"] == 0
+
+
 @pytest.mark.parametrize("overnight", [False, True])
 async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
     tmp_path: Path, sqlite_url: str, overnight: bool

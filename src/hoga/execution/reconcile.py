@@ -406,6 +406,7 @@ class Reconciler:
             S.ACCEPTED,
             S.PARTIALLY_FILLED,
             S.CANCEL_PENDING,
+            S.MODIFY_PENDING,
         ) and order.trading_day < krx.trading_date(now):
             moved = await self._service.move(
                 order, S.EXPIRED, detail="reconcile: day over, broker has no open order"

@@ -593,8 +593,6 @@ def backtest(
     """Backtest a catalog strategy over historical bars (the same code that trades live)."""
     from hoga.backtest.command import CommandError, run_command
 
-    if plot is not None and plot.suffix.lower() not in (".svg", ".html", ".htm"):
-        raise fail(f"--plot must end in .svg or .html, not {plot.name!r}")
     try:
         run_command(
             strategy=strategy,

@@ -47,8 +47,8 @@ def run_command(
     from hoga.marketdata.universe import Universe, bundled_universe
     from hoga.strategies.registry import load_catalog
 
-    if plot is not None and plot.suffix.lower() not in (".png", ".html", ".htm"):
-        raise CommandError(f"--plot must end in .png or .html, not {plot.name!r}")
+    if plot is not None and plot.suffix.lower() not in (".svg", ".html", ".htm"):
+        raise CommandError(f"--plot must end in .svg or .html, not {plot.name!r}")
     try:
         rate = Decimal(commission_rate)
         if not 0 <= rate < 1:

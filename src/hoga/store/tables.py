@@ -373,5 +373,18 @@ backtests = Table(
     _ts("finished_at", nullable=True),
 )
 
+# --- dashboard (web branch, migration 0006) ---
+watchlist = Table(
+    "watchlist",
+    metadata,
+    _user_fk(),
+    Column("symbol", String(8), nullable=False),
+    # The user's order of the list (0 first); the list is replaced whole by PUT.
+    Column("position", Integer, nullable=False),
+    _ts("added_at"),
+    PrimaryKeyConstraint("user_id", "symbol"),
+)
+# --- end of dashboard ---
+
 #: Tables whose rows belong to one user (row-level security applies to each).
 TENANT_TABLES = tuple(t.name for t in metadata.sorted_tables if "user_id" in t.c)

@@ -11,6 +11,7 @@ import { h } from "./dom.js";
 import { field, setFieldError } from "./forms.js";
 import { lang, t } from "./i18n.js";
 import { num } from "./format.js";
+import { enumWords } from "./words.js";
 
 /** Resolve $ref / single-member allOf; report whether null is allowed. */
 export function resolve(prop, root) {
@@ -125,7 +126,7 @@ export function schemaForm(schema, { values = {}, defaults = {}, idPrefix = "p" 
     } else if (Array.isArray(s.enum)) {
       control = h("select", null,
         nullable || !required.has(name) ? h("option", { value: "" }, t("schema.none")) : null,
-        s.enum.map((v) => h("option", { value: String(v), selected: v === initial }, String(v))));
+        s.enum.map((v) => h("option", { value: String(v), selected: v === initial }, enumWords(v))));
     } else if (s.type === "integer" || s.type === "number") {
       control = h("input", {
         type: "number",

@@ -9,7 +9,7 @@
 
 import { h } from "./dom.js";
 import { field, setFieldError } from "./forms.js";
-import { lang, t } from "./i18n.js";
+import { lang, speak, t } from "./i18n.js";
 import { num } from "./format.js";
 import { enumWords } from "./words.js";
 
@@ -46,14 +46,15 @@ function omit(obj, keys) {
   return out;
 }
 
+// Titles and descriptions written "한국어 (English)" in the strategy's code show one half.
 function labelOf(name, s) {
-  if (lang() === "en") return s.title_en || s["x-title-en"] || s.title || name;
-  return s.title || name;
+  if (lang() === "en") return s.title_en || s["x-title-en"] || speak(s.title) || name;
+  return speak(s.title) || name;
 }
 
 function descriptionOf(s) {
-  if (lang() === "en") return s.description_en || s["x-description-en"] || s.description || "";
-  return s.description || "";
+  if (lang() === "en") return s.description_en || s["x-description-en"] || speak(s.description) || "";
+  return speak(s.description) || "";
 }
 
 /** Human summary of the constraints ("1 이상 · 200 이하"). */

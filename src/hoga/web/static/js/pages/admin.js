@@ -295,7 +295,7 @@ export function mount(el) {
           [t("status.in_flight"), num(disp.in_flight)],
           [t("status.orders"), countWords(s.orders, "status.orders.")],
         ])),
-        h("div", { class: "span-8" }, h("h3", null, t("status.feed", { name: feed.feed || "?" })), kv([
+        h("div", { class: "span-8" }, h("h3", null, t("status.feed", { name: tOr(`feed.${feed.feed}`, feed.feed || "?") })), kv([
           [t("status.symbols_wanted"), `${num(feed.symbols_wanted)} (${t("status.placed")} ${num(feed.symbols_placed)})`],
           [t("status.per_session"), feed.symbols_per_session ? num(feed.symbols_per_session) : t("status.unlimited")],
           [t("status.consumers"), num(feed.consumers)],

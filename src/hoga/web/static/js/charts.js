@@ -116,6 +116,9 @@ export async function candleChart(el, { interval }) {
   chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
   candles.priceScale().applyOptions({ scaleMargins: { top: 0.05, bottom: 0.25 } });
   const markers = L.createSeriesMarkers(candles, []);
+  el.dataset.candles = "0";
+  el.dataset.buys = "0";
+  el.dataset.sells = "0";
   credit(el);
   let bars = []; // {t: epoch ms, o, h, l, c, v}
   let fills = [];
@@ -134,9 +137,13 @@ export async function candleChart(el, { interval }) {
       }))
       .sort((a, b) => a.time - b.time);
     markers.setMarkers(list);
+    // What is drawn, for people using the page's data and for tests (the canvas cannot say).
+    el.dataset.buys = String(list.filter((m) => m.shape === "arrowUp").length);
+    el.dataset.sells = String(list.filter((m) => m.shape === "arrowDown").length);
   }
 
   function drawAll() {
+    el.dataset.candles = String(bars.length);
     candles.setData(strictlyAscending(bars.map(candle)));
     volume.setData(strictlyAscending(bars.map(vol)));
     drawFills();
@@ -163,6 +170,7 @@ export async function candleChart(el, { interval }) {
         return;
       }
       const b = bars[bars.length - 1];
+      el.dataset.candles = String(bars.length);
       candles.update(candle(b));
       volume.update(vol(b));
     },

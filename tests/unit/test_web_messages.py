@@ -53,6 +53,7 @@ DYNAMIC = {
     ],
     "notify.permission.": ["granted", "denied", "default"],
     "history.": ["orders", "fills"],
+    "strategy.level.": ["debug", "info", "warning", "error"],
     "status.orders.": ["submitted", "denied", "sent", "unknown", "fills"],
     "admin.": ["max_order_value", "daily_loss_limit"],
     "status.strat.": [

@@ -65,10 +65,12 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.include_router(admin_strategies_api.router)
     # --- dashboard (web branch): watchlist, trade history, daily profit ---
     from hoga.api import history as history_api
+    from hoga.api import strategy_extras as strategy_extras_api
     from hoga.api import watchlist as watchlist_api
 
     app.include_router(watchlist_api.router)
     app.include_router(history_api.router)
+    app.include_router(strategy_extras_api.router)
     # --- end of dashboard ---
     # --- strategies and backtests (strategies branch) ---
     from hoga.api import backtests, strategies

@@ -137,6 +137,29 @@ class HistoryService:
             )
         return out
 
+    async def strategy_pnl(self, user_id: int, strategy_id: int) -> list[dict[str, int | str]]:
+        """The strategy's P&L after each of its fills: realised so far (net of costs) and
+        realised plus the open positions marked at the fill price, replayed with
+        ``apply_fill`` (what ``strategies`` attributes to it)."""
+        async with self.db.tx(Actor.user(user_id)) as conn:
+            fills = await repo.strategy_fills(conn, user_id, strategy_id)
+        books: dict[str, Position] = {}
+        marks: dict[str, int] = {}
+        realized = 0
+        out: list[dict[str, int | str]] = []
+        for f in fills:
+            pos = books.get(f.symbol, Position())
+            if f.side == "sell" and f.qty > pos.qty:
+                realized -= f.commission + f.tax  # shares it never bought: costs only
+            else:
+                effect = apply_fill(pos, f.side, f.qty, f.price, f.commission, f.tax)
+                books[f.symbol] = effect.position
+                realized += effect.realized
+            marks[f.symbol] = f.price
+            unrealized = sum(p.unrealized_pnl(marks[s]) for s, p in books.items() if p.qty)
+            out.append({"ts": f.ts.isoformat(), "realized": realized, "pnl": realized + unrealized})
+        return out
+
     def _price(self, symbol: str, pos: Position) -> int:
         tick = self.quotes.last(symbol)
         return tick.price if tick is not None and tick.price > 0 else pos.avg_price

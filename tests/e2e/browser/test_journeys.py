@@ -507,7 +507,7 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     expect(page.get_by_role("status").filter(has_text="접수되었습니다")).to_be_visible()
     me = api.login(user)
     (order,) = api.get("/api/orders", me)["orders"]
-    assert order["qty"] == 8 and order["price"] == int(typed_price)
+    assert order["qty"] == 8 and order["price"] == int(typed_price.replace(",", ""))
 
 
 def test_dropped_live_connection_reconnects_and_says_so(

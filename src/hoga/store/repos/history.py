@@ -100,6 +100,16 @@ async def fills_through(conn: AsyncConnection, user_id: int, last: date) -> list
     return [fill_record(r) for r in rows]
 
 
+async def strategy_fills(conn: AsyncConnection, user_id: int, strategy_id: int) -> list[FillRecord]:
+    """Every fill of one strategy, oldest first."""
+    rows = await conn.execute(
+        select(t.fills)
+        .where(t.fills.c.user_id == user_id, t.fills.c.strategy_id == strategy_id)
+        .order_by(t.fills.c.ts, t.fills.c.id)
+    )
+    return [fill_record(r) for r in rows]
+
+
 async def cash_movements(
     conn: AsyncConnection, user_id: int, until: datetime
 ) -> list[tuple[datetime, int]]:

@@ -17,7 +17,7 @@ import * as backtests from "./pages/backtests.js";
 import * as accounts from "./pages/accounts.js";
 import * as security from "./pages/security.js";
 import * as admin from "./pages/admin.js";
-import * as history from "./pages/history.js";
+import * as historyPage from "./pages/history.js";
 import * as profit from "./pages/profit.js";
 import * as notifications from "./pages/notifications.js";
 import { startNotices, stopNotices } from "./notify.js";
@@ -28,7 +28,7 @@ const ROUTES = [
   { name: "overview", label: "nav.overview", page: overview },
   { name: "trade", label: "nav.trade", page: trade },
   { name: "chart", label: "nav.chart", page: chart },
-  { name: "history", label: "nav.history", page: history },
+  { name: "history", label: "nav.history", page: historyPage },
   { name: "profit", label: "nav.profit", page: profit },
   { name: "strategies", label: "nav.strategies", page: strategies },
   { name: "backtests", label: "nav.backtests", page: backtests },

@@ -14,6 +14,7 @@ BENCHMARKS = [
     "bench_backtest",
     "bench_kis",
     "bench_kiwoom",
+    "bench_dashboard",
 ]
 
 

@@ -550,3 +550,81 @@ def test_chart_page_loads_under_400_kb_of_compressed_javascript(
     print(f"chart page JS transferred (gzip): {total} bytes")
     assert 0 < total < 400_000
     shot(page, "issue16-chart")
+
+
+# --- backtests out of the box, compared; the strategy log; the market-order reservation -------------------
+
+
+def test_fresh_server_backtests_by_default_and_compares_runs(browsing: Browsing, api: Api) -> None:
+    user = api.new_user("bt")
+    page = browsing.page(viewport=DESKTOP)
+    sign_in(page, browsing.base, user)
+    go(page, "backtests")
+    # On the simulated market the default source is its generated history: just press run.
+    expect(page.get_by_label("모의 시장 생성 시세 (약 2년)")).to_be_checked()
+    run = page.get_by_role("button", name="백테스트 실행")
+    run.click()
+    expect(page.locator("[data-bt-status=done]")).to_be_visible(timeout=90_000)
+    expect(page.locator("[data-generated]")).to_be_visible()
+    expect(page.locator("[data-bt-warning]")).to_have_count(0)  # enough data, and it traded
+    expect(page.locator("[data-report]")).to_contain_text("최종 자산")
+    expect(page.locator(".chart canvas").first).to_be_visible()
+    # A different parameter set, then both side by side.
+    page.get_by_label(re.compile("^단기 이동평균")).fill("10")
+    run.click()
+    expect(page.locator("[data-bt-status=done]")).to_be_visible(timeout=90_000)
+    boxes = page.get_by_role("checkbox", name=re.compile("비교에 넣기"))
+    expect(boxes).to_have_count(2)
+    boxes.nth(0).check()
+    boxes.nth(1).check()
+    page.get_by_role("button", name="비교", exact=True).click()
+    compare = page.locator("[data-compare]")
+    expect(compare.locator("canvas").first).to_be_visible()
+    expect(compare.locator("thead th")).to_have_count(3)
+    shot(page, "issue16-backtests-compared")
+
+
+def test_strategy_log_shows_the_runners_lines(browsing: Browsing, api: Api) -> None:
+    user = api.new_user("slog")
+    me = api.login(user)
+    r = api.http.post(
+        "/api/strategies",
+        json={"name": "교차", "kind": "sma_cross", "symbols": ["005930"], "params": {}},
+        headers=me,
+    )
+    assert r.status_code == 201, r.text
+    sid = r.json()["id"]
+    assert api.http.post(f"/api/strategies/{sid}/start", headers=me).status_code == 200
+    page = browsing.page(viewport=DESKTOP)
+    sign_in(page, browsing.base, user)  # opened after the strategy started
+    go(page, "strategies")
+    page.locator(f"tr[data-strategy-id='{sid}']").get_by_role("link", name="교차").click()
+    log = page.get_by_role("log")
+    expect(log).to_contain_text("시작했습니다: 005930")
+    assert "(started)" not in log.inner_text()
+    to_english(page)
+    go(page, "strategies")
+    page.locator(f"tr[data-strategy-id='{sid}']").get_by_role("link", name="교차").click()
+    expect(page.get_by_role("log")).to_contain_text("Started")
+    api.http.post(f"/api/strategies/{sid}/stop", headers=me)
+
+
+def test_market_order_ticket_explains_the_reservation(browsing: Browsing, api: Api) -> None:
+    user = api.new_user("resv")
+    page = browsing.page(viewport=DESKTOP)
+    sign_in(page, browsing.base, user)
+    go(page, "trade")
+    page.get_by_role("combobox", name="종목").fill("005930")
+    page.get_by_role("option", name=re.compile("삼성전자")).first.click()
+    page.get_by_role("form", name="주문하기").get_by_text("시장가", exact=True).click()
+    page.get_by_label("수량 (주)").fill("10")
+    note = page.locator("[data-reservation]")
+    expect(note).to_contain_text("상한가")
+    expect(note).to_contain_text("돌아옵니다")
+    held = page.locator("dt:text-is('주문가능금액에서 묶이는 금액') + dd")
+    total = page.locator("dt:text-is('총 결제금액') + dd")
+    expect(held).to_have_text(re.compile(r"^[\d,]+원$"))
+    held_won = int(held.inner_text().replace(",", "").replace("원", ""))
+    total_won = int(total.inner_text().replace(",", "").replace("원", ""))
+    assert held_won > total_won  # held at the upper limit, paid at the market
+    shot(page, "issue16-reservation")

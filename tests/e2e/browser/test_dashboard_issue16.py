@@ -296,14 +296,19 @@ def test_a_fill_raises_a_toast_on_another_tab(browsing: Browsing, api: Api) -> N
     expect(first.locator(".toast.fill-toast")).to_contain_text("체결: 삼성전자 매수 1주")
     shot(second, "issue16-fill-toast-other-tab")
 
-    # A refused order raises an error notice.
+    # A refused order (here by the risk gate: selling shares not held) raises an error notice
+    # on every tab, in each tab's language.
     r = api.http.post(
         "/api/orders",
-        json={"symbol": "005930", "side": "sell", "type": "market", "qty": 999999},
+        json={"symbol": "000660", "side": "sell", "type": "market", "qty": 5},
         headers=me,
     )
-    assert r.status_code in (202, 422)
-    assert me  # (a denial is answered synchronously; the notice follows its order event)
+    assert r.status_code == 422, r.text
+    refused = second.locator(".toast.reject-toast")
+    expect(refused).to_be_visible(timeout=30_000)
+    expect(refused).to_contain_text(f"Order #{r.json()['order']['id']} was refused")
+    assert not HANGUL.search(refused.inner_text().replace("SK하이닉스", ""))
+    expect(first.locator(".toast.reject-toast")).to_contain_text(f"주문 #{r.json()['order']['id']}")
 
 
 # --- history, CSV, profit, watchlist -------------------------------------------------------------------
@@ -562,6 +567,11 @@ def test_fresh_server_backtests_by_default_and_compares_runs(browsing: Browsing,
     go(page, "backtests")
     # On the simulated market the default source is its generated history: just press run.
     expect(page.get_by_label("모의 시장 생성 시세 (약 2년)")).to_be_checked()
+    # Strategy options are words, not raw values ("open"/"close").
+    page.get_by_label("전략", exact=True).select_option("volatility_breakout")
+    exit_at = page.locator("select[name$='exit_at'], [data-field$='exit_at'] select").first
+    expect(exit_at.locator("option")).to_have_text(["(없음)", "다음 날 시가", "당일 종가"])
+    page.get_by_label("전략", exact=True).select_option("sma_cross")
     run = page.get_by_role("button", name="백테스트 실행")
     run.click()
     expect(page.locator("[data-bt-status=done]")).to_be_visible(timeout=90_000)

@@ -51,3 +51,22 @@ def test_no_mixed_language_after_the_split(ko: str, en: str) -> None:
     assert not re.search(r"[A-Za-z]", korean)
     assert not HANGUL.search(english)
     assert english.lower() == en.strip().lower()
+
+
+def test_korean_particles_follow_the_value_before_them() -> None:
+    assert localize("사용자 'kim'이(가) 없습니다 (no such user)", "ko") == "사용자 'kim'이 없습니다"
+    assert localize("사용자 'lee'이(가) 없습니다 (no such user)", "ko") == "사용자 'lee'가 없습니다"
+    assert (
+        localize("등급 '프리미엄'이(가) 없습니다 (unknown tier)", "ko")
+        == "등급 '프리미엄'이 없습니다"
+    )
+    assert (
+        localize("주문 12을(를) 찾을 수 없습니다 (not found)", "ko") == "주문 12를 찾을 수 없습니다"
+    )
+    assert (
+        localize("주문 13을(를) 찾을 수 없습니다 (not found)", "ko") == "주문 13을 찾을 수 없습니다"
+    )
+    assert localize("서울(으)로 보냅니다", "ko") == "서울로 보냅니다"
+    assert localize("부산(으)로 보냅니다", "ko") == "부산으로 보냅니다"
+    # English is untouched.
+    assert localize("사용자 'kim'이(가) 없습니다 (no such user)", "en") == "No such user"

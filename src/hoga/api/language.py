@@ -56,16 +56,55 @@ def _is_english(group: str) -> bool:
     return bool(_LATIN.search(group)) and not _HANGUL.search(group)
 
 
+# "이(가)"-style particles written after a value not known in advance ("사용자 'kim'이(가)").
+_PARTICLE = re.compile(r"(이\(가\)|을\(를\)|은\(는\)|과\(와\)|와\(과\)|\(으\)로)")
+_PAIRS = {"이(가)": ("이", "가"), "을(를)": ("을", "를"), "은(는)": ("은", "는")}
+_PAIRS.update({"과(와)": ("과", "와"), "와(과)": ("과", "와"), "(으)로": ("으로", "로")})
+_DIGIT_BATCHIM = {"0": 1, "1": 1, "2": 0, "3": 1, "4": 0, "5": 0, "6": 1, "7": 1, "8": 1, "9": 0}
+
+
+def _final_sound(before: str) -> tuple[bool, bool] | None:
+    """(has a final consonant, it is ㄹ) for the last readable character of ``before``."""
+    word = before.rstrip(" '\")]}")
+    if not word:
+        return None
+    ch = word[-1]
+    if "\uac00" <= ch <= "\ud7a3":
+        jong = (ord(ch) - 0xAC00) % 28
+        return jong != 0, jong == 8
+    if ch.isdigit() and ch in _DIGIT_BATCHIM:
+        return bool(_DIGIT_BATCHIM[ch]), ch in "178"
+    if ch.isascii() and ch.isalpha():
+        return ch.lower() in "lmnr", ch.lower() in "lr"
+    return None
+
+
+def resolve_particles(text: str) -> str:
+    """ "사용자 'kim'이(가)" -> "사용자 'kim'이"; the particle follows the sound before it."""
+
+    def pick(m: re.Match[str]) -> str:
+        with_batchim, without = _PAIRS[m.group(1)]
+        sound = _final_sound(text[: m.start()])
+        if sound is None:
+            return m.group(1)
+        batchim, rieul = sound
+        if m.group(1) == "(으)로":
+            return with_batchim if batchim and not rieul else without
+        return with_batchim if batchim else without
+
+    return _PARTICLE.sub(pick, text)
+
+
 def localize(message: str, lang: str) -> str:
     """The ``lang`` half of a bilingual message (see the module docstring)."""
     if not message or not _HANGUL.search(message):
         return message
     english = [m.group(1).strip() for m in _GROUP.finditer(message) if _is_english(m.group(1))]
     if not english:
-        return message
+        return resolve_particles(message) if lang == "ko" else message
     if lang == "en":
         text = "; ".join(e for e in english if e)
         return text[:1].upper() + text[1:]
     korean = _GROUP.sub(lambda m: "" if _is_english(m.group(1)) else m.group(0), message)
     korean = re.sub(r"\s+([.,;:])", r"\1", korean)
-    return re.sub(r"\s{2,}", " ", korean).strip().rstrip(";").strip()
+    return resolve_particles(re.sub(r"\s{2,}", " ", korean).strip().rstrip(";").strip())

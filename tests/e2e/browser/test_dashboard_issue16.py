@@ -524,13 +524,15 @@ def test_korean_particles_are_resolved(browsing: Browsing, api: Api) -> None:
     got = page.evaluate(
         """async () => {
             const { josa } = await import('/static/js/josa.js');
+            const { speak } = await import('/static/js/i18n.js');
             return [josa('주문 #1', '이/가'), josa('주문 #2', '이/가'), josa('백테스트 #1', '을/를'),
                     josa('백테스트 #2', '을/를'), josa('삼성전자', '은/는'), josa('계좌', '와/과'),
-                    josa('서울', '(으)로'), josa('부산', '(으)로'), josa('카카오', '(으)로')];
+                    josa('서울', '(으)로'), josa('부산', '(으)로'), josa('카카오', '(으)로'),
+                    speak("사용자 'kim'이(가) 없습니다 (no such user)")];
         }"""
     )
     assert got == ["주문 #1이", "주문 #2가", "백테스트 #1을", "백테스트 #2를", "삼성전자는",
-                   "계좌와", "서울로", "부산으로", "카카오로"]  # fmt: skip
+                   "계좌와", "서울로", "부산으로", "카카오로", "사용자 'kim'이 없습니다"]  # fmt: skip
 
 
 # --- weight ----------------------------------------------------------------------------------------------

@@ -347,6 +347,11 @@ def test_history_filters_pages_and_exports_csv(browsing: Browsing, api: Api) -> 
     expect(page.get_by_role("heading", name="Trade history", level=1)).to_be_visible()
     dates = page.locator("table.data tbody td").first
     expect(dates).to_have_text(re.compile(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$"))
+    # Dates read the same in every browser: 2026-12-04, not the locale's 12/04/2026.
+    expect(page.get_by_label("From", exact=True)).to_have_value(re.compile(r"^\d{4}-\d{2}-\d{2}$"))
+    page.get_by_label("From", exact=True).fill("2026.1.5")
+    page.get_by_label("Symbol").click()
+    expect(page.get_by_label("From", exact=True)).to_have_value("2026-01-05")
     page.get_by_label("Symbol").fill("12")
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("alert")).to_contain_text("six characters")

@@ -9,6 +9,8 @@ import { t } from "./i18n.js";
 import { num, price } from "./format.js";
 
 const KST_OFFSET_MS = 9 * 3600 * 1000;
+// Whole won: ticks on integer steps, so a flat or short series never repeats a label.
+const WON = { type: "price", precision: 0, minMove: 1 };
 const LIB = "../vendor/lightweight-charts-5.3.0/lightweight-charts.js";
 
 /** Colours: Korean convention, rises red and falls blue. */
@@ -108,7 +110,7 @@ export async function candleChart(el, { interval }) {
   const chart = L.createChart(el, baseOptions(el, { intraday: interval < 86400, height: 420 }));
   const candles = chart.addSeries(L.CandlestickSeries, {
     upColor: UP, downColor: DOWN, borderUpColor: UP, borderDownColor: DOWN, wickUpColor: UP, wickDownColor: DOWN,
-    priceFormat: { type: "price", precision: 0, minMove: 1 },
+    priceFormat: WON,
   });
   const volume = chart.addSeries(L.HistogramSeries, {
     priceScaleId: "volume", priceFormat: { type: "volume" }, lastValueVisible: false, priceLineVisible: false,
@@ -193,7 +195,7 @@ export async function candleChart(el, { interval }) {
 export async function equityChart(el, curve, fills = []) {
   const L = await load();
   const chart = L.createChart(el, baseOptions(el, { intraday: true, height: 380 }));
-  const equity = chart.addSeries(L.LineSeries, { color: "#0b4f8a", lineWidth: 2, title: t("bt.equity") });
+  const equity = chart.addSeries(L.LineSeries, { color: "#0b4f8a", lineWidth: 2, title: t("bt.equity"), priceFormat: WON });
   const dd = chart.addSeries(L.AreaSeries, {
     lineColor: DOWN, topColor: "rgba(26,90,215,.05)", bottomColor: "rgba(26,90,215,.35)", lineWidth: 1,
     title: t("bt.drawdown"), priceFormat: { type: "custom", formatter: (v) => `${v.toFixed(2)}%` },
@@ -222,11 +224,11 @@ export async function equityChart(el, curve, fills = []) {
  * Several lines on one chart (backtests compared, a strategy's equity): ``lines`` are
  * {label, points: [{ts, value}]}; each gets a colour from PALETTE in order.
  */
-export async function linesChart(el, lines, { intraday = true, height = 320 } = {}) {
+export async function linesChart(el, lines, { intraday = true, height = 320, format = WON } = {}) {
   const L = await load();
   const chart = L.createChart(el, baseOptions(el, { intraday, height }));
   lines.forEach((line, i) => {
-    const s = chart.addSeries(L.LineSeries, { color: PALETTE[i % PALETTE.length], lineWidth: 2, title: line.label });
+    const s = chart.addSeries(L.LineSeries, { color: PALETTE[i % PALETTE.length], lineWidth: 2, title: line.label, priceFormat: format });
     s.setData(strictlyAscending(line.points.map((p) => ({ time: chartTime(p.ts), value: p.value }))));
   });
   chart.timeScale().fitContent();
@@ -238,8 +240,8 @@ export async function linesChart(el, lines, { intraday = true, height = 320 } = 
 export async function dailyChart(el, days) {
   const L = await load();
   const chart = L.createChart(el, baseOptions(el, { intraday: false, height: 300 }));
-  const pnl = chart.addSeries(L.HistogramSeries, { title: t("profit.daily_pnl"), priceFormat: { type: "price", precision: 0, minMove: 1 } });
-  const eq = chart.addSeries(L.LineSeries, { color: "#0b4f8a", lineWidth: 2, priceScaleId: "left", title: t("profit.equity") });
+  const pnl = chart.addSeries(L.HistogramSeries, { title: t("profit.daily_pnl"), priceFormat: WON });
+  const eq = chart.addSeries(L.LineSeries, { color: "#0b4f8a", lineWidth: 2, priceScaleId: "left", title: t("profit.equity"), priceFormat: WON });
   chart.applyOptions({ leftPriceScale: { visible: true, borderVisible: false } });
   const at = (d) => chartTime(`${d.date}T00:00:00+09:00`);
   pnl.setData(strictlyAscending(days.map((d) => {

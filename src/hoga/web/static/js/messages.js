@@ -584,6 +584,8 @@ export const MESSAGES = {
   "history.next": { ko: "다음", en: "Next" },
   "history.page_of": { ko: "{page} / {pages} 페이지", en: "Page {page} of {pages}" },
   "history.amount": { ko: "체결금액", en: "Amount" },
+  "history.err_date": { ko: "날짜는 2026-12-04처럼 입력하세요.", en: "Write dates like 2026-12-04." },
+  "profit.unit_won": { ko: "단위: 원", en: "Amounts in won (₩)" },
   "history.err_range": { ko: "시작일이 종료일보다 늦습니다.", en: "The start date is after the end date." },
   "history.err_symbol": { ko: "종목코드는 6자리입니다 (예: 005930).", en: "A symbol has six characters (e.g. 005930)." },
   "profit.title": { ko: "수익 현황", en: "Profit" },

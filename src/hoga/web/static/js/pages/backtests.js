@@ -310,7 +310,7 @@ export function mount(el, params) {
         const first = curve[0]?.equity || 1;
         return { label: label(run), points: curve.map((p) => ({ ts: p.ts, value: Math.round((p.equity / first) * 10000) / 100 })) };
       });
-      compareChart = await linesChart(chartEl, lines, { height: 320 });
+      compareChart = await linesChart(chartEl, lines, { height: 320, format: { type: "price", precision: 2, minMove: 0.01 } });
     } catch (e) {
       replace(compareEl, h("h2", { id: "bt-cmp-h" }, t("bt.compare_title")), h("p", { class: "form-error" }, errorText(e)));
     }

@@ -3,6 +3,7 @@
 // UTF-8 with a BOM so Excel opens the Korean headers).
 
 import { download, get, qs } from "../api.js";
+import { dateInput, isIsoDate } from "../components/date-input.js";
 import { h, replace, table, toast } from "../dom.js";
 import { errorBox, errorText, field, showBox } from "../forms.js";
 import { dateTime, isoDate, num, price, won } from "../format.js";
@@ -21,8 +22,8 @@ export function mount(el, params) {
   let page = 1;
   let strategies = [];
 
-  const fromInput = h("input", { type: "date", value: params.get("from") || monthAgo, max: today });
-  const toInput = h("input", { type: "date", value: params.get("to") || today, max: today });
+  const fromInput = dateInput(params.get("from") || monthAgo);
+  const toInput = dateInput(params.get("to") || today);
   const symbolInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false", maxlength: 7, placeholder: "005930", value: params.get("symbol") || "" });
   const strategySelect = h("select", null, h("option", { value: "" }, t("history.all")));
   const stateSelect = h("select", null, STATES.map((s) => h("option", { value: s }, s ? (s === "open" ? t("history.state_open") : t(`status.${s}`)) : t("history.all"))));
@@ -61,6 +62,7 @@ export function mount(el, params) {
 
   function check() {
     const f = filters();
+    if ((f.from && !isIsoDate(f.from)) || (f.to && !isIsoDate(f.to))) return t("history.err_date");
     if (f.from && f.to && f.from > f.to) return t("history.err_range");
     if (f.symbol && !SYMBOL_RE.test(f.symbol)) return t("history.err_symbol");
     return null;

@@ -3,11 +3,17 @@
 // and unrealised P&L, commission and tax paid over the range.
 
 import { get, qs } from "../api.js";
+import { dateInput, isIsoDate } from "../components/date-input.js";
 import { h, replace, table } from "../dom.js";
 import { errorBox, errorText, field, showBox } from "../forms.js";
-import { day, dir, isoDate, signedWon, won } from "../format.js";
+import { day, dir, isoDate, num, signedWon, won } from "../format.js";
 import { t } from "../i18n.js";
 import { dailyChart } from "../charts.js";
+
+/** "+1,200" / "-300" / "0": a signed figure without the unit (the calendar says it once). */
+function signedNum(n) {
+  return (n > 0 ? "+" : "") + num(n);
+}
 
 /** Days with their P&L: realised + the change in unrealised since the previous listed day. */
 export function withPnl(days) {
@@ -27,8 +33,8 @@ function stat(label, value, key, cls = "") {
 
 export function mount(el) {
   const today = isoDate();
-  const fromInput = h("input", { type: "date", value: isoDate(new Date(Date.now() - 90 * 86400_000)), max: today });
-  const toInput = h("input", { type: "date", value: today, max: today });
+  const fromInput = dateInput(isoDate(new Date(Date.now() - 90 * 86400_000)));
+  const toInput = dateInput(today);
   const box = errorBox();
   const statsEl = h("div", { class: "stats-row" });
   const chartEl = h("div", { class: "chart-box", dataset: { chart: "daily" } });
@@ -73,7 +79,7 @@ export function mount(el) {
       const rec = byDate.get(iso);
       cells.push(h("div", { class: `cal-cell${rec ? " has" : ""}`, dataset: { date: iso } },
         h("span", { class: "cal-day" }, String(d)),
-        rec ? h("span", { class: `cal-pnl ${dir(rec.pnl)}` }, signedWon(rec.pnl)) : null));
+        rec ? h("span", { class: `cal-pnl ${dir(rec.pnl)}`, title: signedWon(rec.pnl) }, signedNum(rec.pnl)) : null));
     }
     const shift = (delta) => {
       const next = new Date(Date.UTC(y, m - 1 + delta, 1));
@@ -85,6 +91,7 @@ export function mount(el) {
         h("button", { type: "button", class: "small", "aria-label": t("profit.prev_month"), onclick: () => shift(-1) }, "‹"),
         h("strong", { dataset: { month } }, t("profit.month", { y, m })),
         h("button", { type: "button", class: "small", "aria-label": t("profit.next_month"), onclick: () => shift(1) }, "›")),
+      h("p", { class: "muted small" }, t("profit.unit_won")),
       h("div", { class: "calendar", role: "grid", "aria-label": t("profit.calendar") },
         weekdays.map((w) => h("div", { class: "cal-head" }, w)),
         cells));
@@ -109,7 +116,11 @@ export function mount(el) {
 
   async function load() {
     showBox(box, null);
-    if (fromInput.value && toInput.value && fromInput.value > toInput.value) {
+    if (!isIsoDate(fromInput.value) || !isIsoDate(toInput.value)) {
+      showBox(box, t("history.err_date"));
+      return;
+    }
+    if (fromInput.value > toInput.value) {
       showBox(box, t("history.err_range"));
       return;
     }

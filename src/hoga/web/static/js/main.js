@@ -220,6 +220,16 @@ onLang(() => {
   }
 });
 
+// The page's static text in the chosen language (index.html is written in Korean).
+function staticText() {
+  const skip = document.querySelector(".skip-link");
+  if (skip) skip.textContent = t("nav.skip");
+  const loading = document.querySelector(".boot");
+  if (loading) loading.textContent = t("common.loading");
+}
+staticText();
+onLang(staticText);
+
 // The skip link focuses the page without touching the hash (which is the router's).
 document.querySelector(".skip-link")?.addEventListener("click", (ev) => {
   ev.preventDefault();

@@ -527,6 +527,7 @@ export const MESSAGES = {
   "status.strat.catalog": { ko: "설치된 전략", en: "Installed kinds" },
   "status.no_strategies": { ko: "실행 중인 전략 정보가 없습니다.", en: "No strategy information." },
   // --- web branch: navigation, order book, modify, notices, history, profit, notifications, watchlist ---
+  "nav.skip": { ko: "본문으로 건너뛰기", en: "Skip to the page" },
   "nav.history": { ko: "거래내역", en: "History" },
   "nav.profit": { ko: "수익", en: "Profit" },
   "nav.notifications": { ko: "알림", en: "Notifications" },

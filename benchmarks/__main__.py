@@ -15,6 +15,7 @@ BENCHMARKS = [
     "bench_csv_load",
     "bench_kis",
     "bench_kiwoom",
+    "bench_dashboard",
 ]
 
 

@@ -279,7 +279,13 @@ class HogaApp:
             self.catalog,
         )
         self.backtests = BacktestService(
-            self.db, self.clock, self.catalog, self.universe, commission_rate=s.commission_rate
+            self.db,
+            self.clock,
+            self.catalog,
+            self.universe,
+            commission_rate=s.commission_rate,
+            # The simulated market has no past: a fresh server backtests on generated history.
+            generated_history_seed=s.sim_seed if s.feed == "simulator" else None,
         )
         # --- end of strategies and backtests ---
         self.control = ServerControl(

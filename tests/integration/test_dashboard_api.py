@@ -1,13 +1,12 @@
 """What the dashboard needs from the server besides the public API: the caller's fills, the
-page itself with its security headers, its static modules, and plotly.js served from the
-installed package (SQLite and PostgreSQL)."""
+page itself with its security headers, its static modules and the vendored chart library
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-from hoga.api.web import plotly_js_path
 from hoga.store.db import Actor
 from hoga.store.repos import strategies as strategies_repo
 from tests.helpers import running
@@ -91,22 +90,34 @@ async def test_dashboard_page_assets_and_chart_library(tmp_path: Path, sqlite_ur
                 todo.append("/".join(out))
         assert {"js/pages/trade.js", "js/pages/admin.js", "js/schema-form.js"} <= seen
 
-        r = await h.http.get("/vendor/plotly.min.js")
-        assert r.status_code == 200
-        assert "javascript" in r.headers["content-type"]
-        assert "window.Plotly" in r.text[-2000:]
-        path = plotly_js_path()
-        assert path is not None and len(r.content) == path.stat().st_size
+        # The chart library is vendored with its licence and loaded by the chart module.
+        vendor = STATIC / "vendor" / "lightweight-charts-5.3.0"
+        assert (vendor / "LICENSE").is_file() and (vendor / "NOTICE").is_file()
+        r = await h.http.get("/static/js/charts.js")
+        assert "lightweight-charts-5.3.0/lightweight-charts.js" in r.text
+        r = await h.http.get("/static/vendor/lightweight-charts-5.3.0/lightweight-charts.js")
+        assert r.status_code == 200 and "javascript" in r.headers["content-type"]
+        assert "createChart" in r.text
 
 
 def test_dashboard_fetches_nothing_from_elsewhere() -> None:
     """No asset names a remote host: the page must work with the internet cut."""
+    # The vendored library names three addresses it never fetches: the SVG namespace, its
+    # licence URL (in the banner comment) and the link of its attribution logo, which the
+    # dashboard switches off (``attributionLogo: false``; the library is named in text).
+    vendored = {
+        "http://www.w3.org",
+        "https://www.apache.org",
+        "https://www.tradingview.com",
+    }
     offenders = []
     for path in STATIC.rglob("*"):
         if path.suffix not in (".html", ".js", ".css"):
             continue
         text = path.read_text(encoding="utf-8")
         for m in re.finditer(r"(?:https?:|wss?:)?//[a-z0-9.-]+\.[a-z]{2,}", text, re.I):
+            if "vendor" in path.parts and m.group(0) in vendored:
+                continue
             offenders.append(f"{path.name}: {m.group(0)}")
     assert offenders == []
 

@@ -283,7 +283,14 @@ async def test_failing_strategy_stops_alone_and_says_why(
                         seen = msg
                         break
                 assert seen is not None, "no strategy error event on /ws/events"
-                assert [(m["strategy_id"], m["level"], m["message"]) for m in logs] == [
+                # Each strategy's log opens with the runner's start line (web branch: the live
+                # log shows the runner's own lines); then the strategy's own lines.
+                assert [
+                    (m["strategy_id"], m["level"], m["message"])
+                    for m in logs
+                    if m["strategy_id"] == bad["id"]
+                ] == [
+                    (bad["id"], "info", f"시작했습니다: {OTHER} (started)"),
                     (bad["id"], "info", f"bar 1 of {OTHER}"),
                     (bad["id"], "info", f"bar 2 of {OTHER}"),
                 ]

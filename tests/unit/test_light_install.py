@@ -9,12 +9,10 @@ import os
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from hoga.api import web
 from hoga.backtest.svg import nice_ticks
 from hoga.config import load_settings
 from hoga.marketdata.feeds.replay import ReplayFormatError, load_events
@@ -42,23 +40,6 @@ def test_replaying_parquet_without_pyarrow_names_the_extra(
     _without(monkeypatch, "pyarrow")
     with pytest.raises(ReplayFormatError, match=r"hoga\[parquet\]"):
         load_events(path)
-
-
-async def test_vendor_plotly_is_404_without_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    from fastapi import FastAPI
-
-    from hoga.api.errors import install_error_handlers
-
-    monkeypatch.setattr(web, "plotly_js_path", lambda: None)
-    app = FastAPI()
-    install_error_handlers(app)
-    app.include_router(web.router)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app), base_url="http://t"
-    ) as http:
-        r = await http.get("/vendor/plotly.min.js")
-    assert r.status_code == 404
-    assert r.json()["error"]["code"] == "web.plotly_missing"
 
 
 @given(

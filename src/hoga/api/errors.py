@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from hoga.api.language import localize, preferred_language
 from hoga.domain.errors import HogaError, LimitExceeded, StorageFull, StorageUnavailable
 from hoga.store.faults import classify
 
@@ -42,9 +43,14 @@ def _field_path(loc: tuple[Any, ...]) -> str:
     return ".".join(parts) or "body"
 
 
+def _speak(request: Request, message: str) -> str:
+    """The caller's half of a "한국어 (English)" message (``api/language.py``)."""
+    return localize(message, preferred_language(request.headers.get("accept-language")))
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(HogaError)
-    async def _hoga(_: Request, exc: HogaError) -> JSONResponse:
+    async def _hoga(request: Request, exc: HogaError) -> JSONResponse:
         headers = {}
         if isinstance(exc, LimitExceeded) and exc.retry_after is not None:
             headers["Retry-After"] = str(max(1, int(exc.retry_after + 0.999)))
@@ -52,6 +58,7 @@ def install_error_handlers(app: FastAPI) -> None:
             # A lost connection comes back within a second or two; a full disk needs a person.
             headers["Retry-After"] = "30" if isinstance(exc, StorageFull) else "1"
         body = {"error": exc.to_dict()}
+        body["error"]["message"] = _speak(request, exc.message)
         # The field a refusal is about sits beside code and message, as the API contract says.
         if exc.details and isinstance(exc.details.get("field"), str):
             body["error"]["field"] = exc.details["field"]
@@ -62,17 +69,22 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=exc.status, headers=headers)
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = exc.errors()
         first = errors[0] if errors else {"loc": (), "msg": "invalid request", "type": "invalid"}
         field = _field_path(tuple(first.get("loc", ())))
         kind = str(first.get("type", "invalid"))
         if kind == "json_invalid":
             return JSONResponse(
-                error_body("malformed_json", "JSON 형식이 올바르지 않습니다 (malformed JSON)"),
+                error_body(
+                    "malformed_json",
+                    _speak(request, "JSON 형식이 올바르지 않습니다 (malformed JSON)"),
+                ),
                 status_code=400,
             )
-        message = f"{field}: {first.get('msg', 'invalid')}"
+        message = _speak(
+            request, f"{field}: 입력값이 올바르지 않습니다 ({field}: {first.get('msg', 'invalid')})"
+        )
         fields = [
             {
                 "field": _field_path(tuple(e.get("loc", ()))),
@@ -86,7 +98,7 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code, default = _STATUS_CODES.get(exc.status_code, ("error", "요청을 처리할 수 없습니다"))
         message = (
             exc.detail
@@ -94,7 +106,7 @@ def install_error_handlers(app: FastAPI) -> None:
             else default
         )
         return JSONResponse(
-            error_body(code, message),
+            error_body(code, _speak(request, message)),
             status_code=exc.status_code,
             headers=getattr(exc, "headers", None),
         )
@@ -112,6 +124,9 @@ def install_error_handlers(app: FastAPI) -> None:
         # Log the type and route only: exception text may carry values we must not log.
         log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
         return JSONResponse(
-            error_body("internal", "서버 내부 오류입니다 (internal error); 관리자에게 문의하세요"),
+            error_body(
+                "internal",
+                _speak(request, "서버 내부 오류입니다. 관리자에게 문의하세요 (internal error)"),
+            ),
             status_code=500,
         )

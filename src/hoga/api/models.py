@@ -125,7 +125,7 @@ class BacktestBody(Body):
     symbol: str = Field(min_length=1, max_length=12)
     params: dict[str, Any] = Field(default_factory=dict)
     cash: StrictInt = Field(10_000_000, gt=0, le=1_000_000_000_000)
-    source: Literal["stored", "csv"] = "stored"
+    source: Literal["stored", "csv", "generated"] = "stored"
     csv: str | None = Field(None, max_length=64 * 1024 * 1024)
     start: date | datetime | None = None
     end: date | datetime | None = None

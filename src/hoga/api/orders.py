@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from hoga.api.deps import User, client_ip, get_hoga
+from hoga.api.language import localize, preferred_language
 from hoga.api.models import ModifyBody, OrderBody
 from hoga.api.schemas import (
     DeniedOrder,
@@ -84,8 +85,13 @@ async def place(body: OrderBody, ctx: User, request: Request) -> JSONResponse:
     order = await hoga.orders.submit(ctx.user_id, _intent(body, source), ip=client_ip(request))
     view = order_view(order)
     if order.status == OrderStatus.DENIED:
+        # The stored reason is bilingual; the answer is in the caller's language.
+        lang = preferred_language(request.headers.get("accept-language"))
         return JSONResponse(
-            {"error": {"code": order.reason_code, "message": order.reason}, "order": view},
+            {
+                "error": {"code": order.reason_code, "message": localize(order.reason or "", lang)},
+                "order": view,
+            },
             status_code=422,
         )
     return JSONResponse(view, status_code=202)

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
-from fastapi.staticfiles import StaticFiles
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
@@ -20,6 +19,7 @@ from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget
 from hoga.api.errors import install_error_handlers
 from hoga.api.request_context import RequestContext
+from hoga.api.static_files import DashboardStatic
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -65,6 +65,14 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.include_router(fills_api.router)
     app.include_router(web_api.router)
     app.include_router(admin_strategies_api.router)
+    # --- dashboard (web branch): watchlist, trade history, daily profit ---
+    from hoga.api import history as history_api
+    from hoga.api import strategy_extras as strategy_extras_api
+    from hoga.api import watchlist as watchlist_api
+
+    app.include_router(watchlist_api.router)
+    app.include_router(history_api.router)
+    app.include_router(strategy_extras_api.router)
     # --- end of dashboard ---
     # --- strategies and backtests (strategies branch) ---
     from hoga.api import backtests, strategies
@@ -109,7 +117,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
         body = await h.readiness()
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    app.mount("/static", StaticFiles(directory=str(WEB.joinpath("static"))), name="static")
+    app.mount("/static", DashboardStatic(directory=str(WEB.joinpath("static"))), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -1,25 +1,20 @@
-"""Dashboard support: the charting library served from the installed ``plotly`` package, and
-the security headers the dashboard's pages carry.
+"""Dashboard support: the security headers the dashboard's pages carry.
 
-Nothing is fetched from the internet: plotly.js comes from ``plotly/package_data/plotly.min.js``
-inside the Python package, which is a dependency of hoga (it is not copied into the repository).
+Nothing is fetched from the internet: the charting library (TradingView lightweight-charts,
+Apache-2.0) is vendored under ``web/static/vendor/`` with its LICENSE and NOTICE and served
+with the other static files (``api/static_files.py``).
 """
 
 from __future__ import annotations
 
-from importlib.resources import files
-from pathlib import Path
-
 from fastapi import APIRouter
-from fastapi.responses import FileResponse, Response
-
-from hoga.domain.errors import NotFound
 
 router = APIRouter(include_in_schema=False)
 
-# The dashboard loads only its own files. Styles allow 'unsafe-inline' because plotly.js writes
-# a <style> element for its charts; scripts stay strictly same-origin. ``data:`` images are the
-# TOTP QR code (an SVG data URI rendered by the server) and plotly's toolbar icons.
+# The dashboard loads only its own files; scripts stay strictly same-origin. ``data:`` images
+# are the TOTP QR code (an SVG data URI rendered by the server). lightweight-charts writes no
+# <style> element (its attribution logo, the one that would, is switched off and the library
+# is named in the page instead), so 'unsafe-inline' styles are no longer needed by the charts.
 CONTENT_SECURITY_POLICY = "; ".join(
     [
         "default-src 'self'",
@@ -43,28 +38,3 @@ PAGE_HEADERS = {
     # The page shell is tiny and changes with upgrades: always revalidate it.
     "Cache-Control": "no-cache",
 }
-
-
-def plotly_js_path() -> Path | None:
-    """Where the installed plotly package keeps its offline bundle, if it is installed."""
-    try:
-        candidate = files("plotly").joinpath("package_data", "plotly.min.js")
-    except ModuleNotFoundError:
-        return None
-    path = Path(str(candidate))
-    return path if path.is_file() else None
-
-
-@router.get("/vendor/plotly.min.js")
-async def plotly_js() -> Response:
-    path = plotly_js_path()
-    if path is None:
-        raise NotFound(
-            "차트 라이브러리(plotly)가 설치되어 있지 않습니다 (pip install plotly)",
-            "web.plotly_missing",
-        )
-    return FileResponse(
-        str(path),
-        media_type="text/javascript; charset=utf-8",
-        headers={"Cache-Control": "public, max-age=86400", "X-Content-Type-Options": "nosniff"},
-    )

@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from hoga.api.language import localize, preferred_language
 from hoga.api.views import quote_view
 from hoga.domain import krx
 from hoga.domain.errors import HogaError
@@ -53,6 +54,10 @@ async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
 
 
 async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
+    # One language per message: ``?lang=`` (a browser cannot set headers on a WebSocket), else
+    # the handshake's Accept-Language.
+    lang = ws.query_params.get("lang") or preferred_language(ws.headers.get("accept-language"))
+    message = localize(message, lang)
     await _send(ws, {"type": "error", "code": code, "message": message, **extra})
 
 

@@ -28,6 +28,7 @@ from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.errors import InvalidInput, NotFound
 from hoga.domain.market import Bar
+from hoga.marketdata import history as generated
 from hoga.marketdata.bars import aggregate
 from hoga.marketdata.universe import Universe
 from hoga.store import tables as t
@@ -38,6 +39,8 @@ from hoga.strategies.registry import Catalog, load_catalog
 log = logging.getLogger(__name__)
 
 MAX_BARS = 2_000_000
+# Fewer bars than this make a backtest say so (a warning on the job, shown with its report).
+MIN_BARS = 30
 MAX_FILLS_STORED = 50_000
 
 
@@ -79,6 +82,20 @@ def run_job(
         out["fills_truncated"] = len(out["fills"])
         out["fills"] = out["fills"][:MAX_FILLS_STORED]
     return out
+
+
+def _warnings(bars: int) -> list[dict[str, Any]]:
+    """What a person must know before trusting the result (shown with the report)."""
+    if bars >= MIN_BARS:
+        return []
+    return [
+        {
+            "code": "backtest.too_little_data",
+            "bars": bars,
+            "message": f"봉이 {bars}개뿐이라 의미 있는 결과가 아닙니다. 기간을 늘리거나 데이터를 더 모으세요 "
+            f"(only {bars} bars: too few for a meaningful backtest)",
+        }
+    ]
 
 
 def _bound(value: date | datetime | None, *, end: bool) -> float | None:
@@ -140,6 +157,7 @@ class BacktestService:
         commission_rate: Decimal = krx.DEFAULT_COMMISSION_RATE,
         workers: int = 1,
         executor: Executor | None = None,
+        generated_history_seed: int | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -153,6 +171,9 @@ class BacktestService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._meta: dict[int, dict[str, Any]] = {}
         self.stats = {"submitted": 0, "done": 0, "error": 0}
+        # The simulated market has no past of its own: there, source "generated" runs on
+        # deterministic generated history (``marketdata/history.py``). None on real feeds.
+        self._generated_seed = generated_history_seed
 
     async def start(self) -> None:
         async with self._db.tx(SYSTEM) as conn:
@@ -208,7 +229,7 @@ class BacktestService:
                 "backtest.bad_range",
                 field="start",
             )
-        series = await self._series(symbol, req, start, end)
+        series, data = await self._series(symbol, req, start, end)
         if len(series) == 0:
             raise InvalidInput(
                 "기간 안에 봉이 없습니다 (no bars in the chosen period)",
@@ -239,6 +260,8 @@ class BacktestService:
             if series.interval == 60
             else f"{series.interval}s",
             "bars": len(series),
+            "data": data,
+            "warnings": _warnings(len(series)),
         }
         self._meta[rec.id] = meta
         self.stats["submitted"] += 1
@@ -251,7 +274,8 @@ class BacktestService:
 
     async def _series(
         self, symbol: str, req: BacktestRequest, start: float | None, end: float | None
-    ) -> BarSeries:
+    ) -> tuple[BarSeries, str]:
+        """The bars to run on and where they came from: "csv", "stored" or "generated"."""
         if req.source == "csv":
             if not req.csv or not req.csv.strip():
                 raise InvalidInput(
@@ -271,11 +295,39 @@ class BacktestService:
                     field="symbol",
                 )
             series = await asyncio.to_thread(BarSeries.from_bars, symbol, bars, 60)
+        elif req.source == "generated":
+            if self._generated_seed is None:
+                raise InvalidInput(
+                    "생성 시세는 모의 시장에서만 쓸 수 있습니다 "
+                    "(generated history exists on the simulated market only)",
+                    "backtest.bad_source",
+                    field="source",
+                )
+            series = await asyncio.to_thread(self._generate, symbol, req.interval, start, end)
+            return series, "generated"
         else:
             raise InvalidInput(
-                "source는 stored 또는 csv입니다", "backtest.bad_source", field="source"
+                "source는 stored, csv, generated 중 하나입니다 "
+                "(source is stored, csv or generated)",
+                "backtest.bad_source",
+                field="source",
             )
-        return await asyncio.to_thread(_to_interval, series, req.interval)
+        return await asyncio.to_thread(_to_interval, series, req.interval), req.source
+
+    def _generate(
+        self, symbol: str, interval: str | None, start: float | None, end: float | None
+    ) -> BarSeries:
+        """Generated history of the simulated market (see ``marketdata/history.py``)."""
+        inst = self._universe.get(symbol)
+        assert inst is not None and self._generated_seed is not None  # checked by submit
+        today = krx.trading_date(self._clock.now())
+        if interval == "1d":
+            bars = generated.daily_bars(inst, self._generated_seed, today)
+            series = BarSeries.from_bars(symbol, bars, 86_400)
+        else:
+            bars = generated.minute_bars(inst, self._generated_seed, today)
+            series = BarSeries.from_bars(symbol, bars, 60)
+        return _window(series, start, end)
 
     async def _stored(self, symbol: str, start: float | None, end: float | None) -> Sequence[Bar]:
         q = t.bars.select().where(t.bars.c.symbol == symbol, t.bars.c.interval == 60)
@@ -318,7 +370,11 @@ class BacktestService:
             if "error" in out:
                 await self._finish(rec, "error", error=str(out["error"]))
             else:
-                out["source"] = self._meta.get(rec.id, {}).get("source")
+                meta = self._meta.get(rec.id, {})
+                out["source"] = meta.get("source")
+                # Kept with the result (the meta lives in memory only).
+                out["data"] = meta.get("data")
+                out["warnings"] = meta.get("warnings", [])
                 await self._finish(rec, "done", result=out)
 
     async def _finish(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import secrets
 
 import pyotp
@@ -23,9 +24,15 @@ def provisioning_uri(secret: str, username: str) -> str:
 
 
 def qr_svg_data_uri(uri: str) -> str:
-    """The otpauth URI as an SVG QR code in a data: URI (rendered locally, no network)."""
-    svg = segno.make(uri, error="m").svg_inline(scale=4)
-    return "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    """The otpauth URI as an SVG QR code in a data: URI (rendered locally, no network).
+
+    The SVG must declare its namespace: as an ``<img>`` source an SVG without
+    ``xmlns="http://www.w3.org/2000/svg"`` is not an image to the browser (naturalWidth 0), and
+    segno's ``svg_inline`` leaves it out because it is meant for embedding in HTML.
+    """
+    buf = io.BytesIO()
+    segno.make(uri, error="m").save(buf, kind="svg", scale=4, xmldecl=False, svgns=True)
+    return "data:image/svg+xml;base64," + base64.b64encode(buf.getvalue()).decode()
 
 
 def verify(secret: str, code: str, at: float, last_step: int | None = None) -> int | None:

@@ -391,6 +391,18 @@ notification_channels = Table(
     _ts("created_at"),
     _ts("updated_at"),
 )
+# --- dashboard (web branch, migration 0006) ---
+watchlist = Table(
+    "watchlist",
+    metadata,
+    _user_fk(),
+    Column("symbol", String(8), nullable=False),
+    # The user's order of the list (0 first); the list is replaced whole by PUT.
+    Column("position", Integer, nullable=False),
+    _ts("added_at"),
+    PrimaryKeyConstraint("user_id", "symbol"),
+)
+# --- end of dashboard ---
 
 #: Tables whose rows belong to one user (row-level security applies to each).
 TENANT_TABLES = tuple(t.name for t in metadata.sorted_tables if "user_id" in t.c)

@@ -69,6 +69,9 @@ _KST = 9 * 3600
 STATUSES = ("created", "running", "paused", "stopped", "error")
 _STATE_SAVE_EVERY = 5.0
 _MAX_STATE_BYTES = 64_000
+# Log lines kept per strategy for a page opened later (GET /api/strategies/{id}/log).
+_RECENT_LOG = 200
+_SIDE_KO = {"buy": "매수", "sell": "매도"}
 
 
 def _day_key(ts: float) -> int:
@@ -143,6 +146,9 @@ class StrategyRunner:
         self._locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._errors = 0
         self._started = False
+        # The last lines each strategy's log published, for a page opened after they were
+        # sent (the event stream is live only): strategy id -> (user id, lines).
+        self._recent: dict[int, tuple[int, deque[dict[str, Any]]]] = {}
         #: The server is paused: nothing runs; statuses stay for ``resume``.
         self.suspended = False
         bus.add_hook(self._on_event)
@@ -647,6 +653,9 @@ class StrategyRunner:
     async def _work(self, run: _Live) -> None:
         ctx = run.ctx
         try:
+            # The runner's own lines (start, orders, fills) go to the strategy's log too: a
+            # strategy that logs nothing itself used to leave its live log empty.
+            ctx.log.info(f"시작했습니다: {', '.join(run.rec.symbols)} (started)")
             self._call(run, "on_start")
             await self._after(run, save=True)
             while run.stop_mode is None:
@@ -675,6 +684,10 @@ class StrategyRunner:
                         if fill is None:
                             continue
                         ctx._apply_fill(fill)
+                        ctx.log.info(
+                            f"체결 {fill.symbol} {_SIDE_KO.get(fill.side, fill.side)} {fill.qty:,}주 "
+                            f"@ {fill.price:,}원 (fill {fill.side} {fill.qty:,} @ {fill.price:,})"
+                        )
                         self._call(run, "on_fill", fill)
                     elif kind == "order":
                         self._order_event(run, payload)
@@ -798,6 +811,12 @@ class StrategyRunner:
                 order_id=order.id,
                 filled_qty=order.filled_qty,
             )
+            if order.status != OrderStatus.DENIED:
+                what = f"{req.symbol} {req.qty:,}" + (f" @ {req.price:,}" if req.price else "")
+                ctx.log.info(
+                    f"주문 #{order.id} {_SIDE_KO.get(req.side, req.side)} {what} "
+                    f"(order #{order.id} {req.side} {what})"
+                )
             if order.status == OrderStatus.DENIED:
                 ctx.log.warning(
                     f"주문 거부 (denied) {req.side} {req.qty} {req.symbol}: {order.reason or order.reason_code}"
@@ -825,16 +844,25 @@ class StrategyRunner:
             if run.log_dropped:
                 message = f"{message} (+{run.log_dropped} lines suppressed)"
                 run.log_dropped = 0
-            self._bus.publish(
-                run.rec.user_id,
-                {
-                    "type": "strategy_log",
-                    "strategy_id": run.id,
-                    "level": line.level,
-                    "message": message,
-                    "ts": datetime.fromtimestamp(line.ts, KST).isoformat(),
-                },
-            )
+            event = {
+                "type": "strategy_log",
+                "strategy_id": run.id,
+                "level": line.level,
+                "message": message,
+                "ts": datetime.fromtimestamp(line.ts, KST).isoformat(),
+            }
+            recent = self._recent.get(run.id)
+            if recent is None or recent[0] != run.rec.user_id:
+                recent = self._recent[run.id] = (run.rec.user_id, deque(maxlen=_RECENT_LOG))
+            recent[1].append(event)
+            self._bus.publish(run.rec.user_id, event)
+
+    def recent_log(self, user_id: int, strategy_id: int) -> list[dict[str, Any]]:
+        """The strategy's last published log lines, oldest first (its owner's only)."""
+        recent = self._recent.get(strategy_id)
+        if recent is None or recent[0] != user_id:
+            return []
+        return list(recent[1])
 
     async def _save_state(self, run: _Live, *, force: bool, due: bool = False) -> None:
         text = _dump(run.ctx.state)

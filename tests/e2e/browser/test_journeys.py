@@ -106,7 +106,7 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     user = api.new_user("buyer")
     page = browsing.page()
     sign_in(page, browsing.base, user)
-    expect(page.locator("[data-value=cash]")).to_have_text("₩10,000,000")
+    expect(page.locator("[data-value=cash]")).to_have_text("10,000,000원")
 
     open_tab(page, "주문")
     pick_symbol(page, "삼성", "삼성전자")
@@ -138,7 +138,7 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     expect(row.locator("td").nth(1)).to_have_text("5")
     # Live prices arrive over /ws/market-data: the change cell fills in.
     expect(row.locator("td[data-cell=change]")).to_have_text(re.compile(r"%$"))
-    expect(page.locator("[data-value=cash]")).not_to_have_text("₩10,000,000")
+    expect(page.locator("[data-value=cash]")).not_to_have_text("10,000,000원")
     expect(page.get_by_role("region", name="최근 체결")).to_contain_text("005930")
     shot(page, "paper-order-fills")
 
@@ -151,16 +151,11 @@ def test_paper_order_fills_and_appears_in_positions(browsing: Browsing, api: Api
     row.get_by_role("link", name="삼성전자").click()
     expect(page.get_by_role("heading", name=re.compile("차트"), level=1)).to_be_visible()
     expect(page.get_by_role("region", name="이 종목의 내 체결")).to_contain_text("매수")
-    page.wait_for_function(
-        """() => {
-          const gd = document.querySelector('.chart');
-          if (!gd || !gd.data) return false;
-          const candles = gd.data.find((t) => t.type === 'candlestick');
-          const buys = gd.data.find((t) => t.name === 'fills-buy');
-          return candles && candles.close.length > 0 && buys && buys.y.length === 1;
-        }""",
-        timeout=15_000,
-    )
+    # lightweight-charts draws on a canvas; the chart element says what it drew.
+    chart = page.locator(".chart[data-candles]")
+    expect(chart).not_to_have_attribute("data-candles", "0", timeout=15_000)
+    expect(chart).to_have_attribute("data-buys", "1")
+    expect(chart.locator("canvas").first).to_be_visible()
     shot(page, "chart-with-fill")
 
     # Selling more than held: the preview says the risk gate would refuse, and so does the server.
@@ -192,9 +187,9 @@ def test_cancel_a_resting_limit_order(browsing: Browsing, api: Api) -> None:
     # ▲ moves to the next valid price - the server's answer, not ours.
     price.fill(str(low))
     page.get_by_role("button", name="한 호가 올리기").click()
-    expect(price).not_to_have_value(str(low))
+    expect(price).not_to_have_value(f"{low:,}")
     page.get_by_role("button", name="한 호가 내리기").click()
-    expect(price).to_have_value(str(low))
+    expect(price).to_have_value(f"{low:,}")  # with thousands separators
 
     page.get_by_role("button", name="매수 주문").click()
     expect(page.get_by_role("status").filter(has_text="접수되었습니다")).to_be_visible()
@@ -304,7 +299,7 @@ def test_run_a_backtest_and_see_its_chart(browsing: Browsing, api: Api) -> None:
     page.get_by_role("button", name="백테스트 실행").click()
     expect(page.locator("[data-bt-status=done]")).to_be_visible(timeout=60_000)
     expect(page.locator("[data-report]")).to_contain_text("최종 자산")
-    expect(page.locator(".chart .main-svg").first).to_be_visible()
+    expect(page.locator(".chart canvas").first).to_be_visible()
     shot(page, "backtest-report")
 
 
@@ -317,7 +312,7 @@ def test_add_a_broker_account(browsing: Browsing, api: Api, fake_kis: FakeBroker
     sign_in(page, browsing.base, user)
     open_tab(page, "증권사 계좌")
     paper = page.locator("tr[data-account-id]").filter(has_text="가상 계좌")
-    expect(paper).to_contain_text("₩10,000,000")
+    expect(paper).to_contain_text("10,000,000원")
 
     # Bad input never leaves the page.
     page.get_by_label("계좌번호").fill("123")
@@ -379,7 +374,7 @@ def test_admin_changes_a_users_tier(browsing: Browsing, api: Api) -> None:
         page.locator(f"tr[data-username='{user}']").get_by_label(f"{user}의 등급")
     ).to_have_value("premium")
     # System status and the audit log are on the same page.
-    expect(page.get_by_role("heading", name="시세 피드 (simulator)")).to_be_visible()
+    expect(page.get_by_role("heading", name="시세 피드: 모의 시장")).to_be_visible()
     page.get_by_label("동작").fill("user.tier")
     page.get_by_role("button", name="검색").click()
     expect(page.get_by_role("region", name="감사 로그")).to_contain_text(user)
@@ -449,7 +444,7 @@ def test_a_second_user_sees_none_of_the_first_users_data(browsing: Browsing, api
     expect(page_b.get_by_text("보유 종목이 없습니다.")).to_be_visible()
     expect(page_b.get_by_text("미체결 주문이 없습니다.")).to_be_visible()
     expect(page_b.get_by_text("체결 내역이 없습니다.")).to_be_visible()
-    expect(page_b.locator("[data-value=cash]")).to_have_text("₩10,000,000")
+    expect(page_b.locator("[data-value=cash]")).to_have_text("10,000,000원")
     open_tab(page_b, "주문")
     expect(page_b.get_by_text("완료된 주문이 없습니다.")).to_be_visible()
     open_tab(page_b, "증권사 계좌")
@@ -458,14 +453,9 @@ def test_a_second_user_sees_none_of_the_first_users_data(browsing: Browsing, api
     page_b.goto(browsing.base + "/#/chart?symbol=005930")
     expect(page_b.get_by_text("이 종목의 체결이 없습니다.")).to_be_visible()
     # The chart is drawn, with no fill of Alice's on it.
-    page_b.wait_for_function(
-        """() => {
-          const gd = document.querySelector('.chart');
-          const buys = gd && gd.data && gd.data.find((t) => t.name === 'fills-buy');
-          return buys !== undefined && buys.y.length === 0;
-        }""",
-        timeout=15_000,
-    )
+    chart = page_b.locator(".chart[data-candles]")
+    expect(chart.locator("canvas").first).to_be_visible(timeout=15_000)
+    expect(chart).to_have_attribute("data-buys", "0")
     shot(page_b, "second-user-sees-nothing")
     shot(page_a, "first-user-sees-own")
     # Bob's storage holds Bob's session only.
@@ -485,10 +475,10 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     pick_symbol(page, "005930", "삼성전자")
     page.get_by_label("수량 (주)").fill("7")
     price = page.get_by_label("주문가격 (원)")
-    expect(price).to_have_value(re.compile(r"^\d+$"))
+    expect(price).to_have_value(re.compile(r"^\d{1,3}(,\d{3})*$"))
     typed_price = price.input_value()
     # Let the page settle: the preview of exactly these values is on screen.
-    amount = f"₩{7 * int(typed_price):,}"
+    amount = f"{7 * int(typed_price.replace(',', '')):,}원"
     expect(page.locator("[data-preview]")).to_contain_text(amount)
     expect(page.locator("[data-gate=ok]")).to_be_visible()
 
@@ -517,7 +507,7 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     expect(page.get_by_role("status").filter(has_text="접수되었습니다")).to_be_visible()
     me = api.login(user)
     (order,) = api.get("/api/orders", me)["orders"]
-    assert order["qty"] == 8 and order["price"] == int(typed_price)
+    assert order["qty"] == 8 and order["price"] == int(typed_price.replace(",", ""))
 
 
 def test_dropped_live_connection_reconnects_and_says_so(

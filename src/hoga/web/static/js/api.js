@@ -9,6 +9,8 @@
 // When the session cannot be renewed, every listener of onSessionExpired() is told; the page stays
 // as it is under the sign-in overlay, so nothing typed is lost.
 
+import { lang } from "./i18n.js";
+
 const STORE_KEY = "hoga.session";
 const REFRESH_MARGIN_S = 60;
 
@@ -154,7 +156,11 @@ async function parseError(res) {
 }
 
 async function request(method, path, body, { auth = true, headers = {} } = {}) {
-  const init = { method, headers: { Accept: "application/json", "X-Hoga-Client": "dashboard", ...headers } };
+  // Accept-Language: the server answers its messages in the language on screen.
+  const init = {
+    method,
+    headers: { Accept: "application/json", "Accept-Language": lang(), "X-Hoga-Client": "dashboard", ...headers },
+  };
   if (body !== undefined && body !== null) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -211,6 +217,17 @@ export const post = (path, body) => api("POST", path, body ?? {});
 export const put = (path, body) => api("PUT", path, body ?? {});
 export const patch = (path, body) => api("PATCH", path, body ?? {});
 export const del = (path) => api("DELETE", path);
+
+/** GET a file (CSV export) as a Blob with the session's token; renews the token like api(). */
+export async function download(path) {
+  if (!state) throw new ApiError(401, "session.expired", "session expired");
+  if (state.expiresAt - Date.now() < 15_000) await refreshTokens().catch(() => {});
+  const res = await fetch(path, {
+    headers: { Authorization: `Bearer ${state?.access}`, "Accept-Language": lang(), Accept: "text/csv" },
+  });
+  if (!res.ok) throw await parseError(res);
+  return res.blob();
+}
 
 /** Unauthenticated GET (health). */
 export function publicGet(path) {

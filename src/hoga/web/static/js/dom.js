@@ -75,9 +75,16 @@ export function table(headers, rows, { caption, empty } = {}) {
     }),
   );
   const body = rows.map((r) => rowEl(r));
+  // Each cell names its column, so a narrow screen can show rows as cards (CSS: td::before).
+  const names = headers.map((hd) => (typeof hd === "string" ? hd : hd.text));
+  for (const tr of body) {
+    [...tr.children].forEach((td, i) => {
+      if (names[i]) td.dataset.label = names[i];
+    });
+  }
   return h(
     "div",
-    { class: "table-wrap" },
+    { class: "table-wrap cards-on-phone" },
     h("table", { class: "data" }, caption ? h("caption", { class: "sr-only" }, caption) : null,
       h("thead", null, head), h("tbody", null, body)),
   );

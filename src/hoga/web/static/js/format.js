@@ -1,5 +1,6 @@
-// Numbers the Korean way (₩, thousands separators from toLocaleString('ko-KR')), times in KST,
-// and the colour class of a change: rise RED ("up"), fall BLUE ("down").
+// Numbers the Korean way (thousands separators from toLocaleString('ko-KR'); money as "원" in
+// Korean and "₩" in English), times in KST, dates unambiguous (2026-12-04 in English), and the
+// colour class of a change: rise RED ("up"), fall BLUE ("down").
 
 import { lang } from "./i18n.js";
 
@@ -12,14 +13,16 @@ export function num(n) {
   return Number(n).toLocaleString(NUM);
 }
 
-/** Won amount: 1234567 -> "₩1,234,567", -500 -> "-₩500". */
+/** Won amount: Korean 1234567 -> "1,234,567원", -500 -> "-500원"; English "₩1,234,567", "-₩500". */
 export function won(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";
   const v = Math.round(Number(n));
-  return (v < 0 ? "-₩" : "₩") + Math.abs(v).toLocaleString(NUM);
+  const digits = Math.abs(v).toLocaleString(NUM);
+  const sign = v < 0 ? "-" : "";
+  return lang() === "en" ? `${sign}₩${digits}` : `${sign}${digits}원`;
 }
 
-/** Signed won for P&L: "+₩1,200", "-₩300", "₩0". */
+/** Signed won for P&L: "+1,200원" / "+₩1,200", "-300원", "0원". */
 export function signedWon(n) {
   if (n === null || n === undefined || Number.isNaN(n)) return "—";
   const v = Math.round(Number(n));
@@ -55,12 +58,29 @@ export function time(iso) {
   return new Date(iso).toLocaleTimeString(lang() === "en" ? "en-GB" : "ko-KR", { timeZone: TZ, hourCycle: "h23", hour: "2-digit", minute: "2-digit", second: "2-digit" });
 }
 
-/** Date and time in KST: "2026. 11. 26. 15:04:05" (Korean) or "26/11/2026, 15:04:05". */
+/** Date and time in KST: "2026. 12. 04. 15:04:05" (Korean) or "2026-12-04 15:04:05" (English). */
 export function dateTime(iso) {
   if (!iso) return "—";
-  return new Date(iso).toLocaleString(lang() === "en" ? "en-GB" : "ko-KR", {
+  if (lang() === "en") return `${isoDate(new Date(iso))} ${time(iso)}`;
+  return new Date(iso).toLocaleString("ko-KR", {
     timeZone: TZ, hourCycle: "h23", year: "numeric", month: "2-digit", day: "2-digit", hour: "2-digit", minute: "2-digit", second: "2-digit",
   });
+}
+
+/** A calendar date ("2026-12-04", or an ISO time) as "2026-12-04" (English) or "2026. 12. 04." (Korean). */
+export function day(value) {
+  if (!value) return "—";
+  const iso = /^\d{4}-\d{2}-\d{2}$/.test(value) ? value : isoDate(new Date(value));
+  if (lang() === "en") return iso;
+  const [y, m, d] = iso.split("-");
+  return `${y}. ${m}. ${d}.`;
+}
+
+/** Digits with thousands separators as typed into a price or quantity field ("71400" -> "71,400"). */
+export function groupDigits(text) {
+  const digits = String(text ?? "").replace(/[^\d]/g, "");
+  if (!digits) return "";
+  return Number.parseInt(digits, 10).toLocaleString(NUM);
 }
 
 /** "2026-11-26" in KST, for <input type="date">. */

@@ -2,7 +2,7 @@
 // client-side checks before sending, and the server's refusal shown next to the field it names.
 
 import { h, uid } from "./dom.js";
-import { t } from "./i18n.js";
+import { speak, t } from "./i18n.js";
 
 /**
  * A labelled field. ``control`` is an <input>/<select>/<textarea> (given an id if it has none).
@@ -65,7 +65,7 @@ export function errorText(err) {
   if (!err) return "";
   if (err.code === "network") return t("error.network");
   if (err.code === "session.expired") return t("error.session_expired");
-  return err.message || t("error.unknown");
+  return speak(err.message) || t("error.unknown");
 }
 
 /**

@@ -6,6 +6,7 @@
 // pages reload what they show from the HTTP API.
 
 import { accessToken, onTokens, refreshTokens } from "./api.js";
+import { lang } from "./i18n.js";
 
 const MAX_DELAY_MS = 10_000;
 
@@ -58,7 +59,8 @@ class LiveSocket {
       return;
     }
     const proto = location.protocol === "https:" ? "wss:" : "ws:";
-    const ws = new WebSocket(`${proto}//${location.host}${this.path}`);
+    // ?lang= picks the language of the server's error messages (no headers on a WebSocket).
+    const ws = new WebSocket(`${proto}//${location.host}${this.path}?lang=${lang()}`);
     this.ws = ws;
     this.authed = false;
     this.setState(this.everOpened ? "reconnecting" : "connecting", { attempt: this.attempt });
@@ -133,11 +135,17 @@ class MarketFeed {
     this.socket = new LiveSocket("/ws/market-data");
     this.watchers = new Map(); // symbol -> Set(callback)
     this.last = new Map(); // symbol -> latest quote
+    this.books = new Map(); // symbol -> Set(callback) for the "orderbook" channel
     this.socket.messageListeners.add((msg) => this.onMessage(msg));
     this.socket.openListeners.add(() => this.resubscribe());
   }
 
   onMessage(msg) {
+    if (msg.type === "orderbook") {
+      const fns = this.books.get(msg.symbol);
+      if (fns) for (const fn of fns) fn(msg);
+      return;
+    }
     if (msg.type !== "quote") return;
     this.last.set(msg.symbol, msg);
     const fns = this.watchers.get(msg.symbol);
@@ -145,8 +153,33 @@ class MarketFeed {
   }
 
   resubscribe() {
-    const symbols = [...this.watchers.keys()];
+    const symbols = [...this.watchers.keys()].filter((s) => !this.books.has(s));
     if (symbols.length) this.socket.send({ type: "subscribe", symbols });
+    const booked = [...this.books.keys()];
+    if (booked.length) this.socket.send({ type: "subscribe", symbols: booked, channels: ["trades", "orderbook"] });
+  }
+
+  /**
+   * Call ``fn(book)`` for every order-book push of ``symbol`` (the "orderbook" channel of
+   * /ws/market-data); trades keep flowing to ``watch``ers. Returns a function that stops it.
+   */
+  watchBook(symbol, fn) {
+    const fresh = !this.books.has(symbol);
+    if (fresh) this.books.set(symbol, new Set());
+    this.books.get(symbol).add(fn);
+    if (fresh && this.socket.authed) {
+      this.socket.send({ type: "subscribe", symbols: [symbol], channels: ["trades", "orderbook"] });
+    }
+    return () => {
+      const set = this.books.get(symbol);
+      if (!set) return;
+      set.delete(fn);
+      if (set.size) return;
+      this.books.delete(symbol);
+      if (!this.socket.authed) return;
+      if (this.watchers.has(symbol)) this.socket.send({ type: "subscribe", symbols: [symbol], channels: ["trades"] });
+      else this.socket.send({ type: "unsubscribe", symbols: [symbol] });
+    };
   }
 
   /** Call ``fn(quote)`` for every quote of ``symbols``; returns a function that stops it. */

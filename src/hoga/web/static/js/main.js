@@ -5,6 +5,7 @@
 import * as api from "./api.js";
 import { h, replace, toast } from "./dom.js";
 import { lang, onLang, setLang, t } from "./i18n.js";
+import { tOr } from "./words.js";
 import { liveState, onLiveState, startLive, stopLive } from "./live.js";
 import { renderLoginPage, showLoginOverlay } from "./pages/login.js";
 import { store } from "./store.js";
@@ -16,6 +17,10 @@ import * as backtests from "./pages/backtests.js";
 import * as accounts from "./pages/accounts.js";
 import * as security from "./pages/security.js";
 import * as admin from "./pages/admin.js";
+import * as historyPage from "./pages/history.js";
+import * as profit from "./pages/profit.js";
+import * as notifications from "./pages/notifications.js";
+import { startNotices, stopNotices } from "./notify.js";
 import { clearTicketDraft } from "./ticket-draft.js";
 import { loadNames } from "./names.js";
 
@@ -23,9 +28,12 @@ const ROUTES = [
   { name: "overview", label: "nav.overview", page: overview },
   { name: "trade", label: "nav.trade", page: trade },
   { name: "chart", label: "nav.chart", page: chart },
+  { name: "history", label: "nav.history", page: historyPage },
+  { name: "profit", label: "nav.profit", page: profit },
   { name: "strategies", label: "nav.strategies", page: strategies },
   { name: "backtests", label: "nav.backtests", page: backtests },
   { name: "accounts", label: "nav.accounts", page: accounts },
+  { name: "notifications", label: "nav.notifications", page: notifications },
   { name: "security", label: "nav.security", page: security },
   { name: "admin", label: "nav.admin", page: admin, adminOnly: true },
 ];
@@ -100,12 +108,22 @@ function renderShell() {
     simBadge,
     h("span", { id: "conn", class: "conn", role: "status", "aria-live": "polite" }, h("span", { class: "dot", "aria-hidden": "true" }), h("span", { class: "text" })),
     h("span", { class: "spacer" }),
-    h("span", { class: "who" }, me ? `${me.username} · ${me.tier}${me.is_admin ? " · admin" : ""}` : ""),
+    h("span", { class: "who" }, me ? `${me.username} · ${tOr(`tier.${me.tier}`, me.tier)}${me.is_admin ? ` · ${t("who.admin")}` : ""}` : ""),
     langBtn,
     signOut);
-  const nav = h("nav", { class: "tabs", "aria-label": t("nav.label") },
-    h("ul", null, ROUTES.filter((r) => !r.adminOnly || me?.is_admin).map((r) =>
-      h("li", null, h("a", { href: `#/${r.name}`, dataset: { route: r.name } }, t(r.label))))));
+  const list = h("ul", null, ROUTES.filter((r) => !r.adminOnly || me?.is_admin).map((r) =>
+    h("li", null, h("a", { href: `#/${r.name}`, dataset: { route: r.name } }, t(r.label)))));
+  // On a narrow screen the tabs scroll sideways: a fade and an arrow on the side that has more.
+  const more = h("button", { type: "button", class: "tabs-more", "aria-label": t("nav.more"), tabindex: "-1",
+    onclick: () => list.scrollBy({ left: list.clientWidth * 0.7, behavior: "smooth" }) }, "›");
+  const nav = h("nav", { class: "tabs", "aria-label": t("nav.label") }, list, more);
+  const cue = () => {
+    nav.classList.toggle("more-right", list.scrollLeft + list.clientWidth < list.scrollWidth - 2);
+    nav.classList.toggle("more-left", list.scrollLeft > 2);
+  };
+  list.addEventListener("scroll", cue, { passive: true });
+  window.addEventListener("resize", cue);
+  requestAnimationFrame(cue);
   bannerEl = h("div", { class: "banner error hidden", role: "alert" });
   mainEl = h("main", { id: "main", tabindex: "-1" });
   replace(root, header, nav, bannerEl, mainEl);
@@ -119,7 +137,10 @@ function mountRoute() {
   const route = routeFor(name);
   if (current?.handle?.unmount) current.handle.unmount();
   for (const a of document.querySelectorAll(".tabs a")) {
-    if (a.dataset.route === route.name) a.setAttribute("aria-current", "page");
+    if (a.dataset.route === route.name) {
+      a.setAttribute("aria-current", "page");
+      a.scrollIntoView({ block: "nearest", inline: "nearest" });
+    }
     else a.removeAttribute("aria-current");
   }
   mainEl.replaceChildren();
@@ -134,6 +155,7 @@ async function enterApp() {
   const [me] = await Promise.all([store.loadMe(), loadNames()]);
   signedInAs = { id: me.id, username: me.username };
   store.attach();
+  startNotices();
   startLive();
   renderShell();
   mountRoute();
@@ -145,6 +167,7 @@ async function signOutClicked() {
   root.inert = false;
   if (current?.handle?.unmount) current.handle.unmount();
   current = null;
+  stopNotices();
   stopLive();
   await api.logout();
   store.reset();
@@ -196,6 +219,16 @@ onLang(() => {
     showSignIn();
   }
 });
+
+// The page's static text in the chosen language (index.html is written in Korean).
+function staticText() {
+  const skip = document.querySelector(".skip-link");
+  if (skip) skip.textContent = t("nav.skip");
+  const loading = document.querySelector(".boot");
+  if (loading) loading.textContent = t("common.loading");
+}
+staticText();
+onLang(staticText);
 
 // The skip link focuses the page without touching the hash (which is the router's).
 document.querySelector(".skip-link")?.addEventListener("click", (ev) => {

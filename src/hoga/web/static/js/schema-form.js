@@ -9,8 +9,9 @@
 
 import { h } from "./dom.js";
 import { field, setFieldError } from "./forms.js";
-import { lang, t } from "./i18n.js";
+import { lang, speak, t } from "./i18n.js";
 import { num } from "./format.js";
+import { enumWords } from "./words.js";
 
 /** Resolve $ref / single-member allOf; report whether null is allowed. */
 export function resolve(prop, root) {
@@ -45,14 +46,15 @@ function omit(obj, keys) {
   return out;
 }
 
+// Titles and descriptions written "한국어 (English)" in the strategy's code show one half.
 function labelOf(name, s) {
-  if (lang() === "en") return s.title_en || s["x-title-en"] || s.title || name;
-  return s.title || name;
+  if (lang() === "en") return s.title_en || s["x-title-en"] || speak(s.title) || name;
+  return speak(s.title) || name;
 }
 
 function descriptionOf(s) {
-  if (lang() === "en") return s.description_en || s["x-description-en"] || s.description || "";
-  return s.description || "";
+  if (lang() === "en") return s.description_en || s["x-description-en"] || speak(s.description) || "";
+  return speak(s.description) || "";
 }
 
 /** Human summary of the constraints ("1 이상 · 200 이하"). */
@@ -125,7 +127,7 @@ export function schemaForm(schema, { values = {}, defaults = {}, idPrefix = "p" 
     } else if (Array.isArray(s.enum)) {
       control = h("select", null,
         nullable || !required.has(name) ? h("option", { value: "" }, t("schema.none")) : null,
-        s.enum.map((v) => h("option", { value: String(v), selected: v === initial }, String(v))));
+        s.enum.map((v) => h("option", { value: String(v), selected: v === initial }, enumWords(v))));
     } else if (s.type === "integer" || s.type === "number") {
       control = h("input", {
         type: "number",

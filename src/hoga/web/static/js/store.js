@@ -8,6 +8,7 @@ import { events } from "./live.js";
 
 const OPEN_STATES = new Set(["QUEUED", "SUBMITTING", "ACCEPTED", "PARTIALLY_FILLED", "CANCEL_PENDING", "UNKNOWN"]);
 const CANCELLABLE = new Set(["QUEUED", "ACCEPTED", "PARTIALLY_FILLED"]);
+const MODIFIABLE = new Set(["ACCEPTED", "PARTIALLY_FILLED"]);
 const MAX_ORDERS = 100;
 const MAX_FILLS = 50;
 
@@ -32,6 +33,11 @@ export function isOpen(order) {
 
 export function isCancellable(order) {
   return CANCELLABLE.has(order.status);
+}
+
+/** A resting limit order can be modified (정정) unless a modify is already on its way. */
+export function isModifiable(order) {
+  return order.type === "limit" && MODIFIABLE.has(order.status) && !order.modify_pending;
 }
 
 class Store {
@@ -61,7 +67,8 @@ class Store {
   attach() {
     this.detach();
     this.unsubscribe = [
-      events.on("order", (msg) => this.upsertOrder(msg.order)),
+      // The order view is the message's "order" field (or, per the modify contract, the message).
+      events.on("order", (msg) => this.upsertOrder(msg.order || msg)),
       events.on("fill", (msg) => {
         this.fills.unshift(msg.fill);
         this.fills.length = Math.min(this.fills.length, MAX_FILLS);

@@ -1,13 +1,17 @@
 // The orders table (overview and trade pages): live status from /ws/events through the store,
-// and a cancel button on every order that can still be cancelled (DELETE /api/orders/{id}).
+// a modify (정정) button on every resting limit order (PATCH /api/orders/{id}) and a cancel
+// button on every order that can still be cancelled (DELETE /api/orders/{id}). The actions
+// column comes first on the right edge (sticky) so its buttons stay inside the card however wide
+// the table; on a phone the rows become cards.
 
 import { del } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
 import { errorText } from "../forms.js";
 import { num, price, time } from "../format.js";
-import { t } from "../i18n.js";
+import { speak, t } from "../i18n.js";
 import { nameOf } from "../names.js";
-import { isCancellable, isOpen, store } from "../store.js";
+import { isCancellable, isModifiable, isOpen, store } from "../store.js";
+import { openModifyDialog } from "./modify-dialog.js";
 
 const STATUS_CLASS = {
   FILLED: "ok",
@@ -60,6 +64,15 @@ export function ordersTable({ filter = () => true, empty, caption } = {}) {
             onclick: (ev) => cancelOrder(o, ev.currentTarget),
           }, t("orders.cancel"))
         : "";
+      const modify = isModifiable(o)
+        ? h("button", {
+            type: "button",
+            class: "small",
+            "aria-label": t("orders.modify_label", { id: o.id, symbol: o.symbol }),
+            onclick: () => openModifyDialog(o),
+          }, t("orders.modify"))
+        : "";
+      const pending = o.modify_pending ? h("span", { class: "badge warn" }, t("orders.modify_pending")) : null;
       const label = nameOf(o.symbol);
       return [
         { content: time(o.created_at) },
@@ -70,8 +83,8 @@ export function ordersTable({ filter = () => true, empty, caption } = {}) {
         { content: o.type === "market" ? t("type.market") : price(o.price), num: true },
         { content: `${num(o.filled_qty)} / ${num(o.qty)}`, num: true },
         { content: o.filled_qty ? price(o.avg_fill_price) : "—", num: true },
-        { content: [statusBadge(o.status), o.reason ? h("span", { class: "muted small" }, ` ${o.reason}`) : null], class: "wrap" },
-        { content: cancel },
+        { content: [statusBadge(o.status), pending, o.reason ? h("span", { class: "muted small" }, ` ${speak(o.reason)}`) : null], class: "wrap" },
+        { content: h("span", { class: "actions" }, modify, cancel), class: "actions-cell" },
       ];
     });
     const tbl = table(

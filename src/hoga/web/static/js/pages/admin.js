@@ -6,8 +6,9 @@
 import { get, patch, post, put, qs } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, select, setFieldError, showApiError, showBox } from "../forms.js";
-import { dateTime, num, parseInteger } from "../format.js";
-import { t } from "../i18n.js";
+import { dateTime, num, parseInteger, won } from "../format.js";
+import { speak, t } from "../i18n.js";
+import { countWords, detailWords, tOr } from "../words.js";
 import { store } from "../store.js";
 
 const STATES = ["ACTIVE", "REDUCING", "HALTED"];
@@ -40,7 +41,7 @@ export function mount(el) {
 
   // --- users -------------------------------------------------------------------------------------------
   function userRow(u) {
-    const tierSel = select(tiers.map((x) => ({ value: x.name, label: x.name, selected: x.name === u.tier })), { "aria-label": t("admin.tier_of", { user: u.username }) });
+    const tierSel = select(tiers.map((x) => ({ value: x.name, label: tOr(`tier.${x.name}`, x.name), selected: x.name === u.tier })), { "aria-label": t("admin.tier_of", { user: u.username }) });
     const stateSel = select(STATES.map((s) => ({ value: s, label: t(`state.${s}`), selected: s === u.trading_state })), { "aria-label": t("admin.state_of", { user: u.username }) });
     const maxOrder = input({ inputmode: "numeric", value: u.max_order_value ?? "", "aria-label": t("admin.max_order_of", { user: u.username }), size: 12 });
     const lossLimit = input({ inputmode: "numeric", value: u.daily_loss_limit ?? "", "aria-label": t("admin.loss_limit_of", { user: u.username }), size: 12 });
@@ -108,7 +109,7 @@ export function mount(el) {
   function renderNewUser() {
     const username = field(t("admin.username"), input({ autocomplete: "off", maxlength: 32 }), { name: "username", help: t("admin.username_help") });
     const password = field(t("login.password"), input({ type: "password", autocomplete: "new-password" }), { name: "password", help: t("security.password_help", { n: 8 }) });
-    const tier = field(t("admin.tier"), select(tiers.map((x) => ({ value: x.name, label: x.name }))), { name: "tier" });
+    const tier = field(t("admin.tier"), select(tiers.map((x) => ({ value: x.name, label: tOr(`tier.${x.name}`, x.name) }))), { name: "tier" });
     const isAdmin = h("input", { type: "checkbox" });
     const box = errorBox();
     const submit = h("button", { type: "submit", class: "primary" }, t("admin.add_user"));
@@ -229,7 +230,7 @@ export function mount(el) {
   function plain(v) {
     if (v === null || v === undefined) return "—";
     if (Array.isArray(v)) return v.join(", ") || "—";
-    if (typeof v === "object") return Object.entries(v).map(([a, b]) => `${a} ${b}`).join(" · ") || "—";
+    if (typeof v === "object") return Object.entries(v).map(([a, b]) => `${a} ${typeof b === "number" ? num(b) : b}`).join(" · ") || "—";
     return typeof v === "number" ? num(v) : String(v);
   }
 
@@ -240,6 +241,13 @@ export function mount(el) {
     const troubled = (s.brokers || []).filter((b) => b.status !== "ok")
       .map((b) => `#${b.account_id} ${b.broker} ${t(`ready.${b.status}`)}: ${b.reason || b.code || "—"}`);
     return troubled.length ? `${verdict} · ${troubled.join(" · ")}` : verdict;
+  }
+
+  function mismatchWords(r) {
+    const parts = [];
+    if (r.cash_mismatch) parts.push(t("status.cash_mismatch", { diff: won(r.cash_mismatch.difference ?? 0) }));
+    if (r.position_mismatches?.length) parts.push(t("status.position_mismatch", { n: num(r.position_mismatches.length) }));
+    return parts.join(" · ") || t("status.none");
   }
 
   function kv(pairs) {
@@ -262,9 +270,10 @@ export function mount(el) {
       { empty: "—" },
     );
     const recon = table(
-      [t("status.account"), { text: t("status.checked"), num: true }, { text: t("status.fills_booked"), num: true }, { text: t("status.settled"), num: true }, t("status.error")],
+      [t("status.account"), { text: t("status.checked"), num: true }, { text: t("status.fills_booked"), num: true }, t("status.settled"), t("status.mismatches"), t("status.error")],
+      // ``settled`` counts orders by the state they were settled in (an object, not a number).
       Object.entries(s.reconciliation || {}).map(([acct, r]) => [acct, { content: num(r.checked), num: true }, { content: num(r.fills_booked), num: true },
-        { content: num(r.settled), num: true }, r.error || "—"]),
+        { content: countWords(r.settled, "status."), class: "wrap" }, { content: mismatchWords(r), class: "wrap" }, r.error ? speak(r.error) : "—"]),
       { empty: t("status.no_recon") },
     );
     const strat = s.strategies || {};
@@ -284,9 +293,9 @@ export function mount(el) {
           [t("status.queue_depth"), num(s.queue?.size)],
           [t("status.rate_use"), `${num(disp.global_rate_in_window)} / ${num(limit.limit)} (${limit.window}s)`],
           [t("status.in_flight"), num(disp.in_flight)],
-          [t("status.orders"), Object.entries(s.orders || {}).map(([k, v]) => `${k} ${num(v)}`).join(" · ")],
+          [t("status.orders"), countWords(s.orders, "status.orders.")],
         ])),
-        h("div", { class: "span-8" }, h("h3", null, t("status.feed", { name: feed.feed || "?" })), kv([
+        h("div", { class: "span-8" }, h("h3", null, t("status.feed", { name: tOr(`feed.${feed.feed}`, feed.feed || "?") })), kv([
           [t("status.symbols_wanted"), `${num(feed.symbols_wanted)} (${t("status.placed")} ${num(feed.symbols_placed)})`],
           [t("status.per_session"), feed.symbols_per_session ? num(feed.symbols_per_session) : t("status.unlimited")],
           [t("status.consumers"), num(feed.consumers)],
@@ -356,7 +365,7 @@ export function mount(el) {
       replace(auditTable, table(
         [t("audit.ts"), t("audit.user_id"), t("audit.actor"), t("audit.action"), t("audit.target"), "IP", t("audit.detail")],
         auditRows.map((e) => [dateTime(e.ts), String(e.user_id ?? "—"), String(e.actor_id ?? "—"), h("span", { class: "mono small" }, e.action),
-          e.target ?? "—", e.ip ?? "—", { content: e.detail ? JSON.stringify(e.detail) : "", class: "wrap small" }]),
+          e.target ?? "—", e.ip ?? "—", { content: detailWords(e.detail), class: "wrap small detail" }]),
         { empty: t("admin.audit_empty") },
       ));
     } catch (e) {

@@ -2,14 +2,14 @@
 // volume), follow the background job, and show the report - figures, equity curve, drawdown and
 // fills.
 
-import { get, post } from "../api.js";
+import { get, post, publicGet } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime, dir, num, parseInteger, price, ratioPct, signedWon, won } from "../format.js";
-import { pick, t } from "../i18n.js";
+import { pick, speak, t } from "../i18n.js";
 import { instrument } from "../names.js";
 import { schemaForm } from "../schema-form.js";
-import { equityChart } from "../charts.js";
+import { equityChart, linesChart } from "../charts.js";
 import { symbolPicker } from "../components/symbol-picker.js";
 import { sideLabel } from "../components/orders-table.js";
 
@@ -37,17 +37,24 @@ export function mount(el, params) {
   let chart = null;
   let destroyed = false;
   let paramsForm = null;
+  let simulated = false;
+  const chosen = new Set(); // run ids ticked for comparison
+  let compareChart = null;
 
   const noticeEl = h("div");
   const formCard = h("section", { class: "card span-5", "aria-labelledby": "bt-form-h" });
   const reportEl = h("section", { class: "card span-7", "aria-labelledby": "bt-report-h" },
     h("h2", { id: "bt-report-h" }, t("bt.report")), h("p", { class: "muted" }, t("bt.no_report")));
   const listEl = h("div");
+  const compareBtn = h("button", { type: "button", class: "small", onclick: () => compare() }, t("bt.compare"));
+  const compareEl = h("section", { class: "card span-12 hidden", "aria-labelledby": "bt-cmp-h", dataset: { compare: "" } });
   el.append(
     h("h1", null, t("bt.title")),
     noticeEl,
     h("div", { class: "grid" }, formCard, reportEl,
-      h("section", { class: "card span-12", "aria-labelledby": "bt-list-h" }, h("h2", { id: "bt-list-h" }, t("bt.runs")), listEl)),
+      h("section", { class: "card span-12", "aria-labelledby": "bt-list-h" },
+        h("div", { class: "card-head" }, h("h2", { id: "bt-list-h" }, t("bt.runs")), compareBtn), listEl),
+      compareEl),
   );
 
   function kindName(kind) {
@@ -61,9 +68,13 @@ export function mount(el, params) {
     const kind = field(t("bt.kind"), kindSelect, { name: "kind" });
     const picker = symbolPicker({ label: t("bt.symbol"), initial: instrument("005930") });
     const cash = field(t("bt.cash"), input({ inputmode: "numeric", value: "10000000" }), { name: "cash", help: t("bt.cash_help") });
-    const sourceStored = h("input", { type: "radio", name: "bt-source", value: "stored", checked: true });
+    // On the simulated market (no past of its own) the default is its generated history, so a
+    // fresh server backtests out of the box.
+    const sourceGenerated = h("input", { type: "radio", name: "bt-source", value: "generated", checked: simulated });
+    const sourceStored = h("input", { type: "radio", name: "bt-source", value: "stored", checked: !simulated });
     const sourceCsv = h("input", { type: "radio", name: "bt-source", value: "csv" });
     const source = h("fieldset", { class: "field", dataset: { field: "source" } }, h("legend", null, t("bt.source")),
+      simulated ? h("label", { class: "checkbox" }, sourceGenerated, t("bt.source_generated")) : null,
       h("label", { class: "checkbox" }, sourceStored, t("bt.source_stored")),
       h("label", { class: "checkbox" }, sourceCsv, t("bt.source_csv")));
     const fileInput = h("input", { type: "file", accept: ".csv,text/csv" });
@@ -89,6 +100,7 @@ export function mount(el, params) {
       for (const f of [start, end]) f.classList.toggle("hidden", csv);
     };
     sourceStored.addEventListener("change", syncSource);
+    sourceGenerated.addEventListener("change", syncSource);
     sourceCsv.addEventListener("change", syncSource);
     renderParams();
 
@@ -142,7 +154,7 @@ export function mount(el, params) {
         symbol: picker.value.symbol,
         params: p.values,
         cash: cashValue,
-        source: sourceCsv.checked ? "csv" : "stored",
+        source: sourceCsv.checked ? "csv" : sourceGenerated.checked ? "generated" : "stored",
         interval: intervalSelect.value,
       };
       if (csvText !== null) req.csv = csvText;
@@ -196,7 +208,7 @@ export function mount(el, params) {
     const head = h("div", { class: "card-head" }, h("h2", { id: "bt-report-h" }, t("bt.report_for", { id: run.id })),
       h("span", { class: `badge ${run.status === "done" ? "ok" : run.status === "error" ? "err" : "warn"}`, dataset: { btStatus: run.status } }, t(`bt.status.${run.status}`)));
     if (run.status === "error") {
-      replace(reportEl, head, h("p", { class: "form-error", role: "alert" }, run.error || t("error.unknown")));
+      replace(reportEl, head, h("p", { class: "form-error", role: "alert" }, speak(run.error) || t("error.unknown")));
       return;
     }
     if (run.status !== "done" || !run.result) {
@@ -214,8 +226,17 @@ export function mount(el, params) {
       { content: won(f.commission), num: true },
       { content: won(f.tax), num: true },
     ]);
+    // Say plainly when a result means little: too few bars, or not a single trade.
+    const warnings = [];
+    for (const w of r.warnings || run.warnings || []) {
+      if (w.code === "backtest.too_little_data") warnings.push(t("bt.too_little_data", { n: num(w.bars) }));
+      else warnings.push(speak(w.message));
+    }
+    if (!r.num_fills) warnings.push(t("bt.no_trades"));
     replace(reportEl, head,
       h("p", { class: "muted small" }, `${kindName(run.kind)} · ${run.symbol}`),
+      r.data === "generated" ? h("p", { class: "note", dataset: { generated: "" } }, t("bt.generated_note")) : null,
+      warnings.map((w) => h("p", { class: "form-error", role: "alert", dataset: { btWarning: "" } }, w)),
       h("dl", { class: "kv", dataset: { report: "" } },
         kv(t("bt.final_equity"), won(r.final_equity)),
         kv(t("bt.total_return"), ratioPct(r.total_return), dir(r.total_return)),
@@ -240,8 +261,10 @@ export function mount(el, params) {
 
   function renderRuns() {
     replace(listEl, table(
-      ["#", t("bt.kind"), t("bt.symbol"), t("bt.status"), t("bt.created"), ""],
+      [t("bt.compare"), "#", t("bt.kind"), t("bt.symbol"), t("bt.status"), t("bt.created"), ""],
       runs.map((r) => [
+        { content: r.status === "done" ? h("input", { type: "checkbox", checked: chosen.has(r.id), "aria-label": t("bt.compare_pick", { id: r.id }),
+          onchange: (ev) => (ev.currentTarget.checked ? chosen.add(r.id) : chosen.delete(r.id)) }) : "" },
         { content: String(r.id) },
         { content: kindName(r.kind) },
         { content: h("span", { class: "mono" }, r.symbol) },
@@ -253,8 +276,49 @@ export function mount(el, params) {
     ));
   }
 
+  // --- comparing runs side by side ---------------------------------------------------------------------
+  async function compare() {
+    compareChart?.destroy();
+    compareChart = null;
+    compareEl.classList.remove("hidden");
+    const ids = [...chosen];
+    if (ids.length < 2) {
+      replace(compareEl, h("h2", { id: "bt-cmp-h" }, t("bt.compare_title")), h("p", { class: "form-error", role: "alert" }, t("bt.compare_hint")));
+      return;
+    }
+    try {
+      const full = await Promise.all(ids.map((id) => get(`/api/backtests/${id}`)));
+      const label = (run) => `#${run.id} ${kindName(run.kind)} · ${run.symbol}`;
+      const figures = [
+        [t("bt.final_equity"), (r) => won(r.final_equity)],
+        [t("bt.total_return"), (r) => ratioPct(r.total_return)],
+        [t("bt.cagr"), (r) => ratioPct(r.cagr)],
+        [t("bt.max_drawdown"), (r) => ratioPct(-Math.abs(r.max_drawdown))],
+        [t("bt.sharpe"), (r) => (r.sharpe === null || r.sharpe === undefined ? "—" : Number(r.sharpe).toFixed(2))],
+        [t("bt.fills"), (r) => num(r.num_fills)],
+        [t("bt.commission"), (r) => won(r.commission)],
+        [t("bt.tax"), (r) => won(r.tax)],
+      ];
+      const chartEl = h("div", { class: "chart", role: "img", "aria-label": t("bt.compare_title") });
+      replace(compareEl, h("h2", { id: "bt-cmp-h" }, t("bt.compare_title")), chartEl,
+        table([t("bt.figure"), ...full.map((run) => ({ text: label(run), num: true }))],
+          figures.map(([name, fmt]) => [name, ...full.map((run) => ({ content: run.result ? fmt(run.result) : "—", num: true }))]),
+          { caption: t("bt.compare_title") }));
+      // Equity as a percentage of each run's starting cash, so different amounts compare.
+      const lines = full.map((run) => {
+        const curve = run.result?.equity_curve || [];
+        const first = curve[0]?.equity || 1;
+        return { label: label(run), points: curve.map((p) => ({ ts: p.ts, value: Math.round((p.equity / first) * 10000) / 100 })) };
+      });
+      compareChart = await linesChart(chartEl, lines, { height: 320, format: { type: "price", precision: 2, minMove: 0.01 } });
+    } catch (e) {
+      replace(compareEl, h("h2", { id: "bt-cmp-h" }, t("bt.compare_title")), h("p", { class: "form-error" }, errorText(e)));
+    }
+  }
+
   async function load() {
     try {
+      simulated = Boolean((await publicGet("/health").catch(() => ({}))).simulated);
       const [cat, list] = await Promise.all([get("/api/strategy-catalog"), get("/api/backtests")]);
       catalog = cat.strategies;
       runs = Array.isArray(list) ? list : list.backtests || list.runs || [];
@@ -274,6 +338,7 @@ export function mount(el, params) {
       destroyed = true;
       clearTimeout(pollTimer);
       chart?.destroy();
+      compareChart?.destroy();
     },
     refresh: load,
   };

@@ -10,6 +10,7 @@ import { market } from "../live.js";
 import { nameOf } from "../names.js";
 import { isOpen, store } from "../store.js";
 import { ordersTable, sideLabel } from "../components/orders-table.js";
+import { watchlist } from "../components/watchlist.js";
 
 function stat(label, value, { cls = "", sub = null, key } = {}) {
   return h("div", { class: "card span-3 stat", dataset: { stat: key } },
@@ -23,6 +24,7 @@ export function mount(el) {
   const positionsEl = h("div");
   const fillsEl = h("div");
   const orders = ordersTable({ filter: isOpen, empty: t("overview.no_open_orders"), caption: t("overview.open_orders") });
+  const watch = watchlist();
   const live = new Map(); // symbol -> latest quote
   let unwatch = () => {};
   let watched = "";
@@ -39,7 +41,9 @@ export function mount(el) {
         h("div", { class: "card-head" }, h("h2", { id: "ord-h" }, t("overview.open_orders")),
           h("a", { href: "#/trade", class: "small" }, t("overview.new_order"))),
         orders.el),
-      h("section", { class: "card span-5", "aria-labelledby": "fill-h" },
+      h("section", { class: "card span-5", "aria-labelledby": "watch-h" },
+        h("h2", { id: "watch-h" }, t("watch.title")), watch.el),
+      h("section", { class: "card span-12", "aria-labelledby": "fill-h" },
         h("h2", { id: "fill-h" }, t("overview.recent_fills")), fillsEl)),
   );
 
@@ -180,6 +184,7 @@ export function mount(el) {
     unmount() {
       for (const off of offs) off();
       orders.unmount();
+      watch.unmount();
       unwatch();
     },
     refresh() {

@@ -6,6 +6,7 @@ import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, okBox, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime } from "../format.js";
 import { t } from "../i18n.js";
+import { detailWords } from "../words.js";
 import { store } from "../store.js";
 
 const MIN_PASSWORD = 8;
@@ -238,7 +239,7 @@ export function mount(el) {
           { content: dateTime(e.ts) },
           { content: h("span", { class: "mono small" }, e.action) },
           { content: e.ip || "—" },
-          { content: e.detail ? JSON.stringify(e.detail) : "", class: "wrap small" },
+          { content: detailWords(e.detail), class: "wrap small detail" },
         ]),
         { empty: t("security.no_activity") },
       ));

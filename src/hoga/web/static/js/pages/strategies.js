@@ -6,7 +6,8 @@ import { del, get, post, qs } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime, dir, num, signedWon, time } from "../format.js";
-import { pick, t } from "../i18n.js";
+import { pick, speak, t } from "../i18n.js";
+import { linesChart } from "../charts.js";
 import { events } from "../live.js";
 import { schemaForm } from "../schema-form.js";
 import { store } from "../store.js";
@@ -43,6 +44,7 @@ export function mount(el, params) {
   let strategies = [];
   let selected = params.get("id") ? Number(params.get("id")) : null;
   let detailOrders = null;
+  let detailChart = null;
 
   const catalogEl = h("div", { class: "catalog" }, h("p", { class: "muted" }, t("common.loading")));
   const createEl = h("section", { class: "card span-12 hidden", "aria-labelledby": "create-h" });
@@ -186,7 +188,7 @@ export function mount(el, params) {
       { content: signedWon(s.pnl?.unrealized ?? 0), num: true, class: dir(s.pnl?.unrealized) },
       { content: num(s.pnl?.fills ?? 0), num: true },
       { content: num(s.pnl?.orders ?? 0), num: true },
-      { content: s.last_error ? h("span", { class: "down small" }, s.last_error.message) : "—", class: "wrap" },
+      { content: s.last_error ? h("span", { class: "down small" }, speak(s.last_error.message)) : "—", class: "wrap" },
       { content: actions(s) },
     ]);
     replace(listEl, table(
@@ -240,10 +242,31 @@ export function mount(el, params) {
     const renderLog = () => {
       const lines = logs.get(s.id) || [];
       replace(logEl, ...(lines.length
-        ? lines.map((l) => h("div", { class: l.level }, `${time(l.ts)} [${l.level}] ${l.message}`))
+        ? lines.map((l) => h("div", { class: l.level }, `${time(l.ts)} ${t(`strategy.level.${l.level}`)} ${speak(l.message)}`))
         : [h("div", { class: "muted" }, t("strategy.log_empty"))]));
     };
     renderLog();
+    // Lines sent before this page listened come from the server's recent log.
+    get(`/api/strategies/${s.id}/log`).then((data) => {
+      const live = logs.get(s.id) || [];
+      const seen = new Set(data.lines.map((l) => `${l.ts}|${l.message}`));
+      const merged = [...data.lines, ...live.filter((l) => !seen.has(`${l.ts}|${l.message}`))];
+      logs.set(s.id, merged.slice(-MAX_LOG).map((l) => ({ level: l.level, message: l.message, ts: l.ts })));
+      renderLog();
+    }).catch(() => {});
+    const pnlEl = h("div", { class: "chart-box", dataset: { chart: "strategy-pnl" } });
+    detailChart?.destroy();
+    detailChart = null;
+    get(`/api/strategies/${s.id}/pnl`).then(async (data) => {
+      if (!data.points.length) {
+        replace(pnlEl, h("p", { class: "empty" }, t("strategy.no_pnl")));
+        return;
+      }
+      detailChart = await linesChart(pnlEl, [
+        { label: t("strategy.pnl_line"), points: data.points.map((p) => ({ ts: p.ts, value: p.pnl })) },
+        { label: t("strategy.realized"), points: data.points.map((p) => ({ ts: p.ts, value: p.realized })) },
+      ], { height: 240 });
+    }).catch((e) => replace(pnlEl, h("p", { class: "form-error" }, errorText(e))));
     const ordersEl = h("div", null, h("p", { class: "muted" }, t("common.loading")));
     get(`/api/orders${qs({ strategy_id: s.id, limit: 50 })}`).then((data) => {
       for (const o of data.orders) if (!store.orders.has(o.id)) store.orders.set(o.id, o);
@@ -264,8 +287,9 @@ export function mount(el, params) {
             kv(t("strategy.updated_at"), dateTime(s.updated_at))),
           h("h3", null, t("strategy.params")),
           h("dl", { class: "kv" }, Object.entries(s.params || {}).map(([k, v]) => kv(paramTitle(s.kind, k), Array.isArray(v) ? v.join(", ") : String(v)))),
-          s.last_error ? h("div", { class: "form-error", role: "alert" }, `${t("strategy.last_error")}: ${s.last_error.message} (${dateTime(s.last_error.at)})`) : null),
+          s.last_error ? h("div", { class: "form-error", role: "alert" }, `${t("strategy.last_error")}: ${speak(s.last_error.message)} · ${dateTime(s.last_error.at)}`) : null),
         h("div", { class: "span-8 stack" },
+          h("h3", null, t("strategy.equity")), pnlEl,
           h("h3", null, t("strategy.orders")), ordersEl,
           h("h3", null, t("strategy.log")), logEl)));
     detailEl.classList.remove("hidden");
@@ -305,6 +329,7 @@ export function mount(el, params) {
     unmount() {
       for (const off of offs) off();
       detailOrders?.unmount();
+      detailChart?.destroy();
     },
     refresh: load,
   };

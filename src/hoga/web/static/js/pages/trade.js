@@ -8,12 +8,13 @@
 import { get, post, qs } from "../api.js";
 import { debounce, h, replace } from "../dom.js";
 import { errorBox, errorText, field, okBox, setFieldError, showApiError, showBox, busy, clearErrors } from "../forms.js";
-import { dir, num, parseInteger, pct, price, won } from "../format.js";
-import { t } from "../i18n.js";
+import { dir, groupDigits, num, parseInteger, pct, price, won } from "../format.js";
+import { speak, t } from "../i18n.js";
 import { market } from "../live.js";
 import { instrument } from "../names.js";
 import { isOpen, store } from "../store.js";
 import { ordersTable } from "../components/orders-table.js";
+import { orderBook } from "../components/orderbook.js";
 import { symbolPicker } from "../components/symbol-picker.js";
 import { loadTicketDraft, saveTicketDraft } from "../ticket-draft.js";
 
@@ -124,14 +125,17 @@ export function mount(el, params) {
     h("h3", null, t("ticket.preview")), previewEl,
     h("div", { class: "row" }, submit));
 
+  const book = orderBook({ onPick: pickPrice });
+
   const openOrders = ordersTable({ filter: isOpen, empty: t("overview.no_open_orders"), caption: t("trade.open_orders") });
   const doneOrders = ordersTable({ filter: (o) => !isOpen(o), empty: t("trade.no_done_orders"), caption: t("trade.done_orders") });
 
   el.append(
     h("h1", null, t("trade.title")),
-    h("div", { class: "grid" },
-      h("section", { class: "card span-5", "aria-labelledby": "ticket-h" }, h("h2", { id: "ticket-h" }, t("ticket.title")), form),
-      h("div", { class: "span-7 stack" },
+    h("div", { class: "grid trade-grid" },
+      h("section", { class: "card span-4", "aria-labelledby": "ticket-h" }, h("h2", { id: "ticket-h" }, t("ticket.title")), form),
+      h("section", { class: "card span-3 book-col", "aria-labelledby": "book-h" }, h("h2", { id: "book-h" }, t("book.title")), book.el),
+      h("div", { class: "span-5 stack orders-col" },
         h("section", { class: "card", "aria-labelledby": "open-h" }, h("h2", { id: "open-h" }, t("trade.open_orders")), openOrders.el),
         h("section", { class: "card", "aria-labelledby": "done-h" }, h("h2", { id: "done-h" }, t("trade.done_orders")), doneOrders.el))),
   );
@@ -211,6 +215,7 @@ export function mount(el, params) {
     state.rules = null;
     unwatch();
     unwatch = inst ? market.watch([inst.symbol], onQuote) : () => {};
+    book.show(inst ? inst.symbol : null);
     if (inst && !priceInput.value) {
       // Start at the last traded price (the server's rules answer carries it).
       loadRules(null, true);
@@ -258,7 +263,7 @@ export function mount(el, params) {
       if (mine !== rulesSeq) return;
       state.rules = r;
       if (fillPrice && !priceInput.value) {
-        priceInput.value = String(r.valid ? r.price : r.price_down);
+        priceInput.value = groupDigits(r.valid ? r.price : r.price_down);
         state.rules = null;
         loadRules(parseInteger(priceInput.value));
         changed();
@@ -299,13 +304,24 @@ export function mount(el, params) {
       const r = await fetchRules(state.inst.symbol, Number.isInteger(current) && current > 0 ? current : null);
       const next = direction > 0 ? r.price_up : r.price_down;
       // At a band edge the neighbour is the edge itself: stay.
-      priceInput.value = String(next);
+      priceInput.value = groupDigits(next);
       state.rules = null;
       await loadRules(next);
       changed();
     } catch (e) {
       setFieldError(priceField, errorText(e));
     }
+  }
+
+  /** A price clicked in the order book: a limit order at that price. */
+  function pickPrice(p) {
+    if (type.value() !== "limit") type.set("limit");
+    priceInput.value = groupDigits(p);
+    setFieldError(priceField, null);
+    state.rules = null;
+    loadRules(p);
+    changed();
+    priceInput.focus();
   }
 
   function useLastPrice() {
@@ -317,7 +333,7 @@ export function mount(el, params) {
   function bumpQty(delta) {
     const q = parseInteger(qtyInput.value);
     const next = Math.max(1, (Number.isInteger(q) ? q : 0) + delta);
-    qtyInput.value = String(next);
+    qtyInput.value = groupDigits(next);
     changed();
   }
 
@@ -351,11 +367,17 @@ export function mount(el, params) {
         kv(t("preview.tax"), won(p.tax)),
         kv(isBuy ? t("preview.total_buy") : t("preview.total_sell"), won(p.total)),
         kv(t("preview.orderable"), won(p.orderable_cash)),
+        isBuy && p.reserved_cash ? kv(t("preview.reserved"), won(p.reserved_cash)) : null,
         kv(t("preview.cash_after"), won(p.cash_after), p.cash_after < 0 ? "down" : null),
         kv(t("preview.trades"), `${num(p.trades_today)} / ${num(p.daily_limit)}`)),
+      isBuy && values().type === "market" && p.reserved_cash
+        ? h("p", { class: "note", dataset: { reservation: "" } }, t("preview.reservation_market", {
+            upper: price(p.limits?.upper ?? p.price), reserved: won(p.reserved_cash), total: won(p.total),
+          }))
+        : null,
       p.ok
         ? h("p", { class: "form-ok", dataset: { gate: "ok" } }, t("preview.gate_ok"))
-        : h("p", { class: "form-error", dataset: { gate: "denied" } }, `${t("preview.gate_denied")}: ${p.message}`));
+        : h("p", { class: "form-error", dataset: { gate: "denied" } }, `${t("preview.gate_denied")}: ${speak(p.message)}`));
   }
 
   // --- changes and submission ----------------------------------------------------------------------
@@ -371,11 +393,23 @@ export function mount(el, params) {
     schedulePreview();
   }
 
+  // Thousands separators as people type (71,400), keeping the caret where it was.
+  function regroup(input) {
+    const fromEnd = input.value.length - (input.selectionStart ?? input.value.length);
+    const grouped = groupDigits(input.value);
+    if (grouped === input.value) return;
+    input.value = grouped;
+    const pos = Math.max(0, grouped.length - fromEnd);
+    input.setSelectionRange(pos, pos);
+  }
+
   qtyInput.addEventListener("input", () => {
+    regroup(qtyInput);
     setFieldError(qty, null);
     changed();
   });
   priceInput.addEventListener("input", () => {
+    regroup(priceInput);
     setFieldError(priceField, null);
     state.rules = null;
     loadRulesSoon(parseInteger(priceInput.value));
@@ -389,7 +423,7 @@ export function mount(el, params) {
   });
   priceInput.addEventListener("blur", () => {
     const p = parseInteger(priceInput.value);
-    if (Number.isInteger(p)) priceInput.value = String(p);
+    if (Number.isInteger(p)) priceInput.value = groupDigits(p);
   });
 
   form.addEventListener("submit", async (ev) => {
@@ -441,6 +475,7 @@ export function mount(el, params) {
     unmount() {
       for (const off of offs) off();
       openOrders.unmount();
+      book.unmount();
       doneOrders.unmount();
       unwatch();
       schedulePreview.cancel();

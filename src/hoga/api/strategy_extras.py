@@ -1,0 +1,28 @@
+"""What the strategies page shows besides the strategy itself: its recent log lines (the live
+stream only carries lines sent while a page listens) and its P&L after each fill."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from hoga.api.deps import User, get_hoga
+from hoga.execution.history import HistoryService
+
+router = APIRouter(tags=["strategies"])
+
+
+@router.get("/api/strategies/{strategy_id}/log")
+async def strategy_log(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    await hoga.strategies.get(ctx.user_id, strategy_id)  # 404 unless it is the caller's
+    return {"lines": hoga.strategies.recent_log(ctx.user_id, strategy_id)}
+
+
+@router.get("/api/strategies/{strategy_id}/pnl")
+async def strategy_pnl(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+    hoga = get_hoga(request)
+    await hoga.strategies.get(ctx.user_id, strategy_id)
+    service = HistoryService(hoga.db, hoga.quotes, hoga.clock)
+    return {"points": await service.strategy_pnl(ctx.user_id, strategy_id)}

@@ -46,6 +46,7 @@ from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
+from hoga.marketdata.lookup import MarketLookup
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.security import keystate
 from hoga.security.auth import AuthService
@@ -167,6 +168,9 @@ class HogaApp:
         if live:
             quotes = self.hub
         self.quotes = quotes
+        # Any symbol's quote and order book: the hub or simulator first, the broker on demand
+        # (the source is attached once the broker feed's accounts are known, at start-up).
+        self.lookup = MarketLookup(self.hub, quotes, self.clock)
 
         # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
         self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
@@ -237,7 +241,7 @@ class HogaApp:
             self.clock,
             self.auth,
             self.accounts,
-            quotes,
+            self.lookup,
             self.queue,
             self.bus,
             policy=OrderPolicy(

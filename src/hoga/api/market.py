@@ -9,11 +9,11 @@ from fastapi import APIRouter, Query, Request
 from sqlalchemy import select
 
 from hoga.api.deps import User, get_hoga
-from hoga.api.views import bar_view, quote_view
+from hoga.api.views import bar_view, orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.clock import KST
-from hoga.domain.errors import Conflict, InvalidInput
-from hoga.domain.market import Bar
+from hoga.domain.errors import Conflict, InvalidInput, NotFound
+from hoga.domain.market import Bar, OrderBook
 from hoga.marketdata.bars import aggregate
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
@@ -98,6 +98,24 @@ async def quotes(
         if tick is not None:
             out.append(quote_view(tick))
     return {"quotes": out}
+
+
+@router.get("/orderbook")
+async def orderbook(
+    ctx: User, request: Request, symbol: str = Query(..., max_length=12)
+) -> dict[str, Any]:
+    """The 10-level order book (contracts.md): the feed's latest, else the simulated market's
+    or the broker's on demand; empty levels when nothing is known yet."""
+    hoga = get_hoga(request)
+    sym = symbol.strip().upper()
+    if not krx.is_valid_symbol(sym) or sym not in hoga.universe:
+        raise NotFound(f"알 수 없는 종목입니다: {sym} (unknown symbol)", "market.unknown_symbol")
+    book = await hoga.lookup.orderbook(sym)
+    tick = await hoga.lookup.quote(sym)
+    last = tick.price if tick is not None else None
+    if book is None:
+        book = OrderBook(sym, hoga.clock.time(), (), (), 0, 0)
+    return orderbook_view(book, last)
 
 
 @router.get("/rules")

@@ -244,6 +244,10 @@ class OrderService:
         The same ``client_order_id`` again returns the first order (409 if the order differs).
         """
         intent = self._validate(intent)
+        # A symbol nobody subscribes to gets its quote from the broker on demand (lookup.py).
+        prime = getattr(self._quotes, "prime", None)
+        if prime is not None:
+            await prime(intent.symbol)
         user = await self._auth.user(user_id)
         tier = await self._auth.tier(user.tier)
         inst = self._quotes.instrument(intent.symbol)
@@ -335,6 +339,10 @@ class OrderService:
     async def preview(self, user_id: int, intent: OrderIntent) -> dict[str, Any]:
         """What ``submit`` would decide, and what the order would cost - nothing is recorded."""
         intent = self._validate(intent)
+        # A symbol nobody subscribes to gets its quote from the broker on demand (lookup.py).
+        prime = getattr(self._quotes, "prime", None)
+        if prime is not None:
+            await prime(intent.symbol)
         user = await self._auth.user(user_id)
         tier = await self._auth.tier(user.tier)
         inst = self._quotes.instrument(intent.symbol)

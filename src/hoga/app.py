@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -22,15 +23,19 @@ from hoga import __version__
 from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
 from hoga.brokers.kis import KisBroker, KisFeed
+from hoga.brokers.kis.market import KisMarketData
+from hoga.brokers.kis.master import KisMasterSource
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
+from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import Bar, QuoteSource
+from hoga.execution import risk
 from hoga.execution.accounts import AccountService, VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
@@ -46,6 +51,7 @@ from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
+from hoga.marketdata.instruments import InstrumentService, InstrumentSource
 from hoga.marketdata.lookup import MarketLookup
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.security import keystate
@@ -170,7 +176,16 @@ class HogaApp:
         self.quotes = quotes
         # Any symbol's quote and order book: the hub or simulator first, the broker on demand
         # (the source is attached once the broker feed's accounts are known, at start-up).
-        self.lookup = MarketLookup(self.hub, quotes, self.clock)
+        self.lookup = MarketLookup(self.hub, quotes, self.clock, ttl=s.quote_cache_seconds)
+        # The instrument master: with a broker feed it becomes the universe (every listed
+        # symbol tradable); the simulator keeps its bundled demo universe.
+        self.live_feed = live
+        self.instruments = InstrumentService(
+            self.db, self.clock, self.universe, apply=live, bundle=bundled_universe()
+        )
+        # The paper book prices master symbols at their 기준가 when asked (live mode only:
+        # otherwise the universe is the bundle and this adds nothing).
+        self.market.set_catalog(self.universe.get)
 
         # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
         self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
@@ -245,6 +260,7 @@ class HogaApp:
             self.queue,
             self.bus,
             policy=OrderPolicy(
+                designation_policy=risk.parse_designation_policy(s.designation_policy),
                 max_order_value=s.max_order_value,
                 daily_loss_limit=s.daily_loss_limit,
                 duplicate_window=s.duplicate_window,
@@ -300,6 +316,7 @@ class HogaApp:
             on_resume=self._resume,
         )
         self._background: list[asyncio.Task[None]] = []
+        self._kiwoom_list_source: InstrumentSource | None = None
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
@@ -357,6 +374,12 @@ class HogaApp:
             raise ConfigError(
                 "HOGA_FEED=kiwoom needs HOGA_KIWOOM_FEED_ACCOUNTS (ids of linked Kiwoom accounts)"
             )
+        first = creds[0]
+        client = self.kiwoom.wire.client(
+            first.env, first.app_key, first.app_secret, first.base_url, first.ws_url
+        )
+        self.lookup.source = KiwoomMarketData(client, self.clock)
+        self._kiwoom_list_source = KiwoomListSource(client)
         self.feed = KiwoomFeed(
             self.kiwoom.wire,
             creds,
@@ -364,6 +387,39 @@ class HogaApp:
             symbols_per_session=s.kiwoom_feed_symbols_per_session,
         )
         self.hub.feed = self.feed
+
+    def _sync_at(self) -> dt_time | None:
+        at = self.settings.symbols_sync_at
+        if at == "off":
+            return None
+        hh, mm = at.split(":")
+        return dt_time(int(hh), int(mm))
+
+    def instrument_source(self) -> InstrumentSource | None:
+        """Where the master comes from (``HOGA_SYMBOLS_SOURCE``): KIS's public master files,
+        or Kiwoom's ``ka10099`` over the first Kiwoom feed key (None: no Kiwoom key)."""
+        s = self.settings
+        use = s.symbols_source
+        if use == "auto":
+            use = "kiwoom" if s.feed == "kiwoom" else "kis"
+        if use == "kis":
+            return KisMasterSource(s.kis_master_url)
+        return self._kiwoom_list_source
+
+    async def _start_instruments(self) -> None:
+        """Load the stored master (the universe with a broker feed) and attach the broker's
+        on-demand quotes to the lookup."""
+        count = await self.instruments.load()
+        if self.live_feed:
+            log.info(
+                "instrument master: %d stored symbols%s",
+                count,
+                "" if count else " - run `hoga symbols sync` (the bundled list is used until then)",
+            )
+        if self.settings.feed == "kis" and self.lookup.source is None:
+            self.lookup.source = KisMarketData(
+                self.kis, self.clock, self.settings.kis_feed_accounts
+            )
 
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings
@@ -422,6 +478,7 @@ class HogaApp:
         await self.accounts.attach_all()
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
+        await self._start_instruments()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -452,6 +509,15 @@ class HogaApp:
             loop.create_task(self._day_roll(), name="day-roll"),
             loop.create_task(watch(self), name="watch"),
         ]
+        sync_at = self._sync_at()
+        if sync_at is not None and self.live_feed:
+            source = self.instrument_source()
+            if source is not None:
+                self._background.append(
+                    loop.create_task(
+                        self.instruments.run_daily(sync_at, source), name="symbols-sync"
+                    )
+                )
         self._started = True
         self.started_at = self.clock.time()
         log.info(

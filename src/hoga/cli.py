@@ -34,6 +34,8 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(vault_app, name="vault")
 app.add_typer(db_app, name="db")
+symbols_app = typer.Typer(help="The instrument master (every listed symbol).", no_args_is_help=True)
+app.add_typer(symbols_app, name="symbols")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
 T = TypeVar("T")
@@ -450,6 +452,44 @@ def db_upgrade() -> None:
         db = Database(settings.sqlalchemy_url, app_role=settings.database_app_role)
         applied = await db.migrate()
         typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+    _run(run)
+
+
+# ------------------------------------------------------------------ instrument master
+
+
+@symbols_app.command("sync")
+def symbols_sync(
+    url: Annotated[
+        str | None,
+        typer.Option(help="where kospi_code.mst.zip lives (default HOGA_KIS_MASTER_URL)"),
+    ] = None,
+) -> None:
+    """Download KIS's master files and store every listed symbol (KOSPI, KOSDAQ, ETF, ETN).
+
+    A running server with a broker feed applies the stored master at its next start or its
+    daily sync (HOGA_SYMBOLS_SYNC_AT); with HOGA_FEED=kiwoom that sync reads ka10099."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.brokers.kis.master import KisMasterSource, MasterError
+        from hoga.marketdata.instruments import InstrumentService, SyncRefused
+        from hoga.marketdata.universe import Universe, bundled_universe
+
+        ctx = await _admin_ctx(settings)
+        try:
+            svc = InstrumentService(ctx.db, ctx.clock, Universe(bundled_universe()), apply=False)
+            try:
+                res = await svc.sync(KisMasterSource(url or settings.kis_master_url))
+            except (MasterError, SyncRefused) as e:
+                raise fail(f"symbols sync failed: {e}") from None
+        finally:
+            await ctx.close()
+        typer.echo(
+            f"stored {res.symbols} symbols from {res.source} "
+            f"({res.halted} halted, {res.designated} designated)"
+        )
 
     _run(run)
 

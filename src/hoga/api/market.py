@@ -94,7 +94,9 @@ async def quotes(
     hoga = get_hoga(request)
     out = []
     for s in parse_symbols(symbols, hoga.universe, MAX_QUOTES):
-        tick = hoga.hub.last(s) or hoga.quotes.last(s)
+        # The hub's or simulator's quote; for a symbol nobody subscribes to, the broker's
+        # (on demand, cached briefly and paced: marketdata/lookup.py).
+        tick = hoga.hub.last(s) or await hoga.lookup.quote(s)
         if tick is not None:
             out.append(quote_view(tick))
     return {"quotes": out}
@@ -128,7 +130,8 @@ async def rules(
     """Tick size, the day's limit band and the neighbouring valid prices (for order tickets)."""
     hoga = get_hoga(request)
     (sym,) = parse_symbols(symbol, hoga.universe, 1)
-    inst = hoga.quotes.instrument(sym)
+    await hoga.lookup.prime(sym)
+    inst = hoga.lookup.instrument(sym)
     assert inst is not None
     if inst.base_price <= 0:
         raise Conflict(
@@ -137,7 +140,8 @@ async def rules(
             "market.no_quote",
         )
     lower, upper = krx.price_limits(inst.base_price, inst.kind)
-    p = price or (hoga.quotes.last(sym).price if hoga.quotes.last(sym) else inst.base_price)  # type: ignore[union-attr]
+    last = hoga.lookup.last(sym)
+    p = price or (last.price if last is not None else inst.base_price)
     on_grid = krx.round_to_tick(p, inst.kind)
     return {
         "symbol": sym,
@@ -154,6 +158,8 @@ async def rules(
         "price_down": max(
             lower, krx.step_price(on_grid, -1, inst.kind) if on_grid == p else on_grid
         ),
+        "halted": inst.halted,
+        "designation": inst.designation,
         "session_phase": krx.session_phase(hoga.clock.now()),
         "market_open": hoga.market_open(),
     }
@@ -224,5 +230,15 @@ async def bars(
         if t_start <= b.start < t_end:
             merged[int(b.start)] = b
     minute_bars = [merged[k] for k in sorted(merged)]
+    if not minute_bars:
+        # A fresh server (or a symbol nobody watched): the broker's chart history.
+        if step >= 86400:
+            daily = await hoga.lookup.history(sym, 86400, t_start, t_end)
+            return {
+                "symbol": sym,
+                "interval": interval,
+                "bars": [bar_view(b) for b in daily[-limit:]],
+            }
+        minute_bars = await hoga.lookup.history(sym, 60, t_start, t_end)
     out = aggregate(minute_bars, step) if step != 60 else minute_bars
     return {"symbol": sym, "interval": interval, "bars": [bar_view(b) for b in out[-limit:]]}

@@ -19,8 +19,8 @@ import asyncio
 import logging
 import uuid
 from collections import OrderedDict, defaultdict, deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from functools import partial
 from typing import Any
@@ -84,6 +84,8 @@ class OrderPolicy:
     #: A market order is refused when the symbol's last quote is older than this (seconds)
     #: while the market is open; 0 disables the check.
     max_quote_age: float = 60.0
+    #: designation -> allow / warn / refuse for buys (risk.parse_designation_policy).
+    designation_policy: Mapping[str, str] = field(default_factory=dict)
 
 
 def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -277,6 +279,8 @@ class OrderService:
                     market_open=self._account_open(acct.broker, acct.env, acct.base_url),
                 )
                 decision = risk.check(inputs)
+                if decision.warning:
+                    log.warning("order accepted for a designated symbol: %s", decision.warning)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
                 status = S.QUEUED if decision.ok else S.DENIED
                 order = await repo.insert_order(
@@ -460,6 +464,7 @@ class OrderService:
             market_open=market_open,
             quote_age=None if last is None else max(0.0, self._clock.time() - last.ts),
             max_quote_age=self.policy.max_quote_age,
+            designation_policy=self.policy.designation_policy,
             trades_today=trades,
             max_order_value=user.max_order_value or self.policy.max_order_value,
             daily_loss_limit=user.daily_loss_limit

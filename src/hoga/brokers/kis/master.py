@@ -114,3 +114,15 @@ async def download(base_url: str = MASTER_URL, *, request_timeout: float = 30.0)
                 raise MasterError(f"{name}: HTTP {resp.status_code}")
             out += parse_zip(resp.content, market)
     return out
+
+
+class KisMasterSource:
+    """``InstrumentSource`` over the published master files (no credentials needed)."""
+
+    name = "kis"
+
+    def __init__(self, base_url: str = MASTER_URL) -> None:
+        self.base_url = base_url
+
+    async def listings(self) -> list[Listing]:
+        return await download(self.base_url)

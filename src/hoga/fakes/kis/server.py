@@ -46,14 +46,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock, SystemClock
-from hoga.domain.market import Tick
+from hoga.domain.market import Listing, Tick
 from hoga.domain.portfolio import Position
 from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.admin import admin_routes
 from hoga.fakes.faults import FaultPlan
 from hoga.fakes.journal import Journal, restore_from
 from hoga.fakes.kis import frames
+from hoga.fakes.kis import market as kis_market
 from hoga.fakes.kis.exchange import Exchange, Execution, FakeAccountState, FakeOrder, Refusal
+from hoga.fakes.master import generate_master
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
 
@@ -79,6 +81,7 @@ TR_TABLE: dict[str, dict[str, set[str]]] = {
     f"{_T}/inquire-psbl-rvsecncl": {"real": {"TTTC0084R", "TTTC8036R"}, "mock": set()},
     f"{_Q}/inquire-price": {"real": {"FHKST01010100"}, "mock": {"FHKST01010100"}},
 }
+TR_TABLE.update(kis_market.TR_TABLE)
 SELL_TR = {"TTTC0011U", "TTTC0801U", "VTTC0011U", "VTTC0801U"}
 NOTICE_TR = {"real": "H0STCNI0", "mock": "H0STCNI9"}
 MARKET_TRS = ("H0STCNT0", "H0STASP0")
@@ -207,6 +210,12 @@ class KisFake:
             mode="calendar" if market_mode == "calendar" else "demo",
         )
         self.exchange = Exchange(self.market, self.clock, env=env)
+        # The whole generated master is known (and served); a symbol beyond the bundle
+        # starts trading the first time someone asks for it.
+        self.master = generate_master()
+        self._listings = kis_market.listing_index(self.master)
+        self.universe = Universe([x.instrument() for x in self.master])
+        self.market.set_catalog(self.universe.get)
         self.market.add_listener(self.exchange.on_tick)
         self.exchange.listeners.append(self._on_execution)
         self.ticks_per_second = ticks_per_second
@@ -295,6 +304,10 @@ class KisFake:
             state.positions[symbol] = Position(qty, qty * avg, 0)
         self.exchange.add_account(state)
 
+    def listing(self, symbol: str) -> Listing | None:
+        """The generated master's row for ``symbol``."""
+        return self._listings.get(symbol)
+
     def account(self, account_no: str) -> FakeAccountState:
         return self.exchange.accounts[account_no.replace("-", "")]
 
@@ -312,6 +325,7 @@ class KisFake:
             Route("/uapi/hashkey", self._hashkey, methods=["POST"]),
             WebSocketRoute("/tryitout", self._ws),
             *admin_routes(self),
+            *kis_market.master_routes(self),
         ]
         for path in TR_TABLE:
             routes.append(Route(path, self._uapi, methods=["GET", "POST"]))
@@ -721,6 +735,9 @@ class KisFake:
             # Orders only: refused before anything is booked.
             f.http500_orders_next = max(0, f.http500_orders_next - 1)
             return PlainTextResponse("Internal Server Error", status_code=500)
+        quote = kis_market.QUOTE_HANDLERS.get(path)
+        if quote is not None:
+            return quote(self, params)
         if path.endswith("/inquire-price"):
             return self._price(params)
         acct = self.exchange.accounts.get(
@@ -730,6 +747,9 @@ class KisFake:
             return self._biz(
                 "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO (fake: 계좌번호를 확인하세요)"
             )
+        account_handler = kis_market.ACCOUNT_HANDLERS.get(path)
+        if account_handler is not None:
+            return account_handler(self, acct, params, h.get("tr_cont", ""))
         name = path.rsplit("/", 1)[1]
         if name == "order-cash":
             return await self._order_cash(request, acct, tr_id, params)

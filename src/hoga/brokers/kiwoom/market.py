@@ -10,20 +10,26 @@
   ``ka10004`` 주식호가 (``POST /api/dostk/mrkcond``) for the 10-level book (kiwoom.md:
   ``sel_fpr_bid``/``sel_fpr_req`` best ask, ``buy_fpr_bid``/``buy_fpr_req`` best bid,
   ``sel_{n}th_pre_bid``/``_req`` and ``buy_{n}th_pre_bid``/``_req`` for levels 2-10,
-  ``tot_sel_req``/``tot_buy_req``). Chart history is not read from Kiwoom yet (``bars`` is
-  empty); the KIS source provides it.
+  ``tot_sel_req``/``tot_buy_req``), and chart history from ``ka10081`` (daily,
+  ``stk_dt_pole_chart_qry``: ``dt``, ``open_pric``, ``high_pric``, ``low_pric``, ``cur_prc``,
+  ``trde_qty``) and ``ka10080`` (minute, ``stk_min_pole_chart_qry`` with ``cntr_tm``
+  ``YYYYMMDDHHMMSS``) under ``POST /api/dostk/chart``, newest first, read page by page back
+  to the start asked for.
 """
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Final
 
 from hoga.brokers.kiwoom.client import STOCK_INFO_PATH, KiwoomClient
 from hoga.brokers.kiwoom.wire import WireError, to_code, to_int, to_price, to_qty
-from hoga.domain.clock import Clock
+from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Bar, Listing, OrderBook, Tick
 
 MARKET_COND_PATH: Final = "/api/dostk/mrkcond"
+CHART_PATH: Final = "/api/dostk/chart"
+MAX_CHART_PAGES: Final = 20
 #: mrkt_tp -> (market, kind)
 MARKETS: Final = {
     "0": ("KOSPI", "stock"),
@@ -137,4 +143,48 @@ class KiwoomMarketData:
         )
 
     async def bars(self, symbol: str, interval: int, start: float, end: float) -> list[Bar]:
-        return []
+        daily = interval >= 86400
+        if daily:
+            api_id, key = "ka10081", "stk_dt_pole_chart_qry"
+            last_day = datetime.fromtimestamp(end - 1, KST).strftime("%Y%m%d")
+            body = {"stk_cd": symbol, "base_dt": last_day, "upd_stkpc_tp": "1"}
+        else:
+            api_id, key = "ka10080", "stk_min_pole_chart_qry"
+            body = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
+        out: dict[float, Bar] = {}
+        cont_yn, next_key = "", ""
+        for _ in range(MAX_CHART_PAGES):
+            reply = await self.client.call(
+                api_id, CHART_PATH, body, cont_yn=cont_yn, next_key=next_key
+            )
+            rows = reply.body.get(key) or []
+            oldest = None
+            for row in rows if isinstance(rows, list) else []:
+                t0 = _chart_time(row, daily)
+                if t0 is None:
+                    continue
+                oldest = t0 if oldest is None else min(oldest, t0)
+                try:
+                    o, h, low, c = (
+                        to_price(row.get(n))
+                        for n in ("open_pric", "high_pric", "low_pric", "cur_prc")
+                    )
+                    vol = to_qty(row.get("trde_qty"))
+                except WireError:
+                    continue
+                if start <= t0 < end and min(o, h, low, c) > 0:
+                    out[t0] = Bar(symbol, t0, 86400 if daily else 60, o, h, low, c, vol)
+            if oldest is None or oldest < start or reply.cont_yn != "Y" or not reply.next_key:
+                break
+            cont_yn, next_key = "Y", reply.next_key
+        return [out[k] for k in sorted(out)]
+
+
+def _chart_time(row: dict[str, Any], daily: bool) -> float | None:
+    text = str(row.get("dt" if daily else "cntr_tm") or "")
+    try:
+        if daily:
+            return datetime.strptime(text[:8], "%Y%m%d").replace(tzinfo=KST).timestamp()
+        return datetime.strptime(text[:14], "%Y%m%d%H%M%S").replace(tzinfo=KST).timestamp()
+    except ValueError:
+        return None

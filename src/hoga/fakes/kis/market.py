@@ -93,6 +93,15 @@ def master_routes(fake: KisFake) -> list[Route]:
     return [Route("/common/master/{name}", download, methods=["GET"])]
 
 
+def fallback_route(fake: KisFake) -> Route:
+    """Any other path: a JSON error body (404), as KIS's gateway answers, never a bare page."""
+
+    async def unknown(request: Request) -> Response:
+        return fake._gw("EGW00203", "존재하지 않는 URL입니다. (fake: unknown path)", 404)
+
+    return Route("/{path:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
+
+
 # ------------------------------------------------------------------ quotations
 
 

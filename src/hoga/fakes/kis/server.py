@@ -329,6 +329,7 @@ class KisFake:
         ]
         for path in TR_TABLE:
             routes.append(Route(path, self._uapi, methods=["GET", "POST"]))
+        routes.append(kis_market.fallback_route(self))
         return Starlette(routes=routes)
 
     async def start(self) -> str:

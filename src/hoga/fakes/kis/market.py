@@ -502,3 +502,98 @@ ACCOUNT_HANDLERS: dict[
 
 def listing_index(master: tuple[Listing, ...]) -> dict[str, Listing]:
     return {x.symbol: x for x in master}
+
+
+# ------------------------------------------------------------------ H0STCNT0 day flow
+
+
+class TradeFlow:
+    """The day's running trade statistics per symbol, snapshotted at each trade, for the
+    H0STCNT0 fields the trade alone cannot give: buy/sell-initiated counts and volumes
+    (체결강도, 매수비율), the open/high/low prices with their times and the current price's
+    distance from them, turnover against listed shares and volume against the previous day.
+
+    A market listener (``on_tick``) records each trade's snapshot; ``fields(tick)`` hands it
+    out while the frames are built (``pump``)."""
+
+    def __init__(self, shares: Callable[[str], int], clock_day: Callable[[float], str]) -> None:
+        self._shares = shares
+        self._day = clock_day
+        self._days: dict[str, str] = {}
+        self._state: dict[str, dict[str, Any]] = {}
+        self._at: dict[int, dict[str, str]] = {}
+
+    def on_tick(self, tick: Any) -> None:
+        day = self._day(tick.ts)
+        st = self._state.get(tick.symbol)
+        if st is None or self._days.get(tick.symbol) != day:
+            st = self._state[tick.symbol] = {
+                "sell_n": 0, "buy_n": 0, "sell_v": 0, "buy_v": 0, "amount": 0, "volume": 0,
+                "open": tick.price, "open_t": tick.ts, "high": tick.price, "high_t": tick.ts,
+                "low": tick.price, "low_t": tick.ts,
+            }  # fmt: skip
+            self._days[tick.symbol] = day
+        buy = tick.price >= tick.ask > 0
+        st["buy_n" if buy else "sell_n"] += 1
+        st["buy_v" if buy else "sell_v"] += tick.volume
+        st["amount"] += tick.price * tick.volume
+        st["volume"] += tick.volume
+        if tick.price > st["high"]:
+            st["high"], st["high_t"] = tick.price, tick.ts
+        if tick.price < st["low"]:
+            st["low"], st["low_t"] = tick.price, tick.ts
+        at = self._at
+        at[id(tick)] = self._fields(tick, st)
+        if len(at) > 20_000:  # snapshots of old trades: keep the newest half
+            for k in list(at)[:10_000]:
+                del at[k]
+
+    def _fields(self, tick: Any, st: dict[str, Any]) -> dict[str, str]:
+        def hms(ts: float) -> str:
+            return datetime.fromtimestamp(ts, KST).strftime("%H%M%S")
+
+        def vs(ref: int) -> tuple[str, str]:
+            d = tick.price - ref
+            return _sign(d), str(d)
+
+        shares = max(self._shares(tick.symbol), 1)
+        prev_day_volume = max(shares // 400, 1)
+        # Yesterday by this time: the share of a 390-minute session that has passed.
+        t = datetime.fromtimestamp(tick.ts, KST)
+        elapsed = min(max((t.hour * 60 + t.minute) - 9 * 60, 1), 390)
+        prev_same_time = max(prev_day_volume * elapsed // 390, 1)
+        cum = max(tick.cum_volume, st["volume"])
+        o_sign, o_diff = vs(st["open"])
+        h_sign, h_diff = vs(st["high"])
+        l_sign, l_diff = vs(st["low"])
+        sell_v, buy_v = st["sell_v"], st["buy_v"]
+        return {
+            "WGHN_AVRG_STCK_PRC": str(st["amount"] // max(st["volume"], 1)),
+            "STCK_OPRC": str(st["open"]),
+            "STCK_HGPR": str(st["high"]),
+            "STCK_LWPR": str(st["low"]),
+            "ACML_TR_PBMN": str(st["amount"]),
+            "SELN_CNTG_CSNU": str(st["sell_n"]),
+            "SHNU_CNTG_CSNU": str(st["buy_n"]),
+            "NTBY_CNTG_CSNU": str(st["buy_n"] - st["sell_n"]),
+            "CTTR": f"{buy_v * 100 / sell_v:.2f}" if sell_v else "0.00",
+            "SELN_CNTG_SMTN": str(sell_v),
+            "SHNU_CNTG_SMTN": str(buy_v),
+            "SHNU_RATE": f"{buy_v * 100 / max(sell_v + buy_v, 1):.2f}",
+            "PRDY_VOL_VRSS_ACML_VOL_RATE": f"{cum * 100 / prev_day_volume:.2f}",
+            "OPRC_HOUR": hms(st["open_t"]),
+            "OPRC_VRSS_PRPR_SIGN": o_sign,
+            "OPRC_VRSS_PRPR": o_diff,
+            "HGPR_HOUR": hms(st["high_t"]),
+            "HGPR_VRSS_PRPR_SIGN": h_sign,
+            "HGPR_VRSS_PRPR": h_diff,
+            "LWPR_HOUR": hms(st["low_t"]),
+            "LWPR_VRSS_PRPR_SIGN": l_sign,
+            "LWPR_VRSS_PRPR": l_diff,
+            "VOL_TNRT": f"{cum * 100 / shares:.2f}",
+            "PRDY_SMNS_HOUR_ACML_VOL": str(prev_same_time),
+            "PRDY_SMNS_HOUR_ACML_VOL_RATE": f"{cum * 100 / prev_same_time:.2f}",
+        }
+
+    def fields(self, tick: Any) -> dict[str, str]:
+        return self._at.get(id(tick), {})

@@ -216,6 +216,11 @@ class KisFake:
         self._listings = kis_market.listing_index(self.master)
         self.universe = Universe([x.instrument() for x in self.master])
         self.market.set_catalog(self.universe.get)
+        self.flow = kis_market.TradeFlow(
+            lambda s: x.listed_shares if (x := self._listings.get(s)) else 0,
+            lambda ts: datetime.fromtimestamp(ts, KST).strftime("%Y%m%d"),
+        )
+        self.market.add_listener(self.flow.on_tick)
         self.market.add_listener(self.exchange.on_tick)
         self.exchange.listeners.append(self._on_execution)
         self.ticks_per_second = ticks_per_second
@@ -455,7 +460,10 @@ class KisFake:
                         "low": group[0].price,
                         "amount": 0,
                     }
-                    recs = [frames.trade_record(t, kind, stats) for t in group]
+                    recs = [
+                        {**frames.trade_record(t, kind, stats), **self.flow.fields(t)}
+                        for t in group
+                    ]
                     sess.send(frames.frame("H0STCNT0", recs, frames.TRADE_LAYOUT))
                 if ("H0STASP0", symbol) in sess.regs:
                     sess.send(
@@ -1177,7 +1185,8 @@ class KisFake:
             return
         key = self._keys[app_key]
         if tr_id in MARKET_TRS:
-            if tr_key not in self.universe:
+            # A master symbol beyond the bundle starts trading when first registered.
+            if not self.market.trades(tr_key):
                 sess.send(
                     frames.control(
                         tr_id, tr_key, "1", "OPSP0019", "invalid tr_key (fake: 종목코드 없음)"

@@ -39,6 +39,8 @@ SEARCH = f"{_Q}/search-info"
 PSBL_ORDER = f"{_T}/inquire-psbl-order"
 OVERSEAS_BALANCE = f"{_O}/inquire-balance"
 OVERSEAS_PENDING = f"{_O}/inquire-nccs"
+OVERSEAS_PRESENT = f"{_O}/inquire-present-balance"
+OVERSEAS_CCNL = f"{_O}/inquire-ccnl"
 
 TR_TABLE: dict[str, dict[str, set[str]]] = {
     ASKING: {"real": {"FHKST01010200"}, "mock": {"FHKST01010200"}},
@@ -48,6 +50,8 @@ TR_TABLE: dict[str, dict[str, set[str]]] = {
     PSBL_ORDER: {"real": {"TTTC8908R"}, "mock": {"VTTC8908R"}},
     OVERSEAS_BALANCE: {"real": {"TTTS3012R"}, "mock": {"VTTS3012R"}},
     OVERSEAS_PENDING: {"real": {"TTTS3018R"}, "mock": set()},
+    OVERSEAS_PRESENT: {"real": {"CTRP6504R"}, "mock": {"VTRP6504R"}},
+    OVERSEAS_CCNL: {"real": {"TTTS3035R"}, "mock": {"VTTS3035R"}},
 }
 OK = {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다."}
 NO_SYMBOL = ("APBK0656", "해당 종목정보가 없습니다.")
@@ -485,10 +489,43 @@ def overseas_balance(
 def overseas_pending(
     fake: KisFake, acct: FakeAccountState, params: dict[str, Any], cont: str
 ) -> Response:
+    """미체결내역 (and 주문체결내역): no overseas orders."""
     return JSONResponse(
         {**OK, "ctx_area_fk200": "", "ctx_area_nk200": "", "output": []},
         headers={"tr_cont": "D"},
     )
+
+
+def overseas_present(
+    fake: KisFake, acct: FakeAccountState, params: dict[str, Any], cont: str
+) -> Response:
+    """체결기준현재잔고 (CTRP6504R): no holdings, a zero USD deposit row, zero totals."""
+    usd = {
+        "crcy_cd": "USD", "crcy_cd_name": "미국 달러", "frcr_buy_amt_smtl": "0.000000",
+        "frcr_sll_amt_smtl": "0.000000", "frcr_dncl_amt_2": "0.00", "frst_bltn_exrt": "1400.00000000",
+        "frcr_buy_mgn_amt": "0.00", "frcr_etc_mgna": "0.00", "frcr_drwg_psbl_amt_1": "0.00",
+        "frcr_evlu_amt2": "0", "acpl_cstd_crcy_yn": "N", "nxdy_frcr_drwg_psbl_amt": "0.00",
+    }  # fmt: skip
+    totals = {
+        "pchs_amt_smtl": "0", "evlu_amt_smtl": "0", "evlu_pfls_amt_smtl": "0", "dncl_amt": "0",
+        "cma_evlu_amt": "0", "tot_dncl_amt": "0", "etc_mgna": "0", "wdrw_psbl_tot_amt": "0",
+        "frcr_evlu_tota": "0", "evlu_erng_rt1": "0.00000000", "pchs_amt_smtl_amt": "0",
+        "evlu_amt_smtl_amt": "0", "tot_evlu_pfls_amt": "0.00000000", "tot_asst_amt": "0",
+        "buy_mgn_amt": "0", "mgna_tota": "0", "frcr_use_psbl_amt": "0.00",
+        "ustl_sll_amt_smtl": "0", "ustl_buy_amt_smtl": "0", "tot_frcr_cblc_smtl": "0.000000",
+        "tot_loan_amt": "0",
+    }  # fmt: skip
+    return _ok(output1=[], output2=[usd], output3=totals)
+
+
+#: inquire-daily-ccld output1 fields public clients read beyond what the order paths fill
+#: (python-kis maps ``excg_dvsn_cd`` to the exchange; 02 = KRX).
+ORDER_ROW_EXTRAS: dict[str, str] = {
+    "excg_dvsn_cd": "02", "loan_dt": "", "ordr_empno": "", "ccld_cndt_name": "없음",
+    "inqr_ip_addr": "", "cpbc_ordp_ord_rcit_dvsn_cd": "", "cpbc_ordp_infm_mthd_dvsn_cd": "",
+    "ctac_tlno": "", "prdt_type_cd": "300", "cpbc_ordp_mtrl_dvsn_cd": "", "ord_orgno": "",
+    "rsvn_ord_end_dt": "", "stpm_cndt_pric": "0", "stpm_efct_occr_dtmd": "",
+}  # fmt: skip
 
 
 ACCOUNT_HANDLERS: dict[
@@ -497,6 +534,8 @@ ACCOUNT_HANDLERS: dict[
     PSBL_ORDER: psbl_order,
     OVERSEAS_BALANCE: overseas_balance,
     OVERSEAS_PENDING: overseas_pending,
+    OVERSEAS_PRESENT: overseas_present,
+    OVERSEAS_CCNL: overseas_pending,  # 주문체결내역: none, same empty shape
 }
 
 

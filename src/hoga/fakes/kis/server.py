@@ -989,6 +989,7 @@ class KisFake:
             "rjct_qty": str(o.rejected),
             "infm_tmd": "",
             "excg_id_dvsn_Cd": "KRX",
+            **kis_market.ORDER_ROW_EXTRAS,
         }
 
     def _daily_ccld(self, acct: FakeAccountState, params: dict[str, Any], cont: str) -> Response:

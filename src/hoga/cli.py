@@ -662,6 +662,14 @@ def fake_broker(
         float | None,
         typer.Option(help="requests/s per app key (default: the broker's published limit)"),
     ] = None,
+    always_open: Annotated[
+        bool,
+        typer.Option(
+            "--always-open",
+            help="trade around the clock (demos); by default the fake follows the KRX "
+            "calendar and refuses orders outside the session as the broker does",
+        ),
+    ] = False,
 ) -> None:
     """Run a local server speaking the KIS or Kiwoom protocol (a sandbox for adapters)."""
     from hoga.fakes import FakeAccount, FakeOptions, run_fake
@@ -702,6 +710,7 @@ def fake_broker(
         journal=journal,
         faults=faults,
         rate=rate,
+        always_open=always_open,
     )
     try:
         run_fake(options)

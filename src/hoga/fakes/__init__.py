@@ -45,6 +45,9 @@ class FakeOptions:
     journal: Path | None = None
     faults: tuple[str, ...] = ()
     rate: float | None = None
+    #: Trade around the clock (demos, tests) instead of following the KRX calendar; the
+    #: ``hoga fake-broker`` command follows the calendar unless ``--always-open``.
+    always_open: bool = True
 
 
 def run_fake(options: FakeOptions) -> None:

@@ -272,6 +272,7 @@ class KisFake:
         )
         if options.rate is not None:
             kw.setdefault("rate", options.rate)
+        kw.setdefault("market_mode", "demo" if options.always_open else "calendar")
         return cls(
             env=options.env,
             accounts=accounts,

@@ -309,7 +309,12 @@ class KiwoomFake:
         self.journal = Journal(journal) if journal is not None else None
         self.restored_orders = 0
         self.universe = universe or Universe(bundled_universe())
-        self.market = SimulatedMarket(self.universe, seed=o.seed, clock=self.clock, mode="demo")
+        self.market = SimulatedMarket(
+            self.universe,
+            seed=o.seed,
+            clock=self.clock,
+            mode="demo" if o.always_open else "calendar",
+        )
         self.exchange = FakeExchange(self.market, self.clock)
         # The generated master (ka10099); its symbols trade once someone asks for them.
         self.master = generate_master()

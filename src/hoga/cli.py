@@ -670,6 +670,10 @@ def fake_broker(
             "calendar and refuses orders outside the session as the broker does",
         ),
     ] = False,
+    token_interval: Annotated[
+        float | None,
+        typer.Option(help="KIS: seconds between access-token issues per key (default 60)"),
+    ] = None,
 ) -> None:
     """Run a local server speaking the KIS or Kiwoom protocol (a sandbox for adapters)."""
     from hoga.fakes import FakeAccount, FakeOptions, run_fake
@@ -711,6 +715,7 @@ def fake_broker(
         faults=faults,
         rate=rate,
         always_open=always_open,
+        token_interval=token_interval,
     )
     try:
         run_fake(options)

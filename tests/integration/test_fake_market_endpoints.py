@@ -151,3 +151,23 @@ async def test_kiwoom_fake_market_apis_speak_strings_and_refuse_numbers() -> Non
         body = r.json()
         assert body["return_code"] == 0 and int(body["entr"]) > 0
         assert isinstance(body["stk_acnt_evlt_prst"], list)
+
+
+async def test_kis_fake_limits_approval_keys_and_token_reissues() -> None:
+    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
+    async with (
+        fake_kis("real", accounts, token_interval=60.0) as fake,
+        httpx.AsyncClient(base_url=fake.base_url) as http,
+    ):
+        body = {"grant_type": "client_credentials", "appkey": KEY, "secretkey": SECRET}
+        first = await http.post("/oauth2/Approval", json=body)
+        assert first.status_code == 200 and first.json()["approval_key"]
+        again = await http.post("/oauth2/Approval", json=body)  # within the second
+        assert again.status_code == 500 and again.json()["msg_cd"] == "EGW00201"
+        assert fake.approvals_throttled == 1
+        token = {"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET}
+        assert (await http.post("/oauth2/tokenP", json=token)).status_code == 200
+        r = await http.post("/oauth2/tokenP", json=token)
+        assert r.status_code == 403 and r.json()["error_code"] == "EGW00133"
+        fake.token_interval = 0.0  # configurable (hoga fake-broker --token-interval)
+        assert (await http.post("/oauth2/tokenP", json=token)).status_code == 200

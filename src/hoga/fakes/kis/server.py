@@ -188,6 +188,7 @@ class KisFake:
         drive: bool = False,
         rate: float | None = None,
         token_interval: float = 60.0,
+        approval_interval: float = 1.0,
         token_ttl: int = 86400,
         ping_interval: float = 10.0,
         page_sizes: dict[str, int] | None = None,
@@ -227,6 +228,10 @@ class KisFake:
         self.drive = drive
         self.rate = rate if rate is not None else (18.0 if env == "real" else 1.0)
         self.token_interval = token_interval
+        # KIS issues one WebSocket approval key per second per app key (kis.md §6).
+        self.approval_interval = approval_interval
+        self._last_approval: dict[str, float] = {}
+        self.approvals_throttled = 0
         self.token_ttl = token_ttl
         self.ping_interval = ping_interval
         self.page_sizes = {**DEFAULT_PAGES[env], **(page_sizes or {})}
@@ -273,6 +278,8 @@ class KisFake:
         if options.rate is not None:
             kw.setdefault("rate", options.rate)
         kw.setdefault("market_mode", "demo" if options.always_open else "calendar")
+        if options.token_interval is not None:
+            kw.setdefault("token_interval", options.token_interval)
         return cls(
             env=options.env,
             accounts=accounts,
@@ -652,6 +659,12 @@ class KisFake:
         got = self._check_credentials(body, "secretkey")
         if isinstance(got, JSONResponse):
             return got
+        now = self.clock.monotonic()
+        last = self._last_approval.get(got.app_key)
+        if last is not None and now - last < self.approval_interval:
+            self.approvals_throttled += 1
+            return self._gw("EGW00201", "초당 거래건수를 초과하였습니다.")
+        self._last_approval[got.app_key] = now
         approval = secrets.token_hex(18)
         self._approvals[approval] = got.app_key
         self.approvals_issued += 1

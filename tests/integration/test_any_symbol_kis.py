@@ -32,15 +32,24 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
         ) as h:
             assert OUTSIDE not in {i.symbol for i in bundled_universe()}
             assert OUTSIDE not in h.hoga.universe
-            source = h.hoga.instrument_source()
-            assert source is not None
-            result = await h.hoga.instruments.sync(source)
-            assert result.symbols == len(fake.master) >= 2800
-            assert result.halted > 0 and result.designated > 0
+            admin = await h.admin()
+            alice = await h.user("alice", "premium")
+            before = (await h.http.get("/api/admin/symbols", headers=admin)).json()
+            assert before["stored"] == 0 and before["applied"] is True
+            r = await h.http.post("/api/admin/symbols/sync", headers=alice)
+            assert r.status_code == 403
+            r = await h.http.post("/api/admin/symbols/sync", headers=admin)
+            assert r.status_code == 200, r.text
+            result = r.json()
+            assert result["symbols"] == len(fake.master) >= 2800 and result["source"] == "kis"
+            assert result["halted"] > 0 and result["designated"] > 0
+            after = (await h.http.get("/api/admin/symbols", headers=admin)).json()
+            assert after["stored"] == after["universe"] == len(fake.master)
             inst = h.hoga.universe.get(OUTSIDE)
             assert inst is not None and inst.name == "ISC" and inst.market == "KOSDAQ"
+            r = await h.http.get("/api/market/symbols?q=ISC", headers=alice)
+            assert any(x["symbol"] == OUTSIDE for x in r.json()["symbols"])
 
-            alice = await h.user("alice", "premium")
             acct = await link(h, alice, fake)
             await fund(h, alice, acct, 50_000_000)
 

@@ -420,6 +420,9 @@ class HogaApp:
             self.lookup.source = KisMarketData(
                 self.kis, self.clock, self.settings.kis_feed_accounts
             )
+        if self.lookup.source is not None:
+            # Backtests of a symbol with no stored bars read the broker's chart history.
+            self.backtests.history = self.lookup.history
 
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings

@@ -10,7 +10,7 @@ from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
 from hoga.marketdata.universe import bundled_universe
-from tests.helpers import running
+from tests.helpers import eventually, running
 from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
 from tests.integration.test_kis_pipeline import fake_kis, fund, link, order, state, until
 
@@ -77,6 +77,25 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
             bars = r.json()["bars"]
             assert len(bars) >= 15
             assert all(b["low"] <= min(b["open"], b["close"]) for b in bars)
+
+            # Backtested on a fresh server: no stored bars, the broker's daily history.
+            r = await h.http.post(
+                "/api/backtests",
+                json={"kind": "sma_cross", "symbol": OUTSIDE,
+                      "params": {"fast": 3, "slow": 8, "qty": 1}},
+                headers=alice,
+            )  # fmt: skip
+            assert r.status_code == 202, r.text
+            job = r.json()["id"]
+            me = (await h.http.get("/api/me", headers=alice)).json()["id"]
+
+            async def backtested() -> bool:
+                return (await h.hoga.backtests.get(me, job))["status"] in ("done", "error")
+
+            await eventually(backtested, 90, "the 095340 backtest")
+            done = await h.hoga.backtests.get(me, job)
+            assert done["status"] == "done", done
+            assert done["result"]["interval"] == 86400 and done["result"]["bars"] >= 15
 
             # Traded: a marketable limit buy fills at the KIS fake.
             ask = book["asks"][0]["price"]

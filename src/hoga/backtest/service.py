@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -153,6 +153,9 @@ class BacktestService:
         self._tasks: set[asyncio.Task[None]] = set()
         self._meta: dict[int, dict[str, Any]] = {}
         self.stats = {"submitted": 0, "done": 0, "error": 0}
+        #: The broker's chart history (``MarketLookup.history``), for a symbol with no stored
+        #: bars on a fresh server; set by the app with a broker feed.
+        self.history: Callable[[str, int, float, float], Awaitable[list[Bar]]] | None = None
 
     async def start(self) -> None:
         async with self._db.tx(SYSTEM) as conn:
@@ -264,6 +267,8 @@ class BacktestService:
             series = await asyncio.to_thread(_window, series, start, end)
         elif req.source == "stored":
             bars = await self._stored(symbol, start, end)
+            if not bars and self.history is not None:
+                return await self._from_broker(symbol, req, start, end)
             if not bars:
                 raise InvalidInput(
                     f"{symbol}의 저장된 봉이 없습니다 (no stored bars for {symbol})",
@@ -275,6 +280,27 @@ class BacktestService:
             raise InvalidInput(
                 "source는 stored 또는 csv입니다", "backtest.bad_source", field="source"
             )
+        return await asyncio.to_thread(_to_interval, series, req.interval)
+
+    async def _from_broker(
+        self, symbol: str, req: BacktestRequest, start: float | None, end: float | None
+    ) -> BarSeries:
+        """Daily bars from the broker's chart API (a year unless a period is given); minute
+        data only when asked for an intraday interval and the broker still has it (today)."""
+        assert self.history is not None
+        t1 = end if end is not None else self._clock.time()
+        intraday = req.interval is not None and INTERVALS[req.interval] < 86400
+        t0 = start if start is not None else t1 - (86400 if intraday else 365 * 86400)
+        step = 60 if intraday else 86400
+        bars = await self.history(symbol, step, t0, t1)
+        if not bars:
+            raise InvalidInput(
+                f"{symbol}의 저장된 봉도, 증권사 차트 데이터도 없습니다 "
+                f"(no stored bars and no broker history for {symbol})",
+                "backtest.no_data",
+                field="symbol",
+            )
+        series = await asyncio.to_thread(BarSeries.from_bars, symbol, bars, step)
         return await asyncio.to_thread(_to_interval, series, req.interval)
 
     async def _stored(self, symbol: str, start: float | None, end: float | None) -> Sequence[Bar]:

@@ -81,7 +81,14 @@ async def symbols(
         insts = [i for i in insts if i.market == market.upper()]
     return {
         "symbols": [
-            {"symbol": i.symbol, "name": i.name, "market": i.market, "kind": i.kind}
+            {
+                "symbol": i.symbol,
+                "name": i.name,
+                "market": i.market,
+                "kind": i.kind,
+                "halted": i.halted,
+                "designation": i.designation,
+            }
             for i in insts[:limit]
         ]
     }

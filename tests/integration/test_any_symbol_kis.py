@@ -59,6 +59,13 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
             (quote,) = r.json()["quotes"]
             broker = fake.market.instrument(OUTSIDE)
             assert broker is not None and quote["base_price"] == broker.base_price == 61_200
+            # A long list of unwatched symbols: a few fetched per request, not the key's budget.
+            bundle = {i.symbol for i in bundled_universe()}
+            others = [x.symbol for x in fake.master if x.symbol not in bundle][:15]
+            asked = fake.paths["inquire-price"]
+            r = await h.http.get(f"/api/market/quotes?symbols={','.join(others)}", headers=alice)
+            assert r.status_code == 200, r.text
+            assert len(r.json()["quotes"]) == 10 == fake.paths["inquire-price"] - asked
             rules = (await h.http.get(f"/api/market/rules?symbol={OUTSIDE}", headers=alice)).json()
             assert (rules["lower"], rules["upper"]) == krx.price_limits(61_200)
             assert rules["halted"] is False and rules["designation"] == ""

@@ -21,6 +21,9 @@ from hoga.store.db import SYSTEM
 router = APIRouter(prefix="/api/market", tags=["market"])
 
 MAX_QUOTES = 200
+#: Symbols one quotes request may fetch from the broker on demand: the rest of a long list
+#: of unwatched symbols would hold the app key's request budget (orders share it) for seconds.
+MAX_ON_DEMAND = 10
 MAX_BARS = 5000
 INTERVALS = {
     "1m": 60,
@@ -100,10 +103,14 @@ async def quotes(
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
     out = []
+    fetches = 0
     for s in parse_symbols(symbols, hoga.universe, MAX_QUOTES):
         # The hub's or simulator's quote; for a symbol nobody subscribes to, the broker's
-        # (on demand, cached briefly and paced: marketdata/lookup.py).
-        tick = hoga.hub.last(s) or await hoga.lookup.quote(s)
+        # (on demand, cached briefly and paced: marketdata/lookup.py), a few per request.
+        tick = hoga.hub.last(s) or hoga.quotes.last(s)
+        if tick is None and fetches < MAX_ON_DEMAND:
+            fetches += 1
+            tick = await hoga.lookup.quote(s)
         if tick is not None:
             out.append(quote_view(tick))
     return {"quotes": out}

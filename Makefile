@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt check bench bench-quick chaos soak clean test-deploy
+.PHONY: run test lint fmt check bench bench-quick chaos soak clean test-deploy check-python-kis
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -44,5 +44,11 @@ soak: $(STAMP)          ## 20 minutes at 5 orders/s over 10 users + 50 WebSocket
 test-deploy: $(STAMP)   ## build the container image offline and run it against the local PostgreSQL (root; docker.io, debootstrap)
 	$(BIN)/python deploy/run_deploy.py test
 
+PYKIS := .pykis
+check-python-kis: $(STAMP)  ## python-kis (a public KIS client, not a dependency) against the KIS fake, per flow
+	@test -d $(PYKIS) || $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(PYKIS) 'python-kis==2.1.6'
+	PYTHONPATH=$(PYKIS) $(BIN)/python scripts/check_python_kis.py
+	PYTHONPATH=$(PYKIS) $(BIN)/pytest -q -p no:randomly tests/integration/test_python_kis.py
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PYKIS) .pytest_cache .mypy_cache .ruff_cache

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,12 @@ from hoga import __version__
 from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
 from hoga.brokers.kis import KisBroker, KisFeed
+from hoga.brokers.kis.market import KisMarketData
+from hoga.brokers.kis.master import KisMasterSource
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
+from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
@@ -32,6 +36,7 @@ from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import QuoteSource
+from hoga.execution import risk
 from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
@@ -48,6 +53,8 @@ from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
+from hoga.marketdata.instruments import InstrumentService, InstrumentSource
+from hoga.marketdata.lookup import MarketLookup
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.metrics import Metrics
 from hoga.security import keystate
@@ -157,6 +164,18 @@ class HogaApp:
         if live:
             quotes = self.hub
         self.quotes = quotes
+        # Any symbol's quote and order book: the hub or simulator first, the broker on demand
+        # (the source is attached once the broker feed's accounts are known, at start-up).
+        self.lookup = MarketLookup(self.hub, quotes, self.clock, ttl=s.quote_cache_seconds)
+        # The instrument master: with a broker feed it becomes the universe (every listed
+        # symbol tradable); the simulator keeps its bundled demo universe.
+        self.live_feed = live
+        self.instruments = InstrumentService(
+            self.db, self.clock, self.universe, apply=live, bundle=bundled_universe()
+        )
+        # The paper book prices master symbols at their 기준가 when asked (live mode only:
+        # otherwise the universe is the bundle and this adds nothing).
+        self.market.set_catalog(self.universe.get)
 
         # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
         self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
@@ -223,10 +242,11 @@ class HogaApp:
             self.clock,
             self.auth,
             self.accounts,
-            quotes,
+            self.lookup,
             self.queue,
             self.bus,
             policy=OrderPolicy(
+                designation_policy=risk.parse_designation_policy(s.designation_policy),
                 max_order_value=s.max_order_value,
                 daily_loss_limit=s.daily_loss_limit,
                 duplicate_window=s.duplicate_window,
@@ -298,6 +318,7 @@ class HogaApp:
         self._ops_init()
         self._brokers_attached = False
         self._background: list[asyncio.Task[None]] = []
+        self._kiwoom_list_source: InstrumentSource | None = None
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
@@ -427,6 +448,12 @@ class HogaApp:
             raise ConfigError(
                 "HOGA_FEED=kiwoom needs HOGA_KIWOOM_FEED_ACCOUNTS (ids of linked Kiwoom accounts)"
             )
+        first = creds[0]
+        client = self.kiwoom.wire.client(
+            first.env, first.app_key, first.app_secret, first.base_url, first.ws_url
+        )
+        self.lookup.source = KiwoomMarketData(client, self.clock)
+        self._kiwoom_list_source = KiwoomListSource(client)
         self.feed = KiwoomFeed(
             self.kiwoom.wire,
             creds,
@@ -434,6 +461,42 @@ class HogaApp:
             symbols_per_session=s.kiwoom_feed_symbols_per_session,
         )
         self.hub.feed = self.feed
+
+    def _sync_at(self) -> dt_time | None:
+        at = self.settings.symbols_sync_at
+        if at == "off":
+            return None
+        hh, mm = at.split(":")
+        return dt_time(int(hh), int(mm))
+
+    def instrument_source(self) -> InstrumentSource | None:
+        """Where the master comes from (``HOGA_SYMBOLS_SOURCE``): KIS's public master files,
+        or Kiwoom's ``ka10099`` over the first Kiwoom feed key (None: no Kiwoom key)."""
+        s = self.settings
+        use = s.symbols_source
+        if use == "auto":
+            use = "kiwoom" if s.feed == "kiwoom" else "kis"
+        if use == "kis":
+            return KisMasterSource(s.kis_master_url)
+        return self._kiwoom_list_source
+
+    async def _start_instruments(self) -> None:
+        """Load the stored master (the universe with a broker feed) and attach the broker's
+        on-demand quotes to the lookup."""
+        count = await self.instruments.load()
+        if self.live_feed:
+            log.info(
+                "instrument master: %d stored symbols%s",
+                count,
+                "" if count else " - run `hoga symbols sync` (the bundled list is used until then)",
+            )
+        if self.settings.feed == "kis" and self.lookup.source is None:
+            self.lookup.source = KisMarketData(
+                self.kis, self.clock, self.settings.kis_feed_accounts
+            )
+        if self.lookup.source is not None:
+            # Backtests of a symbol with no stored bars read the broker's chart history.
+            self.backtests.history = self.lookup.history
 
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings
@@ -507,6 +570,7 @@ class HogaApp:
             self.accounts.attaching = False
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
+        await self._start_instruments()
         await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
@@ -532,6 +596,15 @@ class HogaApp:
             loop.create_task(watch(self), name="watch"),
         ]
         await self._ops_start()
+        sync_at = self._sync_at()
+        if sync_at is not None and self.live_feed:
+            source = self.instrument_source()
+            if source is not None:
+                self._background.append(
+                    loop.create_task(
+                        self.instruments.run_daily(sync_at, source), name="symbols-sync"
+                    )
+                )
         self._started = True
         self.started_at = self.clock.time()
         log.info(

@@ -168,6 +168,28 @@ class Settings(BaseSettings):
     kis_feed_book: bool = Field(
         False, description="also subscribe order books (2 registrations/symbol)"
     )
+    # --- instrument master (marketdata/instruments.py)
+    symbols_sync_at: str = Field(
+        "07:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^off$",
+        description="KST HH:MM of the daily instrument-master sync before the session, or off",
+    )
+    symbols_source: str = Field(
+        "auto",
+        pattern=r"^(auto|kis|kiwoom)$",
+        description="where the master comes from: kis (master files), kiwoom (ka10099), auto",
+    )
+    kis_master_url: str = Field(
+        "https://new.real.download.dws.co.kr/common/master",
+        description="where KIS publishes kospi_code.mst.zip/kosdaq_code.mst.zip (a fake's URL in tests)",
+    )
+    designation_policy: str = Field(
+        "caution=allow,warning=warn,risk=refuse,admin=warn,liquidation=refuse",
+        description="allow/warn/refuse buys of designated symbols (투자주의/경고/위험, 관리, 정리매매)",
+    )
+    quote_cache_seconds: float = Field(
+        2.0, ge=0, description="how long an on-demand broker quote or order book is reused"
+    )
     queue_max_wait: float = Field(30.0, gt=0, description="aging bound, seconds")
     session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
     submit_timeout: float = Field(10.0, gt=0, description="seconds before UNKNOWN")
@@ -211,6 +233,14 @@ class Settings(BaseSettings):
             host, sep, port = v.rpartition(":")
             if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
                 raise ValueError(f"expected host:port, got {v!r}")
+        return v
+
+    @field_validator("designation_policy")
+    @classmethod
+    def _check_designation_policy(cls, v: str) -> str:
+        from hoga.execution.risk import parse_designation_policy
+
+        parse_designation_policy(v)
         return v
 
     @field_validator("kis_feed_accounts", "kiwoom_feed_accounts", mode="before")

@@ -15,6 +15,7 @@ from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
 from hoga.api import admin_strategies as admin_strategies_api
 from hoga.api import fills as fills_api
+from hoga.api import instruments as instruments_api
 from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget
 from hoga.api.errors import install_error_handlers
@@ -74,6 +75,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.include_router(history_api.router)
     app.include_router(strategy_extras_api.router)
     # --- end of dashboard ---
+    app.include_router(instruments_api.router)  # the instrument master (market branch)
     # --- strategies and backtests (strategies branch) ---
     from hoga.api import backtests, strategies
 

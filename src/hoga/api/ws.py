@@ -22,16 +22,17 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
 from hoga.api.language import localize, preferred_language
-from hoga.api.views import quote_view
+from hoga.api.views import orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.errors import HogaError
-from hoga.domain.market import Tick
+from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import FeedError
 from hoga.security.auth import AuthContext
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+CHANNELS = ("trades", "orderbook")
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_TOO_MANY = 4008
@@ -160,27 +161,47 @@ async def market_data(ws: WebSocket) -> None:
         return
     conns.count[ctx.user_id] += 1
     pending: dict[str, Tick] = {}
+    pending_books: dict[str, OrderBook] = {}
+    # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
+    trade_symbols: set[str] = set()
+    book_symbols: set[str] = set()
     wake = asyncio.Event()
-    stats = {"conflated": 0, "sent": 0}
+    stats = {"conflated": 0, "sent": 0, "books_conflated": 0, "books_sent": 0}
 
     def on_tick(tick: Tick) -> None:
+        if tick.symbol not in trade_symbols:
+            return
         if tick.symbol in pending:
             stats["conflated"] += 1
         pending[tick.symbol] = tick
         wake.set()
 
-    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}")
+    def on_book(book: OrderBook) -> None:
+        if book.symbol not in book_symbols:
+            return
+        if book.symbol in pending_books:
+            stats["books_conflated"] += 1
+        pending_books[book.symbol] = book
+        wake.set()
+
+    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}", on_book=on_book)
     state: dict[str, Any] = {"token": ws.state.token}
 
     async def writer() -> None:
-        nonlocal pending
+        nonlocal pending, pending_books
         while True:
             await wake.wait()
             wake.clear()
             batch, pending = pending, {}
+            books, pending_books = pending_books, {}
             for tick in batch.values():
                 await _send(ws, quote_view(tick))
                 stats["sent"] += 1
+            for book in books.values():
+                last = hoga.lookup.last(book.symbol)
+                view = orderbook_view(book, last.price if last is not None else None)
+                await _send(ws, {"type": "orderbook", **view})
+                stats["books_sent"] += 1
 
     tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]
     cap = hoga.settings.ws_max_symbols
@@ -201,6 +222,19 @@ async def market_data(ws: WebSocket) -> None:
                     await _error(ws, "ws.bad_symbols", "symbols must be a list of codes")
                     continue
                 symbols = [s.strip().upper() for s in symbols]
+                channels = msg.get("channels", ["trades"])
+                if (
+                    not isinstance(channels, list)
+                    or not channels
+                    or not all(c in CHANNELS for c in channels)
+                ):
+                    await _error(
+                        ws,
+                        "ws.bad_channels",
+                        "channels는 trades, orderbook 중에서 고르세요 "
+                        '(channels must be a non-empty list of "trades", "orderbook")',
+                    )
+                    continue
                 bad = [s for s in symbols if not krx.is_valid_symbol(s) or s not in hoga.universe]
                 good = [s for s in dict.fromkeys(symbols) if s not in bad]
                 if bad:
@@ -211,8 +245,13 @@ async def market_data(ws: WebSocket) -> None:
                         symbols=bad[:50],
                     )
                 if kind == "unsubscribe":
-                    sub.remove(good)
-                    await _send(ws, {"type": "unsubscribed", "symbols": good})
+                    if "trades" in channels:
+                        trade_symbols.difference_update(good)
+                    if "orderbook" in channels:
+                        book_symbols.difference_update(good)
+                    gone = [s for s in good if s not in trade_symbols and s not in book_symbols]
+                    sub.remove(gone)
+                    await _send(ws, {"type": "unsubscribed", "symbols": good, "channels": channels})
                     continue
                 new = [s for s in good if s not in sub.symbols]
                 room = cap - len(sub.symbols)
@@ -229,11 +268,34 @@ async def market_data(ws: WebSocket) -> None:
                 except FeedError as e:
                     await _error(ws, e.code, str(e))
                     continue
-                await _send(ws, {"type": "subscribed", "symbols": sorted(sub.symbols)})
-                for s in new:
-                    tick = hoga.hub.last(s) or hoga.quotes.last(s)
-                    if tick is not None:
-                        pending.setdefault(s, tick)
+                wanted = [s for s in good if s in sub.symbols]
+                fresh_trades = [s for s in wanted if s not in trade_symbols]
+                fresh_books = [s for s in wanted if s not in book_symbols]
+                if "trades" in channels:
+                    trade_symbols.update(wanted)
+                if "orderbook" in channels:
+                    book_symbols.update(wanted)
+                await _send(
+                    ws,
+                    {
+                        "type": "subscribed",
+                        "symbols": sorted(sub.symbols),
+                        "channels": {
+                            "trades": sorted(trade_symbols),
+                            "orderbook": sorted(book_symbols),
+                        },
+                    },
+                )
+                if "trades" in channels:
+                    for s in fresh_trades:
+                        tick = hoga.hub.last(s) or hoga.quotes.last(s)
+                        if tick is not None:
+                            pending.setdefault(s, tick)
+                if "orderbook" in channels:
+                    for s in fresh_books:
+                        book = hoga.lookup.known_orderbook(s)
+                        if book is not None:
+                            pending_books.setdefault(s, book)
                 wake.set()
             elif kind == "auth":
                 await _reauth(ws, msg, ctx, state)

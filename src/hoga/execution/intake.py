@@ -13,6 +13,7 @@ changes of an account's orders take the account lock (``OrderCore``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -36,6 +37,8 @@ from hoga.store.repos import audit, ledger
 from hoga.store.repos import orders as repo
 from hoga.store.repos.users import UserRecord
 
+log = logging.getLogger(__name__)
+
 S = OrderStatus
 
 
@@ -55,6 +58,10 @@ class Intake:
     ) -> tuple[OrderIntent, UserRecord, Tier, Instrument]:
         """The validated intent, the user, their tier and the instrument."""
         intent = validate(intent, self._core.quotes)
+        # A symbol nobody subscribes to gets its quote from the broker on demand (lookup.py).
+        prime = getattr(self._core.quotes, "prime", None)
+        if prime is not None:
+            await prime(intent.symbol)
         user = await self._auth.user(user_id)
         tier = await self._auth.tier(user.tier)
         inst = self._core.quotes.instrument(intent.symbol)
@@ -82,6 +89,8 @@ class Intake:
                 intent = replace(intent, account_id=acct.id)
                 inputs = await self.risk.read(conn, user, tier, acct, intent, inst, day, mono)
                 decision = risk.check(inputs)
+                if decision.warning:
+                    log.warning("order accepted for a designated symbol: %s", decision.warning)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
                 status = S.QUEUED if decision.ok else S.DENIED
                 order = await repo.insert_order(

@@ -90,6 +90,7 @@ class RiskReader:
             market_open=self._account_open(acct.broker, acct.env, acct.base_url),
             quote_age=None if last is None else max(0.0, core.clock.time() - last.ts),
             max_quote_age=core.policy.max_quote_age,
+            designation_policy=core.policy.designation_policy,
             trades_today=trades,
             max_order_value=user.max_order_value or core.policy.max_order_value,
             daily_loss_limit=user.daily_loss_limit

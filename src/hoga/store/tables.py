@@ -350,6 +350,28 @@ bars = Table(
     Column("volume", BigInteger, nullable=False),
 )
 
+#: The instrument master (migration 0003): every listed symbol, refreshed from a broker.
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("symbol", String(12), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("market", String(10), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("security_group", String(4), nullable=False),
+    Column("std_code", String(12), nullable=False),
+    Column("base_price", BigInteger, nullable=False),
+    Column("listed_shares", BigInteger, nullable=False),
+    Column("nxt", Boolean, nullable=False),
+    Column("halted", Boolean, nullable=False),
+    Column("admin_issue", Boolean, nullable=False),
+    Column("warning", String(10), nullable=False),
+    Column("liquidation", Boolean, nullable=False),
+    Column("listed_on", String(8), nullable=False),
+    Column("source", String(10), nullable=False),
+    _ts("updated_at"),
+)
+
 system_state = Table(
     "system_state",
     metadata,

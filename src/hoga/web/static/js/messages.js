@@ -64,6 +64,7 @@ export const MESSAGES = {
   "status.PARTIALLY_FILLED": { ko: "부분체결", en: "Partly filled" },
   "status.FILLED": { ko: "체결", en: "Filled" },
   "status.CANCEL_PENDING": { ko: "취소 중", en: "Cancelling" },
+  "status.MODIFY_PENDING": { ko: "정정 중", en: "Modifying" },
   "status.CANCELLED": { ko: "취소됨", en: "Cancelled" },
   "status.REJECTED": { ko: "증권사 거부", en: "Rejected" },
   "status.UNKNOWN": { ko: "확인 중", en: "Unknown" },

@@ -11,8 +11,8 @@ from collections.abc import Iterable, Sequence
 
 from hoga.api.language import localize
 from hoga.domain.orders import Order
+from hoga.execution.history import FillRecord
 from hoga.marketdata.universe import Universe
-from hoga.store.repos.ledger import FillRecord
 
 _ORDER_HEADERS = {
     "ko": ["주문번호", "거래일", "주문시각", "종목코드", "종목명", "구분", "유형", "수량", "가격",

@@ -18,8 +18,6 @@ from fastapi import APIRouter, Request
 from hoga.api.deps import Admin, get_hoga
 from hoga.domain.errors import HogaError, ServiceUnavailable
 from hoga.marketdata.instruments import SyncRefused
-from hoga.store.db import SYSTEM
-from hoga.store.repos import instruments as repo
 
 router = APIRouter(prefix="/api/admin/symbols", tags=["admin"])
 log = logging.getLogger(__name__)
@@ -32,8 +30,7 @@ class SyncFailed(HogaError):
 @router.get("")
 async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    async with hoga.db.tx(SYSTEM) as conn:
-        count, synced_at, source = await repo.summary(conn)
+    count, synced_at, source = await hoga.instruments.summary()
     last = hoga.instruments.last_sync
     return {
         "stored": count,

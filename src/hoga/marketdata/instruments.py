@@ -89,6 +89,11 @@ class InstrumentService:
         merged.update((x.symbol, x.instrument()) for x in listings)
         self.universe.replace(sorted(merged.values(), key=lambda i: i.symbol))
 
+    async def summary(self) -> tuple[int, datetime | None, str | None]:
+        """(symbols stored, when they were synced, from which source)."""
+        async with self._db.tx(SYSTEM) as conn:
+            return await repo.summary(conn)
+
     async def load(self) -> int:
         """At start-up: the stored master becomes the universe (when ``apply``)."""
         async with self._db.tx(SYSTEM) as conn:

@@ -25,6 +25,7 @@ from hoga.brokers.kis import KisBroker, KisFeed
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
+from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
@@ -119,7 +120,7 @@ class HogaApp:
         # A broker feed carries the real market: demo mode's "always open" would let orders
         # out at any hour, so the KRX calendar governs (said at start-up and in the status).
         self.market_mode = s.market_mode
-        if s.feed in ("kis", "kiwoom") and s.market_mode == "demo":
+        if s.feed in ("kis", "kiwoom", "kiwoom_openapi") and s.market_mode == "demo":
             self.market_mode = "calendar"
             log.warning(
                 "HOGA_FEED=%s carries the real market: following the KRX calendar "
@@ -151,7 +152,7 @@ class HogaApp:
         self.bars = BarBuilder()
         # With a broker feed the day's reference prices come from the broker's ticks, not the
         # simulator's: the hub answers quotes and instruments itself (no tick yet: no price).
-        live = s.feed in ("kis", "kiwoom") and feed is None
+        live = s.feed in ("kis", "kiwoom", "kiwoom_openapi") and feed is None
         self.hub = Hub(
             self.feed,
             self.universe,
@@ -209,6 +210,15 @@ class HogaApp:
             timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
         )
         self.brokers["kiwoom"] = self.kiwoom
+        # Kiwoom OpenAPI+ through hoga-bridge: one login at a time, driven by the dispatcher's
+        # session scheduling (capacity 1, switch cost) - docs/kiwoom-openapi.md.
+        self.kiwoom_openapi = KiwoomOpenApiBroker(
+            clock=self.clock,
+            switch_cost=s.kiwoom_openapi_switch_cost,
+            ca_file=str(s.kiwoom_openapi_ca_file) if s.kiwoom_openapi_ca_file else None,
+            order_timeout=max(0.5, s.submit_timeout * 0.8),
+        )
+        self.brokers["kiwoom_openapi"] = self.kiwoom_openapi
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         # Every broker call's outcome feeds the health that /ready, the admin status and the
@@ -361,6 +371,18 @@ class HogaApp:
         )
         self.hub.feed = self.feed
 
+    async def _use_kiwoom_openapi_feed(self) -> None:
+        """Market data from the bridge of the named kiwoom_openapi account."""
+        account_id = self.settings.kiwoom_openapi_feed_account
+        ref = await self.orders.account_ref(account_id) if account_id is not None else None
+        if ref is None or ref.broker != "kiwoom_openapi":
+            raise ConfigError(
+                "HOGA_FEED=kiwoom_openapi needs HOGA_KIWOOM_OPENAPI_FEED_ACCOUNT "
+                "(the id of a linked kiwoom_openapi account)"
+            )
+        self.feed = KiwoomOpenApiFeed(self.kiwoom_openapi, ref, self.clock)
+        self.hub.feed = self.feed
+
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings
         if s.replay_file is None:
@@ -418,6 +440,8 @@ class HogaApp:
         await self.accounts.attach_all()
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
+        if s.feed == "kiwoom_openapi":
+            await self._use_kiwoom_openapi_feed()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(

@@ -11,7 +11,8 @@ Protocol (version ``PROTOCOL_VERSION``):
   ``prepare {user}`` (the same without taking the working slot; needs ``--pool-size`` ≥ 2);
   ``subscribe {users}`` (execution notices of those users to this connection); ``real
   {codes}`` (real-time quotes to this connection); ``tr {user, tr, inputs, single, multi,
-  pages}``; ``order {user, acc, order_type, code, qty, price, hoga, orig}``; ``fault`` (tests only,
+  pages, if_logged_in}`` (``if_logged_in``: answer ``no_session`` rather than switch);
+  ``order {user, acc, order_type, code, qty, price, hoga, orig}``; ``fault`` (tests only,
   with ``--allow-faults``).
 * Error kinds a client must tell apart: ``rejected`` (the control or the exchange refused:
   nothing happened), ``not_processed`` (nothing happened, safe to send again after
@@ -198,6 +199,8 @@ class BridgeServer:
         if op == "tr":
             tr_keys: tuple[str, ...] = ("tr", "inputs", "single", "multi", "pages")
             args = {k: msg[k] for k in tr_keys if k in msg}
+            if msg.get("if_logged_in") and pool.holder(_user(msg)) is None:
+                raise PoolError("no_session", "no worker holds this user now")
             try:
                 return await pool.command(_user(msg), "tr", REQUEST_TIMEOUT, **args)
             except PoolError as e:

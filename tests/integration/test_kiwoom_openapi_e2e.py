@@ -10,6 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hoga.brokers.base import BrokerAuthError
 from hoga.brokers.kiwoom_openapi import KiwoomOpenApiFeed
 from hoga.domain.market import Tick
@@ -213,9 +215,6 @@ async def test_a_wrong_token_is_an_auth_error_and_never_echoed(
         assert body["ok"] is False and body["code"] == "kiwoom_openapi.unauthorized", body
         assert "wrong-token" not in r.text and TOKEN not in r.text
         ref = await h.hoga.accounts.ref_for(await me(h, headers), acct["id"])
-        try:
+        with pytest.raises(BrokerAuthError) as caught:
             await h.hoga.kiwoom_openapi.test_connection(ref)
-        except BrokerAuthError as e:
-            assert "wrong-token" not in str(e)
-        else:
-            raise AssertionError("a wrong token was accepted")
+        assert "wrong-token" not in str(caught.value)

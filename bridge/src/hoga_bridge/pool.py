@@ -199,6 +199,9 @@ class Pool:
         self._spare: asyncio.Task[WorkerProc] | None = None
         self._lock = asyncio.Lock()
         self._logins: dict[str, asyncio.Task[WorkerProc]] = {}
+        self._logging_in: tuple[str, WorkerProc] | None = None
+        self._abandon: set[str] = set()
+        self.aborted = 0
         self._closing = False
         self._real: list[str] = []
         self._feed: WorkerProc | None = None
@@ -261,6 +264,7 @@ class Pool:
             return proc
         task = self._logins.get(user)
         if task is None:
+            self._abandon.discard(user)  # an abort of an earlier login is not for this one
             task = asyncio.get_running_loop().create_task(self._switch(user, keep_active))
             self._logins[user] = task
             task.add_done_callback(lambda _t: self._logins.pop(user, None))
@@ -269,6 +273,7 @@ class Pool:
     async def _switch(self, user: str, keep_active: bool) -> WorkerProc:
         t0 = time.monotonic()
         async with self._lock:
+            self._check_abandoned(user)
             i = self._victim(keep_active)
             old = self.slots[i]
             if old is not None:
@@ -276,13 +281,20 @@ class Pool:
                 self.slots[i] = None
                 await old.end()
             proc = await self._take_spare()
+            self._logging_in = (user, proc)
             try:
+                self._check_abandoned(user)
                 reply = await proc.call("login", self.login_timeout, user=user)
             except PoolError as e:
                 await proc.end()
+                if e.kind == "aborted" or (e.kind == "worker_died" and proc.ending):
+                    self._abandon.discard(user)
+                    raise PoolError("aborted", "the login was abandoned for another") from None
                 raise PoolError(
                     "login_failed" if e.kind != "timeout" else "login_timeout", e.message, e.code
                 ) from None
+            finally:
+                self._logging_in = None
             proc.user, proc.accounts = user, list(reply.get("accounts", []))
             proc.last_used = time.monotonic()
             self.slots[i] = proc
@@ -291,6 +303,27 @@ class Pool:
         if self._real and (self._feed is None or not self._feed.alive or self._feed.ending):
             await self._register_all(proc)
         return proc
+
+    def _check_abandoned(self, user: str) -> None:
+        if user in self._abandon:
+            self._abandon.discard(user)
+            self.aborted += 1
+            raise PoolError("aborted", "the login was abandoned for another")
+
+    def abort(self, user: str) -> bool:
+        """Abandon a login of ``user`` that is waiting or in progress (its process ends; the
+        slot stays free), so a more urgent user's login need not wait for it. True if one
+        was pending."""
+        current = self._logging_in
+        if current is not None and current[0] == user:
+            current[1].ending = True
+            current[1].kill()
+            self.aborted += 1
+            return True
+        if user in self._logins:
+            self._abandon.add(user)  # not started yet: it gives up when its turn comes
+            return True
+        return False
 
     def _victim(self, keep_active: bool) -> int:
         free = [i for i, p in enumerate(self.slots) if p is None or not p.alive]
@@ -384,5 +417,6 @@ class Pool:
             "switch_seconds_p50": times[len(times) // 2] if times else None,
             "switch_seconds_max": times[-1] if times else None,
             "relogins": self.relogins,
+            "aborted_logins": self.aborted,
             "real_codes": len(self._real),
         }

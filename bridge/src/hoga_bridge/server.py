@@ -9,6 +9,7 @@ Protocol (version ``PROTOCOL_VERSION``):
   ``{"type": "response", "id": n, "ok": true, ...}`` or ``{"ok": false, "kind": ..., "code":
   ..., "message": ...}``. Ops: ``status``; ``switch {user}`` (log a slot in as the user);
   ``prepare {user}`` (the same without taking the working slot; needs ``--pool-size`` ≥ 2);
+  ``abort {user}`` (abandon that user's login in progress, for a more urgent one);
   ``subscribe {users}`` (execution notices of those users to this connection); ``real
   {codes}`` (real-time quotes to this connection); ``tr {user, tr, inputs, single, multi,
   pages, if_logged_in}`` (``if_logged_in``: answer ``no_session`` rather than switch);
@@ -188,6 +189,8 @@ class BridgeServer:
             user = _user(msg)
             proc = await pool.switch(user, keep_active=op == "prepare")
             return {"user": user, "accounts": proc.accounts, "pool": pool.status()}
+        if op == "abort":
+            return {"aborted": pool.abort(_user(msg))}
         if op == "subscribe":
             client.users = {str(u) for u in msg["users"]}
             return {}

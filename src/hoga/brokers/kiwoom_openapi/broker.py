@@ -139,6 +139,7 @@ class KiwoomOpenApiBroker:
         self._looked: dict[int, float] = {}
         self._events = EventPump("kiwoom_openapi")
         self._quote_handlers: list[Any] = []
+        self._aborts: set[asyncio.Task[None]] = set()
 
     # --- lifecycle
 
@@ -251,11 +252,23 @@ class KiwoomOpenApiBroker:
 
     async def _session(self, op: str, account: AccountRef) -> None:
         client = self.client(account)
+        user = self.user_of(account)
         try:
-            reply = await client.request(op, user=self.user_of(account), within=120.0)
+            reply = await client.request(op, user=user, within=120.0)
         except BridgeError as e:
             raise _error(e, op) from None
+        except asyncio.CancelledError:
+            # The dispatcher abandoned this switch for an URGENT order elsewhere: stop the
+            # login at the bridge too, or the next switch would queue behind it.
+            task = asyncio.get_running_loop().create_task(self._abort(client, user))
+            self._aborts.add(task)
+            task.add_done_callback(self._aborts.discard)
+            raise
         client.pool = dict(reply.get("pool") or client.pool)
+
+    async def _abort(self, client: BridgeClient, user: str) -> None:
+        with contextlib.suppress(BridgeError):
+            await client.request("abort", user=user, within=10.0)
 
     # --- commands
 

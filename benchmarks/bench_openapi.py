@@ -170,7 +170,11 @@ async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:
             await dispatcher.stop()
             await broker.stop()
             proc.terminate()
-            await proc.wait()
+            try:
+                await asyncio.wait_for(proc.wait(), 15)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
     res.switches = int(gw["switches"])
     extra = {
         "served_after_drain": res.served + len(late),

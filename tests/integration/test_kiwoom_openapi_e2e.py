@@ -218,3 +218,27 @@ async def test_a_wrong_token_is_an_auth_error_and_never_echoed(
         with pytest.raises(BrokerAuthError) as caught:
             await h.hoga.kiwoom_openapi.test_connection(ref)
         assert "wrong-token" not in str(caught.value)
+
+
+async def test_linking_needs_a_bridge_address_and_a_login_id(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    async with running(tmp_path, sqlite_url, **settings()) as h:
+        headers = await h.user("kim", "premium")
+        base = {
+            "broker": "kiwoom_openapi",
+            "env": "mock",
+            "account_no": "5012345611",
+            "app_key": "kim",
+            "app_secret": TOKEN,
+        }
+        for patch, code in (
+            ({}, "account.bad_url"),
+            ({"base_url": "http://bridge:5943"}, "account.bad_url"),
+            ({"base_url": "wss://bridge:5943", "app_key": "kim lee"}, "account.bad_app_key"),
+            ({"base_url": "wss://bridge:5943", "app_secret": "short"}, "account.bad_app_secret"),
+        ):
+            r = await h.http.post("/api/broker-accounts", json={**base, **patch}, headers=headers)
+            assert r.status_code == 422, r.text
+            assert r.json()["error"]["code"] == code
+            assert TOKEN not in r.text

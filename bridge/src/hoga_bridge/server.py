@@ -180,6 +180,20 @@ class BridgeServer:
                     "message": f"bad request: {type(e).__name__}",
                 }
             )
+        except Exception as e:
+            # Never leave a request unanswered. An order may have gone out before the fault.
+            log.exception("request %s failed", msg.get("op"))
+            kind = "unknown" if msg.get("op") == "order" else "not_processed"
+            client.push(
+                {
+                    "type": "response",
+                    "id": rid,
+                    "ok": False,
+                    "kind": kind,
+                    "code": 0,
+                    "message": f"bridge fault: {type(e).__name__}",
+                }
+            )
 
     async def _dispatch(self, client: _Client, op: str, msg: dict[str, Any]) -> dict[str, Any]:
         pool = self.pool

@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hoga.brokers.base import AccountRef, Broker, BrokerLimits
+from hoga.brokers.base import AccountRef, Broker, BrokerError, BrokerLimits
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.orders import Priority
 from hoga.execution.gate import Hold
@@ -296,7 +296,19 @@ class Dispatcher:
             elif d.act == Act.SWITCH:
                 assert d.account is not None
                 ref = await self._ref(d.account)
-                if ref is not None and not await self._switch(gw, broker, ref):
+                try:
+                    switched = ref is None or await self._switch(gw, broker, ref)
+                except BrokerError as e:
+                    # The login failed (the gateway's own error): hold this account's requests
+                    # back for a while so the others are served meanwhile, not starved by
+                    # a login that keeps failing.
+                    delay = getattr(e, "retry_after", None) or 5.0
+                    log.warning("session switch to account %s failed (%s)", d.account, e.code)
+                    while (item := self.queue.pop(gw.name, d.account)) is not None:
+                        self.queue.defer(item, delay)
+                    s.active = None
+                    continue
+                if not switched:
                     # Abandoned for an URGENT request elsewhere; the old session is gone too.
                     s.active = None
                     continue

@@ -496,6 +496,6 @@ def _error(e: BridgeError, what: str) -> BrokerError:
         )
     if e.kind == "unauthorized":
         return BrokerAuthError(text, "kiwoom_openapi.unauthorized")
-    if e.kind in ("unreachable", "login_failed", "login_timeout", "worker_died"):
+    if e.kind in ("unreachable", "login_failed", "login_timeout", "worker_died", "aborted"):
         return BrokerNotProcessed(text, f"kiwoom_openapi.{e.kind}", retry_after=5.0)
     return BrokerRejected(text, f"kiwoom_openapi.{e.kind}")

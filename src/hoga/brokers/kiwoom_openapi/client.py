@@ -156,7 +156,8 @@ class BridgeClient:
                 if not fut.done():
                     fut.set_exception(lost)
             self._pending.clear()
-            if not self._closed and (self.users or self.codes):
+            redialing = self._redial is not None and not self._redial.done()
+            if not self._closed and (self.users or self.codes) and not redialing:
                 self._redial = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
@@ -195,7 +196,13 @@ class BridgeClient:
 
     async def subscribe(self, user: str) -> None:
         self.users.add(user)
-        ws = await self._connection()
+        try:
+            ws = await self._connection()
+        except BridgeError:
+            # Keep trying in the background: notices must flow once the bridge is back.
+            if not self._closed and (self._redial is None or self._redial.done()):
+                self._redial = asyncio.get_running_loop().create_task(self._reconnect())
+            raise
         await self._send(ws, "subscribe", users=sorted(self.users))
 
     async def real(self, codes: list[str]) -> None:

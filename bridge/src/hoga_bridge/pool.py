@@ -63,6 +63,7 @@ class WorkerProc:
         self.accounts: list[str] = []
         self.last_used = 0.0
         self.inflight = 0
+        self.last_event = 0.0
         self.ending = False  # ended by the pool (not a crash)
         self._on_event, self._on_exit = on_event, on_exit
         self._proc: asyncio.subprocess.Process | None = None
@@ -107,6 +108,8 @@ class WorkerProc:
                     if not self._ready.done():
                         self._ready.set_result(None)
                 else:
+                    if msg.get("event") != "real":  # quotes never stop; notices do
+                        self.last_event = time.monotonic()
                     self._on_event(self, msg)
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -152,9 +155,18 @@ class WorkerProc:
             )
         return {k: v for k, v in msg.items() if k not in ("id", "ok")}
 
-    async def wait_idle(self, within: float) -> None:
+    async def wait_idle(self, within: float, quiet: float = 0.3) -> None:
+        """Until no command is in flight and no event came for ``quiet`` seconds (a market
+        order's executions arrive just after its answer; ending the login sooner would leave
+        them to reconciliation), at most ``within`` seconds."""
+        deadline = time.monotonic() + within
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), within)
+        while time.monotonic() < deadline:
+            calm = time.monotonic() - self.last_event
+            if calm >= quiet and self._idle.is_set():
+                return
+            await asyncio.sleep(max(0.01, min(quiet - calm, deadline - time.monotonic())))
 
     def kill(self) -> None:
         if self._proc is not None and self._proc.returncode is None:
@@ -277,7 +289,9 @@ class Pool:
             i = self._victim(keep_active)
             old = self.slots[i]
             if old is not None:
-                await old.wait_idle(self.drain_timeout)
+                await old.wait_idle(
+                    min(self.drain_timeout, 2.0) if not old.inflight else self.drain_timeout
+                )
                 self.slots[i] = None
                 await old.end()
             proc = await self._take_spare()

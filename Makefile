@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt check bench bench-quick bench-openapi chaos soak clean
+.PHONY: run test lint fmt check bench bench-quick bench-openapi chaos soak clean test-deploy
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,7 @@ lint: $(STAMP)           ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	MYPYPATH=deploy $(BIN)/mypy --strict --explicit-package-bases deploy/run_deploy.py
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -43,6 +44,9 @@ soak: $(STAMP)          ## 20 minutes at 5 orders/s over 10 users + 50 WebSocket
 
 bench-openapi: $(STAMP) ## Kiwoom OpenAPI+ through hoga-bridge on real processes, beside the virtual clock (ARGS="--minutes 3 --pool-size 2")
 	$(BIN)/python -m benchmarks.bench_openapi $(ARGS)
+
+test-deploy: $(STAMP)   ## build the container image offline and run it against the local PostgreSQL (root; docker.io, debootstrap)
+	$(BIN)/python deploy/run_deploy.py test
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -12,6 +12,7 @@ BENCHMARKS = [
     "bench_hub",
     "bench_fanout",
     "bench_backtest",
+    "bench_csv_load",
     "bench_kis",
     "bench_kiwoom",
 ]

@@ -6,8 +6,18 @@
 2. ``POST /api/orders`` against a real ``hoga serve`` process (SQLite, fresh data dir) from a
    loopback client in this process, open-loop at 200 requests/s: latency percentiles, achieved
    rate, errors, and the server's memory.
+3. Intake capacity against a baseline measured in the same run on the same server: closed-loop
+   saturation (``--conns`` requests always in flight) of a *trivial authenticated POST* - the
+   same route, middleware, JWT check and user lookup, with a body the validator refuses (422),
+   so no service runs - and of accepted orders (202). Reported as orders/s, the baseline's
+   requests/s, their ratio, and the server's CPU time per answer (from /proc).
+4. CPU time per accepted order by part, in-process under cProfile (the ASGI app driven without
+   sockets): JWT, risk inputs, SQL, audit, queue, event publish, the rest.
+
+Figures travel between machines only as ratios; note the machine with them.
 
     .venv/bin/python -m benchmarks.bench_latency [--internal-orders 2000] [--api-seconds 20]
+        [--capacity-seconds 10] [--profile-orders 2000]
 """
 
 from __future__ import annotations
@@ -108,6 +118,24 @@ async def internal(n: int, rate: float) -> dict[str, Any]:
     return {"orders": n, "offered_per_s": rate, **summary(ms)}
 
 
+async def premium_users(c: httpx.AsyncClient, prefix: str, n: int) -> list[dict[str, str]]:
+    """Lift the premium tier's limits out of the way, create ``n`` premium users and sign
+    them in; their Authorization headers."""
+    admin = await admin_headers(c)
+    await c.patch(
+        "/api/admin/tiers/premium",
+        headers=admin,
+        json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
+    )
+    heads = []
+    for i in range(n):
+        cred = {"username": f"{prefix}{i}", "password": "load-password-1"}
+        await c.post("/api/admin/users", headers=admin, json={**cred, "tier": "premium"})
+        t = (await c.post("/api/auth/login", json=cred)).json()
+        heads.append({"Authorization": f"Bearer {t['access_token']}"})
+    return heads
+
+
 class RawClient:
     """A minimal keep-alive HTTP/1.1 client for the load: httpx spends about a millisecond of
     CPU per request, which on a 2-core machine would take the server's second core."""
@@ -161,30 +189,7 @@ async def api(seconds: float, rate: float) -> dict[str, Any]:
             timeout=10,
             limits=httpx.Limits(max_connections=64),
         ) as c:
-            admin = await admin_headers(c)
-            await c.patch(
-                "/api/admin/tiers/premium",
-                headers=admin,
-                json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
-            )
-            heads = []
-            for i in range(4):
-                await c.post(
-                    "/api/admin/users",
-                    headers=admin,
-                    json={
-                        "username": f"load{i}",
-                        "password": "load-password-1",
-                        "tier": "premium",
-                    },
-                )
-                t = (
-                    await c.post(
-                        "/api/auth/login",
-                        json={"username": f"load{i}", "password": "load-password-1"},
-                    )
-                ).json()
-                heads.append({"Authorization": f"Bearer {t['access_token']}"})
+            heads = await premium_users(c, "load", 4)
             lat: list[float] = []
             errors = 0
             loop = asyncio.get_running_loop()
@@ -230,19 +235,187 @@ async def api(seconds: float, rate: float) -> dict[str, Any]:
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _saturate(
+    raw: RawClient, heads: list[dict[str, str]], body: Any, want: int, seconds: float, conns: int
+) -> tuple[int, dict[int, int], float]:
+    """Closed loop: ``conns`` requests always in flight for ``seconds``; (answers with status
+    ``want``, other answers by status, elapsed)."""
+    loop = asyncio.get_running_loop()
+    stop = loop.time() + seconds
+    ok = 0
+    bad: dict[int, int] = {}
+
+    async def worker(w: int) -> None:
+        nonlocal ok
+        i = w
+        while loop.time() < stop:
+            status = await raw.post("/api/orders", heads[i % len(heads)], body(i))
+            if status == want:
+                ok += 1
+            else:
+                bad[status] = bad.get(status, 0) + 1
+            i += conns
+
+    t0 = loop.time()
+    await asyncio.gather(*(worker(w) for w in range(conns)))
+    return ok, bad, loop.time() - t0
+
+
+async def capacity(seconds: float, conns: int) -> dict[str, Any]:
+    port = 18000 + (os.getpid() + 500) % 1000
+    with hoga_server(
+        port,
+        paper_initial_cash=str(10**13),
+        max_order_value=str(10**12),
+        duplicate_window="0",
+        # Few ticks: the paper broker's matching of thousands of resting orders on every tick
+        # is not intake work and would be counted in the server's CPU.
+        sim_ticks_per_second="2",
+    ) as proc:
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as c:
+            heads = await premium_users(c, "cap", 4)
+        raw = RawClient("127.0.0.1", port, conns)
+        await raw.open()
+        trivial = json.dumps({"symbol": "005930"}).encode()  # refused by the validator: 422
+
+        def order(i: int) -> bytes:
+            price = 50_100 + (i % 50) * 100
+            return json.dumps(
+                {"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": price}
+            ).encode()
+
+        out: dict[str, Any] = {"conns": conns, "seconds": seconds}
+        for name, body, want in (("trivial", lambda i: trivial, 422), ("orders", order, 202)):
+            await _saturate(raw, heads, body, want, min(2.0, seconds), conns)  # warm up
+            cpu0 = cpu_seconds(proc.pid)
+            ok, bad, elapsed = await _saturate(raw, heads, body, want, seconds, conns)
+            cpu = cpu_seconds(proc.pid) - cpu0
+            out[name] = {
+                "per_s": round(ok / elapsed, 1),
+                "other_answers": bad,
+                "server_cpu_ms_per_answer": round(cpu / max(ok, 1) * 1000, 3),
+                "server_cpu_share": round(cpu / elapsed, 2),
+            }
+        await raw.close()
+    out["ratio"] = round(out["orders"]["per_s"] / max(out["trivial"]["per_s"], 1e-9), 3)
+    return out
+
+
+#: Where CPU goes on the intake path: (part, predicate on the profiled function's file/name).
+_PARTS: list[tuple[str, Any]] = [
+    ("jwt", lambda f, n: f.endswith("security/tokens.py") or "/jwt/" in f),
+    ("risk_inputs", lambda f, n: f.endswith("execution/riskinputs.py") and n == "read"),
+    ("audit", lambda f, n: f.endswith("store/repos/audit.py") and n == "record"),
+    ("queue", lambda f, n: f.endswith("execution/ordercore.py") and n == "enqueue"),
+    ("event_publish", lambda f, n: f.endswith("execution/ordercore.py") and n == "publish"),
+    ("sql", lambda f, n: f.endswith("sqlalchemy/engine/base.py") and n == "_execute_context"),
+]
+
+
+async def profile_parts(n: int) -> dict[str, Any]:
+    """Accepted orders through the ASGI app in-process under cProfile; CPU per order by part.
+    Parts nest (SQL inside risk inputs and audit), so they do not add up to the total."""
+    import cProfile
+    import pstats
+
+    with tempfile.TemporaryDirectory() as tmp:
+        settings = Settings(
+            data_dir=Path(tmp),
+            admin_password=ADMIN_PASSWORD,
+            paper_initial_cash=10**13,
+            max_order_value=10**12,
+            duplicate_window=0,
+        )
+        hoga = HogaApp(settings, drive_feed=False)
+        await hoga.start()
+        await hoga.dispatcher.stop()  # intake only: nothing is sent
+        await hoga.auth.update_tier(
+            "premium", actor_id=None, ip=None, daily_trades=10**7, api_calls_per_minute=10**7
+        )
+        await hoga.auth.create_user("prof0", "bench-password-1", "premium", actor_id=None, ip=None)
+        hoga.feed.pump(500)  # type: ignore[attr-defined]
+        transport = httpx.ASGITransport(app=hoga.api)
+        async with httpx.AsyncClient(transport=transport, base_url="http://hoga") as c:
+            t = (
+                await c.post(
+                    "/api/auth/login", json={"username": "prof0", "password": "bench-password-1"}
+                )
+            ).json()
+            head = {"Authorization": f"Bearer {t['access_token']}"}
+
+            async def post(i: int) -> int:
+                body = {
+                    "symbol": "005930",
+                    "side": "buy",
+                    "type": "limit",
+                    "qty": 1,
+                    "price": 50_100 + (i % 50) * 100,
+                }
+                return (await c.post("/api/orders", json=body, headers=head)).status_code
+
+            for i in range(50):
+                await post(i)  # warm up
+            prof = cProfile.Profile(time.process_time)
+            cpu0 = time.process_time()
+            prof.enable()
+            accepted = sum([await post(i) == 202 for i in range(n)])
+            prof.disable()
+            total = time.process_time() - cpu0
+        await hoga.stop()
+    stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
+    parts: dict[str, float] = {}
+    for name, match in _PARTS:
+        seen = 0.0
+        for (file, _line, func), (_cc, _nc, _tt, ct, callers) in stats.items():
+            # Count a function's cumulative time only where no caller is in the same part
+            # (recursion and helpers within a part would count twice).
+            if match(file, func) and not any(match(cf, cn) for cf, _cl, cn in callers):
+                seen += ct
+        parts[name] = round(seen / max(accepted, 1) * 1e6, 1)
+    return {
+        "orders": n,
+        "accepted": accepted,
+        "cpu_us_per_order": round(total / max(accepted, 1) * 1e6, 1),
+        "parts_us_per_order": parts,
+        "note": "under cProfile (inflated ~1.5-2x); parts nest (SQL is inside the others)",
+    }
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--internal-orders", type=int, default=2000)
     ap.add_argument("--internal-rate", type=float, default=100.0)
     ap.add_argument("--api-seconds", type=float, default=20.0)
     ap.add_argument("--api-rate", type=float, default=200.0)
+    ap.add_argument("--capacity-seconds", type=float, default=10.0)
+    ap.add_argument("--conns", type=int, default=16)
+    ap.add_argument("--profile-orders", type=int, default=2000)
+    ap.add_argument(
+        "--only", choices=["internal", "api", "capacity", "profile"], action="append", default=None
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
-    inside = asyncio.run(internal(args.internal_orders, args.internal_rate))
-    through = asyncio.run(api(args.api_seconds, args.api_rate))
-    if args.json:
-        print(json.dumps({"submit_to_adapter": inside, "post_orders": through}))
+    only = set(args.only or ["internal", "api", "capacity", "profile"])
+    out: dict[str, Any] = {"machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}"}
+    if "capacity" in only:
+        out["capacity"] = asyncio.run(capacity(args.capacity_seconds, args.conns))
+    if "profile" in only:
+        out["profile"] = asyncio.run(profile_parts(args.profile_orders))
+    if "internal" in only:
+        out["submit_to_adapter"] = asyncio.run(internal(args.internal_orders, args.internal_rate))
+    if "api" in only:
+        out["post_orders"] = asyncio.run(api(args.api_seconds, args.api_rate))
+    if args.json or not {"internal", "api"} <= only:
+        print(json.dumps(out, indent=None if args.json else 2))
         return 0
+    inside, through = out["submit_to_adapter"], out["post_orders"]
+    print(json.dumps({k: out[k] for k in ("machine", "capacity", "profile") if k in out}, indent=2))
     print(
         f"submit -> adapter call (paper, SQLite, {inside['orders']} orders at {inside['offered_per_s']:g}/s): "
         f"p50 {inside['p50_ms']} ms, p99 {inside['p99_ms']} ms, max {inside['max_ms']} ms"

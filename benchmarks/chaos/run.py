@@ -290,7 +290,12 @@ class DatabaseRun:
             state = _state(snap, brokers)
             quiet = not snap.stuck() and state == last
             if quiet or loop.time() > deadline:
-                return check(self.world, self.acked, snap, brokers), snap, loop.time() - start
+                findings = check(self.world, self.acked, snap, brokers)
+                # Books that differ may still be converging: reconciliation runs every few
+                # seconds, far apart from two readings a second apart. Wait for it (bounded).
+                if not findings.books or loop.time() > deadline:
+                    return findings, snap, loop.time() - start
+            last = state
             last = state
             await asyncio.sleep(1.0)
 

@@ -11,12 +11,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from sqlalchemy.dialects import postgresql, sqlite
 
 from hoga import __version__
 from hoga.backtest.service import BacktestService
@@ -27,18 +27,20 @@ from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
+from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.market import Bar, QuoteSource
-from hoga.execution.accounts import AccountService, VaultTokenStore
+from hoga.domain.market import QuoteSource
+from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
-from hoga.execution.queue import OrderQueue
+from hoga.execution.queries import Queries
+from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
@@ -48,19 +50,21 @@ from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from hoga.metrics import Metrics
 from hoga.security import keystate
-from hoga.security.auth import AuthService
-from hoga.security.throttle import LoginThrottle
-from hoga.security.tokens import TokenService, load_or_create_secret
-from hoga.security.vault import load_vault
-from hoga.store import tables as t
-from hoga.store.db import SYSTEM, Database
+from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.repos import bars as bars_repo
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
 
 log = logging.getLogger(__name__)
+
+# HogaApp.stop() returns within this many seconds (plus 0.5 s for each part left once it has
+# passed), so a service manager's stop timeout can be set from it: deploy/hoga.service uses
+# 30 s for this, uvicorn's 3 s connection drain and a margin (tests/unit/test_deploy_files.py).
+STOP_DEADLINE = 12.0
 
 
 def _always_open() -> bool:
@@ -89,32 +93,18 @@ class HogaApp:
         self.version = __version__
         data = Path(s.data_dir)
         self.data_dir = data
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        # Database, vault, tokens, users and accounts: the same core the CLI's admin commands
+        # build (composition.py); brokers join the account service below.
+        core = build_core(s, self.clock)
+        self.db = core.db
         # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
         # that admits peers; see store/instance_lock.py.
         self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
         self._guarded = False
-        self.vault = load_vault(
-            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
-        )
-        secret = (
-            s.jwt_secret.get_secret_value().encode()
-            if s.jwt_secret
-            else load_or_create_secret(data / "jwt.key")
-        )
-        self.tokens = TokenService(secret, self.clock, s.access_token_ttl)
-        self.throttle = LoginThrottle(
-            self.clock, max_failures=s.login_max_failures, lock_seconds=s.login_lock_seconds
-        )
-        self.auth = AuthService(
-            self.db,
-            self.vault,
-            self.tokens,
-            self.clock,
-            max_users=s.max_users,
-            refresh_ttl=s.refresh_token_ttl,
-            throttle=self.throttle,
-        )
+        self.vault = core.vault
+        self.tokens = core.tokens
+        self.throttle = core.throttle
+        self.auth = core.auth
 
         # Market: the simulated KRX market is both the default feed and the paper broker's book.
         # A broker feed carries the real market: demo mode's "always open" would let orders
@@ -225,18 +215,14 @@ class HogaApp:
         # send gate read (execution/health.py).
         self.health = BrokerHealth(self.clock)
         self.health.realtime = self._realtime_state
+        self.metrics = Metrics()
+        self.health.on_call.append(self.metrics.broker_call)
         self.raw_brokers = dict(self.brokers)
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
         self.hours = TradingHours(self.clock, self.market_open)
         self.gate = SendGate(self.clock, self.hours, self.health)
-        self.accounts = AccountService(
-            self.db,
-            self.vault,
-            self.clock,
-            self.brokers,
-            paper_cash=s.paper_initial_cash,
-            commission_rate=s.commission_rate,
-        )
+        self.accounts = core.accounts
+        self.accounts.brokers = self.brokers
         self.auth.on_user_created.append(self._on_user_created)
 
         # The order pipeline.
@@ -262,7 +248,7 @@ class HogaApp:
         )
         self.dispatcher = Dispatcher(
             self.queue,
-            self.orders.send,
+            self._send,
             self.orders.account_ref,
             global_rate=s.global_order_rate,
             time_slice=s.session_time_slice,
@@ -273,6 +259,14 @@ class HogaApp:
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
         self.resync = QueueResync(self.db, self.orders, self.clock)
+        # The read side the routers ask (execution/queries.py).
+        self.queries = Queries(
+            self.db,
+            self.clock,
+            quotes,
+            name_of=lambda symbol: i.name if (i := self.universe.get(symbol)) else None,
+            recent_bars=lambda symbol: self.bars.recent(symbol, include_current=True),
+        )
         self.reconciler = Reconciler(
             self.db,
             self.orders,
@@ -305,6 +299,8 @@ class HogaApp:
             on_pause=self.strategies.suspend,
             on_resume=self._resume,
         )
+        self._ops_init()
+        self._brokers_attached = False
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -320,6 +316,72 @@ class HogaApp:
             await keystate.use_current(self.vault, conn, now)
             await keystate.record_server(conn, self.vault, now)
 
+    def _ops_init(self) -> None:
+        """Metrics collector, notifications, scheduled backups and alerts (the ops branch)."""
+        from hoga.notify.service import Notifier
+        from hoga.ops.alerts import AlertWatch
+        from hoga.ops.metrics import AppCollector
+        from hoga.ops.watch import OpsWatch
+
+        self.metrics_collector = AppCollector(self)
+        self.metrics.registry.register(self.metrics_collector)
+        self.metrics_listener: Any = None
+        self.notifier = Notifier(
+            self.db,
+            self.vault,
+            self.clock,
+            on_result=lambda kind, result: self.metrics.notifications.labels(kind, result).inc(),
+        )
+        # Events reach the notifier through the bus (a put_nowait on its queue), never the
+        # order path itself; broker health reports accounts going down and coming back.
+        self.bus.add_hook(self.notifier.on_event)
+        self.alerts = AlertWatch(self, self.notifier)
+        self.health.on_down.append(self.alerts.on_broker_down)
+        self.health.on_recovered.append(self.alerts.on_broker_up)
+        self.ops_watch = OpsWatch(
+            self.settings,
+            self.clock,
+            self.admin_alert,
+            on_backup=lambda result: self.metrics.backups.labels(result).inc(),
+        )
+
+    async def admin_alert(self, event: str, title: str, body: str) -> None:
+        """A server-wide alert to the admins' channels (logged whatever happens to it)."""
+        log.warning("admin alert %s: %s", event, body)
+        if self.notifier is not None:
+            self.notifier.admin_alert(event, title, body)
+
+    async def _send(self, item: QueueItem) -> None:
+        """The dispatcher's sender: records the request's wait in the queue, then sends."""
+        self.metrics.queue_wait.labels(item.priority.label, item.kind.value).observe(
+            max(0.0, self.clock.monotonic() - item.enqueued_at)
+        )
+        await self.orders.send(item)
+
+    async def render_metrics(self) -> tuple[bytes, str]:
+        """``/metrics``' body and content type (``ops/metrics.py``)."""
+        from hoga.ops.metrics import render
+
+        return await render(self)
+
+    async def _ops_start(self) -> None:
+        await self.notifier.start()
+        loop = asyncio.get_running_loop()
+        self._background.append(loop.create_task(self.ops_watch.run(), name="ops-watch"))
+        self._background.append(loop.create_task(self.alerts.run(), name="alert-watch"))
+        if self.settings.metrics_address:
+            from hoga.ops.metrics import MetricsListener
+
+            self.metrics_listener = MetricsListener(self, self.settings.metrics_address)
+            await self.metrics_listener.start()
+
+    async def _ops_stop(self) -> None:
+        await self.alerts.stop()
+        await self.notifier.stop()
+        if self.metrics_listener is not None:
+            await self.metrics_listener.stop()
+            self.metrics_listener = None
+
     def _realtime_state(self, broker: str, account_id: int) -> bool | None:
         """Whether an account's realtime session (execution notices) is up; None when it has
         none to keep (the paper broker, an account without notices)."""
@@ -331,6 +393,12 @@ class HogaApp:
         return await readiness(self)
 
     async def _resume(self) -> None:
+        if not self._brokers_attached and self._started:
+            # Started paused: open the broker sessions and catch up with the brokers first.
+            self._brokers_attached = True
+            await self.accounts.attach_all()
+            await self.reconciler.reconcile_all()
+            await self.reconciler.start()
         await self.strategies.resume()
         self.dispatcher.wake_all()
 
@@ -437,11 +505,6 @@ class HogaApp:
         self.admin_password_generated = await self.auth.bootstrap_admin(
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
-        await self.accounts.attach_all()
-        if s.feed == "kiwoom":
-            await self._use_kiwoom_feed()
-        if s.feed == "kiwoom_openapi":
-            await self._use_kiwoom_openapi_feed()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -450,19 +513,33 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.strategies.suspended = paused.paused
+        # Paused (after a restore, or --paused): no broker session is opened - no realtime
+        # socket, no reconciliation call - until an admin resumes, so a restored copy never
+        # talks to a broker beside the original. ``_resume`` attaches them then.
+        if not paused.paused:
+            await self.accounts.attach_all()
+            self._brokers_attached = True
+        else:
+            self.accounts.attaching = False
+        if s.feed == "kiwoom":
+            await self._use_kiwoom_feed()
+        if s.feed == "kiwoom_openapi":
+            await self._use_kiwoom_openapi_feed()
         await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
             log.info("recovered orders after restart: %s", recovered)
         await warm
-        await self.reconciler.reconcile_all()
+        if self._brokers_attached:
+            await self.reconciler.reconcile_all()
         await self._load_bars()
         if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
         await self.hub.start()
         await self.dispatcher.start()
         await self.resync.start()
-        await self.reconciler.start()
+        if self._brokers_attached:
+            await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
         await self.strategies.start()
@@ -472,6 +549,7 @@ class HogaApp:
             loop.create_task(self._day_roll(), name="day-roll"),
             loop.create_task(watch(self), name="watch"),
         ]
+        await self._ops_start()
         self._started = True
         self.started_at = self.clock.time()
         log.info(
@@ -483,8 +561,10 @@ class HogaApp:
         )
 
     async def stop(self) -> None:
-        """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
+        """Shut down in reverse order within ``STOP_DEADLINE`` seconds in all: each step gets at
+        most 3 s and what is left of the deadline (a step cut short is logged and skipped)."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("operations", self._ops_stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
@@ -500,9 +580,13 @@ class HogaApp:
         steps.append(("database", self.db.close))
         if self._guarded:
             steps.append(("server lock", self._release_guard))
+        deadline = time.monotonic() + STOP_DEADLINE
         for name, step in steps:
+            # Later steps (the database, the server lock) always get a moment: a slow early step
+            # must not leave the lock held until the process dies.
+            budget = min(3.0, max(0.5, deadline - time.monotonic()))
             try:
-                await asyncio.wait_for(step(), 3.0)
+                await asyncio.wait_for(step(), budget)
             except Exception as e:
                 log.warning("shutdown step %s: %s", name, type(e).__name__)
         self._started = False
@@ -524,39 +608,16 @@ class HogaApp:
     async def _load_bars(self) -> None:
         since = int(self.clock.time()) - 6 * 3600
         async with self.db.tx(SYSTEM) as conn:
-            rows = await conn.execute(
-                t.bars.select()
-                .where(t.bars.c.interval == 60, t.bars.c.start >= since)
-                .order_by(t.bars.c.start)
-            )
-            self.bars.seed(
-                Bar(r.symbol, float(r.start), r.interval, r.open, r.high, r.low, r.close, r.volume)
-                for r in rows
-            )
+            self.bars.seed(await bars_repo.minute_bars_since(conn, since))
 
     async def _flush_bars(self) -> None:
         self.bars.flush(self.clock.time())
         pending = self.bars.take_pending()
         if not pending or not self.db._engine:
             return
-        values = [
-            {
-                "symbol": b.symbol,
-                "interval": b.interval,
-                "start": int(b.start),
-                "open": b.open,
-                "high": b.high,
-                "low": b.low,
-                "close": b.close,
-                "volume": b.volume,
-            }
-            for b in pending
-        ]
-        dialect = postgresql if self.db.is_postgres else sqlite
-        stmt = dialect.insert(t.bars).values(values).on_conflict_do_nothing()
         try:
             async with self.db.tx(SYSTEM) as conn:
-                await conn.execute(stmt)
+                await bars_repo.insert(conn, pending)
         except BaseException:
             self.bars.restore_pending(pending)  # written next time
             raise
@@ -600,35 +661,12 @@ class AdminContext:
     """
 
     def __init__(self, settings: Settings) -> None:
-        s = settings
-        data = Path(s.data_dir)
         self.clock: Clock = SystemClock()
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
-        self.vault = load_vault(
-            s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
-        )
-        secret = (
-            s.jwt_secret.get_secret_value().encode()
-            if s.jwt_secret
-            else load_or_create_secret(data / "jwt.key")
-        )
-        self.auth = AuthService(
-            self.db,
-            self.vault,
-            TokenService(secret, self.clock, s.access_token_ttl),
-            self.clock,
-            max_users=s.max_users,
-            refresh_ttl=s.refresh_token_ttl,
-            throttle=LoginThrottle(self.clock),
-        )
-        self.accounts = AccountService(
-            self.db,
-            self.vault,
-            self.clock,
-            {},
-            paper_cash=s.paper_initial_cash,
-            commission_rate=s.commission_rate,
-        )
+        core = build_core(settings, self.clock)
+        self.db = core.db
+        self.vault = core.vault
+        self.auth = core.auth
+        self.accounts = core.accounts
         self.auth.on_user_created.append(self.accounts.create_paper_account)
 
     async def start(self) -> None:

@@ -118,6 +118,19 @@ def _bind(host: str, port: int) -> socket.socket:
         raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
 
 
+def _configure_logs(settings: Settings) -> None:
+    from hoga import logs
+
+    logs.configure(
+        settings.log_level,
+        fmt=settings.log_format,
+        file=settings.log_file,
+        file_max_bytes=settings.log_file_max_bytes,
+        file_keep=settings.log_file_keep,
+        repeat_window=settings.log_repeat_window,
+    )
+
+
 def _quiet_exit_server() -> type:
     import uvicorn
 
@@ -148,9 +161,7 @@ def serve(
 ) -> None:
     """Start the server: API, dashboard, feeds, brokers and strategies."""
     settings = _settings(config, host=host, port=port)
-    from hoga import logs
-
-    logs.configure(settings.log_level)
+    _configure_logs(settings)
 
     async def run() -> None:
         import uvicorn
@@ -159,8 +170,11 @@ def serve(
 
         _QuietExitServer = _quiet_exit_server()
 
+        from hoga.store.wait import retry_unreachable
+
         hoga = HogaApp(settings, start_paused=paused)
-        await hoga.acquire_guard()
+        # HOGA_DATABASE_WAIT: in a container the database may still be starting.
+        await retry_unreachable(hoga.acquire_guard, settings.database_wait)
         try:
             sock = _bind(settings.host, settings.port)
         except BaseException:
@@ -214,6 +228,37 @@ def serve(
             typer.echo("hoga stopped", err=True)
 
     _run(run)
+
+
+@app.command()
+def healthcheck(
+    ready: Annotated[
+        bool, typer.Option("--ready", help="ask /ready (can trade now) instead of /health (alive)")
+    ] = False,
+    url: Annotated[
+        str | None, typer.Option(help="base URL (default: this config's HOGA_HOST/HOGA_PORT)")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="seconds")] = 5.0,
+) -> None:
+    """Ask the local server whether it is up: exit 0 if it answers 200, else 1 (one line).
+
+    For container health checks and service monitors; needs no token."""
+    from hoga.net import local_url
+
+    base = url or local_url(_settings())
+    target = base.rstrip("/") + ("/ready" if ready else "/health")
+    import httpx
+
+    try:
+        r = httpx.get(target, timeout=timeout)
+    except httpx.HTTPError as e:
+        raise fail(f"{target}: {type(e).__name__}: {str(e) or 'no answer'}") from None
+    if r.status_code != 200:
+        status = ""
+        with contextlib.suppress(ValueError, AttributeError):
+            status = f" ({r.json().get('status')})"
+        raise fail(f"{target}: HTTP {r.status_code}{status}")
+    typer.echo(f"ok: {target}")
 
 
 # ------------------------------------------------------------------ users
@@ -403,6 +448,72 @@ def resume() -> None:
     _set_paused(False, "")
 
 
+# ------------------------------------------------------------------ backup and restore
+
+
+@app.command()
+def backup(
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            "--out", help="directory for the archive (default HOGA_BACKUP_DIR, else ./backups)"
+        ),
+    ] = None,
+) -> None:
+    """Write one archive (database, key files, paper journal, manifest) - while the server runs."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.ops.backup import BackupError, create_backup
+
+        target = out or settings.backup_dir or Path("backups")
+        try:
+            result = await create_backup(settings, target)
+        except BackupError as e:
+            raise fail(str(e)) from None
+        m = result.manifest
+        typer.echo(
+            f"backup written: {result.path} ({m['database']}, schema {m['schema_revision']}, "
+            f"{len(m['files'])} files)"
+        )
+        if m["master_key"] == "environment":
+            typer.secho(
+                "  the vault key comes from HOGA_MASTER_KEY and is NOT in the archive: keep it safe",
+                fg=typer.colors.YELLOW,
+            )
+
+    _run(run)
+
+
+@app.command()
+def restore(
+    archive: Annotated[Path, typer.Argument(help="a hoga-backup-*.tar.gz archive")],
+) -> None:
+    """Restore an archive into an EMPTY data dir and database; the server then starts paused."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.ops.backup import BackupError
+        from hoga.ops.restore import restore_backup
+
+        try:
+            result = await restore_backup(settings, archive)
+        except BackupError as e:
+            raise fail(str(e)) from None
+        m = result.manifest
+        typer.echo(
+            f"restored {archive.name} (made {m['created_at']} by hoga {m['hoga_version']}): "
+            f"{result.rows.get('users', 0)} users, {result.rows.get('orders', 0)} orders; "
+            f"{result.credentials_verified} vault records decrypt"
+        )
+        typer.secho(
+            "  the server starts PAUSED: check it, then `hoga resume` (or POST /api/admin/resume)",
+            fg=typer.colors.YELLOW,
+        )
+
+    _run(run)
+
+
 # ------------------------------------------------------------------ vault and database
 
 
@@ -457,15 +568,6 @@ def db_upgrade() -> None:
 # ------------------------------------------------------------------ backtests (strategies branch)
 
 
-def _param_value(text: str) -> Any:
-    import json
-
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
-
-
 @app.command()
 def backtest(
     strategy: Annotated[str, typer.Option("--strategy", "-s", help="catalog kind, e.g. sma_cross")],
@@ -485,101 +587,29 @@ def backtest(
     ] = "0.00015",
     as_json: Annotated[bool, typer.Option("--json", help="print the figures as JSON")] = False,
     plot: Annotated[
-        Path | None, typer.Option(help="write an equity/drawdown chart: out.png or out.html")
+        Path | None, typer.Option(help="write an equity/drawdown chart: out.svg or out.html")
     ] = None,
 ) -> None:
     """Backtest a catalog strategy over historical bars (the same code that trades live)."""
-    import json
-    from decimal import Decimal, InvalidOperation
+    from hoga.backtest.command import CommandError, run_command
 
-    from hoga.backtest.data import read_file
-    from hoga.backtest.engine import BacktestError, run_backtest
-    from hoga.backtest.report import summary, write_plot
-    from hoga.domain import krx
-    from hoga.domain.errors import HogaError
-    from hoga.marketdata.universe import Universe, bundled_universe
-    from hoga.strategies.registry import load_catalog
-
-    if plot is not None and plot.suffix.lower() not in (".png", ".html", ".htm"):
-        raise fail(f"--plot must end in .png or .html, not {plot.name!r}")
+    if plot is not None and plot.suffix.lower() not in (".svg", ".html", ".htm"):
+        raise fail(f"--plot must end in .svg or .html, not {plot.name!r}")
     try:
-        rate = Decimal(commission_rate)
-        if not 0 <= rate < 1:
-            raise InvalidOperation
-    except InvalidOperation:
-        raise fail(f"--commission-rate {commission_rate!r} is not a fraction in [0, 1)") from None
-    if cash <= 0:
-        raise fail("--cash must be a positive number of won")
-    raw: dict[str, Any] = {}
-    for item in param or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise fail(f"--param {item!r}: use NAME=VALUE")
-        raw[key.strip()] = _param_value(value.strip())
-    code = krx.normalize_symbol(symbol)
-    if not krx.is_valid_symbol(code):
-        raise fail(f"--symbol {symbol!r} is not a KRX code (six characters, e.g. 005930)")
-    inst = Universe(bundled_universe()).get(code)
-    mkt = (market or (inst.market if inst else "KOSPI")).upper()
-    if mkt not in krx.MARKETS:
-        raise fail(f"--market {market!r}: one of {', '.join(sorted(krx.MARKETS))}")
-    try:
-        catalog = load_catalog()
-        cls = catalog.get(strategy)
-        params = catalog.params(strategy, raw, (code,))
-        series = read_file(data, code)
-        krx.warm_calendar()
-        progress_cm: Any = contextlib.nullcontext(None)
-        if len(series) >= 200_000:
-            from rich.console import Console
-            from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
-            progress_cm = Progress(
-                TextColumn("backtest"),
-                BarColumn(),
-                TextColumn("{task.completed:,}/{task.total:,} bars"),
-                TimeRemainingColumn(),
-                console=Console(stderr=True),
-                transient=True,
-            )
-        with progress_cm as bar:
-            hook = None
-            if bar is not None:
-                task = bar.add_task("run", total=len(series))
-
-                def hook(done: int, total: int) -> None:
-                    bar.update(task, completed=done)
-
-            result = run_backtest(
-                cls, params, series, cash=cash, market=mkt, commission_rate=rate, progress=hook
-            )
-    except HogaError as e:
-        field = e.details.get("field") if e.details else None
-        raise fail(
-            f"{e.message}" + (f" [{field}]" if field and field not in e.message else "")
-        ) from None
-    except BacktestError as e:
+        run_command(
+            strategy=strategy,
+            symbol=symbol,
+            data=data,
+            params=param or [],
+            cash=cash,
+            market=market,
+            commission_rate=commission_rate,
+            as_json=as_json,
+            plot=plot,
+            echo=typer.echo,
+        )
+    except CommandError as e:
         raise fail(str(e)) from None
-    figures = summary(result)
-    if plot is not None:
-        write_plot(figures, plot)
-    if as_json:
-        out = {k: v for k, v in figures.items() if k != "equity_curve"}
-        typer.echo(json.dumps(out, ensure_ascii=False, indent=2))
-        return
-    from rich.console import Console
-    from rich.table import Table
-
-    from hoga.backtest.report import figure_rows
-
-    table = Table(title=f"{cls.kind} {code} ({figures['start'][:10]} - {figures['end'][:10]})")
-    table.add_column("figure")
-    table.add_column("value", justify="right")
-    for label, value in figure_rows(figures):
-        table.add_row(label, value)
-    Console().print(table)
-    if plot is not None:
-        typer.echo(f"chart written to {plot}")
 
 
 # ------------------------------------------------------------------ broker fakes

@@ -65,7 +65,35 @@ class Settings(BaseSettings):
     database_app_role: str = Field(
         "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
     )
+    database_wait: float = Field(
+        0.0,
+        ge=0,
+        description="seconds hoga serve keeps retrying an unreachable database at start "
+        "(containers: the database may start later); 0 = fail at once",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # --- logs, metrics, backups, alerts (docs/operations.md "Metrics, logs and alerts")
+    log_format: Literal["text", "json"] = Field("text", description="json = one JSON object a line")
+    log_file: Path | None = Field(None, description="also log to this file, rotated by size")
+    log_file_max_bytes: int = Field(10 * 1024 * 1024, ge=1024, description="rotate at this size")
+    log_file_keep: int = Field(5, ge=0, description="rotated log files kept")
+    log_repeat_window: float = Field(
+        60.0, ge=0, description="seconds a repeated warning is collapsed into one line (0 = off)"
+    )
+    metrics_address: str | None = Field(
+        None,
+        description="host:port of a separate /metrics listener without auth (loopback or a "
+        "private network); /metrics on the API needs an admin token either way",
+    )
+    backup_dir: Path | None = Field(None, description="scheduled backups go here; unset = none")
+    backup_keep: int = Field(7, ge=1, description="scheduled backups kept (older are deleted)")
+    backup_at: str = Field(
+        "03:30",
+        description="when scheduled backups run: HH:MM daily in KST, or an interval like 6h / 30m",
+    )
+    disk_alert_percent: float = Field(
+        5.0, ge=0, le=100, description="admin alert when the data dir's disk has less free (%)"
+    )
 
     # --- HTTP
     host: str = "127.0.0.1"
@@ -179,6 +207,23 @@ class Settings(BaseSettings):
                 float(value)
             except ValueError:
                 raise ValueError(f"fault {key} needs a number, got {value!r}") from None
+        return v
+
+    @field_validator("backup_at")
+    @classmethod
+    def _check_backup_at(cls, v: str) -> str:
+        from hoga.ops.schedule import parse_backup_at
+
+        parse_backup_at(v)
+        return v
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _check_metrics_address(cls, v: str | None) -> str | None:
+        if v:
+            host, sep, port = v.rpartition(":")
+            if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+                raise ValueError(f"expected host:port, got {v!r}")
         return v
 
     @field_validator("kis_feed_accounts", "kiwoom_feed_accounts", mode="before")

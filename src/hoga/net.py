@@ -9,6 +9,10 @@ slow reader quickly and sends it only the latest quote per symbol.
 from __future__ import annotations
 
 import socket
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from hoga.config import Settings
 
 SEND_BUFFER = 64 * 1024
 
@@ -30,3 +34,12 @@ def bind_listener(host: str, port: int, backlog: int = 2048) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+def local_url(settings: Settings) -> str:
+    """The URL a process on this machine reaches the configured server at (a wildcard listen
+    address is reached over loopback)."""
+    wildcard = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}  # noqa: S104
+    host = wildcard.get(settings.host, settings.host)
+    shown = f"[{host}]" if ":" in host else host
+    return f"http://{shown}:{settings.port}"

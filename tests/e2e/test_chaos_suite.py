@@ -6,9 +6,7 @@ sessions terminated mid-burst, the server killed with SIGKILL after a seeded num
 started again, settled and checked from hoga's database and the fakes' own records.
 
 One run, two verdicts: nothing acknowledged lost, nothing at a broker twice, nothing unmatched
-or stuck (must hold); hoga's books equal its fills and the brokers' (known to fail until the
-issue 11 fixes to fill booking land - commission rounding on catch-up fills, Kiwoom executions
-missed while the server was down; docs/benchmarks.md has the details).
+or stuck; and hoga's books (positions and cash) equal its fills and the brokers' own books.
 """
 
 from __future__ import annotations
@@ -51,11 +49,6 @@ def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(chaos_run: Totals
 @pytest.mark.chaos
 @pytest.mark.postgres
 @pytest.mark.timeout(1200)
-@pytest.mark.xfail(
-    reason="issue 11 (core): fills booked by reconciliation after a kill -9 differ from the "
-    "broker's executions (commission rounding, Kiwoom truncated averages and missed executions)",
-    strict=False,
-)
 def test_short_chaos_run_books_equal_the_brokers(chaos_run: Totals) -> None:
     t = chaos_run
     assert t.cycles == 2, t.summary(2)

@@ -4,6 +4,7 @@ fake: the adapter is the one ``app.py`` registers."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -316,3 +317,254 @@ async def test_a_server_restart_reuses_the_vaulted_token(tmp_path: Path, db_url:
             r = await h2.http.post(f"/api/broker-accounts/{account_id}/test", headers=headers)
             assert r.json()["ok"] is True, r.text
         assert fake.stats[APP_KEY].tokens_issued == 1
+
+
+async def test_a_modify_goes_through_the_pipeline_to_the_fake(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """PATCH /api/orders/{id} reaches Kiwoom as kt10002; the modified order keeps its hoga
+    identity (events name the chain's root), so its executions land on the same order."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, kiwoom_rate=50, max_order_value=500_000_000) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = h.hoga.quotes.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.price_limits(inst.base_price, inst.kind)[0]
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=3,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED", fake=fake)
+        higher = krx.step_price(low, 1, inst.kind)
+        r = await h.http.patch(
+            f"/api/orders/{order['id']}", json={"price": higher}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+
+        async def repriced() -> bool:
+            o = await h.order(headers, order["id"])
+            return o["status"] == "ACCEPTED" and o["price"] == higher
+
+        await eventually(repriced, 15.0, "the modify confirmed")
+        modifies = [o for o in fake.exchange.orders.values() if o.kind == "modify"]
+        assert [(m.qty, m.price) for m in modifies] == [(3, higher)]
+        # Now cross the market: the executions of the modified number fill hoga's order.
+        tick = await traded(fake, SYMBOL)
+        r = await h.http.patch(
+            f"/api/orders/{order['id']}", json={"price": tick.ask}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+        done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+        assert done["filled_qty"] == 3 and done["reserved_cash"] == 0
+
+
+@pytest.mark.parametrize("overnight", [False, True])
+async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
+    tmp_path: Path, sqlite_url: str, overnight: bool
+) -> None:
+    """Kiwoom's order inquiries cover today only. An order left UNKNOWN from an earlier day
+    (the server was down overnight) is absent from today's reports whether or not the broker
+    took it: it must stay UNKNOWN (and be reported), not be rejected as "not found" - that
+    would release cash the broker may have spent. The same order of today, missing from
+    today's reports, is rejected as before."""
+    from sqlalchemy import update
+
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        await traded(fake, SYMBOL)
+        fake.faults.push_executions = False
+        fake.inject("http500", api_ids={"kt10000"})  # never booked, answer unreadable
+        order = await submit(
+            h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
+        )
+        await until_status(h, headers, order["id"], "UNKNOWN")
+        assert not fake.exchange.orders
+        if overnight:
+            today = krx.trading_date(h.hoga.clock.now())
+            async with h.hoga.db.tx(SYSTEM) as conn:
+                await conn.execute(
+                    update(t.orders)
+                    .where(t.orders.c.id == order["id"])
+                    .values(trading_day=today - timedelta(days=1))
+                )
+        h.hoga.reconciler.unknown_grace = 0.0
+        result = await h.hoga.reconciler.reconcile_account(account_id)
+        after = await h.order(headers, order["id"])
+        if overnight:
+            assert after["status"] == "UNKNOWN", after
+            assert result.unverifiable == [order["id"]] and result.not_found == 0
+        else:
+            assert after["status"] == "REJECTED", after
+            assert after["reason_code"] == "reconcile.not_found"
+            assert result.not_found == 1 and result.unverifiable == []
+
+
+async def test_executions_learned_only_from_average_price_reports_leave_cash_equal(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """No execution notices: hoga learns a multi-price fill only from Kiwoom's reports, which
+    give a truncated average price. Its books must still end equal to the broker's: shares
+    exactly, cash to the won (the truncation is posted as a ``rounding`` ledger row)."""
+    from sqlalchemy import select
+
+    from hoga.store import tables as t
+    from hoga.store.db import SYSTEM
+
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=2.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        # The cheapest symbol, so an order can outgrow the best ask several times over and
+        # fill at several prices, inside the tier's order-value limit.
+        cheap = min(fake.market.universe.instruments, key=lambda i: i.base_price).symbol
+        tick = await traded(fake, cheap)
+        fake.faults.push_executions = False
+        qty = max(1, min(tick.ask_size * 4, 45_000_000 // tick.price))
+        order = await submit(
+            h, headers, symbol=cheap, side="buy", type="market", qty=qty, account_id=account_id
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+
+        async def settled() -> bool:
+            fake.pump(5)
+            await h.hoga.reconciler.reconcile_account(account_id)
+            return (await h.order(headers, order["id"]))["status"] == "FILLED"
+
+        await eventually(settled, 120.0, "the order to fill and be reconciled")
+        result = await h.hoga.reconciler.reconcile_account(account_id)
+        (theirs,) = fake.exchange.orders.values()
+        done = await h.order(headers, order["id"])
+        assert done["filled_qty"] == theirs.filled == qty
+        booked = sum(f["qty"] * f["price"] for f in done["fills"])
+        assert 0 <= theirs.amount - booked < qty  # within the average's truncation
+        assert result.cash_mismatch is None and result.position_mismatches == []
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            hoga_cash = (
+                await conn.execute(
+                    select(t.broker_accounts.c.cash).where(t.broker_accounts.c.id == account_id)
+                )
+            ).scalar_one()
+            rounding = (
+                (
+                    await conn.execute(
+                        select(t.cash_ledger.c.amount).where(
+                            t.cash_ledger.c.account_id == account_id,
+                            t.cash_ledger.c.kind == "rounding",
+                        )
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        assert hoga_cash == fake.exchange.books[ACCOUNT_NO].cash
+        # One rounding row when the estimate was short of the broker's amount, none if exact.
+        assert len(rounding) == (0 if booked == theirs.amount else 1), (booked, theirs.amount)
+
+
+async def test_a_cancel_whose_answer_is_lost_is_settled_cancelled(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The cancel reaches the broker but its answer does not, nor does a notice. Kiwoom's
+    reports then list the order neither as open nor as executed: reconciliation must close
+    it CANCELLED, not leave it CANCEL_PENDING for good (the chaos run's stuck orders)."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED")
+        fake.faults.push_executions = False
+        fake.inject("drop", api_ids={"kt10003"})  # cancelled at the broker, answer lost
+        r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
+        assert r.status_code == 202, r.text
+        await until_status(h, headers, order["id"], "CANCEL_PENDING")
+        original = fake.exchange.orders[next(iter(fake.exchange.orders))]
+
+        async def cancelled_at_broker() -> bool:
+            return not original.working
+
+        await eventually(cancelled_at_broker, 15.0, "the broker to cancel it")
+        # ... and hoga, with no answer and no notice, still does not know.
+        assert (await h.order(headers, order["id"]))["status"] == "CANCEL_PENDING"
+        h.hoga.reconciler.unknown_grace = 0.0
+        await h.hoga.reconciler.reconcile_account(account_id)
+        done = await h.order(headers, order["id"])
+        assert done["status"] == "CANCELLED", done
+        assert done["filled_qty"] == 0 and done["reserved_cash"] == 0
+
+
+async def test_a_cancel_lost_before_the_broker_took_it_is_sent_again(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The cancel's connection drops before the broker books it: the outcome is unknown, and
+    the broker still lists the order working. Reconciliation must let the cancel go out again
+    (the chaos run's CANCEL_PENDING orders stuck for minutes); never a second order."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
+    ):
+        headers, _, account_id = await kiwoom_user(h, fake)
+        tick = await traded(fake, SYMBOL)
+        inst = fake.market.instrument(SYMBOL)
+        assert inst is not None
+        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
+        order = await submit(
+            h,
+            headers,
+            symbol=SYMBOL,
+            side="buy",
+            type="limit",
+            qty=2,
+            price=low,
+            account_id=account_id,
+        )
+        await until_status(h, headers, order["id"], "ACCEPTED")
+        fake.inject("drop_before", api_ids={"kt10003"})
+        r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
+        assert r.status_code == 202, r.text
+
+        async def cancel_tried() -> bool:
+            return order["id"] in h.hoga.orders.cancels_sent
+
+        await eventually(cancel_tried, 15.0, "the first cancel to go out")
+        (original,) = fake.exchange.orders.values()
+        assert original.working  # the broker never saw it
+        h.hoga.reconciler.unknown_grace = 0.0
+
+        async def cancelled() -> bool:
+            await h.hoga.reconciler.reconcile_account(account_id)
+            return (await h.order(headers, order["id"]))["status"] == "CANCELLED"
+
+        await eventually(cancelled, 30.0, "the cancel to be sent again and confirmed")
+        assert not original.working
+        assert fake.stats[APP_KEY].api_ids["kt10000"] == 1  # one order, ever

@@ -7,10 +7,12 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
-from hoga.backtest.data import read_csv_bytes
+from hoga.backtest import data as data_mod
+from hoga.backtest.data import BarSeries, read_csv_bytes
 from hoga.domain.errors import InvalidInput
 
 # Daily bars, 2026-02-02 (Mon) .. 2026-02-13 (Fri); no holiday in between.
@@ -83,18 +85,22 @@ def test_cli_json_matches_hand_computation(tmp_path: Path) -> None:
         assert isinstance(got[key], float)
 
 
-def test_cli_plots_png_and_html(tmp_path: Path) -> None:
+def test_cli_plots_svg_and_html(tmp_path: Path) -> None:
     data = tmp_path / "bars.csv"
     data.write_text(CSV)
-    png, page = tmp_path / "out.png", tmp_path / "out.html"
+    svg, page = tmp_path / "out.svg", tmp_path / "out.html"
     base = ["backtest", "-s", "sma_cross", "--symbol", "005930", "--data", str(data),
             "-p", "fast=2", "-p", "slow=3"]  # fmt: skip
-    assert hoga(*base, "--plot", str(png)).returncode == 0
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert hoga(*base, "--plot", str(svg)).returncode == 0
+    root = ElementTree.fromstring(svg.read_text())  # noqa: S314 - our own output; well-formed XML
+    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    paths = root.findall(".//{http://www.w3.org/2000/svg}path")
+    assert len(paths) == 3  # equity line, drawdown area and its edge
+    assert hoga(*base, "--plot", str(tmp_path / "out.png")).returncode != 0
     out = hoga(*base, "--plot", str(page))
     assert out.returncode == 0, out.stderr
     text = page.read_text()
-    assert "data:image/png;base64," in text and "9,979,307" in text
+    assert "<svg" in text and "9,979,307" in text
     assert "최대 낙폭" in text and "2026-02-06" in text
 
 
@@ -122,7 +128,12 @@ def test_cli_plots_png_and_html(tmp_path: Path) -> None:
         ("date,open,high,low,close,volume\n", "data.empty", "date"),
     ],
 )
-def test_bad_data_is_refused_naming_the_field(csv: str, code: str, field: str) -> None:
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "plain"])
+def test_bad_data_is_refused_naming_the_field(
+    csv: str, code: str, field: str, arrow: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Without pyarrow (hoga[parquet] not installed) the same rules give the same refusals.
+    monkeypatch.setattr(data_mod, "ARROW", arrow)
     with pytest.raises(InvalidInput) as err:
         read_csv_bytes(csv.encode(), "005930")
     assert err.value.code == code
@@ -168,3 +179,59 @@ def test_parquet_and_times_with_offsets(tmp_path: Path) -> None:
     assert s.ts[0] == 1769990400  # 2026-02-02 09:00 KST
     naive = read_csv_bytes(b"date,open,high,low,close,volume\n2026-02-02 09:00,1,1,1,1,0\n", "X")
     assert naive.ts == s.ts[:1]
+
+
+INTRADAY = (
+    "Date, Open,High,Low,Close,Volume,extra\n"
+    "2026-02-02 09:00,70000,70500,69500,70000.0,1000,a\n"
+    "\n"
+    "2026-02-02 09:01:00,70100,70200,68800,69000,0,b\n"
+    "2026-02-02T09:02,69000,69100,68900,69100,12,c\n"
+)
+
+
+@pytest.mark.parametrize("text", [CSV, INTRADAY], ids=["daily", "intraday"])
+def test_plain_python_reader_matches_arrow(text: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without pyarrow a CSV loads to exactly the series Arrow makes of it."""
+    with_arrow = read_csv_bytes(text.encode(), "005930")
+    monkeypatch.setattr(data_mod, "ARROW", False)
+    plain = read_csv_bytes(text.encode(), "005930")
+    assert plain == with_arrow
+    data_mod.validate_series(plain)  # stored bars: the same checks, no Arrow
+    mixed = text.replace("2026-02-02,", "2026-02-02T00:00+09:00,", 1)
+    if mixed != text:
+        with pytest.raises(InvalidInput, match="mix forms"):
+            read_csv_bytes(mixed.encode(), "005930")
+
+
+def test_parquet_without_pyarrow_names_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "bars.parquet"
+    path.write_bytes(b"PAR1")
+    monkeypatch.setattr(data_mod, "ARROW", False)
+    with pytest.raises(InvalidInput) as err:
+        data_mod.read_file(path, "005930")
+    assert err.value.code == "data.parquet_unavailable"
+    assert "hoga[parquet]" in err.value.message
+
+
+def test_backtests_run_where_pyarrow_is_not_installed(tmp_path: Path) -> None:
+    """The module imports and a CSV backtest runs with pyarrow (and matplotlib) unimportable."""
+    data = tmp_path / "bars.csv"
+    data.write_text(CSV)
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; sys.modules['matplotlib'] = None\n"
+        "from hoga.cli import main; sys.argv = ['hoga', 'backtest', '-s', 'sma_cross', "
+        f"'--symbol', '005930', '--data', {str(data)!r}, '-p', 'fast=2', '-p', 'slow=3', "
+        f"'--json', '--plot', {str(tmp_path / 'chart.svg')!r}]; main()"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["num_fills"] > 0
+    assert (tmp_path / "chart.svg").read_text().startswith("<svg")
+
+
+def test_bar_series_equality_is_by_value() -> None:
+    a = BarSeries("X", 60, [1], [1], [1], [1], [1], [0])
+    assert a == BarSeries("X", 60, [1], [1], [1], [1], [1], [0])

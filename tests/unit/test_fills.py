@@ -126,3 +126,31 @@ def test_split_is_exact_and_at_most_a_won_apart(qty: int, extra: int) -> None:
 def test_split_refuses_less_than_a_won_a_share() -> None:
     with pytest.raises(ValueError, match="cannot split"):
         split(10, 9)
+
+
+@given(
+    first=st.integers(1, 2_000),
+    rest=st.integers(1, 2_000),
+    p1=st.integers(1_000, 500_000),
+    p2=st.integers(1_000, 500_000),
+)
+def test_an_average_report_after_a_restart_books_the_rest_within_a_won_a_share(
+    first: int, rest: int, p1: int, p2: int
+) -> None:
+    """hoga booked the first execution from its notice, then restarted; the broker's report
+    (Kiwoom ka10076) lists the order once: its total quantity at a truncated average price.
+    The rest is booked for the total's amount less what is booked - not the average times
+    the rest, which was off by thousands of won in the chaos run (order 186: 4,437 won)."""
+    total_qty = first + rest
+    true_amount = first * p1 + rest * p2
+    avg = true_amount // total_qty
+    p = plan(
+        order_qty=total_qty,
+        filled_qty=first,
+        filled_amount=first * p1,
+        qty=total_qty,
+        price=avg,
+        cum_qty=total_qty,
+    )
+    assert p.qty == rest
+    assert 0 <= true_amount - (first * p1 + p.amount) < total_qty

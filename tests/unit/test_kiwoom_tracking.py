@@ -213,7 +213,7 @@ def test_reports_fold_a_modify_chain_and_fill_what_the_stream_missed(
     )
     assert sorted((f.fill_id, f.qty, f.price) for f in fills) == [
         (f"{DAY}-0000011-4", 4, 70_000),
-        (f"{DAY}-0000012-5", 5, 70_500),
+        (f"{DAY}-0000012-5~avg", 5, 70_500),  # from an average: marked,
     ]
     assert chain.head == "0000012"
     # A late live notice of an execution the report already covered is not counted again.
@@ -253,7 +253,7 @@ def test_reports_after_a_restart_rebuild_chains_from_orig_numbers() -> None:
     assert moved.status == OrderStatus.ACCEPTED and moved.side == Side.SELL
     market = by_id[f"{DAY}-0000040"]
     assert market.type == OrderType.MARKET and market.price is None
-    assert {f.fill_id for f in fills} == {f"{DAY}-0000021-10", f"{DAY}-0000040-3"}
+    assert {f.fill_id for f in fills} == {f"{DAY}-0000021-10~avg", f"{DAY}-0000040-3~avg"}
 
 
 def test_closed_with_a_remainder_is_cancelled(tracker: OrderTracker) -> None:

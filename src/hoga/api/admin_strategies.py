@@ -11,8 +11,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from hoga.api.deps import Admin, get_hoga
-from hoga.store.db import SYSTEM
-from hoga.store.repos import strategies as strategies_repo
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
@@ -22,8 +20,7 @@ STATUSES = ["created", "running", "paused", "stopped", "error"]
 @router.get("/strategy-errors")
 async def strategy_errors(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    async with hoga.db.tx(SYSTEM) as conn:
-        recs = await strategies_repo.with_status(conn, STATUSES)
+    recs = await hoga.queries.strategies_with_status(STATUSES)
     names = {u.id: u.username for u in await hoga.auth.list_users()}
     failing = sorted(
         (r for r in recs if r.last_error or r.status == "error"),

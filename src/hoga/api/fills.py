@@ -1,7 +1,7 @@
 """The caller's own fills (executions), newest first - for the dashboard's chart and overview.
 
-Read-only and always scoped to the signed-in user (``ledger.fills`` filters by ``user_id``, and
-on PostgreSQL row-level security enforces the same again).
+Read-only and always scoped to the signed-in user (``Queries.fills`` filters by ``user_id``,
+and on PostgreSQL row-level security enforces the same again).
 """
 
 from __future__ import annotations
@@ -11,11 +11,10 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from hoga.api.deps import User, get_hoga
+from hoga.api.schemas import FillList, errors
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
-from hoga.store.db import Actor
-from hoga.store.repos import ledger
-from hoga.store.repos.ledger import FillRecord
+from hoga.execution.queries import FillRecord
 
 router = APIRouter(tags=["fills"])
 
@@ -38,7 +37,7 @@ def fill_view(f: FillRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/api/fills")
+@router.get("/api/fills", response_model=FillList, responses=errors(401, 422, 503))
 async def list_fills(
     ctx: User,
     request: Request,
@@ -53,14 +52,7 @@ async def list_fills(
             raise InvalidInput(
                 f"종목코드 형식이 올바르지 않습니다: {symbol!r}", "fills.bad_symbol", field="symbol"
             )
-    hoga = get_hoga(request)
-    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
-        rows = await ledger.fills(
-            conn,
-            ctx.user_id,
-            symbol=symbol,
-            order_id=order_id,
-            strategy_id=strategy_id,
-            limit=limit,
-        )
+    rows = await get_hoga(request).queries.fills(
+        ctx.user_id, symbol=symbol, order_id=order_id, strategy_id=strategy_id, limit=limit
+    )
     return {"fills": [fill_view(f) for f in rows]}

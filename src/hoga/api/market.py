@@ -6,17 +6,13 @@ from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
-from sqlalchemy import select
 
 from hoga.api.deps import User, get_hoga
 from hoga.api.views import bar_view, quote_view
 from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.domain.errors import Conflict, InvalidInput
-from hoga.domain.market import Bar
 from hoga.marketdata.bars import aggregate
-from hoga.store import tables as t
-from hoga.store.db import SYSTEM
 
 router = APIRouter(prefix="/api/market", tags=["market"])
 
@@ -185,26 +181,6 @@ async def bars(
         raise InvalidInput(
             "range too long: at most 31 days of minute bars", "market.range_too_long", field="start"
         )
-    async with hoga.db.tx(SYSTEM) as conn:
-        rows = await conn.execute(
-            select(t.bars)
-            .where(
-                t.bars.c.symbol == sym,
-                t.bars.c.interval == 60,
-                t.bars.c.start >= int(t_start),
-                t.bars.c.start < int(t_end),
-            )
-            .order_by(t.bars.c.start)
-        )
-        merged = {
-            int(r.start): Bar(
-                r.symbol, float(r.start), 60, r.open, r.high, r.low, r.close, r.volume
-            )
-            for r in rows
-        }
-    for b in hoga.bars.recent(sym, include_current=True):
-        if t_start <= b.start < t_end:
-            merged[int(b.start)] = b
-    minute_bars = [merged[k] for k in sorted(merged)]
+    minute_bars = await hoga.queries.minute_bars(sym, t_start, t_end)
     out = aggregate(minute_bars, step) if step != 60 else minute_bars
     return {"symbol": sym, "interval": interval, "bars": [bar_view(b) for b in out[-limit:]]}

@@ -9,10 +9,7 @@ from fastapi import APIRouter, Query, Request
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import AllowlistBody, PasswordBody, TotpConfirmBody, TotpDisableBody
 from hoga.api.views import audit_view, user_view
-from hoga.domain import krx
 from hoga.domain.errors import NotFound
-from hoga.store.db import Actor
-from hoga.store.repos import ledger
 
 router = APIRouter(prefix="/api/me", tags=["me"])
 
@@ -20,12 +17,9 @@ router = APIRouter(prefix="/api/me", tags=["me"])
 @router.get("")
 async def me(ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
-        trades, realized, _ = await ledger.day_counters(
-            conn, ctx.user_id, krx.trading_date(hoga.clock.now())
-        )
+    today = await hoga.queries.day_counters(ctx.user_id)
     view = user_view(ctx.user, ctx.tier)
-    view["today"] = {"trades": trades, "realized_pnl": realized}
+    view["today"] = {"trades": today.trades, "realized_pnl": today.realized}
     view["recovery_codes_left"] = (
         await hoga.auth.recovery_codes_left(ctx.user_id) if ctx.user.totp_enabled else 0
     )

@@ -102,6 +102,13 @@ class OrderBody(Body):
     urgent: StrictBool = False
 
 
+class ModifyBody(Body):
+    """A modify (정정): the new price and/or the new *total* quantity (at least one)."""
+
+    price: StrictInt | None = None
+    quantity: StrictInt | None = None
+
+
 # --- strategies and backtests (strategies branch) ---------------------------------------
 
 

@@ -1,4 +1,4 @@
-"""Orders: place (202), list, read, cancel, preview; the queue status of the caller."""
+"""Orders: place (202), list, read, modify, cancel, preview; the queue status of the caller."""
 
 from __future__ import annotations
 
@@ -9,14 +9,20 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
 from hoga.api.deps import User, client_ip, get_hoga
-from hoga.api.models import OrderBody
+from hoga.api.models import ModifyBody, OrderBody
+from hoga.api.schemas import (
+    DeniedOrder,
+    OrderDetail,
+    OrderList,
+    OrderView,
+    QueueStatus,
+    errors,
+)
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, Order, OrderIntent, OrderStatus, OrderType, Side
 from hoga.execution.queue import Kind
 from hoga.execution.service import order_view
-from hoga.store.db import Actor
-from hoga.store.repos import ledger
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -63,7 +69,15 @@ def _intent(body: OrderBody, source: str = "api") -> OrderIntent:
     )
 
 
-@router.post("/api/orders", status_code=202)
+@router.post(
+    "/api/orders",
+    status_code=202,
+    response_model=OrderView,
+    responses={
+        422: {"model": DeniedOrder, "description": "invalid, or refused by the risk gate"},
+        **errors(401, 409, 429, 503),
+    },
+)
 async def place(body: OrderBody, ctx: User, request: Request) -> JSONResponse:
     hoga = get_hoga(request)
     source = "dashboard" if request.headers.get("x-hoga-client") == "dashboard" else "api"
@@ -85,7 +99,7 @@ async def preview(body: OrderBody, ctx: User, request: Request) -> dict[str, Any
 _STATUS_GROUPS = {"open": [s.value for s in OPEN]}
 
 
-@router.get("/api/orders")
+@router.get("/api/orders", response_model=OrderList, responses=errors(401, 422, 503))
 async def list_orders(
     ctx: User,
     request: Request,
@@ -128,13 +142,12 @@ async def list_orders(
     return {"orders": await _with_waiting(get_hoga(request), orders)}
 
 
-@router.get("/api/orders/{order_id}")
+@router.get("/api/orders/{order_id}", response_model=OrderDetail, responses=errors(401, 404, 503))
 async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     order = await hoga.orders.get(ctx.user_id, order_id)
     history = await hoga.orders.history(ctx.user_id, order_id)
-    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
-        fills = await ledger.fills(conn, ctx.user_id, order_id=order_id)
+    fills = await hoga.queries.fills(ctx.user_id, order_id=order_id)
     place = next(
         ((p, ap) for item, p, ap in hoga.queue.places(ctx.user_id) if item.order_id == order_id),
         None,
@@ -164,19 +177,37 @@ async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any
     )
 
 
-@router.delete("/api/orders/{order_id}", status_code=202)
+@router.patch(
+    "/api/orders/{order_id}",
+    status_code=202,
+    response_model=OrderView,
+    responses=errors(401, 404, 409, 422, 503),
+)
+async def modify(order_id: int, body: ModifyBody, ctx: User, request: Request) -> dict[str, Any]:
+    """Modify (정정) a working order: 202 with the order ``MODIFY_PENDING``; 409
+    ``order.not_modifiable`` in another state, 422 ``order.invalid_modify`` for a change that
+    is not one (or that the risk gate refuses: its code in ``details.reason_code``)."""
+    order = await get_hoga(request).orders.modify(
+        ctx.user_id, order_id, price=body.price, quantity=body.quantity, ip=client_ip(request)
+    )
+    return order_view(order)
+
+
+@router.delete(
+    "/api/orders/{order_id}",
+    status_code=202,
+    response_model=OrderView,
+    responses=errors(401, 404, 409, 503),
+)
 async def cancel(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
     order = await get_hoga(request).orders.cancel(ctx.user_id, order_id, ip=client_ip(request))
     return order_view(order)
 
 
-@router.get("/api/queue-status")
+@router.get("/api/queue-status", response_model=QueueStatus, responses=errors(401, 503))
 async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    async with hoga.db.tx(Actor.user(ctx.user_id)) as conn:
-        trades, _, _ = await ledger.day_counters(
-            conn, ctx.user_id, krx.trading_date(hoga.clock.now())
-        )
+    trades = (await hoga.queries.day_counters(ctx.user_id)).trades
     limit = ctx.tier.daily_trades
     queued = []
     global_rate = hoga.settings.global_order_rate

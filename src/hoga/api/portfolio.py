@@ -7,82 +7,55 @@ from typing import Any
 from fastapi import APIRouter, Query, Request
 
 from hoga.api.deps import User, get_hoga
-from hoga.domain import krx
-from hoga.store.db import Actor
-from hoga.store.repos import accounts as accounts_repo
-from hoga.store.repos import ledger
-from hoga.store.repos import orders as orders_repo
+from hoga.api.schemas import PortfolioView, errors
 
 router = APIRouter(tags=["portfolio"])
 
 
-@router.get("/api/portfolio")
+@router.get("/api/portfolio", response_model=PortfolioView, responses=errors(401, 404, 503))
 async def portfolio(
     ctx: User, request: Request, account_id: int | None = Query(None, ge=1)
 ) -> dict[str, Any]:
-    hoga = get_hoga(request)
-    uid = ctx.user_id
-    async with hoga.db.tx(Actor.user(uid)) as conn:
-        if account_id is not None:
-            accts = [await accounts_repo.require_account(conn, uid, account_id)]
-        else:
-            accts = await accounts_repo.list_accounts(conn, uid)
-        rows = []
-        total_cash = total_value = total_reserved = 0
-        per_account = []
-        positions: list[dict[str, Any]] = []
-        for acct in accts:
-            cash = await ledger.cash(conn, uid, acct.id)
-            reserved, _, _ = await orders_repo.exposure(conn, uid, acct.id)
-            value = 0
-            for p in await ledger.positions(conn, uid, acct.id):
-                tick = hoga.quotes.last(p.symbol)
-                px = tick.price if tick else p.position.avg_price
-                inst = hoga.universe.get(p.symbol)
-                positions.append(
-                    {
-                        "account_id": acct.id,
-                        "symbol": p.symbol,
-                        "name": inst.name if inst else p.symbol,
-                        "qty": p.qty,
-                        "avg_price": p.position.avg_price,
-                        "market_price": px,
-                        "market_value": p.qty * px,
-                        "unrealized_pnl": p.position.unrealized_pnl(px),
-                        "realized_pnl": p.realized_pnl,
-                    }
-                )
-                value += p.qty * px
-            per_account.append(
-                {
-                    "id": acct.id,
-                    "label": acct.label,
-                    "broker": acct.broker,
-                    "cash": cash,
-                    "reserved_cash": reserved,
-                    "equity": cash + value,
-                }
-            )
-            total_cash += cash
-            total_value += value
-            total_reserved += reserved
-        trades, realized, unreal_start = await ledger.day_counters(
-            conn, uid, krx.trading_date(hoga.clock.now())
-        )
-        rows = positions
-    unrealized = sum(p["unrealized_pnl"] for p in rows)
+    p = await get_hoga(request).queries.portfolio(ctx.user_id, account_id)
+    rows = [
+        {
+            "account_id": h.account_id,
+            "symbol": h.symbol,
+            "name": h.name,
+            "qty": h.qty,
+            "avg_price": h.avg_price,
+            "market_price": h.market_price,
+            "market_value": h.qty * h.market_price,
+            "unrealized_pnl": h.unrealized_pnl,
+            "realized_pnl": h.realized_pnl,
+        }
+        for h in p.holdings
+    ]
+    unrealized = sum(h.unrealized_pnl for h in p.holdings)
+    today = p.today
     return {
-        "cash": total_cash,
-        "reserved_cash": total_reserved,
-        "orderable_cash": total_cash - total_reserved,
-        "equity": total_cash + total_value,
-        "market_value": total_value,
+        "cash": p.cash,
+        "reserved_cash": p.reserved_cash,
+        "orderable_cash": p.cash - p.reserved_cash,
+        "equity": p.cash + p.market_value,
+        "market_value": p.market_value,
         "unrealized_pnl": unrealized,
         "today": {
-            "trades": trades,
-            "realized_pnl": realized,
-            "pnl": realized + (unrealized - unreal_start if unreal_start is not None else 0),
+            "trades": today.trades,
+            "realized_pnl": today.realized,
+            "pnl": today.realized
+            + (unrealized - today.unrealized_start if today.unrealized_start is not None else 0),
         },
         "positions": rows,
-        "accounts": per_account,
+        "accounts": [
+            {
+                "id": a.id,
+                "label": a.label,
+                "broker": a.broker,
+                "cash": a.cash,
+                "reserved_cash": a.reserved_cash,
+                "equity": a.equity,
+            }
+            for a in p.accounts
+        ],
     }

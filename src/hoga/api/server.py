@@ -19,6 +19,7 @@ from hoga.api import fills as fills_api
 from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget
 from hoga.api.errors import install_error_handlers
+from hoga.api.request_context import RequestContext
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -49,6 +50,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.state.api_budget = ApiBudget()
     app.state.ws_connections = ws._Connections()
     install_error_handlers(app)
+    app.add_middleware(RequestContext)  # request ids in logs, API latency (api/request_context.py)
     if hoga.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -70,6 +72,13 @@ def create_api(hoga: HogaApp) -> FastAPI:
     for module in (strategies, backtests):
         app.include_router(module.router)
     # --- end of strategies and backtests ---
+    # --- operations: metrics, notifications (ops branch) ---
+    from hoga.api import metrics as metrics_api
+    from hoga.api import notifications as notifications_api
+
+    for module in (metrics_api, notifications_api):
+        app.include_router(module.router)
+    # --- end of operations ---
     extra = getattr(hoga, "extra_routers", [])
     for router in extra:
         app.include_router(router)

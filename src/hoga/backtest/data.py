@@ -7,13 +7,17 @@ offset are KST. Prices are whole won (``70000`` or ``70000.0``).
 Everything is checked before a backtest starts, and a refusal names the column and row:
 missing columns or values, unparseable dates, timestamps out of order or repeated, prices that
 are not positive whole won, bars whose high/low do not contain their open and close, negative
-volume. Checks run vectorised in Arrow, so a million rows load in about a second.
+volume. With pyarrow installed (``hoga[parquet]``) checks run vectorised in Arrow, so a million
+rows load in about a second; without it CSV is read and checked in plain Python (the same rules
+and messages, a few times slower) and Parquet files are refused with the extra to install.
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import itertools
+import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -22,10 +26,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pacsv
-import pyarrow.parquet as pq
+try:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+except ImportError:  # the optional extra hoga[parquet]
+    pa = pc = pacsv = pq = None
 
 from hoga.domain.clock import KST
 from hoga.domain.errors import InvalidInput
@@ -35,6 +42,8 @@ COLUMNS = ("date", "open", "high", "low", "close", "volume")
 PRICE_COLUMNS = ("open", "high", "low", "close")
 _KST_OFFSET = 9 * 3600
 INTERVALS = {"1m": 60, "1d": 86_400}
+#: Use Arrow when it is installed (tests switch it off to check the plain-Python path).
+ARROW = pa is not None
 
 
 @dataclass(slots=True)
@@ -107,6 +116,8 @@ def read_csv_bytes(
             f"{source}: column {missing[0]!r} is missing (the header must name "
             f"{','.join(COLUMNS)}; found {','.join(names)})",
         )
+    if not ARROW:
+        return _read_csv_plain(data, names, symbol, source=source, interval=interval)
     types: dict[str, pa.DataType] = {c: pa.float64() for c in COLUMNS[1:]}
     types["date"] = pa.string()
     try:
@@ -137,6 +148,13 @@ def read_file(path: Path, symbol: str, *, interval: int | None = None) -> BarSer
     if not path.is_file():
         raise _bad("data.not_found", "data", f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
+        if not ARROW:
+            raise _bad(
+                "data.parquet_unavailable",
+                "data",
+                f"{path}: reading Parquet needs pyarrow: pip install 'hoga[parquet]' "
+                "(or give the bars as CSV)",
+            )
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
@@ -306,6 +324,11 @@ def detect_interval(ts: Sequence[int]) -> int:
 
 def validate_series(series: BarSeries) -> None:
     """The same checks for bars that did not come from a file (stored bars)."""
+    if not ARROW:
+        cols = {"open": series.open, "high": series.high, "low": series.low}
+        cols |= {"close": series.close, "volume": series.volume}
+        _check_plain(list(series.ts), cols, "stored bars")
+        return
     table = pa.table(
         {
             "date": pa.array([t + _KST_OFFSET for t in series.ts], pa.timestamp("s")),
@@ -329,3 +352,144 @@ def describe_span(series: BarSeries) -> dict[str, Any]:
         "last": datetime.fromtimestamp(series.ts[-1], KST).isoformat(),
         "interval": series.interval,
     }
+
+
+# --- without pyarrow: the same rules over Python lists
+
+
+def _read_csv_plain(
+    data: bytes, names: list[str], symbol: str, *, source: str, interval: int | None
+) -> BarSeries:
+    text = data.decode("utf-8", "replace").lstrip("\ufeff")
+    reader = csv.reader(io.StringIO(text))
+    next(reader, None)
+    where = {c: names.index(c) for c in COLUMNS}
+    raw: dict[str, list[str | None]] = {c: [] for c in COLUMNS}
+    for row in reader:
+        if not row:
+            continue  # blank lines, as Arrow skips them
+        if len(row) != len(names):
+            raise _bad(
+                "data.bad_value",
+                "csv",
+                f"{source}: column 'csv' at line {reader.line_num}: expected {len(names)} "
+                f"columns, got {len(row)}",
+            )
+        for c, i in where.items():
+            raw[c].append(row[i].strip() or None)
+    numbers: dict[str, list[float | None]] = {}
+    for c in COLUMNS[1:]:
+        out: list[float | None] = []
+        for i, cell in enumerate(raw[c]):
+            if cell is None:
+                out.append(None)
+                continue
+            try:
+                out.append(float(cell))
+            except ValueError:
+                raise _bad(
+                    "data.bad_value",
+                    c,
+                    f"{source}: column {c!r} at line {i + 2}: invalid value {cell!r}",
+                ) from None
+        numbers[c] = out
+    n = len(raw["date"])
+    if n == 0:
+        raise _bad("data.empty", "date", f"{source}: no bars (no rows with a date)")
+    for c in COLUMNS:
+        column = raw[c] if c == "date" else numbers[c]
+        if None in column:
+            raise _bad(
+                "data.missing_value", c, f"{source}: {c} is empty at {_row(column.index(None))}"
+            )
+    ts = _plain_timestamps([d or "" for d in raw["date"]], source)
+    ints: dict[str, list[int]] = {}
+    for c in COLUMNS[1:]:
+        vals: list[int] = []
+        for i, v in enumerate(numbers[c]):
+            assert v is not None
+            if not (math.isfinite(v) and v.is_integer()):
+                what = "whole won" if c in PRICE_COLUMNS else "whole shares"
+                raise _bad("data.bad_value", c, f"{source}: {c} {v!r} at {_row(i)} is not {what}")
+            vals.append(int(v))
+        ints[c] = vals
+    _check_plain(ts, ints, source)
+    return BarSeries(
+        symbol,
+        interval or detect_interval(ts),
+        ts,
+        ints["open"],
+        ints["high"],
+        ints["low"],
+        ints["close"],
+        ints["volume"],
+    )
+
+
+def _plain_timestamps(dates: list[str], source: str) -> list[int]:
+    out = []
+    offsets = set()
+    for i, s in enumerate(dates):
+        try:
+            d = datetime.fromisoformat(s)
+            offsets.add(d.tzinfo is None)
+            out.append(int((d if d.tzinfo else d.replace(tzinfo=KST)).timestamp()))
+        except ValueError:
+            raise _bad(
+                "data.bad_date",
+                "date",
+                f"{source}: date {s!r} at {_row(i)} is not an ISO date or time "
+                "(e.g. 2024-01-02 or 2024-01-02 09:01)",
+            ) from None
+    if len(offsets) > 1:
+        raise _bad(
+            "data.bad_date",
+            "date",
+            f"{source}: dates mix forms with and without a time-zone offset; use one form",
+        )
+    return out
+
+
+def _check_plain(ts: list[int], cols: dict[str, list[int]], source: str) -> None:
+    """Prices, volume, bar shape and order, as ``from_table`` checks them in Arrow."""
+    for c in PRICE_COLUMNS:
+        for i, v in enumerate(cols[c]):
+            if v <= 0:
+                raise _bad(
+                    "data.bad_price",
+                    c,
+                    f"{source}: {c} must be a positive price, got {v} at {_row(i)}",
+                )
+    for i, v in enumerate(cols["volume"]):
+        if v < 0:
+            raise _bad("data.bad_volume", "volume", f"{source}: negative volume at {_row(i)}")
+    op, hi, lo, cl = cols["open"], cols["high"], cols["low"], cols["close"]
+    checks = (
+        ("high", [i for i in range(len(hi)) if hi[i] < lo[i]]),
+        ("high", [i for i in range(len(hi)) if hi[i] < max(op[i], cl[i])]),
+        ("low", [i for i in range(len(hi)) if lo[i] > min(op[i], cl[i])]),
+    )
+    for field, bad in checks:
+        if bad:
+            i = bad[0]
+            raise _bad(
+                "data.bad_bar",
+                field,
+                f"{source}: at {_row(i)} high/low do not contain open and close "
+                f"(o={op[i]} h={hi[i]} l={lo[i]} c={cl[i]})",
+            )
+    for i in range(1, len(ts)):
+        if ts[i] < ts[i - 1]:
+            raise _bad(
+                "data.unsorted",
+                "date",
+                f"{source}: dates must be in ascending order; {_row(i)} is earlier than the "
+                "row before it",
+            )
+    for i in range(1, len(ts)):
+        if ts[i] == ts[i - 1]:
+            raise _bad(
+                "data.duplicate",
+                "date",
+                f"{source}: duplicate date at {_row(i)} (the same as the row before it)",
+            )

@@ -1,4 +1,4 @@
-"""Figures from a backtest run, and the equity/drawdown chart (PNG or HTML).
+"""Figures from a backtest run, and the equity/drawdown chart (SVG or HTML).
 
 Definitions (also in ``docs/backtesting.md``):
 
@@ -16,9 +16,7 @@ Definitions (also in ``docs/backtesting.md``):
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 import math
 from bisect import bisect_left
 from datetime import datetime
@@ -28,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from hoga.backtest.engine import BacktestResult
+from hoga.backtest.svg import render_svg
 from hoga.domain.clock import KST
 
 _DAY = 86_400
@@ -166,62 +165,9 @@ def figure_rows(s: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _figure(s: dict[str, Any]) -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib import dates as mdates
-
-    pts = s["equity_curve"]
-    xs = [datetime.fromisoformat(p["ts"]) for p in pts]
-    eq = [p["equity"] for p in pts]
-    dd = [-100 * p["drawdown"] for p in pts]
-    fig, (ax1, ax2) = plt.subplots(
-        2, 1, figsize=(11, 6.5), sharex=True, gridspec_kw={"height_ratios": [3, 1.3]}
-    )
-    ax1.plot(xs, eq, color="#1f4e9a", linewidth=1.1)
-    ax1.axhline(s["initial_cash"], color="#999999", linewidth=0.8, linestyle="--")
-    ax1.set_ylabel("equity (KRW)")
-    ax1.yaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
-    title = f"{s['kind']} {','.join(s['symbols'])}  {s['start'][:10]} - {s['end'][:10]}"
-    ax1.set_title(title, loc="left", fontsize=11)
-    text = "   ".join(
-        f"{k}: {v}"
-        for k, v in (
-            ("return", "-" if s["total_return"] is None else f"{s['total_return']:.2%}"),
-            ("CAGR", "-" if s["cagr"] is None else f"{s['cagr']:.2%}"),
-            ("max DD", f"{s['max_drawdown']:.2%}"),
-            ("Sharpe", "-" if s["sharpe"] is None else f"{s['sharpe']:.2f}"),
-            ("win", "-" if s["win_rate"] is None else f"{s['win_rate']:.0%}"),
-            ("fills", s["num_fills"]),
-        )
-    )
-    ax1.text(0.01, 0.02, text, transform=ax1.transAxes, fontsize=8.5, color="#333333")
-    ax2.fill_between(xs, dd, 0, color="#c0392b", alpha=0.35, linewidth=0)
-    ax2.plot(xs, dd, color="#c0392b", linewidth=0.8)
-    ax2.set_ylabel("drawdown (%)")
-    locator = mdates.AutoDateLocator()  # type: ignore[no-untyped-call]
-    ax2.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
-    for ax in (ax1, ax2):
-        ax.grid(True, color="#e5e5e5", linewidth=0.6)
-    fig.tight_layout()
-    return fig
-
-
-def _png_bytes(s: dict[str, Any]) -> bytes:
-    import matplotlib.pyplot as plt
-
-    fig = _figure(s)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
-    return buf.getvalue()
-
-
 def render_html(s: dict[str, Any]) -> str:
-    """A self-contained page: the figures, the chart (inline PNG) and the fills."""
-    png = base64.b64encode(_png_bytes(s)).decode()
+    """A self-contained page: the figures, the chart (inline SVG) and the fills."""
+    chart = render_svg(s)
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in figure_rows(s)
     )
@@ -248,13 +194,13 @@ body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}
 table{{border-collapse:collapse;margin:1rem 0}}
 th,td{{border:1px solid #ddd;padding:.25rem .6rem;text-align:right;font-size:.9rem}}
 th{{text-align:left;background:#f6f6f6}}
-img{{max-width:100%}}
+svg{{max-width:100%;height:auto}}
 </style></head><body>
 <h1>{title}</h1>
 <p>{html.escape(s["start"])} – {html.escape(s["end"])} · {s["bars"]:,} bars · params: {params}
 · initial cash {s["initial_cash"]:,}</p>
 <table>{rows}</table>
-<img alt="equity and drawdown" src="data:image/png;base64,{png}">
+<figure aria-label="equity and drawdown">{chart}</figure>
 <h2>체결 (fills)</h2>
 <table><tr><th>ts</th><th>symbol</th><th>side</th><th>qty</th><th>price</th><th>commission</th><th>tax</th></tr>
 {fills}</table>{more}
@@ -263,11 +209,12 @@ img{{max-width:100%}}
 
 
 def write_plot(s: dict[str, Any], path: Path) -> None:
-    """``.png`` writes the chart; ``.html`` the self-contained report page."""
+    """``.svg`` writes the chart; ``.html`` the self-contained report page."""
     suffix = path.suffix.lower()
-    if suffix == ".png":
-        path.write_bytes(_png_bytes(s))
+    if suffix == ".svg":
+        path.write_text(render_svg(s), encoding="utf-8")
     elif suffix in (".html", ".htm"):
         path.write_text(render_html(s), encoding="utf-8")
     else:
-        raise ValueError(f"--plot must end in .png or .html, not {path.name!r}")
+        # PNG went with matplotlib (issue 15: a lighter install); SVG opens in any browser.
+        raise ValueError(f"--plot must end in .svg or .html, not {path.name!r}")

@@ -195,6 +195,17 @@ class BrokerOutcomeUnknown(BrokerError):
     """The request may or may not have taken effect; reconcile, do not resend."""
 
 
+class ReportsUnavailable(BrokerError):
+    """The broker cannot list orders or fills for this day (Kiwoom's inquiries cover today only).
+
+    An empty list would claim "no orders that day"; this says "cannot tell", so reconciliation
+    never concludes from it that an order was not placed.
+    """
+
+    def __init__(self, message: str, code: str = "broker.reports_unavailable") -> None:
+        super().__init__(message, code)
+
+
 class BrokerAuthError(BrokerError):
     """Credentials were refused (wrong key or secret, wrong environment)."""
 

@@ -264,6 +264,9 @@ class PaperBroker:
             self._book_fill(
                 acct, acct.orders[r["o"]], r["q"], r["p"], r["f"], r["ts"], r["fee"], r["tax"]
             )
+        elif kind == "modify":
+            acct = self._accounts[r["a"]]
+            self._amend(acct, acct.orders[r["o"]], r["q"], r["p"], r["res"])
         elif kind == "status":
             acct = self._accounts[r["a"]]
             self._set_status(acct, acct.orders[r["o"]], OrderStatus(r["st"]), r.get("why"))
@@ -323,14 +326,7 @@ class PaperBroker:
         existing = acct.by_client.get(request.client_order_id)
         if existing is not None:
             return PlaceAck(broker_order_id=existing)
-        if f.not_processed_next > 0:
-            f.not_processed_next -= 1
-            raise BrokerNotProcessed(
-                "simulated throttle: request not processed", "paper.throttled", 0.05
-            )
-        if f.reject_next > 0:
-            f.reject_next -= 1
-            raise BrokerRejected("simulated rejection", "paper.fault")
+        self._command_faults()
         order = self._validate(acct, request)
         partitioned = f.accept_then_timeout > 0
         if partitioned:
@@ -362,7 +358,23 @@ class PaperBroker:
             await asyncio.Event().wait()
         return PlaceAck(broker_order_id=order.broker_order_id)
 
-    def _validate(self, acct: _PaperAccount, req: PlaceRequest) -> _PaperOrder:
+    def _command_faults(self) -> None:
+        """The one-shot refusals a test asked for (``PaperFaults``), counted down."""
+        f = self.faults
+        if f.not_processed_next > 0:
+            f.not_processed_next -= 1
+            raise BrokerNotProcessed(
+                "simulated throttle: request not processed", "paper.throttled", 0.05
+            )
+        if f.reject_next > 0:
+            f.reject_next -= 1
+            raise BrokerRejected("simulated rejection", "paper.fault")
+
+    def _validate(
+        self, acct: _PaperAccount, req: PlaceRequest, replacing: _PaperOrder | None = None
+    ) -> _PaperOrder:
+        """The order ``req`` describes, or ``BrokerRejected``; ``replacing`` (a modify) frees
+        what the order being modified holds back before cash and shares are checked."""
         inst = self._quotes.instrument(req.symbol)
         if inst is None:
             raise BrokerRejected(f"알 수 없는 종목코드입니다: {req.symbol}", "paper.unknown_symbol")
@@ -391,13 +403,15 @@ class PaperBroker:
         if req.side == Side.BUY:
             amount = req.qty * reserve_price
             reserved = amount + krx.commission(amount, acct.commission_rate)
-            if reserved > acct.cash - acct.reserved_cash():
+            freed = replacing.reserved if replacing is not None else 0
+            if reserved > acct.cash - acct.reserved_cash() + freed:
                 raise BrokerRejected(
                     "주문가능금액이 부족합니다 (insufficient cash)", "paper.insufficient_cash"
                 )
         else:
             held = acct.positions.get(req.symbol, Position()).qty
-            if req.qty > held - acct.open_sell_qty(req.symbol):
+            freed = replacing.remaining if replacing is not None else 0
+            if req.qty > held - acct.open_sell_qty(req.symbol) + freed:
                 raise BrokerRejected(
                     "매도가능수량이 부족합니다 (insufficient shares)", "paper.insufficient_shares"
                 )
@@ -425,9 +439,54 @@ class PaperBroker:
     async def modify(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
     ) -> PlaceAck:
-        raise BrokerRejected(
-            "the paper broker does not modify orders; cancel and place again", "paper.no_modify"
+        """Re-price a working limit order and set what remains of it to ``qty`` shares (its
+        total becomes executed + ``qty``). The order keeps its number, as a Kiwoom chain keeps
+        its root for events; a crossing price trades at once."""
+        f = self.faults
+        if f.delay:
+            await asyncio.sleep(f.delay)
+        acct = self._account(account)
+        order = acct.orders.get(broker_order_id)
+        if order is None:
+            raise BrokerRejected("주문번호를 찾을 수 없습니다", "paper.no_order")
+        if order.status not in _WORKING or order.type != OrderType.LIMIT:
+            raise BrokerRejected(
+                f"정정할 수 없는 주문입니다 ({order.status})", "paper.not_modifiable"
+            )
+        self._command_faults()
+        probe = self._validate(
+            acct,
+            PlaceRequest(
+                client_order_id=order.client_order_id,
+                symbol=order.symbol,
+                side=order.side,
+                type=OrderType.LIMIT,
+                qty=qty,
+                price=price,
+            ),
+            replacing=order,
         )
+        self._amend(acct, order, order.filled_qty + qty, price, probe.reserved)
+        self._write(
+            {
+                "t": "modify",
+                "a": acct.account_id,
+                "o": order.broker_order_id,
+                "q": order.qty,
+                "p": price,
+                "res": order.reserved,
+            }
+        )
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+        tick = self._quotes.last(order.symbol)
+        if tick is not None and self._is_open():
+            self._match(acct, order, tick, resting=False)
+        return PlaceAck(broker_order_id=order.broker_order_id)
+
+    def _amend(
+        self, acct: _PaperAccount, order: _PaperOrder, qty: int, price: int, reserved: int
+    ) -> None:
+        order.qty, order.price, order.reserved = qty, price, reserved
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int

@@ -13,6 +13,8 @@ booked as the difference between it and what the order has booked so far:
   filled amount ends equal to the broker's to the won (split over at most two prices one won
   apart, since an average need not be a whole won);
 * the execution itself, when it is exactly the next one;
+* for a report that covers every execution so far at one average price (``qty == cum_qty``,
+  no amount): the missing quantity for the average times the total less what is booked;
 * nothing, with ``skip="gap"``, when executions before it are missing and their amount is
   unknown: reconciliation books them from the broker's reports, after which this one fits.
 
@@ -74,6 +76,17 @@ def plan(
     missing = target - filled_qty
     if missing <= 0:
         return FillPlan(skip="duplicate")
+    if cum_amount is None and qty == cum_qty and filled_qty > 0:
+        # The report covers every execution so far at one (average) price - Kiwoom's report
+        # rows after a restart. What hoga has not booked is worth the average times the
+        # total less what it has booked: off by under a won a share (the average's
+        # truncation), where the average times the missing quantity is off by however far
+        # the price moved between the executions hoga heard of and those it missed. (At
+        # least a won a share: every price is, and the estimate may undershoot by the
+        # truncation.)
+        if cum_qty > order_qty:
+            return FillPlan(((missing, price),))
+        return FillPlan(split(missing, max(qty * price - filled_amount, missing)))
     if cum_amount is not None and cum_qty <= order_qty:
         amount = cum_amount - filled_amount
         if amount >= missing:

@@ -33,9 +33,12 @@ class SlidingWindow:
         return cls(1, 1.0 / rate, margin)
 
     def _trim(self, now: float) -> None:
-        cutoff = now - self.window
+        # "t + window <= now", not "t <= now - window": the two differ in floating point,
+        # and only this form agrees with available_at() (which answers t + window), so an
+        # event never leaves the window before the time we said it would.
         ev = self._events
-        while ev and ev[0] <= cutoff:
+        window = self.window
+        while ev and ev[0] + window <= now:
             ev.popleft()
 
     def available_at(self, now: float) -> float:

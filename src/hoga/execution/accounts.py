@@ -95,6 +95,9 @@ class AccountService:
         self.allow_custom_urls = allow_custom_urls
         self._refs: dict[int, AccountRef] = {}
         self._resolved: dict[tuple[int, int | None], AccountRecord] = {}
+        #: False while the server runs paused: accounts linked meanwhile open no broker
+        #: session until ``attach_all`` on resume (the server sets it; see app.py).
+        self.attaching = True
 
     # --- creation
 
@@ -319,7 +322,7 @@ class AccountService:
 
     async def _attach(self, acct: AccountRecord) -> None:
         broker = self.brokers.get(acct.broker)
-        if broker is None:
+        if broker is None or not self.attaching:
             return
         try:
             await broker.attach(self.ref(acct))
@@ -327,6 +330,7 @@ class AccountService:
             log.warning("could not attach account %s to %s: %s", acct.id, acct.broker, e.code)
 
     async def attach_all(self) -> list[AccountRecord]:
+        self.attaching = True
         async with self._db.tx(SYSTEM) as conn:
             accts = await repo.all_active_accounts(conn)
         for acct in accts:
@@ -464,7 +468,7 @@ class AccountService:
     async def rotate_vault(self) -> int:
         """Re-encrypt every stored secret under the key the database names current; returns
         how many (``execution/vault_rotation.py`` runs the whole rotation)."""
-        from hoga.security.vault import token_aad, totp_aad
+        from hoga.security.vault import channel_aad, token_aad, totp_aad
         from hoga.store import tables as t
 
         n = 0
@@ -509,6 +513,18 @@ class AccountService:
                     t.users.update()
                     .where(t.users.c.id == r.id)
                     .values(totp_secret_enc=self._vault.encrypt(plain, aad))
+                )
+                n += 1
+            # Notification channel URLs (notify/store.py), bound to user and row like the rest.
+            for r in (await conn.execute(t.notification_channels.select())).all():
+                aad = channel_aad(r.user_id, r.id)
+                plain = self._vault.decrypt(r.url_enc, aad)
+                await conn.execute(
+                    t.notification_channels.update()
+                    .where(t.notification_channels.c.id == r.id)
+                    .values(
+                        url_enc=self._vault.encrypt(plain, aad), key_id=self._vault.current_key_id
+                    )
                 )
                 n += 1
         self._refs.clear()

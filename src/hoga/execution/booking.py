@@ -1,8 +1,8 @@
-"""Booking an execution into the books, inside the caller's transaction.
+"""Booking an execution into the books: fills -> ledger, positions, cash, the day's P&L.
 
-``OrderService.apply_fill`` decides *what* to book (``domain/fills.py``: the parts that bring
-the order to the broker's cumulative position) and holds the account lock and the
-transaction; this module writes each part - the fill row, the position, the cash ledger (the
+``Booking.apply_fill`` decides *what* to book (``domain/fills.py``: the parts that bring the
+order to the broker's cumulative position) and holds the account lock and the transaction;
+``book_parts`` writes each part - the fill row, the position, the cash ledger (the
 trade, its commission, its tax) and the day's realised P&L - and then the order's totals, all
 in that one transaction, so a fault anywhere leaves none of it.
 
@@ -13,6 +13,7 @@ fee figures are used when the part is exactly the execution it reported them for
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
@@ -21,15 +22,88 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.brokers.base import FillReport
-from hoga.domain import krx
+from hoga.domain import fills, krx
 from hoga.domain.clock import KST
-from hoga.domain.orders import TERMINAL, Order, OrderStatus, Side, status_after_fill
+from hoga.domain.orders import Executed, Order, OrderStatus, Side
 from hoga.domain.portfolio import apply_fill
-from hoga.store import tables as t
+from hoga.execution.ordercore import OrderCore
+from hoga.store.db import Actor
+from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import ledger
 from hoga.store.repos import orders as repo
 
+log = logging.getLogger(__name__)
+
 S = OrderStatus
+
+
+class Booking:
+    """Books execution reports for the order service (one transaction per report)."""
+
+    def __init__(self, core: OrderCore) -> None:
+        self._core = core
+
+    async def apply_fill(
+        self, order: Order, fill: FillReport, *, reconcile_gaps: bool = True
+    ) -> Order | None:
+        """Book one execution report, once whatever its id (``domain/fills.py``): fill rows,
+        order, position, cash and the day's P&L in one transaction (``book_parts``).
+
+        Returns the updated order, or None when there was nothing (more) to book. A report
+        that shows executions hoga has not booked but cannot price asks for reconciliation
+        (unless it comes from reconciliation itself: ``reconcile_gaps=False``).
+        """
+        core = self._core
+        async with (
+            core.account_locks[order.account_id],
+            core.db.tx(Actor.user(order.user_id)) as conn,
+        ):
+            order = await core.reload(conn, order)
+            p = fills.plan(
+                order_qty=order.qty,
+                filled_qty=order.filled_qty,
+                filled_amount=order.filled_amount,
+                qty=fill.qty,
+                price=fill.price,
+                cum_qty=fill.cum_qty,
+                cum_amount=fill.cum_amount,
+            )
+            if p.skip is None:
+                acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+                inst = core.quotes.instrument(order.symbol)
+                booked = await book_parts(
+                    conn,
+                    order,
+                    fill,
+                    p.parts,
+                    rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
+                    market=inst.market if inst else "KOSPI",
+                    now=core.clock.now(),
+                )
+                updated = await core.reload(conn, order) if booked else None
+        if p.skip is not None:
+            if p.skip != "duplicate":
+                log.warning(
+                    "fill %s for order %s not booked (%s: qty %s, cumulative %s, booked %s/%s)",
+                    fill.fill_id,
+                    order.id,
+                    p.skip,
+                    fill.qty,
+                    fill.cum_qty,
+                    order.filled_qty,
+                    order.qty,
+                )
+                if reconcile_gaps:
+                    # The broker knows executions hoga cannot book from this report alone.
+                    core.on_unknown(order.account_id)
+            return None
+        if updated is None:
+            return None
+        core.stats["fills"] += len(booked)
+        for b in booked:
+            core.bus.publish(order.user_id, {"type": "fill", "fill": fill_view(order, b)})
+        core.publish(updated)
+        return updated
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +116,23 @@ class Booked:
     commission: int
     tax: int
     ts: datetime
+
+
+def fill_view(order: Order, b: Booked) -> dict[str, Any]:
+    """A booked fill as the event stream shows it."""
+    return {
+        "id": b.row_id,
+        "order_id": order.id,
+        "strategy_id": order.strategy_id,
+        "symbol": order.symbol,
+        "side": order.side.value,
+        "qty": b.qty,
+        "price": b.price,
+        "commission": b.commission,
+        "tax": b.tax,
+        "ts": b.ts.isoformat(),
+        "account_id": order.account_id,
+    }
 
 
 async def book_parts(
@@ -123,31 +214,15 @@ async def _post(
 async def _update_order(
     conn: AsyncConnection, order: Order, fill: FillReport, booked: list[Booked], now: datetime
 ) -> None:
-    qty = sum(b.qty for b in booked)
-    filled = order.filled_qty + qty
-    remaining = order.qty - filled
-    reserved = order.reserved_cash * remaining // order.remaining if order.side == Side.BUY else 0
-    if order.status in TERMINAL:
-        # Executions reported after the order was closed (a cancel that lost the race, a
-        # restart that missed them): completely filled means FILLED, whatever it said before.
-        status = S.FILLED if filled >= order.qty else order.status
-    else:
-        status = status_after_fill(order.qty, filled, order.status)
-    if status == S.FILLED:
-        reserved = 0
-    values: dict[str, Any] = {
-        "filled_qty": filled,
-        "filled_amount": order.filled_amount + sum(b.qty * b.price for b in booked),
-        "commission": order.commission + sum(b.commission for b in booked),
-        "tax": order.tax + sum(b.tax for b in booked),
-        "reserved_cash": reserved,
-    }
-    if order.broker_order_id is None:
-        values["broker_order_id"] = fill.broker_order_id
-    await conn.execute(
-        t.orders.update()
-        .where(t.orders.c.id == order.id)
-        .values(status=status.value, updated_at=now, **values)
+    event = Executed(
+        qty=sum(b.qty for b in booked),
+        amount=sum(b.qty * b.price for b in booked),
+        commission=sum(b.commission for b in booked),
+        tax=sum(b.tax for b in booked),
+        broker_order_id=fill.broker_order_id,
     )
     detail = ", ".join(f"{b.qty}@{b.price}" for b in booked)
-    await repo.add_event(conn, order.user_id, order.id, status, now, f"fill {detail}")
+    # The order was re-read under the account lock in this transaction: the write cannot
+    # lose its compare-and-set.
+    if await repo.apply(conn, order, event, now, detail=f"fill {detail}") is None:
+        raise RuntimeError(f"order {order.id} changed under its account lock")

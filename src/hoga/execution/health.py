@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -153,6 +154,11 @@ class BrokerHealth:
         self.realtime: RealtimeState = lambda broker, account_id: None
         #: Called with an account id when it comes back up (the dispatcher wakes).
         self.on_recovered: list[Callable[[int], None]] = []
+        #: Called with (broker, account id, code) when an account goes down (alerts).
+        self.on_down: list[Callable[[str, int, str | None], None]] = []
+        #: Called after every monitored broker call with (broker, call, outcome, code,
+        #: seconds) - the metrics hook; must not raise or block.
+        self.on_call: list[Callable[[str, str, str, str | None, float], None]] = []
 
     def record(self, broker: str, account_id: int, outcome: Outcome, code: str | None) -> None:
         now = self._clock.time()
@@ -174,6 +180,8 @@ class BrokerHealth:
                     code,
                     a.failures,
                 )
+                for down in self.on_down:
+                    down(broker, account_id, code)
             return
         a.failures = 0
         a.auth_failed = False
@@ -320,17 +328,27 @@ class MonitoredBroker:
         return self._monitored(value)
 
     def _monitored(self, fn: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+        call_name = getattr(fn, "__name__", "call")
+
         async def call(account: AccountRef, *args: Any, **kwargs: Any) -> Any:
+            started = time.perf_counter()
             try:
                 result = await fn(account, *args, **kwargs)
             except BaseException as e:
                 outcome, code = classify(e)
                 self._health.record(self.name, account.account_id, outcome, code)
+                self._observe(call_name, outcome, code, started)
                 raise
             self._health.record(self.name, account.account_id, Outcome.OK, None)
+            self._observe(call_name, Outcome.OK, None, started)
             return result
 
         return call
+
+    def _observe(self, call: str, outcome: Outcome, code: str | None, started: float) -> None:
+        seconds = time.perf_counter() - started
+        for fn in self._health.on_call:
+            fn(self.name, call, outcome.value, code, seconds)
 
 
 async def probe(

@@ -31,6 +31,7 @@ from hoga.domain.orders import Priority
 class Kind(StrEnum):
     PLACE = "place"
     CANCEL = "cancel"
+    MODIFY = "modify"
 
 
 SortKey = tuple[int, float, int]

@@ -7,7 +7,9 @@ order-status and fill reports once and:
 
 * settles open orders: an ``UNKNOWN`` order found at the broker takes the broker's state; one
   the broker has no record of, after a grace period, is marked ``REJECTED``
-  (``reconcile.not_found``) - it is never resent automatically;
+  (``reconcile.not_found``) - it is never resent automatically. Where the broker cannot list
+  the order's day at all (``ReportsUnavailable``: Kiwoom's inquiries cover today only, so an
+  order left UNKNOWN overnight), the order stays as it is and is reported as ``unverifiable``;
 * converges executions: every hoga order the broker reports on - open or already closed -
   books the fills it missed, up to the broker's cumulative quantity and amount
   (``domain/fills.py`` books each execution once, whatever id it arrives under); an order the
@@ -28,14 +30,14 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport
+from hoga.brokers.base import BrokerError, FillReport, OrderStatusReport, ReportsUnavailable
 from hoga.domain import krx
 from hoga.domain.clock import Clock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.orders import Order, OrderStatus
+from hoga.domain.orders import TERMINAL, Order, OrderStatus
 from hoga.execution import retry
 from hoga.execution.accounts import AccountService
 from hoga.execution.service import OrderService
@@ -61,6 +63,8 @@ class ReconcileResult:
     cash_mismatch: dict[str, int] | None = None
     #: Orders where hoga has booked more than the broker reports (never undone automatically).
     fill_mismatches: list[dict[str, Any]] = field(default_factory=list)
+    #: Open orders of days the broker can no longer list (left as they are, see _unverifiable).
+    unverifiable: list[int] = field(default_factory=list)
     error: str | None = None
 
     def settle(self, status: OrderStatus) -> None:
@@ -216,9 +220,13 @@ class Reconciler:
         days = sorted({o.trading_day for o in local} | {krx.trading_date(now)})
         reports: list[OrderStatusReport] = []
         fills: list[FillReport] = []
+        blind: set[date] = set()
         for day in days:
-            reports += await broker.order_reports(ref, day)
-            fills += await broker.fill_reports(ref, day)
+            try:
+                reports += await broker.order_reports(ref, day)
+                fills += await broker.fill_reports(ref, day)
+            except ReportsUnavailable:
+                blind.add(day)
         async with self._db.tx(Actor.user(ref.user_id)) as conn:
             linked = await orders_repo.by_broker_ids(
                 conn, ref.user_id, account_id, (r.broker_order_id for r in reports), days
@@ -233,6 +241,14 @@ class Reconciler:
                 rep = by_client.get(order.client_order_id)
             if rep is None and order.broker_order_id is None:
                 rep = self._match(order, reports, claimed)
+            if (
+                rep is None
+                and order.trading_day in blind
+                and order.status in (S.UNKNOWN, S.SUBMITTING)
+            ):
+                # The broker cannot list that day: its silence proves nothing either way.
+                self._unverifiable(order, result)
+                continue
             if rep is None:
                 await self._missing(order, now, result)
                 continue
@@ -242,6 +258,15 @@ class Reconciler:
             moved = await self._service.apply_report(current, rep)
             if moved is not None:
                 result.settle(moved.status)
+            elif (
+                current.status == S.CANCEL_PENDING
+                and rep.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
+                and (now - current.updated_at).total_seconds() >= self.unknown_grace
+            ):
+                # The cancel went out with an unknown outcome and the broker still lists the
+                # order working: it did not take effect. Sending it again is safe (a cancel
+                # cannot trade; a second one for a closed order is only refused).
+                self._service.cancels_sent.discard(order.id)
         # Orders hoga has closed (or not looked at) that the broker reports executions for.
         for bid, order in linked.items():
             rep = by_id.get(bid)
@@ -275,7 +300,8 @@ class Reconciler:
             missing = rep.filled_qty - current.filled_qty
             catch_up = FillReport(
                 broker_order_id=rep.broker_order_id,
-                fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}",
+                fill_id=f"{rep.broker_order_id}:cum{rep.filled_qty}"
+                + ("" if rep.filled_amount is not None else ledger.ESTIMATED),
                 symbol=order.symbol,
                 side=order.side,
                 qty=missing,
@@ -283,7 +309,14 @@ class Reconciler:
                 ts=self._clock.time(),
                 client_order_id=order.client_order_id,
                 cum_qty=rep.filled_qty,
-                cum_amount=rep.filled_amount,
+                # Without the broker's amount, its average times its total is within a won a
+                # share of it; the average times the missing quantity alone is not (the
+                # executions hoga booked were at other prices).
+                cum_amount=(
+                    rep.filled_amount
+                    if rep.filled_amount is not None
+                    else rep.avg_price * rep.filled_qty
+                ),
             )
             if await self._service.apply_fill(current, catch_up, reconcile_gaps=False) is not None:
                 result.fills_booked += 1
@@ -320,6 +353,23 @@ class Reconciler:
         ]
         return min(candidates, key=lambda r: r.ts) if candidates else None
 
+    def _unverifiable(self, order: Order, result: ReconcileResult) -> None:
+        """An UNKNOWN order of a day the broker no longer reports (after midnight, for Kiwoom).
+
+        Rejecting it as "not found" would release cash that may already be spent at the
+        broker, so it keeps its state and is reported; the position and cash comparison
+        (``_books``) still shows whatever it did at the broker.
+        """
+        result.unverifiable.append(order.id)
+        log.warning(
+            "order %s (%s) cannot be checked: the broker no longer reports %s; it stays %s "
+            "for an admin to settle",
+            order.id,
+            order.symbol,
+            order.trading_day.isoformat(),
+            order.status.value,
+        )
+
     async def _missing(self, order: Order, now: datetime, result: ReconcileResult) -> None:
         sent_at = order.submitted_at or order.created_at
         age = (now - sent_at).total_seconds()
@@ -334,10 +384,29 @@ class Reconciler:
             )
             if moved is not None:
                 result.not_found += 1
+        elif (
+            order.status in (S.CANCEL_PENDING, S.ACCEPTED)
+            and order.broker_order_id
+            and order.filled_qty == 0
+            and order.trading_day == krx.trading_date(now)
+            and (now - order.updated_at).total_seconds() >= self.unknown_grace
+        ):
+            # The broker lists the order neither as open nor as executed (Kiwoom's reports
+            # drop an unfilled order once it is cancelled): it is closed with nothing done.
+            # A cancel whose answer was lost took effect - or a cancel sent again was refused
+            # because the first had (which put the order back to ACCEPTED).
+            moved = await self._service.move(
+                order,
+                S.CANCELLED,
+                detail="reconcile: not open at the broker and never executed",
+            )
+            if moved is not None:
+                result.settle(S.CANCELLED)
         elif order.status in (
             S.ACCEPTED,
             S.PARTIALLY_FILLED,
             S.CANCEL_PENDING,
+            S.MODIFY_PENDING,
         ) and order.trading_day < krx.trading_date(now):
             moved = await self._service.move(
                 order, S.EXPIRED, detail="reconcile: day over, broker has no open order"
@@ -367,6 +436,8 @@ class Reconciler:
             if cash != balance.cash
             else None
         )
+        if result.cash_mismatch and not result.position_mismatches:
+            await self._true_up(ref, result)
         if result.position_mismatches:
             log.warning(
                 "account %s positions differ from the broker: %s",
@@ -379,6 +450,54 @@ class Reconciler:
             )
         return bool(result.position_mismatches or result.cash_mismatch)
 
+    async def _true_up(self, ref: Any, result: ReconcileResult) -> None:
+        """Bring cash to the broker's when the difference is the truncation of average prices.
+
+        Executions hoga missed (a restart) and learned from a report that gives only a
+        truncated average price (Kiwoom's ka10075/ka10076) are booked at an estimate within a
+        won a share of the truth (``domain/fills.py``). Once no order of the account is in
+        doubt (resting orders move no cash), those orders are done and the positions agree, a
+        cash difference no larger than those orders'
+        shares (plus a won of cost flooring each) is that estimate: it is posted as one
+        ``rounding`` ledger row naming the orders, so cash equals the broker's and the ledger
+        says why. Anything larger, or while orders are open, stays a reported mismatch.
+        """
+        assert result.cash_mismatch is not None
+        difference = result.cash_mismatch["difference"]
+        in_doubt = (S.UNKNOWN, S.SUBMITTING, S.CANCEL_PENDING)
+        if any(o.status in in_doubt for o in await self._service.open_at_broker(ref.account_id)):
+            return  # an order whose outcome is not known yet may still move cash
+        now = self._clock.now()
+        async with self._db.tx(Actor.user(ref.user_id)) as conn:
+            estimated = await ledger.estimated_orders(
+                conn, ref.user_id, ref.account_id, krx.trading_date(now)
+            )
+            if not estimated or any(
+                OrderStatus(status) not in TERMINAL for _, status in estimated.values()
+            ):
+                return  # settle once, when those orders are done filling
+            bound = sum(qty + 2 for qty, _ in estimated.values())
+            if abs(difference) > bound:
+                return
+            await ledger.post_cash(
+                conn,
+                ref.user_id,
+                ref.account_id,
+                -difference,
+                "rounding",
+                now,
+                note="broker average-price truncation, orders "
+                + ",".join(str(i) for i in sorted(estimated)),
+            )
+        log.info(
+            "account %s: cash brought to the broker's by %+d won (average-price estimates of "
+            "orders %s)",
+            ref.account_id,
+            -difference,
+            sorted(estimated),
+        )
+        result.cash_mismatch = None
+
     def status(self) -> dict[str, Any]:
         return {
             str(a): {
@@ -389,6 +508,7 @@ class Reconciler:
                 "position_mismatches": r.position_mismatches,
                 "cash_mismatch": r.cash_mismatch,
                 "fill_mismatches": r.fill_mismatches,
+                "unverifiable": r.unverifiable,
                 "error": r.error,
             }
             for a, r in self.last.items()

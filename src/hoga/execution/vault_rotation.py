@@ -56,7 +56,12 @@ async def _stragglers(db: Database, current: str) -> int:
                 select(t.users.c.totp_secret_enc).where(t.users.c.totp_secret_enc.is_not(None))
             )
         ).all()
-    return sum(1 for (env,) in [*accounts, *tokens, *totp] if Vault.key_id_of(env) != current)
+        channels = (await conn.execute(select(t.notification_channels.c.url_enc))).all()
+    return sum(
+        1
+        for (env,) in [*accounts, *tokens, *totp, *channels]
+        if env and Vault.key_id_of(env) != current
+    )
 
 
 async def _check_server_can_follow(db: Database, vault: Vault, new: str, running: bool) -> None:

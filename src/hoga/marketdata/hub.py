@@ -187,6 +187,7 @@ class Hub:
             tick.recv_ts = now
             up.last_data = now
             up.ticks += 1
+            self.ticks += 1  # all sessions' total, for the metrics' tick rate
             last[tick.symbol] = tick
             bars_on_tick(tick)
             for cb in callbacks.get(tick.symbol, ()):

@@ -259,6 +259,11 @@ def token_aad(user_id: int, account_id: int, kind: str) -> str:
     return f"hoga/v1/broker-token/{account_id}/user/{user_id}/{kind}"
 
 
+def channel_aad(user_id: int, channel_id: int) -> str:
+    """A notification channel's URL (``notification_channels.url_enc``)."""
+    return f"hoga/v1/notify-channel/{channel_id}/user/{user_id}"
+
+
 def totp_aad(user_id: int) -> str:
     return f"hoga/v1/totp/user/{user_id}"
 

@@ -373,5 +373,24 @@ backtests = Table(
     _ts("finished_at", nullable=True),
 )
 
+notification_channels = Table(
+    "notification_channels",
+    metadata,
+    _id(),
+    _user_fk(),
+    Column("kind", String(16), nullable=False),
+    Column("label", String(64), nullable=False),
+    Column("target_masked", String(128), nullable=False),
+    # The apprise URL (it carries tokens and passwords) as a vault envelope.
+    Column("url_enc", Text, nullable=False),
+    Column("key_id", String(32), nullable=False),
+    Column("events", JSON, nullable=False),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("last_error", String(255), nullable=True),
+    _ts("last_sent_at", nullable=True),
+    _ts("created_at"),
+    _ts("updated_at"),
+)
+
 #: Tables whose rows belong to one user (row-level security applies to each).
 TENANT_TABLES = tuple(t.name for t in metadata.sorted_tables if "user_id" in t.c)

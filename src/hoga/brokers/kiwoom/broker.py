@@ -49,6 +49,7 @@ from hoga.brokers.base import (
     PlaceAck,
     PlaceRequest,
     PositionReport,
+    ReportsUnavailable,
     TokenStore,
 )
 from hoga.brokers.events import EventPump
@@ -421,7 +422,11 @@ class KiwoomBroker:
     ) -> tuple[list[OrderStatusReport], list[FillReport]]:
         tracker = self._tracker(account)
         if day != tracker.today():
-            return [], []  # ka10075/ka10076 answer for today only
+            # ka10075/ka10076 answer for today only: "no rows" would read as "never placed".
+            raise ReportsUnavailable(
+                f"키움 주문/체결 조회는 당일분만 제공됩니다 ({day.isoformat()}) "
+                f"(Kiwoom reports cover today only; {day.isoformat()} cannot be listed)"
+            )
         key = (account.account_id, day_key(day))
         cached = self._synced.get(key)
         now = time.monotonic()

@@ -515,7 +515,9 @@ class OrderTracker:
         chain.fills.setdefault(row.ord_no, []).append(
             FillReport(
                 broker_order_id=chain.order_id,
-                fill_id=f"{chain.day}-{row.ord_no}-{row.filled}",
+                # "~avg": booked from an average price (hoga's ledger marks such fills, so
+                # reconciliation knows a cash difference of a few won is this truncation).
+                fill_id=f"{chain.day}-{row.ord_no}-{row.filled}~avg",
                 symbol=chain.symbol,
                 side=chain.side,
                 qty=residual,

@@ -53,6 +53,7 @@ from hoga.brokers.base import (
     PlaceAck,
     PlaceRequest,
     PositionReport,
+    ReportsUnavailable,
 )
 from hoga.brokers.events import EventPump
 from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
@@ -402,7 +403,11 @@ class KiwoomOpenApiBroker:
     ) -> tuple[list[OrderStatusReport], list[FillReport]]:
         tracker = self._tracker(account)
         if day != tracker.today():
-            return [], []  # opt10075 answers for today only
+            # opt10075 answers for today only: "cannot tell", never "no orders that day".
+            raise ReportsUnavailable(
+                "키움 OpenAPI+ 주문 조회는 당일만 가능합니다 (today's orders only)",
+                "kiwoom_openapi.reports_today_only",
+            )
         aid = account.account_id
         due = time.monotonic() - self._looked.get(aid, -1e9) >= self.report_switch_interval
         reply = await self._tr(

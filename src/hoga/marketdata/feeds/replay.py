@@ -68,7 +68,13 @@ def _int(raw: str, col: str, row: int) -> int:
 
 def _rows(path: Path) -> Iterator[dict[str, str]]:
     if path.suffix.lower() in (".parquet", ".pq"):
-        import pyarrow.parquet as pq
+        try:
+            import pyarrow.parquet as pq
+        except ImportError:  # the optional extra
+            raise ReplayFormatError(
+                f"{path}: replaying Parquet needs pyarrow: pip install 'hoga[parquet]' "
+                "(or give the ticks as CSV)"
+            ) from None
 
         table = pq.read_table(path)
         for rec in table.to_pylist():

@@ -125,6 +125,17 @@ async def get_account(conn: AsyncConnection, user_id: int, account_id: int) -> A
     return _account(row) if row else None
 
 
+async def owner_of(conn: AsyncConnection, account_id: int) -> int | None:
+    """The user an account belongs to, active or not (system actor: execution events name an
+    account, not a user)."""
+    row = (
+        await conn.execute(
+            select(t.broker_accounts.c.user_id).where(t.broker_accounts.c.id == account_id)
+        )
+    ).first()
+    return int(row[0]) if row else None
+
+
 async def require_account(conn: AsyncConnection, user_id: int, account_id: int) -> AccountRecord:
     acct = await get_account(conn, user_id, account_id)
     if acct is None or not acct.is_active:

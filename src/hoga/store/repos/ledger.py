@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -152,6 +152,30 @@ async def post_cash(
         },
     )
     await conn.execute(_CASH_ADD, {"aid": account_id, "uid": user_id, "amount": amount})
+
+
+#: Marks a fill whose amount hoga estimated from a broker's (truncated) average price.
+ESTIMATED: Final = "~avg"
+
+
+async def estimated_orders(
+    conn: AsyncConnection, user_id: int, account_id: int, day: date
+) -> dict[int, tuple[int, str]]:
+    """Order id -> (filled quantity, status), for ``day``'s orders with a fill booked at an
+    estimate."""
+    f, o = t.fills, t.orders
+    rows = await conn.execute(
+        select(o.c.id, o.c.filled_qty, o.c.status)
+        .join(f, f.c.order_id == o.c.id)
+        .where(
+            f.c.user_id == user_id,
+            f.c.account_id == account_id,
+            f.c.trading_day == day,
+            f.c.broker_fill_id.like(f"%{ESTIMATED}%"),
+        )
+        .distinct()
+    )
+    return {int(r.id): (int(r.filled_qty), str(r.status)) for r in rows}
 
 
 async def cash(conn: AsyncConnection, user_id: int, account_id: int) -> int:

@@ -1,4 +1,9 @@
-"""Orders and their event history. State changes are compare-and-set on the current status."""
+"""Orders and their event history.
+
+State changes go through ``apply`` only: the pure state machine (``domain.orders.evolve``)
+decides the order after the event, and the row is compare-and-set on the status and executed
+quantity that were read.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +17,15 @@ from sqlalchemy.sql import Executable
 
 from hoga.domain.orders import (
     OPEN,
+    Identified,
+    Moved,
     Order,
+    OrderEvent,
     OrderStatus,
     OrderType,
     Priority,
     Side,
-    check_transition,
+    evolve,
 )
 from hoga.store import tables as t
 
@@ -247,6 +255,62 @@ async def exposure(
     return reserved, sells, buys
 
 
+#: Order fields the state machine may change (``domain.orders.evolve``), by column.
+_MUTABLE = (
+    "status",
+    "qty",
+    "price",
+    "filled_qty",
+    "filled_amount",
+    "commission",
+    "tax",
+    "reserved_cash",
+    "broker_order_id",
+    "broker_org_no",
+    "reason_code",
+    "reason",
+    "updated_at",
+    "submitted_at",
+)
+
+
+async def apply(
+    conn: AsyncConnection,
+    order: Order,
+    event: OrderEvent,
+    now: datetime,
+    *,
+    detail: str | None = None,
+) -> Order | None:
+    """The one write of an order's state: ``event`` applied by the state machine
+    (``evolve``, which raises ``InvalidTransition`` for a move it does not allow), then
+    compare-and-set on the state and executed quantity we read; None if the order moved on.
+
+    Also writes the order's event history (not for ``Identified``, which changes no state).
+    """
+    new = evolve(order, event, now)
+    values: dict[str, Any] = {}
+    for name in _MUTABLE:
+        value = getattr(new, name)
+        # A state change always writes its state and time, even when they read the same.
+        if value != getattr(order, name) or (
+            name in ("status", "updated_at") and not isinstance(event, Identified)
+        ):
+            values[name] = value.value if isinstance(value, OrderStatus) else value
+    if not values:
+        return order
+    params = {f"v_{k}": v for k, v in values.items()}
+    params.update(
+        w_id=order.id, w_uid=order.user_id, w_status=order.status.value, w_filled=order.filled_qty
+    )
+    row = (await conn.execute(_transition_stmt(tuple(sorted(values))), params)).first()
+    if row is None:
+        return None
+    if not isinstance(event, Identified):
+        await add_event(conn, order.user_id, order.id, new.status, now, detail)
+    return _order(row)
+
+
 async def transition(
     conn: AsyncConnection,
     order: Order,
@@ -258,19 +322,9 @@ async def transition(
 ) -> Order | None:
     """Move ``order`` to ``status`` if it is still in the state we read; None if it moved on.
 
-    Also writes the order's event history.
+    ``values`` are the fields of ``Moved`` (reason, broker ids, submit time, reserve).
     """
-    check_transition(order.status, status)
-    values = {"status": status.value, "updated_at": now, **values}
-    params = {f"v_{k}": v for k, v in values.items()}
-    params.update(
-        w_id=order.id, w_uid=order.user_id, w_status=order.status.value, w_filled=order.filled_qty
-    )
-    row = (await conn.execute(_transition_stmt(tuple(sorted(values))), params)).first()
-    if row is None:
-        return None
-    await add_event(conn, order.user_id, order.id, status, now, detail)
-    return _order(row)
+    return await apply(conn, order, Moved(status, **values), now, detail=detail)
 
 
 async def add_event(

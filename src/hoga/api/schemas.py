@@ -1,0 +1,197 @@
+"""Response models: what the endpoints answer, declared for the OpenAPI document.
+
+Request bodies are in ``models.py`` (strict, unknown fields refused). Response models describe
+every field the views write; they admit extra fields (``extra="allow"``) so a field another
+change adds to a view is passed through rather than silently dropped.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Answer(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class ErrorInfo(Answer):
+    code: str
+    message: str
+    field: str | None = None
+    details: dict[str, Any] | None = None
+
+
+class ErrorBody(Answer):
+    """Every refusal: ``{"error": {"code", "message", ...}}`` (``api/errors.py``)."""
+
+    error: ErrorInfo
+
+
+class Waiting(Answer):
+    """Why a queued request is held (paused, market closed, broker down)."""
+
+    code: str
+    message: str
+    since: str | None = None
+
+
+class OrderView(Answer):
+    """An order (``execution/views.py``); the same shape as ``/ws/events`` order events."""
+
+    id: int
+    client_order_id: str
+    account_id: int
+    strategy_id: int | None
+    symbol: str
+    side: Literal["buy", "sell"]
+    type: str
+    qty: int
+    price: int | None
+    status: str
+    priority: str
+    urgent: bool
+    source: str
+    filled_qty: int
+    avg_fill_price: int
+    commission: int
+    tax: int
+    reserved_cash: int
+    broker_order_id: str | None
+    reason_code: str | None
+    reason: str | None
+    trading_day: str
+    created_at: str
+    updated_at: str
+    modify_pending: bool
+    waiting: Waiting | None = None
+
+
+class OrderEvent(Answer):
+    ts: str
+    status: str
+    detail: str | None
+
+
+class OrderFill(Answer):
+    qty: int
+    price: int
+    commission: int
+    tax: int
+    ts: str
+
+
+class OrderDetail(OrderView):
+    """One order with its history, fills and place in the queue."""
+
+    history: list[OrderEvent]
+    fills: list[OrderFill]
+    queue_place: int | None
+
+
+class OrderList(Answer):
+    orders: list[OrderView]
+
+
+class DeniedOrder(ErrorBody):
+    """A submit the risk gate refused: the error and the order recorded ``DENIED``."""
+
+    order: OrderView
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for these error statuses, all answered with ``ErrorBody``."""
+    what = {
+        401: "not signed in",
+        403: "not allowed",
+        404: "no such object (or someone else's)",
+        409: "conflicts with the object's state",
+        422: "invalid values",
+        429: "rate limited",
+        503: "storage or broker fault",
+    }
+    return {c: {"model": ErrorBody, "description": what.get(c, "error")} for c in codes}
+
+
+class QueuedRequest(Answer):
+    order_id: int
+    account_id: int
+    waiting: Waiting | None
+    kind: str
+    priority: str
+    place: int
+    account_place: int
+    estimated_wait_s: float
+    waited_s: float
+
+
+class QueueStatus(Answer):
+    daily_trades: int
+    daily_limit: int
+    remaining: int
+    queue_size: int
+    is_active: bool
+    trading_state: str
+    server_state: str
+    paused: bool
+    tier: str
+    priority: str
+    queued: list[QueuedRequest]
+
+
+class PositionLine(Answer):
+    account_id: int
+    symbol: str
+    name: str
+    qty: int
+    avg_price: int
+    market_price: int
+    market_value: int
+    unrealized_pnl: int
+    realized_pnl: int
+
+
+class AccountLine(Answer):
+    id: int
+    label: str | None
+    broker: str
+    cash: int
+    reserved_cash: int
+    equity: int
+
+
+class Today(Answer):
+    trades: int
+    realized_pnl: int
+    pnl: int
+
+
+class PortfolioView(Answer):
+    cash: int
+    reserved_cash: int
+    orderable_cash: int
+    equity: int
+    market_value: int
+    unrealized_pnl: int
+    today: Today
+    positions: list[PositionLine]
+    accounts: list[AccountLine]
+
+
+class FillView(Answer):
+    id: int
+    order_id: int
+    strategy_id: int | None
+    account_id: int
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    commission: int
+    tax: int
+    ts: str
+
+
+class FillList(Answer):
+    fills: list[FillView]

@@ -4,11 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt check bench bench-quick chaos soak clean test-deploy check-python-kis
+.PHONY: run test lint fmt check bench bench-quick bench-openapi chaos soak clean test-deploy check-python-kis
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ./bridge
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
@@ -40,6 +41,9 @@ chaos: $(STAMP)         ## kill -9 hoga serve mid-burst: 20 cycles, paper/KIS/Ki
 
 soak: $(STAMP)          ## 20 minutes at 5 orders/s over 10 users + 50 WebSockets; RSS, fds, p99 (ARGS="--minutes 5")
 	$(BIN)/python -m benchmarks.soak $(ARGS)
+
+bench-openapi: $(STAMP) ## Kiwoom OpenAPI+ through hoga-bridge on real processes, beside the virtual clock (ARGS="--minutes 3 --pool-size 2")
+	$(BIN)/python -m benchmarks.bench_openapi $(ARGS)
 
 test-deploy: $(STAMP)   ## build the container image offline and run it against the local PostgreSQL (root; docker.io, debootstrap)
 	$(BIN)/python deploy/run_deploy.py test

@@ -29,6 +29,7 @@ from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
+from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
@@ -116,7 +117,7 @@ class HogaApp:
         # A broker feed carries the real market: demo mode's "always open" would let orders
         # out at any hour, so the KRX calendar governs (said at start-up and in the status).
         self.market_mode = s.market_mode
-        if s.feed in ("kis", "kiwoom") and s.market_mode == "demo":
+        if s.feed in ("kis", "kiwoom", "kiwoom_openapi") and s.market_mode == "demo":
             self.market_mode = "calendar"
             log.warning(
                 "HOGA_FEED=%s carries the real market: following the KRX calendar "
@@ -148,7 +149,7 @@ class HogaApp:
         self.bars = BarBuilder()
         # With a broker feed the day's reference prices come from the broker's ticks, not the
         # simulator's: the hub answers quotes and instruments itself (no tick yet: no price).
-        live = s.feed in ("kis", "kiwoom") and feed is None
+        live = s.feed in ("kis", "kiwoom", "kiwoom_openapi") and feed is None
         self.hub = Hub(
             self.feed,
             self.universe,
@@ -218,6 +219,15 @@ class HogaApp:
             timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
         )
         self.brokers["kiwoom"] = self.kiwoom
+        # Kiwoom OpenAPI+ through hoga-bridge: one login at a time, driven by the dispatcher's
+        # session scheduling (capacity 1, switch cost) - docs/kiwoom-openapi.md.
+        self.kiwoom_openapi = KiwoomOpenApiBroker(
+            clock=self.clock,
+            switch_cost=s.kiwoom_openapi_switch_cost,
+            ca_file=str(s.kiwoom_openapi_ca_file) if s.kiwoom_openapi_ca_file else None,
+            order_timeout=max(0.5, s.submit_timeout * 0.8),
+        )
+        self.brokers["kiwoom_openapi"] = self.kiwoom_openapi
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         # Every broker call's outcome feeds the health that /ready, the admin status and the
@@ -497,6 +507,17 @@ class HogaApp:
         if self.lookup.source is not None:
             # Backtests of a symbol with no stored bars read the broker's chart history.
             self.backtests.history = self.lookup.history
+    async def _use_kiwoom_openapi_feed(self) -> None:
+        """Market data from the bridge of the named kiwoom_openapi account."""
+        account_id = self.settings.kiwoom_openapi_feed_account
+        ref = await self.orders.account_ref(account_id) if account_id is not None else None
+        if ref is None or ref.broker != "kiwoom_openapi":
+            raise ConfigError(
+                "HOGA_FEED=kiwoom_openapi needs HOGA_KIWOOM_OPENAPI_FEED_ACCOUNT "
+                "(the id of a linked kiwoom_openapi account)"
+            )
+        self.feed = KiwoomOpenApiFeed(self.kiwoom_openapi, ref, self.clock)
+        self.hub.feed = self.feed
 
     def _replay_feed(self) -> ReplayFeed:
         s = self.settings
@@ -570,6 +591,8 @@ class HogaApp:
             self.accounts.attaching = False
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
+        if s.feed == "kiwoom_openapi":
+            await self._use_kiwoom_openapi_feed()
         await self._start_instruments()
         await warn_real_money(self)
         recovered = await self.orders.recover()

@@ -122,7 +122,7 @@ class Settings(BaseSettings):
     market_mode: Literal["demo", "calendar"] = Field(
         "demo", description="demo trades around the clock; calendar follows KRX sessions"
     )
-    feed: Literal["simulator", "replay", "kis", "kiwoom"] = "simulator"
+    feed: Literal["simulator", "replay", "kis", "kiwoom", "kiwoom_openapi"] = "simulator"
     replay_file: Path | None = None
     replay_speed: float = Field(1.0, gt=0)
     sim_seed: int = 20240125
@@ -164,6 +164,19 @@ class Settings(BaseSettings):
     )
     kiwoom_feed_symbols_per_session: int = Field(
         40, ge=1, le=1000, description="Kiwoom publishes no cap; 40 is a conservative guess"
+    )
+    # --- Kiwoom OpenAPI+ through hoga-bridge (docs/kiwoom-openapi.md)
+    kiwoom_openapi_switch_cost: float = Field(
+        3.0,
+        ge=0,
+        description="seconds a user switch at the bridge takes (measure; see the bridge's status)",
+    )
+    kiwoom_openapi_ca_file: Path | None = Field(
+        None, description="CA certificate trusted for wss:// bridges with a private CA"
+    )
+    kiwoom_openapi_feed_account: int | None = Field(
+        None,
+        description="account id of a linked kiwoom_openapi account whose bridge carries market data (feed=kiwoom_openapi)",
     )
     kis_feed_book: bool = Field(
         False, description="also subscribe order books (2 registrations/symbol)"

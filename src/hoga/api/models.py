@@ -79,7 +79,7 @@ class PauseBody(Body):
 
 
 class AccountBody(Body):
-    broker: Literal["paper", "kis", "kiwoom"]
+    broker: Literal["paper", "kis", "kiwoom", "kiwoom_openapi"]
     env: Literal["real", "mock"]
     account_no: str = Field(min_length=8, max_length=20)
     app_key: str = Field(min_length=1, max_length=512)

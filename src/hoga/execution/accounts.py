@@ -28,7 +28,7 @@ from hoga.store.repos.users import UserRecord
 
 log = logging.getLogger(__name__)
 
-BROKERS = ("paper", "kis", "kiwoom")
+BROKERS = ("paper", "kis", "kiwoom", "kiwoom_openapi")
 ENVS = ("real", "mock")
 _ACCOUNT_RE = re.compile(r"\d{8}-?\d{2}|\d{10,12}")
 _KEY_RE = re.compile(r"[\x21-\x7e]{8,512}")
@@ -126,9 +126,9 @@ class AccountService:
 
     async def link(self, user_id: int, req: LinkRequest, *, ip: str | None) -> AccountRecord:
         broker, env = req.broker.lower(), req.env.lower()
-        if broker not in ("kis", "kiwoom"):
+        if broker not in ("kis", "kiwoom", "kiwoom_openapi"):
             raise InvalidInput(
-                "broker must be kis or kiwoom (paper accounts are created for you)",
+                "broker must be kis, kiwoom or kiwoom_openapi (paper accounts are created for you)",
                 "account.bad_broker",
                 field="broker",
             )
@@ -141,7 +141,24 @@ class AccountService:
                 "account.bad_number",
                 field="account_no",
             )
+        if broker == "kiwoom_openapi":
+            # OpenAPI+ through hoga-bridge: app_key is the Kiwoom login id the bridge logs in
+            # as, app_secret the bridge's token, base_url the bridge (docs/kiwoom-openapi.md).
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", req.app_key.strip()):
+                raise InvalidInput(
+                    "app_key: the Kiwoom login id (1-32 letters or digits)",
+                    "account.bad_app_key",
+                    field="app_key",
+                )
+            if not req.base_url or not re.fullmatch(r"wss?://\S+", req.base_url):
+                raise InvalidInput(
+                    "base_url: the bridge's ws:// or wss:// address is required",
+                    "account.bad_url",
+                    field="base_url",
+                )
         for name, value in (("app_key", req.app_key), ("app_secret", req.app_secret)):
+            if broker == "kiwoom_openapi" and name == "app_key":
+                continue
             if not _KEY_RE.fullmatch(value.strip()):
                 raise InvalidInput(
                     f"{name}: 8-512 printable characters without spaces",

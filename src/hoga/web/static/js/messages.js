@@ -363,6 +363,7 @@ export const MESSAGES = {
   "broker.paper": { ko: "모의투자(내장)", en: "Paper (built-in)" },
   "broker.kis": { ko: "한국투자증권 (KIS)", en: "Korea Investment (KIS)" },
   "broker.kiwoom": { ko: "키움증권", en: "Kiwoom" },
+  "broker.kiwoom_openapi": { ko: "키움증권 OpenAPI+ (브리지)", en: "Kiwoom OpenAPI+ (bridge)" },
   "env.real": { ko: "실전투자", en: "Real" },
   "env.mock": { ko: "모의투자", en: "Mock" },
   "env.paper": { ko: "가상 계좌", en: "Paper" },

@@ -507,6 +507,7 @@ class HogaApp:
         if self.lookup.source is not None:
             # Backtests of a symbol with no stored bars read the broker's chart history.
             self.backtests.history = self.lookup.history
+
     async def _use_kiwoom_openapi_feed(self) -> None:
         """Market data from the bridge of the named kiwoom_openapi account."""
         account_id = self.settings.kiwoom_openapi_feed_account

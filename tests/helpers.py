@@ -165,7 +165,12 @@ async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            hoga.api, log_level="warning", lifespan="off", ws="websockets-sansio", access_log=False
+            hoga.api,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            access_log=False,
+            proxy_headers=False,  # as `hoga serve` (security/proxies.py)
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

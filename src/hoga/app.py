@@ -49,6 +49,7 @@ from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.security import keystate
 from hoga.security.auth import AuthService
+from hoga.security.changes import AuthChangeWatcher
 from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, load_or_create_secret
 from hoga.security.vault import load_vault
@@ -295,6 +296,9 @@ class HogaApp:
             on_pause=self.strategies.suspend,
             on_resume=self._resume,
         )
+        # Sign-in changes from any process (API, CLI) reach this server through the database.
+        self.auth_watch = AuthChangeWatcher(self.db, self.auth, self.clock)
+        self.auth_watch.listeners.append(self._on_auth_change)
         self._background: list[asyncio.Task[None]] = []
         self._started = False
         self.started_at: float | None = None
@@ -384,6 +388,14 @@ class HogaApp:
 
         return create_api(self)
 
+    async def _on_auth_change(self, change: Any) -> None:
+        from hoga.store.repos.auth_changes import USER_DISABLED
+
+        if change.kind == USER_DISABLED:
+            await self.strategies.stop_user(
+                change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
+            )
+
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)
 
@@ -416,6 +428,7 @@ class HogaApp:
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
         await self.accounts.attach_all()
+        await self.auth_watch.start()
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
         await self.orders.load_server_state()
@@ -461,6 +474,7 @@ class HogaApp:
     async def stop(self) -> None:
         """Shut down in reverse order; each step is bounded so the whole stays under 10 s."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
+            ("auth changes", self.auth_watch.stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),

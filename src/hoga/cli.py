@@ -205,6 +205,10 @@ def serve(
                 timeout_graceful_shutdown=3,
                 ws="websockets-sansio",
                 log_config=None,
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1; hoga resolves client
+                # addresses itself from HOGA_TRUSTED_PROXIES (security/proxies.py).
+                proxy_headers=False,
+                server_header=False,
             )
         )
         try:

@@ -28,6 +28,11 @@ ENV_PREFIX = "HOGA_"
 # Variables with these prefixes belong to the test suite and tools, not to the server.
 _IGNORED_PREFIXES = ("HOGA_TEST_", "HOGA_BENCH_")
 _NOT_SETTINGS = {"HOGA_CONFIG"}
+# Settings that were removed because their meaning was unsafe: refused with what to use instead.
+_RETIRED = {
+    "HOGA_TRUST_PROXY_HEADERS": "HOGA_TRUST_PROXY_HEADERS is gone: it believed X-Forwarded-For "
+    "from anyone. Name your reverse proxies instead: HOGA_TRUSTED_PROXIES=10.0.0.5/32,...",
+}
 
 
 class ConfigError(Exception):
@@ -73,7 +78,11 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="allowed browser origins, comma-separated"
     )
-    trust_proxy_headers: bool = Field(False, description="take client IPs from X-Forwarded-For")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed, comma-separated; "
+        "none: forwarding headers are ignored",
+    )
 
     # --- accounts and security
     admin_username: str = "admin"
@@ -177,6 +186,20 @@ class Settings(BaseSettings):
             return [v]
         return v
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: list[str]) -> list[str]:
+        from hoga.security.proxies import parse_networks
+
+        return [str(n) for n in parse_networks(v)]
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, v: Any) -> Any:
@@ -216,6 +239,8 @@ def _check_unknown_env(environ: dict[str, str]) -> None:
     known = _field_env_names()
     for key in environ:
         k = key.upper()
+        if k in _RETIRED:
+            raise ConfigError(_RETIRED[k])
         if not k.startswith(ENV_PREFIX) or k in known or k in _NOT_SETTINGS:
             continue
         if k.startswith(_IGNORED_PREFIXES):
@@ -236,6 +261,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [hoga] must be a table")
     for key in section:
+        retired = _RETIRED.get(f"{ENV_PREFIX}{str(key).upper()}")
+        if retired:
+            raise ConfigError(f"config file {path}: {retired}")
         if key not in Settings.model_fields:
             hint = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""

@@ -48,6 +48,8 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.state.hoga = hoga
     app.state.api_budget = ApiBudget()
     app.state.ws_connections = ws._Connections()
+    # Disabled users and ended sessions lose their sockets, whoever made the change.
+    hoga.auth_watch.listeners.append(app.state.ws_connections.on_auth_change)
     install_error_handlers(app)
     if hoga.settings.cors_origins:
         app.add_middleware(

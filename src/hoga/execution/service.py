@@ -41,7 +41,13 @@ from hoga.brokers.base import (
 )
 from hoga.domain import fills, krx
 from hoga.domain.clock import Clock
-from hoga.domain.errors import Conflict, InvalidInput, NotFound, StorageUnavailable
+from hoga.domain.errors import (
+    Conflict,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+    Unauthorized,
+)
 from hoga.domain.market import QuoteSource
 from hoga.domain.orders import (
     AT_BROKER,
@@ -245,6 +251,9 @@ class OrderService:
         """
         intent = self._validate(intent)
         user = await self._auth.user(user_id)
+        if not user.is_active:
+            # A strategy's last orders after its user was disabled (issue 12).
+            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         tier = await self._auth.tier(user.tier)
         inst = self._quotes.instrument(intent.symbol)
         assert inst is not None

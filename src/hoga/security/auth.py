@@ -30,7 +30,7 @@ from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, hash_token, new_family_id, new_refresh_token
 from hoga.security.vault import Vault, VaultError, totp_aad
 from hoga.store.db import SYSTEM, Actor, Database
-from hoga.store.repos import audit, sessions
+from hoga.store.repos import audit, auth_changes, sessions
 from hoga.store.repos import users as users_repo
 from hoga.store.repos.users import UserRecord
 
@@ -112,6 +112,9 @@ class AuthService:
         self._create_lock = asyncio.Lock()
         self.on_user_created: list[UserHook] = []
         self.on_user_changed: list[UserHook] = []
+        #: Called after this process committed an ``auth_changes`` row, so the local watcher
+        #: applies it at once instead of at its next poll (security/changes.py).
+        self.on_change_written: list[Callable[[], None]] = []
 
     # --- caches
 
@@ -137,9 +140,23 @@ class AuthService:
 
     async def _changed(self, user: UserRecord) -> UserRecord:
         self._users[user.id] = user
+        self._wrote_change()
         for hook in self.on_user_changed:
             await hook(user)
         return user
+
+    def _wrote_change(self) -> None:
+        for hook in self.on_change_written:
+            hook()
+
+    def apply_change(self, change: auth_changes.AuthChange) -> None:
+        """Forget what a change (made here or by another process) made stale."""
+        self._users.pop(change.user_id, None)
+        if change.kind == auth_changes.SESSION_REVOKED and change.session_id:
+            self._revoked[change.session_id] = True
+        elif change.kind == auth_changes.USER_DISABLED:
+            # Sessions were revoked in the database; re-read whatever was cached.
+            self._revoked.clear()
 
     # --- users
 
@@ -252,9 +269,16 @@ class AuthService:
                         ip=ip,
                         detail={"from": getattr(before, key), "to": value},
                     )
-            if values.get("is_active") is False:
+            disabled = values.get("is_active") is False
+            if disabled:
                 for fam in await sessions.revoke_all(conn, user_id, self._clock.now()):
                     self._revoked[fam] = True
+            await auth_changes.record(
+                conn,
+                user_id,
+                auth_changes.USER_DISABLED if disabled else auth_changes.USER_CHANGED,
+                self._clock.now(),
+            )
         return await self._changed(user)
 
     async def set_trading_state(self, user_id: int, state: str, reason: str) -> UserRecord:
@@ -272,6 +296,7 @@ class AuthService:
                 target=user.username,
                 detail={"to": state, "reason": reason},
             )
+            await auth_changes.record(conn, user_id, auth_changes.USER_CHANGED, self._clock.now())
         return await self._changed(user)
 
     async def list_tiers(self) -> list[Tier]:
@@ -446,7 +471,11 @@ class AuthService:
                     ip=ip,
                     detail={"session": rec.family_id[:8]},
                 )
+                await auth_changes.record(
+                    conn, rec.user_id, auth_changes.SESSION_REVOKED, now, rec.family_id
+                )
             self._revoked[rec.family_id] = True
+            self._wrote_change()
             raise Unauthorized(
                 "이미 사용된 갱신 토큰입니다. 보안을 위해 세션을 종료했습니다 (refresh token reused; session revoked)",
                 "token.reused",
@@ -476,7 +505,11 @@ class AuthService:
                 ip=ip,
                 detail={"session": session_id[:8]},
             )
+            await auth_changes.record(
+                conn, user_id, auth_changes.SESSION_REVOKED, self._clock.now(), session_id
+            )
         self._revoked[session_id] = True
+        self._wrote_change()
 
     async def list_sessions(self, user_id: int) -> list[sessions.RefreshRecord]:
         async with self._db.tx(Actor.user(user_id)) as conn:
@@ -485,6 +518,15 @@ class AuthService:
     async def authenticate(self, token: str, ip: str | None) -> AuthContext:
         """Verify an access token for a request from ``ip``; raise 401/403 otherwise."""
         claims = self.tokens.verify_access(token)
+        try:
+            user = await self.user(claims.user_id)
+        except NotFound:
+            raise Unauthorized(
+                "유효하지 않은 토큰입니다 (invalid token)", "token.invalid"
+            ) from None
+        # Disabled first: disabling also revokes the sessions, and the caller should learn why.
+        if not user.is_active:
+            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         revoked = self._revoked.get(claims.session_id)
         if revoked is None:
             async with self._db.tx(Actor.user(claims.user_id)) as conn:
@@ -492,14 +534,6 @@ class AuthService:
             self._revoked[claims.session_id] = revoked
         if revoked:
             raise Unauthorized("로그아웃된 세션입니다 (session revoked)", "token.revoked")
-        try:
-            user = await self.user(claims.user_id)
-        except NotFound:
-            raise Unauthorized(
-                "유효하지 않은 토큰입니다 (invalid token)", "token.invalid"
-            ) from None
-        if not user.is_active:
-            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         if not ipallow.allowed(ip, user.ip_allowlist):
             raise Forbidden(
                 f"이 IP({ip})에서는 접근할 수 없습니다 (address not in your allowlist)",
@@ -530,7 +564,11 @@ class AuthService:
             for fam in await sessions.active_families(conn, ctx.user_id, now):
                 if fam.family_id != ctx.session_id:
                     await sessions.revoke_family(conn, ctx.user_id, fam.family_id, now)
+                    await auth_changes.record(
+                        conn, ctx.user_id, auth_changes.SESSION_REVOKED, now, fam.family_id
+                    )
                     self._revoked[fam.family_id] = True
+            await auth_changes.record(conn, ctx.user_id, auth_changes.USER_CHANGED, now)
             await audit.record(
                 conn, action="auth.password_changed", now=now, user_id=ctx.user_id, ip=ip
             )

@@ -36,6 +36,9 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "sim_ticks_per_second": 50,
         "reconcile_interval": 3600,
         "duplicate_window": 0,
+        # Tests point broker accounts at the loopback fakes (issue 12: off by default).
+        "allow_custom_broker_urls": True,
+        "broker_url_hosts": ["127.0.0.1", "localhost"],
     }
     values.update(overrides)
     return Settings(**values)

@@ -49,6 +49,7 @@ from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.security import keystate
 from hoga.security.auth import AuthService
+from hoga.security.brokerurls import BrokerUrlPolicy
 from hoga.security.changes import AuthChangeWatcher
 from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, load_or_create_secret
@@ -56,6 +57,7 @@ from hoga.security.vault import load_vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.private import private_dir
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
@@ -89,6 +91,7 @@ class HogaApp:
         self.version = __version__
         data = Path(s.data_dir)
         self.data_dir = data
+        private_dir(data)  # 0700: key files, SQLite and the paper book live here
         self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
         # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
         # that admits peers; see store/instance_lock.py.
@@ -227,6 +230,7 @@ class HogaApp:
             self.brokers,
             paper_cash=s.paper_initial_cash,
             commission_rate=s.commission_rate,
+            url_policy=BrokerUrlPolicy(s.allow_custom_broker_urls, tuple(s.broker_url_hosts)),
         )
         self.auth.on_user_created.append(self._on_user_created)
 
@@ -618,6 +622,7 @@ class AdminContext:
             {},
             paper_cash=s.paper_initial_cash,
             commission_rate=s.commission_rate,
+            url_policy=BrokerUrlPolicy(s.allow_custom_broker_urls, tuple(s.broker_url_hosts)),
         )
         self.auth.on_user_created.append(self.accounts.create_paper_account)
 

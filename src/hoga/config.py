@@ -85,6 +85,15 @@ class Settings(BaseSettings):
     )
 
     # --- accounts and security
+    allow_custom_broker_urls: bool = Field(
+        False,
+        description="let users point broker accounts at other hosts (hoga fake-broker, a "
+        "proxy); only those in HOGA_BROKER_URL_HOSTS",
+    )
+    broker_url_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts (host or host:port, comma-separated) custom broker URLs may name",
+    )
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(None, description="first-start admin password")
     master_key: SecretStr | None = Field(
@@ -184,6 +193,13 @@ class Settings(BaseSettings):
             return [int(x) for x in v.replace(" ", "").split(",") if x]
         if isinstance(v, int):
             return [v]
+        return v
+
+    @field_validator("broker_url_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [h.strip() for h in v.split(",") if h.strip()]
         return v
 
     @field_validator("trusted_proxies", mode="before")

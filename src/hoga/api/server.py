@@ -11,14 +11,17 @@ from fastapi import FastAPI, Request
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Scope
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
 from hoga.api import admin_strategies as admin_strategies_api
 from hoga.api import fills as fills_api
 from hoga.api import web as web_api
-from hoga.api.deps import ApiBudget
+from hoga.api.deps import ApiBudget, bearer_token, client_ip
 from hoga.api.errors import install_error_handlers
+from hoga.domain.errors import HogaError
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -34,6 +37,28 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "?"
     return out
+
+
+class _Assets(StaticFiles):
+    """The dashboard's scripts, styles and icons. Its page is served only at ``/`` with the
+    security headers (``api/web.py``): ``/static/index.html`` used to serve it without them."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        if path.lower().endswith((".html", ".htm")):
+            raise StarletteHTTPException(404)
+        response = await super().get_response(path, scope)
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+async def _signed_in(request: Request) -> bool:
+    if not request.headers.get("authorization"):
+        return False
+    try:
+        await request.app.state.hoga.auth.authenticate(bearer_token(request), client_ip(request))
+    except HogaError:
+        return False
+    return True
 
 
 def create_api(hoga: HogaApp) -> FastAPI:
@@ -80,10 +105,15 @@ def create_api(hoga: HogaApp) -> FastAPI:
 
     @app.get("/health", tags=["health"])
     async def health(request: Request) -> dict[str, Any]:
+        """Liveness. Without a valid bearer token it says only ``ok`` or ``starting`` (issue 12:
+        no versions for strangers); a signed-in caller also gets what runs here."""
         h: HogaApp = request.app.state.hoga
         started = h.started_at
+        status = "ok" if started is not None else "starting"
+        if not await _signed_in(request):
+            return {"status": status}
         return {
-            "status": "ok" if started is not None else "starting",
+            "status": status,
             "version": __version__,
             "versions": versions,
             "database": "postgresql" if h.db.is_postgres else "sqlite",
@@ -102,7 +132,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
         body = await h.readiness()
         return JSONResponse(body, status_code=200 if body["status"] == "ok" else 503)
 
-    app.mount("/static", StaticFiles(directory=str(WEB.joinpath("static"))), name="static")
+    app.mount("/static", _Assets(directory=str(WEB.joinpath("static"))), name="static")
 
     @app.get("/", include_in_schema=False)
     async def index() -> Response:

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hoga.domain.errors import ServiceUnavailable, StorageUnavailable
 from hoga.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from hoga.store.faults import classify
+from hoga.store.private import private_dir, private_file, tighten
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +121,12 @@ class Database:
 
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                # 0700 directory, 0600 file: SQLite gives -wal and -shm the file's mode.
+                path = Path(db_path)
+                private_dir(path.parent)
+                private_file(path)
+                for suffix in ("-wal", "-shm"):
+                    tighten(path.with_name(path.name + suffix))
             url = inline_url(self.url)
             # The connection is opened, used and closed on the event loop's thread only (the
             # checkpointer has its own); sqlite3 then refuses any other thread outright

@@ -74,6 +74,15 @@ class AuthContext:
         return Actor.user(self.user.id)
 
 
+def _locked(wait: float) -> None:
+    if wait > 0:
+        raise LimitExceeded(
+            f"시도가 너무 많습니다. {int(wait // 60) + 1}분 후 다시 시도하세요 (too many attempts)",
+            "auth.locked",
+            retry_after=wait,
+        )
+
+
 def check_username(username: str) -> str:
     name = username.strip()
     if not USERNAME_RE.fullmatch(name):
@@ -341,19 +350,15 @@ class AuthService:
         ip: str | None,
         user_agent: str | None,
     ) -> TokenPair:
-        ukey, ikey = f"u:{username.strip().lower()}", f"ip:{ip or '?'}"
-        wait = self.throttle.locked_for(ukey, ikey)
-        if wait > 0:
-            raise LimitExceeded(
-                f"로그인 시도가 너무 많습니다. {int(wait // 60) + 1}분 후 다시 시도하세요 (too many attempts)",
-                "auth.locked",
-                retry_after=wait,
-            )
+        name = username.strip().lower()
+        # Per (account, address) lock, per-address lock, per-account back-off (throttle.py).
+        ukey, ikey, gkey = f"u:{name}|{ip or '?'}", f"ip:{ip or '?'}", f"u:{name}"
+        _locked(self.throttle.locked_for(ukey, ikey, gkey))
         async with self._db.tx(SYSTEM) as conn:
             user = await users_repo.get_user_by_username(conn, username.strip())
         ok = await passwords.verify_password(user.password_hash if user else None, password)
         if not ok or user is None or not user.is_active:
-            await self._fail(ukey, ikey, user, ip, "password")
+            await self._fail(ukey, ikey, gkey, user, ip, "password")
             raise Unauthorized(BAD_LOGIN, "auth.invalid_credentials")
         if user.totp_enabled:
             if not otp:
@@ -362,7 +367,7 @@ class AuthService:
                     "OTP 코드를 입력하세요 (one-time code required)", "auth.otp_required"
                 )
             if not await self._check_second_factor(user, otp):
-                await self._fail(ukey, ikey, user, ip, "otp")
+                await self._fail(ukey, ikey, gkey, user, ip, "otp")
                 raise Unauthorized(
                     "OTP 코드가 올바르지 않습니다 (invalid one-time code)", "auth.otp_invalid"
                 )
@@ -380,10 +385,18 @@ class AuthService:
         return pair
 
     async def _fail(
-        self, ukey: str, ikey: str, user: UserRecord | None, ip: str | None, why: str
+        self,
+        ukey: str,
+        ikey: str,
+        gkey: str,
+        user: UserRecord | None,
+        ip: str | None,
+        why: str,
     ) -> None:
         # Addresses get more room than usernames: several people may share one.
-        delay = self.throttle.failure(ukey, ikey, limits={ikey: self.throttle.max_failures * 4})
+        delay = self.throttle.failure(
+            ukey, ikey, limits={ikey: self.throttle.max_failures * 4}, backoff=(gkey,)
+        )
         async with self._db.tx(SYSTEM) as conn:
             await audit.record(
                 conn,
@@ -391,7 +404,7 @@ class AuthService:
                 now=self._clock.now(),
                 user_id=user.id if user else None,
                 ip=ip,
-                detail={"username": ukey[2:][:64], "reason": why},
+                detail={"username": gkey[2:][:64], "reason": why},
             )
         if delay:
             await asyncio.sleep(delay)
@@ -543,14 +556,32 @@ class AuthService:
 
     # --- self-service
 
+    async def _check_current_password(
+        self, user: UserRecord, password: str, ip: str | None, action: str
+    ) -> None:
+        """Verify a signed-in user's password, throttled like sign-in: a stolen access token
+        must not buy unlimited guesses (per (account, address) lock, per-account back-off)."""
+        akey, gkey = f"pw:{user.id}|{ip or '?'}", f"pw:{user.id}"
+        _locked(self.throttle.locked_for(akey, gkey))
+        if await passwords.verify_password(user.password_hash, password):
+            self.throttle.success(akey)
+            return
+        delay = self.throttle.failure(akey, backoff=(gkey,))
+        async with self._db.tx(Actor.user(user.id)) as conn:
+            await audit.record(
+                conn, action=action, now=self._clock.now(), user_id=user.id, ip=ip, detail={}
+            )
+        if delay:
+            await asyncio.sleep(delay)
+        raise Forbidden(
+            "현재 비밀번호가 올바르지 않습니다 (current password is wrong)",
+            "auth.wrong_password",
+        )
+
     async def change_password(
         self, ctx: AuthContext, old: str, new: str, *, ip: str | None
     ) -> None:
-        if not await passwords.verify_password(ctx.user.password_hash, old):
-            raise Forbidden(
-                "현재 비밀번호가 올바르지 않습니다 (current password is wrong)",
-                "auth.wrong_password",
-            )
+        await self._check_current_password(ctx.user, old, ip, "auth.password_change_failed")
         problem = passwords.check_policy(new)
         if problem:
             raise InvalidInput(problem, "user.weak_password")
@@ -643,8 +674,7 @@ class AuthService:
         user = await self.user(ctx.user_id)
         if not user.totp_enabled:
             raise Conflict("OTP가 꺼져 있습니다 (TOTP is not enabled)", "totp.not_enabled")
-        if not await passwords.verify_password(user.password_hash, password):
-            raise Forbidden("비밀번호가 올바르지 않습니다 (wrong password)", "auth.wrong_password")
+        await self._check_current_password(user, password, ip, "totp.disable_failed")
         if not await self._check_second_factor(user, code):
             raise InvalidInput("OTP 코드가 올바르지 않습니다 (invalid code)", "totp.invalid_code")
         now = self._clock.now()

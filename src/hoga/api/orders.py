@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from hoga.api.bounds import MAX_ID, Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import OrderBody
 from hoga.domain import krx
@@ -26,7 +27,7 @@ router = APIRouter(tags=["orders"])
 _WAITING = {OrderStatus.QUEUED: Kind.PLACE, OrderStatus.CANCEL_PENDING: Kind.CANCEL}
 
 
-async def _waiting(hoga: HogaApp, account_id: int, kind: Kind) -> dict[str, Any] | None:
+async def _waiting(hoga: HogaApp, account_id: Id, kind: Kind) -> dict[str, Any] | None:
     """Why an account's queued request is not going out now (paused, market closed, broker
     down), or None when nothing holds it."""
     ref = await hoga.orders.account_ref(account_id)
@@ -94,10 +95,10 @@ async def list_orders(
     ),
     symbol: str | None = Query(None, max_length=12),
     day: date | None = Query(None, alias="date"),
-    strategy_id: int | None = Query(None, ge=1),
-    account_id: int | None = Query(None, ge=1),
+    strategy_id: int | None = Query(None, ge=1, le=MAX_ID),
+    account_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(100, ge=1, le=500),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     statuses: list[str] | None = None
     if status:
@@ -129,7 +130,7 @@ async def list_orders(
 
 
 @router.get("/api/orders/{order_id}")
-async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def get_order(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     order = await hoga.orders.get(ctx.user_id, order_id)
     history = await hoga.orders.history(ctx.user_id, order_id)
@@ -165,7 +166,7 @@ async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any
 
 
 @router.delete("/api/orders/{order_id}", status_code=202)
-async def cancel(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def cancel(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     order = await get_hoga(request).orders.cancel(ctx.user_id, order_id, ip=client_ip(request))
     return order_view(order)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.domain import krx
 from hoga.store.db import Actor
@@ -18,7 +19,7 @@ router = APIRouter(tags=["portfolio"])
 
 @router.get("/api/portfolio")
 async def portfolio(
-    ctx: User, request: Request, account_id: int | None = Query(None, ge=1)
+    ctx: User, request: Request, account_id: int | None = Query(None, ge=1, le=MAX_ID)
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
     uid = ctx.user_id

@@ -12,15 +12,17 @@ from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import Scope
+from starlette.types import ASGIApp, Scope
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
 from hoga.api import admin_strategies as admin_strategies_api
+from hoga.api import docs as docs_api
 from hoga.api import fills as fills_api
 from hoga.api import web as web_api
 from hoga.api.deps import ApiBudget, bearer_token, client_ip
 from hoga.api.errors import install_error_handlers
+from hoga.api.guard import OuterGuard
 from hoga.domain.errors import HogaError
 
 if TYPE_CHECKING:
@@ -37,6 +39,14 @@ def _versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "?"
     return out
+
+
+class _HogaAPI(FastAPI):
+    """FastAPI with ``api/guard.py`` outside even Starlette's error middleware (it also caps
+    request bodies while they are read)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return OuterGuard(super().build_middleware_stack())
 
 
 class _Assets(StaticFiles):
@@ -62,13 +72,13 @@ async def _signed_in(request: Request) -> bool:
 
 
 def create_api(hoga: HogaApp) -> FastAPI:
-    app = FastAPI(
+    app = _HogaAPI(
         title="hoga",
         version=__version__,
-        docs_url="/api/docs",
+        # Served by api/docs.py from local files, with a CSP (no CDN).
+        docs_url=None,
         redoc_url=None,
         openapi_url="/api/openapi.json",
-        swagger_ui_parameters={"syntaxHighlight": False},
     )
     app.state.hoga = hoga
     app.state.api_budget = ApiBudget()
@@ -89,6 +99,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
     # --- dashboard: the caller's fills and the locally served chart library ---
     app.include_router(fills_api.router)
     app.include_router(web_api.router)
+    app.include_router(docs_api.router)
     app.include_router(admin_strategies_api.router)
     # --- end of dashboard ---
     # --- strategies and backtests (strategies branch) ---

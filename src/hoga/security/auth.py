@@ -259,6 +259,8 @@ class AuthService:
                 f"trading_state must be one of {TRADING_STATES}", "user.bad_trading_state"
             )
         before = await self.user(user_id)
+        if not values:
+            return before  # nothing to change (an empty PATCH used to be an SQL error)
         async with self._create_lock, self._db.tx(SYSTEM) as conn:
             reactivating = values.get("is_active") is True and not before.is_active
             if reactivating and await users_repo.count_active_users(conn) >= self.max_users:

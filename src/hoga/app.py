@@ -92,7 +92,7 @@ class HogaApp:
         data = Path(s.data_dir)
         self.data_dir = data
         private_dir(data)  # 0700: key files, SQLite and the paper book live here
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        self.db = Database(s.sqlalchemy_url, **s.database_options())
         # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
         # that admits peers; see store/instance_lock.py.
         self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
@@ -597,7 +597,7 @@ class AdminContext:
         s = settings
         data = Path(s.data_dir)
         self.clock: Clock = SystemClock()
-        self.db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+        self.db = Database(s.sqlalchemy_url, **s.database_options())
         self.vault = load_vault(
             s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
         )

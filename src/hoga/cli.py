@@ -451,7 +451,7 @@ def db_upgrade() -> None:
     async def run() -> None:
         from hoga.store.db import Database
 
-        db = Database(settings.sqlalchemy_url, app_role=settings.database_app_role)
+        db = Database(settings.sqlalchemy_url, **settings.database_options())
         applied = await db.migrate()
         typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 

@@ -67,8 +67,29 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/hoga.db"
     )
-    database_app_role: str = Field(
-        "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
+    database_app_role: str | None = Field(
+        None,
+        description="PostgreSQL role of user requests (no owner, no BYPASSRLS); "
+        "default <database>_app",
+    )
+    database_system_role: str | None = Field(
+        None,
+        description="PostgreSQL role of system work (dispatcher, reconciliation, admin pages); "
+        "default <database>_system",
+    )
+    database_owner_url: str | None = Field(
+        None,
+        description="PostgreSQL login that owns the schema and runs migrations; when set, "
+        "HOGA_DATABASE_URL logs in as the app role and HOGA_DATABASE_SYSTEM_URL as the "
+        "system role",
+    )
+    database_system_url: str | None = Field(
+        None, description="PostgreSQL login of the system role (with HOGA_DATABASE_OWNER_URL)"
+    )
+    database_allow_superuser: bool = Field(
+        False,
+        description="development and tests only: let the server log in as a PostgreSQL "
+        "superuser and switch roles per transaction",
     )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
 
@@ -245,6 +266,16 @@ class Settings(BaseSettings):
     @property
     def is_postgres(self) -> bool:
         return self.sqlalchemy_url.startswith("postgresql")
+
+    def database_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``store.db.Database`` for these settings."""
+        return {
+            "app_role": self.database_app_role,
+            "system_role": self.database_system_role,
+            "owner_url": self.database_owner_url,
+            "system_url": self.database_system_url,
+            "allow_superuser": self.database_allow_superuser,
+        }
 
 
 def _field_env_names() -> dict[str, str]:

@@ -209,6 +209,8 @@ def serve(
                 # addresses itself from HOGA_TRUSTED_PROXIES (security/proxies.py).
                 proxy_headers=False,
                 server_header=False,
+                # Control messages are small JSON; a bigger frame closes the socket (1009).
+                ws_max_size=64 * 1024,
             )
         )
         try:

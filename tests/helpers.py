@@ -38,7 +38,8 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "duplicate_window": 0,
         # Tests point broker accounts at the loopback fakes (issue 12: off by default).
         "allow_custom_broker_urls": True,
-        "broker_url_hosts": ["127.0.0.1", "localhost"],
+        # (0.0.0.0 reaches this machine but does not count as loopback: real-money tests.)
+        "broker_url_hosts": ["127.0.0.1", "localhost", "0.0.0.0"],
         # Tests log in to PostgreSQL as the superuser and switch roles per transaction.
         "database_allow_superuser": True,
     }

@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint fmt check bench bench-quick bench-openapi chaos soak clean test-deploy check-python-kis
+.PHONY: run test lint fmt check bench bench-quick bench-openapi chaos soak fuzz clean test-deploy check-python-kis
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -53,6 +53,9 @@ check-python-kis: $(STAMP)  ## python-kis (a public KIS client, not a dependency
 	@test -d $(PYKIS) || $(BIN)/python -m pip install --quiet --disable-pip-version-check --target $(PYKIS) 'python-kis==2.1.6'
 	PYTHONPATH=$(PYKIS) $(BIN)/python scripts/check_python_kis.py
 	PYTHONPATH=$(PYKIS) $(BIN)/pytest -q -p no:randomly tests/integration/test_python_kis.py
+
+fuzz: $(STAMP)          ## schemathesis against a live hoga serve: >= 5,000 requests, 0 server errors, 0 schema violations (ARGS="--requests 20000")
+	$(BIN)/python -m benchmarks.fuzz $(ARGS)
 
 clean:
 	rm -rf $(VENV) $(PYKIS) .pytest_cache .mypy_cache .ruff_cache

@@ -59,8 +59,10 @@ from hoga.marketdata.lookup import MarketLookup
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.metrics import Metrics
 from hoga.security import keystate
+from hoga.security.changes import AuthChangeWatcher
 from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.private import private_dir
 from hoga.store.repos import bars as bars_repo
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
@@ -100,6 +102,7 @@ class HogaApp:
         self.version = __version__
         data = Path(s.data_dir)
         self.data_dir = data
+        private_dir(data)  # 0700: key files, SQLite and the paper book live here
         # Database, vault, tokens, users and accounts: the same core the CLI's admin commands
         # build (composition.py); brokers join the account service below.
         core = build_core(s, self.clock)
@@ -327,6 +330,9 @@ class HogaApp:
         )
         self._ops_init()
         self._brokers_attached = False
+        # Sign-in changes from any process (API, CLI) reach this server through the database.
+        self.auth_watch = AuthChangeWatcher(self.db, self.auth, self.clock)
+        self.auth_watch.listeners.append(self._on_auth_change)
         self._background: list[asyncio.Task[None]] = []
         self._kiwoom_list_source: InstrumentSource | None = None
         self._started = False
@@ -543,6 +549,14 @@ class HogaApp:
 
         return create_api(self)
 
+    async def _on_auth_change(self, change: Any) -> None:
+        from hoga.store.repos.auth_changes import USER_DISABLED
+
+        if change.kind == USER_DISABLED:
+            await self.strategies.stop_user(
+                change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
+            )
+
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)
 
@@ -574,6 +588,7 @@ class HogaApp:
         self.admin_password_generated = await self.auth.bootstrap_admin(
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
+        await self.auth_watch.start()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -644,6 +659,7 @@ class HogaApp:
         most 3 s and what is left of the deadline (a step cut short is logged and skipped)."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("operations", self._ops_stop),
+            ("auth changes", self.auth_watch.stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),

@@ -221,6 +221,12 @@ def serve(
                 timeout_graceful_shutdown=3,
                 ws="websockets-sansio",
                 log_config=None,
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1; hoga resolves client
+                # addresses itself from HOGA_TRUSTED_PROXIES (security/proxies.py).
+                proxy_headers=False,
+                server_header=False,
+                # Control messages are small JSON; a bigger frame closes the socket (1009).
+                ws_max_size=64 * 1024,
             )
         )
         try:
@@ -560,7 +566,7 @@ def db_upgrade() -> None:
     async def run() -> None:
         from hoga.store.db import Database
 
-        db = Database(settings.sqlalchemy_url, app_role=settings.database_app_role)
+        db = Database(settings.sqlalchemy_url, **settings.database_options())
         applied = await db.migrate()
         typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
 

@@ -28,6 +28,11 @@ ENV_PREFIX = "HOGA_"
 # Variables with these prefixes belong to the test suite and tools, not to the server.
 _IGNORED_PREFIXES = ("HOGA_TEST_", "HOGA_BENCH_")
 _NOT_SETTINGS = {"HOGA_CONFIG"}
+# Settings that were removed because their meaning was unsafe: refused with what to use instead.
+_RETIRED = {
+    "HOGA_TRUST_PROXY_HEADERS": "HOGA_TRUST_PROXY_HEADERS is gone: it believed X-Forwarded-For "
+    "from anyone. Name your reverse proxies instead: HOGA_TRUSTED_PROXIES=10.0.0.5/32,...",
+}
 
 
 class ConfigError(Exception):
@@ -62,8 +67,29 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/hoga.db"
     )
-    database_app_role: str = Field(
-        "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
+    database_app_role: str | None = Field(
+        None,
+        description="PostgreSQL role of user requests (no owner, no BYPASSRLS); "
+        "default <database>_app",
+    )
+    database_system_role: str | None = Field(
+        None,
+        description="PostgreSQL role of system work (dispatcher, reconciliation, admin pages); "
+        "default <database>_system",
+    )
+    database_owner_url: str | None = Field(
+        None,
+        description="PostgreSQL login that owns the schema and runs migrations; when set, "
+        "HOGA_DATABASE_URL logs in as the app role and HOGA_DATABASE_SYSTEM_URL as the "
+        "system role",
+    )
+    database_system_url: str | None = Field(
+        None, description="PostgreSQL login of the system role (with HOGA_DATABASE_OWNER_URL)"
+    )
+    database_allow_superuser: bool = Field(
+        False,
+        description="development and tests only: let the server log in as a PostgreSQL "
+        "superuser and switch roles per transaction",
     )
     database_wait: float = Field(
         0.0,
@@ -101,9 +127,22 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="allowed browser origins, comma-separated"
     )
-    trust_proxy_headers: bool = Field(False, description="take client IPs from X-Forwarded-For")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed, comma-separated; "
+        "none: forwarding headers are ignored",
+    )
 
     # --- accounts and security
+    allow_custom_broker_urls: bool = Field(
+        False,
+        description="let users point broker accounts at other hosts (hoga fake-broker, a "
+        "proxy); only those in HOGA_BROKER_URL_HOSTS",
+    )
+    broker_url_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts (host or host:port, comma-separated) custom broker URLs may name",
+    )
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(None, description="first-start admin password")
     master_key: SecretStr | None = Field(
@@ -265,6 +304,27 @@ class Settings(BaseSettings):
             return [v]
         return v
 
+    @field_validator("broker_url_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [h.strip() for h in v.split(",") if h.strip()]
+        return v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: list[str]) -> list[str]:
+        from hoga.security.proxies import parse_networks
+
+        return [str(n) for n in parse_networks(v)]
+
     @field_validator("cors_origins", mode="before")
     @classmethod
     def _split_origins(cls, v: Any) -> Any:
@@ -295,6 +355,16 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         return self.sqlalchemy_url.startswith("postgresql")
 
+    def database_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``store.db.Database`` for these settings."""
+        return {
+            "app_role": self.database_app_role,
+            "system_role": self.database_system_role,
+            "owner_url": self.database_owner_url,
+            "system_url": self.database_system_url,
+            "allow_superuser": self.database_allow_superuser,
+        }
+
 
 def _field_env_names() -> dict[str, str]:
     return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
@@ -304,6 +374,8 @@ def _check_unknown_env(environ: dict[str, str]) -> None:
     known = _field_env_names()
     for key in environ:
         k = key.upper()
+        if k in _RETIRED:
+            raise ConfigError(_RETIRED[k])
         if not k.startswith(ENV_PREFIX) or k in known or k in _NOT_SETTINGS:
             continue
         if k.startswith(_IGNORED_PREFIXES):
@@ -324,6 +396,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [hoga] must be a table")
     for key in section:
+        retired = _RETIRED.get(f"{ENV_PREFIX}{str(key).upper()}")
+        if retired:
+            raise ConfigError(f"config file {path}: {retired}")
         if key not in Settings.model_fields:
             hint = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""

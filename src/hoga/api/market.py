@@ -7,6 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.views import bar_view, orderbook_view, quote_view
 from hoga.domain import krx
@@ -136,7 +137,7 @@ async def rules(
     ctx: User,
     request: Request,
     symbol: str = Query(..., max_length=12),
-    price: int | None = Query(None, ge=1),
+    price: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     """Tick size, the day's limit band and the neighbouring valid prices (for order tickets)."""
     hoga = get_hoga(request)

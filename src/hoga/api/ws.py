@@ -21,6 +21,7 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from hoga.api.deps import client_ip
 from hoga.api.language import localize, preferred_language
 from hoga.api.views import orderbook_view, quote_view
 from hoga.domain import krx
@@ -28,11 +29,13 @@ from hoga.domain.errors import HogaError
 from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import FeedError
 from hoga.security.auth import AuthContext
+from hoga.store.repos.auth_changes import SESSION_REVOKED, USER_DISABLED, AuthChange
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
 CHANNELS = ("trades", "orderbook")
+CLOSE_UNSUPPORTED = 1003  # RFC 6455: a data type the endpoint cannot accept (binary)
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_TOO_MANY = 4008
@@ -41,12 +44,7 @@ EXPIRY_GRACE = 30.0
 
 
 def _ip(ws: WebSocket) -> str | None:
-    hoga = ws.app.state.hoga
-    if hoga.settings.trust_proxy_headers:
-        fwd = ws.headers.get("x-forwarded-for")
-        if fwd:
-            return fwd.split(",")[0].strip()
-    return ws.client.host if ws.client else None
+    return client_ip(ws)
 
 
 async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
@@ -62,6 +60,25 @@ async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
     await _send(ws, {"type": "error", "code": code, "message": message, **extra})
 
 
+class _Binary(Exception):
+    """The client sent a binary frame; the socket has been closed with 1003."""
+
+
+async def _receive_text(ws: WebSocket) -> str:
+    """The next text frame. A binary frame closes the socket with 1003 and a reason (this API
+    speaks JSON text only); a disconnect raises ``WebSocketDisconnect`` as usual."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        await _error(ws, "ws.binary", "JSON 텍스트만 받습니다 (send JSON text, not binary)")
+        with contextlib.suppress(RuntimeError):
+            await ws.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+        raise _Binary
+    return str(text)
+
+
 async def _authenticate(ws: WebSocket) -> AuthContext | None:
     """Accept the socket and authenticate it; on failure say why and close."""
     hoga = ws.app.state.hoga
@@ -69,12 +86,14 @@ async def _authenticate(ws: WebSocket) -> AuthContext | None:
     token = ws.query_params.get("token")
     if not token:
         try:
-            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
+            raw = await asyncio.wait_for(_receive_text(ws), AUTH_TIMEOUT)
             msg = json.loads(raw)
             token = (
                 msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
             )
-        except (TimeoutError, ValueError, WebSocketDisconnect, KeyError):
+        except _Binary:
+            return None
+        except (TimeoutError, ValueError, WebSocketDisconnect):
             token = None
     if not token or not isinstance(token, str):
         await _error(
@@ -96,10 +115,37 @@ async def _authenticate(ws: WebSocket) -> AuthContext | None:
 
 
 class _Connections:
-    """Per-user count of open market-data sockets (the per-user cap)."""
+    """Per-user count of open market-data sockets (the per-user cap), and every open socket
+    with its user and sign-in session, so a disabled user's or an ended session's sockets are
+    closed (code 4001) whichever process made the change (``security/changes.py``)."""
 
     def __init__(self) -> None:
         self.count: dict[int, int] = defaultdict(int)
+        self.open: dict[WebSocket, tuple[int, str]] = {}
+
+    def add(self, ws: WebSocket, ctx: AuthContext) -> None:
+        self.open[ws] = (ctx.user_id, ctx.session_id)
+
+    def remove(self, ws: WebSocket) -> None:
+        self.open.pop(ws, None)
+
+    async def on_auth_change(self, change: AuthChange) -> None:
+        if change.kind not in (USER_DISABLED, SESSION_REVOKED):
+            return
+        for ws, (user_id, session_id) in list(self.open.items()):
+            if user_id != change.user_id:
+                continue
+            if change.kind == SESSION_REVOKED and session_id != change.session_id:
+                continue
+            self.open.pop(ws, None)
+            if change.kind == USER_DISABLED:
+                code, message = "auth.disabled", "비활성화된 계정입니다 (account disabled)"
+            else:
+                code, message = "token.revoked", "로그아웃된 세션입니다 (session revoked)"
+            with contextlib.suppress(Exception):
+                await _error(ws, code, message)
+            with contextlib.suppress(Exception):
+                await ws.close(CLOSE_UNAUTHORIZED, code)
 
 
 async def _token_watch(ws: WebSocket, state: dict[str, Any]) -> None:
@@ -141,6 +187,9 @@ async def _reauth(
         await _error(ws, e.code, e.message)
         return
     state["token"] = token
+    conns: _Connections = ws.app.state.ws_connections
+    if ws in conns.open:
+        conns.add(ws, fresh)  # the socket now belongs to the fresh token's session
     await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
 
 
@@ -160,6 +209,7 @@ async def market_data(ws: WebSocket) -> None:
         await ws.close(CLOSE_TOO_MANY)
         return
     conns.count[ctx.user_id] += 1
+    conns.add(ws, ctx)
     pending: dict[str, Tick] = {}
     pending_books: dict[str, OrderBook] = {}
     # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
@@ -207,7 +257,7 @@ async def market_data(ws: WebSocket) -> None:
     cap = hoga.settings.ws_max_symbols
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await _receive_text(ws)
             try:
                 msg = json.loads(raw)
                 if not isinstance(msg, dict):
@@ -303,11 +353,12 @@ async def market_data(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong", "stats": stats})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, _Binary):
         pass
     except RuntimeError:
         pass  # the socket was closed by the token watch
     finally:
+        conns.remove(ws)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -323,6 +374,8 @@ async def events(ws: WebSocket) -> None:
     ctx = await _authenticate(ws)
     if ctx is None:
         return
+    conns: _Connections = ws.app.state.ws_connections
+    conns.add(ws, ctx)
     sub = hoga.bus.subscribe(ctx.user_id)
     state: dict[str, Any] = {"token": ws.state.token}
 
@@ -333,7 +386,7 @@ async def events(ws: WebSocket) -> None:
     tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await _receive_text(ws)
             try:
                 msg = json.loads(raw)
                 if not isinstance(msg, dict):
@@ -347,9 +400,10 @@ async def events(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong"})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {msg.get('type')!r}")
-    except (WebSocketDisconnect, RuntimeError):
+    except (WebSocketDisconnect, RuntimeError, _Binary):
         pass
     finally:
+        conns.remove(ws)
         for task in tasks:
             task.cancel()
         for task in tasks:

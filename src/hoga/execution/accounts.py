@@ -18,6 +18,7 @@ from hoga.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavaila
 from hoga.domain.portfolio import Position
 from hoga.domain.secret import Secret, mask
 from hoga.security import keystate
+from hoga.security.brokerurls import BrokerUrlPolicy
 from hoga.security.vault import Vault, VaultError, account_aad
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import accounts as repo
@@ -84,7 +85,7 @@ class AccountService:
         *,
         paper_cash: int,
         commission_rate: Decimal,
-        allow_custom_urls: bool = True,
+        url_policy: BrokerUrlPolicy | None = None,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -92,7 +93,7 @@ class AccountService:
         self.brokers = brokers
         self.paper_cash = paper_cash
         self.commission_rate = commission_rate
-        self.allow_custom_urls = allow_custom_urls
+        self.url_policy = url_policy or BrokerUrlPolicy()
         self._refs: dict[int, AccountRef] = {}
         self._resolved: dict[tuple[int, int | None], AccountRecord] = {}
         #: False while the server runs paused: accounts linked meanwhile open no broker
@@ -169,19 +170,9 @@ class AccountService:
             raise InvalidInput(
                 "hts_id: 1-32 letters or digits", "account.bad_hts_id", field="hts_id"
             )
-        for name, url in (("base_url", req.base_url), ("ws_url", req.ws_url)):
-            if url is None:
-                continue
-            if not self.allow_custom_urls:
-                raise InvalidInput(
-                    "이 서버는 사용자 지정 브로커 주소를 허용하지 않습니다",
-                    "account.custom_url_forbidden",
-                    field=name,
-                )
-            if not re.fullmatch(r"(https?|wss?)://[^\s/]+(:\d+)?(/[^\s]*)?", url):
-                raise InvalidInput(
-                    f"{name} must be an http(s) or ws(s) URL", "account.bad_url", field=name
-                )
+        # No calls to hosts the operator did not name (issue 12: SSRF).
+        self.url_policy.check("base_url", req.base_url)
+        self.url_policy.check("ws_url", req.ws_url)
         rate = req.commission_rate if req.commission_rate is not None else self.commission_rate
         if not Decimal(0) <= rate < Decimal("0.01"):
             raise InvalidInput(
@@ -296,12 +287,24 @@ class AccountService:
             app_key=Secret(doc["app_key"]) if doc.get("app_key") else None,
             app_secret=Secret(doc["app_secret"]) if doc.get("app_secret") else None,
             hts_id=doc.get("hts_id") or None,
-            base_url=acct.base_url,
-            ws_url=acct.ws_url,
+            base_url=self._permitted(acct, acct.base_url),
+            ws_url=self._permitted(acct, acct.ws_url),
             commission_rate=acct.commission_rate,
         )
         self._refs[acct.id] = ref
         return ref
+
+    def _permitted(self, acct: AccountRecord, url: str | None) -> str | None:
+        """A stored custom URL the operator no longer allows is not called: the broker's own
+        hosts are used instead (said in the log)."""
+        if self.url_policy.permits(url):
+            return url
+        log.warning(
+            "account %s: its custom broker URL is not allowed (HOGA_ALLOW_CUSTOM_BROKER_URLS / "
+            "HOGA_BROKER_URL_HOSTS); using the broker's own hosts",
+            acct.id,
+        )
+        return None
 
     async def ref_for(self, user_id: int, account_id: int) -> AccountRef:
         cached = self._refs.get(account_id)

@@ -21,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from hoga.domain import krx
-from hoga.domain.errors import Conflict, NotFound
+from hoga.domain.errors import Conflict, NotFound, Unauthorized
 from hoga.domain.market import Instrument
 from hoga.domain.orders import TERMINAL, Order, OrderIntent, OrderStatus, Priority, Side
 from hoga.domain.tiers import Tier
@@ -63,6 +63,9 @@ class Intake:
         if prime is not None:
             await prime(intent.symbol)
         user = await self._auth.user(user_id)
+        if not user.is_active:
+            # A strategy's last orders after its user was disabled (issue 12).
+            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         tier = await self._auth.tier(user.tier)
         inst = self._core.quotes.instrument(intent.symbol)
         assert inst is not None  # validate() checked it

@@ -337,6 +337,19 @@ audit_log = Table(
     Index("ix_audit_log_ts", "ts"),
 )
 
+# Sign-in changes other processes must apply (an outbox): a user disabled, a session ended.
+# Written in the same transaction as the change by whoever makes it (API, CLI); every server
+# polls it (security/changes.py) and drops its caches, stops strategies, closes WebSockets.
+auth_changes = Table(
+    "auth_changes",
+    metadata,
+    _id(),
+    _user_fk(),
+    Column("kind", String(32), nullable=False),
+    Column("session_id", String(64), nullable=True),
+    _ts("created_at"),
+)
+
 bars = Table(
     "bars",
     metadata,

@@ -34,6 +34,8 @@ from hoga.brokers.base import (
     ExecutionEvent,
     FillEvent,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     OrderUpdate,
     PlaceAck,
@@ -91,6 +93,7 @@ class _PaperOrder:
     reserved: int = 0
     reason: str | None = None
     fills: int = 0
+    modified: int = 0
 
     @property
     def remaining(self) -> int:
@@ -264,6 +267,9 @@ class PaperBroker:
             self._book_fill(
                 acct, acct.orders[r["o"]], r["q"], r["p"], r["f"], r["ts"], r["fee"], r["tax"]
             )
+        elif kind == "modify":
+            acct = self._accounts[r["a"]]
+            self._set_terms(acct.orders[r["o"]], r["q"], r["p"], r["res"])
         elif kind == "status":
             acct = self._accounts[r["a"]]
             self._set_status(acct, acct.orders[r["o"]], OrderStatus(r["st"]), r.get("why"))
@@ -371,21 +377,13 @@ class PaperBroker:
         if not self._is_open():
             raise BrokerRejected("장 운영시간이 아닙니다 (market closed)", "paper.market_closed")
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
-        if req.type == OrderType.LIMIT:
+        if req.type.needs_price:
             if req.price is None:
                 raise BrokerRejected("지정가 주문에는 가격이 필요합니다", "paper.no_price")
-            if req.price % krx.tick_size(req.price, inst.kind):
-                raise BrokerRejected(
-                    f"호가단위에 맞지 않는 가격입니다: {req.price:,}원", "paper.off_tick"
-                )
-            if not lower <= req.price <= upper:
-                raise BrokerRejected(
-                    f"가격제한폭을 벗어났습니다 (하한 {lower:,}원, 상한 {upper:,}원)",
-                    "paper.outside_limits",
-                )
+            self._check_price(req.symbol, req.type, req.price)
             reserve_price = req.price
         else:
-            # Like KIS, a market buy reserves cash at the day's upper limit.
+            # Like KIS, a market(-like) buy reserves cash at the day's upper limit.
             reserve_price = upper
         reserved = 0
         if req.side == Side.BUY:
@@ -422,12 +420,85 @@ class PaperBroker:
         acct.placements += 1
         self._working.setdefault(order.symbol, {})[order.broker_order_id] = (acct.account_id, order)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
-        raise BrokerRejected(
-            "the paper broker does not modify orders; cancel and place again", "paper.no_modify"
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify a working order in place: fewer shares and/or a new limit price.
+
+        The order keeps its number (the paper broker has no use for a new one); the filled
+        part stays, the reservation follows the new price and quantity, and a re-priced order
+        that now crosses the market trades at once. Refusals leave the order as it was.
+        """
+        f = self.faults
+        if f.delay:
+            await asyncio.sleep(f.delay)
+        if f.not_processed_next > 0:
+            f.not_processed_next -= 1
+            raise BrokerNotProcessed(
+                "simulated throttle: request not processed", "paper.throttled", 0.05
+            )
+        acct = self._account(account)
+        order = acct.orders.get(request.broker_order_id)
+        if order is None:
+            raise BrokerRejected("주문번호를 찾을 수 없습니다 (no such order)", "paper.no_order")
+        if order.status not in _WORKING:
+            raise BrokerRejected(
+                f"정정할 수 없는 주문입니다 ({order.status}) (not modifiable)",
+                "paper.not_modifiable",
+            )
+        if not order.type.needs_price:
+            raise BrokerRejected(
+                "가격을 지정하지 않는 주문은 정정할 수 없습니다 (not a priced order)",
+                "paper.not_modifiable",
+            )
+        new_qty = order.qty - request.reduce_by
+        if request.reduce_by < 0 or new_qty <= order.filled_qty:
+            raise BrokerRejected(
+                f"정정 수량을 확인하세요 (체결 {order.filled_qty}주) (bad modify quantity)",
+                "paper.bad_modify",
+            )
+        self._check_price(order.symbol, order.type, request.new_price)
+        reserved = order.reserved
+        if order.side == Side.BUY:
+            amount = (new_qty - order.filled_qty) * request.new_price
+            reserved = amount + krx.commission(amount, acct.commission_rate)
+            if reserved - order.reserved > acct.cash - acct.reserved_cash():
+                raise BrokerRejected(
+                    "주문가능금액이 부족합니다 (insufficient cash)", "paper.insufficient_cash"
+                )
+        self._set_terms(order, new_qty, request.new_price, reserved)
+        self._write(
+            {
+                "t": "modify",
+                "a": acct.account_id,
+                "o": order.broker_order_id,
+                "q": new_qty,
+                "p": request.new_price,
+                "res": reserved,
+            }
         )
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+        tick = self._quotes.last(order.symbol)
+        if tick is not None and self._is_open():
+            self._match(acct, order, tick, resting=False)
+        return ModifyAck(broker_order_id=order.broker_order_id)
+
+    def _check_price(self, symbol: str, kind: OrderType, price: int) -> None:
+        """Refuse a limit price off the tick grid or outside the day's limits."""
+        inst = self._quotes.instrument(symbol)
+        if inst is None:
+            raise BrokerRejected(f"알 수 없는 종목코드입니다: {symbol}", "paper.unknown_symbol")
+        if price <= 0 or price % krx.tick_size(price, inst.kind):
+            raise BrokerRejected(f"호가단위에 맞지 않는 가격입니다: {price:,}원", "paper.off_tick")
+        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        if not lower <= price <= upper:
+            raise BrokerRejected(
+                f"가격제한폭을 벗어났습니다 (하한 {lower:,}원, 상한 {upper:,}원)",
+                "paper.outside_limits",
+            )
+
+    @staticmethod
+    def _set_terms(order: _PaperOrder, qty: int, price: int, reserved: int) -> None:
+        order.qty, order.price, order.reserved = qty, price, reserved
+        order.modified += 1
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int

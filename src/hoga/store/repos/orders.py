@@ -17,6 +17,8 @@ from hoga.domain.orders import (
     OrderType,
     Priority,
     Side,
+    TimeInForce,
+    Venue,
     check_transition,
 )
 from hoga.store import tables as t
@@ -109,6 +111,8 @@ def _order(r: Any) -> Order:
         created_at=r.created_at,
         updated_at=r.updated_at,
         submitted_at=r.submitted_at,
+        tif=TimeInForce(r.tif),
+        venue=Venue(r.venue),
     )
 
 

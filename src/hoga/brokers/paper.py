@@ -376,7 +376,7 @@ class PaperBroker:
             raise BrokerRejected("주문수량이 올바르지 않습니다", "paper.bad_qty")
         if not self._is_open():
             raise BrokerRejected("장 운영시간이 아닙니다 (market closed)", "paper.market_closed")
-        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        _, upper = krx.price_limits(inst.base_price, inst.kind)
         if req.type.needs_price:
             if req.price is None:
                 raise BrokerRejected("지정가 주문에는 가격이 필요합니다", "paper.no_price")

@@ -179,6 +179,9 @@ class HogaApp:
             # block the event loop for ~1 ms for a simulated book.
             fsync=False,
             is_open=self.market_open,
+            # Calendar mode: orders go to the KRX/Nextrade session of the hour (auctions,
+            # off-hours sessions, VI); demo mode trades continuously around the clock.
+            calendar=self.market_mode == "calendar",
             faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )
         self.market.add_listener(self.paper.on_tick)

@@ -220,7 +220,9 @@ class HogaApp:
         self.health.realtime = self._realtime_state
         self.raw_brokers = dict(self.brokers)
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
-        self.hours = TradingHours(self.clock, self.market_open)
+        self.hours = TradingHours(
+            self.clock, self.market_open, calendar=self.market_mode == "calendar"
+        )
         self.gate = SendGate(self.clock, self.hours, self.health)
         self.accounts = AccountService(
             self.db,
@@ -252,6 +254,7 @@ class HogaApp:
             ),
             market_open=self.market_open,
             account_open=self.hours.open_for,
+            account_session=self.hours.session_for,
         )
         self.dispatcher = Dispatcher(
             self.queue,

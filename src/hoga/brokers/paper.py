@@ -789,6 +789,10 @@ class PaperBroker:
         depth = 0
         if tick is not None:
             depth = max(tick.bid_size, tick.ask_size, tick.volume)
+        if depth <= 0:
+            # Before the day's first trade the book shows no size: the simulated market then
+            # takes the other side of whatever crosses its price (it is the only counterparty).
+            depth = sum(o.remaining for _, o in orders)
         book = [
             matching.AuctionOrder(o.side, o.remaining, o.limit, key=o.broker_order_id)
             for _, o in orders

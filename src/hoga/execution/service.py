@@ -49,7 +49,6 @@ from hoga.domain.orders import (
     Order,
     OrderIntent,
     OrderStatus,
-    OrderType,
     Priority,
     Side,
 )
@@ -95,6 +94,8 @@ def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "symbol": o.symbol,
         "side": o.side.value,
         "type": o.type.value,
+        "tif": o.tif.value,
+        "venue": o.venue.value,
         "qty": o.qty,
         "price": o.price,
         "status": o.status.value,
@@ -134,6 +135,7 @@ class OrderService:
         policy: OrderPolicy,
         market_open: Callable[[], bool] | None = None,
         account_open: Callable[[str, str, str | None], bool] | None = None,
+        account_session: Callable[[str, str, str | None, OrderIntent], str | None] | None = None,
     ) -> None:
         self._db = db
         self._clock = clock
@@ -147,6 +149,12 @@ class OrderService:
         # Per account (broker, env): real-money accounts follow the KRX calendar whatever the
         # server's market mode (execution/gate.py).
         self._account_open = account_open or (lambda broker, env, url: self._market_open())
+        # The KRX/Nextrade session an order goes into (sessions and order types, issue 14).
+        self._account_session = account_session or (
+            lambda broker, env, url, intent: risk.order_session(
+                intent, self._clock.now(), calendar=False
+            )
+        )
         self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._account_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
@@ -193,7 +201,7 @@ class OrderService:
             raise InvalidInput(
                 f"수량이 너무 큽니다 (qty over {MAX_QTY:,})", "order.bad_qty", field="qty"
             )
-        if intent.type == OrderType.LIMIT:
+        if intent.type.needs_price:
             if intent.price is None:
                 raise InvalidInput(
                     "지정가 주문에는 가격이 필요합니다 (limit order needs a price)",
@@ -212,7 +220,8 @@ class OrderService:
                 )
         elif intent.price is not None:
             raise InvalidInput(
-                "시장가 주문에는 가격을 넣지 않습니다 (market order takes no price)",
+                f"시장가·최유리·최우선·시간외종가 주문에는 가격을 넣지 않습니다 ({intent.type}) "
+                "(market-priced order takes no price)",
                 "order.price_not_allowed",
                 field="price",
             )
@@ -271,6 +280,7 @@ class OrderService:
                     day,
                     mono,
                     market_open=self._account_open(acct.broker, acct.env, acct.base_url),
+                    session=self._account_session(acct.broker, acct.env, acct.base_url, intent),
                 )
                 decision = risk.check(inputs)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
@@ -284,6 +294,8 @@ class OrderService:
                     symbol=intent.symbol,
                     side=intent.side.value,
                     type=intent.type.value,
+                    tif=intent.tif.value,
+                    venue=intent.venue.value,
                     qty=intent.qty,
                     price=intent.price,
                     status=status.value,
@@ -360,6 +372,7 @@ class OrderService:
                 day,
                 self._clock.monotonic(),
                 market_open=self._account_open(acct.broker, acct.env, acct.base_url),
+                session=self._account_session(acct.broker, acct.env, acct.base_url, intent),
             )
         decision = risk.check(inputs)
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
@@ -424,6 +437,7 @@ class OrderService:
         mono: float,
         *,
         market_open: bool,
+        session: str | None = krx.Session.CONTINUOUS.value,
     ) -> risk.RiskInputs:
         uid = user.id
         trades, realized, unreal_start = await ledger.day_counters(conn, uid, day)
@@ -450,6 +464,7 @@ class OrderService:
             user_state=user.trading_state,
             server_state=self.server_state,
             market_open=market_open,
+            session=session,
             quote_age=None if last is None else max(0.0, self._clock.time() - last.ts),
             max_quote_age=self.policy.max_quote_age,
             trades_today=trades,
@@ -683,6 +698,8 @@ class OrderService:
             type=order.type,
             qty=order.qty,
             price=order.price,
+            venue=order.venue.value,
+            tif=order.tif,
         )
         key = (order.account_id, order.client_order_id)
         self._sending.add(key)
@@ -1018,7 +1035,14 @@ class OrderService:
                 else {}
             )
             if order.status in (S.SUBMITTING,):
-                return None  # the place() answer will settle it
+                if target == S.REJECTED:
+                    return None  # the place() answer (a refusal) will settle it
+                # The broker had the order and already ended it (an IOC/FOK rest cancelled on
+                # arrival) before its answer reached us: accepted, then ended.
+                accepted = await self.move(order, S.ACCEPTED, detail="broker: accepted", **values)
+                if accepted is None:
+                    return None
+                order, values = accepted, {}
             return await self.move(
                 order, target, detail=f"broker: {target.value.lower()}", **values, **extra
             )

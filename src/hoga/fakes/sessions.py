@@ -267,6 +267,10 @@ class SessionDesk(Generic[OrderT]):
             for i, o in enumerate(orders)
         ]
         depth = max(tick.bid_size, tick.ask_size, tick.volume) if tick is not None else 0
+        if depth <= 0:
+            # No size shown before the day's first trade: the simulated market takes the other
+            # side of whatever crosses its price.
+            depth = sum(h.desk_remaining(o) for o in orders)
         if depth > 0:
             book += [
                 matching.AuctionOrder(Side.BUY, depth, ref, key="market-bid"),

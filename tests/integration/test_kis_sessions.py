@@ -158,8 +158,16 @@ async def test_auction_and_closing_price_sessions() -> None:
         w.go("09:00")
         assert high.filled == 3 and mkt.filled == 2
         assert high.filled_amount // 3 == mkt.filled_amount // 2
-        # A plain limit order is refused after the close; the closing-price one is taken.
+        # A conditional limit order priced far below the market turns into a market order
+        # at 15:20 and trades at the one closing price; a plain limit beside it expires.
+        w.clock.set(at("15:00"))
+        cond = await w.place(Side.BUY, T.CONDITIONAL, 3, w.lower())
+        plain = await w.place(Side.BUY, T.LIMIT, 3, w.lower())
+        w.go("15:20")
+        assert cond.converted and cond.filled == 0
         w.go("15:30")
+        assert cond.filled == 3 and plain.filled == 0 and not plain.working
+        # A plain limit order is refused after the close; the closing-price one is taken.
         close = w.fake.exchange.desk.today_close(SYM)
         assert close is not None
         w.clock.set(at("15:45"))
@@ -191,3 +199,10 @@ async def test_nextrade_after_market_on_a_real_account() -> None:
         assert nxt.venue == "NXT" and nxt.filled == 1
         rows = await w.report(nxt)
         assert rows.status == OrderStatus.FILLED
+        # A resting NXT order is cancelled on NXT, and expires with the after-market at 20:00.
+        low = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="NXT")
+        await w.broker.cancel(ref(w.fake), str(low.odno), SYM, 1)
+        assert not low.working
+        late = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="SOR")
+        w.go("20:00")
+        assert not late.working and late.filled == 0

@@ -177,6 +177,10 @@ async def test_nextrade_venue_on_a_real_account_and_krx_only_on_mock() -> None:
         _, _, ask = w.book()
         _, nxt = await w.place(Side.BUY, T.LIMIT, 1, ask, venue="NXT")
         assert nxt.venue == "NXT" and nxt.filled == 1
+        # A resting NXT order is cancelled on NXT (the fake refuses another market).
+        low_id, low = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="NXT")
+        await w.broker.cancel(w.ref, low_id, SYM, 1)
+        assert not low.working
     async with world("10:00") as w:
         _, _, ask = w.book()
         with pytest.raises(BrokerRejected):

@@ -76,6 +76,7 @@ class _Known:
     type: OrderType = OrderType.LIMIT
     qty: int = 0
     price: int | None = None
+    venue: str = "KRX"
 
 
 @dataclass
@@ -315,6 +316,7 @@ class KisBroker:
             type=request.type,
             qty=request.qty,
             price=request.price if request.type.needs_price else None,
+            venue=body["EXCG_ID_DVSN_CD"],
         )
         return PlaceAck(broker_order_id=odno, org_no=org)
 
@@ -397,7 +399,7 @@ class KisBroker:
         root = wire.norm_order_no(broker_order_id)
         head = await self._current(account, root)
         known = await self._order_info(account, head)
-        body = self._rvse_body(account, known, head, "02", 0, 0, all_qty=True)
+        body = self._rvse_body(account, known, head, "02", 0, 0, all_qty=True, venue=known.venue)
         key = self.key(account)
         await key.rest.request(
             "POST", wire.ORDER_RVSECNCL, self._tr("rvsecncl", key), body=body, command=True
@@ -628,6 +630,9 @@ class KisBroker:
         known.type = otype
         known.qty = known.qty or qty
         known.price = known.price if known.price is not None else price
+        venue = str(r.get("excg_id_dvsn_cd") or r.get("excg_id_dvsn_Cd") or "")
+        if venue in wire.VENUES:
+            known.venue = venue
         ck = (account_id, odno)
         if ck not in self._notice_cum:
             # An order placed by this process has had every notice since its birth counted

@@ -427,7 +427,8 @@ class KiwoomBroker:
         client = await self._before_command(account)
         tracker = self._tracker(account)
         _, head, chain = await self._resolve(account, tracker, broker_order_id)
-        body = {"dmst_stex_tp": "KRX", "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
+        venue = chain.venue if chain is not None else "KRX"
+        body = {"dmst_stex_tp": venue, "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
         try:
             reply = await client.call("kt10003", ORDER_PATH, body, order=True)
         except BrokerOutcomeUnknown:

@@ -117,6 +117,8 @@ class Chain:
     #: and what each cancel confirmation counted, so the two never both apply.
     reductions: set[str] = field(default_factory=set)
     cancel_seen: dict[str, int] = field(default_factory=dict)
+    #: Where it was sent (KRX/NXT/SOR): a modify or cancel must name the same market.
+    venue: str = "KRX"
 
     def __post_init__(self) -> None:
         self.head = self.head or self.root
@@ -258,6 +260,7 @@ class OrderTracker:
             )
         chain.client_order_id = r.client_order_id
         chain.placed_here = True
+        chain.venue = r.venue
         return chain
 
     def unanswered(self, pending: Pending) -> list[ExecutionEvent]:

@@ -364,7 +364,12 @@ class Exchange:
             raise Refusal("APBK0918", "주문조직번호가 원주문과 다릅니다")
         if not orig.working:
             raise Refusal("APBK0918", "정정/취소할 수량이 없습니다 (이미 체결 또는 취소된 주문)")
-        if not self._is_open():
+        open_now = (
+            bool(krx.sessions_at(self._clock.now(), orig.venue))
+            if self.desk.calendar
+            else self._is_open()
+        )
+        if not open_now:
             raise Refusal("APBK0919", "장운영시간이 아닙니다")
         q = orig.remaining if all_qty else qty
         if q <= 0 or q > orig.remaining:

@@ -825,6 +825,11 @@ class KisFake:
             qty, price = int(got["ORD_QTY"]), int(got["ORD_UNPR"])
         except ValueError:
             return self._biz("OPSQ2001", "ERROR : INPUT FIELD VALUE [ORGN_ODNO/ORD_QTY/ORD_UNPR]")
+        target = self.exchange.orders.get(orig)
+        venue = str(params.get("EXCG_ID_DVSN_CD") or "KRX")
+        if target is not None and target.account == acct.account and venue != target.venue:
+            # The modify or cancel must go to the market that holds the order.
+            return self._biz("APBK0918", f"원주문의 거래소({target.venue})와 다릅니다 ({venue})")
         try:
             order = self.exchange.revise(
                 acct,

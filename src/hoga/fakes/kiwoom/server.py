@@ -905,6 +905,10 @@ class KiwoomFake:
                 api_id,
             )
         orig = _field(body, "orig_ord_no")
+        target = self.exchange.orders.get(orig)
+        if target is not None and target.account_no == book.account_no and target.venue != venue:
+            # A modify or cancel must go to the market that holds the order.
+            raise Refusal("1901", f"원주문의 거래소({target.venue})와 다릅니다 ({venue})")
         if api_id == "kt10002":
             order = self.exchange.modify(
                 book, orig, symbol, _number(body, "mdfy_qty"), _number(body, "mdfy_uv")

@@ -17,7 +17,9 @@ import pytest
 from hoga.brokers.base import (
     BrokerRejected,
     ExecutionEvent,
+    FillEvent,
     MemoryTokenStore,
+    ModifyRequest,
     OrderStatusReport,
     OrderUpdate,
     PlaceRequest,
@@ -206,3 +208,29 @@ async def test_nextrade_after_market_on_a_real_account() -> None:
         late = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="SOR")
         w.go("20:00")
         assert not late.working and late.filled == 0
+
+
+async def test_a_modified_order_fills_under_its_original_number() -> None:
+    async with world("10:00") as w:
+        low = await w.place(Side.BUY, T.LIMIT, 2, w.lower())
+        root = str(low.odno)
+        _, _, ask = w.book()
+        ack = await w.broker.modify(
+            ref(w.fake),
+            ModifyRequest(root, SYM, Side.BUY, T.LIMIT, 2, w.lower(), 2, ask),
+        )
+        assert ack.broker_order_id == root and ack.modify_order_no != root
+        new = w.fake.exchange.orders[int(ack.modify_order_no or 0)]
+        assert new.filled == 2  # re-priced at the ask: it traded at once
+
+        async def filled_under_root() -> bool:
+            await w.broker.drain()
+            fills = [e for e in w.events if isinstance(e, FillEvent)]
+            return sum(f.fill.qty for f in fills if f.fill.broker_order_id == root) == 2
+
+        await eventually(filled_under_root, 10.0, "the modify's fills named by the original")
+        assert all(e.fill.client_order_id == "k1" for e in w.events if isinstance(e, FillEvent))
+        rep = await w.report(low)
+        assert (rep.status, rep.filled_qty, rep.qty) == (OrderStatus.FILLED, 2, 2)
+        fills = await w.broker.fill_reports(ref(w.fake), at("12:00").date())
+        assert {f.broker_order_id for f in fills} == {root}

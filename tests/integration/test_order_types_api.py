@@ -56,6 +56,18 @@ async def test_types_tif_and_venue_are_stored_and_shown(tmp_path: Path, db_url: 
         assert r.status_code == 202, r.text
         assert (r.json()["tif"], r.json()["venue"]) == ("day", "KRX")
 
+        # A client_order_id names one order: the same id with another venue is a conflict.
+        body = {"symbol": "005930", "side": "buy", "qty": 1, "price": 60_000}
+        r = await h.http.post("/api/orders", json={**body, "client_order_id": "v-1"}, headers=alice)
+        assert r.status_code == 202, r.text
+        r = await h.http.post(
+            "/api/orders",
+            json={**body, "client_order_id": "v-1", "venue": "SOR"},
+            headers=alice,
+        )
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "order.client_order_id_reused"
+
 
 async def test_the_gate_refuses_what_no_session_takes(tmp_path: Path, db_url: str) -> None:
     async with running(tmp_path, db_url) as h:

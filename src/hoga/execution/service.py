@@ -414,6 +414,8 @@ class OrderService:
             and existing.type == intent.type
             and existing.qty == intent.qty
             and existing.price == intent.price
+            and existing.tif == intent.tif
+            and existing.venue == intent.venue
             and (intent.account_id is None or existing.account_id == intent.account_id)
         )
         if not same:

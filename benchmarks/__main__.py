@@ -11,6 +11,7 @@ BENCHMARKS = [
     "bench_latency",
     "bench_hub",
     "bench_fanout",
+    "bench_orderbook",
     "bench_backtest",
     "bench_csv_load",
     "bench_kis",

@@ -47,6 +47,11 @@ def hoga_env(data_dir: Path | str, port: int, **settings: str) -> dict[str, str]
         HOGA_LOG_LEVEL="warning",
         HOGA_MAX_USERS="20",
         PYTHONUNBUFFERED="1",
+        # The chaos and soak runs point accounts at loopback fakes (off by default).
+        HOGA_ALLOW_CUSTOM_BROKER_URLS="true",
+        HOGA_BROKER_URL_HOSTS="127.0.0.1,localhost",
+        # The PostgreSQL runs log in as the superuser (production uses role logins).
+        HOGA_DATABASE_ALLOW_SUPERUSER="true",
     )
     env.update({f"HOGA_{k.upper()}": v for k, v in settings.items()})
     return env

@@ -64,6 +64,9 @@ async def pg_url(pg_available: None) -> AsyncIterator[str]:
     admin = await asyncpg.connect(_raw_dsn(PG_URL))
     try:
         await admin.execute(f'drop database if exists "{name}" with (force)')
+        # Roles are cluster-wide: hoga's default role names derive from the database name.
+        for kind in ("app", "system"):
+            await admin.execute(f'drop role if exists "{name}_{kind}"')
     finally:
         await admin.close()
 

@@ -36,6 +36,12 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
         "sim_ticks_per_second": 50,
         "reconcile_interval": 3600,
         "duplicate_window": 0,
+        # Tests point broker accounts at the loopback fakes (issue 12: off by default).
+        "allow_custom_broker_urls": True,
+        # (0.0.0.0 reaches this machine but does not count as loopback: real-money tests.)
+        "broker_url_hosts": ["127.0.0.1", "localhost", "0.0.0.0"],
+        # Tests log in to PostgreSQL as the superuser and switch roles per transaction.
+        "database_allow_superuser": True,
     }
     values.update(overrides)
     return Settings(**values)
@@ -165,7 +171,12 @@ async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
     port = sock.getsockname()[1]
     server = uvicorn.Server(
         uvicorn.Config(
-            hoga.api, log_level="warning", lifespan="off", ws="websockets-sansio", access_log=False
+            hoga.api,
+            log_level="warning",
+            lifespan="off",
+            ws="websockets-sansio",
+            access_log=False,
+            proxy_headers=False,  # as `hoga serve` (security/proxies.py)
         )
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))

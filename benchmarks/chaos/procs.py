@@ -52,7 +52,7 @@ class FakeProcess:
 
     def args(self) -> list[str]:
         args = [
-            sys.executable, "-m", "hoga", "fake-broker", self.broker,
+            sys.executable, "-m", "hoga", "fake-broker", self.broker, "--always-open",
             "--port", str(self.port), "--accounts-file", str(self.accounts_file),
             "--journal", str(self.journal), "--seed", str(self.seed + self.starts),
             "--latency", str(self.latency),

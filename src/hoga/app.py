@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import time as dt_time
 from pathlib import Path
 from typing import Any
 
@@ -22,9 +23,13 @@ from hoga import __version__
 from hoga.backtest.service import BacktestService
 from hoga.brokers.base import Broker
 from hoga.brokers.kis import KisBroker, KisFeed
+from hoga.brokers.kis.market import KisMarketData
+from hoga.brokers.kis.master import KisMasterSource
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
+from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
+from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
 from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
 from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
@@ -32,6 +37,7 @@ from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import QuoteSource
+from hoga.execution import risk
 from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
@@ -48,11 +54,15 @@ from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
+from hoga.marketdata.instruments import InstrumentService, InstrumentSource
+from hoga.marketdata.lookup import MarketLookup
 from hoga.marketdata.universe import Universe, bundled_universe
 from hoga.metrics import Metrics
 from hoga.security import keystate
+from hoga.security.changes import AuthChangeWatcher
 from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
+from hoga.store.private import private_dir
 from hoga.store.repos import bars as bars_repo
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
@@ -92,6 +102,7 @@ class HogaApp:
         self.version = __version__
         data = Path(s.data_dir)
         self.data_dir = data
+        private_dir(data)  # 0700: key files, SQLite and the paper book live here
         # Database, vault, tokens, users and accounts: the same core the CLI's admin commands
         # build (composition.py); brokers join the account service below.
         core = build_core(s, self.clock)
@@ -109,7 +120,7 @@ class HogaApp:
         # A broker feed carries the real market: demo mode's "always open" would let orders
         # out at any hour, so the KRX calendar governs (said at start-up and in the status).
         self.market_mode = s.market_mode
-        if s.feed in ("kis", "kiwoom") and s.market_mode == "demo":
+        if s.feed in ("kis", "kiwoom", "kiwoom_openapi") and s.market_mode == "demo":
             self.market_mode = "calendar"
             log.warning(
                 "HOGA_FEED=%s carries the real market: following the KRX calendar "
@@ -141,7 +152,7 @@ class HogaApp:
         self.bars = BarBuilder()
         # With a broker feed the day's reference prices come from the broker's ticks, not the
         # simulator's: the hub answers quotes and instruments itself (no tick yet: no price).
-        live = s.feed in ("kis", "kiwoom") and feed is None
+        live = s.feed in ("kis", "kiwoom", "kiwoom_openapi") and feed is None
         self.hub = Hub(
             self.feed,
             self.universe,
@@ -157,6 +168,18 @@ class HogaApp:
         if live:
             quotes = self.hub
         self.quotes = quotes
+        # Any symbol's quote and order book: the hub or simulator first, the broker on demand
+        # (the source is attached once the broker feed's accounts are known, at start-up).
+        self.lookup = MarketLookup(self.hub, quotes, self.clock, ttl=s.quote_cache_seconds)
+        # The instrument master: with a broker feed it becomes the universe (every listed
+        # symbol tradable); the simulator keeps its bundled demo universe.
+        self.live_feed = live
+        self.instruments = InstrumentService(
+            self.db, self.clock, self.universe, apply=live, bundle=bundled_universe()
+        )
+        # The paper book prices master symbols at their 기준가 when asked (live mode only:
+        # otherwise the universe is the bundle and this adds nothing).
+        self.market.set_catalog(self.universe.get)
 
         # Brokers. Real-broker adapters keep their tokens in the vault-backed store.
         self.token_store = VaultTokenStore(self.db, self.vault, self.clock)
@@ -202,6 +225,15 @@ class HogaApp:
             timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
         )
         self.brokers["kiwoom"] = self.kiwoom
+        # Kiwoom OpenAPI+ through hoga-bridge: one login at a time, driven by the dispatcher's
+        # session scheduling (capacity 1, switch cost) - docs/kiwoom-openapi.md.
+        self.kiwoom_openapi = KiwoomOpenApiBroker(
+            clock=self.clock,
+            switch_cost=s.kiwoom_openapi_switch_cost,
+            ca_file=str(s.kiwoom_openapi_ca_file) if s.kiwoom_openapi_ca_file else None,
+            order_timeout=max(0.5, s.submit_timeout * 0.8),
+        )
+        self.brokers["kiwoom_openapi"] = self.kiwoom_openapi
         # --- end of real-broker adapters ---
         self.brokers.update(extra_brokers or {})
         # Every broker call's outcome feeds the health that /ready, the admin status and the
@@ -228,10 +260,11 @@ class HogaApp:
             self.clock,
             self.auth,
             self.accounts,
-            quotes,
+            self.lookup,
             self.queue,
             self.bus,
             policy=OrderPolicy(
+                designation_policy=risk.parse_designation_policy(s.designation_policy),
                 max_order_value=s.max_order_value,
                 daily_loss_limit=s.daily_loss_limit,
                 duplicate_window=s.duplicate_window,
@@ -303,7 +336,11 @@ class HogaApp:
         )
         self._ops_init()
         self._brokers_attached = False
+        # Sign-in changes from any process (API, CLI) reach this server through the database.
+        self.auth_watch = AuthChangeWatcher(self.db, self.auth, self.clock)
+        self.auth_watch.listeners.append(self._on_auth_change)
         self._background: list[asyncio.Task[None]] = []
+        self._kiwoom_list_source: InstrumentSource | None = None
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
@@ -433,12 +470,66 @@ class HogaApp:
             raise ConfigError(
                 "HOGA_FEED=kiwoom needs HOGA_KIWOOM_FEED_ACCOUNTS (ids of linked Kiwoom accounts)"
             )
+        first = creds[0]
+        client = self.kiwoom.wire.client(
+            first.env, first.app_key, first.app_secret, first.base_url, first.ws_url
+        )
+        self.lookup.source = KiwoomMarketData(client, self.clock)
+        self._kiwoom_list_source = KiwoomListSource(client)
         self.feed = KiwoomFeed(
             self.kiwoom.wire,
             creds,
             clock=self.clock,
             symbols_per_session=s.kiwoom_feed_symbols_per_session,
         )
+        self.hub.feed = self.feed
+
+    def _sync_at(self) -> dt_time | None:
+        at = self.settings.symbols_sync_at
+        if at == "off":
+            return None
+        hh, mm = at.split(":")
+        return dt_time(int(hh), int(mm))
+
+    def instrument_source(self) -> InstrumentSource | None:
+        """Where the master comes from (``HOGA_SYMBOLS_SOURCE``): KIS's public master files,
+        or Kiwoom's ``ka10099`` over the first Kiwoom feed key (None: no Kiwoom key)."""
+        s = self.settings
+        use = s.symbols_source
+        if use == "auto":
+            use = "kiwoom" if s.feed == "kiwoom" else "kis"
+        if use == "kis":
+            return KisMasterSource(s.kis_master_url)
+        return self._kiwoom_list_source
+
+    async def _start_instruments(self) -> None:
+        """Load the stored master (the universe with a broker feed) and attach the broker's
+        on-demand quotes to the lookup."""
+        count = await self.instruments.load()
+        if self.live_feed:
+            log.info(
+                "instrument master: %d stored symbols%s",
+                count,
+                "" if count else " - run `hoga symbols sync` (the bundled list is used until then)",
+            )
+        if self.settings.feed == "kis" and self.lookup.source is None:
+            self.lookup.source = KisMarketData(
+                self.kis, self.clock, self.settings.kis_feed_accounts
+            )
+        if self.lookup.source is not None:
+            # Backtests of a symbol with no stored bars read the broker's chart history.
+            self.backtests.history = self.lookup.history
+
+    async def _use_kiwoom_openapi_feed(self) -> None:
+        """Market data from the bridge of the named kiwoom_openapi account."""
+        account_id = self.settings.kiwoom_openapi_feed_account
+        ref = await self.orders.account_ref(account_id) if account_id is not None else None
+        if ref is None or ref.broker != "kiwoom_openapi":
+            raise ConfigError(
+                "HOGA_FEED=kiwoom_openapi needs HOGA_KIWOOM_OPENAPI_FEED_ACCOUNT "
+                "(the id of a linked kiwoom_openapi account)"
+            )
+        self.feed = KiwoomOpenApiFeed(self.kiwoom_openapi, ref, self.clock)
         self.hub.feed = self.feed
 
     def _replay_feed(self) -> ReplayFeed:
@@ -463,6 +554,14 @@ class HogaApp:
         from hoga.api.server import create_api
 
         return create_api(self)
+
+    async def _on_auth_change(self, change: Any) -> None:
+        from hoga.store.repos.auth_changes import USER_DISABLED
+
+        if change.kind == USER_DISABLED:
+            await self.strategies.stop_user(
+                change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
+            )
 
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)
@@ -495,6 +594,7 @@ class HogaApp:
         self.admin_password_generated = await self.auth.bootstrap_admin(
             s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
         )
+        await self.auth_watch.start()
         await self.orders.load_server_state()
         if self.start_paused:
             paused = await self.control.set(
@@ -513,6 +613,9 @@ class HogaApp:
             self.accounts.attaching = False
         if s.feed == "kiwoom":
             await self._use_kiwoom_feed()
+        if s.feed == "kiwoom_openapi":
+            await self._use_kiwoom_openapi_feed()
+        await self._start_instruments()
         await warn_real_money(self)
         recovered = await self.orders.recover()
         if any(recovered.values()):
@@ -538,6 +641,15 @@ class HogaApp:
             loop.create_task(watch(self), name="watch"),
         ]
         await self._ops_start()
+        sync_at = self._sync_at()
+        if sync_at is not None and self.live_feed:
+            source = self.instrument_source()
+            if source is not None:
+                self._background.append(
+                    loop.create_task(
+                        self.instruments.run_daily(sync_at, source), name="symbols-sync"
+                    )
+                )
         self._started = True
         self.started_at = self.clock.time()
         log.info(
@@ -553,6 +665,7 @@ class HogaApp:
         most 3 s and what is left of the deadline (a step cut short is logged and skipped)."""
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("operations", self._ops_stop),
+            ("auth changes", self.auth_watch.stop),
             ("strategies", self.strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),

@@ -34,6 +34,8 @@ db_app = typer.Typer(help="The database.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 app.add_typer(vault_app, name="vault")
 app.add_typer(db_app, name="db")
+symbols_app = typer.Typer(help="The instrument master (every listed symbol).", no_args_is_help=True)
+app.add_typer(symbols_app, name="symbols")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
 T = TypeVar("T")
@@ -219,6 +221,12 @@ def serve(
                 timeout_graceful_shutdown=3,
                 ws="websockets-sansio",
                 log_config=None,
+                # uvicorn would believe X-Forwarded-For from 127.0.0.1; hoga resolves client
+                # addresses itself from HOGA_TRUSTED_PROXIES (security/proxies.py).
+                proxy_headers=False,
+                server_header=False,
+                # Control messages are small JSON; a bigger frame closes the socket (1009).
+                ws_max_size=64 * 1024,
             )
         )
         try:
@@ -558,9 +566,47 @@ def db_upgrade() -> None:
     async def run() -> None:
         from hoga.store.db import Database
 
-        db = Database(settings.sqlalchemy_url, app_role=settings.database_app_role)
+        db = Database(settings.sqlalchemy_url, **settings.database_options())
         applied = await db.migrate()
         typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
+
+    _run(run)
+
+
+# ------------------------------------------------------------------ instrument master
+
+
+@symbols_app.command("sync")
+def symbols_sync(
+    url: Annotated[
+        str | None,
+        typer.Option(help="where kospi_code.mst.zip lives (default HOGA_KIS_MASTER_URL)"),
+    ] = None,
+) -> None:
+    """Download KIS's master files and store every listed symbol (KOSPI, KOSDAQ, ETF, ETN).
+
+    A running server with a broker feed applies the stored master at its next start or its
+    daily sync (HOGA_SYMBOLS_SYNC_AT); with HOGA_FEED=kiwoom that sync reads ka10099."""
+    settings = _settings()
+
+    async def run() -> None:
+        from hoga.brokers.kis.master import KisMasterSource, MasterError
+        from hoga.marketdata.instruments import InstrumentService, SyncRefused
+        from hoga.marketdata.universe import Universe, bundled_universe
+
+        ctx = await _admin_ctx(settings)
+        try:
+            svc = InstrumentService(ctx.db, ctx.clock, Universe(bundled_universe()), apply=False)
+            try:
+                res = await svc.sync(KisMasterSource(url or settings.kis_master_url))
+            except (MasterError, SyncRefused) as e:
+                raise fail(f"symbols sync failed: {e}") from None
+        finally:
+            await ctx.close()
+        typer.echo(
+            f"stored {res.symbols} symbols from {res.source} "
+            f"({res.halted} halted, {res.designated} designated)"
+        )
 
     _run(run)
 
@@ -650,6 +696,18 @@ def fake_broker(
         float | None,
         typer.Option(help="requests/s per app key (default: the broker's published limit)"),
     ] = None,
+    always_open: Annotated[
+        bool,
+        typer.Option(
+            "--always-open",
+            help="trade around the clock (demos); by default the fake follows the KRX "
+            "calendar and refuses orders outside the session as the broker does",
+        ),
+    ] = False,
+    token_interval: Annotated[
+        float | None,
+        typer.Option(help="KIS: seconds between access-token issues per key (default 60)"),
+    ] = None,
 ) -> None:
     """Run a local server speaking the KIS or Kiwoom protocol (a sandbox for adapters)."""
     from hoga.fakes import FakeAccount, FakeOptions, run_fake
@@ -690,6 +748,8 @@ def fake_broker(
         journal=journal,
         faults=faults,
         rate=rate,
+        always_open=always_open,
+        token_interval=token_interval,
     )
     try:
         run_fake(options)

@@ -17,6 +17,7 @@ from hoga.config import Settings
 from hoga.domain.clock import Clock
 from hoga.execution.accounts import AccountService
 from hoga.security.auth import AuthService
+from hoga.security.brokerurls import BrokerUrlPolicy
 from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, load_or_create_secret
 from hoga.security.vault import Vault, load_vault
@@ -41,7 +42,7 @@ def build_core(settings: Settings, clock: Clock, brokers: dict[str, Broker] | No
     and ``migrate``/``require_schema`` are the caller's start-up)."""
     s = settings
     data = Path(s.data_dir)
-    db = Database(s.sqlalchemy_url, app_role=s.database_app_role)
+    db = Database(s.sqlalchemy_url, **s.database_options())
     vault = load_vault(
         s.master_key.get_secret_value() if s.master_key else None, data / "master.key"
     )
@@ -70,5 +71,6 @@ def build_core(settings: Settings, clock: Clock, brokers: dict[str, Broker] | No
         brokers if brokers is not None else {},
         paper_cash=s.paper_initial_cash,
         commission_rate=s.commission_rate,
+        url_policy=BrokerUrlPolicy(s.allow_custom_broker_urls, tuple(s.broker_url_hosts)),
     )
     return Core(clock, db, vault, tokens, throttle, auth, accounts)

@@ -28,6 +28,11 @@ ENV_PREFIX = "HOGA_"
 # Variables with these prefixes belong to the test suite and tools, not to the server.
 _IGNORED_PREFIXES = ("HOGA_TEST_", "HOGA_BENCH_")
 _NOT_SETTINGS = {"HOGA_CONFIG"}
+# Settings that were removed because their meaning was unsafe: refused with what to use instead.
+_RETIRED = {
+    "HOGA_TRUST_PROXY_HEADERS": "HOGA_TRUST_PROXY_HEADERS is gone: it believed X-Forwarded-For "
+    "from anyone. Name your reverse proxies instead: HOGA_TRUSTED_PROXIES=10.0.0.5/32,...",
+}
 
 
 class ConfigError(Exception):
@@ -62,8 +67,29 @@ class Settings(BaseSettings):
     database_url: str | None = Field(
         None, description="SQLAlchemy URL; default sqlite+aiosqlite:///<data_dir>/hoga.db"
     )
-    database_app_role: str = Field(
-        "hoga_app", description="PostgreSQL role the server runs as (no owner, no BYPASSRLS)"
+    database_app_role: str | None = Field(
+        None,
+        description="PostgreSQL role of user requests (no owner, no BYPASSRLS); "
+        "default <database>_app",
+    )
+    database_system_role: str | None = Field(
+        None,
+        description="PostgreSQL role of system work (dispatcher, reconciliation, admin pages); "
+        "default <database>_system",
+    )
+    database_owner_url: str | None = Field(
+        None,
+        description="PostgreSQL login that owns the schema and runs migrations; when set, "
+        "HOGA_DATABASE_URL logs in as the app role and HOGA_DATABASE_SYSTEM_URL as the "
+        "system role",
+    )
+    database_system_url: str | None = Field(
+        None, description="PostgreSQL login of the system role (with HOGA_DATABASE_OWNER_URL)"
+    )
+    database_allow_superuser: bool = Field(
+        False,
+        description="development and tests only: let the server log in as a PostgreSQL "
+        "superuser and switch roles per transaction",
     )
     database_wait: float = Field(
         0.0,
@@ -101,9 +127,22 @@ class Settings(BaseSettings):
     cors_origins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="allowed browser origins, comma-separated"
     )
-    trust_proxy_headers: bool = Field(False, description="take client IPs from X-Forwarded-For")
+    trusted_proxies: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="CIDRs of reverse proxies whose X-Forwarded-For is believed, comma-separated; "
+        "none: forwarding headers are ignored",
+    )
 
     # --- accounts and security
+    allow_custom_broker_urls: bool = Field(
+        False,
+        description="let users point broker accounts at other hosts (hoga fake-broker, a "
+        "proxy); only those in HOGA_BROKER_URL_HOSTS",
+    )
+    broker_url_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="hosts (host or host:port, comma-separated) custom broker URLs may name",
+    )
     admin_username: str = "admin"
     admin_password: SecretStr | None = Field(None, description="first-start admin password")
     master_key: SecretStr | None = Field(
@@ -122,7 +161,7 @@ class Settings(BaseSettings):
     market_mode: Literal["demo", "calendar"] = Field(
         "demo", description="demo trades around the clock; calendar follows KRX sessions"
     )
-    feed: Literal["simulator", "replay", "kis", "kiwoom"] = "simulator"
+    feed: Literal["simulator", "replay", "kis", "kiwoom", "kiwoom_openapi"] = "simulator"
     replay_file: Path | None = None
     replay_speed: float = Field(1.0, gt=0)
     sim_seed: int = 20240125
@@ -165,8 +204,43 @@ class Settings(BaseSettings):
     kiwoom_feed_symbols_per_session: int = Field(
         40, ge=1, le=1000, description="Kiwoom publishes no cap; 40 is a conservative guess"
     )
+    # --- Kiwoom OpenAPI+ through hoga-bridge (docs/kiwoom-openapi.md)
+    kiwoom_openapi_switch_cost: float = Field(
+        3.0,
+        ge=0,
+        description="seconds a user switch at the bridge takes (measure; see the bridge's status)",
+    )
+    kiwoom_openapi_ca_file: Path | None = Field(
+        None, description="CA certificate trusted for wss:// bridges with a private CA"
+    )
+    kiwoom_openapi_feed_account: int | None = Field(
+        None,
+        description="account id of a linked kiwoom_openapi account whose bridge carries market data (feed=kiwoom_openapi)",
+    )
     kis_feed_book: bool = Field(
         False, description="also subscribe order books (2 registrations/symbol)"
+    )
+    # --- instrument master (marketdata/instruments.py)
+    symbols_sync_at: str = Field(
+        "07:30",
+        pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$|^off$",
+        description="KST HH:MM of the daily instrument-master sync before the session, or off",
+    )
+    symbols_source: str = Field(
+        "auto",
+        pattern=r"^(auto|kis|kiwoom)$",
+        description="where the master comes from: kis (master files), kiwoom (ka10099), auto",
+    )
+    kis_master_url: str = Field(
+        "https://new.real.download.dws.co.kr/common/master",
+        description="where KIS publishes kospi_code.mst.zip/kosdaq_code.mst.zip (a fake's URL in tests)",
+    )
+    designation_policy: str = Field(
+        "caution=allow,warning=warn,risk=refuse,admin=warn,liquidation=refuse",
+        description="allow/warn/refuse buys of designated symbols (투자주의/경고/위험, 관리, 정리매매)",
+    )
+    quote_cache_seconds: float = Field(
+        2.0, ge=0, description="how long an on-demand broker quote or order book is reused"
     )
     queue_max_wait: float = Field(30.0, gt=0, description="aging bound, seconds")
     session_time_slice: float = Field(30.0, gt=0, description="seconds per session batch")
@@ -213,6 +287,14 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port, got {v!r}")
         return v
 
+    @field_validator("designation_policy")
+    @classmethod
+    def _check_designation_policy(cls, v: str) -> str:
+        from hoga.execution.risk import parse_designation_policy
+
+        parse_designation_policy(v)
+        return v
+
     @field_validator("kis_feed_accounts", "kiwoom_feed_accounts", mode="before")
     @classmethod
     def _split_ids(cls, v: Any) -> Any:
@@ -221,6 +303,27 @@ class Settings(BaseSettings):
         if isinstance(v, int):
             return [v]
         return v
+
+    @field_validator("broker_url_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [h.strip() for h in v.split(",") if h.strip()]
+        return v
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _split_proxies(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            v = [p.strip() for p in v.split(",") if p.strip()]
+        return v
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _check_proxies(cls, v: list[str]) -> list[str]:
+        from hoga.security.proxies import parse_networks
+
+        return [str(n) for n in parse_networks(v)]
 
     @field_validator("cors_origins", mode="before")
     @classmethod
@@ -252,6 +355,16 @@ class Settings(BaseSettings):
     def is_postgres(self) -> bool:
         return self.sqlalchemy_url.startswith("postgresql")
 
+    def database_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``store.db.Database`` for these settings."""
+        return {
+            "app_role": self.database_app_role,
+            "system_role": self.database_system_role,
+            "owner_url": self.database_owner_url,
+            "system_url": self.database_system_url,
+            "allow_superuser": self.database_allow_superuser,
+        }
+
 
 def _field_env_names() -> dict[str, str]:
     return {f"{ENV_PREFIX}{name.upper()}": name for name in Settings.model_fields}
@@ -261,6 +374,8 @@ def _check_unknown_env(environ: dict[str, str]) -> None:
     known = _field_env_names()
     for key in environ:
         k = key.upper()
+        if k in _RETIRED:
+            raise ConfigError(_RETIRED[k])
         if not k.startswith(ENV_PREFIX) or k in known or k in _NOT_SETTINGS:
             continue
         if k.startswith(_IGNORED_PREFIXES):
@@ -281,6 +396,9 @@ def _read_file(path: Path) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise ConfigError(f"config file {path}: [hoga] must be a table")
     for key in section:
+        retired = _RETIRED.get(f"{ENV_PREFIX}{str(key).upper()}")
+        if retired:
+            raise ConfigError(f"config file {path}: {retired}")
         if key not in Settings.model_fields:
             hint = difflib.get_close_matches(key, list(Settings.model_fields), n=1)
             suggestion = f" (did you mean {hint[0]}?)" if hint else ""

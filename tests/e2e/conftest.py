@@ -58,6 +58,11 @@ def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
         HOGA_SIM_TICKS_PER_SECOND="400",
         HOGA_LOG_LEVEL="info",
         PYTHONUNBUFFERED="1",
+        # Accounts point at loopback fakes (custom broker URLs are off by default).
+        HOGA_ALLOW_CUSTOM_BROKER_URLS="true",
+        HOGA_BROKER_URL_HOSTS="127.0.0.1,localhost",
+        # PostgreSQL tests log in as the superuser (production uses role logins).
+        HOGA_DATABASE_ALLOW_SUPERUSER="true",
     )
     env.update(extra)
     return env

@@ -20,16 +20,21 @@ def test_first_start_prints_admin_password_once_and_restart_reuses_the_database(
 ) -> None:
     data = tmp_path / "var"
     srv = start_server(data, "first.log")
-    health = httpx.get(f"{srv.url}/health").json()
+    # Strangers learn only that it is up (issue 12); signed in, what runs here.
+    assert httpx.get(f"{srv.url}/health").json() == {"status": "ok"}
+    match = re.search(r"created admin account 'admin' with password\s+(\S+)", srv.output())
+    assert match, srv.output()
+    password = match.group(1)
+    token = httpx.post(
+        f"{srv.url}/api/auth/login", json={"username": "admin", "password": password}
+    ).json()["access_token"]
+    health = httpx.get(f"{srv.url}/health", headers={"Authorization": f"Bearer {token}"}).json()
     assert health["status"] == "ok"
     assert health["database"] == "sqlite"
     assert health["simulated"] is True
     assert health["versions"]["hoga"]
     assert srv.stop(signal.SIGINT) == 0
     out = srv.output()
-    match = re.search(r"created admin account 'admin' with password\s+(\S+)", out)
-    assert match, out
-    password = match.group(1)
     assert "Traceback" not in out
     # The key file is private to its owner.
     assert (data / "master.key").stat().st_mode & 0o777 == 0o600

@@ -225,7 +225,7 @@ async def test_kiwoom_fault_plan_faults_are_unknown_outcomes_booked_or_not(
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     return subprocess.Popen(
-        [sys.executable, "-m", "hoga", "fake-broker", *args],
+        [sys.executable, "-m", "hoga", "fake-broker", *args, "--always-open"],
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},

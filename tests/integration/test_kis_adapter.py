@@ -383,6 +383,9 @@ async def test_realtime_limits_one_session_per_key_and_41_registrations() -> Non
             await sock.register("H0STCNT0", symbols[41], owner="t")
         assert e.value.code == "OPSP0008"
         assert w.fake.session_registrations(KEY) == 41
+        # A second approval key within the second would be refused (1/s per key): not what
+        # this test is about.
+        w.fake.approval_interval = 0.0
         other = KisSocket("dup", w.fake.ws_url, key.rest.approval_key)
         try:
             with pytest.raises(KisRealtimeError) as e:

@@ -57,9 +57,10 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
     tmp_path: Path, sqlite_url: str, clock: ManualClock
 ) -> None:
     """Under ``HOGA_FEED=kis`` the risk gate and the order ticket use the day's reference price
-    from the broker's ticks; a symbol with no tick yet is refused, not checked against the
-    bundled universe's stale price. (A broker feed makes the KRX calendar govern, so the
-    server's clock stands at 10:00 on a trading day.)"""
+    from the broker's ticks or, for a symbol with no tick yet, from the broker's quote on demand;
+    with neither it is refused, not checked against the bundled universe's stale price. (A
+    broker feed makes the KRX calendar govern, so the server's clock stands at 10:00 on a
+    trading day.)"""
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
         fake_kis("real", accounts) as fake,
@@ -67,22 +68,20 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
     ):
         assert h.hoga.market_mode == "calendar" and h.hoga.market_open()
         alice = await h.user("alice", "basic")
-        acct = await link(h, alice, fake)
-        h.hoga.feed.account_ids.add(acct)  # type: ignore[attr-defined]
+        # No tick and no KIS account to ask on demand yet: no reference price at all.
         r = await h.http.get("/api/market/rules?symbol=005930", headers=alice)
         assert r.status_code == 409 and r.json()["error"]["code"] == "market.no_quote"
         r = await h.http.post(
             "/api/orders",
             headers=alice,
-            json={
-                "symbol": "005930",
-                "side": "buy",
-                "type": "market",
-                "qty": 1,
-                "account_id": acct,
-            },
+            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
         )
         assert r.status_code == 422 and r.json()["error"]["code"] == "risk.no_quote", r.text
+        acct = await link(h, alice, fake)
+        # With a KIS key the reference price comes from inquire-price on demand (issue 14).
+        r = await h.http.get("/api/market/rules?symbol=005930", headers=alice)
+        assert r.status_code == 200, r.text
+        h.hoga.feed.account_ids.add(acct)  # type: ignore[attr-defined]
 
         got: list[str] = []
         sub = h.hoga.hub.subscribe(["005930"], lambda t: got.append(t.symbol), owner="t")

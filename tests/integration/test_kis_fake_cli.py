@@ -29,7 +29,7 @@ def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
     port = free_port()
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "hoga", "fake-broker", "kis", "--port", str(port),
+            sys.executable, "-m", "hoga", "fake-broker", "kis", "--always-open", "--port", str(port),
             "--account", ACCOUNT, "--app-key", KEY, "--app-secret", SECRET,
             "--accounts-file", str(extra),
         ],

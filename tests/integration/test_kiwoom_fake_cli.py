@@ -46,6 +46,7 @@ def test_the_command_serves_accounts_from_the_command_line_and_a_file(tmp_path: 
             "hoga",
             "fake-broker",
             "kiwoom",
+            "--always-open",
             "--port",
             str(port),
             "--account",

@@ -78,6 +78,20 @@ async def kiwoom_user(
     return headers, uid, acct["id"]
 
 
+async def resting_buy(h: Harness, fake: KiwoomFake) -> tuple[dict[str, str], int, dict[str, Any]]:
+    """A Kiwoom user with a limit buy resting at the broker, well below the market:
+    (headers, account id, the ACCEPTED order)."""
+    headers, _, account_id = await kiwoom_user(h, fake)
+    tick = await traded(fake, SYMBOL)
+    inst = fake.market.instrument(SYMBOL)
+    assert inst is not None
+    low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
+    order = await submit(
+        h, headers, symbol=SYMBOL, side="buy", type="limit", qty=2, price=low, account_id=account_id
+    )
+    return headers, account_id, await until_status(h, headers, order["id"], "ACCEPTED")
+
+
 async def test_accept_then_timeout_is_unknown_then_reconciled_to_the_fill(
     tmp_path: Path, db_url: str
 ) -> None:
@@ -487,22 +501,7 @@ async def test_a_cancel_whose_answer_is_lost_is_settled_cancelled(
         kiwoom_fake() as fake,
         running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
     ):
-        headers, _, account_id = await kiwoom_user(h, fake)
-        tick = await traded(fake, SYMBOL)
-        inst = fake.market.instrument(SYMBOL)
-        assert inst is not None
-        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2,
-            price=low,
-            account_id=account_id,
-        )
-        await until_status(h, headers, order["id"], "ACCEPTED")
+        headers, account_id, order = await resting_buy(h, fake)
         fake.faults.push_executions = False
         fake.inject("drop", api_ids={"kt10003"})  # cancelled at the broker, answer lost
         r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
@@ -533,22 +532,7 @@ async def test_a_cancel_lost_before_the_broker_took_it_is_sent_again(
         kiwoom_fake() as fake,
         running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
     ):
-        headers, _, account_id = await kiwoom_user(h, fake)
-        tick = await traded(fake, SYMBOL)
-        inst = fake.market.instrument(SYMBOL)
-        assert inst is not None
-        low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2,
-            price=low,
-            account_id=account_id,
-        )
-        await until_status(h, headers, order["id"], "ACCEPTED")
+        headers, account_id, order = await resting_buy(h, fake)
         fake.inject("drop_before", api_ids={"kt10003"})
         r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
         assert r.status_code == 202, r.text

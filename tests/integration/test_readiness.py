@@ -29,6 +29,7 @@ async def test_ready_is_ok_when_every_part_is(tmp_path: Path, db_url: str) -> No
             "paper": "ok",
             "kis": "ok",
             "kiwoom": "ok",
+            "kiwoom_openapi": "ok",
         }
         # No token needed, and nothing in it names an account, a user or a version.
         assert "version" not in r.text and "account_id" not in r.text

@@ -17,6 +17,7 @@ from hoga.domain.errors import Conflict, ServiceUnavailable
 from hoga.execution.accounts import AccountService
 from hoga.execution.vault_rotation import rotate_vault_keys
 from hoga.security import keystate
+from hoga.security.proxies import parse_networks
 from hoga.security.vault import KeyRing, Vault
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
@@ -184,7 +185,11 @@ async def test_ip_allowlist_is_enforced_and_validated(tmp_path: Path, sqlite_url
         )
         assert r.status_code == 200
         assert (await h.http.get("/api/me", headers=headers)).status_code == 200
-        h.hoga.settings.trust_proxy_headers = True
+        # No trusted proxies configured: a forged X-Forwarded-For changes nothing.
+        r = await h.http.get("/api/me", headers={**headers, "X-Forwarded-For": "198.51.100.7"})
+        assert r.status_code == 200
+        # Behind a named proxy, the address it saw counts.
+        h.hoga.api.state.trusted_proxies = parse_networks(["127.0.0.1/32"])
         r = await h.http.get("/api/me", headers={**headers, "X-Forwarded-For": "198.51.100.7"})
         assert r.status_code == 403 and r.json()["error"]["code"] == "auth.ip_not_allowed"
 

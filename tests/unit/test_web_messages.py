@@ -29,7 +29,7 @@ DYNAMIC = {
     "type.": ["limit", "market"],
     "strategy.status.": ["created", "running", "paused", "stopped", "error"],
     "bt.status.": ["queued", "running", "done", "error"],
-    "broker.": ["paper", "kis", "kiwoom"],
+    "broker.": ["paper", "kis", "kiwoom", "kiwoom_openapi"],
     "env.": ["real", "mock"],
     "interval.": ["1m", "5m", "15m", "60m", "1d"],
     "tier.": [

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID, Id
 from hoga.api.deps import Admin, client_ip, get_hoga
 from hoga.api.models import (
     KillSwitchBody,
@@ -42,7 +43,7 @@ async def create_user(body: UserCreateBody, ctx: Admin, request: Request) -> dic
 
 @router.patch("/users/{user_id}")
 async def update_user(
-    user_id: int, body: UserUpdateBody, ctx: Admin, request: Request
+    user_id: Id, body: UserUpdateBody, ctx: Admin, request: Request
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
     changes = body.model_dump(exclude_none=True)
@@ -135,9 +136,9 @@ async def audit(
     ctx: Admin,
     request: Request,
     limit: int = Query(200, ge=1, le=1000),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID),
     action: str | None = Query(None, max_length=64),
-    user_id: int | None = Query(None, ge=1),
+    user_id: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     entries = await get_hoga(request).auth.all_audit_entries(limit, before_id, action, user_id)
     return {"entries": [audit_view(e) for e in entries]}

@@ -7,6 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 
+from hoga.api.bounds import Id
 from hoga.api.deps import User, get_hoga
 from hoga.api.models import BacktestBody
 from hoga.backtest.service import BacktestRequest, BacktestService
@@ -44,5 +45,5 @@ async def list_backtests(ctx: User, request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/backtests/{job_id}")
-async def get_backtest(job_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def get_backtest(job_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await _service(request).get(ctx.user_id, job_id)

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from hoga.api.bounds import Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import AccountBody
 from hoga.domain.errors import InvalidInput
@@ -49,7 +50,7 @@ async def link_account(body: AccountBody, ctx: User, request: Request) -> dict[s
 
 
 @router.get("/{account_id}")
-async def get_account(account_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def get_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     acct = await hoga.accounts.get(ctx.user_id, account_id)
     cash = {a.id: c for a, c in await hoga.accounts.list_accounts(ctx.user_id)}.get(account_id)
@@ -57,11 +58,11 @@ async def get_account(account_id: int, ctx: User, request: Request) -> dict[str,
 
 
 @router.post("/{account_id}/test")
-async def test_account(account_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def test_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await get_hoga(request).accounts.test(ctx.user_id, account_id, ip=client_ip(request))
 
 
 @router.delete("/{account_id}")
-async def remove_account(account_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def remove_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     await get_hoga(request).accounts.remove(ctx.user_id, account_id, ip=client_ip(request))
     return {"ok": True}

@@ -5,27 +5,32 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Annotated
 
 from fastapi import Depends, Request
+from starlette.requests import HTTPConnection
 
 from hoga.domain.errors import Forbidden, LimitExceeded, Unauthorized
 from hoga.execution.ratelimit import SlidingWindow
 from hoga.security.auth import AuthContext
+from hoga.security.proxies import client_address, parse_networks
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
 
 
-def get_hoga(request: Request) -> HogaApp:
+def get_hoga(request: HTTPConnection) -> HogaApp:
     hoga: HogaApp = request.app.state.hoga
     return hoga
 
 
-def client_ip(request: Request) -> str | None:
-    hoga = get_hoga(request)
-    if hoga.settings.trust_proxy_headers:
-        fwd = request.headers.get("x-forwarded-for")
-        if fwd:
-            return fwd.split(",")[0].strip()
-    return request.client.host if request.client else None
+def client_ip(request: HTTPConnection) -> str | None:
+    """The caller's address: the TCP peer, or - behind a proxy named in
+    ``HOGA_TRUSTED_PROXIES`` - the rightmost untrusted ``X-Forwarded-For`` entry."""
+    trusted = getattr(request.app.state, "trusted_proxies", None)
+    if trusted is None:
+        trusted = request.app.state.trusted_proxies = parse_networks(
+            get_hoga(request).settings.trusted_proxies
+        )
+    peer = request.client.host if request.client else None
+    return client_address(peer, request.headers, trusted)
 
 
 def bearer_token(request: Request) -> str:

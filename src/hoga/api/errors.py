@@ -27,7 +27,7 @@ _STATUS_CODES = {
     403: ("forbidden", "권한이 없습니다 (forbidden)"),
     404: ("not_found", "찾을 수 없습니다 (not found)"),
     405: ("method_not_allowed", "허용되지 않는 메서드입니다 (method not allowed)"),
-    413: ("too_large", "요청이 너무 큽니다 (request too large)"),
+    413: ("request.too_large", "요청이 너무 큽니다 (request too large)"),
     415: ("unsupported_media_type", "JSON으로 보내 주세요 (send JSON)"),
 }
 
@@ -121,8 +121,15 @@ def install_error_handlers(app: FastAPI) -> None:
                 "storage fault (%s) on %s %s", fault.cause, request.method, request.url.path
             )
             return await _hoga(request, fault)
-        # Log the type and route only: exception text may carry values we must not log.
-        log.error("unhandled %s on %s %s", type(exc).__name__, request.method, request.url.path)
+        # Log the type and route only: exception text may carry values we must not log
+        # (api/guard.py keeps the re-raised exception's traceback out of the log too).
+        log.error(
+            "unhandled %s on %s %s (request %s)",
+            type(exc).__name__,
+            request.method,
+            request.url.path,
+            getattr(request.state, "request_id", "-"),
+        )
         return JSONResponse(
             error_body(
                 "internal",

@@ -10,6 +10,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.schemas import FillList, errors
 from hoga.domain import krx
@@ -42,8 +43,8 @@ async def list_fills(
     ctx: User,
     request: Request,
     symbol: str | None = Query(None, max_length=12),
-    order_id: int | None = Query(None, ge=1),
-    strategy_id: int | None = Query(None, ge=1),
+    order_id: int | None = Query(None, ge=1, le=MAX_ID),
+    strategy_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(100, ge=1, le=MAX_FILLS),
 ) -> dict[str, Any]:
     if symbol is not None:

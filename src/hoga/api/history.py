@@ -22,9 +22,8 @@ from hoga.api.language import preferred_language
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, OrderStatus
-from hoga.execution.history import MAX_DAYS, HistoryService
+from hoga.execution.history import MAX_DAYS, HistoryFilter, HistoryService
 from hoga.execution.service import order_view
-from hoga.store.repos.history import HistoryFilter
 
 router = APIRouter(tags=["history"])
 

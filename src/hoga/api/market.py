@@ -7,16 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
-from hoga.api.views import bar_view, quote_view
+from hoga.api.views import bar_view, orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.clock import KST
-from hoga.domain.errors import Conflict, InvalidInput
+from hoga.domain.errors import Conflict, InvalidInput, NotFound
+from hoga.domain.market import OrderBook
 from hoga.marketdata.bars import aggregate
 
 router = APIRouter(prefix="/api/market", tags=["market"])
 
 MAX_QUOTES = 200
+#: Symbols one quotes request may fetch from the broker on demand: the rest of a long list
+#: of unwatched symbols would hold the app key's request budget (orders share it) for seconds.
+MAX_ON_DEMAND = 10
 MAX_BARS = 5000
 INTERVALS = {
     "1m": 60,
@@ -77,7 +82,14 @@ async def symbols(
         insts = [i for i in insts if i.market == market.upper()]
     return {
         "symbols": [
-            {"symbol": i.symbol, "name": i.name, "market": i.market, "kind": i.kind}
+            {
+                "symbol": i.symbol,
+                "name": i.name,
+                "market": i.market,
+                "kind": i.kind,
+                "halted": i.halted,
+                "designation": i.designation,
+            }
             for i in insts[:limit]
         ]
     }
@@ -89,11 +101,35 @@ async def quotes(
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
     out = []
+    fetches = 0
     for s in parse_symbols(symbols, hoga.universe, MAX_QUOTES):
+        # The hub's or simulator's quote; for a symbol nobody subscribes to, the broker's
+        # (on demand, cached briefly and paced: marketdata/lookup.py), a few per request.
         tick = hoga.hub.last(s) or hoga.quotes.last(s)
+        if tick is None and fetches < MAX_ON_DEMAND:
+            fetches += 1
+            tick = await hoga.lookup.quote(s)
         if tick is not None:
             out.append(quote_view(tick))
     return {"quotes": out}
+
+
+@router.get("/orderbook")
+async def orderbook(
+    ctx: User, request: Request, symbol: str = Query(..., max_length=12)
+) -> dict[str, Any]:
+    """The 10-level order book (contracts.md): the feed's latest, else the simulated market's
+    or the broker's on demand; empty levels when nothing is known yet."""
+    hoga = get_hoga(request)
+    sym = symbol.strip().upper()
+    if not krx.is_valid_symbol(sym) or sym not in hoga.universe:
+        raise NotFound(f"알 수 없는 종목입니다: {sym} (unknown symbol)", "market.unknown_symbol")
+    book = await hoga.lookup.orderbook(sym)
+    tick = await hoga.lookup.quote(sym)
+    last = tick.price if tick is not None else None
+    if book is None:
+        book = OrderBook(sym, hoga.clock.time(), (), (), 0, 0)
+    return orderbook_view(book, last)
 
 
 @router.get("/rules")
@@ -101,12 +137,13 @@ async def rules(
     ctx: User,
     request: Request,
     symbol: str = Query(..., max_length=12),
-    price: int | None = Query(None, ge=1),
+    price: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     """Tick size, the day's limit band and the neighbouring valid prices (for order tickets)."""
     hoga = get_hoga(request)
     (sym,) = parse_symbols(symbol, hoga.universe, 1)
-    inst = hoga.quotes.instrument(sym)
+    await hoga.lookup.prime(sym)
+    inst = hoga.lookup.instrument(sym)
     assert inst is not None
     if inst.base_price <= 0:
         raise Conflict(
@@ -115,7 +152,8 @@ async def rules(
             "market.no_quote",
         )
     lower, upper = krx.price_limits(inst.base_price, inst.kind)
-    p = price or (hoga.quotes.last(sym).price if hoga.quotes.last(sym) else inst.base_price)  # type: ignore[union-attr]
+    last = hoga.lookup.last(sym)
+    p = price or (last.price if last is not None else inst.base_price)
     on_grid = krx.round_to_tick(p, inst.kind)
     return {
         "symbol": sym,
@@ -132,6 +170,8 @@ async def rules(
         "price_down": max(
             lower, krx.step_price(on_grid, -1, inst.kind) if on_grid == p else on_grid
         ),
+        "halted": inst.halted,
+        "designation": inst.designation,
         "session_phase": krx.session_phase(hoga.clock.now()),
         "market_open": hoga.market_open(),
     }
@@ -182,5 +222,15 @@ async def bars(
             "range too long: at most 31 days of minute bars", "market.range_too_long", field="start"
         )
     minute_bars = await hoga.queries.minute_bars(sym, t_start, t_end)
+    if not minute_bars:
+        # A fresh server (or a symbol nobody watched): the broker's chart history.
+        if step >= 86400:
+            daily = await hoga.lookup.history(sym, 86400, t_start, t_end)
+            return {
+                "symbol": sym,
+                "interval": interval,
+                "bars": [bar_view(b) for b in daily[-limit:]],
+            }
+        minute_bars = await hoga.lookup.history(sym, 60, t_start, t_end)
     out = aggregate(minute_bars, step) if step != 60 else minute_bars
     return {"symbol": sym, "interval": interval, "bars": [bar_view(b) for b in out[-limit:]]}

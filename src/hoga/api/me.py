@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import AllowlistBody, PasswordBody, TotpConfirmBody, TotpDisableBody
 from hoga.api.views import audit_view, user_view
@@ -92,7 +93,7 @@ async def my_audit(
     ctx: User,
     request: Request,
     limit: int = Query(100, ge=1, le=500),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     entries = await get_hoga(request).auth.audit_entries(ctx.user_id, limit, before_id)
     return {"entries": [audit_view(e) for e in entries]}

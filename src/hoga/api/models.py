@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
+from hoga.api.bounds import MAX_CSV_UPLOAD, MAX_ID, MAX_INT
+
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
@@ -56,8 +58,8 @@ class UserUpdateBody(Body):
     tier: str | None = Field(None, max_length=32)
     is_active: StrictBool | None = None
     is_admin: StrictBool | None = None
-    max_order_value: StrictInt | None = Field(None, gt=0)
-    daily_loss_limit: StrictInt | None = Field(None, ge=0)
+    max_order_value: StrictInt | None = Field(None, gt=0, le=MAX_INT)
+    daily_loss_limit: StrictInt | None = Field(None, ge=0, le=MAX_INT)
     trading_state: Literal["ACTIVE", "REDUCING", "HALTED"] | None = None
     api_calls_per_minute: StrictInt | None = Field(None, ge=1, le=100_000)
 
@@ -79,7 +81,7 @@ class PauseBody(Body):
 
 
 class AccountBody(Body):
-    broker: Literal["paper", "kis", "kiwoom"]
+    broker: Literal["paper", "kis", "kiwoom", "kiwoom_openapi"]
     env: Literal["real", "mock"]
     account_no: str = Field(min_length=8, max_length=20)
     app_key: str = Field(min_length=1, max_length=512)
@@ -107,9 +109,10 @@ class OrderBody(Body):
         "after_close",
         "single_price",
     ] = "limit"
-    qty: StrictInt
-    price: StrictInt | None = None
-    account_id: StrictInt | None = None
+    # Bounded by the schema (issue 12); the order service checks what is sensible.
+    qty: StrictInt = Field(ge=-MAX_INT, le=MAX_INT)
+    price: StrictInt | None = Field(None, ge=-MAX_INT, le=MAX_INT)
+    account_id: StrictInt | None = Field(None, ge=1, le=MAX_ID)
     client_order_id: str | None = Field(None, min_length=1, max_length=64)
     urgent: StrictBool = False
     tif: Literal["day", "ioc", "fok"] = "day"
@@ -131,7 +134,7 @@ class StrategyCreateBody(Body):
     kind: str = Field(min_length=1, max_length=64)
     symbols: list[str] = Field(min_length=1, max_length=50)
     params: dict[str, Any] = Field(default_factory=dict)
-    account_id: StrictInt | None = None
+    account_id: StrictInt | None = Field(None, ge=1, le=MAX_ID)
 
 
 class BacktestBody(Body):
@@ -140,7 +143,7 @@ class BacktestBody(Body):
     params: dict[str, Any] = Field(default_factory=dict)
     cash: StrictInt = Field(10_000_000, gt=0, le=1_000_000_000_000)
     source: Literal["stored", "csv", "generated"] = "stored"
-    csv: str | None = Field(None, max_length=64 * 1024 * 1024)
+    csv: str | None = Field(None, max_length=MAX_CSV_UPLOAD)
     start: date | datetime | None = None
     end: date | datetime | None = None
     interval: Literal["1m", "1d"] | None = None

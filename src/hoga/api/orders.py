@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 
+from hoga.api.bounds import MAX_ID, Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.language import localize, preferred_language
 from hoga.api.models import ModifyBody, OrderBody
@@ -42,7 +43,7 @@ router = APIRouter(tags=["orders"])
 _WAITING = {OrderStatus.QUEUED: Kind.PLACE, OrderStatus.CANCEL_PENDING: Kind.CANCEL}
 
 
-async def _waiting(hoga: HogaApp, account_id: int, kind: Kind) -> dict[str, Any] | None:
+async def _waiting(hoga: HogaApp, account_id: Id, kind: Kind) -> dict[str, Any] | None:
     """Why an account's queued request is not going out now (paused, market closed, broker
     down), or None when nothing holds it."""
     ref = await hoga.orders.account_ref(account_id)
@@ -125,10 +126,10 @@ async def list_orders(
     ),
     symbol: str | None = Query(None, max_length=12),
     day: date | None = Query(None, alias="date"),
-    strategy_id: int | None = Query(None, ge=1),
-    account_id: int | None = Query(None, ge=1),
+    strategy_id: int | None = Query(None, ge=1, le=MAX_ID),
+    account_id: int | None = Query(None, ge=1, le=MAX_ID),
     limit: int = Query(100, ge=1, le=500),
-    before_id: int | None = Query(None, ge=1),
+    before_id: int | None = Query(None, ge=1, le=MAX_ID),
 ) -> dict[str, Any]:
     statuses: list[str] | None = None
     if status:
@@ -160,7 +161,7 @@ async def list_orders(
 
 
 @router.get("/api/orders/{order_id}", response_model=OrderDetail, responses=errors(401, 404, 503))
-async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def get_order(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     order = await hoga.orders.get(ctx.user_id, order_id)
     history = await hoga.orders.history(ctx.user_id, order_id)
@@ -200,7 +201,7 @@ async def get_order(order_id: int, ctx: User, request: Request) -> dict[str, Any
     response_model=OrderView,
     responses=errors(401, 404, 409, 422, 503),
 )
-async def modify(order_id: int, body: ModifyBody, ctx: User, request: Request) -> dict[str, Any]:
+async def modify(order_id: Id, body: ModifyBody, ctx: User, request: Request) -> dict[str, Any]:
     """Modify (정정) a working order: 202 with the order ``MODIFY_PENDING``; 409
     ``order.not_modifiable`` in another state, 422 ``order.invalid_modify`` for a change that
     is not one (or that the risk gate refuses: its code in ``details.reason_code``)."""
@@ -216,7 +217,7 @@ async def modify(order_id: int, body: ModifyBody, ctx: User, request: Request) -
     response_model=OrderView,
     responses=errors(401, 404, 409, 503),
 )
-async def cancel(order_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def cancel(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     order = await get_hoga(request).orders.cancel(ctx.user_id, order_id, ip=client_ip(request))
     return order_view(order)
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.schemas import PortfolioView, errors
 
@@ -14,7 +15,7 @@ router = APIRouter(tags=["portfolio"])
 
 @router.get("/api/portfolio", response_model=PortfolioView, responses=errors(401, 404, 503))
 async def portfolio(
-    ctx: User, request: Request, account_id: int | None = Query(None, ge=1)
+    ctx: User, request: Request, account_id: int | None = Query(None, ge=1, le=MAX_ID)
 ) -> dict[str, Any]:
     p = await get_hoga(request).queries.portfolio(ctx.user_id, account_id)
     rows = [

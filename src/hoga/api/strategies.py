@@ -6,6 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from hoga.api.bounds import Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import StrategyCreateBody
 from hoga.strategies.runner import StrategyRunner
@@ -42,26 +43,26 @@ async def list_strategies(ctx: User, request: Request) -> dict[str, Any]:
 
 
 @router.get("/api/strategies/{strategy_id}")
-async def get_strategy(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def get_strategy(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await _runner(request).get(ctx.user_id, strategy_id)
 
 
 @router.post("/api/strategies/{strategy_id}/start")
-async def start(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def start(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await _runner(request).start_strategy(ctx.user_id, strategy_id, ip=client_ip(request))
 
 
 @router.post("/api/strategies/{strategy_id}/stop")
-async def stop(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def stop(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await _runner(request).stop_strategy(ctx.user_id, strategy_id, ip=client_ip(request))
 
 
 @router.post("/api/strategies/{strategy_id}/pause")
-async def pause(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def pause(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await _runner(request).pause(ctx.user_id, strategy_id, ip=client_ip(request))
 
 
 @router.delete("/api/strategies/{strategy_id}")
-async def delete(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def delete(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     await _runner(request).delete(ctx.user_id, strategy_id, ip=client_ip(request))
     return {"ok": True}

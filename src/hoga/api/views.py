@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from hoga.domain.market import Bar, Tick
+from hoga.domain.market import Bar, OrderBook, Tick
 from hoga.domain.tiers import Tier
 from hoga.store.repos.audit import AuditEntry
 from hoga.store.repos.users import UserRecord
@@ -76,6 +76,20 @@ def quote_view(t: Tick) -> dict[str, Any]:
         "change": change,
         "change_pct": round(change * 100 / t.base_price, 2) if t.base_price else 0.0,
         "ts": iso(t.ts),
+    }
+
+
+def orderbook_view(b: OrderBook, last: int | None) -> dict[str, Any]:
+    """The order-book body of ``GET /api/market/orderbook`` and the WS ``orderbook`` push
+    (contracts.md): levels best-first, ``last`` the last trade price or None."""
+    return {
+        "symbol": b.symbol,
+        "ts": iso(b.ts),
+        "asks": [{"price": p, "qty": q} for p, q in b.asks],
+        "bids": [{"price": p, "qty": q} for p, q in b.bids],
+        "total_ask_qty": b.total_ask_qty,
+        "total_bid_qty": b.total_bid_qty,
+        "last": last,
     }
 
 

@@ -21,17 +21,21 @@ from typing import Any
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
 
+from hoga.api.deps import client_ip
 from hoga.api.language import localize, preferred_language
-from hoga.api.views import quote_view
+from hoga.api.views import orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.errors import HogaError
-from hoga.domain.market import Tick
+from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import FeedError
 from hoga.security.auth import AuthContext
+from hoga.store.repos.auth_changes import SESSION_REVOKED, USER_DISABLED, AuthChange
 
 log = logging.getLogger(__name__)
 router = APIRouter()
 
+CHANNELS = ("trades", "orderbook")
+CLOSE_UNSUPPORTED = 1003  # RFC 6455: a data type the endpoint cannot accept (binary)
 CLOSE_UNAUTHORIZED = 4001
 CLOSE_FORBIDDEN = 4003
 CLOSE_TOO_MANY = 4008
@@ -40,12 +44,7 @@ EXPIRY_GRACE = 30.0
 
 
 def _ip(ws: WebSocket) -> str | None:
-    hoga = ws.app.state.hoga
-    if hoga.settings.trust_proxy_headers:
-        fwd = ws.headers.get("x-forwarded-for")
-        if fwd:
-            return fwd.split(",")[0].strip()
-    return ws.client.host if ws.client else None
+    return client_ip(ws)
 
 
 async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
@@ -61,6 +60,25 @@ async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
     await _send(ws, {"type": "error", "code": code, "message": message, **extra})
 
 
+class _Binary(Exception):
+    """The client sent a binary frame; the socket has been closed with 1003."""
+
+
+async def _receive_text(ws: WebSocket) -> str:
+    """The next text frame. A binary frame closes the socket with 1003 and a reason (this API
+    speaks JSON text only); a disconnect raises ``WebSocketDisconnect`` as usual."""
+    message = await ws.receive()
+    if message["type"] == "websocket.disconnect":
+        raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+    text = message.get("text")
+    if text is None:
+        await _error(ws, "ws.binary", "JSON 텍스트만 받습니다 (send JSON text, not binary)")
+        with contextlib.suppress(RuntimeError):
+            await ws.close(CLOSE_UNSUPPORTED, "binary frames are not accepted")
+        raise _Binary
+    return str(text)
+
+
 async def _authenticate(ws: WebSocket) -> AuthContext | None:
     """Accept the socket and authenticate it; on failure say why and close."""
     hoga = ws.app.state.hoga
@@ -68,12 +86,14 @@ async def _authenticate(ws: WebSocket) -> AuthContext | None:
     token = ws.query_params.get("token")
     if not token:
         try:
-            raw = await asyncio.wait_for(ws.receive_text(), AUTH_TIMEOUT)
+            raw = await asyncio.wait_for(_receive_text(ws), AUTH_TIMEOUT)
             msg = json.loads(raw)
             token = (
                 msg.get("token") if isinstance(msg, dict) and msg.get("type") == "auth" else None
             )
-        except (TimeoutError, ValueError, WebSocketDisconnect, KeyError):
+        except _Binary:
+            return None
+        except (TimeoutError, ValueError, WebSocketDisconnect):
             token = None
     if not token or not isinstance(token, str):
         await _error(
@@ -95,10 +115,37 @@ async def _authenticate(ws: WebSocket) -> AuthContext | None:
 
 
 class _Connections:
-    """Per-user count of open market-data sockets (the per-user cap)."""
+    """Per-user count of open market-data sockets (the per-user cap), and every open socket
+    with its user and sign-in session, so a disabled user's or an ended session's sockets are
+    closed (code 4001) whichever process made the change (``security/changes.py``)."""
 
     def __init__(self) -> None:
         self.count: dict[int, int] = defaultdict(int)
+        self.open: dict[WebSocket, tuple[int, str]] = {}
+
+    def add(self, ws: WebSocket, ctx: AuthContext) -> None:
+        self.open[ws] = (ctx.user_id, ctx.session_id)
+
+    def remove(self, ws: WebSocket) -> None:
+        self.open.pop(ws, None)
+
+    async def on_auth_change(self, change: AuthChange) -> None:
+        if change.kind not in (USER_DISABLED, SESSION_REVOKED):
+            return
+        for ws, (user_id, session_id) in list(self.open.items()):
+            if user_id != change.user_id:
+                continue
+            if change.kind == SESSION_REVOKED and session_id != change.session_id:
+                continue
+            self.open.pop(ws, None)
+            if change.kind == USER_DISABLED:
+                code, message = "auth.disabled", "비활성화된 계정입니다 (account disabled)"
+            else:
+                code, message = "token.revoked", "로그아웃된 세션입니다 (session revoked)"
+            with contextlib.suppress(Exception):
+                await _error(ws, code, message)
+            with contextlib.suppress(Exception):
+                await ws.close(CLOSE_UNAUTHORIZED, code)
 
 
 async def _token_watch(ws: WebSocket, state: dict[str, Any]) -> None:
@@ -140,6 +187,9 @@ async def _reauth(
         await _error(ws, e.code, e.message)
         return
     state["token"] = token
+    conns: _Connections = ws.app.state.ws_connections
+    if ws in conns.open:
+        conns.add(ws, fresh)  # the socket now belongs to the fresh token's session
     await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
 
 
@@ -159,34 +209,55 @@ async def market_data(ws: WebSocket) -> None:
         await ws.close(CLOSE_TOO_MANY)
         return
     conns.count[ctx.user_id] += 1
+    conns.add(ws, ctx)
     pending: dict[str, Tick] = {}
+    pending_books: dict[str, OrderBook] = {}
+    # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
+    trade_symbols: set[str] = set()
+    book_symbols: set[str] = set()
     wake = asyncio.Event()
-    stats = {"conflated": 0, "sent": 0}
+    stats = {"conflated": 0, "sent": 0, "books_conflated": 0, "books_sent": 0}
 
     def on_tick(tick: Tick) -> None:
+        if tick.symbol not in trade_symbols:
+            return
         if tick.symbol in pending:
             stats["conflated"] += 1
         pending[tick.symbol] = tick
         wake.set()
 
-    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}")
+    def on_book(book: OrderBook) -> None:
+        if book.symbol not in book_symbols:
+            return
+        if book.symbol in pending_books:
+            stats["books_conflated"] += 1
+        pending_books[book.symbol] = book
+        wake.set()
+
+    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}", on_book=on_book)
     state: dict[str, Any] = {"token": ws.state.token}
 
     async def writer() -> None:
-        nonlocal pending
+        nonlocal pending, pending_books
         while True:
             await wake.wait()
             wake.clear()
             batch, pending = pending, {}
+            books, pending_books = pending_books, {}
             for tick in batch.values():
                 await _send(ws, quote_view(tick))
                 stats["sent"] += 1
+            for book in books.values():
+                last = hoga.lookup.last(book.symbol)
+                view = orderbook_view(book, last.price if last is not None else None)
+                await _send(ws, {"type": "orderbook", **view})
+                stats["books_sent"] += 1
 
     tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]
     cap = hoga.settings.ws_max_symbols
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await _receive_text(ws)
             try:
                 msg = json.loads(raw)
                 if not isinstance(msg, dict):
@@ -201,6 +272,19 @@ async def market_data(ws: WebSocket) -> None:
                     await _error(ws, "ws.bad_symbols", "symbols must be a list of codes")
                     continue
                 symbols = [s.strip().upper() for s in symbols]
+                channels = msg.get("channels", ["trades"])
+                if (
+                    not isinstance(channels, list)
+                    or not channels
+                    or not all(c in CHANNELS for c in channels)
+                ):
+                    await _error(
+                        ws,
+                        "ws.bad_channels",
+                        "channels는 trades, orderbook 중에서 고르세요 "
+                        '(channels must be a non-empty list of "trades", "orderbook")',
+                    )
+                    continue
                 bad = [s for s in symbols if not krx.is_valid_symbol(s) or s not in hoga.universe]
                 good = [s for s in dict.fromkeys(symbols) if s not in bad]
                 if bad:
@@ -211,8 +295,13 @@ async def market_data(ws: WebSocket) -> None:
                         symbols=bad[:50],
                     )
                 if kind == "unsubscribe":
-                    sub.remove(good)
-                    await _send(ws, {"type": "unsubscribed", "symbols": good})
+                    if "trades" in channels:
+                        trade_symbols.difference_update(good)
+                    if "orderbook" in channels:
+                        book_symbols.difference_update(good)
+                    gone = [s for s in good if s not in trade_symbols and s not in book_symbols]
+                    sub.remove(gone)
+                    await _send(ws, {"type": "unsubscribed", "symbols": good, "channels": channels})
                     continue
                 new = [s for s in good if s not in sub.symbols]
                 room = cap - len(sub.symbols)
@@ -229,11 +318,34 @@ async def market_data(ws: WebSocket) -> None:
                 except FeedError as e:
                     await _error(ws, e.code, str(e))
                     continue
-                await _send(ws, {"type": "subscribed", "symbols": sorted(sub.symbols)})
-                for s in new:
-                    tick = hoga.hub.last(s) or hoga.quotes.last(s)
-                    if tick is not None:
-                        pending.setdefault(s, tick)
+                wanted = [s for s in good if s in sub.symbols]
+                fresh_trades = [s for s in wanted if s not in trade_symbols]
+                fresh_books = [s for s in wanted if s not in book_symbols]
+                if "trades" in channels:
+                    trade_symbols.update(wanted)
+                if "orderbook" in channels:
+                    book_symbols.update(wanted)
+                await _send(
+                    ws,
+                    {
+                        "type": "subscribed",
+                        "symbols": sorted(sub.symbols),
+                        "channels": {
+                            "trades": sorted(trade_symbols),
+                            "orderbook": sorted(book_symbols),
+                        },
+                    },
+                )
+                if "trades" in channels:
+                    for s in fresh_trades:
+                        tick = hoga.hub.last(s) or hoga.quotes.last(s)
+                        if tick is not None:
+                            pending.setdefault(s, tick)
+                if "orderbook" in channels:
+                    for s in fresh_books:
+                        book = hoga.lookup.known_orderbook(s)
+                        if book is not None:
+                            pending_books.setdefault(s, book)
                 wake.set()
             elif kind == "auth":
                 await _reauth(ws, msg, ctx, state)
@@ -241,11 +353,12 @@ async def market_data(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong", "stats": stats})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")
-    except WebSocketDisconnect:
+    except (WebSocketDisconnect, _Binary):
         pass
     except RuntimeError:
         pass  # the socket was closed by the token watch
     finally:
+        conns.remove(ws)
         for task in tasks:
             task.cancel()
         for task in tasks:
@@ -261,6 +374,8 @@ async def events(ws: WebSocket) -> None:
     ctx = await _authenticate(ws)
     if ctx is None:
         return
+    conns: _Connections = ws.app.state.ws_connections
+    conns.add(ws, ctx)
     sub = hoga.bus.subscribe(ctx.user_id)
     state: dict[str, Any] = {"token": ws.state.token}
 
@@ -271,7 +386,7 @@ async def events(ws: WebSocket) -> None:
     tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
     try:
         while True:
-            raw = await ws.receive_text()
+            raw = await _receive_text(ws)
             try:
                 msg = json.loads(raw)
                 if not isinstance(msg, dict):
@@ -285,9 +400,10 @@ async def events(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong"})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {msg.get('type')!r}")
-    except (WebSocketDisconnect, RuntimeError):
+    except (WebSocketDisconnect, RuntimeError, _Binary):
         pass
     finally:
+        conns.remove(ws)
         for task in tasks:
             task.cancel()
         for task in tasks:

@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
@@ -174,6 +174,9 @@ class BacktestService:
         # The simulated market has no past of its own: there, source "generated" runs on
         # deterministic generated history (``marketdata/history.py``). None on real feeds.
         self._generated_seed = generated_history_seed
+        #: The broker's chart history (``MarketLookup.history``), for a symbol with no stored
+        #: bars on a fresh server; set by the app with a broker feed.
+        self.history: Callable[[str, int, float, float], Awaitable[list[Bar]]] | None = None
 
     async def start(self) -> None:
         async with self._db.tx(SYSTEM) as conn:
@@ -275,7 +278,8 @@ class BacktestService:
     async def _series(
         self, symbol: str, req: BacktestRequest, start: float | None, end: float | None
     ) -> tuple[BarSeries, str]:
-        """The bars to run on and where they came from: "csv", "stored" or "generated"."""
+        """The bars to run on and where they came from: "csv", "stored", "broker" (chart
+        history, when nothing is stored) or "generated"."""
         if req.source == "csv":
             if not req.csv or not req.csv.strip():
                 raise InvalidInput(
@@ -288,6 +292,8 @@ class BacktestService:
             series = await asyncio.to_thread(_window, series, start, end)
         elif req.source == "stored":
             bars = await self._stored(symbol, start, end)
+            if not bars and self.history is not None:
+                return await self._from_broker(symbol, req, start, end), "broker"
             if not bars:
                 raise InvalidInput(
                     f"{symbol}의 저장된 봉이 없습니다 (no stored bars for {symbol})",
@@ -328,6 +334,27 @@ class BacktestService:
             bars = generated.minute_bars(inst, self._generated_seed, today)
             series = BarSeries.from_bars(symbol, bars, 60)
         return _window(series, start, end)
+
+    async def _from_broker(
+        self, symbol: str, req: BacktestRequest, start: float | None, end: float | None
+    ) -> BarSeries:
+        """Daily bars from the broker's chart API (a year unless a period is given); minute
+        data only when asked for an intraday interval and the broker still has it (today)."""
+        assert self.history is not None
+        t1 = end if end is not None else self._clock.time()
+        intraday = req.interval is not None and INTERVALS[req.interval] < 86400
+        t0 = start if start is not None else t1 - (86400 if intraday else 365 * 86400)
+        step = 60 if intraday else 86400
+        bars = await self.history(symbol, step, t0, t1)
+        if not bars:
+            raise InvalidInput(
+                f"{symbol}의 저장된 봉도, 증권사 차트 데이터도 없습니다 "
+                f"(no stored bars and no broker history for {symbol})",
+                "backtest.no_data",
+                field="symbol",
+            )
+        series = await asyncio.to_thread(BarSeries.from_bars, symbol, bars, step)
+        return await asyncio.to_thread(_to_interval, series, req.interval)
 
     async def _stored(self, symbol: str, start: float | None, end: float | None) -> Sequence[Bar]:
         q = t.bars.select().where(t.bars.c.symbol == symbol, t.bars.c.interval == 60)

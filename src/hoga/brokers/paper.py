@@ -212,9 +212,13 @@ class PaperBroker:
 
     async def start(self) -> None:
         if self._journal_path is not None:
-            self._journal_path.parent.mkdir(parents=True, exist_ok=True)
+            # The book is private to the server's account: 0700 directory, 0600 file.
+            self._journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             self._replay()
-            self._journal = self._journal_path.open("a", encoding="utf-8")
+            fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            if os.fstat(fd).st_mode & 0o077:
+                os.fchmod(fd, 0o600)
+            self._journal = os.fdopen(fd, "a", encoding="utf-8")
         await self._events.start()
         if self.calendar and self._ticker is None:
             self._ticker = asyncio.create_task(self._run_sessions(), name="paper-sessions")

@@ -18,6 +18,7 @@ from hoga.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavaila
 from hoga.domain.portfolio import Position
 from hoga.domain.secret import Secret, mask
 from hoga.security import keystate
+from hoga.security.brokerurls import BrokerUrlPolicy
 from hoga.security.vault import Vault, VaultError, account_aad
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import accounts as repo
@@ -28,7 +29,7 @@ from hoga.store.repos.users import UserRecord
 
 log = logging.getLogger(__name__)
 
-BROKERS = ("paper", "kis", "kiwoom")
+BROKERS = ("paper", "kis", "kiwoom", "kiwoom_openapi")
 ENVS = ("real", "mock")
 _ACCOUNT_RE = re.compile(r"\d{8}-?\d{2}|\d{10,12}")
 _KEY_RE = re.compile(r"[\x21-\x7e]{8,512}")
@@ -84,7 +85,7 @@ class AccountService:
         *,
         paper_cash: int,
         commission_rate: Decimal,
-        allow_custom_urls: bool = True,
+        url_policy: BrokerUrlPolicy | None = None,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -92,7 +93,7 @@ class AccountService:
         self.brokers = brokers
         self.paper_cash = paper_cash
         self.commission_rate = commission_rate
-        self.allow_custom_urls = allow_custom_urls
+        self.url_policy = url_policy or BrokerUrlPolicy()
         self._refs: dict[int, AccountRef] = {}
         self._resolved: dict[tuple[int, int | None], AccountRecord] = {}
         #: False while the server runs paused: accounts linked meanwhile open no broker
@@ -126,9 +127,9 @@ class AccountService:
 
     async def link(self, user_id: int, req: LinkRequest, *, ip: str | None) -> AccountRecord:
         broker, env = req.broker.lower(), req.env.lower()
-        if broker not in ("kis", "kiwoom"):
+        if broker not in ("kis", "kiwoom", "kiwoom_openapi"):
             raise InvalidInput(
-                "broker must be kis or kiwoom (paper accounts are created for you)",
+                "broker must be kis, kiwoom or kiwoom_openapi (paper accounts are created for you)",
                 "account.bad_broker",
                 field="broker",
             )
@@ -141,7 +142,24 @@ class AccountService:
                 "account.bad_number",
                 field="account_no",
             )
+        if broker == "kiwoom_openapi":
+            # OpenAPI+ through hoga-bridge: app_key is the Kiwoom login id the bridge logs in
+            # as, app_secret the bridge's token, base_url the bridge (docs/kiwoom-openapi.md).
+            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", req.app_key.strip()):
+                raise InvalidInput(
+                    "app_key: the Kiwoom login id (1-32 letters or digits)",
+                    "account.bad_app_key",
+                    field="app_key",
+                )
+            if not req.base_url or not re.fullmatch(r"wss?://\S+", req.base_url):
+                raise InvalidInput(
+                    "base_url: the bridge's ws:// or wss:// address is required",
+                    "account.bad_url",
+                    field="base_url",
+                )
         for name, value in (("app_key", req.app_key), ("app_secret", req.app_secret)):
+            if broker == "kiwoom_openapi" and name == "app_key":
+                continue
             if not _KEY_RE.fullmatch(value.strip()):
                 raise InvalidInput(
                     f"{name}: 8-512 printable characters without spaces",
@@ -152,19 +170,9 @@ class AccountService:
             raise InvalidInput(
                 "hts_id: 1-32 letters or digits", "account.bad_hts_id", field="hts_id"
             )
-        for name, url in (("base_url", req.base_url), ("ws_url", req.ws_url)):
-            if url is None:
-                continue
-            if not self.allow_custom_urls:
-                raise InvalidInput(
-                    "이 서버는 사용자 지정 브로커 주소를 허용하지 않습니다",
-                    "account.custom_url_forbidden",
-                    field=name,
-                )
-            if not re.fullmatch(r"(https?|wss?)://[^\s/]+(:\d+)?(/[^\s]*)?", url):
-                raise InvalidInput(
-                    f"{name} must be an http(s) or ws(s) URL", "account.bad_url", field=name
-                )
+        # No calls to hosts the operator did not name (issue 12: SSRF).
+        self.url_policy.check("base_url", req.base_url)
+        self.url_policy.check("ws_url", req.ws_url)
         rate = req.commission_rate if req.commission_rate is not None else self.commission_rate
         if not Decimal(0) <= rate < Decimal("0.01"):
             raise InvalidInput(
@@ -279,12 +287,24 @@ class AccountService:
             app_key=Secret(doc["app_key"]) if doc.get("app_key") else None,
             app_secret=Secret(doc["app_secret"]) if doc.get("app_secret") else None,
             hts_id=doc.get("hts_id") or None,
-            base_url=acct.base_url,
-            ws_url=acct.ws_url,
+            base_url=self._permitted(acct, acct.base_url),
+            ws_url=self._permitted(acct, acct.ws_url),
             commission_rate=acct.commission_rate,
         )
         self._refs[acct.id] = ref
         return ref
+
+    def _permitted(self, acct: AccountRecord, url: str | None) -> str | None:
+        """A stored custom URL the operator no longer allows is not called: the broker's own
+        hosts are used instead (said in the log)."""
+        if self.url_policy.permits(url):
+            return url
+        log.warning(
+            "account %s: its custom broker URL is not allowed (HOGA_ALLOW_CUSTOM_BROKER_URLS / "
+            "HOGA_BROKER_URL_HOSTS); using the broker's own hosts",
+            acct.id,
+        )
+        return None
 
     async def ref_for(self, user_id: int, account_id: int) -> AccountRef:
         cached = self._refs.get(account_id)

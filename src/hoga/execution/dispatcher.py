@@ -29,8 +29,9 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hoga.brokers.base import AccountRef, Broker, BrokerLimits
+from hoga.brokers.base import AccountRef, Broker, BrokerError, BrokerLimits
 from hoga.domain.errors import StorageUnavailable
+from hoga.domain.orders import Priority
 from hoga.execution.gate import Hold
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
 from hoga.execution.ratelimit import SlidingWindow, acquire_all, available_at
@@ -63,6 +64,7 @@ class _Gateway:
     policy: SessionPolicy | None = None
     sent: int = 0
     switches: int = 0
+    aborted_switches: int = 0
 
 
 class Dispatcher:
@@ -294,8 +296,22 @@ class Dispatcher:
             elif d.act == Act.SWITCH:
                 assert d.account is not None
                 ref = await self._ref(d.account)
-                if ref is not None:
-                    await broker.switch_session(ref)
+                try:
+                    switched = ref is None or await self._switch(gw, broker, ref)
+                except BrokerError as e:
+                    # The login failed (the gateway's own error): hold this account's requests
+                    # back for a while so the others are served meanwhile, not starved by
+                    # a login that keeps failing.
+                    delay = getattr(e, "retry_after", None) or 5.0
+                    log.warning("session switch to account %s failed (%s)", d.account, e.code)
+                    while (item := self.queue.pop(gw.name, d.account)) is not None:
+                        self.queue.defer(item, delay)
+                    s.active = None
+                    continue
+                if not switched:
+                    # Abandoned for an URGENT request elsewhere; the old session is gone too.
+                    s.active = None
+                    continue
                 gw.switches += 1
                 s.active, s.active_since = d.account, loop.time()
             elif d.act == Act.PREPARE:
@@ -318,6 +334,43 @@ class Dispatcher:
             else:
                 await self._wait(gw, d.until)
 
+    async def _switch(self, gw: _Gateway, broker: Any, ref: AccountRef) -> bool:
+        """Switch the session to ``ref``'s account, watching the queue meanwhile: a switch takes
+        seconds, and an URGENT request of another account arriving during it would otherwise
+        wait for this switch and then its own. Such a switch is abandoned (the task is
+        cancelled; the adapter stops the login) and False returned, unless the account being
+        switched to has an URGENT request itself."""
+        task = asyncio.get_running_loop().create_task(broker.switch_session(ref))
+        try:
+            while not task.done():
+                gw.wake.clear()
+                waiter = asyncio.get_running_loop().create_task(gw.wake.wait())
+                try:
+                    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    waiter.cancel()
+                if not task.done() and self._urgent_elsewhere(gw.name, ref.account_id):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                    gw.aborted_switches += 1
+                    return False
+        except asyncio.CancelledError:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise
+        task.result()
+        return True
+
+    def _urgent_elsewhere(self, gateway: str, target: int) -> bool:
+        head = self.queue.peek(gateway, target)
+        if head is not None and head.priority == Priority.URGENT:
+            return False
+        other = self.queue.best_account(gateway, exclude=target)
+        other_head = self.queue.peek(gateway, other) if other is not None else None
+        return other_head is not None and other_head.priority == Priority.URGENT
+
     async def _prepare(self, gw: _Gateway, broker: Any, ref: AccountRef, s: SessionState) -> None:
         await broker.prepare_session(ref)
         if s.standby == ref.account_id:
@@ -336,6 +389,7 @@ class Dispatcher:
                     "queued": self.queue.size(name),
                     "sent": gw.sent,
                     "switches": gw.switches,
+                    "aborted_switches": gw.aborted_switches,
                     "active_session": gw.session.active if gw.session else None,
                     "standby_session": gw.session.standby if gw.session else None,
                 }

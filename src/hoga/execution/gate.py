@@ -37,7 +37,7 @@ from hoga.execution import risk
 from hoga.execution.health import DOWN, UNREACHABLE, BrokerHealth
 from hoga.execution.queue import Kind
 
-REAL_BROKERS = frozenset({"kis", "kiwoom"})
+REAL_BROKERS = frozenset({"kis", "kiwoom", "kiwoom_openapi"})
 
 
 def _loopback(url: str) -> bool:

@@ -18,8 +18,8 @@ from hoga.domain.orders import Order
 from hoga.domain.portfolio import Position, apply_fill
 from hoga.store.db import Actor, Database
 from hoga.store.repos import history as repo
-from hoga.store.repos.history import HistoryFilter
-from hoga.store.repos.ledger import FillRecord
+from hoga.store.repos.history import HistoryFilter as HistoryFilter  # routers' filter type
+from hoga.store.repos.ledger import FillRecord as FillRecord  # rows the CSV writer reads
 
 MAX_DAYS = 400
 

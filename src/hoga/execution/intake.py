@@ -13,6 +13,7 @@ changes of an account's orders take the account lock (``OrderCore``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import defaultdict
 from dataclasses import replace
@@ -20,7 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from hoga.domain import krx
-from hoga.domain.errors import Conflict, NotFound
+from hoga.domain.errors import Conflict, NotFound, Unauthorized
 from hoga.domain.market import Instrument
 from hoga.domain.orders import TERMINAL, Order, OrderIntent, OrderStatus, Priority, Side
 from hoga.domain.tiers import Tier
@@ -35,6 +36,8 @@ from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import audit, ledger
 from hoga.store.repos import orders as repo
 from hoga.store.repos.users import UserRecord
+
+log = logging.getLogger(__name__)
 
 S = OrderStatus
 
@@ -61,7 +64,14 @@ class Intake:
     ) -> tuple[OrderIntent, UserRecord, Tier, Instrument]:
         """The validated intent, the user, their tier and the instrument."""
         intent = validate(intent, self._core.quotes)
+        # A symbol nobody subscribes to gets its quote from the broker on demand (lookup.py).
+        prime = getattr(self._core.quotes, "prime", None)
+        if prime is not None:
+            await prime(intent.symbol)
         user = await self._auth.user(user_id)
+        if not user.is_active:
+            # A strategy's last orders after its user was disabled (issue 12).
+            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         tier = await self._auth.tier(user.tier)
         inst = self._core.quotes.instrument(intent.symbol)
         assert inst is not None  # validate() checked it
@@ -88,6 +98,8 @@ class Intake:
                 intent = replace(intent, account_id=acct.id)
                 inputs = await self.risk.read(conn, user, tier, acct, intent, inst, day, mono)
                 decision = risk.check(inputs)
+                if decision.warning:
+                    log.warning("order accepted for a designated symbol: %s", decision.warning)
                 cid = intent.client_order_id or f"h{uuid.uuid4().hex[:20]}"
                 status = S.QUEUED if decision.ok else S.DENIED
                 order = await repo.insert_order(

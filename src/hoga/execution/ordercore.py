@@ -12,8 +12,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import defaultdict
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,6 +50,8 @@ class OrderPolicy:
     #: A market order is refused when the symbol's last quote is older than this (seconds)
     #: while the market is open; 0 disables the check.
     max_quote_age: float = 60.0
+    #: designation -> allow / warn / refuse for buys (risk.parse_designation_policy).
+    designation_policy: Mapping[str, str] = field(default_factory=dict)
 
 
 class OrderCore:

@@ -18,6 +18,35 @@ from hoga.domain.market import Instrument
 from hoga.domain.orders import TIF_TYPES, OrderIntent, OrderType, Priority, Side, TimeInForce
 from hoga.domain.tiers import Tier
 
+DESIGNATION_LABELS: Final = {
+    "caution": "투자주의",
+    "warning": "투자경고",
+    "risk": "투자위험",
+    "admin": "관리",
+    "liquidation": "정리매매",
+}
+#: The default ``HOGA_DESIGNATION_POLICY``: a buy of a 투자위험 or 정리매매 symbol is refused
+#: (KRX itself restricts those most: single-price matching, a liquidation window), 투자경고 and
+#: 관리종목 buys go through with a logged warning, 투자주의 is only a notice.
+DEFAULT_DESIGNATION_POLICY: Final = (
+    "caution=allow,warning=warn,risk=refuse,admin=warn,liquidation=refuse"
+)
+
+
+def parse_designation_policy(text: str) -> dict[str, str]:
+    """``"risk=refuse,warning=warn"`` -> a mapping; ValueError names what is wrong."""
+    out: dict[str, str] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        key, _, value = part.partition("=")
+        key, value = key.strip(), value.strip()
+        if key not in DESIGNATION_LABELS:
+            raise ValueError(f"unknown designation {key!r}; known: {', '.join(DESIGNATION_LABELS)}")
+        if value not in ("allow", "warn", "refuse"):
+            raise ValueError(f"{key}: expected allow, warn or refuse, got {value!r}")
+        out[key] = value
+    return out
+
+
 ACTIVE: Final = "ACTIVE"
 REDUCING: Final = "REDUCING"
 HALTED: Final = "HALTED"
@@ -56,6 +85,9 @@ class RiskInputs:
     session: str | None = krx.Session.CONTINUOUS.value
     #: Today's closing price, for the after-hours single-price band (None: the last price).
     close_price: int | None = None
+    #: What to do with a buy of a designated symbol: designation -> allow / warn / refuse
+    #: (``designation_policy``; missing designations are allowed).
+    designation_policy: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +99,8 @@ class RiskDecision:
     priority: Priority = Priority.NORMAL
     #: The daily loss limit is breached: the user must be switched to REDUCING.
     breach: bool = False
+    #: Accepted with a caution the caller logs (a designation under the "warn" policy).
+    warning: str = ""
 
 
 def _deny(code: str, message: str, *, breach: bool = False) -> RiskDecision:
@@ -157,6 +191,24 @@ def check(r: RiskInputs) -> RiskDecision:
             f"지금 받을 수 없는 주문 유형입니다: {i.type}/{i.tif} ({i.venue}) "
             "(no session open now takes this order type on this venue)",
         )
+    if inst.halted:
+        return _deny(
+            "risk.symbol_halted",
+            f"{inst.symbol} 종목은 거래정지 상태입니다 (trading in this symbol is halted)",
+        )
+    warning = ""
+    if inst.designation and i.side == Side.BUY:
+        # Selling out of a designated symbol is always allowed: the policy limits new risk.
+        action = r.designation_policy.get(inst.designation, "allow")
+        label = DESIGNATION_LABELS.get(inst.designation, inst.designation)
+        if action == "refuse":
+            return _deny(
+                "risk.designated",
+                f"{inst.symbol} 종목은 {label} 종목이라 매수할 수 없습니다 "
+                f"(buying a symbol designated {inst.designation} is refused by policy)",
+            )
+        if action == "warn":
+            warning = f"{inst.symbol}: {label} ({inst.designation})"
 
     if inst.base_price <= 0:
         # A broker feed has not yet delivered this symbol today: without the reference price
@@ -255,5 +307,9 @@ def check(r: RiskInputs) -> RiskDecision:
             f"매도가능수량이 부족합니다: 보유 {r.held_qty}주, 매도 대기 {r.open_sell_qty}주 (insufficient shares)",
         )
     return RiskDecision(
-        ok=True, reserved_cash=reserved, priority=priority_for(i, r.tier), breach=breach
+        ok=True,
+        reserved_cash=reserved,
+        priority=priority_for(i, r.tier),
+        breach=breach,
+        warning=warning,
     )

@@ -106,6 +106,7 @@ class RiskReader:
             session=self._account_session(acct.broker, acct.env, acct.base_url, intent),
             quote_age=None if last is None else max(0.0, core.clock.time() - last.ts),
             max_quote_age=core.policy.max_quote_age,
+            designation_policy=core.policy.designation_policy,
             trades_today=trades,
             max_order_value=user.max_order_value or core.policy.max_order_value,
             daily_loss_limit=user.daily_loss_limit

@@ -45,6 +45,11 @@ class FakeOptions:
     journal: Path | None = None
     faults: tuple[str, ...] = ()
     rate: float | None = None
+    #: Trade around the clock (demos, tests) instead of following the KRX calendar; the
+    #: ``hoga fake-broker`` command follows the calendar unless ``--always-open``.
+    always_open: bool = True
+    #: KIS: seconds between access-token issues per key (None: KIS's one a minute).
+    token_interval: float | None = None
 
 
 def run_fake(options: FakeOptions) -> None:

@@ -8,6 +8,9 @@
 * Resilience: a session that drops is reopened with backoff and its symbols restored without
   anyone resubscribing; a staleness watchdog closes a session that went silent during trading.
 * The last trade and top of book per symbol are cached (``last``); 1-minute bars are built.
+* Order books (10 levels) from feeds that carry them are cached (``orderbook``) and delivered
+  to the consumers that asked for them (``subscribe(..., on_book=)``); a feed session carries
+  books when it has a ``book_sink`` attribute (``feeds.base.BookCarrier``), which the hub sets.
 
 The tick path is deliberately plain: cache, bar update, then a loop over the symbol's callbacks.
 Consumers must be quick (WebSocket clients conflate; strategies queue their work).
@@ -20,18 +23,19 @@ import contextlib
 import logging
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hoga.domain.clock import Clock
-from hoga.domain.market import Instrument, Tick
+from hoga.domain.market import Instrument, OrderBook, Tick
 from hoga.marketdata.bars import BarBuilder
-from hoga.marketdata.feeds.base import Feed, FeedError, FeedSession
+from hoga.marketdata.feeds.base import BookCarrier, Feed, FeedError, FeedSession
 from hoga.marketdata.universe import Universe
 
 log = logging.getLogger(__name__)
 
 TickCallback = Callable[[Tick], None]
+BookCallback = Callable[[OrderBook], None]
 
 
 @dataclass(eq=False)
@@ -43,6 +47,7 @@ class Subscription:
     callback: TickCallback
     symbols: set[str] = field(default_factory=set)
     closed: bool = False
+    on_book: BookCallback | None = None
 
     def add(self, symbols: list[str]) -> None:
         self.hub._add(self, symbols)
@@ -92,6 +97,9 @@ class Hub:
         self._callbacks: dict[str, tuple[TickCallback, ...]] = {}
         self._consumers: dict[str, set[Subscription]] = {}
         self._last: dict[str, Tick] = {}
+        self._books: dict[str, OrderBook] = {}
+        self._book_callbacks: dict[str, tuple[BookCallback, ...]] = {}
+        self.books = 0
         self._upstreams: list[_Upstream] = []
         self._placed: dict[str, _Upstream] = {}
         self.unplaced: set[str] = set()
@@ -108,6 +116,10 @@ class Hub:
     def last(self, symbol: str) -> Tick | None:
         return self._last.get(symbol)
 
+    def orderbook(self, symbol: str) -> OrderBook | None:
+        """The latest order book the feed delivered for ``symbol`` (None: none yet)."""
+        return self._books.get(symbol)
+
     def instrument(self, symbol: str) -> Instrument | None:
         """The symbol with today's reference price. Without an ``instruments`` source the
         price comes from the feed's ticks; before the first one it is 0 (unknown), never the
@@ -119,13 +131,21 @@ class Hub:
             return None
         tick = self._last.get(symbol)
         base = tick.base_price if tick is not None else 0
-        return Instrument(inst.symbol, inst.name, inst.market, inst.kind, base)
+        return replace(inst, base_price=base)
 
     # --- consumers
 
-    def subscribe(self, symbols: list[str], callback: TickCallback, *, owner: str) -> Subscription:
-        """Start receiving ticks for ``symbols``; unknown symbols raise FeedError."""
-        sub = Subscription(self, owner, callback)
+    def subscribe(
+        self,
+        symbols: list[str],
+        callback: TickCallback,
+        *,
+        owner: str,
+        on_book: BookCallback | None = None,
+    ) -> Subscription:
+        """Start receiving ticks (and, with ``on_book``, order books) for ``symbols``;
+        unknown symbols raise FeedError."""
+        sub = Subscription(self, owner, callback, on_book=on_book)
         self._add(sub, symbols)
         return sub
 
@@ -141,6 +161,8 @@ class Hub:
             consumers = self._consumers.setdefault(s, set())
             consumers.add(sub)
             self._callbacks[s] = (*self._callbacks.get(s, ()), sub.callback)
+            if sub.on_book is not None:
+                self._book_callbacks[s] = (*self._book_callbacks.get(s, ()), sub.on_book)
             self._releasing.pop(s, None)
             if s not in self._placed:
                 changed = True
@@ -164,6 +186,14 @@ class Hub:
                 self._callbacks[s] = tuple(cbs)
             else:
                 self._callbacks.pop(s, None)
+            if sub.on_book is not None:
+                bcbs = list(self._book_callbacks.get(s, ()))
+                with contextlib.suppress(ValueError):
+                    bcbs.remove(sub.on_book)
+                if bcbs:
+                    self._book_callbacks[s] = tuple(bcbs)
+                else:
+                    self._book_callbacks.pop(s, None)
             if not consumers:
                 del self._consumers[s]
                 self._releasing[s] = now + self.grace
@@ -197,6 +227,27 @@ class Hub:
                     log.exception("tick consumer failed for %s", tick.symbol)
 
         return on_tick
+
+    def _on_book(self, up: _Upstream | None) -> Callable[[OrderBook], None]:
+        books, callbacks = self._books, self._book_callbacks
+        clock_time = self._clock.time
+
+        def on_book(book: OrderBook) -> None:
+            if up is not None:
+                up.last_data = clock_time()
+            self.books += 1
+            books[book.symbol] = book
+            for cb in callbacks.get(book.symbol, ()):
+                try:
+                    cb(book)
+                except Exception:
+                    log.exception("order-book consumer failed for %s", book.symbol)
+
+        return on_book
+
+    def publish_book(self, book: OrderBook) -> None:
+        """Deliver an order book without an upstream session (benchmarks, replay drivers)."""
+        self._on_book(None)(book)
 
     def publish(self, tick: Tick) -> None:
         """Deliver a tick without an upstream session (benchmarks and replay drivers)."""
@@ -314,6 +365,8 @@ class Hub:
         session = await self.feed.open_session(deliver, self._on_close)
         up = _Upstream(session=session, opened_at=now, last_data=now)
         handler = self._on_tick(up)
+        if isinstance(session, BookCarrier):
+            session.book_sink = self._on_book(up)
         self._upstreams.append(up)
         return up
 
@@ -388,4 +441,5 @@ class Hub:
             "consumers": sum(len(c) for c in self._consumers.values()),
             "reconnects": self.reconnects,
             "cached_quotes": len(self._last),
+            "cached_books": len(self._books),
         }

@@ -31,11 +31,17 @@ def bundled_universe() -> tuple[Instrument, ...]:
 
 
 class Universe:
-    """Symbol lookup over a fixed set of instruments."""
+    """Symbol lookup over a set of instruments: the bundle, or - with a broker feed - the
+    instrument master (``replace``, called by ``marketdata.instruments`` after a sync)."""
 
     def __init__(self, instruments: tuple[Instrument, ...] | list[Instrument]) -> None:
         self._by_symbol = {i.symbol: i for i in instruments}
         self.instruments = tuple(instruments)
+
+    def replace(self, instruments: tuple[Instrument, ...] | list[Instrument]) -> None:
+        """Swap the whole set at once (readers see the old or the new set, never a mix)."""
+        by_symbol = {i.symbol: i for i in instruments}
+        self._by_symbol, self.instruments = by_symbol, tuple(instruments)
 
     def get(self, symbol: str) -> Instrument | None:
         return self._by_symbol.get(symbol)

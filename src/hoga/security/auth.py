@@ -30,7 +30,7 @@ from hoga.security.throttle import LoginThrottle
 from hoga.security.tokens import TokenService, hash_token, new_family_id, new_refresh_token
 from hoga.security.vault import Vault, VaultError, totp_aad
 from hoga.store.db import SYSTEM, Actor, Database
-from hoga.store.repos import audit, sessions
+from hoga.store.repos import audit, auth_changes, sessions
 from hoga.store.repos import users as users_repo
 from hoga.store.repos.users import UserRecord
 
@@ -74,6 +74,15 @@ class AuthContext:
         return Actor.user(self.user.id)
 
 
+def _locked(wait: float) -> None:
+    if wait > 0:
+        raise LimitExceeded(
+            f"시도가 너무 많습니다. {int(wait // 60) + 1}분 후 다시 시도하세요 (too many attempts)",
+            "auth.locked",
+            retry_after=wait,
+        )
+
+
 def check_username(username: str) -> str:
     name = username.strip()
     if not USERNAME_RE.fullmatch(name):
@@ -112,6 +121,9 @@ class AuthService:
         self._create_lock = asyncio.Lock()
         self.on_user_created: list[UserHook] = []
         self.on_user_changed: list[UserHook] = []
+        #: Called after this process committed an ``auth_changes`` row, so the local watcher
+        #: applies it at once instead of at its next poll (security/changes.py).
+        self.on_change_written: list[Callable[[], None]] = []
 
     # --- caches
 
@@ -137,9 +149,23 @@ class AuthService:
 
     async def _changed(self, user: UserRecord) -> UserRecord:
         self._users[user.id] = user
+        self._wrote_change()
         for hook in self.on_user_changed:
             await hook(user)
         return user
+
+    def _wrote_change(self) -> None:
+        for hook in self.on_change_written:
+            hook()
+
+    def apply_change(self, change: auth_changes.AuthChange) -> None:
+        """Forget what a change (made here or by another process) made stale."""
+        self._users.pop(change.user_id, None)
+        if change.kind == auth_changes.SESSION_REVOKED and change.session_id:
+            self._revoked[change.session_id] = True
+        elif change.kind == auth_changes.USER_DISABLED:
+            # Sessions were revoked in the database; re-read whatever was cached.
+            self._revoked.clear()
 
     # --- users
 
@@ -233,6 +259,8 @@ class AuthService:
                 f"trading_state must be one of {TRADING_STATES}", "user.bad_trading_state"
             )
         before = await self.user(user_id)
+        if not values:
+            return before  # nothing to change (an empty PATCH used to be an SQL error)
         async with self._create_lock, self._db.tx(SYSTEM) as conn:
             reactivating = values.get("is_active") is True and not before.is_active
             if reactivating and await users_repo.count_active_users(conn) >= self.max_users:
@@ -252,9 +280,16 @@ class AuthService:
                         ip=ip,
                         detail={"from": getattr(before, key), "to": value},
                     )
-            if values.get("is_active") is False:
+            disabled = values.get("is_active") is False
+            if disabled:
                 for fam in await sessions.revoke_all(conn, user_id, self._clock.now()):
                     self._revoked[fam] = True
+            await auth_changes.record(
+                conn,
+                user_id,
+                auth_changes.USER_DISABLED if disabled else auth_changes.USER_CHANGED,
+                self._clock.now(),
+            )
         return await self._changed(user)
 
     async def set_trading_state(self, user_id: int, state: str, reason: str) -> UserRecord:
@@ -272,6 +307,7 @@ class AuthService:
                 target=user.username,
                 detail={"to": state, "reason": reason},
             )
+            await auth_changes.record(conn, user_id, auth_changes.USER_CHANGED, self._clock.now())
         return await self._changed(user)
 
     async def list_tiers(self) -> list[Tier]:
@@ -316,19 +352,15 @@ class AuthService:
         ip: str | None,
         user_agent: str | None,
     ) -> TokenPair:
-        ukey, ikey = f"u:{username.strip().lower()}", f"ip:{ip or '?'}"
-        wait = self.throttle.locked_for(ukey, ikey)
-        if wait > 0:
-            raise LimitExceeded(
-                f"로그인 시도가 너무 많습니다. {int(wait // 60) + 1}분 후 다시 시도하세요 (too many attempts)",
-                "auth.locked",
-                retry_after=wait,
-            )
+        name = username.strip().lower()
+        # Per (account, address) lock, per-address lock, per-account back-off (throttle.py).
+        ukey, ikey, gkey = f"u:{name}|{ip or '?'}", f"ip:{ip or '?'}", f"u:{name}"
+        _locked(self.throttle.locked_for(ukey, ikey, gkey))
         async with self._db.tx(SYSTEM) as conn:
             user = await users_repo.get_user_by_username(conn, username.strip())
         ok = await passwords.verify_password(user.password_hash if user else None, password)
         if not ok or user is None or not user.is_active:
-            await self._fail(ukey, ikey, user, ip, "password")
+            await self._fail(ukey, ikey, gkey, user, ip, "password")
             raise Unauthorized(BAD_LOGIN, "auth.invalid_credentials")
         if user.totp_enabled:
             if not otp:
@@ -337,7 +369,7 @@ class AuthService:
                     "OTP 코드를 입력하세요 (one-time code required)", "auth.otp_required"
                 )
             if not await self._check_second_factor(user, otp):
-                await self._fail(ukey, ikey, user, ip, "otp")
+                await self._fail(ukey, ikey, gkey, user, ip, "otp")
                 raise Unauthorized(
                     "OTP 코드가 올바르지 않습니다 (invalid one-time code)", "auth.otp_invalid"
                 )
@@ -355,10 +387,18 @@ class AuthService:
         return pair
 
     async def _fail(
-        self, ukey: str, ikey: str, user: UserRecord | None, ip: str | None, why: str
+        self,
+        ukey: str,
+        ikey: str,
+        gkey: str,
+        user: UserRecord | None,
+        ip: str | None,
+        why: str,
     ) -> None:
         # Addresses get more room than usernames: several people may share one.
-        delay = self.throttle.failure(ukey, ikey, limits={ikey: self.throttle.max_failures * 4})
+        delay = self.throttle.failure(
+            ukey, ikey, limits={ikey: self.throttle.max_failures * 4}, backoff=(gkey,)
+        )
         async with self._db.tx(SYSTEM) as conn:
             await audit.record(
                 conn,
@@ -366,7 +406,7 @@ class AuthService:
                 now=self._clock.now(),
                 user_id=user.id if user else None,
                 ip=ip,
-                detail={"username": ukey[2:][:64], "reason": why},
+                detail={"username": gkey[2:][:64], "reason": why},
             )
         if delay:
             await asyncio.sleep(delay)
@@ -446,7 +486,11 @@ class AuthService:
                     ip=ip,
                     detail={"session": rec.family_id[:8]},
                 )
+                await auth_changes.record(
+                    conn, rec.user_id, auth_changes.SESSION_REVOKED, now, rec.family_id
+                )
             self._revoked[rec.family_id] = True
+            self._wrote_change()
             raise Unauthorized(
                 "이미 사용된 갱신 토큰입니다. 보안을 위해 세션을 종료했습니다 (refresh token reused; session revoked)",
                 "token.reused",
@@ -476,7 +520,11 @@ class AuthService:
                 ip=ip,
                 detail={"session": session_id[:8]},
             )
+            await auth_changes.record(
+                conn, user_id, auth_changes.SESSION_REVOKED, self._clock.now(), session_id
+            )
         self._revoked[session_id] = True
+        self._wrote_change()
 
     async def list_sessions(self, user_id: int) -> list[sessions.RefreshRecord]:
         async with self._db.tx(Actor.user(user_id)) as conn:
@@ -485,6 +533,15 @@ class AuthService:
     async def authenticate(self, token: str, ip: str | None) -> AuthContext:
         """Verify an access token for a request from ``ip``; raise 401/403 otherwise."""
         claims = self.tokens.verify_access(token)
+        try:
+            user = await self.user(claims.user_id)
+        except NotFound:
+            raise Unauthorized(
+                "유효하지 않은 토큰입니다 (invalid token)", "token.invalid"
+            ) from None
+        # Disabled first: disabling also revokes the sessions, and the caller should learn why.
+        if not user.is_active:
+            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         revoked = self._revoked.get(claims.session_id)
         if revoked is None:
             async with self._db.tx(Actor.user(claims.user_id)) as conn:
@@ -492,14 +549,6 @@ class AuthService:
             self._revoked[claims.session_id] = revoked
         if revoked:
             raise Unauthorized("로그아웃된 세션입니다 (session revoked)", "token.revoked")
-        try:
-            user = await self.user(claims.user_id)
-        except NotFound:
-            raise Unauthorized(
-                "유효하지 않은 토큰입니다 (invalid token)", "token.invalid"
-            ) from None
-        if not user.is_active:
-            raise Unauthorized("비활성화된 계정입니다 (account disabled)", "auth.disabled")
         if not ipallow.allowed(ip, user.ip_allowlist):
             raise Forbidden(
                 f"이 IP({ip})에서는 접근할 수 없습니다 (address not in your allowlist)",
@@ -509,14 +558,32 @@ class AuthService:
 
     # --- self-service
 
+    async def _check_current_password(
+        self, user: UserRecord, password: str, ip: str | None, action: str
+    ) -> None:
+        """Verify a signed-in user's password, throttled like sign-in: a stolen access token
+        must not buy unlimited guesses (per (account, address) lock, per-account back-off)."""
+        akey, gkey = f"pw:{user.id}|{ip or '?'}", f"pw:{user.id}"
+        _locked(self.throttle.locked_for(akey, gkey))
+        if await passwords.verify_password(user.password_hash, password):
+            self.throttle.success(akey)
+            return
+        delay = self.throttle.failure(akey, backoff=(gkey,))
+        async with self._db.tx(Actor.user(user.id)) as conn:
+            await audit.record(
+                conn, action=action, now=self._clock.now(), user_id=user.id, ip=ip, detail={}
+            )
+        if delay:
+            await asyncio.sleep(delay)
+        raise Forbidden(
+            "현재 비밀번호가 올바르지 않습니다 (current password is wrong)",
+            "auth.wrong_password",
+        )
+
     async def change_password(
         self, ctx: AuthContext, old: str, new: str, *, ip: str | None
     ) -> None:
-        if not await passwords.verify_password(ctx.user.password_hash, old):
-            raise Forbidden(
-                "현재 비밀번호가 올바르지 않습니다 (current password is wrong)",
-                "auth.wrong_password",
-            )
+        await self._check_current_password(ctx.user, old, ip, "auth.password_change_failed")
         problem = passwords.check_policy(new)
         if problem:
             raise InvalidInput(problem, "user.weak_password")
@@ -530,7 +597,11 @@ class AuthService:
             for fam in await sessions.active_families(conn, ctx.user_id, now):
                 if fam.family_id != ctx.session_id:
                     await sessions.revoke_family(conn, ctx.user_id, fam.family_id, now)
+                    await auth_changes.record(
+                        conn, ctx.user_id, auth_changes.SESSION_REVOKED, now, fam.family_id
+                    )
                     self._revoked[fam.family_id] = True
+            await auth_changes.record(conn, ctx.user_id, auth_changes.USER_CHANGED, now)
             await audit.record(
                 conn, action="auth.password_changed", now=now, user_id=ctx.user_id, ip=ip
             )
@@ -605,8 +676,7 @@ class AuthService:
         user = await self.user(ctx.user_id)
         if not user.totp_enabled:
             raise Conflict("OTP가 꺼져 있습니다 (TOTP is not enabled)", "totp.not_enabled")
-        if not await passwords.verify_password(user.password_hash, password):
-            raise Forbidden("비밀번호가 올바르지 않습니다 (wrong password)", "auth.wrong_password")
+        await self._check_current_password(user, password, ip, "totp.disable_failed")
         if not await self._check_second_factor(user, code):
             raise InvalidInput("OTP 코드가 올바르지 않습니다 (invalid code)", "totp.invalid_code")
         now = self._clock.now()

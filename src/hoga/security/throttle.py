@@ -1,8 +1,13 @@
-"""Login throttling: failures slow a username or an address down, then lock it for a while.
+"""Login throttling: failures slow a key down, then lock it for a while.
 
-Keys are the username as typed (whether or not it exists, so a lock does not reveal that) and
-the client address. State lives in memory: hoga is one process, and a restart forgetting
-half-finished lockouts is acceptable.
+Sign-in and password checks lock per (account, address): a stranger guessing from their own
+address locks only themselves out, never the owner. Across addresses a slower per-account
+**back-off** bounds the total rate of guesses (``backoff_after`` failures within the window,
+then a lock of ``backoff_base`` seconds doubling per further failure up to ``backoff_max``):
+the owner is at worst slowed for a minute, never kept out for the full lock. Keys are the
+username as typed (whether or not it exists, so a lock does not reveal that) and the client
+address. State lives in memory: hoga is one process, and a restart forgetting half-finished
+lockouts is acceptable.
 """
 
 from __future__ import annotations
@@ -31,6 +36,9 @@ class LoginThrottle:
         window: float = 900.0,
         base_delay: float = 0.25,
         max_delay: float = 3.0,
+        backoff_after: int | None = None,
+        backoff_base: float = 1.0,
+        backoff_max: float = 60.0,
     ) -> None:
         self._clock = clock
         self.max_failures = max_failures
@@ -38,6 +46,9 @@ class LoginThrottle:
         self.window = window
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.backoff_after = backoff_after or 2 * max_failures
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
         self._entries: dict[str, _Entry] = {}
 
     def _entry(self, key: str) -> _Entry:
@@ -54,9 +65,21 @@ class LoginThrottle:
         now = self._clock.monotonic()
         return max((max(0.0, self._entry(k).locked_until - now) for k in keys), default=0.0)
 
-    def failure(self, *keys: str, limits: dict[str, int] | None = None) -> float:
-        """Record a failure; returns the delay to impose before answering."""
+    def failure(
+        self, *keys: str, limits: dict[str, int] | None = None, backoff: tuple[str, ...] = ()
+    ) -> float:
+        """Record a failure; returns the delay to impose before answering.
+
+        ``keys`` lock for ``lock_seconds`` at their limit; ``backoff`` keys (one per account)
+        lock briefly and increasingly once they pass ``backoff_after`` failures."""
         now = self._clock.monotonic()
+        for k in backoff:
+            e = self._entry(k)
+            e.failures.append(now)
+            over = len(e.failures) - self.backoff_after
+            if over >= 0:
+                wait = min(self.backoff_max, self.backoff_base * 2 ** min(over, 32))
+                e.locked_until = max(e.locked_until, now + wait)
         worst = 0
         for k in keys:
             e = self._entry(k)

@@ -2,9 +2,20 @@
 
 Every transaction names its actor. On PostgreSQL the actor becomes ``app.user_id`` for that
 transaction (``set_config(..., true)``, i.e. ``SET LOCAL``), and row-level-security policies let
-the transaction see only that user's rows. The server runs as a role that owns nothing and
-cannot bypass RLS; only migrations run as the owner. On SQLite the repositories' explicit
-``user_id`` filters are the only wall, and transactions are serialised (one writer).
+the transaction see only that user's rows. On SQLite the repositories' explicit ``user_id``
+filters are the only wall, and transactions are serialised (one writer).
+
+PostgreSQL roles (issue 12, ``store/rls.py``): user transactions run as the **app role**,
+whose policy admits only rows of ``app.user_id``; system transactions (start-up, dispatcher,
+reconciliation, admin pages) run as the **system role**, whose policy admits every row. No
+setting a connection can change widens the app role. Two ways to connect:
+
+* **separate logins** (production): ``HOGA_DATABASE_URL`` logs in as the app role itself,
+  ``HOGA_DATABASE_SYSTEM_URL`` as the system role (its own pool) and migrations use
+  ``HOGA_DATABASE_OWNER_URL``. A user-path connection has no other role to switch to.
+* **one superuser URL** (development and tests only, ``HOGA_DATABASE_ALLOW_SUPERUSER``): each
+  transaction switches to the actor's role with ``SET LOCAL ROLE``. Code could ``RESET ROLE``
+  back to the superuser, so a server refuses this unless told it is not production.
 """
 
 from __future__ import annotations
@@ -27,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from hoga.domain.errors import ServiceUnavailable, StorageUnavailable
 from hoga.store.checkpoint import BACKSTOP_PAGES, WalCheckpointer
 from hoga.store.faults import classify
+from hoga.store.private import private_dir, private_file, tighten
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +92,17 @@ class Database:
     for row-level security and commits on success, rolls back on error.
     """
 
-    def __init__(self, url: str, *, app_role: str | None = "hoga_app", echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        app_role: str | None = None,
+        system_role: str | None = None,
+        owner_url: str | None = None,
+        system_url: str | None = None,
+        allow_superuser: bool = True,
+        echo: bool = False,
+    ) -> None:
         try:
             parsed = make_url(url)
         except ArgumentError:
@@ -95,9 +117,19 @@ class Database:
                 f"unsupported database {parsed.get_backend_name()!r}: use sqlite or postgresql",
                 code="db.unsupported",
             )
-        self.app_role = app_role if self.is_postgres else None
+        base = parsed.database or "hoga"
+        self.app_role = (app_role or default_role(base, "app")) if self.is_postgres else None
+        self.system_role = (
+            (system_role or default_role(base, "system")) if self.is_postgres else None
+        )
+        self.owner_url = owner_url if self.is_postgres else None
+        self.system_url = system_url if self.is_postgres else None
+        #: Separate logins per role (see module doc) when an owner URL is configured.
+        self.separate_logins = self.owner_url is not None
+        self.allow_superuser = allow_superuser
         self._echo = echo
         self._engine: AsyncEngine | None = None
+        self._system_engine: AsyncEngine | None = None
         self._closed = False
         # SQLite has one writer; serialising transactions avoids SQLITE_BUSY and upgrade deadlocks.
         self._sqlite_lock = asyncio.Lock() if self.is_sqlite else None
@@ -112,15 +144,20 @@ class Database:
 
     # --- lifecycle
 
-    def _make_engine(self, *, as_app: bool) -> AsyncEngine:
+    def _make_engine(self, *, as_app: bool, url: str | None = None) -> AsyncEngine:
         kwargs: dict[str, Any] = {"echo": self._echo}
-        url = self.url
+        url = url or self.url
         if self.is_sqlite:
             from hoga.store.inline_sqlite import inline_url
 
             db_path = make_url(self.url).database
             if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+                # 0700 directory, 0600 file: SQLite gives -wal and -shm the file's mode.
+                path = Path(db_path)
+                private_dir(path.parent)
+                private_file(path)
+                for suffix in ("-wal", "-shm"):
+                    tighten(path.with_name(path.name + suffix))
             url = inline_url(self.url)
             # The connection is opened, used and closed on the event loop's thread only (the
             # checkpointer has its own); sqlite3 then refuses any other thread outright
@@ -128,8 +165,9 @@ class Database:
             kwargs["connect_args"] = {"check_same_thread": True}
         else:
             settings = {"application_name": "hoga"}
-            if as_app and self.app_role:
-                # The server's connections act as the app role from the first statement on.
+            if as_app and self.app_role and not self.separate_logins:
+                # One superuser login (development): act as the app role from the first
+                # statement on; each transaction then names its actor's role.
                 settings["role"] = self.app_role
             kwargs["connect_args"] = {"server_settings": settings, "timeout": 10}
             kwargs["pool_size"] = 10
@@ -143,18 +181,67 @@ class Database:
         """Open the engine and prove the database answers."""
         self._closed = False
         self._engine = self._make_engine(as_app=True)
+        if self.separate_logins:
+            if not self.system_url:
+                raise DatabaseUnavailable(
+                    "HOGA_DATABASE_OWNER_URL is set: HOGA_DATABASE_SYSTEM_URL must name the "
+                    f"system role's login ({self.system_role}) - see docs/operations.md",
+                    code="db.roles",
+                )
+            self._system_engine = self._make_engine(as_app=False, url=self.system_url)
         try:
             async with self._engine.connect() as conn:
                 await conn.execute(text("select 1"))
+                if self.is_postgres:
+                    await self._check_login(conn, self.app_role, self.url)
+            if self._system_engine is not None:
+                async with self._system_engine.connect() as conn:
+                    await self._check_login(conn, self.system_role, self.system_url or "")
         except (OSError, OperationalError, DBAPIError) as e:
-            await self._engine.dispose()
-            self._engine = None
+            await self._dispose_engines()
             raise DatabaseUnavailable(
                 f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
                 code="db.unreachable",
             ) from None
+        except DatabaseUnavailable:
+            await self._dispose_engines()
+            raise
         if self.checkpointer is not None:
             self.checkpointer.start()
+
+    async def _check_login(self, conn: AsyncConnection, role: str | None, url: str) -> None:
+        """Refuse logins that could widen themselves: a superuser session (it can RESET ROLE
+        to itself) unless allowed for development, and a separate login that is not its role."""
+        row = (
+            await conn.execute(
+                text(
+                    "select session_user, rolsuper, rolbypassrls from pg_roles "
+                    "where rolname = session_user"
+                )
+            )
+        ).one()
+        who, superuser, bypass = str(row[0]), bool(row[1]), bool(row[2])
+        if self.separate_logins:
+            if who != role or superuser or bypass:
+                raise DatabaseUnavailable(
+                    f"{describe_url(url)} logs in as {who!r}; it must log in as the role "
+                    f"{role!r} itself (no superuser, no BYPASSRLS) - see docs/operations.md",
+                    code="db.roles",
+                )
+        elif superuser and not self.allow_superuser:
+            raise DatabaseUnavailable(
+                f"{describe_url(url)} logs in as the superuser {who!r}: a server must log in "
+                "as its app role (HOGA_DATABASE_URL), with HOGA_DATABASE_SYSTEM_URL and "
+                "HOGA_DATABASE_OWNER_URL for the system role and migrations - see "
+                "docs/operations.md. HOGA_DATABASE_ALLOW_SUPERUSER=true is for development only.",
+                code="db.superuser",
+            )
+
+    async def _dispose_engines(self) -> None:
+        for engine in (self._engine, self._system_engine):
+            if engine is not None:
+                await engine.dispose()
+        self._engine = self._system_engine = None
 
     async def close(self, grace: float = 2.0) -> None:
         """Close the engines. On SQLite, a transaction in progress is let finish first (up to
@@ -174,9 +261,7 @@ class Database:
             if self._sqlite_conn is not None:
                 await self._sqlite_conn.close()
                 self._sqlite_conn = None
-            if self._engine is not None:
-                await self._engine.dispose()
-                self._engine = None
+            await self._dispose_engines()
         finally:
             if acquired and lock is not None:
                 lock.release()
@@ -212,14 +297,19 @@ class Database:
         """
         from hoga.store.migrate import upgrade_sync
 
-        owner = self._make_engine(as_app=False)
+        owner = self._make_engine(as_app=False, url=self.owner_url)
         try:
             async with owner.begin() as conn:
                 applied: list[str] = await conn.run_sync(upgrade_sync)
-                if self.is_postgres and self.app_role:
+                if self.is_postgres and self.app_role and self.system_role:
                     from hoga.store.rls import ensure_rls
 
-                    await ensure_rls(conn, self.app_role)
+                    await ensure_rls(
+                        conn,
+                        self.app_role,
+                        self.system_role,
+                        switch_roles=not self.separate_logins,
+                    )
         except (OSError, OperationalError, DBAPIError) as e:
             raise DatabaseUnavailable(
                 f"cannot migrate database {describe_url(self.url)}: {_root_cause(e)}",
@@ -238,7 +328,7 @@ class Database:
         """
         from hoga.store.migrate import check_revision, current_revision
 
-        owner = self._make_engine(as_app=False)
+        owner = self._make_engine(as_app=False, url=self.owner_url)
         try:
             async with owner.connect() as conn:
                 current = await conn.run_sync(current_revision)
@@ -278,16 +368,25 @@ class Database:
                     async with conn.begin():
                         yield conn
                 return
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    text(
-                        "select set_config('app.user_id', :uid, true), set_config('app.system', :sys, true)"
-                    ),
-                    {
-                        "uid": "" if actor.user_id is None else str(actor.user_id),
-                        "sys": "on" if actor.system else "off",
-                    },
-                )
+            engine = self.engine
+            if actor.system and self._system_engine is not None:
+                engine = self._system_engine  # the system role's own login and pool
+            async with engine.begin() as conn:
+                uid = "" if actor.user_id is None else str(actor.user_id)
+                if self.separate_logins:
+                    await conn.execute(
+                        text("select set_config('app.user_id', :uid, true)"), {"uid": uid}
+                    )
+                else:
+                    # One login: the transaction takes its actor's role (SET LOCAL ROLE).
+                    role = self.system_role if actor.system else self.app_role
+                    await conn.execute(
+                        text(
+                            "select set_config('role', :role, true), "
+                            "set_config('app.user_id', :uid, true)"
+                        ),
+                        {"role": role, "uid": uid},
+                    )
                 yield conn
         except (DBAPIError, OSError, sqlite3.Error, asyncpg.InterfaceError) as e:
             fault = classify(e)
@@ -296,6 +395,13 @@ class Database:
             log.warning("storage fault (%s): transaction rolled back", fault.cause)
             # Not chained: the driver's text may quote statement parameters.
             raise fault from None
+
+
+def default_role(database: str, kind: str) -> str:
+    """``<database>_app`` / ``<database>_system``: roles are cluster-wide in PostgreSQL, so two
+    hoga databases on one cluster must not share them by default."""
+    safe = "".join(c if c.isalnum() or c == "_" else "_" for c in database.lower())[:50]
+    return f"{safe}_{kind}"
 
 
 def _closed_error() -> StorageUnavailable:

@@ -340,6 +340,19 @@ audit_log = Table(
     Index("ix_audit_log_ts", "ts"),
 )
 
+# Sign-in changes other processes must apply (an outbox): a user disabled, a session ended.
+# Written in the same transaction as the change by whoever makes it (API, CLI); every server
+# polls it (security/changes.py) and drops its caches, stops strategies, closes WebSockets.
+auth_changes = Table(
+    "auth_changes",
+    metadata,
+    _id(),
+    _user_fk(),
+    Column("kind", String(32), nullable=False),
+    Column("session_id", String(64), nullable=True),
+    _ts("created_at"),
+)
+
 bars = Table(
     "bars",
     metadata,
@@ -351,6 +364,28 @@ bars = Table(
     Column("low", BigInteger, nullable=False),
     Column("close", BigInteger, nullable=False),
     Column("volume", BigInteger, nullable=False),
+)
+
+#: The instrument master (migration 0003): every listed symbol, refreshed from a broker.
+instruments = Table(
+    "instruments",
+    metadata,
+    Column("symbol", String(12), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("market", String(10), nullable=False),
+    Column("kind", String(10), nullable=False),
+    Column("security_group", String(4), nullable=False),
+    Column("std_code", String(12), nullable=False),
+    Column("base_price", BigInteger, nullable=False),
+    Column("listed_shares", BigInteger, nullable=False),
+    Column("nxt", Boolean, nullable=False),
+    Column("halted", Boolean, nullable=False),
+    Column("admin_issue", Boolean, nullable=False),
+    Column("warning", String(10), nullable=False),
+    Column("liquidation", Boolean, nullable=False),
+    Column("listed_on", String(8), nullable=False),
+    Column("source", String(10), nullable=False),
+    _ts("updated_at"),
 )
 
 system_state = Table(

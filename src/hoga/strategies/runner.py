@@ -212,6 +212,18 @@ class StrategyRunner:
         )
         self._started = False
 
+    async def stop_user(self, user_id: int, message: str) -> int:
+        """The user was disabled: stop their running strategies now (their open orders are
+        cancelled, as on a stop) and record why as the strategies' error. Returns how many."""
+        async with self._locks[user_id]:
+            runs = [r for r in list(self._runs.values()) if r.rec.user_id == user_id]
+            for run in runs:
+                await self._halt(run, "stop")
+                await self._set_error(run.rec, message)
+        if runs:
+            log.warning("user %s disabled: stopped %d strategies", user_id, len(runs))
+        return len(runs)
+
     def status(self) -> dict[str, Any]:
         runs = list(self._runs.values())
         return {

@@ -164,6 +164,7 @@ def fake_kis(tmp_path: Path) -> Iterator[FakeBroker]:
                 *HOGA,
                 "fake-broker",
                 "kis",
+                "--always-open",
                 "--port",
                 str(port),
                 "--account",

@@ -25,8 +25,8 @@ from hoga.brokers.kis import wire
 from hoga.brokers.kis.broker import KisBroker, KisKey
 from hoga.brokers.kis.realtime import KisRealtimeError
 from hoga.domain.clock import KST, Clock
-from hoga.domain.market import Tick
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
+from hoga.domain.market import OrderBook, Tick
+from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
 
 log = logging.getLogger(__name__)
 _T = {name: i for i, name in enumerate(wire.TRADE_FIELDS)}
@@ -53,6 +53,8 @@ class KisFeedSession:
         self._last_price: dict[str, tuple[int, int]] = {}
         self.closed = False
         self.ticks = 0
+        #: Set by the hub: H0STASP0 frames become 10-level order books (HOGA_KIS_FEED_BOOK).
+        self.book_sink: BookHandler | None = None
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -141,6 +143,9 @@ class KisFeedSession:
         if symbol not in self._symbols:
             return
         bid, ask = wire.to_int(f.get("BIDP1")), wire.to_int(f.get("ASKP1"))
+        ts = self._ts("", f.get("BSOP_HOUR", ""))
+        if self.book_sink is not None:
+            self.book_sink(self._orderbook(symbol, ts, f))
         last = self._last_price.get(symbol)
         price = last[0] if last else (bid or ask)
         if price <= 0:
@@ -151,7 +156,7 @@ class KisFeedSession:
                 symbol=symbol,
                 price=price,
                 volume=0,
-                ts=self._ts("", f.get("BSOP_HOUR", "")),
+                ts=ts,
                 bid=bid,
                 ask=ask,
                 bid_size=wire.to_int(f.get("BIDP_RSQN1")),
@@ -159,6 +164,21 @@ class KisFeedSession:
                 cum_volume=wire.to_int(f.get("ACML_VOL")),
                 base_price=last[1] if last else 0,
             )
+        )
+
+    @staticmethod
+    def _orderbook(symbol: str, ts: float, f: dict[str, str]) -> OrderBook:
+        to_int = wire.to_int
+        asks = ((to_int(f.get(f"ASKP{i}")), to_int(f.get(f"ASKP_RSQN{i}"))) for i in range(1, 11))
+        bids = ((to_int(f.get(f"BIDP{i}")), to_int(f.get(f"BIDP_RSQN{i}"))) for i in range(1, 11))
+        return OrderBook(
+            symbol=symbol,
+            ts=ts,
+            # Empty levels (a thin book, a limit price reached) come as 0.
+            asks=tuple((p, q) for p, q in asks if p > 0),
+            bids=tuple((p, q) for p, q in bids if p > 0),
+            total_ask_qty=to_int(f.get("TOTAL_ASKP_RSQN")),
+            total_bid_qty=to_int(f.get("TOTAL_BIDP_RSQN")),
         )
 
     def _ts(self, ymd: str, hhmmss: str) -> float:

@@ -31,11 +31,11 @@ from hoga.brokers.kiwoom.client import KiwoomClient, KiwoomWire
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RegistrationRefused
 from hoga.brokers.kiwoom.wire import WireError, parse_hms, to_code, to_int, to_price, to_qty
 from hoga.domain.clock import KST, Clock
-from hoga.domain.market import Tick
+from hoga.domain.market import OrderBook, Tick
 from hoga.domain.secret import Secret
 
 # The hub's feed protocol and its error type (both domain-only); see docs/architecture.md.
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
+from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,8 @@ class KiwoomFeedSession:
         self._books: dict[str, _Book] = {}
         self.closed = False
         self.frames = 0
+        #: Set by the hub: ``0D`` frames become 10-level order books.
+        self.book_sink: BookHandler | None = None
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -148,9 +150,25 @@ class KiwoomFeedSession:
         if tick is not None:
             self._on_tick(tick)
 
+    def _orderbook(self, symbol: str, v: dict[str, Any]) -> OrderBook:
+        """FIDs 41-50 ask prices, 61-70 their sizes, 51-60 bid prices, 71-80 their sizes,
+        121/125 total ask/bid size (kiwoom.md); prices carry a direction sign."""
+        asks = ((to_price(v.get(str(41 + i))), to_qty(v.get(str(61 + i)))) for i in range(10))
+        bids = ((to_price(v.get(str(51 + i))), to_qty(v.get(str(71 + i)))) for i in range(10))
+        return OrderBook(
+            symbol=symbol,
+            ts=self._feed.ts(v.get("21")),
+            asks=tuple((p, q) for p, q in asks if p > 0),
+            bids=tuple((p, q) for p, q in bids if p > 0),
+            total_ask_qty=to_qty(v.get("121")),
+            total_bid_qty=to_qty(v.get("125")),
+        )
+
     def _tick(self, kind: str, symbol: str, v: dict[str, Any]) -> Tick | None:
         book = self._books.setdefault(symbol, _Book())
         if kind == "0D":
+            if self.book_sink is not None:
+                self.book_sink(self._orderbook(symbol, v))
             book.ask = to_price(v.get("41")) or book.ask
             book.bid = to_price(v.get("51")) or book.bid
             book.ask_size = to_qty(v.get("61"), book.ask_size)

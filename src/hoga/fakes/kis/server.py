@@ -46,14 +46,16 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock, SystemClock
-from hoga.domain.market import Tick
+from hoga.domain.market import Listing, Tick
 from hoga.domain.portfolio import Position
 from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.admin import admin_routes
 from hoga.fakes.faults import FaultPlan
 from hoga.fakes.journal import Journal, restore_from
 from hoga.fakes.kis import frames
+from hoga.fakes.kis import market as kis_market
 from hoga.fakes.kis.exchange import Exchange, Execution, FakeAccountState, FakeOrder, Refusal
+from hoga.fakes.master import generate_master
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
 
@@ -79,6 +81,7 @@ TR_TABLE: dict[str, dict[str, set[str]]] = {
     f"{_T}/inquire-psbl-rvsecncl": {"real": {"TTTC0084R", "TTTC8036R"}, "mock": set()},
     f"{_Q}/inquire-price": {"real": {"FHKST01010100"}, "mock": {"FHKST01010100"}},
 }
+TR_TABLE.update(kis_market.TR_TABLE)
 SELL_TR = {"TTTC0011U", "TTTC0801U", "VTTC0011U", "VTTC0801U"}
 NOTICE_TR = {"real": "H0STCNI0", "mock": "H0STCNI9"}
 MARKET_TRS = ("H0STCNT0", "H0STASP0")
@@ -203,6 +206,7 @@ class KisFake:
         drive: bool = False,
         rate: float | None = None,
         token_interval: float = 60.0,
+        approval_interval: float = 1.0,
         token_ttl: int = 86400,
         ping_interval: float = 10.0,
         page_sizes: dict[str, int] | None = None,
@@ -225,12 +229,27 @@ class KisFake:
             mode="calendar" if market_mode == "calendar" else "demo",
         )
         self.exchange = Exchange(self.market, self.clock, env=env)
+        # The whole generated master is known (and served); a symbol beyond the bundle
+        # starts trading the first time someone asks for it.
+        self.master = generate_master()
+        self._listings = kis_market.listing_index(self.master)
+        self.universe = Universe([x.instrument() for x in self.master])
+        self.market.set_catalog(self.universe.get)
+        self.flow = kis_market.TradeFlow(
+            lambda s: x.listed_shares if (x := self._listings.get(s)) else 0,
+            lambda ts: datetime.fromtimestamp(ts, KST).strftime("%Y%m%d"),
+        )
+        self.market.add_listener(self.flow.on_tick)
         self.market.add_listener(self.exchange.on_tick)
         self.exchange.listeners.append(self._on_execution)
         self.ticks_per_second = ticks_per_second
         self.drive = drive
         self.rate = rate if rate is not None else (18.0 if env == "real" else 1.0)
         self.token_interval = token_interval
+        # KIS issues one WebSocket approval key per second per app key (kis.md §6).
+        self.approval_interval = approval_interval
+        self._last_approval: dict[str, float] = {}
+        self.approvals_throttled = 0
         self.token_ttl = token_ttl
         self.ping_interval = ping_interval
         self.page_sizes = {**DEFAULT_PAGES[env], **(page_sizes or {})}
@@ -276,6 +295,9 @@ class KisFake:
         )
         if options.rate is not None:
             kw.setdefault("rate", options.rate)
+        kw.setdefault("market_mode", "demo" if options.always_open else "calendar")
+        if options.token_interval is not None:
+            kw.setdefault("token_interval", options.token_interval)
         return cls(
             env=options.env,
             accounts=accounts,
@@ -313,6 +335,10 @@ class KisFake:
             state.positions[symbol] = Position(qty, qty * avg, 0)
         self.exchange.add_account(state)
 
+    def listing(self, symbol: str) -> Listing | None:
+        """The generated master's row for ``symbol``."""
+        return self._listings.get(symbol)
+
     def account(self, account_no: str) -> FakeAccountState:
         return self.exchange.accounts[account_no.replace("-", "")]
 
@@ -330,9 +356,11 @@ class KisFake:
             Route("/uapi/hashkey", self._hashkey, methods=["POST"]),
             WebSocketRoute("/tryitout", self._ws),
             *admin_routes(self),
+            *kis_market.master_routes(self),
         ]
         for path in TR_TABLE:
             routes.append(Route(path, self._uapi, methods=["GET", "POST"]))
+        routes.append(kis_market.fallback_route(self))
         return Starlette(routes=routes)
 
     async def start(self) -> str:
@@ -459,7 +487,10 @@ class KisFake:
                         "low": group[0].price,
                         "amount": 0,
                     }
-                    recs = [frames.trade_record(t, kind, stats) for t in group]
+                    recs = [
+                        {**frames.trade_record(t, kind, stats), **self.flow.fields(t)}
+                        for t in group
+                    ]
                     sess.send(frames.frame("H0STCNT0", recs, frames.TRADE_LAYOUT))
                 if ("H0STASP0", symbol) in sess.regs:
                     sess.send(
@@ -647,6 +678,12 @@ class KisFake:
         got = self._check_credentials(body, "secretkey")
         if isinstance(got, JSONResponse):
             return got
+        now = self.clock.monotonic()
+        last = self._last_approval.get(got.app_key)
+        if last is not None and now - last < self.approval_interval:
+            self.approvals_throttled += 1
+            return self._gw("EGW00201", "초당 거래건수를 초과하였습니다.")
+        self._last_approval[got.app_key] = now
         approval = secrets.token_hex(18)
         self._approvals[approval] = got.app_key
         self.approvals_issued += 1
@@ -740,6 +777,9 @@ class KisFake:
             # Orders only: refused before anything is booked.
             f.http500_orders_next = max(0, f.http500_orders_next - 1)
             return PlainTextResponse("Internal Server Error", status_code=500)
+        quote = kis_market.QUOTE_HANDLERS.get(path)
+        if quote is not None:
+            return quote(self, params)
         if path.endswith("/inquire-price"):
             return self._price(params)
         acct = self.exchange.accounts.get(
@@ -749,6 +789,9 @@ class KisFake:
             return self._biz(
                 "OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO (fake: 계좌번호를 확인하세요)"
             )
+        account_handler = kis_market.ACCOUNT_HANDLERS.get(path)
+        if account_handler is not None:
+            return account_handler(self, acct, params, h.get("tr_cont", ""))
         name = path.rsplit("/", 1)[1]
         if name == "order-cash":
             return await self._order_cash(request, acct, tr_id, params)
@@ -984,6 +1027,7 @@ class KisFake:
             "rjct_qty": str(o.rejected),
             "infm_tmd": "",
             "excg_id_dvsn_Cd": o.venue,
+            **kis_market.ORDER_ROW_EXTRAS,
         }
 
     def _daily_ccld(self, acct: FakeAccountState, params: dict[str, Any], cont: str) -> Response:
@@ -1180,7 +1224,8 @@ class KisFake:
             return
         key = self._keys[app_key]
         if tr_id in MARKET_TRS:
-            if tr_key not in self.universe:
+            # A master symbol beyond the bundle starts trading when first registered.
+            if not self.market.trades(tr_key):
                 sess.send(
                     frames.control(
                         tr_id, tr_key, "1", "OPSP0019", "invalid tr_key (fake: 종목코드 없음)"

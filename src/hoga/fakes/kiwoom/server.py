@@ -65,8 +65,10 @@ from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.admin import admin_routes
 from hoga.fakes.faults import FaultPlan
 from hoga.fakes.journal import Journal, restore_from
+from hoga.fakes.kiwoom import market as kiwoom_market
 from hoga.fakes.kiwoom.exchange import FakeBook, FakeExchange, FakeOrder, Refusal, Values
 from hoga.fakes.kiwoom.formats import change, hms, padded, rate, signed, ymdhms
+from hoga.fakes.master import generate_master
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
 
@@ -86,6 +88,7 @@ API_PATHS: Final = {
     "ka10076": ACCOUNT,
     "ka00001": ACCOUNT,
     "ka10001": STOCK_INFO,
+    **kiwoom_market.PATHS,
 }
 ORDER_APIS: Final = frozenset({"kt10000", "kt10001", "kt10002", "kt10003"})
 REAL_TYPES: Final = frozenset({"00", "04", "0A", "0B", "0C", "0D", "0E", "0H", "0J"})
@@ -312,9 +315,15 @@ class KiwoomFake:
             self.universe,
             seed=o.seed,
             clock=self.clock,
-            mode="calendar" if market_mode == "calendar" else "demo",
+            mode="calendar" if market_mode == "calendar" or not o.always_open else "demo",
         )
         self.exchange = FakeExchange(self.market, self.clock)
+        # The generated master (ka10099); its symbols trade once someone asks for them.
+        self.master = generate_master()
+        known = {x.symbol: x.instrument() for x in self.master}
+        known.update((i.symbol, i) for i in self.universe.instruments)  # a test's own wins
+        self.universe = Universe(list(known.values()))
+        self.market.set_catalog(self.universe.get)
         self.exchange.listeners.append(self._on_execution)
         self.exchange.balance_listeners.append(self._on_balance)
         self.market.add_listener(self._on_tick)
@@ -740,6 +749,8 @@ class KiwoomFake:
     ) -> Response:
         if api_id in ORDER_APIS:
             return self._order(api_id, book, body)
+        if api_id in kiwoom_market.PATHS:
+            return kiwoom_market.answer(self, api_id, book, body, headers)
         if api_id == "ka00001":
             return self._answer(
                 {
@@ -1168,7 +1179,10 @@ def _order_view(o: FakeOrder) -> dict[str, Any]:
 
 def _field(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
-    return value.strip() if isinstance(value, str) else "" if value is None else str(value)
+    if value is not None and not isinstance(value, str):
+        # Kiwoom takes every field as a string: a JSON number is a format error.
+        raise Refusal("1517", f"입력 값 형식 오류입니다 ({name})", business=False)
+    return value.strip() if isinstance(value, str) else ""
 
 
 def _number(body: dict[str, Any], name: str) -> int:

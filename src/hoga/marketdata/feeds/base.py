@@ -8,11 +8,12 @@ report their end through ``on_close`` (``None`` for a clean close, else the erro
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
-from hoga.domain.market import Tick
+from hoga.domain.market import OrderBook, Tick
 
 TickHandler = Callable[[Tick], None]
+BookHandler = Callable[[OrderBook], None]
 CloseHandler = Callable[["FeedSession", BaseException | None], None]
 
 
@@ -49,3 +50,11 @@ class Feed(Protocol):
     async def open_session(self, on_tick: TickHandler, on_close: CloseHandler) -> FeedSession: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class BookCarrier(Protocol):
+    """A feed session that can deliver order books: the hub sets ``book_sink`` right after
+    ``open_session``; the session calls it with each book (None: nobody listens yet)."""
+
+    book_sink: BookHandler | None

@@ -23,8 +23,8 @@ from typing import Literal
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
-from hoga.domain.market import Instrument, Tick
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
+from hoga.domain.market import Instrument, OrderBook, Tick
+from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
 from hoga.marketdata.universe import Universe
 
 MarketMode = Literal["demo", "calendar"]
@@ -81,6 +81,8 @@ class SimulatedMarket:
             i.symbol: _book_around(i, i.base_price, i.base_price) for i in universe.instruments
         }
         self._order = [self._books[i.symbol] for i in universe.instruments]
+        self._extra: dict[str, Instrument] = {}
+        self._catalog: Callable[[str], Instrument | None] | None = None
         self._listeners: list[TickHandler] = []
         self._day_end = self._next_midnight(clock.time())
         self.steps = 0
@@ -90,10 +92,24 @@ class SimulatedMarket:
         d = datetime.fromtimestamp(ts, KST).date() + timedelta(days=1)
         return datetime(d.year, d.month, d.day, tzinfo=KST).timestamp()
 
+    def set_catalog(self, catalog: Callable[[str], Instrument | None]) -> None:
+        """Instruments beyond the universe (an instrument master): a symbol the catalog
+        knows starts trading the first time anyone asks for it (``add_instrument``)."""
+        self._catalog = catalog
+
+    def _book(self, symbol: str) -> _Book | None:
+        book = self._books.get(symbol)
+        if book is None and self._catalog is not None:
+            inst = self._catalog(symbol)
+            if inst is not None:
+                self.add_instrument(inst)
+                book = self._books.get(symbol)
+        return book
+
     # --- QuoteSource
 
     def last(self, symbol: str) -> Tick | None:
-        book = self._books.get(symbol)
+        book = self._book(symbol)
         if book is None:
             return None
         if book.last is None:
@@ -112,10 +128,64 @@ class SimulatedMarket:
         return book.last
 
     def instrument(self, symbol: str) -> Instrument | None:
-        book = self._books.get(symbol)
+        book = self._book(symbol)
         if book is None:
             return None
         return replace(book.inst, base_price=book.base)
+
+    def orderbook(self, symbol: str, levels: int = 10) -> OrderBook | None:
+        """Ten levels each side stepped on the tick grid from the best bid/ask, inside the
+        day's limits. Level sizes are a deterministic function of the price and the symbol's
+        cumulative volume (they change as it trades); level 1 has the last tick's sizes."""
+        book = self._book(symbol)
+        if book is None:
+            return None
+        kind = book.inst.kind
+        last = book.last
+        ask_sizes = last.ask_size if last is not None and last.ask_size else 0
+        bid_sizes = last.bid_size if last is not None and last.bid_size else 0
+        salt = book.cum_volume
+        asks: list[tuple[int, int]] = []
+        price = book.ask
+        while len(asks) < levels and 0 < price <= book.upper:
+            qty = ask_sizes if not asks and ask_sizes else _level_qty(price, salt)
+            asks.append((price, qty))
+            if price >= book.upper:
+                break
+            price = krx.step_price(price, 1, kind)
+        bids: list[tuple[int, int]] = []
+        price = book.bid
+        while len(bids) < levels and price >= book.lower and price > 0:
+            qty = bid_sizes if not bids and bid_sizes else _level_qty(price, salt + 1)
+            bids.append((price, qty))
+            if price <= book.lower:
+                break
+            price = krx.step_price(price, -1, kind)
+        total_ask = sum(q for _, q in asks)
+        total_bid = sum(q for _, q in bids)
+        return OrderBook(
+            symbol=symbol,
+            ts=last.ts if last is not None else self._clock.time(),
+            asks=tuple(asks),
+            bids=tuple(bids),
+            # Beyond the ten levels shown the book goes on; KRX totals count it all.
+            total_ask_qty=total_ask + _level_qty(book.upper, salt) * 3,
+            total_bid_qty=total_bid + _level_qty(book.lower, salt) * 3,
+        )
+
+    def trades(self, symbol: str) -> bool:
+        """Whether the market has a book for ``symbol`` (bundled or added)."""
+        return self._book(symbol) is not None
+
+    def add_instrument(self, inst: Instrument) -> None:
+        """Start trading an instrument that was not in the universe (a master symbol that
+        someone asked for); a no-op when it trades already."""
+        if inst.symbol in self._books or inst.base_price <= 0:
+            return
+        book = _book_around(inst, inst.base_price, inst.base_price)
+        self._books[inst.symbol] = book
+        self._order.append(book)
+        self._extra[inst.symbol] = inst
 
     # --- driving
 
@@ -133,6 +203,7 @@ class SimulatedMarket:
             close = book.last.price if book.last else book.base
             self._books[sym] = _book_around(book.inst, close, close)
         self._order = [self._books[i.symbol] for i in self.universe.instruments]
+        self._order += [self._books[s] for s in self._extra]
         self._day_end = self._next_midnight(ts)
 
     def step(self, ts: float | None = None) -> Tick:
@@ -176,6 +247,12 @@ class SimulatedMarket:
         return tick
 
 
+def _level_qty(price: int, salt: int) -> int:
+    """A plausible resting quantity for a level: 10..800 shares, stable for a price until
+    the symbol trades again."""
+    return ((price * 2654435761 + salt * 40503) >> 7) % 80 * 10 + 10
+
+
 class SimulatedSession:
     """A session of the simulator feed; its capacity mimics a broker's registration cap."""
 
@@ -189,6 +266,8 @@ class SimulatedSession:
         self._symbols: set[str] = set()
         self.closed = False
         self.stalled = False
+        #: Set by the hub (``BookCarrier``): order books follow each trade of a symbol.
+        self.book_sink: BookHandler | None = None
 
     @property
     def symbols(self) -> frozenset[str]:
@@ -203,7 +282,7 @@ class SimulatedSession:
             raise FeedError(
                 f"MAX SUBSCRIBE OVER: a session carries at most {cap} symbols", "feed.session_full"
             )
-        unknown = [s for s in new if s not in self._feed.market.universe]
+        unknown = [s for s in new if not self._feed.market.trades(s)]
         if unknown:
             raise FeedError(f"unknown symbols: {', '.join(unknown)}", "feed.unknown_symbol")
         self._symbols.update(new)
@@ -300,9 +379,16 @@ class SimulatorFeed:
     # --- driving
 
     def emit(self, tick: Tick) -> None:
+        book: OrderBook | None = None
         for session in self._by_symbol.get(tick.symbol, ()):
             if not session.stalled:
                 session.on_tick(tick)
+                sink = session.book_sink
+                if sink is not None:
+                    if book is None:
+                        book = self.market.orderbook(tick.symbol)
+                    if book is not None:
+                        sink(book)
 
     def pump(self, n: int) -> None:
         """Produce ``n`` trades now (the run loop calls this; tests may too)."""

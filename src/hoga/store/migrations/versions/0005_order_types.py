@@ -4,7 +4,7 @@
 Existing rows become day orders on KRX, which is what every order so far was.
 
 Revision ID: 0005
-Revises: 0006
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0005"
-down_revision = "0006"
+down_revision = "0002"  # chained at merge: 0001 -> 0004 -> 0006 -> 0003 -> 0002 -> 0005
 branch_labels = None
 depends_on = None
 

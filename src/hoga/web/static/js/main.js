@@ -153,6 +153,8 @@ function mountRoute() {
 
 async function enterApp() {
   const [me] = await Promise.all([store.loadMe(), loadNames()]);
+  // /health tells strangers only ok/down; signed in, it also says whether the market is simulated.
+  health = await api.get("/health").catch(() => health);
   signedInAs = { id: me.id, username: me.username };
   store.attach();
   startNotices();

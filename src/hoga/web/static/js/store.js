@@ -6,7 +6,7 @@ import { get, qs } from "./api.js";
 import { debounce } from "./dom.js";
 import { events } from "./live.js";
 
-const OPEN_STATES = new Set(["QUEUED", "SUBMITTING", "ACCEPTED", "PARTIALLY_FILLED", "CANCEL_PENDING", "UNKNOWN"]);
+const OPEN_STATES = new Set(["QUEUED", "SUBMITTING", "ACCEPTED", "PARTIALLY_FILLED", "CANCEL_PENDING", "MODIFY_PENDING", "UNKNOWN"]);
 const CANCELLABLE = new Set(["QUEUED", "ACCEPTED", "PARTIALLY_FILLED"]);
 const MODIFIABLE = new Set(["ACCEPTED", "PARTIALLY_FILLED"]);
 const MAX_ORDERS = 100;

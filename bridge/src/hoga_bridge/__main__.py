@@ -1,0 +1,5 @@
+import sys
+
+from hoga_bridge.server import main
+
+sys.exit(main())

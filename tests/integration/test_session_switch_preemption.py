@@ -1,0 +1,134 @@
+"""The dispatcher's session switches: an URGENT request of another account abandons a switch
+under way, and a login that keeps failing does not starve the other accounts."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hoga.brokers.base import AccountRef, BrokerLimits, BrokerNotProcessed
+from hoga.domain.orders import Priority
+from hoga.execution.dispatcher import Dispatcher
+from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from tests.helpers import eventually
+
+
+class Gateway:
+    """A capacity-1 gateway whose switches take ``cost`` seconds (or fail for ``failing``)."""
+
+    name = "gw"
+
+    def __init__(self, cost: float, failing: frozenset[int] = frozenset()) -> None:
+        self.cost = cost
+        self.failing = failing
+        self.started: list[int] = []
+        self.switched: list[int] = []
+        self.cancelled: list[int] = []
+
+    def limits(self, account: AccountRef) -> BrokerLimits:
+        return BrokerLimits(rate=50, capacity=1, switch_cost=self.cost, can_preload=False)
+
+    async def switch_session(self, account: AccountRef) -> None:
+        self.started.append(account.account_id)
+        if account.account_id in self.failing:
+            raise BrokerNotProcessed("login failed", "test.login", retry_after=30.0)
+        try:
+            await asyncio.sleep(self.cost)
+        except asyncio.CancelledError:
+            self.cancelled.append(account.account_id)
+            raise
+        self.switched.append(account.account_id)
+
+
+def ref(account: int) -> AccountRef:
+    return AccountRef(account, account, "gw", "mock", f"50{account:06d}11")
+
+
+def item(n: int, account: int, priority: Priority) -> QueueItem:
+    return QueueItem(
+        order_id=n,
+        user_id=account,
+        account_id=account,
+        gateway="gw",
+        kind=Kind.PLACE,
+        priority=priority,
+        enqueued_at=asyncio.get_running_loop().time(),
+    )
+
+
+async def run(gw: Gateway) -> tuple[Dispatcher, OrderQueue, list[tuple[int, Priority]]]:
+    queue = OrderQueue(max_wait=30)
+    sent: list[tuple[int, Priority]] = []
+
+    async def send(it: QueueItem) -> None:
+        sent.append((it.account_id, it.priority))
+
+    async def lookup(account_id: int) -> AccountRef:
+        return ref(account_id)
+
+    d = Dispatcher(queue, send, lookup, global_rate=100, time_slice=30)
+    d.add_gateway("gw", gw)  # type: ignore[arg-type]
+    await d.start()
+    return d, queue, sent
+
+
+async def test_an_urgent_order_abandons_a_switch_to_another_account() -> None:
+    gw = Gateway(cost=1.0)
+    d, queue, sent = await run(gw)
+    try:
+        queue.push(item(1, 1, Priority.NORMAL))
+
+        async def switching() -> bool:
+            return gw.started == [1]
+
+        await eventually(switching, 5.0, "the switch to account 1 under way")
+        queue.push(item(2, 2, Priority.URGENT))
+
+        async def both() -> bool:
+            return len(sent) == 2
+
+        await eventually(both, 10.0, "both orders sent")
+        # The switch to 1 was abandoned; 2's URGENT order went first, then 1 was switched to.
+        assert sent == [(2, Priority.URGENT), (1, Priority.NORMAL)]
+        assert gw.cancelled == [1] and gw.switched == [2, 1]
+        assert d.status()["gateways"]["gw"]["aborted_switches"] == 1
+    finally:
+        await d.stop()
+
+
+async def test_a_switch_to_an_account_whose_head_is_urgent_is_not_abandoned() -> None:
+    gw = Gateway(cost=0.5)
+    d, queue, sent = await run(gw)
+    try:
+        queue.push(item(1, 1, Priority.URGENT))
+
+        async def switching() -> bool:
+            return gw.started == [1]
+
+        await eventually(switching, 5.0, "the switch to account 1 under way")
+        queue.push(item(2, 2, Priority.URGENT))
+
+        async def both() -> bool:
+            return len(sent) == 2
+
+        await eventually(both, 10.0, "both orders sent")
+        assert [a for a, _ in sent] == [1, 2] and gw.cancelled == []
+    finally:
+        await d.stop()
+
+
+async def test_a_failing_login_does_not_starve_the_other_accounts() -> None:
+    gw = Gateway(cost=0.05, failing=frozenset({1}))
+    d, queue, sent = await run(gw)
+    try:
+        queue.push(item(1, 1, Priority.VIP))  # sorts first: its login is tried first
+        for n in range(2, 6):
+            queue.push(item(n, 2, Priority.NORMAL))
+
+        async def others() -> bool:
+            return len(sent) == 4
+
+        await eventually(others, 10.0, "account 2's orders sent despite account 1's login")
+        assert {a for a, _ in sent} == {2}
+        assert queue.size("gw") == 1  # account 1's order is held back, still queued
+    finally:
+        await d.stop()

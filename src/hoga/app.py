@@ -192,6 +192,9 @@ class HogaApp:
             # block the event loop for ~1 ms for a simulated book.
             fsync=False,
             is_open=self.market_open,
+            # Calendar mode: orders go to the KRX/Nextrade session of the hour (auctions,
+            # off-hours sessions, VI); demo mode trades continuously around the clock.
+            calendar=self.market_mode == "calendar",
             faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
         )
         self.market.add_listener(self.paper.on_tick)
@@ -241,7 +244,9 @@ class HogaApp:
         self.health.on_call.append(self.metrics.broker_call)
         self.raw_brokers = dict(self.brokers)
         self.brokers = {n: MonitoredBroker(b, self.health) for n, b in self.brokers.items()}
-        self.hours = TradingHours(self.clock, self.market_open)
+        self.hours = TradingHours(
+            self.clock, self.market_open, calendar=self.market_mode == "calendar"
+        )
         self.gate = SendGate(self.clock, self.hours, self.health)
         self.accounts = core.accounts
         self.accounts.brokers = self.brokers
@@ -268,6 +273,7 @@ class HogaApp:
             ),
             market_open=self.market_open,
             account_open=self.hours.open_for,
+            account_session=self.hours.session_for,
         )
         self.dispatcher = Dispatcher(
             self.queue,

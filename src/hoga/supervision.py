@@ -91,7 +91,8 @@ async def warn_real_money(app: HogaApp) -> None:
     if real:
         log.warning(
             "demo mode (always open) with %d real-money account(s) (%s): their orders follow "
-            "the KRX calendar - accepted and sent only in the regular session",
+            "the KRX calendar - accepted and sent only while a KRX or Nextrade session takes "
+            "orders",
             len(real),
             ", ".join(map(str, real)),
         )

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from hoga.brokers.base import BrokerOutcomeUnknown, PlaceRequest
+from hoga.brokers.base import BrokerOutcomeUnknown, ModifyRequest, PlaceRequest
 from hoga.brokers.kiwoom import Timeouts
 from hoga.domain import krx
 from hoga.domain.clock import KST, ManualClock
@@ -69,7 +69,17 @@ async def test_kis_books_orders_and_numbers_survive_a_restart(tmp_path: Path) ->
             w.account, PlaceRequest("r", CHEAP, Side.BUY, OrderType.LIMIT, 4, low)
         )
         moved = await w.broker.modify(
-            w.account, resting.broker_order_id, CHEAP, 4, krx.step_price(low, 1)
+            w.account,
+            ModifyRequest(
+                resting.broker_order_id,
+                CHEAP,
+                Side.BUY,
+                OrderType.LIMIT,
+                4,
+                low,
+                4,
+                krx.step_price(low, 1),
+            ),
         )
         orders, accounts = await _records(w.fake.base_url)
         port = w.fake.port
@@ -96,11 +106,13 @@ async def test_kis_books_orders_and_numbers_survive_a_restart(tmp_path: Path) ->
         assert w.fake.restored_orders == 3
         assert await _records(w.fake.base_url) == (orders, accounts)
         assert w.fake.exchange.reserved_cash(w.fake.account(ACCOUNT)) == reserved
+        # hoga still names the order by its original number; the adapter finds the modify.
         await w.broker.cancel(w.account, moved.broker_order_id, CHEAP, 4)
         again = await w.broker.place(
             w.account, PlaceRequest("n", CHEAP, Side.BUY, OrderType.LIMIT, 1, low)
         )
-        assert int(again.broker_order_id) == int(moved.broker_order_id) + 2
+        assert moved.modify_order_no is not None
+        assert int(again.broker_order_id) == int(moved.modify_order_no) + 2
         balance = await w.broker.balance(w.account)
         assert [(p.symbol, p.qty) for p in balance.positions] == [(CHEAP, 7)]
 

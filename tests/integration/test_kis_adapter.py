@@ -15,6 +15,7 @@ from hoga.brokers.base import (
     BrokerRejected,
     FillEvent,
     MemoryTokenStore,
+    ModifyRequest,
     OrderUpdate,
     PlaceRequest,
 )
@@ -80,32 +81,56 @@ async def test_resting_limit_order_is_modified_then_cancelled() -> None:
         reserved = w.fake.exchange.reserved_cash(w.fake.account(ACCOUNT))
         assert reserved > 0
         higher = krx.step_price(lower, 2)
-        moved = await w.broker.modify(w.account, ack.broker_order_id, CHEAP, 10, higher)
-        assert moved.broker_order_id != ack.broker_order_id
-        new = w.fake.exchange.orders[int(moved.broker_order_id)]
+        moved = await w.broker.modify(
+            w.account,
+            ModifyRequest(
+                ack.broker_order_id, CHEAP, Side.BUY, OrderType.LIMIT, 10, lower, 10, higher
+            ),
+        )
+        # The order keeps hoga's id; KIS named the modify itself anew, as the real one does.
+        assert moved.broker_order_id == ack.broker_order_id
+        assert moved.modify_order_no is not None and moved.modify_order_no != ack.broker_order_id
+        new = w.fake.exchange.orders[int(moved.modify_order_no)]
         assert new.price == higher and new.qty == 10 and new.orig_odno == int(ack.broker_order_id)
 
-        reports = {
-            r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())
-        }
-        assert reports[ack.broker_order_id].status == OrderStatus.CANCELLED
-        assert reports[moved.broker_order_id].status == OrderStatus.ACCEPTED
-        assert reports[moved.broker_order_id].price == higher
+        # Reports fold the modify into the original: one order, at its new price, working.
+        (rep,) = await w.broker.order_reports(w.account, today().date())
+        assert rep.broker_order_id == ack.broker_order_id
+        assert (rep.status, rep.price, rep.qty, rep.client_order_id) == (
+            OrderStatus.ACCEPTED,
+            higher,
+            10,
+            "cid-2",
+        )
 
-        await w.broker.cancel(w.account, moved.broker_order_id, CHEAP, 10)
+        # Fewer shares: 10 -> 6 is a partial cancel; the order keeps working.
+        reduced = await w.broker.modify(
+            w.account,
+            ModifyRequest(
+                ack.broker_order_id, CHEAP, Side.BUY, OrderType.LIMIT, 10, higher, 6, higher
+            ),
+        )
+        assert reduced.broker_order_id == ack.broker_order_id and reduced.modify_order_no is None
+        assert new.remaining == 6 and new.cancelled == 4
+        (rep,) = await w.broker.order_reports(w.account, today().date())
+        assert (rep.broker_order_id, rep.status, rep.qty) == (
+            ack.broker_order_id,
+            OrderStatus.ACCEPTED,
+            6,
+        )
+
+        # Cancelling by hoga's id reaches the modified order.
+        await w.broker.cancel(w.account, ack.broker_order_id, CHEAP, 6)
         assert new.remaining == 0 and new.cancelled == 10
         assert w.fake.exchange.reserved_cash(w.fake.account(ACCOUNT)) == 0
-        reports = {
-            r.broker_order_id: r for r in await w.broker.order_reports(w.account, today().date())
-        }
-        assert reports[moved.broker_order_id].status == OrderStatus.CANCELLED
-        assert len(reports) == 2  # cancel requests are not listed as orders
+        (rep,) = await w.broker.order_reports(w.account, today().date())
+        assert (rep.broker_order_id, rep.status) == (ack.broker_order_id, OrderStatus.CANCELLED)
 
         async def cancelled_notice() -> bool:
             await w.broker.drain()
             return any(
                 isinstance(e, OrderUpdate)
-                and e.report.broker_order_id == moved.broker_order_id
+                and e.report.broker_order_id == ack.broker_order_id
                 and e.report.status == OrderStatus.CANCELLED
                 for _, e in w.events
             )
@@ -115,9 +140,16 @@ async def test_resting_limit_order_is_modified_then_cancelled() -> None:
                 break
             await asyncio.sleep(0.01)
         assert await cancelled_notice()
+        # The partial cancel of the reduction was not taken for the end of the order.
+        statuses = [
+            e.report.status
+            for _, e in w.events
+            if isinstance(e, OrderUpdate) and e.report.broker_order_id == ack.broker_order_id
+        ]
+        assert statuses.count(OrderStatus.CANCELLED) == 1 and statuses[-1] == OrderStatus.CANCELLED
         # A cancelled order cannot be cancelled again: KIS says so, with its code.
         with pytest.raises(BrokerRejected) as e:
-            await w.broker.cancel(w.account, moved.broker_order_id, CHEAP, 10)
+            await w.broker.cancel(w.account, ack.broker_order_id, CHEAP, 10)
         assert e.value.code == "APBK0918" and "정정/취소할 수량" in e.value.message
 
 

@@ -14,6 +14,7 @@ from hoga.brokers.base import (
     BrokerOutcomeUnknown,
     BrokerRejected,
     MemoryTokenStore,
+    ModifyRequest,
     PlaceRequest,
 )
 from hoga.brokers.kiwoom import RealtimeOptions, Timeouts
@@ -175,9 +176,14 @@ async def test_modify_gets_a_new_number_and_cancel_ends_the_chain() -> None:
         low = resting_price(fake, below=0.8)
         ack = await broker.place(ref, buy(10, low, cid="mod-1"))
         higher = krx.step_price(low, 2)
-        new = await broker.modify(ref, ack.broker_order_id, SYMBOL, 10, higher)
-        assert new.broker_order_id != ack.broker_order_id
-        assert new.broker_order_id.endswith("-0000002")
+        new = await broker.modify(
+            ref,
+            ModifyRequest(
+                ack.broker_order_id, SYMBOL, Side.BUY, OrderType.LIMIT, 10, low, 10, higher
+            ),
+        )
+        assert new.broker_order_id == ack.broker_order_id
+        assert new.modify_order_no is not None and new.modify_order_no.endswith("-0000002")
         assert fake.exchange.orders["0000002"].orig == "0000001"
 
         today = broker._tracker(ref).today()
@@ -212,7 +218,19 @@ async def test_after_a_restart_a_cancel_finds_the_modified_order() -> None:
             await traded(fake, SYMBOL)
             low = resting_price(fake, below=0.8)
             ack = await before.place(ref, buy(4, low, cid="r-1"))
-            await before.modify(ref, ack.broker_order_id, SYMBOL, 4, krx.step_price(low, 1))
+            await before.modify(
+                ref,
+                ModifyRequest(
+                    ack.broker_order_id,
+                    SYMBOL,
+                    Side.BUY,
+                    OrderType.LIMIT,
+                    4,
+                    low,
+                    4,
+                    krx.step_price(low, 1),
+                ),
+            )
         async with kiwoom_adapter() as (after, _):
             # A fresh process knows only hoga's id, i.e. the original number.
             await after.cancel(ref, ack.broker_order_id, SYMBOL, 4)
@@ -241,7 +259,12 @@ async def test_business_rejections_carry_the_code_and_message() -> None:
             await broker.place(ref, buy(1, tick.ask + 1))
         assert err.value.code == "kiwoom.900001"  # off the tick grid (the fake's own code)
         with pytest.raises(BrokerRejected) as err:
-            await broker.modify(ref, "0009999", SYMBOL, 1, tick.ask)
+            await broker.modify(
+                ref,
+                ModifyRequest(
+                    "0009999", SYMBOL, Side.BUY, OrderType.LIMIT, 1, tick.bid, 1, tick.ask
+                ),
+            )
         assert err.value.code == "kiwoom.900004"
         assert fake.exchange.orders == {}
 

@@ -83,8 +83,8 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
         assert sum(f["qty"] * f["price"] for f in filled["fills"]) == theirs["amount"]
         assert len(filled["fills"]) >= 2  # the fake fills in pieces: partial fills booked
 
-        # A sell limit far above the fake's market rests; modify it (adapter level: the
-        # pipeline has no modify yet), then cancel it through the API.
+        # A sell limit far above the fake's market rests; modify it through the pipeline
+        # (PATCH -> ModifyRequest), then cancel it through the API.
         resting = await submit(
             h,
             headers,
@@ -96,12 +96,27 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
             account_id=account_id,
         )
         accepted = await until(h, headers, resting["id"], "ACCEPTED")
-        broker = h.hoga.kiwoom_openapi
-        ref = await h.hoga.accounts.ref_for(await me(h, headers), account_id)
-        ack = await broker.modify(ref, accepted["broker_order_id"], SYMBOL, 4, 91_900)
-        assert ack.broker_order_id != accepted["broker_order_id"]
-        new_no = ack.broker_order_id.split("-")[1]
+        r = await h.http.patch(
+            f"/api/orders/{resting['id']}", json={"price": 91_900}, headers=headers
+        )
+        assert r.status_code == 202, r.text
+
+        async def repriced() -> bool:
+            o = await h.order(headers, resting["id"])
+            return bool(o["status"] == "ACCEPTED" and o["price"] == 91_900)
+
+        await eventually(repriced, 30.0, "the modify to be confirmed")
+        done = await h.order(headers, resting["id"])
+        # The order keeps its number; the broker's modify number is only in its history.
+        assert done["broker_order_id"] == accepted["broker_order_id"]
+        root_no = accepted["broker_order_id"].split("-")[1]
+        (new_no,) = [
+            no
+            for no, o in bridge.orders("kim").items()
+            if o["orig"] == root_no and "정정" in o["kind"]
+        ]
         assert bridge.orders("kim")[new_no]["price"] == 91_900
+        assert any(new_no in (e["detail"] or "") for e in done["history"])
         r = await h.http.delete(f"/api/orders/{resting['id']}", headers=headers)
         assert r.status_code == 202, r.text
         cancelled = await until(h, headers, resting["id"], "CANCELLED")

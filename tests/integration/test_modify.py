@@ -89,18 +89,23 @@ async def test_bad_modifies_are_refused_and_change_nothing(tmp_path: Path, sqlit
         cy = await h.user("cyd", "basic")
         dee = await h.user("dee", "basic")
         h.pump(300)
-        order = await _resting_buy(h, cy, 2, 60_000)
+        order = await _resting_buy(h, cy, 3, 60_000)
         oid = order["id"]
         for body in ({}, {"price": None, "quantity": None}, {"quantity": 0}, {"price": -5}):
             r = await h.http.patch(f"/api/orders/{oid}", json=body, headers=cy)
             assert r.status_code == 422, (body, r.text)
             assert r.json()["error"]["code"] == "order.invalid_modify"
-        r = await h.http.patch(f"/api/orders/{oid}", json={"quantity": 2}, headers=cy)
+        r = await h.http.patch(f"/api/orders/{oid}", json={"quantity": 3}, headers=cy)
         assert r.status_code == 422  # nothing to change
         r = await h.http.patch(f"/api/orders/{oid}", json={"price": "1"}, headers=cy)
         assert r.status_code == 422
-        # The risk gate weighs the order as it would stand: 4 shares need more cash than there is.
+        # A modify never adds shares (domain.orders.check_modify; brokers cannot either).
         r = await h.http.patch(f"/api/orders/{oid}", json={"quantity": 4}, headers=cy)
+        assert r.status_code == 422, r.text
+        assert r.json()["error"]["code"] == "order.invalid_modify"
+        # The risk gate weighs the order as it would stand: 3 shares at 67,000 need more cash
+        # than there is.
+        r = await h.http.patch(f"/api/orders/{oid}", json={"price": 67_000}, headers=cy)
         assert r.status_code == 422, r.text
         err = r.json()["error"]
         assert err["code"] == "order.invalid_modify"
@@ -115,7 +120,7 @@ async def test_bad_modifies_are_refused_and_change_nothing(tmp_path: Path, sqlit
         r = await h.http.patch(f"/api/orders/{oid}", json={"price": 61_000}, headers=dee)
         assert r.status_code == 404
         done = await h.wait_status(cy, oid, "ACCEPTED")
-        assert done["price"] == 61_000 and done["qty"] == 2
+        assert done["price"] == 61_000 and done["qty"] == 3
         # A closed order cannot be modified.
         r = await h.http.delete(f"/api/orders/{oid}", headers=cy)
         assert r.status_code == 202

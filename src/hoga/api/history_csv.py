@@ -29,7 +29,17 @@ _FILL_HEADERS = {
 }  # fmt: skip
 _SIDE = {"ko": {"buy": "매수", "sell": "매도"}, "en": {"buy": "buy", "sell": "sell"}}
 _TYPE = {
-    "ko": {"limit": "지정가", "market": "시장가"},
+    "ko": {
+        "limit": "지정가",
+        "market": "시장가",
+        "conditional": "조건부지정가",
+        "best": "최유리지정가",
+        "priority": "최우선지정가",
+        "pre_close": "장전 시간외",
+        "after_close": "장후 시간외",
+        "single_price": "시간외 단일가",
+    },
+    # English: the API's own type names (``_TYPE[lang].get`` falls back to them).
     "en": {"limit": "limit", "market": "market"},
 }
 _STATE_KO = {

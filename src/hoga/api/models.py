@@ -96,13 +96,27 @@ class AccountBody(Body):
 class OrderBody(Body):
     symbol: str = Field(min_length=1, max_length=12)
     side: Literal["buy", "sell"]
-    type: Literal["limit", "market"] = "limit"
+    #: KRX order types (issue 14): limit 지정가, market 시장가, conditional 조건부지정가,
+    #: best 최유리지정가, priority 최우선지정가, pre_close 장전 시간외, after_close 장후 시간외,
+    #: single_price 시간외 단일가.
+    type: Literal[
+        "limit",
+        "market",
+        "conditional",
+        "best",
+        "priority",
+        "pre_close",
+        "after_close",
+        "single_price",
+    ] = "limit"
     # Bounded by the schema (issue 12); the order service checks what is sensible.
     qty: StrictInt = Field(ge=-MAX_INT, le=MAX_INT)
     price: StrictInt | None = Field(None, ge=-MAX_INT, le=MAX_INT)
     account_id: StrictInt | None = Field(None, ge=1, le=MAX_ID)
     client_order_id: str | None = Field(None, min_length=1, max_length=64)
     urgent: StrictBool = False
+    tif: Literal["day", "ioc", "fok"] = "day"
+    venue: Literal["KRX", "NXT", "SOR"] = "KRX"
 
 
 class ModifyBody(Body):

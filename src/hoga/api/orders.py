@@ -22,7 +22,16 @@ from hoga.api.schemas import (
 )
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
-from hoga.domain.orders import OPEN, Order, OrderIntent, OrderStatus, OrderType, Side
+from hoga.domain.orders import (
+    OPEN,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+    Venue,
+)
 from hoga.execution.queue import Kind
 from hoga.execution.service import order_view
 
@@ -68,6 +77,8 @@ def _intent(body: OrderBody, source: str = "api") -> OrderIntent:
         client_order_id=body.client_order_id,
         urgent=body.urgent,
         source=source,
+        tif=TimeInForce(body.tif),
+        venue=Venue(body.venue),
     )
 
 

@@ -46,7 +46,11 @@ class OrderView(Answer):
     strategy_id: int | None
     symbol: str
     side: Literal["buy", "sell"]
+    #: limit, market, conditional, best, priority, pre_close, after_close, single_price.
     type: str
+    #: Time in force and venue (sessions and order types, issue 14).
+    tif: Literal["day", "ioc", "fok"]
+    venue: Literal["KRX", "NXT", "SOR"]
     qty: int
     price: int | None
     status: str

@@ -24,7 +24,7 @@ from decimal import Decimal
 from typing import Protocol
 
 from hoga.domain.krx import DEFAULT_COMMISSION_RATE
-from hoga.domain.orders import OrderStatus, OrderType, Side
+from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.domain.secret import Secret
 
 
@@ -66,7 +66,11 @@ class BrokerLimits:
 
 @dataclass(frozen=True, slots=True)
 class PlaceRequest:
-    """An order as sent to a broker. ``client_order_id`` is hoga's idempotency key."""
+    """An order as sent to a broker. ``client_order_id`` is hoga's idempotency key.
+
+    ``price`` is set for the types that name their price (``OrderType.needs_price``) and None
+    otherwise; ``tif`` is DAY, IOC or FOK; ``venue`` is KRX, NXT or SOR.
+    """
 
     client_order_id: str
     symbol: str
@@ -75,6 +79,56 @@ class PlaceRequest:
     qty: int
     price: int | None
     venue: str = "KRX"
+    tif: TimeInForce = TimeInForce.DAY
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyRequest:
+    """A modify (정정) of a resting order, as sent to a broker.
+
+    ``broker_order_id`` is hoga's id for the order - what ``place`` returned - and stays its
+    id after the modify: both brokers give the modify a new number of their own, but adapters
+    keep tying events and reports back to the original (``ModifyAck.broker_order_id``).
+
+    ``qty``/``price``: the order as hoga knows it now (total quantity, limit price).
+    ``new_qty``: the new *total* quantity, filled part included; ``qty - new_qty`` unfilled
+    shares are cancelled, which stays right whatever fills race the request. A modify never
+    adds shares (``domain.orders.check_modify``). ``new_price``: the new limit price (the
+    current one when only the quantity changes).
+    """
+
+    broker_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: int
+    price: int | None
+    new_qty: int
+    new_price: int
+    venue: str = "KRX"
+
+    @property
+    def reduce_by(self) -> int:
+        """Unfilled shares the modify takes away."""
+        return self.qty - self.new_qty
+
+    @property
+    def reprice(self) -> bool:
+        return self.new_price != self.price
+
+
+@dataclass(frozen=True, slots=True)
+class ModifyAck:
+    """The broker accepted a modify.
+
+    ``broker_order_id``: hoga's id of the order, unchanged (events and reports keep naming it).
+    ``modify_order_no``: the number the broker gave the modify itself (KIS ``ODNO``, Kiwoom
+    ``ord_no``), for the record; None when nothing needed a new number.
+    """
+
+    broker_order_id: str
+    modify_order_no: str | None = None
+    org_no: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,9 +311,14 @@ class Broker(Protocol):
 
     async def place(self, account: AccountRef, request: PlaceRequest) -> PlaceAck: ...
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck: ...
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify (정정) a resting order's price and/or reduce its quantity.
+
+        Same four outcomes as ``place``: a ``ModifyAck`` (the broker has the modify; the order
+        keeps its id and later reports/events carry the new quantity and price), or
+        ``BrokerRejected`` (refused - the order is as it was), ``BrokerNotProcessed`` (safe to
+        send again), ``BrokerOutcomeUnknown`` (reconcile: the reports show whether it took).
+        """
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int

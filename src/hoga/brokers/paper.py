@@ -14,6 +14,7 @@ order and never answer.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -34,6 +35,8 @@ from hoga.brokers.base import (
     ExecutionEvent,
     FillEvent,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     OrderUpdate,
     PlaceAck,
@@ -41,10 +44,11 @@ from hoga.brokers.base import (
     PositionReport,
 )
 from hoga.brokers.events import EventPump
-from hoga.domain import krx
+from hoga.brokers.paper_sessions import Due, Moment, SessionSchedule
+from hoga.domain import krx, matching
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import QuoteSource, Tick
-from hoga.domain.orders import OrderStatus, OrderType, Side
+from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
 
 log = logging.getLogger(__name__)
@@ -91,6 +95,20 @@ class _PaperOrder:
     reserved: int = 0
     reason: str | None = None
     fills: int = 0
+    modified: int = 0
+    tif: TimeInForce = TimeInForce.DAY
+    venue: str = "KRX"
+    #: The session the order was accepted into (``krx.Session`` value).
+    session: str = krx.Session.CONTINUOUS.value
+    #: A conditional limit order that turned into a market order at the closing auction.
+    converted: bool = False
+
+    @property
+    def limit(self) -> int | None:
+        """The price it trades at or better; None trades at any price (market)."""
+        if self.type == OrderType.MARKET or self.converted:
+            return None
+        return self.price
 
     @property
     def remaining(self) -> int:
@@ -152,6 +170,8 @@ class PaperBroker:
         is_open: Callable[[], bool] | None = None,
         faults: PaperFaults | None = None,
         fsync: bool = True,
+        calendar: bool = False,
+        volatility_interruptions: bool | None = None,
     ) -> None:
         self._quotes = quotes
         self._clock = clock
@@ -169,6 +189,17 @@ class PaperBroker:
         # Orders placed under accept-then-timeout: the broker works them, but nothing about them
         # reaches hoga (a partition), so only reconciliation after a restart can find them.
         self._silent: set[str] = set()
+        # Calendar mode: orders go to the KRX/Nextrade session open at the time (auctions,
+        # closing-price and single-price trading, see paper_sessions); demo mode trades
+        # everything as the continuous session, around the clock.
+        self.calendar = calendar
+        self.vi = calendar if volatility_interruptions is None else volatility_interruptions
+        self._schedule = SessionSchedule(clock.now())
+        self._close: dict[str, int] = {}  # today's closing price by symbol (closing auction)
+        self._last_px: dict[str, int] = {}
+        self._vi_until: dict[str, float] = {}
+        self._vi_ref: dict[str, int] = {}  # the static VI reference: the last auction price
+        self._ticker: asyncio.Task[None] | None = None
 
     # --- lifecycle
 
@@ -189,8 +220,25 @@ class PaperBroker:
                 os.fchmod(fd, 0o600)
             self._journal = os.fdopen(fd, "a", encoding="utf-8")
         await self._events.start()
+        if self.calendar and self._ticker is None:
+            self._ticker = asyncio.create_task(self._run_sessions(), name="paper-sessions")
+
+    async def _run_sessions(self) -> None:
+        # Auctions and session ends happen when no tick marks them; once a second is finer
+        # than any KRX moment needs (the single-price rounds are 10 minutes apart).
+        while True:
+            await asyncio.sleep(1.0)
+            try:
+                self.advance()
+            except Exception:
+                log.exception("paper: session step failed")
 
     async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ticker
+            self._ticker = None
         await self._events.stop()
         if self._journal is not None:
             self._journal.flush()
@@ -261,6 +309,9 @@ class PaperBroker:
                 ts=r["ts"],
                 day=date.fromisoformat(r["day"]),
                 reserved=r["res"],
+                tif=TimeInForce(r.get("tif", "day")),
+                venue=r.get("v", "KRX"),
+                session=r.get("sess", krx.Session.CONTINUOUS.value),
             )
             self._book_order(acct, order)
         elif kind == "fill":
@@ -268,9 +319,12 @@ class PaperBroker:
             self._book_fill(
                 acct, acct.orders[r["o"]], r["q"], r["p"], r["f"], r["ts"], r["fee"], r["tax"]
             )
+        elif kind == "session":
+            order = self._accounts[r["a"]].orders[r["o"]]
+            order.session, order.converted = r["sess"], r.get("conv", False)
         elif kind == "modify":
             acct = self._accounts[r["a"]]
-            self._amend(acct, acct.orders[r["o"]], r["q"], r["p"], r["res"])
+            self._set_terms(acct.orders[r["o"]], r["q"], r["p"], r["res"])
         elif kind == "status":
             acct = self._accounts[r["a"]]
             self._set_status(acct, acct.orders[r["o"]], OrderStatus(r["st"]), r.get("why"))
@@ -350,12 +404,13 @@ class PaperBroker:
                 "ts": order.ts,
                 "day": order.day.isoformat(),
                 "res": order.reserved,
+                "tif": order.tif.value,
+                "v": order.venue,
+                "sess": order.session,
             }
         )
         self._emit(acct.account_id, OrderUpdate(order.report()))
-        tick = self._quotes.last(order.symbol)
-        if tick is not None and self._is_open():
-            self._match(acct, order, tick, resting=False)
+        self._arrive(acct, order)
         if partitioned:
             f.accept_then_timeout -= 1
             # The order exists at the broker, but the answer never comes back.
@@ -374,48 +429,55 @@ class PaperBroker:
             f.reject_next -= 1
             raise BrokerRejected("simulated rejection", "paper.fault")
 
-    def _validate(
-        self, acct: _PaperAccount, req: PlaceRequest, replacing: _PaperOrder | None = None
-    ) -> _PaperOrder:
-        """The order ``req`` describes, or ``BrokerRejected``; ``replacing`` (a modify) frees
-        what the order being modified holds back before cash and shares are checked."""
+    def _validate(self, acct: _PaperAccount, req: PlaceRequest) -> _PaperOrder:
+        """The order ``req`` describes, or ``BrokerRejected``."""
         inst = self._quotes.instrument(req.symbol)
         if inst is None:
             raise BrokerRejected(f"알 수 없는 종목코드입니다: {req.symbol}", "paper.unknown_symbol")
         if req.qty <= 0:
             raise BrokerRejected("주문수량이 올바르지 않습니다", "paper.bad_qty")
-        if not self._is_open():
-            raise BrokerRejected("장 운영시간이 아닙니다 (market closed)", "paper.market_closed")
+        session = self._session_for(req)
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
-        if req.type == OrderType.LIMIT:
-            if req.price is None:
+        price = req.price
+        if req.type.needs_price:
+            if price is None:
                 raise BrokerRejected("지정가 주문에는 가격이 필요합니다", "paper.no_price")
-            if req.price % krx.tick_size(req.price, inst.kind):
+            self._check_price(req.symbol, req.type, price)
+            reserve_price = price
+        elif req.type in (OrderType.PRE_CLOSE, OrderType.AFTER_CLOSE):
+            # Closing-price orders trade at a fixed price: the previous close before the open,
+            # today's close after it (krx.md §3).
+            price = krx.fixed_price(req.type.value, inst.base_price, self._today_close(req.symbol))
+            reserve_price = price or upper
+        elif req.type in (OrderType.BEST, OrderType.PRIORITY):
+            tick = self._quotes.last(req.symbol)
+            price = (
+                None
+                if tick is None
+                else matching.arrival_price(req.type, req.side, None, tick.bid, tick.ask)
+            )
+            if price is None or not lower <= price <= upper:
                 raise BrokerRejected(
-                    f"호가단위에 맞지 않는 가격입니다: {req.price:,}원", "paper.off_tick"
+                    "호가가 없어 최유리/최우선 가격을 정할 수 없습니다 (no quote to price from)",
+                    "paper.no_quote",
                 )
-            if not lower <= req.price <= upper:
-                raise BrokerRejected(
-                    f"가격제한폭을 벗어났습니다 (하한 {lower:,}원, 상한 {upper:,}원)",
-                    "paper.outside_limits",
-                )
-            reserve_price = req.price
+            # Market-like: a buy reserves at the upper limit, as a market order does.
+            reserve_price = upper
         else:
+            price = None
             # Like KIS, a market buy reserves cash at the day's upper limit.
             reserve_price = upper
         reserved = 0
         if req.side == Side.BUY:
             amount = req.qty * reserve_price
             reserved = amount + krx.commission(amount, acct.commission_rate)
-            freed = replacing.reserved if replacing is not None else 0
-            if reserved > acct.cash - acct.reserved_cash() + freed:
+            if reserved > acct.cash - acct.reserved_cash():
                 raise BrokerRejected(
                     "주문가능금액이 부족합니다 (insufficient cash)", "paper.insufficient_cash"
                 )
         else:
             held = acct.positions.get(req.symbol, Position()).qty
-            freed = replacing.remaining if replacing is not None else 0
-            if req.qty > held - acct.open_sell_qty(req.symbol) + freed:
+            if req.qty > held - acct.open_sell_qty(req.symbol):
                 raise BrokerRejected(
                     "매도가능수량이 부족합니다 (insufficient shares)", "paper.insufficient_shares"
                 )
@@ -427,10 +489,13 @@ class PaperBroker:
             side=req.side,
             type=req.type,
             qty=req.qty,
-            price=req.price,
+            price=price,
             ts=now,
             day=datetime.fromtimestamp(now, KST).date(),
             reserved=reserved,
+            tif=req.tif,
+            venue=req.venue,
+            session=session.value,
         )
 
     def _book_order(self, acct: _PaperAccount, order: _PaperOrder) -> None:
@@ -440,57 +505,84 @@ class PaperBroker:
         acct.placements += 1
         self._working.setdefault(order.symbol, {})[order.broker_order_id] = (acct.account_id, order)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
-        """Re-price a working limit order and set what remains of it to ``qty`` shares (its
-        total becomes executed + ``qty``). The order keeps its number, as a Kiwoom chain keeps
-        its root for events; a crossing price trades at once."""
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify a working order in place: fewer shares and/or a new limit price.
+
+        The order keeps its number (the paper broker has no use for a new one); the filled
+        part stays, the reservation follows the new price and quantity, and a re-priced order
+        that now crosses the market trades at once. Refusals leave the order as it was.
+        """
         f = self.faults
         if f.delay:
             await asyncio.sleep(f.delay)
-        acct = self._account(account)
-        order = acct.orders.get(broker_order_id)
-        if order is None:
-            raise BrokerRejected("주문번호를 찾을 수 없습니다", "paper.no_order")
-        if order.status not in _WORKING or order.type != OrderType.LIMIT:
-            raise BrokerRejected(
-                f"정정할 수 없는 주문입니다 ({order.status})", "paper.not_modifiable"
-            )
         self._command_faults()
-        probe = self._validate(
-            acct,
-            PlaceRequest(
-                client_order_id=order.client_order_id,
-                symbol=order.symbol,
-                side=order.side,
-                type=OrderType.LIMIT,
-                qty=qty,
-                price=price,
-            ),
-            replacing=order,
-        )
-        self._amend(acct, order, order.filled_qty + qty, price, probe.reserved)
+        acct = self._account(account)
+        order = acct.orders.get(request.broker_order_id)
+        if order is None:
+            raise BrokerRejected("주문번호를 찾을 수 없습니다 (no such order)", "paper.no_order")
+        if order.status not in _WORKING:
+            raise BrokerRejected(
+                f"정정할 수 없는 주문입니다 ({order.status}) (not modifiable)",
+                "paper.not_modifiable",
+            )
+        if not order.type.needs_price:
+            raise BrokerRejected(
+                "가격을 지정하지 않는 주문은 정정할 수 없습니다 (not a priced order)",
+                "paper.not_modifiable",
+            )
+        new_qty = order.qty - request.reduce_by
+        if request.reduce_by < 0 or new_qty <= order.filled_qty:
+            raise BrokerRejected(
+                f"정정 수량을 확인하세요 (체결 {order.filled_qty}주) (bad modify quantity)",
+                "paper.bad_modify",
+            )
+        self._check_price(order.symbol, order.type, request.new_price)
+        reserved = order.reserved
+        if order.side == Side.BUY:
+            amount = (new_qty - order.filled_qty) * request.new_price
+            reserved = amount + krx.commission(amount, acct.commission_rate)
+            if reserved - order.reserved > acct.cash - acct.reserved_cash():
+                raise BrokerRejected(
+                    "주문가능금액이 부족합니다 (insufficient cash)", "paper.insufficient_cash"
+                )
+        self._set_terms(order, new_qty, request.new_price, reserved)
         self._write(
             {
                 "t": "modify",
                 "a": acct.account_id,
                 "o": order.broker_order_id,
-                "q": order.qty,
-                "p": price,
-                "res": order.reserved,
+                "q": new_qty,
+                "p": request.new_price,
+                "res": reserved,
             }
         )
         self._emit(acct.account_id, OrderUpdate(order.report()))
         tick = self._quotes.last(order.symbol)
         if tick is not None and self._is_open():
             self._match(acct, order, tick, resting=False)
-        return PlaceAck(broker_order_id=order.broker_order_id)
+        return ModifyAck(broker_order_id=order.broker_order_id)
 
-    def _amend(
-        self, acct: _PaperAccount, order: _PaperOrder, qty: int, price: int, reserved: int
-    ) -> None:
+    def _check_price(self, symbol: str, kind: OrderType, price: int) -> None:
+        """Refuse a limit price off the tick grid or outside the day's limits."""
+        inst = self._quotes.instrument(symbol)
+        if inst is None:
+            raise BrokerRejected(f"알 수 없는 종목코드입니다: {symbol}", "paper.unknown_symbol")
+        if price <= 0 or price % krx.tick_size(price, inst.kind):
+            raise BrokerRejected(f"호가단위에 맞지 않는 가격입니다: {price:,}원", "paper.off_tick")
+        lower, upper = krx.price_limits(inst.base_price, inst.kind)
+        if kind == OrderType.SINGLE_PRICE:
+            close = self._today_close(symbol) or inst.base_price
+            lower, upper = krx.single_price_band(close, inst.base_price, inst.kind)
+        if not lower <= price <= upper:
+            raise BrokerRejected(
+                f"가격제한폭을 벗어났습니다 (하한 {lower:,}원, 상한 {upper:,}원)",
+                "paper.outside_limits",
+            )
+
+    @staticmethod
+    def _set_terms(order: _PaperOrder, qty: int, price: int, reserved: int) -> None:
         order.qty, order.price, order.reserved = qty, price, reserved
+        order.modified += 1
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int
@@ -518,57 +610,297 @@ class PaperBroker:
             order.reserved = 0
             self._working.get(order.symbol, {}).pop(order.broker_order_id, None)
 
+    # --- sessions
+
+    def _session_for(self, req: PlaceRequest) -> krx.Session:
+        """The session that takes the order now, or a refusal saying why none does."""
+        if not self.calendar:
+            if not self._is_open():
+                raise BrokerRejected(
+                    "장 운영시간이 아닙니다 (market closed)", "paper.market_closed"
+                )
+            if req.type.value not in krx.SESSION_TYPES[krx.Session.CONTINUOUS]:
+                raise BrokerRejected(
+                    "시간외 주문은 장 일정(calendar) 모드에서만 받습니다 "
+                    "(off-hours order types need calendar mode)",
+                    "paper.not_in_session",
+                )
+            return krx.Session.CONTINUOUS
+        session = krx.session_for_order(self._clock.now(), req.type.value, req.tif.value, req.venue)
+        if session is None:
+            open_now = krx.sessions_at(self._clock.now(), req.venue)
+            if not open_now:
+                raise BrokerRejected(
+                    "장 운영시간이 아닙니다 (market closed)", "paper.market_closed"
+                )
+            names = ", ".join(sorted(open_now))
+            raise BrokerRejected(
+                f"지금 세션({names})에서 받을 수 없는 주문입니다: {req.type}/{req.tif} "
+                f"(not accepted in the {names} session)",
+                "paper.not_in_session",
+            )
+        return session
+
+    def _today_close(self, symbol: str) -> int | None:
+        """Today's closing price: the closing auction's, else the last trade's."""
+        if symbol in self._close:
+            return self._close[symbol]
+        tick = self._quotes.last(symbol)
+        return tick.price if tick is not None and tick.price > 0 else None
+
+    def _arrive(self, acct: _PaperAccount, order: _PaperOrder) -> None:
+        """What a newly accepted order does at once, by its session and type."""
+        s = krx.Session(order.session)
+        if s == krx.Session.PRE_CLOSE and order.price:
+            # Time priority at a known price: the simulated market takes the whole order.
+            self._fill(acct, order, order.remaining, order.price, self._clock.time())
+            return
+        if s == krx.Session.AFTER_CLOSE:
+            win = krx.window(order.day, s)
+            if win is not None and win.trades_at(self._clock.now()) and order.price:
+                self._fill(acct, order, order.remaining, order.price, self._clock.time())
+            return
+        if s in krx.AUCTIONS:
+            return  # collected; matched at the auction's single price
+        tick = self._quotes.last(order.symbol)
+        if order.symbol in self._vi_until or tick is None or not self._is_open_for(s):
+            if order.tif != TimeInForce.DAY:
+                self._end(acct, order, OrderStatus.CANCELLED, "IOC/FOK: 즉시 체결 불가 (no match)")
+            return
+        if order.tif == TimeInForce.FOK:
+            px, avail = self._quote_for(order, tick, resting=False)
+            if matching.immediate_qty(order.tif, order.remaining, avail if px else 0) == 0:
+                self._end(acct, order, OrderStatus.CANCELLED, "FOK: 전량 체결 불가 (killed)")
+                return
+        self._match(acct, order, tick, resting=False)
+        if order.tif != TimeInForce.DAY and order.status in _WORKING:
+            self._end(acct, order, OrderStatus.CANCELLED, "IOC: 잔량 취소 (rest cancelled)")
+
+    def _is_open_for(self, session: krx.Session) -> bool:
+        # Nextrade sessions trade when KRX's continuous market does not (pre/after hours):
+        # the simulated quote is the only book there is, so they trade on it.
+        return session in krx.NXT_SESSIONS or self._is_open() or self.calendar
+
+    def _end(self, acct: _PaperAccount, order: _PaperOrder, status: OrderStatus, why: str) -> None:
+        self._set_status(acct, order, status, why)
+        self._write(
+            {"t": "status", "a": acct.account_id, "o": order.broker_order_id, "st": status.value}
+            | {"why": why}
+        )
+        self._emit(acct.account_id, OrderUpdate(order.report()))
+
+    def _set_session(self, acct: _PaperAccount, order: _PaperOrder, session: str) -> None:
+        order.session = session
+        self._write(
+            {
+                "t": "session",
+                "a": acct.account_id,
+                "o": order.broker_order_id,
+                "sess": session,
+                "conv": order.converted,
+            }
+        )
+
+    def advance(self, now: datetime | None = None) -> None:
+        """Run every session moment the clock has passed (calendar mode; see
+        ``paper_sessions``). The server calls it every second; tests call it directly."""
+        if not self.calendar:
+            return
+        when = now or self._clock.now()
+        for moment in self._schedule.due(when):
+            self._on_moment(moment)
+        for symbol, until in list(self._vi_until.items()):
+            if when.timestamp() >= until:
+                self._end_vi(symbol, when.timestamp())
+
+    def _orders_in(self, sessions: set[str], day: date) -> list[tuple[_PaperAccount, _PaperOrder]]:
+        return [
+            (self._accounts[a], o)
+            for working in self._working.values()
+            for a, o in list(working.values())
+            if o.session in sessions and o.day == day and o.status in _WORKING
+        ]
+
+    def _on_moment(self, m: Moment) -> None:
+        day, ts = m.at.date(), m.at.timestamp()
+        regular = {
+            krx.Session.OPENING_AUCTION.value,
+            krx.Session.CONTINUOUS.value,
+            krx.Session.CLOSING_AUCTION.value,
+        }
+        if m.due == Due.OPENING_AUCTION:
+            by_symbol = self._by_symbol(self._orders_in({m.session.value}, day))
+            for symbol, orders in by_symbol.items():
+                px = self._auction(symbol, orders, ts)
+                if px is not None:
+                    self._vi_ref[symbol] = px
+                for acct, o in orders:
+                    if o.status in _WORKING:
+                        self._set_session(acct, o, krx.Session.CONTINUOUS.value)
+        elif m.due == Due.CONVERT:
+            for acct, o in self._orders_in(regular, day):
+                if o.type == OrderType.CONDITIONAL:
+                    o.converted = True
+                    self._set_session(acct, o, krx.Session.CLOSING_AUCTION.value)
+        elif m.due == Due.CLOSING_AUCTION:
+            orders = self._orders_in(regular, day)
+            for symbol, group in self._by_symbol(orders).items():
+                px = self._auction(symbol, group, ts)
+                self._close[symbol] = px if px is not None else self._today_close(symbol) or 0
+            # Regular-session orders do not carry into the off-hours sessions.
+            for acct, o in orders:
+                if o.status in _WORKING:
+                    self._end(acct, o, OrderStatus.EXPIRED, "정규장 종료 (regular session ended)")
+        elif m.due == Due.AFTER_CLOSE:
+            for acct, o in self._orders_in({m.session.value}, day):
+                if o.price:
+                    self._fill(acct, o, o.remaining, o.price, ts)
+        elif m.due == Due.SINGLE_PRICE:
+            orders = self._orders_in({m.session.value}, day)
+            for symbol, group in self._by_symbol(orders).items():
+                self._auction(symbol, group, ts, reference=self._today_close(symbol))
+        elif m.due == Due.EXPIRE:
+            sessions = {m.session.value}
+            if m.session == krx.Session.NXT_AFTER:
+                sessions = {s.value for s in krx.NXT_SESSIONS}
+            for acct, o in self._orders_in(sessions, day):
+                self._end(acct, o, OrderStatus.EXPIRED, f"{m.session} 종료 (session ended)")
+
+    @staticmethod
+    def _by_symbol(
+        orders: list[tuple[_PaperAccount, _PaperOrder]],
+    ) -> dict[str, list[tuple[_PaperAccount, _PaperOrder]]]:
+        out: dict[str, list[tuple[_PaperAccount, _PaperOrder]]] = {}
+        for acct, o in sorted(orders, key=lambda ao: (ao[1].ts, ao[1].broker_order_id)):
+            out.setdefault(o.symbol, []).append((acct, o))
+        return out
+
+    def _auction(
+        self,
+        symbol: str,
+        orders: list[tuple[_PaperAccount, _PaperOrder]],
+        ts: float,
+        *,
+        reference: int | None = None,
+    ) -> int | None:
+        """Match ``orders`` in one call auction at a single price; the price, or None.
+
+        The simulated market takes part as liquidity at its own price (the reference: the
+        last trade): what it shows on both sides, at that price. Paper orders priced through
+        it trade at the one price that executes the most (``domain.matching``)."""
+        tick = self._quotes.last(symbol)
+        ref = reference or (tick.price if tick is not None else 0)
+        if ref <= 0:
+            return None
+        depth = 0
+        if tick is not None:
+            depth = max(tick.bid_size, tick.ask_size, tick.volume)
+        if depth <= 0:
+            # Before the day's first trade the book shows no size: the simulated market then
+            # takes the other side of whatever crosses its price (it is the only counterparty).
+            depth = sum(o.remaining for _, o in orders)
+        book = [
+            matching.AuctionOrder(o.side, o.remaining, o.limit, key=o.broker_order_id)
+            for _, o in orders
+        ]
+        if depth > 0:
+            book += [
+                matching.AuctionOrder(Side.BUY, depth, ref, key="market-bid"),
+                matching.AuctionOrder(Side.SELL, depth, ref, key="market-ask"),
+            ]
+        result = matching.auction_price(book, ref)
+        if result is None:
+            return None
+        for acct, o in orders:
+            qty = result.fills.get(o.broker_order_id, 0)
+            if qty > 0:
+                self._fill(acct, o, qty, result.price, ts)
+        return result.price
+
+    def _end_vi(self, symbol: str, ts: float) -> None:
+        """A volatility interruption's two minutes are over: one auction, then trading."""
+        self._vi_until.pop(symbol, None)
+        continuous = {krx.Session.CONTINUOUS.value}
+        orders = [
+            (self._accounts[a], o)
+            for a, o in self._working.get(symbol, {}).values()
+            if o.session in continuous and o.status in _WORKING
+        ]
+        px = self._auction(symbol, self._by_symbol(orders).get(symbol, []), ts)
+        tick = self._quotes.last(symbol)
+        self._vi_ref[symbol] = px or (tick.price if tick is not None else 0)
+
+    def _check_vi(self, tick: Tick) -> bool:
+        """Whether ``tick.symbol`` is (now) in a volatility interruption (krx.md §3 VI)."""
+        until = self._vi_until.get(tick.symbol)
+        if until is not None:
+            if tick.ts < until:
+                return True
+            self._end_vi(tick.symbol, tick.ts)
+        prev = self._last_px.get(tick.symbol, 0)
+        self._last_px[tick.symbol] = tick.price
+        ref = self._vi_ref.get(tick.symbol) or tick.base_price
+        if prev and krx.vi_triggered(tick.price, prev, ref, krx.Session.CONTINUOUS):
+            self._vi_until[tick.symbol] = tick.ts + krx.VI_DURATION.total_seconds()
+            log.info("paper: VI on %s at %s (last %s)", tick.symbol, tick.price, prev)
+            return True
+        return False
+
+    def in_vi(self, symbol: str) -> bool:
+        """Whether the symbol is in a volatility interruption now."""
+        return symbol in self._vi_until
+
     # --- matching
 
     def on_tick(self, tick: Tick) -> None:
         """Match resting orders of ``tick.symbol`` against the new trade and book."""
+        if self.calendar:
+            self.advance(datetime.fromtimestamp(tick.ts, KST))
+        if self.vi and self._check_vi(tick):
+            return
         working = self._working.get(tick.symbol)
         if not working or not self._is_open():
             return
         day = datetime.fromtimestamp(tick.ts, KST).date()
         for account_id, order in list(working.values()):
             acct = self._accounts[account_id]
-            if order.day != day:
-                self._set_status(acct, order, OrderStatus.EXPIRED, "day ended")
-                self._write(
-                    {
-                        "t": "status",
-                        "a": account_id,
-                        "o": order.broker_order_id,
-                        "st": "EXPIRED",
-                        "why": "day ended",
-                    }
-                )
-                self._emit(account_id, OrderUpdate(order.report()))
+            if (order.day != day and order.venue == "KRX") or order.day < day:
+                self._end(acct, order, OrderStatus.EXPIRED, "day ended")
                 continue
+            if krx.Session(order.session) in krx.AUCTIONS:
+                continue  # waits for its auction
             self._match(acct, order, tick, resting=True)
 
-    def _match(self, acct: _PaperAccount, order: _PaperOrder, tick: Tick, *, resting: bool) -> None:
+    def _quote_for(self, order: _PaperOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
+        """(price, shares available) for the order against this tick; (0, 0) for no trade."""
         buy = order.side == Side.BUY
         best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
-        px = 0
-        avail = 0
-        if order.type == OrderType.MARKET or (
-            order.price is not None
-            and best
-            and (order.price >= best if buy else order.price <= best)
-        ):
-            px, avail = best, size
-        elif (
+        limit = order.limit
+        if best and matching.crosses(order.side, limit, best):
+            return best, size
+        if (
             resting
-            and order.price is not None
+            and limit is not None
             and tick.volume
-            and (tick.price < order.price if buy else tick.price > order.price)
+            and (tick.price < limit if buy else tick.price > limit)
         ):
             # The market traded through our price: we would have been filled first.
-            px, avail = order.price, tick.volume
+            return limit, tick.volume
+        return 0, 0
+
+    def _match(self, acct: _PaperAccount, order: _PaperOrder, tick: Tick, *, resting: bool) -> None:
+        px, avail = self._quote_for(order, tick, resting=resting)
         if px <= 0 or avail <= 0:
             return
-        qty = min(order.remaining, avail)
+        self._fill(acct, order, min(order.remaining, avail), px, tick.ts)
+
+    def _fill(self, acct: _PaperAccount, order: _PaperOrder, qty: int, px: int, ts: float) -> None:
+        if qty <= 0 or order.status not in _WORKING:
+            return
         fill_id = f"{order.broker_order_id}-{order.fills + 1}"
         inst = self._quotes.instrument(order.symbol)
         market = inst.market if inst else "KOSPI"
-        trade_day = datetime.fromtimestamp(tick.ts, KST).date()
+        trade_day = datetime.fromtimestamp(ts, KST).date()
         fee, tax = krx.fill_costs(
             order.side,
             qty,
@@ -578,7 +910,7 @@ class PaperBroker:
             acct.commission_rate,
             prior_amount=order.filled_amount,
         )
-        self._book_fill(acct, order, qty, px, fill_id, tick.ts, fee, tax)
+        self._book_fill(acct, order, qty, px, fill_id, ts, fee, tax)
         self._write(
             {
                 "t": "fill",
@@ -587,7 +919,7 @@ class PaperBroker:
                 "q": qty,
                 "p": px,
                 "f": fill_id,
-                "ts": tick.ts,
+                "ts": ts,
                 "fee": fee,
                 "tax": tax,
             }

@@ -23,6 +23,8 @@ from hoga.brokers.base import (
     BrokerRejected,
     EventSink,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     PlaceAck,
     PlaceRequest,
@@ -124,11 +126,9 @@ class SessionLimitedBroker:
         self.sent[account.account_id] += 1
         return await self._book.place(account, request)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
         self._check(account, "modify")
-        return await self._book.modify(account, broker_order_id, symbol, qty, price)
+        return await self._book.modify(account, request)
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int

@@ -298,6 +298,231 @@ def session_phase(t: datetime) -> str:
     return Phase.CLOSED
 
 
+# --- sessions and order types (krx.md §3, §5) --------------------------------------------
+
+
+class Session(StrEnum):
+    """One trading window of a day. Several can be open at once (08:30-08:40 KRX collects the
+    opening auction while pre-market closing-price trading runs)."""
+
+    #: 장전 시간외 종가: trades at the previous close, time priority (krx.md §3, 08:30-08:40).
+    PRE_CLOSE = "pre_close"
+    #: 시가 단일가: orders collected 08:30-09:00, one opening price at 09:00.
+    OPENING_AUCTION = "opening_auction"
+    #: 접속매매: 09:00-15:20.
+    CONTINUOUS = "continuous"
+    #: 종가 단일가: 15:20-15:30, one closing price at 15:30.
+    CLOSING_AUCTION = "closing_auction"
+    #: 장후 시간외 종가: entry 15:30-16:00, trades at today's close 15:40-16:00.
+    AFTER_CLOSE = "after_close"
+    #: 시간외 단일가: 16:00-18:00, a call auction every 10 minutes, ±10% of the close.
+    SINGLE_PRICE = "single_price"
+    #: Nextrade pre-market 08:00-08:50, main market 09:00:30-15:20, after-market 15:40-20:00.
+    NXT_PRE = "nxt_pre"
+    NXT_MAIN = "nxt_main"
+    NXT_AFTER = "nxt_after"
+
+
+VENUES: Final = ("KRX", "NXT", "SOR")
+KRX_SESSIONS: Final = frozenset(
+    {
+        Session.PRE_CLOSE,
+        Session.OPENING_AUCTION,
+        Session.CONTINUOUS,
+        Session.CLOSING_AUCTION,
+        Session.AFTER_CLOSE,
+        Session.SINGLE_PRICE,
+    }
+)
+NXT_SESSIONS: Final = frozenset({Session.NXT_PRE, Session.NXT_MAIN, Session.NXT_AFTER})
+#: Sessions that match orders one price at a time (call auctions).
+AUCTIONS: Final = frozenset(
+    {Session.OPENING_AUCTION, Session.CLOSING_AUCTION, Session.SINGLE_PRICE}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Window:
+    """When a session runs on one day: orders accepted in [start, end); trades from
+    ``trades_from`` (the after-close session takes orders from 15:30, trades from 15:40)."""
+
+    session: Session
+    start: datetime
+    end: datetime
+    trades_from: datetime
+
+    def accepts_at(self, t: datetime) -> bool:
+        return self.start <= t < self.end
+
+    def trades_at(self, t: datetime) -> bool:
+        return self.trades_from <= t < self.end
+
+
+_M = timedelta(minutes=1)
+
+
+def day_windows(d: date) -> list[Window]:
+    """Every session window of ``d`` (KST), KRX and Nextrade; empty on a closed day.
+
+    KRX windows hang off the regular open and close (krx.md §3), so the first day of the year
+    (open 10:00) and CSAT days (10:00-16:30) move with them. Nextrade (krx.md §3 NXT; Yuanta's
+    times): pre 08:00-08:50, main 09:00:30-15:20, after 15:40-20:00; on CSAT day no pre-market,
+    main 10:00-16:20, after 16:30-20:00. [U] Nextrade on the first day of the year is assumed
+    to follow KRX's one-hour later open.
+    """
+    st = session_times(d)
+    if st is None:
+        return []
+    o, c = st.open, st.close
+
+    def w(s: Session, a: datetime, b: datetime, trades: datetime | None = None) -> Window:
+        return Window(s, a, b, trades or a)
+
+    out = [
+        w(Session.PRE_CLOSE, o - 30 * _M, o - 20 * _M),
+        w(Session.OPENING_AUCTION, o - 30 * _M, o),
+        w(Session.CONTINUOUS, o, c - 10 * _M),
+        w(Session.CLOSING_AUCTION, c - 10 * _M, c),
+        w(Session.AFTER_CLOSE, c, c + 30 * _M, c + 10 * _M),
+        w(Session.SINGLE_PRICE, c + 30 * _M, c + 150 * _M),
+    ]
+    at8 = datetime.combine(d, time(8, 0), tzinfo=KST)
+    at20 = datetime.combine(d, time(20, 0), tzinfo=KST)
+    if d in CSAT_DAYS:
+        out += [
+            w(Session.NXT_MAIN, o, c - 10 * _M),
+            w(Session.NXT_AFTER, c, at20),
+        ]
+    else:
+        if o.time() == _REGULAR_OPEN:
+            out.append(w(Session.NXT_PRE, at8, o - 10 * _M))
+        out += [
+            w(Session.NXT_MAIN, o + timedelta(seconds=30), c - 10 * _M),
+            w(Session.NXT_AFTER, c + 10 * _M, at20),
+        ]
+    return out
+
+
+def sessions_at(t: datetime, venue: str = "KRX") -> frozenset[Session]:
+    """The sessions taking orders at ``t`` on ``venue`` (SOR: either market's)."""
+    k = _as_kst(t)
+    allowed = _venue_sessions(venue)
+    return frozenset(
+        w.session for w in day_windows(k.date()) if w.session in allowed and w.accepts_at(k)
+    )
+
+
+def window(d: date, session: Session) -> Window | None:
+    """The window of ``session`` on ``d``, or None when it does not run that day."""
+    return next((w for w in day_windows(d) if w.session == session), None)
+
+
+def _venue_sessions(venue: str) -> frozenset[Session]:
+    v = venue.upper()
+    if v == "KRX":
+        return KRX_SESSIONS
+    if v == "NXT":
+        return NXT_SESSIONS
+    if v == "SOR":
+        return KRX_SESSIONS | NXT_SESSIONS
+    raise ValueError(f"unknown venue {venue!r}; expected one of {VENUES}")
+
+
+# Order types by session (krx.md §5). Type names are ``domain.orders.OrderType`` values;
+# IOC/FOK are continuous-session only [V]. [U]: best/priority orders are refused in call
+# auctions (they price off a book that is not trading), and Nextrade's pre/after markets take
+# limit orders only.
+_CONTINUOUS_TYPES: Final = frozenset({"limit", "market", "conditional", "best", "priority"})
+SESSION_TYPES: Final[dict[Session, frozenset[str]]] = {
+    Session.PRE_CLOSE: frozenset({"pre_close"}),
+    Session.OPENING_AUCTION: frozenset({"limit", "market", "conditional"}),
+    Session.CONTINUOUS: _CONTINUOUS_TYPES,
+    # A conditional limit order cannot be entered once the closing auction has begun.
+    Session.CLOSING_AUCTION: frozenset({"limit", "market"}),
+    Session.AFTER_CLOSE: frozenset({"after_close"}),
+    Session.SINGLE_PRICE: frozenset({"single_price"}),
+    Session.NXT_PRE: frozenset({"limit"}),
+    Session.NXT_MAIN: frozenset({"limit", "market", "best", "priority"}),
+    Session.NXT_AFTER: frozenset({"limit"}),
+}
+#: Sessions where IOC/FOK may be attached (continuous matching only).
+TIF_SESSIONS: Final = frozenset({Session.CONTINUOUS, Session.NXT_MAIN})
+
+
+def session_for_order(
+    t: datetime, order_type: str, tif: str = "day", venue: str = "KRX"
+) -> Session | None:
+    """The session that would take an order of ``order_type``/``tif`` at ``t`` on ``venue``,
+    or None when no open session accepts it now."""
+    for s in sorted(sessions_at(t, venue)):
+        if order_type in SESSION_TYPES[s] and (tif == "day" or s in TIF_SESSIONS):
+            return s
+    return None
+
+
+def single_price_band(close: int, base_price: int, kind: str = "stock") -> tuple[int, int]:
+    """The after-hours single-price band: ±10% of today's close, on the tick grid, and never
+    beyond the day's ±30% limits (krx.md §2, §3). The width is cut to the close's tick like
+    the daily limit's."""
+    lower_day, upper_day = price_limits(base_price, kind)
+    tick = tick_size(close, kind)
+    width = (close // 10) // tick * tick
+    up_raw = close + width
+    upper = up_raw - up_raw % tick_size(up_raw, kind)
+    lower = round_to_tick(max(close - width, 1), kind, up=True)
+    return max(lower, lower_day), min(upper, upper_day)
+
+
+def fixed_price(order_type: str, base_price: int, close: int | None) -> int | None:
+    """The price closing-price orders trade at: the previous close (= the base price) before
+    the open, today's close after it; None for every other type, or before there is a close."""
+    if order_type == "pre_close":
+        return base_price
+    if order_type == "after_close":
+        return close
+    return None
+
+
+def single_price_round(t: datetime) -> datetime | None:
+    """The next after-hours single-price match at or after ``t``: every 10 minutes from the
+    session start + 10 min to its end (16:10 ... 18:00, 12 rounds), or None when none is left
+    today."""
+    k = _as_kst(t)
+    win = window(k.date(), Session.SINGLE_PRICE)
+    if win is None or k >= win.end:
+        return None
+    at = win.start + 10 * _M
+    while at < k:
+        at += 10 * _M
+    return min(at, win.end)
+
+
+# --- volatility interruption (krx.md §3 VI) ---------------------------------------------
+
+#: VI lasts two minutes of single-price matching.
+VI_DURATION: Final = timedelta(minutes=2)
+#: Static VI: ±10% from the last call-auction price (the base price before the open).
+STATIC_VI: Final = Decimal("0.10")
+
+
+def dynamic_vi_rate(session: Session, kospi200: bool = False) -> Decimal:
+    """The dynamic VI threshold (krx.md §3 VI table): 3%/6% in continuous and after-hours
+    single price, 2%/4% in the closing auction, for KOSPI200 members / everything else."""
+    if session == Session.CLOSING_AUCTION:
+        return Decimal("0.02") if kospi200 else Decimal("0.04")
+    return Decimal("0.03") if kospi200 else Decimal("0.06")
+
+
+def vi_triggered(
+    price: int, last: int, auction_ref: int, session: Session, *, kospi200: bool = False
+) -> bool:
+    """Whether a trade at ``price`` would trip a VI: beyond the dynamic band around the last
+    trade, or the static ±10% band around the last call-auction price."""
+    if last > 0 and abs(Decimal(price - last)) > Decimal(last) * dynamic_vi_rate(session, kospi200):
+        return True
+    return auction_ref > 0 and abs(Decimal(price - auction_ref)) > Decimal(auction_ref) * STATIC_VI
+
+
 def settlement_date(trade_date: date) -> date:
     """T+2 in exchange business days (krx.md §5); the date sell tax is charged by."""
     # A trade stamped on a closed day (demo mode trades around the clock) belongs to the next

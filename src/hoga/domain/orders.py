@@ -21,8 +21,96 @@ class Side(StrEnum):
 
 
 class OrderType(StrEnum):
+    """KRX order types (krx.md §5). Which session accepts which is ``domain.krx``'s business.
+
+    ``LIMIT`` 지정가; ``MARKET`` 시장가; ``CONDITIONAL`` 조건부지정가 (a limit order whose
+    unfilled rest becomes a market order when the closing auction starts); ``BEST`` 최유리지정가
+    (priced at the opposite side's best price on arrival); ``PRIORITY`` 최우선지정가 (priced at
+    the same side's best price); ``PRE_CLOSE`` 장전 시간외 종가 (at the previous close);
+    ``AFTER_CLOSE`` 장후 시간외 종가 (at today's close); ``SINGLE_PRICE`` 시간외 단일가 (a limit
+    order matched in the after-hours call auctions every 10 minutes).
+    """
+
     LIMIT = "limit"
     MARKET = "market"
+    CONDITIONAL = "conditional"
+    BEST = "best"
+    PRIORITY = "priority"
+    PRE_CLOSE = "pre_close"
+    AFTER_CLOSE = "after_close"
+    SINGLE_PRICE = "single_price"
+
+    @property
+    def needs_price(self) -> bool:
+        """Whether the order names its own limit price (the rest are priced by the market)."""
+        return self in _PRICED
+
+    @property
+    def market_like(self) -> bool:
+        """Priced by the book at execution: a buy reserves cash at the day's upper limit."""
+        return self in (OrderType.MARKET, OrderType.BEST, OrderType.PRIORITY)
+
+
+_PRICED: Final = frozenset({OrderType.LIMIT, OrderType.CONDITIONAL, OrderType.SINGLE_PRICE})
+
+
+class TimeInForce(StrEnum):
+    """How long the unfilled part of an order lives.
+
+    ``DAY`` rests until filled, cancelled or the session ends; ``IOC`` (immediate or cancel)
+    fills what it can on arrival and cancels the rest; ``FOK`` (fill or kill) fills completely
+    on arrival or not at all. IOC/FOK exist for limit, market and best orders only (krx.md §5).
+    """
+
+    DAY = "day"
+    IOC = "ioc"
+    FOK = "fok"
+
+
+#: Order types that may carry IOC or FOK (krx.md §5).
+TIF_TYPES: Final = frozenset({OrderType.LIMIT, OrderType.MARKET, OrderType.BEST})
+
+
+class Venue(StrEnum):
+    """Where an order is routed: KRX, Nextrade (NXT) or the broker's smart order routing."""
+
+    KRX = "KRX"
+    NXT = "NXT"
+    SOR = "SOR"
+
+
+class InvalidModify(ValueError):
+    """A modify (정정) that cannot be sent: see :func:`check_modify`."""
+
+
+def check_modify(
+    qty: int, filled_qty: int, price: int | None, new_qty: int | None, new_price: int | None
+) -> tuple[int, int]:
+    """The (new total quantity, new price) of a modify, or ``InvalidModify``.
+
+    ``new_qty`` is the new *total* quantity (filled part included): it must exceed what has
+    filled and may not exceed the current quantity - Korean brokers cannot add shares to an
+    order (kis.md §5.1: modify qty ≤ original). The new price is required when the order has
+    none. At least one of the two must change something.
+    """
+    if new_qty is None and new_price is None:
+        raise InvalidModify("정정할 가격이나 수량이 없습니다 (nothing to modify)")
+    q = qty if new_qty is None else new_qty
+    p = price if new_price is None else new_price
+    if p is None or p <= 0:
+        raise InvalidModify("정정 가격이 필요합니다 (a modify needs a price)")
+    if q <= filled_qty:
+        raise InvalidModify(
+            f"정정 수량은 체결수량({filled_qty})보다 커야 합니다 "
+            f"(new quantity must exceed the filled {filled_qty})"
+        )
+    if q > qty:
+        raise InvalidModify(
+            f"정정으로 수량을 늘릴 수 없습니다 (현재 {qty}) (a modify cannot add shares)"
+        )
+    if q == qty and p == price:
+        raise InvalidModify("정정 내용이 현재 주문과 같습니다 (the modify changes nothing)")
+    return q, p
 
 
 class OrderStatus(StrEnum):
@@ -120,7 +208,8 @@ def status_after_fill(qty: int, filled_qty: int, current: OrderStatus) -> OrderS
 class OrderIntent:
     """What a person or strategy asks for, before any check.
 
-    ``price`` is required for limit orders and must be absent for market orders.
+    ``price`` is required for the types that name their price (``OrderType.needs_price``)
+    and must be absent for the others. ``tif`` and ``venue`` default to a day order on KRX.
     """
 
     symbol: str
@@ -133,6 +222,8 @@ class OrderIntent:
     urgent: bool = False
     strategy_id: int | None = None
     source: str = "api"
+    tif: TimeInForce = TimeInForce.DAY
+    venue: Venue = Venue.KRX
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +257,8 @@ class Order:
     created_at: datetime
     updated_at: datetime
     submitted_at: datetime | None
+    tif: TimeInForce = TimeInForce.DAY
+    venue: Venue = Venue.KRX
 
     @property
     def remaining(self) -> int:

@@ -187,7 +187,14 @@ class ExecutionEvents:
                 else {}
             )
             if order.status in (S.SUBMITTING,):
-                return None  # the place() answer will settle it
+                if target == S.REJECTED:
+                    return None  # the place() answer (a refusal) will settle it
+                # The broker had the order and already ended it (an IOC/FOK rest cancelled on
+                # arrival) before its answer reached us: accepted, then ended.
+                accepted = await move(order, S.ACCEPTED, detail="broker: accepted", **values)
+                if accepted is None:
+                    return None
+                order, values = accepted, {}
             return await move(
                 order, target, detail=f"broker: {target.value.lower()}", **values, **extra
             )

@@ -32,6 +32,8 @@ from urllib.parse import urlsplit
 from hoga.brokers.base import AccountRef
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
+from hoga.domain.orders import OrderIntent
+from hoga.execution import risk
 from hoga.execution.health import DOWN, UNREACHABLE, BrokerHealth
 from hoga.execution.queue import Kind
 
@@ -57,20 +59,43 @@ def real_money(broker: str, env: str, base_url: str | None = None) -> bool:
 
 
 class TradingHours:
-    """Whether the market is open for an account now (see the module docstring)."""
+    """Whether the market is open for an account now (see the module docstring).
 
-    def __init__(self, clock: Clock, server_open: Callable[[], bool]) -> None:
+    On the calendar (real money always; every account with ``calendar=True``, i.e.
+    ``HOGA_MARKET_MODE=calendar``) the market is open while any KRX or Nextrade session takes
+    orders - auctions and off-hours sessions included; ``session_for`` then says which session
+    takes a given order (the risk gate refuses types the session does not take). In demo mode
+    the server's own answer governs and everything trades as the continuous session.
+    """
+
+    def __init__(
+        self, clock: Clock, server_open: Callable[[], bool], *, calendar: bool = False
+    ) -> None:
         self._clock = clock
         self._server_open = server_open
+        self.calendar = calendar
 
     def calendar_open(self) -> bool:
         """KRX's regular continuous session (the same rule as ``HOGA_MARKET_MODE=calendar``)."""
         return krx.session_phase(self._clock.now()) == krx.Phase.CONTINUOUS
 
+    def _on_calendar(self, broker: str, env: str, base_url: str | None) -> bool:
+        return self.calendar or real_money(broker, env, base_url)
+
     def open_for(self, broker: str, env: str, base_url: str | None = None) -> bool:
-        if real_money(broker, env, base_url):
-            return self.calendar_open()
+        if self._on_calendar(broker, env, base_url):
+            return bool(krx.sessions_at(self._clock.now(), "SOR"))
         return self._server_open()
+
+    def session_for(
+        self, broker: str, env: str, base_url: str | None, intent: OrderIntent
+    ) -> str | None:
+        """The session that takes ``intent`` now for such an account (None: none does)."""
+        if self._on_calendar(broker, env, base_url):
+            return risk.order_session(intent, self._clock.now(), calendar=True)
+        if not self._server_open():
+            return None
+        return risk.order_session(intent, self._clock.now(), calendar=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +162,8 @@ class SendGate:
             what = "실전 계좌 주문은 " if real_money(ref.broker, ref.env, ref.base_url) else ""
             return Hold(
                 "market.closed",
-                f"장 운영시간이 아닙니다: {what}정규장에 보냅니다 "
-                "(KRX is closed: the order goes out in the regular session)",
+                f"장 운영시간이 아닙니다: {what}장이 열리면 보냅니다 "
+                "(KRX is closed: the order goes out when the market opens)",
                 recheck=15.0,
             )
         h = self.health.account(ref.account_id, ref.broker)

@@ -28,7 +28,7 @@ from hoga.domain.tiers import Tier
 from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
-from hoga.execution.riskinputs import AccountOpen, RiskReader
+from hoga.execution.riskinputs import AccountOpen, AccountSession, RiskReader
 from hoga.execution.validation import same_or_conflict, validate
 from hoga.security.auth import AuthService
 from hoga.store.db import Actor
@@ -45,11 +45,17 @@ S = OrderStatus
 class Intake:
     """Submit, preview, cancel and read orders for a user (see the module docstring)."""
 
-    def __init__(self, core: OrderCore, auth: AuthService, account_open: AccountOpen) -> None:
+    def __init__(
+        self,
+        core: OrderCore,
+        auth: AuthService,
+        account_open: AccountOpen,
+        account_session: AccountSession | None = None,
+    ) -> None:
         self._core = core
         self._auth = auth
         self._user_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
-        self.risk = RiskReader(core, account_open)
+        self.risk = RiskReader(core, account_open, account_session)
 
     # ------------------------------------------------------------------ submit
 
@@ -105,6 +111,8 @@ class Intake:
                     symbol=intent.symbol,
                     side=intent.side.value,
                     type=intent.type.value,
+                    tif=intent.tif.value,
+                    venue=intent.venue.value,
                     qty=intent.qty,
                     price=intent.price,
                     status=status.value,

@@ -26,10 +26,26 @@ from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any
 
-from hoga.brokers.base import BrokerError, BrokerNotProcessed, BrokerRejected, OrderStatusReport
+from hoga.brokers.base import (
+    BrokerError,
+    BrokerNotProcessed,
+    BrokerRejected,
+    ModifyAck,
+    ModifyRequest,
+    OrderStatusReport,
+)
 from hoga.domain import krx
 from hoga.domain.errors import Conflict, InvalidInput, NotFound
-from hoga.domain.orders import Modified, Order, OrderIntent, OrderStatus, OrderType, Priority, Side
+from hoga.domain.orders import (
+    InvalidModify,
+    Modified,
+    Order,
+    OrderIntent,
+    OrderStatus,
+    Priority,
+    Side,
+    check_modify,
+)
 from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.execution.queue import Kind, QueueItem
@@ -92,15 +108,7 @@ class Modifier:
             check_qty(quantity, BAD)
         if price is not None:
             check_price(price, BAD)
-            if order.type != OrderType.LIMIT:
-                raise InvalidInput(
-                    "시장가 주문은 가격을 정정할 수 없습니다 (a market order has no price to modify)",
-                    BAD,
-                    field="price",
-                )
         self._check_state(order)
-        new_qty = order.qty if quantity is None else quantity
-        new_price = order.price if price is None else price
         user = await self._auth.user(user_id)
         tier = await self._auth.tier(user.tier)
         inst = core.quotes.instrument(order.symbol)
@@ -110,15 +118,14 @@ class Modifier:
         async with core.account_locks[order.account_id], core.db.tx(Actor.user(user_id)) as conn:
             order = await core.reload(conn, order)
             self._check_state(order)
-            if new_qty <= order.filled_qty:
-                raise InvalidInput(
-                    f"정정 수량은 체결된 수량({order.filled_qty}주)보다 커야 합니다 "
-                    "(quantity must exceed what has executed)",
-                    BAD,
-                    field="quantity",
+            # The one rule for a modify's terms (also the brokers'): the new total quantity
+            # above the filled part and never more shares, a price, and some change.
+            try:
+                new_qty, new_price = check_modify(
+                    order.qty, order.filled_qty, order.price, quantity, price
                 )
-            if (new_qty, new_price) == (order.qty, order.price):
-                raise InvalidInput("바뀌는 것이 없습니다 (nothing to change)", BAD)
+            except InvalidModify as e:
+                raise InvalidInput(str(e), BAD) from None
             acct = await accounts_repo.require_account(conn, user_id, order.account_id)
             intent = OrderIntent(
                 symbol=order.symbol,
@@ -128,6 +135,8 @@ class Modifier:
                 price=new_price,
                 account_id=acct.id,
                 client_order_id=order.client_order_id,
+                tif=order.tif,
+                venue=order.venue,
             )
             day, mono = krx.trading_date(now), core.clock.monotonic()
             inputs = await self._risk.read(conn, user, tier, acct, intent, inst, day, mono)
@@ -179,6 +188,14 @@ class Modifier:
                 "(only a working order can be modified)",
                 "order.not_modifiable",
             )
+        if not order.type.needs_price:
+            # Brokers modify only orders that name their price (limit, conditional, single
+            # price); a market-priced order is cancelled and placed again instead.
+            raise Conflict(
+                f"가격을 지정하지 않는 주문은 정정할 수 없습니다 ({order.type.value}) "
+                "(only limit, conditional and single-price orders can be modified)",
+                "order.not_modifiable",
+            )
 
     # ------------------------------------------------------------------ sending
 
@@ -197,7 +214,7 @@ class Modifier:
         ref = await core.accounts.ref_for(order.user_id, order.account_id)
         broker = core.accounts.broker_for(ref.broker)
         price = mod.price if mod.price is not None else order.price
-        assert price is not None  # only limit orders are modified
+        assert price is not None  # only priced orders are modified (``_check_state``)
         # Until the answer is recorded, reconciliation leaves the order alone (``settle``).
         self.sending.add(order.id)
         try:
@@ -210,12 +227,20 @@ class Modifier:
     ) -> None:
         core = self._core
         assert order.broker_order_id is not None
+        request = ModifyRequest(
+            broker_order_id=order.broker_order_id,
+            symbol=order.symbol,
+            side=order.side,
+            type=order.type,
+            qty=order.qty,  # the order as hoga knows it now
+            price=order.price,
+            new_qty=mod.qty,
+            new_price=price,
+            venue=order.venue.value,
+        )
         try:
-            await asyncio.wait_for(
-                broker.modify(
-                    ref, order.broker_order_id, order.symbol, mod.qty - order.filled_qty, price
-                ),
-                core.policy.submit_timeout,
+            ack: ModifyAck = await asyncio.wait_for(
+                broker.modify(ref, request), core.policy.submit_timeout
             )
         except BrokerNotProcessed as e:
             core.queue.defer(item, e.retry_after)
@@ -228,14 +253,21 @@ class Modifier:
             # Outcome unknown: the broker's report settles it (``settle``); never resent.
             core.on_unknown(order.account_id)
             return
-        if await core.record(order, "modify confirmation", partial(self.confirm, order, mod)):
+        # The order keeps its id (``ack.broker_order_id``); the broker's own number for the
+        # modify is only recorded in the order's history.
+        no = ack.modify_order_no
+        detail = "modified" if not no else f"modified (broker modify no. {no})"
+        confirm = partial(self.confirm, order, mod, detail)
+        if await core.record(order, "modify confirmation", confirm):
             self.pending.pop(order.id, None)
 
     # ------------------------------------------------------------------ outcomes
 
-    async def confirm(self, order: Order, mod: Modification) -> Order | None:
+    async def confirm(
+        self, order: Order, mod: Modification, detail: str = "modified"
+    ) -> Order | None:
         """The broker applied the modify: the order works on at the new price and quantity."""
-        return await self._settle_with(order, mod, "modified")
+        return await self._settle_with(order, mod, detail)
 
     async def revert(self, order: Order, refusal: BrokerRejected | None) -> Order | None:
         """The modify did not happen: the order works on unchanged."""

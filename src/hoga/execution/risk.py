@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Final
 
 from hoga.domain import krx
 from hoga.domain.market import Instrument
-from hoga.domain.orders import OrderIntent, OrderType, Priority, Side
+from hoga.domain.orders import TIF_TYPES, OrderIntent, OrderType, Priority, Side, TimeInForce
 from hoga.domain.tiers import Tier
 
 DESIGNATION_LABELS: Final = {
@@ -79,6 +80,11 @@ class RiskInputs:
     quote_age: float | None = None
     #: A market order needs a quote younger than this while the market is open (0: no check).
     max_quote_age: float = 0.0
+    #: The session that takes this order now (``krx.Session`` value, see ``order_session``);
+    #: None: no open session accepts its type/time in force on its venue.
+    session: str | None = krx.Session.CONTINUOUS.value
+    #: Today's closing price, for the after-hours single-price band (None: the last price).
+    close_price: int | None = None
     #: What to do with a buy of a designated symbol: designation -> allow / warn / refuse
     #: (``designation_policy``; missing designations are allowed).
     designation_policy: Mapping[str, str] = field(default_factory=dict)
@@ -107,18 +113,48 @@ def priority_for(intent: OrderIntent, tier: Tier) -> Priority:
     return Priority.VIP if tier.priority == "vip" else Priority.NORMAL
 
 
-def reserve_for(intent: OrderIntent, instrument: Instrument, commission_rate: object) -> int:
-    """Cash a buy holds back while it is open: value at the limit (or, for a market order, at
-    the day's upper limit, as KIS does) plus commission."""
+def reserve_for(
+    intent: OrderIntent, instrument: Instrument, commission_rate: object, close: int | None = None
+) -> int:
+    """Cash a buy holds back while it is open: value at the limit - or, for the market-like
+    types (market, best, priority), at the day's upper limit, as KIS does; closing-price
+    orders at their fixed price - plus commission."""
     if intent.side != Side.BUY:
         return 0
-    if intent.type == OrderType.LIMIT:
+    upper = krx.price_limits(instrument.base_price, instrument.kind)[1]
+    fixed = krx.fixed_price(intent.type.value, instrument.base_price, close)
+    if intent.type.needs_price:
         assert intent.price is not None
         price = intent.price
+    elif fixed is not None:
+        price = fixed
     else:
-        price = krx.price_limits(instrument.base_price, instrument.kind)[1]
+        price = upper
     amount = intent.qty * price
     return amount + krx.commission(amount, commission_rate)  # type: ignore[arg-type]
+
+
+def order_session(intent: OrderIntent, now: datetime, *, calendar: bool) -> str | None:
+    """The session an order goes into now: by the KRX/Nextrade calendar (real money, and
+    ``HOGA_MARKET_MODE=calendar``), or - in demo mode, which trades around the clock - the
+    continuous session for the types it takes. None: nothing accepts it now."""
+    if not calendar:
+        s = krx.Session.CONTINUOUS
+        ok = intent.type.value in krx.SESSION_TYPES[s]
+        return s.value if ok else None
+    found = krx.session_for_order(now, intent.type.value, intent.tif.value, intent.venue.value)
+    return found.value if found is not None else None
+
+
+def terms_problem(intent: OrderIntent) -> tuple[str, str] | None:
+    """(code, message) when the order's type, time in force and venue do not go together."""
+    if intent.tif != TimeInForce.DAY and intent.type not in TIF_TYPES:
+        return (
+            "order.bad_tif",
+            f"IOC/FOK는 지정가·시장가·최유리 주문에만 붙일 수 있습니다 ({intent.type}) "
+            "(IOC/FOK apply to limit, market and best orders only)",
+        )
+    return None
 
 
 def check(r: RiskInputs) -> RiskDecision:
@@ -146,6 +182,15 @@ def check(r: RiskInputs) -> RiskDecision:
         return _deny("risk.reducing_only", "포지션을 줄이는 주문만 가능합니다 (reduce-only mode)")
     if not r.market_open:
         return _deny("risk.market_closed", "장 운영시간이 아닙니다 (market closed)")
+    problem = terms_problem(i)
+    if problem is not None:
+        return _deny(*problem)
+    if r.session is None:
+        return _deny(
+            "risk.not_in_session",
+            f"지금 받을 수 없는 주문 유형입니다: {i.type}/{i.tif} ({i.venue}) "
+            "(no session open now takes this order type on this venue)",
+        )
     if inst.halted:
         return _deny(
             "risk.symbol_halted",
@@ -174,7 +219,7 @@ def check(r: RiskInputs) -> RiskDecision:
             "주문하세요 (no live quote for this symbol yet: subscribe to it first)",
         )
     if (
-        i.type == OrderType.MARKET
+        i.type.market_like
         and r.max_quote_age > 0
         and (r.quote_age is None or r.quote_age > r.max_quote_age)
     ):
@@ -191,8 +236,11 @@ def check(r: RiskInputs) -> RiskDecision:
             "오래되어 시장가 주문을 받지 않습니다. 지정가로 주문하세요 (last quote too old for a "
             "market order; use a limit order)",
         )
-    if i.type == OrderType.LIMIT:
-        assert i.price is not None
+    if i.type.needs_price:
+        if i.price is None:
+            return _deny(
+                "order.price_required", "가격이 필요한 주문입니다 (this order needs a price)"
+            )
         if i.price % krx.tick_size(i.price, inst.kind):
             tick = krx.tick_size(i.price, inst.kind)
             return _deny(
@@ -205,6 +253,15 @@ def check(r: RiskInputs) -> RiskDecision:
                 "risk.outside_limits",
                 f"가격제한폭을 벗어났습니다: 하한 {lower:,}원 ~ 상한 {upper:,}원 (outside the day's limits)",
             )
+        if i.type == OrderType.SINGLE_PRICE:
+            close = r.close_price or r.last_price or inst.base_price
+            lower, upper = krx.single_price_band(close, inst.base_price, inst.kind)
+            if not lower <= i.price <= upper:
+                return _deny(
+                    "risk.outside_single_price_band",
+                    f"시간외 단일가는 종가 ±10% 안에서만 주문할 수 있습니다: {lower:,}원 ~ "
+                    f"{upper:,}원 (after-hours single price: within 10% of the close)",
+                )
 
     if r.trades_today >= r.tier.daily_trades:
         return _deny(
@@ -237,7 +294,7 @@ def check(r: RiskInputs) -> RiskDecision:
                 "risk.max_positions",
                 f"보유 종목 수 한도({r.tier.max_positions}종목)에 도달했습니다 (max open positions reached)",
             )
-    reserved = reserve_for(i, inst, r.commission_rate)
+    reserved = reserve_for(i, inst, r.commission_rate, r.close_price or r.last_price)
     if i.side == Side.BUY and reserved > r.cash - r.reserved_cash:
         return _deny(
             "risk.insufficient_cash",

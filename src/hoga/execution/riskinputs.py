@@ -23,16 +23,31 @@ from hoga.store.repos import orders as repo
 from hoga.store.repos.accounts import AccountRecord
 
 AccountOpen = Callable[[str, str, str | None], bool]
+#: The KRX/Nextrade session that takes an intent now for an account (broker, env, url, intent);
+#: None: no open session does (``TradingHours.session_for``).
+AccountSession = Callable[[str, str, str | None, OrderIntent], str | None]
 
 
 class RiskReader:
     """Reads ``RiskInputs`` for one intent; keeps the per-user recent-intent window."""
 
-    def __init__(self, core: OrderCore, account_open: AccountOpen) -> None:
+    def __init__(
+        self,
+        core: OrderCore,
+        account_open: AccountOpen,
+        account_session: AccountSession | None = None,
+    ) -> None:
         self._core = core
         # Per account (broker, env, url): real-money accounts follow the KRX calendar whatever
         # the server's market mode (execution/gate.py).
         self._account_open = account_open
+        # The session an order goes into (sessions and order types, issue 14); without a
+        # calendar, the continuous session for the types it takes (demo mode).
+        self._account_session: AccountSession = account_session or (
+            lambda broker, env, url, intent: risk.order_session(
+                intent, core.clock.now(), calendar=False
+            )
+        )
         self._recent: dict[int, deque[tuple[float, tuple[Any, ...]]]] = defaultdict(deque)
 
     def _is_duplicate(self, user_id: int, intent: OrderIntent, now: float) -> bool:
@@ -88,6 +103,7 @@ class RiskReader:
             user_state=user.trading_state,
             server_state=core.server_state,
             market_open=self._account_open(acct.broker, acct.env, acct.base_url),
+            session=self._account_session(acct.broker, acct.env, acct.base_url, intent),
             quote_age=None if last is None else max(0.0, core.clock.time() - last.ts),
             max_quote_age=core.policy.max_quote_age,
             designation_policy=core.policy.designation_policy,

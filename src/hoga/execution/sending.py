@@ -125,6 +125,8 @@ class Sender:
             type=order.type,
             qty=order.qty,
             price=order.price,
+            venue=order.venue.value,
+            tif=order.tif,
         )
         events = self._events
         events.placing(order)

@@ -34,6 +34,7 @@ from hoga.execution.lifecycle import OrderControl
 from hoga.execution.modifying import Modifier
 from hoga.execution.ordercore import GATEWAY_OF, OrderCore, OrderPolicy
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.riskinputs import AccountSession
 from hoga.execution.sending import Sender
 from hoga.execution.validation import MAX_QTY
 from hoga.execution.views import order_view
@@ -67,11 +68,13 @@ class OrderService:
         policy: OrderPolicy,
         market_open: Callable[[], bool] | None = None,
         account_open: Callable[[str, str, str | None], bool] | None = None,
+        account_session: AccountSession | None = None,
     ) -> None:
         self.core = core = OrderCore(db, clock, accounts, quotes, queue, bus, policy)
         is_open = market_open or (lambda: True)
         opens = account_open or (lambda broker, env, url: is_open())
-        self.intake = Intake(core, auth, opens)
+        # The KRX/Nextrade session an order goes into (``TradingHours.session_for``).
+        self.intake = Intake(core, auth, opens, account_session)
         self.modifier = Modifier(core, auth, self.intake.risk)
         self.booking = Booking(core)
         self.events = ExecutionEvents(core, self.booking, self.modifier)

@@ -11,7 +11,7 @@ from dataclasses import replace
 from hoga.domain import krx
 from hoga.domain.errors import Conflict, InvalidInput
 from hoga.domain.market import QuoteSource
-from hoga.domain.orders import Order, OrderIntent, OrderType
+from hoga.domain.orders import Order, OrderIntent
 
 MAX_QTY = 10_000_000
 
@@ -30,7 +30,7 @@ def validate(intent: OrderIntent, quotes: QuoteSource) -> OrderIntent:
             f"알 수 없는 종목입니다: {symbol}", "order.unknown_symbol", field="symbol"
         )
     check_qty(intent.qty)
-    if intent.type == OrderType.LIMIT:
+    if intent.type.needs_price:
         if intent.price is None:
             raise InvalidInput(
                 "지정가 주문에는 가격이 필요합니다 (limit order needs a price)",
@@ -40,7 +40,8 @@ def validate(intent: OrderIntent, quotes: QuoteSource) -> OrderIntent:
         check_price(intent.price)
     elif intent.price is not None:
         raise InvalidInput(
-            "시장가 주문에는 가격을 넣지 않습니다 (market order takes no price)",
+            f"시장가·최유리·최우선·시간외종가 주문에는 가격을 넣지 않습니다 ({intent.type}) "
+            "(market-priced order takes no price)",
             "order.price_not_allowed",
             field="price",
         )
@@ -80,6 +81,8 @@ def same_or_conflict(existing: Order, intent: OrderIntent) -> Order:
         and existing.type == intent.type
         and existing.qty == intent.qty
         and existing.price == intent.price
+        and existing.tif == intent.tif
+        and existing.venue == intent.venue
         and (intent.account_id is None or existing.account_id == intent.account_id)
     )
     if not same:

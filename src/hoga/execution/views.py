@@ -21,6 +21,8 @@ def order_view(o: Order, extra: dict[str, Any] | None = None) -> dict[str, Any]:
         "symbol": o.symbol,
         "side": o.side.value,
         "type": o.type.value,
+        "tif": o.tif.value,
+        "venue": o.venue.value,
         "qty": o.qty,
         "price": o.price,
         "status": o.status.value,

@@ -225,7 +225,10 @@ orders = Table(
     Column("client_order_id", String(64), nullable=False),
     Column("symbol", String(8), nullable=False),
     Column("side", String(4), nullable=False),
-    Column("type", String(8), nullable=False),
+    Column("type", String(16), nullable=False),
+    # Time in force (day/ioc/fok) and venue (KRX/NXT/SOR); migration 0005.
+    Column("tif", String(4), nullable=False, default="day", server_default="day"),
+    Column("venue", String(4), nullable=False, default="KRX", server_default="KRX"),
     Column("qty", BigInteger, nullable=False),
     Column("price", BigInteger, nullable=True),
     Column("status", String(20), nullable=False),

@@ -43,6 +43,8 @@ from hoga.brokers.base import (
     EventSink,
     FillEvent,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     OrderUpdate,
     PlaceAck,
@@ -74,6 +76,7 @@ class _Known:
     type: OrderType = OrderType.LIMIT
     qty: int = 0
     price: int | None = None
+    venue: str = "KRX"
 
 
 @dataclass
@@ -126,6 +129,11 @@ class KisBroker:
         self._fill_ids: dict[int, set[str]] = defaultdict(set)
         self._notice_cum: dict[tuple[int, str], int] = {}
         self._reported_cum: dict[tuple[int, str], int] = {}
+        # Modify chains: a modify's number -> the number it replaced, and the order hoga knows
+        # (its root) -> the number now resting, which a further modify or cancel must name.
+        self._root: dict[tuple[int, str], str] = {}
+        self._head: dict[tuple[int, str], str] = {}
+        self._reductions: dict[tuple[int, str], int] = {}
         self._events = EventPump("kis")
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -274,16 +282,24 @@ class KisBroker:
         key = self.key(account)
         if request.qty <= 0:
             raise BrokerRejected("주문수량이 올바르지 않습니다", "kis.bad_qty")
-        if request.type == OrderType.LIMIT and not request.price:
+        priced = request.type.needs_price
+        if priced and not request.price:
             raise BrokerRejected("지정가 주문에는 가격이 필요합니다", "kis.no_price")
+        dvsn = wire.ord_dvsn(request.type, request.tif)
+        if dvsn is None:
+            raise BrokerRejected(
+                f"KIS에 없는 주문구분입니다 ({request.type}/{request.tif}) "
+                "(no such KIS order type)",
+                "kis.bad_order_type",
+            )
         body = {
             "CANO": cano,
             "ACNT_PRDT_CD": prdt,
             "PDNO": request.symbol,
-            "ORD_DVSN": wire.ORD_DVSN[request.type],
+            "ORD_DVSN": dvsn,
             "ORD_QTY": str(request.qty),
-            "ORD_UNPR": str(request.price or 0) if request.type == OrderType.LIMIT else "0",
-            "EXCG_ID_DVSN_CD": request.venue,
+            "ORD_UNPR": str(request.price or 0) if priced else "0",
+            "EXCG_ID_DVSN_CD": request.venue if request.venue in wire.VENUES else "KRX",
         }
         if request.side == Side.SELL:
             body["SLL_TYPE"] = "01"
@@ -299,38 +315,91 @@ class KisBroker:
             side=request.side,
             type=request.type,
             qty=request.qty,
-            price=request.price if request.type == OrderType.LIMIT else None,
+            price=request.price if request.type.needs_price else None,
+            venue=body["EXCG_ID_DVSN_CD"],
         )
         return PlaceAck(broker_order_id=odno, org_no=org)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
-        """Re-price ``qty`` shares of an open order; KIS names the result a new order."""
-        if qty <= 0 or price <= 0:
-            raise BrokerRejected("정정 수량과 가격은 1 이상이어야 합니다", "kis.bad_modify")
-        known = await self._order_info(account, broker_order_id)
-        body = self._rvse_body(account, known, broker_order_id, "01", qty, price, all_qty=False)
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify an open order through ``order-rvsecncl`` (kis.md §5.1).
+
+        Fewer shares: a partial cancel (``02``, ``QTY_ALL_ORD_YN=N``) of ``reduce_by``; a new
+        price: a modify (``01``) of all that remains (``QTY_ALL_ORD_YN=Y``). KIS gives the
+        modify a new order number; the adapter keeps it as an alias of the original, so events
+        and reports keep naming the order hoga placed. When both are asked and the re-price
+        fails after the reduction took, the error is raised and the reports show the smaller
+        order (a reduction never needs undoing).
+        """
+        if request.new_qty <= 0 or request.new_price <= 0 or request.reduce_by < 0:
+            raise BrokerRejected(
+                "정정 수량과 가격을 확인하세요 (bad modify quantity or price)", "kis.bad_modify"
+            )
+        root = wire.norm_order_no(request.broker_order_id)
+        head = await self._current(account, root)
+        known = await self._order_info(account, head)
         key = self.key(account)
-        reply = await key.rest.request(
-            "POST", wire.ORDER_RVSECNCL, self._tr("rvsecncl", key), body=body, command=True
+        tr = self._tr("rvsecncl", key)
+        venue = request.venue if request.venue in wire.VENUES else "KRX"
+        root_known = self._known.setdefault((account.account_id, root), replace(known))
+        if request.reduce_by > 0:
+            body = self._rvse_body(
+                account, known, head, "02", request.reduce_by, 0, all_qty=False, venue=venue
+            )
+            # Its cancel notice is a reduction, not the end of the order.
+            self._reductions[(account.account_id, head)] = request.reduce_by
+            try:
+                await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
+            except BrokerRejected:
+                self._reductions.pop((account.account_id, head), None)
+                raise
+            root_known.qty = request.new_qty
+        if not request.reprice:
+            return ModifyAck(broker_order_id=root, org_no=known.org_no)
+        body = self._rvse_body(
+            account, known, head, "01", 0, request.new_price, all_qty=True, venue=venue
         )
+        reply = await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
         odno, org = _order_output(reply.data)
+        root_known.qty, root_known.price = request.new_qty, request.new_price
         self._known[(account.account_id, odno)] = replace(
             known,
             org_no=org or known.org_no,
-            qty=qty,
-            price=price,
-            type=OrderType.LIMIT,
-            client_order_id=None,
+            qty=request.new_qty,
+            price=request.new_price,
+            client_order_id=root_known.client_order_id,
         )
-        return PlaceAck(broker_order_id=odno, org_no=org)
+        self._link(account.account_id, root, odno)
+        return ModifyAck(broker_order_id=root, modify_order_no=odno, org_no=org)
+
+    async def _current(self, account: AccountRef, root: str) -> str:
+        """The number now carrying the order hoga knows as ``root`` (itself unless modified).
+
+        A process that did not place the order (a restart) learns modify chains from the
+        open-order list, whose rows name the order each modify replaced."""
+        ck = (account.account_id, root)
+        if ck not in self._head and ck not in self._known:
+            await self.open_orders(account)
+        return self._head.get(ck, root)
+
+    def _link(self, account_id: int, root: str, odno: str) -> None:
+        """``odno`` (a modify's number) now carries the order hoga knows as ``root``."""
+        self._root[(account_id, odno)] = root
+        self._head[(account_id, root)] = odno
+
+    def _root_of(self, account_id: int, odno: str) -> str:
+        seen = 0
+        while (account_id, odno) in self._root and seen < 100:
+            odno = self._root[(account_id, odno)]
+            seen += 1
+        return odno
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int
     ) -> None:
-        known = await self._order_info(account, broker_order_id)
-        body = self._rvse_body(account, known, broker_order_id, "02", 0, 0, all_qty=True)
+        root = wire.norm_order_no(broker_order_id)
+        head = await self._current(account, root)
+        known = await self._order_info(account, head)
+        body = self._rvse_body(account, known, head, "02", 0, 0, all_qty=True, venue=known.venue)
         key = self.key(account)
         await key.rest.request(
             "POST", wire.ORDER_RVSECNCL, self._tr("rvsecncl", key), body=body, command=True
@@ -346,6 +415,7 @@ class KisBroker:
         price: int,
         *,
         all_qty: bool,
+        venue: str = "KRX",
     ) -> dict[str, str]:
         cano, prdt = self._split(account)
         return {
@@ -353,12 +423,17 @@ class KisBroker:
             "ACNT_PRDT_CD": prdt,
             "KRX_FWDG_ORD_ORGNO": known.org_no or "",
             "ORGN_ODNO": odno,
-            "ORD_DVSN": "00" if kind == "01" else wire.ORD_DVSN[known.type],
+            # A modify keeps the order's type where it names a price (limit, conditional).
+            "ORD_DVSN": (
+                wire.ORD_DVSN.get(known.type, "00")
+                if kind == "02" or known.type.needs_price
+                else "00"
+            ),
             "RVSE_CNCL_DVSN_CD": kind,
             "ORD_QTY": "0" if all_qty else str(qty),
             "ORD_UNPR": str(price),
             "QTY_ALL_ORD_YN": "Y" if all_qty else "N",
-            "EXCG_ID_DVSN_CD": "KRX",
+            "EXCG_ID_DVSN_CD": venue,
         }
 
     async def _order_info(self, account: AccountRef, broker_order_id: str) -> _Known:
@@ -405,6 +480,10 @@ class KisBroker:
         out = []
         for body in bodies:
             for r in _rows(body, "output"):
+                orig = wire.norm_order_no(str(r.get("orgn_odno") or ""))
+                odno = wire.norm_order_no(str(r.get("odno") or ""))
+                if orig and odno and orig != odno:
+                    self._link(account.account_id, self._root_of(account.account_id, orig), odno)
                 row = {**r, "rmn_qty": r.get("psbl_qty"), "ord_dt": today.strftime("%Y%m%d")}
                 rep = self._report_from_row(account.account_id, row, today, today, set())
                 if rep is not None:
@@ -444,10 +523,62 @@ class KisBroker:
         for r in rows:
             if str(r.get("cncl_yn", "")).upper() == "Y":
                 continue  # the cancel request itself, not an order
+            orig = wire.norm_order_no(str(r.get("orgn_odno") or ""))
+            odno = wire.norm_order_no(str(r.get("odno") or ""))
+            if orig and odno and orig != odno:
+                # A modify: its row continues the order it replaced (rows come oldest first).
+                self._link(account.account_id, self._root_of(account.account_id, orig), odno)
             rep = self._report_from_row(account.account_id, r, day, today, cancelled)
             if rep is not None:
                 reports.append(rep)
-        return reports
+        return self._fold_chains(account.account_id, reports)
+
+    def _fold_chains(
+        self, account_id: int, reports: list[OrderStatusReport]
+    ) -> list[OrderStatusReport]:
+        """One report per order hoga placed: a modified order's numbers are folded into its
+        root - executions summed over every number, price and state from the live one."""
+        groups: dict[str, list[OrderStatusReport]] = {}
+        for rep in reports:
+            groups.setdefault(self._root_of(account_id, rep.broker_order_id), []).append(rep)
+        out = []
+        for root, parts in groups.items():
+            if len(parts) == 1 and parts[0].broker_order_id == root:
+                out.append(parts[0])
+                continue
+            first = next((p for p in parts if p.broker_order_id == root), parts[0])
+            head = parts[-1]
+            filled = sum(p.filled_qty for p in parts)
+            amount = sum(p.filled_amount or p.avg_price * p.filled_qty for p in parts)
+            live = [p for p in parts if p.status in (S.ACCEPTED, S.PARTIALLY_FILLED)]
+            known = self._known.get((account_id, root))
+            qty = known.qty if known is not None and known.qty else first.qty
+            if live:
+                qty = filled + sum(p.qty - p.filled_qty for p in live)
+                status = S.PARTIALLY_FILLED if filled else S.ACCEPTED
+            elif filled >= qty:
+                status = S.FILLED
+            else:
+                status = head.status
+            ck = (account_id, root)
+            self._reported_cum[ck] = max(self._reported_cum.get(ck, 0), filled)
+            if known is None or known.client_order_id is None:
+                self._notice_cum[ck] = max(self._notice_cum.get(ck, 0), filled)
+            out.append(
+                replace(
+                    head,
+                    broker_order_id=root,
+                    client_order_id=first.client_order_id,
+                    qty=qty,
+                    filled_qty=filled,
+                    filled_amount=amount if filled else None,
+                    avg_price=amount // filled if filled else 0,
+                    status=status,
+                    ts=first.ts,
+                    org_no=first.org_no,
+                )
+            )
+        return out
 
     def _report_from_row(
         self,
@@ -472,7 +603,12 @@ class KisBroker:
             status = S.FILLED
         elif rejected > 0 and filled == 0 and remaining == 0:
             status = S.REJECTED
-        elif cancel_qty > 0 or odno in cancelled or (remaining == 0 and filled < qty):
+        elif remaining == 0 and filled < qty:
+            # Cancelled (in full, or the rest after a modify moved it): a partial cancel
+            # leaves the order working with fewer shares.
+            status = S.CANCELLED
+        elif remaining > 0 and ("rmn_qty" not in r) and (cancel_qty > 0 or odno in cancelled):
+            # No remaining quantity in the row: a cancel mark is all there is to go by.
             status = S.CANCELLED
         elif day < today:
             status = S.EXPIRED
@@ -480,6 +616,9 @@ class KisBroker:
             status = S.PARTIALLY_FILLED
         else:
             status = S.ACCEPTED
+        if status in (S.ACCEPTED, S.PARTIALLY_FILLED) and r.get("rmn_qty") not in (None, ""):
+            # What is working now: a partial cancel (a modify's reduction) left fewer shares.
+            qty = filled + remaining
         amount = wire.to_int(r.get("tot_ccld_amt"))
         avg = _round(r.get("avg_prvs")) or (amount // filled if filled else 0)
         symbol = str(r.get("pdno") or "")
@@ -491,6 +630,9 @@ class KisBroker:
         known.type = otype
         known.qty = known.qty or qty
         known.price = known.price if known.price is not None else price
+        venue = str(r.get("excg_id_dvsn_cd") or r.get("excg_id_dvsn_Cd") or "")
+        if venue in wire.VENUES:
+            known.venue = venue
         ck = (account_id, odno)
         if ck not in self._notice_cum:
             # An order placed by this process has had every notice since its birth counted
@@ -505,7 +647,7 @@ class KisBroker:
             side=side,
             type=otype,
             qty=qty,
-            price=price if otype == OrderType.LIMIT else None,
+            price=price if otype.needs_price else None,
             filled_qty=filled,
             avg_price=avg,
             filled_amount=amount if filled else None,
@@ -619,23 +761,36 @@ class KisBroker:
         branch = f.get("BRNC_NO", "").strip()
         if branch and not known.org_no:
             known.org_no = branch
+        orig = wire.norm_order_no(f.get("OODER_NO", ""))
+        if f.get("RCTF_CLS") == "1" and orig and orig != odno:
+            # A modify's number: it carries on the order it replaced.
+            self._link(account_id, self._root_of(account_id, orig), odno)
+        root = self._root_of(account_id, odno)
         if f.get("CNTG_YN") == "2":
-            self._on_fill(account_id, odno, known, symbol, side, f, ts)
+            rk = self._known.get((account_id, root), known)
+            self._on_fill(account_id, root, rk, symbol, side, f, ts)
             return
         otype = wire.ORD_TYPE_OF.get(f.get("ODER_KIND", ""), known.type)
         qty = wire.to_int(f.get("ODER_QTY")) or known.qty
         price = wire.to_int(f.get("ODER_PRC")) or known.price
-        target, status = odno, S.ACCEPTED
+        target, status = root, S.ACCEPTED
         reason = None
         if f.get("RFUS_YN") == "1":
+            if f.get("RCTF_CLS") in ("1", "2"):
+                log.warning("kis: a modify/cancel of order %s was refused", orig or odno)
+                return
             status, reason = S.REJECTED, "KIS 주문 거부 (refused)"
         elif f.get("ACPT_YN") == "3":
             status = S.CANCELLED
         elif f.get("RCTF_CLS") == "2":
-            orig = wire.norm_order_no(f.get("OODER_NO", ""))
             if not orig:
                 return
-            target, status = orig, S.CANCELLED
+            reduced = self._reductions.get((account_id, orig))
+            if reduced is not None and reduced == qty:
+                # The partial cancel of a modify that reduced the order: it stays working.
+                del self._reductions[(account_id, orig)]
+                return
+            target, status = self._root_of(account_id, orig), S.CANCELLED
         tk = self._known.get((account_id, target), known)
         report = OrderStatusReport(
             broker_order_id=target,
@@ -644,7 +799,7 @@ class KisBroker:
             side=side,
             type=otype,
             qty=tk.qty or qty,
-            price=(tk.price or price) if otype == OrderType.LIMIT else None,
+            price=(tk.price or price) if otype.needs_price else None,
             filled_qty=0 if status != S.ACCEPTED else self._notice_cum.get((account_id, target), 0),
             status=status,
             ts=ts,

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
 from hoga.domain.clock import KST
-from hoga.domain.orders import OrderType, Side
+from hoga.domain.orders import OrderType, Side, TimeInForce
 
 # §1 hosts
 REST_HOSTS: Final = {
@@ -59,9 +59,38 @@ def tr_id(op: str, env: str) -> str | None:
     return real if env == "real" else mock
 
 
-# §4 ORD_DVSN
-ORD_DVSN: Final = {OrderType.LIMIT: "00", OrderType.MARKET: "01"}
-ORD_TYPE_OF: Final = {"00": OrderType.LIMIT, "01": OrderType.MARKET}
+# §4 ORD_DVSN: (order type, time in force) <-> code.
+_T_ = OrderType
+_TIF = TimeInForce
+ORD_DVSN_CODES: Final[dict[tuple[OrderType, TimeInForce], str]] = {
+    (_T_.LIMIT, _TIF.DAY): "00",
+    (_T_.MARKET, _TIF.DAY): "01",
+    (_T_.CONDITIONAL, _TIF.DAY): "02",
+    (_T_.BEST, _TIF.DAY): "03",
+    (_T_.PRIORITY, _TIF.DAY): "04",
+    (_T_.PRE_CLOSE, _TIF.DAY): "05",
+    (_T_.AFTER_CLOSE, _TIF.DAY): "06",
+    (_T_.SINGLE_PRICE, _TIF.DAY): "07",
+    (_T_.LIMIT, _TIF.IOC): "11",
+    (_T_.LIMIT, _TIF.FOK): "12",
+    (_T_.MARKET, _TIF.IOC): "13",
+    (_T_.MARKET, _TIF.FOK): "14",
+    (_T_.BEST, _TIF.IOC): "15",
+    (_T_.BEST, _TIF.FOK): "16",
+}
+ORD_KIND_OF: Final = {code: kind for kind, code in ORD_DVSN_CODES.items()}
+#: Day-order codes by type, and the type of any code (IOC/FOK codes give their base type).
+ORD_DVSN: Final = {t: c for (t, tif), c in ORD_DVSN_CODES.items() if tif == _TIF.DAY}
+ORD_TYPE_OF: Final = {code: t for code, (t, _) in ORD_KIND_OF.items()}
+
+
+def ord_dvsn(kind: OrderType, tif: TimeInForce = TimeInForce.DAY) -> str | None:
+    """The ``ORD_DVSN`` code of an order type and time in force; None when KIS has none."""
+    return ORD_DVSN_CODES.get((kind, tif))
+
+
+#: Venue codes (``EXCG_ID_DVSN_CD``).
+VENUES: Final = frozenset({"KRX", "NXT", "SOR"})
 # §5.3/§8.8: 01 sell, 02 buy
 SIDE_CODE: Final = {Side.SELL: "01", Side.BUY: "02"}
 SIDE_OF: Final = {"01": Side.SELL, "02": Side.BUY}

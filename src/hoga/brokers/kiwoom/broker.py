@@ -45,6 +45,8 @@ from hoga.brokers.base import (
     EventSink,
     ExecutionEvent,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     PlaceAck,
     PlaceRequest,
@@ -74,10 +76,11 @@ from hoga.brokers.kiwoom.wire import (
     to_price,
     to_qty,
     to_text,
+    trde_tp,
 )
 from hoga.domain.clock import Clock
 from hoga.domain.market import Tick
-from hoga.domain.orders import OrderType, Side
+from hoga.domain.orders import Side
 from hoga.domain.secret import mask
 
 log = logging.getLogger(__name__)
@@ -313,17 +316,23 @@ class KiwoomBroker:
     async def place(self, account: AccountRef, request: PlaceRequest) -> PlaceAck:
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        limit = request.type == OrderType.LIMIT
-        if limit and (request.price is None or request.price <= 0):
+        priced = request.type.needs_price
+        if priced and (request.price is None or request.price <= 0):
             raise BrokerRejected(
                 describe("no_price", "지정가 주문에 가격이 없습니다"), "kiwoom.no_price"
+            )
+        code = trde_tp(request.type, request.tif)
+        if code is None:
+            raise BrokerRejected(
+                f"키움에 없는 매매구분입니다 ({request.type}/{request.tif}) (no such trde_tp)",
+                "kiwoom.bad_order_type",
             )
         body = {
             "dmst_stex_tp": request.venue if request.venue in VENUES else "KRX",
             "stk_cd": request.symbol,
             "ord_qty": fmt_qty(request.qty),
-            "ord_uv": fmt_qty(request.price) if limit and request.price else "",
-            "trde_tp": "0" if limit else "3",
+            "ord_uv": fmt_qty(request.price) if priced and request.price else "",
+            "trde_tp": code,
             "cond_uv": "",
         }
         api_id = "kt10000" if request.side == Side.BUY else "kt10001"
@@ -349,24 +358,56 @@ class KiwoomBroker:
         chain = tracker.placed(pending, ord_no)
         return PlaceAck(broker_order_id=chain.order_id)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
-        """Re-price ``qty`` shares of the order (the remaining quantity); Kiwoom gives the
-        modified order a new number, which this returns; later events still name the root."""
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify an order: fewer shares through a partial ``kt10003`` (``cncl_qty`` =
+        ``reduce_by``), a new price through ``kt10002`` of all that remains. Kiwoom gives each
+        its own new number (kiwoom.md A4); the tracker follows the chain, so later events and
+        reports still name the order hoga placed (the returned ``broker_order_id``).
+        """
+        if request.new_qty <= 0 or request.new_price <= 0 or request.reduce_by < 0:
+            raise BrokerRejected(
+                "정정 수량과 가격을 확인하세요 (bad modify quantity or price)",
+                "kiwoom.bad_modify",
+            )
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, broker_order_id)
-        body = {
-            "dmst_stex_tp": "KRX",
-            "orig_ord_no": head,
-            "stk_cd": symbol,
-            "mdfy_qty": fmt_qty(qty),
-            "mdfy_uv": fmt_qty(price),
-            "mdfy_cond_uv": "",
-        }
+        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        venue = request.venue if request.venue in VENUES else "KRX"
+        modify_no: str | None = None
+        if request.reduce_by > 0:
+            body = {
+                "dmst_stex_tp": venue,
+                "orig_ord_no": head,
+                "stk_cd": request.symbol,
+                "cncl_qty": fmt_qty(request.reduce_by),
+            }
+            cancel_no = await self._command(client, "kt10003", body)
+            if chain is not None:
+                tracker.reduced(chain, cancel_no, request.reduce_by)
+        if request.reprice:
+            remaining = (
+                max(chain.remaining, 1) if chain is not None else request.new_qty
+            )  # the fake and Kiwoom take the quantity to re-price: all that remains
+            body = {
+                "dmst_stex_tp": venue,
+                "orig_ord_no": head,
+                "stk_cd": request.symbol,
+                "mdfy_qty": fmt_qty(remaining),
+                "mdfy_uv": fmt_qty(request.new_price),
+                "mdfy_cond_uv": "",
+            }
+            modify_no = await self._command(client, "kt10002", body)
+            if chain is not None:
+                tracker.derived(chain, modify_no, modify=True, price=request.new_price)
+        root = chain.order_id if chain is not None else request.broker_order_id
+        return ModifyAck(
+            broker_order_id=root, modify_order_no=f"{day}-{modify_no}" if modify_no else None
+        )
+
+    async def _command(self, client: KiwoomClient, api_id: str, body: dict[str, str]) -> str:
+        """Send a modify or cancel; the new order number Kiwoom gave it."""
         try:
-            reply = await client.call("kt10002", ORDER_PATH, body, order=True)
+            reply = await client.call(api_id, ORDER_PATH, body, order=True)
         except BrokerOutcomeUnknown:
             raise
         except BrokerError as e:
@@ -374,12 +415,10 @@ class KiwoomBroker:
         ord_no = to_text(reply.body.get("ord_no"))
         if not ord_no:
             raise BrokerOutcomeUnknown(
-                describe("kt10002", "주문번호가 없는 응답 (answer without ord_no)"),
+                describe(api_id, "주문번호가 없는 응답 (answer without ord_no)"),
                 "kiwoom.bad_response",
             )
-        if chain is not None:
-            tracker.derived(chain, ord_no, modify=True, price=price)
-        return PlaceAck(broker_order_id=f"{day}-{ord_no}")
+        return ord_no
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int
@@ -389,7 +428,8 @@ class KiwoomBroker:
         client = await self._before_command(account)
         tracker = self._tracker(account)
         _, head, chain = await self._resolve(account, tracker, broker_order_id)
-        body = {"dmst_stex_tp": "KRX", "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
+        venue = chain.venue if chain is not None else "KRX"
+        body = {"dmst_stex_tp": venue, "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
         try:
             reply = await client.call("kt10003", ORDER_PATH, body, order=True)
         except BrokerOutcomeUnknown:

@@ -54,6 +54,7 @@ from hoga.brokers.kiwoom.wire import (
     to_price,
     to_qty,
     to_text,
+    type_of_text,
 )
 from hoga.domain.clock import KST, Clock
 from hoga.domain.orders import OrderStatus, OrderType, Side
@@ -78,8 +79,9 @@ def side_of(side_fid: Any, kind_text: str) -> Side | None:
 
 
 def type_of(trade_type_text: str) -> OrderType:
-    """``시장가`` (market) and its IOC/FOK variants are market orders; the rest are limits."""
-    return OrderType.MARKET if "시장가" in trade_type_text else OrderType.LIMIT
+    """The order type of a trade-type text (``보통``, ``시장가``, ``최유리지정가``...); IOC/FOK
+    variants give their base type."""
+    return type_of_text(trade_type_text)
 
 
 @dataclass
@@ -111,6 +113,12 @@ class Chain:
     #: Placed by this process: every number of the chain is known from its birth.
     placed_here: bool = False
     fills: dict[str, list[FillReport]] = field(default_factory=dict)
+    #: Partial cancels a modify made to reduce the order (its quantity already shows them),
+    #: and what each cancel confirmation counted, so the two never both apply.
+    reductions: set[str] = field(default_factory=set)
+    cancel_seen: dict[str, int] = field(default_factory=dict)
+    #: Where it was sent (KRX/NXT/SOR): a modify or cancel must name the same market.
+    venue: str = "KRX"
 
     def __post_init__(self) -> None:
         self.head = self.head or self.root
@@ -182,7 +190,7 @@ class Pending:
         r = self.request
         if (r.symbol, r.side, r.qty, r.type) != (symbol, side, qty, kind):
             return False
-        return kind == OrderType.MARKET or r.price == price
+        return not kind.needs_price or r.price == price
 
 
 class OrderTracker:
@@ -252,6 +260,7 @@ class OrderTracker:
             )
         chain.client_order_id = r.client_order_id
         chain.placed_here = True
+        chain.venue = r.venue
         return chain
 
     def unanswered(self, pending: Pending) -> list[ExecutionEvent]:
@@ -286,6 +295,13 @@ class OrderTracker:
         return fits[0].request.client_order_id
 
     # --- modify / cancel answers
+
+    def reduced(self, chain: Chain, ord_no: str, by: int) -> None:
+        """A modify reduced ``chain`` by ``by`` shares through the partial cancel ``ord_no``."""
+        self.link(chain, ord_no)
+        chain.cancelled -= chain.cancel_seen.pop(ord_no, 0)
+        chain.reductions.add(ord_no)
+        chain.qty = max(chain.qty - by, chain.filled)
 
     def derived(self, chain: Chain, ord_no: str, *, modify: bool, price: int | None) -> None:
         """A modify or cancel of ``chain`` was accepted under the new number ``ord_no``."""
@@ -346,7 +362,7 @@ class OrderTracker:
                         side,
                         kind,
                         qty,
-                        None if kind == OrderType.MARKET else price,
+                        price if kind.needs_price else None,
                         ts,
                         client_order_id=self._claim(symbol, side, qty, price, kind),
                     )
@@ -359,8 +375,11 @@ class OrderTracker:
             return [OrderUpdate(chain.report())]
         if state == "확인":
             if is_cancel:
-                cancelled = to_qty(v.get("900"))
-                chain.cancelled += cancelled or chain.remaining
+                if ord_no in chain.reductions:
+                    return []  # a modify's reduction, already in the chain's quantity
+                cancelled = to_qty(v.get("900")) or chain.remaining
+                chain.cancel_seen[ord_no] = cancelled
+                chain.cancelled += cancelled
                 return self._maybe_cancelled(chain)
             if is_modify:
                 chain.head = ord_no
@@ -468,7 +487,7 @@ class OrderTracker:
                 continue
             if row.ord_no != chain.root and row.open_qty > 0:
                 chain.head = row.ord_no
-                chain.price = row.price if chain.type == OrderType.LIMIT else None
+                chain.price = row.price if chain.type.needs_price else None
             if row.open_qty > 0:
                 working.add(id(chain))
             self._absorb_fills(chain, row)
@@ -584,7 +603,7 @@ class ReportRow:
             side=side,
             type=kind,
             qty=to_qty(r.get("ord_qty")),
-            price=None if kind == OrderType.MARKET or price == 0 else price,
+            price=None if not kind.needs_price or price == 0 else price,
             open_qty=to_qty(r.get("oso_qty")),
             filled=to_qty(r.get("cntr_qty")),
             fill_price=to_price(r.get("cntr_pric")),

@@ -16,6 +16,7 @@ from typing import Any, Final
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
+from hoga.domain.orders import OrderType, TimeInForce
 
 _NUMBER: Final = re.compile(r"[+-]?\d+")
 _DECIMAL: Final = re.compile(r"[+-]?\d+(\.\d+)?")
@@ -169,3 +170,56 @@ def blank_order_no(value: Any) -> bool:
     """Kiwoom writes "no original order" as empty or all zeros."""
     text = to_text(value)
     return not text or set(text) == {"0"}
+
+
+# --- order types (kiwoom.md A4, ``trde_tp``) ---------------------------------------------
+
+_OT = OrderType
+_TF = TimeInForce
+TRDE_TP: Final[dict[tuple[OrderType, TimeInForce], str]] = {
+    (_OT.LIMIT, _TF.DAY): "0",
+    (_OT.MARKET, _TF.DAY): "3",
+    (_OT.CONDITIONAL, _TF.DAY): "5",
+    (_OT.BEST, _TF.DAY): "6",
+    (_OT.PRIORITY, _TF.DAY): "7",
+    (_OT.LIMIT, _TF.IOC): "10",
+    (_OT.MARKET, _TF.IOC): "13",
+    (_OT.BEST, _TF.IOC): "16",
+    (_OT.LIMIT, _TF.FOK): "20",
+    (_OT.MARKET, _TF.FOK): "23",
+    (_OT.BEST, _TF.FOK): "26",
+    (_OT.PRE_CLOSE, _TF.DAY): "61",
+    (_OT.SINGLE_PRICE, _TF.DAY): "62",
+    (_OT.AFTER_CLOSE, _TF.DAY): "81",
+}
+KIND_OF_TRDE_TP: Final = {code: kind for kind, code in TRDE_TP.items()}
+
+
+def trde_tp(kind: OrderType, tif: TimeInForce = TimeInForce.DAY) -> str | None:
+    """Kiwoom's ``trde_tp`` for an order type and time in force; None when it has none."""
+    return TRDE_TP.get((kind, tif))
+
+
+#: The type text Kiwoom's notices and lists carry (FID 906, ka10075 ``trde_tp``).
+TRADE_TYPE_TEXT: Final[dict[OrderType, str]] = {
+    _OT.LIMIT: "보통",
+    _OT.MARKET: "시장가",
+    _OT.CONDITIONAL: "조건부지정가",
+    _OT.BEST: "최유리지정가",
+    _OT.PRIORITY: "최우선지정가",
+    _OT.PRE_CLOSE: "장시작전시간외",
+    _OT.SINGLE_PRICE: "시간외단일가",
+    _OT.AFTER_CLOSE: "장마감후시간외",
+}
+
+
+def type_of_text(text: str) -> OrderType:
+    """The order type a trade-type text names (IOC/FOK variants give their base type)."""
+    for kind, word in sorted(TRADE_TYPE_TEXT.items(), key=lambda kv: -len(kv[1])):
+        if kind != _OT.LIMIT and word in text:
+            return kind
+    if "최유리" in text:
+        return _OT.BEST
+    if "최우선" in text:
+        return _OT.PRIORITY
+    return _OT.LIMIT

@@ -49,6 +49,8 @@ from hoga.brokers.base import (
     EventSink,
     ExecutionEvent,
     FillReport,
+    ModifyAck,
+    ModifyRequest,
     OrderStatusReport,
     PlaceAck,
     PlaceRequest,
@@ -69,7 +71,7 @@ from hoga.brokers.kiwoom.wire import (
 )
 from hoga.brokers.kiwoom_openapi.client import BridgeClient, BridgeError
 from hoga.domain.clock import Clock
-from hoga.domain.orders import OrderType, Side
+from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.secret import Secret, mask
 
 log = logging.getLogger(__name__)
@@ -297,6 +299,19 @@ class KiwoomOpenApiBroker:
         return no
 
     async def place(self, account: AccountRef, request: PlaceRequest) -> PlaceAck:
+        if (
+            request.type not in (OrderType.LIMIT, OrderType.MARKET)
+            or request.tif != TimeInForce.DAY
+            or request.venue != "KRX"
+        ):
+            # The bridge sends 지정가/시장가 day orders on KRX only; anything else would go
+            # out as the wrong order, so it is refused before it reaches Kiwoom.
+            raise BrokerRejected(
+                f"OpenAPI+ 브리지는 KRX 지정가·시장가 주문만 보냅니다 ({request.type}/"
+                f"{request.tif}/{request.venue}) (the bridge sends KRX day limit and market "
+                "orders only)",
+                "kiwoom_openapi.unsupported_order",
+            )
         limit = request.type == OrderType.LIMIT
         if limit and (request.price is None or request.price <= 0):
             raise BrokerRejected(
@@ -324,29 +339,48 @@ class KiwoomOpenApiBroker:
         chain = tracker.placed(pending, no)
         return PlaceAck(broker_order_id=chain.order_id)
 
-    async def modify(
-        self, account: AccountRef, broker_order_id: str, symbol: str, qty: int, price: int
-    ) -> PlaceAck:
-        """Re-price ``qty`` shares (OpenAPI+ modifies the price only, kiwoom.md B5); the
-        modified order gets a new number, which this returns; events still name the root."""
+    async def modify(self, account: AccountRef, request: ModifyRequest) -> ModifyAck:
+        """Modify an order: fewer shares through a partial cancel (``reduce_by`` shares), a
+        new price through a modify of all that remains (OpenAPI+ modifies the price only,
+        kiwoom.md B5). Each gets its own new number; the tracker follows the chain, so events
+        and reports still name the root - the returned ``broker_order_id``."""
+        if request.new_qty <= 0 or request.new_price <= 0 or request.reduce_by < 0:
+            raise BrokerRejected(
+                "정정 수량과 가격을 확인하세요 (bad modify quantity or price)",
+                "kiwoom_openapi.bad_modify",
+            )
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, broker_order_id)
-        side = chain.side if chain is not None else None
-        if side is None:
+        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        if chain is None:
             raise BrokerRejected("unknown order", "kiwoom_openapi.unknown_order")
-        no = await self._order(
-            account,
-            "modify",
-            order_type=MODIFY_BUY if side == Side.BUY else MODIFY_SELL,
-            code=symbol,
-            qty=qty,
-            price=price,
-            hoga=LIMIT,
-            orig=head,
-        )
-        if chain is not None:
-            tracker.derived(chain, no, modify=True, price=price)
-        return PlaceAck(broker_order_id=f"{day}-{no}")
+        buy = chain.side == Side.BUY
+        if request.reduce_by > 0:
+            no = await self._order(
+                account,
+                "modify",
+                order_type=CANCEL_BUY if buy else CANCEL_SELL,
+                code=request.symbol,
+                qty=request.reduce_by,
+                price=0,
+                hoga=LIMIT,
+                orig=head,
+            )
+            tracker.reduced(chain, no, request.reduce_by)
+        modify_no: str | None = None
+        if request.reprice:
+            no = await self._order(
+                account,
+                "modify",
+                order_type=MODIFY_BUY if buy else MODIFY_SELL,
+                code=request.symbol,
+                qty=max(chain.remaining, 1),  # the quantity to re-price: all that remains
+                price=request.new_price,
+                hoga=LIMIT,
+                orig=chain.head,
+            )
+            tracker.derived(chain, no, modify=True, price=request.new_price)
+            modify_no = f"{day}-{no}"
+        return ModifyAck(broker_order_id=chain.order_id, modify_order_no=modify_no)
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int

@@ -18,14 +18,39 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
+from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
 from hoga.fakes.journal import Journal
+from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
+
+# ORD_DVSN -> (type, time in force), kis.md §4. The fake keeps its own table rather than the
+# adapter's, so a wrong code in either is caught by the adapter tests against the fake.
+ORD_KINDS: Final[dict[str, tuple[OrderType, TimeInForce]]] = {
+    "00": (OrderType.LIMIT, TimeInForce.DAY),
+    "01": (OrderType.MARKET, TimeInForce.DAY),
+    "02": (OrderType.CONDITIONAL, TimeInForce.DAY),
+    "03": (OrderType.BEST, TimeInForce.DAY),
+    "04": (OrderType.PRIORITY, TimeInForce.DAY),
+    "05": (OrderType.PRE_CLOSE, TimeInForce.DAY),
+    "06": (OrderType.AFTER_CLOSE, TimeInForce.DAY),
+    "07": (OrderType.SINGLE_PRICE, TimeInForce.DAY),
+    "11": (OrderType.LIMIT, TimeInForce.IOC),
+    "12": (OrderType.LIMIT, TimeInForce.FOK),
+    "13": (OrderType.MARKET, TimeInForce.IOC),
+    "14": (OrderType.MARKET, TimeInForce.FOK),
+    "15": (OrderType.BEST, TimeInForce.IOC),
+    "16": (OrderType.BEST, TimeInForce.FOK),
+}
+
+
+def _side(code: str) -> Side:
+    return Side.BUY if code == "02" else Side.SELL
 
 
 class Refusal(Exception):
@@ -46,7 +71,7 @@ class FakeOrder:
     account: str
     symbol: str
     side: str  # "01" sell, "02" buy
-    dvsn: str  # "00" limit, "01" market
+    dvsn: str  # ORD_DVSN, kis.md §4 ("00" limit, "01" market, ...)
     qty: int
     price: int
     ts: float
@@ -58,10 +83,20 @@ class FakeOrder:
     cancelled: int = 0
     rejected: int = 0
     reserved: int = 0
+    venue: str = "KRX"
+    #: The session it trades in (``krx.Session``) and whether a conditional limit order has
+    #: turned into a market order at the closing auction.
+    session: str = "continuous"
+    converted: bool = False
 
     @property
     def remaining(self) -> int:
         return self.qty - self.filled - self.cancelled - self.rejected
+
+    @property
+    def terms(self) -> Terms:
+        kind, tif = ORD_KINDS.get(self.dvsn, (OrderType.LIMIT, TimeInForce.DAY))
+        return Terms(kind, tif, self.venue, self.session, self.converted)
 
     @property
     def working(self) -> bool:
@@ -126,6 +161,7 @@ class Exchange:
         self._next_odno = 10001
         self._dirty_orders: dict[int, FakeOrder] = {}
         self._dirty_accounts: dict[str, FakeAccountState] = {}
+        self.desk: SessionDesk[FakeOrder] = SessionDesk(market, clock, self)
 
     def add_account(self, state: FakeAccountState) -> None:
         self.accounts[state.account] = state
@@ -204,35 +240,63 @@ class Exchange:
     # --- orders
 
     def place(
-        self, acct: FakeAccountState, symbol: str, side: str, dvsn: str, qty: int, price: int
+        self,
+        acct: FakeAccountState,
+        symbol: str,
+        side: str,
+        dvsn: str,
+        qty: int,
+        price: int,
+        venue: str = "KRX",
     ) -> FakeOrder:
         try:
-            return self._place(acct, symbol, side, dvsn, qty, price)
+            return self._place(acct, symbol, side, dvsn, qty, price, venue)
         finally:
             self.commit()
 
     def _place(
-        self, acct: FakeAccountState, symbol: str, side: str, dvsn: str, qty: int, price: int
+        self,
+        acct: FakeAccountState,
+        symbol: str,
+        side: str,
+        dvsn: str,
+        qty: int,
+        price: int,
+        venue: str,
     ) -> FakeOrder:
         inst = self.market.instrument(symbol)
         if inst is None:
             raise Refusal("APBK0656", "해당 종목정보가 없습니다. 종목코드를 확인하세요")
-        if dvsn not in ("00", "01"):
-            raise Refusal("APBK0918", f"이 모의서버가 지원하지 않는 주문구분입니다 ({dvsn})")
+        if dvsn not in ORD_KINDS:
+            raise Refusal("APBK0918", f"주문구분을 확인하세요 ({dvsn})")
+        kind, tif = ORD_KINDS[dvsn]
         if qty <= 0:
             raise Refusal("APBK0918", "주문수량을 확인하세요")
-        if not self._is_open():
+        if not self.desk.calendar and not self._is_open():
             raise Refusal("APBK0919", "장운영시간이 아닙니다")
+        try:
+            session = self.desk.session_for(kind, tif, venue)
+        except NotAccepted as e:
+            if e.closed:
+                raise Refusal("APBK0919", "장운영시간이 아닙니다") from None
+            raise Refusal("APBK0918", f"주문가능한 시간이 아닙니다 ({dvsn})") from None
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
-        if dvsn == "00":
+        if kind.needs_price:
+            band = self.desk.band(kind, symbol) or (lower, upper)
             if price <= 0 or price % krx.tick_size(price, inst.kind):
                 raise Refusal("APBK0918", "주문단가가 호가단위에 맞지 않습니다")
-            if not lower <= price <= upper:
-                raise Refusal("APBK0918", f"주문가격이 상하한가를 벗어났습니다 ({lower}~{upper})")
+            if not band[0] <= price <= band[1]:
+                raise Refusal(
+                    "APBK0918", f"주문가격이 상하한가를 벗어났습니다 ({band[0]}~{band[1]})"
+                )
             reserve_price = price
         else:
-            price = 0
-            reserve_price = upper
+            found = self.desk.price_for(kind, _side(side), 0, symbol)
+            if found is None:
+                raise Refusal("APBK0918", "호가가 없어 주문할 수 없습니다")
+            price = found
+            # Market-like orders reserve at the upper limit; closing-price ones at their price.
+            reserve_price = price if kind in (OrderType.PRE_CLOSE, OrderType.AFTER_CLOSE) else upper
         reserved = 0
         if side == "02":
             amount = qty * reserve_price
@@ -256,14 +320,14 @@ class Exchange:
             ts=now,
             day=datetime.fromtimestamp(now, KST).date(),
             reserved=reserved,
+            venue=venue,
+            session=session.value,
         )
         self.orders[order.odno] = order
         self._by_symbol.setdefault(symbol, {})[order.odno] = order
         self._touch(order, acct)
         self._announce(Execution("accept", acct, order, order.qty, order.price, now))
-        tick = self.market.last(symbol)
-        if tick is not None:
-            self._match(acct, order, tick, resting=False)
+        self.desk.arrive(order)
         return order
 
     def revise(
@@ -300,7 +364,12 @@ class Exchange:
             raise Refusal("APBK0918", "주문조직번호가 원주문과 다릅니다")
         if not orig.working:
             raise Refusal("APBK0918", "정정/취소할 수량이 없습니다 (이미 체결 또는 취소된 주문)")
-        if not self._is_open():
+        open_now = (
+            bool(krx.sessions_at(self._clock.now(), orig.venue))
+            if self.desk.calendar
+            else self._is_open()
+        )
+        if not open_now:
             raise Refusal("APBK0919", "장운영시간이 아닙니다")
         q = orig.remaining if all_qty else qty
         if q <= 0 or q > orig.remaining:
@@ -332,6 +401,9 @@ class Exchange:
             day=day,
             orig_odno=orig.odno,
             is_cancel=kind == "02",
+            venue=orig.venue,
+            session=orig.session,
+            converted=orig.converted,
         )
         self.orders[new.odno] = new
         self._touch(orig, acct)
@@ -355,7 +427,7 @@ class Exchange:
         self._by_symbol.setdefault(new.symbol, {})[new.odno] = new
         self._announce(Execution("modify", acct, new, q, new.price, now))
         tick = self.market.last(new.symbol)
-        if tick is not None:
+        if tick is not None and self.desk.continuous(new):
             self._match(acct, new, tick, resting=False)
         return new
 
@@ -393,37 +465,98 @@ class Exchange:
         stats["high"] = max(stats["high"], tick.price)
         stats["low"] = min(stats["low"], tick.price)
         stats["amount"] += tick.price * tick.volume
+        self.desk.advance(datetime.fromtimestamp(tick.ts, KST))
         working = self._by_symbol.get(tick.symbol)
         if not working:
+            self.commit()
             return
         day = datetime.fromtimestamp(tick.ts, KST).date()
         for order in list(working.values()):
             if order.day != day:
                 working.pop(order.odno, None)  # day orders lapse
                 continue
-            self._match(self.accounts[order.account], order, tick, resting=True)
+            if self.desk.continuous(order):
+                self._match(self.accounts[order.account], order, tick, resting=True)
         self.commit()
+
+    def advance(self) -> None:
+        """Run the session moments (auctions, session ends) the clock has passed."""
+        self.desk.advance()
+        self.commit()
+
+    # --- the session desk's view of this exchange (fakes/sessions.py)
+
+    def desk_working(self) -> list[FakeOrder]:
+        return [o for w in self._by_symbol.values() for o in w.values() if o.working]
+
+    def desk_terms(self, order: FakeOrder) -> Terms:
+        return order.terms
+
+    def desk_side(self, order: FakeOrder) -> Side:
+        return _side(order.side)
+
+    def desk_remaining(self, order: FakeOrder) -> int:
+        return order.remaining
+
+    def desk_price(self, order: FakeOrder) -> int:
+        return order.price
+
+    def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
+        self._fill(self.accounts[order.account], order, qty, price, ts)
+
+    def desk_retag(self, order: FakeOrder, session: str, converted: bool) -> None:
+        order.session, order.converted = session, converted
+        self._touch(order)
+
+    def desk_end(self, order: FakeOrder, why: str) -> None:
+        if not order.working:
+            return
+        acct = self.accounts[order.account]
+        rest = order.remaining
+        order.cancelled += rest
+        self._retire(order)
+        self._touch(order, acct)
+        if order.terms.tif != TimeInForce.DAY:
+            # IOC/FOK leftovers are announced (ACPT_YN 3); session ends are not.
+            self._announce(Execution("ioc_cancel", acct, order, rest, order.price))
+
+    def desk_match(self, order: FakeOrder, tick: Tick) -> None:
+        self._match(self.accounts[order.account], order, tick, resting=False)
+
+    def desk_available(self, order: FakeOrder, tick: Tick) -> int:
+        px, avail = self._quote_for(order, tick, resting=False)
+        return avail if px > 0 else 0
+
+    def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
+        buy = order.side == "02"
+        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
+        limit = order.terms.limit(order.price)
+        if best and (limit is None or (limit >= best if buy else limit <= best)):
+            return best, size
+        if (
+            resting
+            and limit is not None
+            and tick.volume
+            and (tick.price < limit if buy else tick.price > limit)
+        ):
+            return limit, tick.volume
+        return 0, 0
 
     def _match(
         self, acct: FakeAccountState, order: FakeOrder, tick: Tick, *, resting: bool
     ) -> None:
-        buy = order.side == "02"
-        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
-        px = avail = 0
-        if order.dvsn == "01" or (best and (order.price >= best if buy else order.price <= best)):
-            px, avail = best, size
-        elif (
-            resting
-            and tick.volume
-            and (tick.price < order.price if buy else tick.price > order.price)
-        ):
-            px, avail = order.price, tick.volume
+        px, avail = self._quote_for(order, tick, resting=resting)
         if px <= 0 or avail <= 0 or not order.working:
             return
-        qty = min(order.remaining, avail)
+        self._fill(acct, order, min(order.remaining, avail), px, tick.ts)
+
+    def _fill(self, acct: FakeAccountState, order: FakeOrder, qty: int, px: int, ts: float) -> None:
+        if qty <= 0 or not order.working:
+            return
+        buy = order.side == "02"
         inst = self.market.instrument(order.symbol)
         market = inst.market if inst else "KOSPI"
-        trade_day = datetime.fromtimestamp(tick.ts, KST).date()
+        trade_day = datetime.fromtimestamp(ts, KST).date()
         side = "buy" if buy else "sell"
         fee, tax = krx.fill_costs(
             side,

@@ -91,6 +91,24 @@ DEFAULT_PAGES = {
 }
 
 
+DVSN_NAMES = {
+    "00": "지정가",
+    "01": "시장가",
+    "02": "조건부지정가",
+    "03": "최유리지정가",
+    "04": "최우선지정가",
+    "05": "장전 시간외",
+    "06": "장후 시간외",
+    "07": "시간외 단일가",
+    "11": "IOC지정가",
+    "12": "FOK지정가",
+    "13": "IOC시장가",
+    "14": "FOK시장가",
+    "15": "IOC최유리",
+    "16": "FOK최유리",
+}
+
+
 @dataclass
 class KisFakeAccount:
     """An account the fake knows; ``env`` None means the server's own environment."""
@@ -450,6 +468,7 @@ class KisFake:
     def pump(self, n: int) -> list[Tick]:
         """Trade the simulated market ``n`` times; push frames to subscribed sessions."""
         ticks = [self.market.step() for _ in range(n)]
+        self.exchange.advance()
         if not self._sessions:
             return ticks
         by_symbol: dict[str, list[Tick]] = {}
@@ -503,12 +522,12 @@ class KisFake:
             "STCK_CNTG_HOUR": t.strftime("%H%M%S"),
             "RFUS_YN": "1" if ex.kind == "reject" else "0",
             "CNTG_YN": "2" if ex.kind == "fill" else "1",
-            "ACPT_YN": "1" if ex.kind == "accept" else "2",
+            "ACPT_YN": {"accept": "1", "ioc_cancel": "3"}.get(ex.kind, "2"),
             "BRNC_NO": o.org_no,
             "ODER_QTY": str(o.qty),
             "ACNT_NAME": acct.name,
             "ORD_COND_PRC": "0",
-            "ORD_EXG_GB": "1",
+            "ORD_EXG_GB": {"NXT": "2", "SOR": "3"}.get(o.venue, "1"),
             "POPUP_YN": "Y",
             "FILLER": "",
             "CRDT_CLS": "10",
@@ -819,7 +838,7 @@ class KisFake:
             return self._biz("OPSQ2001", "ERROR : INPUT FIELD VALUE [ORD_QTY/ORD_UNPR]")
         side = "01" if tr_id in SELL_TR else "02"
         try:
-            order = self.exchange.place(acct, got["PDNO"], side, got["ORD_DVSN"], qty, price)
+            order = self.exchange.place(acct, got["PDNO"], side, got["ORD_DVSN"], qty, price, venue)
         except Refusal as e:
             return self._biz(e.msg_cd, e.msg1)
         return await self._order_reply(order, side)
@@ -849,6 +868,11 @@ class KisFake:
             qty, price = int(got["ORD_QTY"]), int(got["ORD_UNPR"])
         except ValueError:
             return self._biz("OPSQ2001", "ERROR : INPUT FIELD VALUE [ORGN_ODNO/ORD_QTY/ORD_UNPR]")
+        target = self.exchange.orders.get(orig)
+        venue = str(params.get("EXCG_ID_DVSN_CD") or "KRX")
+        if target is not None and target.account == acct.account and venue != target.venue:
+            # The modify or cancel must go to the market that holds the order.
+            return self._biz("APBK0918", f"원주문의 거래소({target.venue})와 다릅니다 ({venue})")
         try:
             order = self.exchange.revise(
                 acct,
@@ -985,7 +1009,7 @@ class KisFake:
             "ord_gno_brno": o.org_no,
             "odno": _pad(o.odno),
             "orgn_odno": _pad(o.orig_odno),
-            "ord_dvsn_name": "시장가" if o.dvsn == "01" else "지정가",
+            "ord_dvsn_name": DVSN_NAMES.get(o.dvsn, "지정가"),
             "sll_buy_dvsn_cd": o.side,
             "sll_buy_dvsn_cd_name": "매도" if o.side == "01" else "매수",
             "pdno": o.symbol,
@@ -1002,7 +1026,7 @@ class KisFake:
             "rmn_qty": str(0 if o.is_cancel else o.remaining),
             "rjct_qty": str(o.rejected),
             "infm_tmd": "",
-            "excg_id_dvsn_Cd": "KRX",
+            "excg_id_dvsn_Cd": o.venue,
             **kis_market.ORDER_ROW_EXTRAS,
         }
 

@@ -33,10 +33,11 @@ from typing import Any, Final
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
-from hoga.domain.orders import Side
+from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
 from hoga.fakes.journal import Journal
 from hoga.fakes.kiwoom.formats import balance_code, hms, padded, signed
+from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 
 OFF_TICK: Final = "900001"
@@ -48,6 +49,42 @@ BAD_TRADE_TYPE: Final = "900006"
 TOO_MANY: Final = "900007"
 NO_MARGIN: Final = "855056"
 NO_SHARES: Final = "800033"
+
+# trde_tp -> (type, time in force), kiwoom.md A4. The fake keeps its own table rather than the
+# adapter's, so a wrong code in either is caught by the adapter tests against the fake.
+TRADE_TYPES: Final[dict[str, tuple[OrderType, TimeInForce]]] = {
+    "0": (OrderType.LIMIT, TimeInForce.DAY),
+    "3": (OrderType.MARKET, TimeInForce.DAY),
+    "5": (OrderType.CONDITIONAL, TimeInForce.DAY),
+    "6": (OrderType.BEST, TimeInForce.DAY),
+    "7": (OrderType.PRIORITY, TimeInForce.DAY),
+    "10": (OrderType.LIMIT, TimeInForce.IOC),
+    "13": (OrderType.MARKET, TimeInForce.IOC),
+    "16": (OrderType.BEST, TimeInForce.IOC),
+    "20": (OrderType.LIMIT, TimeInForce.FOK),
+    "23": (OrderType.MARKET, TimeInForce.FOK),
+    "26": (OrderType.BEST, TimeInForce.FOK),
+    "61": (OrderType.PRE_CLOSE, TimeInForce.DAY),
+    "62": (OrderType.SINGLE_PRICE, TimeInForce.DAY),
+    "81": (OrderType.AFTER_CLOSE, TimeInForce.DAY),
+}
+#: The trade-type text Kiwoom shows (FID 906, ka10075 ``trde_tp``).
+TRADE_TYPE_TEXT: Final = {
+    "0": "보통",
+    "3": "시장가",
+    "5": "조건부지정가",
+    "6": "최유리지정가",
+    "7": "최우선지정가",
+    "10": "보통(IOC)",
+    "13": "시장가(IOC)",
+    "16": "최유리(IOC)",
+    "20": "보통(FOK)",
+    "23": "시장가(FOK)",
+    "26": "최유리(FOK)",
+    "61": "장시작전시간외",
+    "62": "시간외단일가",
+    "81": "장마감후시간외",
+}
 
 Values = dict[str, str]
 Listener = Callable[[str, Values], None]
@@ -92,6 +129,19 @@ class FakeOrder:
     tax: int = 0
     state: str = "접수"
     closed: bool = False
+    trde_tp: str = ""
+    venue: str = "KRX"
+    #: The session it trades in (``krx.Session``) and whether a conditional limit order has
+    #: turned into a market order at the closing auction.
+    session: str = "continuous"
+    converted: bool = False
+
+    @property
+    def terms(self) -> Terms:
+        kind, tif = TRADE_TYPES.get(
+            self.trde_tp or ("3" if self.market else "0"), (OrderType.LIMIT, TimeInForce.DAY)
+        )
+        return Terms(kind, tif, self.venue, self.session, self.converted)
 
     @property
     def kind_text(self) -> str:
@@ -104,7 +154,7 @@ class FakeOrder:
 
     @property
     def trade_type_text(self) -> str:
-        return "시장가" if self.market else "보통"
+        return TRADE_TYPE_TEXT.get(self.trde_tp or ("3" if self.market else "0"), "보통")
 
     @property
     def working(self) -> bool:
@@ -157,6 +207,7 @@ class FakeExchange:
         self.journal: Journal | None = None
         self._dirty_orders: dict[str, FakeOrder] = {}
         self._dirty_books: dict[str, FakeBook] = {}
+        self.desk: SessionDesk[FakeOrder] = SessionDesk(market, clock, self)
         market.add_listener(self.on_tick)
 
     # --- accounts
@@ -321,8 +372,13 @@ class FakeExchange:
         )
         return held - selling
 
-    def _check_price(self, symbol: str, price: int) -> None:
+    def _check_price(
+        self, symbol: str, price: int, order_type: OrderType = OrderType.LIMIT
+    ) -> None:
         kind, _, lower, upper = self._instrument_limits(symbol)
+        band = self.desk.band(order_type, symbol)
+        if band is not None:
+            lower, upper = band
         if price % krx.tick_size(price, kind):
             raise Refusal(OFF_TICK, f"호가단위가 맞지 않습니다 ({price:,}원)")
         if not lower <= price <= upper:
@@ -333,34 +389,62 @@ class FakeExchange:
     # --- commands
 
     def place(
-        self, book: FakeBook, side: Side, symbol: str, qty: int, price: int, trade_type: str
+        self,
+        book: FakeBook,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int,
+        trade_type: str,
+        venue: str = "KRX",
     ) -> FakeOrder:
         with self._committing():
-            return self._place(book, side, symbol, qty, price, trade_type)
+            return self._place(book, side, symbol, qty, price, trade_type, venue)
 
     def _place(
-        self, book: FakeBook, side: Side, symbol: str, qty: int, price: int, trade_type: str
+        self,
+        book: FakeBook,
+        side: Side,
+        symbol: str,
+        qty: int,
+        price: int,
+        trade_type: str,
+        venue: str,
     ) -> FakeOrder:
         self.roll()
         _, _, _, upper = self._instrument_limits(symbol)
-        if trade_type not in ("0", "3"):
+        if trade_type not in TRADE_TYPES:
             raise Refusal(BAD_TRADE_TYPE, f"지원하지 않는 매매구분입니다 ({trade_type})")
+        kind, tif = TRADE_TYPES[trade_type]
         if qty <= 0:
             raise Refusal("1517", "주문수량이 올바르지 않습니다", business=False)
-        if not self.market.is_open():
+        if not self.desk.calendar and not self.market.is_open():
             raise Refusal(MARKET_CLOSED, "장운영시간이 아닙니다")
-        market = trade_type == "3"
-        if market:
-            price = 0
-        else:
+        try:
+            session = self.desk.session_for(kind, tif, venue)
+        except NotAccepted as e:
+            if e.closed:
+                raise Refusal(MARKET_CLOSED, "장운영시간이 아닙니다") from None
+            raise Refusal(
+                BAD_TRADE_TYPE, f"지금은 주문할 수 없는 매매구분입니다 ({trade_type})"
+            ) from None
+        market = kind == OrderType.MARKET
+        if kind.needs_price:
             if price <= 0:
                 raise Refusal("1517", "지정가 주문에는 주문단가가 필요합니다", business=False)
-            self._check_price(symbol, price)
-        reserve = self._reserve(side, qty, upper if market else price)
+            self._check_price(symbol, price, kind)
+            unit = price
+        else:
+            found = self.desk.price_for(kind, side, 0, symbol)
+            if found is None:
+                raise Refusal(BAD_TRADE_TYPE, "호가가 없어 주문할 수 없습니다")
+            price = found
+            # Market-like orders reserve at the upper limit; closing-price ones at their price.
+            unit = price if kind in (OrderType.PRE_CLOSE, OrderType.AFTER_CLOSE) else upper
+        reserve = self._reserve(side, qty, unit)
         if side == Side.BUY:
             room = self.orderable(book)
             if reserve > room:
-                unit = upper if market else price
                 per_share = Decimal(unit) * (1 + self.commission_rate)
                 can = max(0, int(Decimal(room) / per_share))
                 raise Refusal(NO_MARGIN, f"매수증거금이 부족합니다. {can}주 매수가능")
@@ -380,11 +464,14 @@ class FakeExchange:
             day=self._day,
             remaining=qty,
             reserved=reserve,
+            trde_tp=trade_type,
+            venue=venue,
+            session=session.value,
         )
         self.orders[order.ord_no] = order
         self._touch(order, book)
         self._announce(order, "접수")
-        self._match_now(order)
+        self.desk.arrive(order)
         return order
 
     def _original(self, book: FakeBook, orig_no: str, symbol: str) -> FakeOrder:
@@ -405,9 +492,9 @@ class FakeExchange:
         qty = qty or orig.remaining
         if qty > orig.remaining:
             raise Refusal(TOO_MANY, f"정정가능수량({orig.remaining}주)을 넘습니다")
-        if orig.market:
+        if not orig.terms.kind.needs_price or orig.converted:
             raise Refusal(NOT_MODIFIABLE, "시장가 주문은 가격을 정정할 수 없습니다")
-        self._check_price(symbol, price)
+        self._check_price(symbol, price, orig.terms.kind)
         released = orig.reserved * qty // orig.remaining if orig.remaining else 0
         reserve = self._reserve(orig.side, qty, price)
         if orig.side == Side.BUY and reserve > self.orderable(book) + released:
@@ -431,13 +518,17 @@ class FakeExchange:
             day=self._day,
             remaining=qty,
             reserved=reserve,
+            trde_tp=orig.trde_tp,
+            venue=orig.venue,
+            session=orig.session,
         )
         self.orders[new.ord_no] = new
         self._touch(orig, book)
         self._touch(new)
         self._announce(new, "접수")
         self._announce(new, "확인")
-        self._match_now(new)
+        if self.desk.continuous(new):
+            self._match_now(new)
         return new
 
     def cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
@@ -484,27 +575,82 @@ class FakeExchange:
 
     def on_tick(self, tick: Tick) -> None:
         self.roll()
+        self.desk.advance(datetime.fromtimestamp(tick.ts, KST))
         for order in [o for o in self.orders.values() if o.symbol == tick.symbol and o.working]:
-            self._match(order, tick, resting=True)
+            if self.desk.continuous(order):
+                self._match(order, tick, resting=True)
         self.commit()
 
-    def _match(self, order: FakeOrder, tick: Tick, *, resting: bool) -> None:
-        if not order.working or not self.market.is_open():
-            return
+    def advance(self) -> None:
+        """Run the session moments (auctions, session ends) the clock has passed."""
+        with self._committing():
+            self.roll()
+            self.desk.advance()
+
+    def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
         buy = order.side == Side.BUY
         best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
-        px, avail = 0, 0
-        if order.market or (best and (order.price >= best if buy else order.price <= best)):
-            px, avail = best, size
-        elif (
+        limit = order.terms.limit(order.price)
+        if best and (limit is None or (limit >= best if buy else limit <= best)):
+            return best, size
+        if (
             resting
+            and limit is not None
             and tick.volume
-            and (tick.price < order.price if buy else tick.price > order.price)
+            and (tick.price < limit if buy else tick.price > limit)
         ):
-            px, avail = order.price, tick.volume
+            return limit, tick.volume
+        return 0, 0
+
+    def _match(self, order: FakeOrder, tick: Tick, *, resting: bool) -> None:
+        if not order.working or not (self.market.is_open() or self.desk.calendar):
+            return
+        px, avail = self._quote_for(order, tick, resting=resting)
         if px <= 0 or avail <= 0:
             return
         self._fill(order, min(order.remaining, avail), px)
+
+    # --- the session desk's view of this exchange (fakes/sessions.py)
+
+    def desk_working(self) -> list[FakeOrder]:
+        return [o for o in self.orders.values() if o.working]
+
+    def desk_terms(self, order: FakeOrder) -> Terms:
+        return order.terms
+
+    def desk_side(self, order: FakeOrder) -> Side:
+        return order.side
+
+    def desk_remaining(self, order: FakeOrder) -> int:
+        return order.remaining
+
+    def desk_price(self, order: FakeOrder) -> int:
+        return order.price
+
+    def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
+        self._fill(order, qty, price)
+
+    def desk_retag(self, order: FakeOrder, session: str, converted: bool) -> None:
+        order.session, order.converted = session, converted
+        self._touch(order)
+
+    def desk_end(self, order: FakeOrder, why: str) -> None:
+        """The unfilled rest ends (IOC/FOK, session end): Kiwoom confirms it as a cancel."""
+        if not order.working:
+            return
+        order.remaining = 0
+        order.closed = True
+        order.reserved = 0
+        order.state = "취소"
+        self._touch(order, self.books[order.account_no])
+        self._announce(order, "취소")
+
+    def desk_match(self, order: FakeOrder, tick: Tick) -> None:
+        self._match(order, tick, resting=False)
+
+    def desk_available(self, order: FakeOrder, tick: Tick) -> int:
+        px, avail = self._quote_for(order, tick, resting=False)
+        return avail if px > 0 else 0
 
     def _fill(self, order: FakeOrder, qty: int, px: int) -> None:
         book = self.books[order.account_no]

@@ -291,6 +291,7 @@ class KiwoomFake:
         faults: KiwoomFaults | None = None,
         universe: Universe | None = None,
         journal: Path | str | None = None,
+        market_mode: str = "demo",
     ) -> None:
         self.options = options or FakeOptions(broker="kiwoom")
         o = self.options
@@ -309,11 +310,12 @@ class KiwoomFake:
         self.journal = Journal(journal) if journal is not None else None
         self.restored_orders = 0
         self.universe = universe or Universe(bundled_universe())
+        # Calendar mode: KRX/Nextrade sessions, auctions and off-hours order types apply.
         self.market = SimulatedMarket(
             self.universe,
             seed=o.seed,
             clock=self.clock,
-            mode="demo" if o.always_open else "calendar",
+            mode="calendar" if market_mode == "calendar" or not o.always_open else "demo",
         )
         self.exchange = FakeExchange(self.market, self.clock)
         # The generated master (ka10099); its symbols trade once someone asks for them.
@@ -370,7 +372,9 @@ class KiwoomFake:
         return f"ws://{self.options.host}:{self._port}/api/dostk/websocket"
 
     def pump(self, n: int = 1) -> list[Tick]:
-        """Trade the simulated market ``n`` times now (orders match, frames go out)."""
+        """Trade the simulated market ``n`` times now (orders match, frames go out); session
+        moments the clock has passed (auctions, session ends) run first."""
+        self.exchange.advance()
         return [self.market.step() for _ in range(n)]
 
     def inject(self, kind: str, *, api_ids: set[str] | None = None, count: int = 1) -> None:
@@ -882,7 +886,8 @@ class KiwoomFake:
                 raise Refusal(
                     "1511", f"필수 입력 값에 값이 존재하지 않습니다 ({name})", business=False
                 )
-        if _field(body, "dmst_stex_tp") != "KRX":
+        venue = _field(body, "dmst_stex_tp")
+        if venue not in ("KRX", "NXT", "SOR") or (venue != "KRX" and book.env != "real"):
             raise Refusal(
                 "1901", "시장 코드값이 존재하지 않습니다 (모의투자는 KRX만)", business=False
             )
@@ -898,18 +903,23 @@ class KiwoomFake:
                 _number(body, "ord_qty"),
                 _number(body, "ord_uv") if _field(body, "ord_uv") else 0,
                 _field(body, "trde_tp"),
+                venue,
             )
             word = "매수" if side == Side.BUY else "매도"
             return self._answer(
                 {
                     "ord_no": order.ord_no,
-                    "dmst_stex_tp": "KRX",
+                    "dmst_stex_tp": venue,
                     "return_code": 0,
                     "return_msg": f"{word}주문이 완료되었습니다.",
                 },
                 api_id,
             )
         orig = _field(body, "orig_ord_no")
+        target = self.exchange.orders.get(orig)
+        if target is not None and target.account_no == book.account_no and target.venue != venue:
+            # A modify or cancel must go to the market that holds the order.
+            raise Refusal("1901", f"원주문의 거래소({target.venue})와 다릅니다 ({venue})")
         if api_id == "kt10002":
             order = self.exchange.modify(
                 book, orig, symbol, _number(body, "mdfy_qty"), _number(body, "mdfy_uv")

@@ -25,6 +25,8 @@ from hoga.domain.orders import (
     OrderType,
     Priority,
     Side,
+    TimeInForce,
+    Venue,
     evolve,
 )
 from hoga.store import tables as t
@@ -117,6 +119,8 @@ def _order(r: Any) -> Order:
         created_at=r.created_at,
         updated_at=r.updated_at,
         submitted_at=r.submitted_at,
+        tif=TimeInForce(r.tif),
+        venue=Venue(r.venue),
     )
 
 

@@ -44,11 +44,13 @@ from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
 from hoga.execution.gate import SendGate, TradingHours
 from hoga.execution.health import BrokerHealth, MonitoredBroker
+from hoga.execution.history import HistoryService
 from hoga.execution.queries import Queries
 from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
+from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
@@ -289,6 +291,10 @@ class HogaApp:
             broker.set_event_sink(self.orders.on_execution)
         self.resync = QueueResync(self.db, self.orders, self.clock)
         # The read side the routers ask (execution/queries.py).
+        # The dashboard's read-side services (history, profit, watchlist): routers hold no
+        # database handle of their own.
+        self.history = HistoryService(self.db, self.quotes, self.clock)
+        self.watchlist = WatchlistService(self.db, self.universe, self.clock)
         self.queries = Queries(
             self.db,
             self.clock,

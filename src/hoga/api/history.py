@@ -33,8 +33,7 @@ MAX_EXPORT = 50_000
 
 
 def _service(request: Request) -> HistoryService:
-    hoga = get_hoga(request)
-    return HistoryService(hoga.db, hoga.quotes, hoga.clock)
+    return get_hoga(request).history
 
 
 def _filter(

@@ -8,7 +8,6 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from hoga.api.deps import User, get_hoga
-from hoga.execution.history import HistoryService
 
 router = APIRouter(tags=["strategies"])
 
@@ -24,5 +23,4 @@ async def strategy_log(strategy_id: int, ctx: User, request: Request) -> dict[st
 async def strategy_pnl(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     await hoga.strategies.get(ctx.user_id, strategy_id)
-    service = HistoryService(hoga.db, hoga.quotes, hoga.clock)
-    return {"points": await service.strategy_pnl(ctx.user_id, strategy_id)}
+    return {"points": await hoga.history.strategy_pnl(ctx.user_id, strategy_id)}

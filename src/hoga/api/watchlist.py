@@ -21,8 +21,7 @@ class WatchlistBody(BaseModel):
 
 
 def _service(request: Request) -> WatchlistService:
-    hoga = get_hoga(request)
-    return WatchlistService(hoga.db, hoga.universe, hoga.clock)
+    return get_hoga(request).watchlist
 
 
 @router.get("/api/me/watchlist")

@@ -29,7 +29,7 @@ from hoga.domain.errors import HogaError
 from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import FeedError
 from hoga.security.auth import AuthContext
-from hoga.store.repos.auth_changes import SESSION_REVOKED, USER_DISABLED, AuthChange
+from hoga.security.changes import SESSION_REVOKED, USER_DISABLED, AuthChange
 
 log = logging.getLogger(__name__)
 router = APIRouter()

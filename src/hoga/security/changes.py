@@ -24,7 +24,9 @@ from hoga.domain.errors import StorageUnavailable
 from hoga.security.auth import AuthService
 from hoga.store.db import SYSTEM, Database
 from hoga.store.repos import auth_changes as repo
-from hoga.store.repos.auth_changes import AuthChange
+from hoga.store.repos.auth_changes import SESSION_REVOKED as SESSION_REVOKED
+from hoga.store.repos.auth_changes import USER_DISABLED as USER_DISABLED
+from hoga.store.repos.auth_changes import AuthChange as AuthChange
 
 log = logging.getLogger(__name__)
 

@@ -1,11 +1,15 @@
 """PostgreSQL roles made the documented way for tests: docs/operations.md's ``roles-sql`` block
-(the one source of truth; deploy/postgres/roles.sql must agree with it), with a unique prefix
-in place of ``hoga`` because roles are cluster-wide, dropped afterwards."""
+(deploy/postgres/roles.sql verbatim - tests/unit/test_deploy_files.py checks they agree) run by
+psql with a unique database name, because roles are cluster-wide; dropped afterwards."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,17 +23,27 @@ KINDS = ("owner", "app", "system")
 
 
 def documented_block() -> str:
+    """The roles SQL as docs/operations.md shows it (deploy/postgres/roles.sql, verbatim)."""
     doc = DOCS.read_text(encoding="utf-8")
     block = re.search(r"<!-- roles-sql -->\s*```sql\n(.*?)```", doc, re.S)
     assert block, "docs/operations.md lost its roles SQL block"
     return block.group(1)
 
 
-def documented_sql(prefix: str) -> list[str]:
-    """The documented statements with ``hoga`` (roles and database) renamed to ``prefix``."""
-    sql = re.sub(r"\bhoga_(owner|app|system)\b", rf"{prefix}_\1", documented_block())
-    sql = re.sub(r"\bDATABASE hoga\b", f"DATABASE {prefix}", sql)
-    return [s.strip() for s in sql.split(";") if s.strip()]
+def run_documented_sql(prefix: str, workdir: Path) -> None:
+    """The documented block, run by psql as the superuser the documented way, with
+    ``db=<prefix>`` (roles ``<prefix>_owner|app|system``)."""
+    script = workdir / "roles.sql"
+    script.write_text(documented_block(), encoding="utf-8")
+    psql = shutil.which("psql")
+    assert psql, "psql is needed to run the documented roles SQL"
+    res = subprocess.run(
+        [psql, "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--quiet", "-v", f"db={prefix}",
+         *(arg for kind in KINDS for arg in ("-v", f"{kind}_password=pw")),
+         "-f", str(script), "-d", _raw_dsn(PG_URL)],
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
 
 
 def login_url(login: str, database: str) -> str:
@@ -54,14 +68,8 @@ async def documented_roles() -> AsyncIterator[str]:
     prefix = f"hoga_r{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(_raw_dsn(PG_URL))
     try:
-        for statement in documented_sql(prefix):
-            await admin.execute(statement)
-        db = await asyncpg.connect(_raw_dsn(PG_URL, prefix))
-        try:
-            await db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            await db.execute(f"ALTER SCHEMA public OWNER TO {prefix}_owner")
-        finally:
-            await db.close()
+        with tempfile.TemporaryDirectory() as tmp:
+            await asyncio.to_thread(run_documented_sql, prefix, Path(tmp))
         yield prefix
     finally:
         await admin.execute(f'drop database if exists "{prefix}" with (force)')

@@ -9,7 +9,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,6 @@ from deploy_shell import (
     IMAGE,
     PG_HOST,
     PG_SUPERUSER,
-    ROOT,
     DeployError,
     free_port,
     http,
@@ -74,24 +72,13 @@ class Database:
                 self.psql("-c", f'drop role if exists "{self.name}_{role}"')
 
 
-def hoga_settings() -> set[str]:
-    """The settings of the hoga in this tree (the roles model differs between releases)."""
-    sys.path.insert(0, str(ROOT / "src"))
-    try:
-        from hoga.config import Settings
-    finally:
-        sys.path.pop(0)
-    return set(Settings.model_fields)
-
-
 def database_env(db: Database) -> dict[str, str]:
-    if "database_owner_url" in hoga_settings():
-        # The server logs in as the app role; migrations as the owner.
-        return {
-            "HOGA_DATABASE_URL": db.url("app"),
-            "HOGA_DATABASE_OWNER_URL": db.url("owner"),
-        }
-    return {"HOGA_DATABASE_URL": db.url("owner"), "HOGA_DATABASE_APP_ROLE": f"{db.name}_app"}
+    """One login per role, as compose.yaml and the VPS guide configure them."""
+    return {
+        "HOGA_DATABASE_URL": db.url("app"),
+        "HOGA_DATABASE_SYSTEM_URL": db.url("system"),
+        "HOGA_DATABASE_OWNER_URL": db.url("owner"),
+    }
 
 
 # ------------------------------------------------------------------ the container
@@ -392,7 +379,15 @@ def validate_compose() -> None:
         shutil.copy(DEPLOY / "compose.env.example", d / ".env")
         shutil.copy(DEPLOY / "hoga.env.example", d / "hoga.env")
         out = sh(*_compose(), "-f", d / "compose.yaml", "config", quiet=True, cwd=d)
-        for needed in ("init-roles.sh", "roles.sql", "HOGA_DATABASE_WAIT", "hoga_owner"):
+        for needed in (
+            "init-roles.sh",
+            "roles.sql",
+            "HOGA_DATABASE_WAIT",
+            "HOGA_DATABASE_SYSTEM_URL",
+            "HOGA_TRUSTED_PROXIES",
+            "hoga_owner",
+            "hoga_system",
+        ):
             if needed not in out:
                 raise DeployError(f"compose config lacks {needed!r}:\n{out}")
     print("    valid", flush=True)

@@ -8,22 +8,19 @@ import asyncio
 import contextlib
 import json
 import tarfile
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import pytest
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 
 from hoga.ops.backup import BackupError, archives, create_backup, prune
 from hoga.ops.restore import restore_backup
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
-from tests.conftest import PG_URL, _raw_dsn
 from tests.helpers import Harness, eventually, make_settings, running
+from tests.pg_roles import documented_roles, login_url, separate_logins
 
 KIWOOM = {
     "broker": "kiwoom",
@@ -38,42 +35,29 @@ KIWOOM = {
 
 
 @contextlib.asynccontextmanager
-async def _pg_database() -> AsyncIterator[str]:
-    """A fresh database owned by a fresh role that is NOT a superuser (as in production: the
-    owner is subject to the forced row-level security, so pg_dump must run as the system)."""
-    suffix = uuid.uuid4().hex[:10]
-    name, role = f"hoga_r_{suffix}", f"hoga_owner_{suffix}"
-    admin = await asyncpg.connect(_raw_dsn(PG_URL))
-    try:
-        await admin.execute(f'create role "{role}" login createrole')
-        await admin.execute(f'create database "{name}" owner "{role}"')
-    finally:
-        await admin.close()
-    try:
-        yield (
-            make_url(PG_URL).set(username=role, database=name).render_as_string(hide_password=False)
-        )
-    finally:
-        admin = await asyncpg.connect(_raw_dsn(PG_URL))
-        try:
-            await admin.execute(f'drop database if exists "{name}" with (force)')
-            await admin.execute(f'drop role if exists "{role}"')
-        finally:
-            await admin.close()
+async def _pg_database() -> AsyncIterator[tuple[str, dict[str, Any]]]:
+    """A fresh database with its owner, app and system roles made as docs/operations.md says
+    (unique names, dropped after), and the server's three logins: the app URL and the
+    owner/system URLs as settings. As in production no login is a superuser, so pg_dump must
+    run as the system role and pg_restore as the owner."""
+    async with documented_roles() as prefix:
+        yield login_url(f"{prefix}_app", prefix), separate_logins(prefix)
 
 
 @contextlib.asynccontextmanager
-async def _target(kind: str, tmp_path: Path, name: str) -> AsyncIterator[str]:
+async def _target(
+    kind: str, tmp_path: Path, name: str
+) -> AsyncIterator[tuple[str, dict[str, Any]]]:
     if kind == "sqlite":
-        yield f"sqlite+aiosqlite:///{tmp_path / name / 'var' / 'hoga.db'}"
+        yield f"sqlite+aiosqlite:///{tmp_path / name / 'var' / 'hoga.db'}", {}
     else:
-        async with _pg_database() as url:
-            yield url
+        async with _pg_database() as target:
+            yield target
 
 
-async def _tables(url: str) -> dict[str, list[dict[str, Any]]]:
-    """Every row of every table, in primary-key order (as the owner, RLS admitting SYSTEM)."""
-    db = Database(url, app_role=None)
+async def _tables(url: str, options: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table, in primary-key order (as the system role: RLS admits all)."""
+    db = Database(url, **make_settings(Path("unused"), url, **options).database_options())
     await db.start()
     out: dict[str, list[dict[str, Any]]] = {}
     try:
@@ -87,9 +71,15 @@ async def _tables(url: str) -> dict[str, list[dict[str, Any]]]:
     return out
 
 
-async def _load(h: Harness, users: list[dict[str, str]], n: int, progress: list[int]) -> None:
-    """``n`` orders per user, market and resting limit orders, with the market trading."""
-    for i in range(n):
+async def _load(
+    h: Harness, users: list[dict[str, str]], n: int, progress: list[int], stop: asyncio.Event
+) -> None:
+    """Orders per user, market and resting limit orders, with the market trading: at least
+    ``n`` rounds, and on until ``stop`` is set plus two more rounds - so orders flow before,
+    during and after a backup however slow the machine is."""
+    i, after_stop = 0, 0
+    while i < n or after_stop < 2:
+        after_stop += stop.is_set()
         for headers in users:
             body: dict[str, Any] = (
                 {"symbol": "005930", "side": "buy", "type": "market", "qty": 1}
@@ -108,6 +98,7 @@ async def _load(h: Harness, users: list[dict[str, str]], n: int, progress: list[
         h.pump(10)
         await h.hoga.paper.drain()
         await asyncio.sleep(0)
+        i += 1
 
 
 def _consistent(tables: dict[str, list[dict[str, Any]]]) -> None:
@@ -148,7 +139,10 @@ def kind(request: pytest.FixtureRequest) -> str:
 
 async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: Path) -> None:
     out = tmp_path / "backups"
-    async with _target(kind, tmp_path, "src") as src_url, running(tmp_path / "src", src_url) as h:
+    async with (
+        _target(kind, tmp_path, "src") as (src_url, src_opts),
+        running(tmp_path / "src", src_url, **src_opts) as h,
+    ):
         alice = await h.user("alice", "premium")
         bob = await h.user("bob", "premium")
         r = await h.http.post("/api/broker-accounts", json=KIWOOM, headers=alice)
@@ -158,7 +152,8 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
 
         # Backup A while orders flow.
         progress: list[int] = []
-        load = asyncio.create_task(_load(h, [alice, bob], 14, progress))
+        stop = asyncio.Event()
+        load = asyncio.create_task(_load(h, [alice, bob], 14, progress, stop))
 
         async def started() -> bool:
             return len(progress) >= 8
@@ -166,13 +161,14 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
         await eventually(started, within=30, what="orders flowing")
         a = await create_backup(h.hoga.settings, out)
         assert not load.done(), "the backup must be taken while orders flow"
+        stop.set()
         await load
-        assert len(progress) == 28
+        assert len(progress) >= 28
 
         # Backup B of the same running server, now quiet: the restore must equal it exactly.
         await h.hoga.paper.drain()
         b = await create_backup(h.hoga.settings, out)
-        source = await _tables(src_url)
+        source = await _tables(src_url, src_opts)
         token_before = alice
 
     assert a.manifest["database"] == {"sqlite": "sqlite", "postgres": "postgresql"}[kind]
@@ -183,11 +179,11 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
     assert doc == a.manifest and all(len(f["sha256"]) == 64 for f in doc["files"].values())
 
     # A: a consistent snapshot taken mid-load.
-    async with _target(kind, tmp_path, "restore-a") as url_a:
-        settings_a = make_settings(tmp_path / "restore-a", url_a)
+    async with _target(kind, tmp_path, "restore-a") as (url_a, opts_a):
+        settings_a = make_settings(tmp_path / "restore-a", url_a, **opts_a)
         result = await restore_backup(settings_a, a.path)
         assert result.credentials_verified >= 1
-        snap = await _tables(url_a)
+        snap = await _tables(url_a, opts_a)
         _consistent(snap)
         assert 8 <= len(snap["orders"]) < len(source["orders"])
         # Rows that are never rewritten are identical to the source's.
@@ -196,15 +192,15 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
             assert all(src_rows[r["id"]] == r for r in snap[name])
 
     # B: every table equal; the vault opens; the server starts paused with no broker session.
-    async with _target(kind, tmp_path, "restore-b") as url_b:
-        settings_b = make_settings(tmp_path / "restore-b", url_b)
+    async with _target(kind, tmp_path, "restore-b") as (url_b, opts_b):
+        settings_b = make_settings(tmp_path / "restore-b", url_b, **opts_b)
         result = await restore_backup(settings_b, b.path)
-        restored = await _tables(url_b)
+        restored = await _tables(url_b, opts_b)
         assert _without_restore_marks(restored) == _without_restore_marks(source)
         pause = next(r for r in restored["system_state"] if r["key"] == "server.paused")
         assert pause["value"]["paused"] is True
 
-        async with running(tmp_path / "restore-b", url_b) as r_h:
+        async with running(tmp_path / "restore-b", url_b, **opts_b) as r_h:
             hoga = r_h.hoga
             assert hoga.control.paused
             assert not hoga.raw_brokers["kiwoom"]._accounts, "no broker session while paused"

@@ -4,56 +4,24 @@ runs on its own login, and superuser or mismatched logins are refused (issue 12)
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import text
 
 from hoga.store.db import Actor, Database, DatabaseUnavailable
-from tests.conftest import PG_URL, _raw_dsn
 from tests.helpers import running
+from tests.pg_roles import documented_roles
+from tests.pg_roles import login_url as _url
 
 pytestmark = pytest.mark.postgres
-DOCS = Path(__file__).parents[2] / "docs" / "operations.md"
-
-
-def _documented_sql(prefix: str) -> list[str]:
-    doc = DOCS.read_text(encoding="utf-8")
-    block = re.search(r"<!-- roles-sql -->\s*```sql\n(.*?)```", doc, re.S)
-    assert block, "docs/operations.md lost its roles SQL block"
-    sql = re.sub(r"\bhoga_(owner|app|system)\b", rf"{prefix}_\1", block.group(1))
-    sql = re.sub(r"\bDATABASE hoga\b", f"DATABASE {prefix}", sql)
-    return [s.strip() for s in sql.split(";") if s.strip()]
-
-
-def _url(login: str, database: str) -> str:
-    base = PG_URL.split("://", 1)[1].split("@", 1)[1].rsplit("/", 1)[0]
-    return f"postgresql+asyncpg://{login}:pw@{base}/{database}"
 
 
 @pytest.fixture
 async def roles(pg_available: None) -> AsyncIterator[str]:
-    prefix = f"hoga_r{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_raw_dsn(PG_URL))
-    try:
-        for statement in _documented_sql(prefix):
-            await admin.execute(statement)
-        db = await asyncpg.connect(_raw_dsn(PG_URL, prefix))
-        try:
-            await db.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
-            await db.execute(f"ALTER SCHEMA public OWNER TO {prefix}_owner")
-        finally:
-            await db.close()
+    async with documented_roles() as prefix:
         yield prefix
-    finally:
-        await admin.execute(f'drop database if exists "{prefix}" with (force)')
-        for kind in ("owner", "app", "system"):
-            await admin.execute(f'drop role if exists "{prefix}_{kind}"')
-        await admin.close()
 
 
 async def test_the_documented_roles_run_a_server_that_cannot_widen_itself(

@@ -13,8 +13,7 @@ from hoga import app as app_mod
 from hoga.config import Settings
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-# Settings being added in parallel work; the examples mention them commented out until then.
-UPCOMING = {"trusted_proxies", "database_owner_url"}
+DOCS = DEPLOY.parent / "docs" / "operations.md"
 # uvicorn's connection drain before HogaApp.stop() (cli.serve: timeout_graceful_shutdown).
 DRAIN = 3.0
 
@@ -29,8 +28,11 @@ def test_env_example_sets_only_real_settings() -> None:
     active = _env_keys(text, commented=False)
     assert active and active <= set(Settings.model_fields), active - set(Settings.model_fields)
     mentioned = _env_keys(text, commented=True)
-    assert mentioned <= set(Settings.model_fields) | UPCOMING
-    assert "trusted_proxies" in mentioned  # the reverse proxy needs it
+    assert mentioned <= set(Settings.model_fields)
+    assert "trusted_proxies" in active  # behind the reverse proxy it is needed
+    # The database logins come from compose.yaml; a systemd install copies the three lines.
+    assert {"database_url", "database_owner_url", "database_system_url"} <= mentioned
+    assert "database_app_role" not in active | mentioned  # the app login is the role itself
 
 
 def test_compose_sets_only_real_settings_and_mounts_what_exists() -> None:
@@ -101,3 +103,30 @@ def test_roles_file_makes_three_unprivileged_login_roles() -> None:
             sql,
         ), role
     assert 'ALTER SCHEMA public OWNER TO :"owner"' in sql
+    # Separate logins: no role is granted to another (the old GRANT app TO owner is gone), so
+    # no login has a role to SET ROLE to.
+    assert not re.search(r"^\s*GRANT\s+:\"\w+\"\s+TO\b", sql, re.M | re.I)
+
+
+def test_the_documented_roles_sql_is_the_deployed_file() -> None:
+    """One source of truth: docs/operations.md shows deploy/postgres/roles.sql verbatim (the
+    block the PostgreSQL role tests run), so the guide, compose and the tests use one SQL."""
+    doc = DOCS.read_text(encoding="utf-8")
+    block = re.search(r"<!-- roles-sql -->\s*```sql\n(.*?)```", doc, re.S)
+    assert block, "docs/operations.md lost its roles SQL block"
+    assert block.group(1) == (DEPLOY / "postgres" / "roles.sql").read_text(encoding="utf-8")
+
+
+def test_compose_logs_in_with_the_three_roles() -> None:
+    text = (DEPLOY / "compose.yaml").read_text()
+    active = dict(re.findall(r"^\s+(HOGA_DATABASE_\w+):\s*(\S+)", text, re.M))
+    for setting, role in (
+        ("HOGA_DATABASE_URL", "app"),
+        ("HOGA_DATABASE_OWNER_URL", "owner"),
+        ("HOGA_DATABASE_SYSTEM_URL", "system"),
+    ):
+        url = active[setting]
+        assert url.startswith("postgresql+asyncpg://${DB_NAME:-hoga}_" + role + ":"), url
+        assert "${DB_" + role.upper() + "_PASSWORD" in url, url
+    assert "HOGA_DATABASE_APP_ROLE" not in active
+    assert "HOGA_DATABASE_ALLOW_SUPERUSER" not in text

@@ -16,17 +16,15 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import secrets
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hoga.api.bounds import body_cap
+from hoga.api.request_context import accept_request_id
 
 log = logging.getLogger("hoga.api")
 
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 _INTERNAL = json.dumps(
     {
         "error": {
@@ -69,7 +67,10 @@ class OuterGuard:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                headers = list(message.get("headers", []))
+                # One X-Request-Id: api/request_context.py (inside) tags responses too.
+                headers = [
+                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
+                ]
                 headers.append((b"x-request-id", rid.encode()))
                 message = {**message, "headers": headers}
             elif message["type"] in ("websocket.accept", "websocket.close"):
@@ -144,9 +145,9 @@ def _capped(receive: Receive, cap: int) -> Receive:
 
 
 def _request_id(scope: Scope) -> str:
+    """The client's id when it is safe to log, else a fresh one - the same rule as
+    ``api/request_context.py``, which uses the id chosen here."""
     for name, value in scope.get("headers", []):
         if name == b"x-request-id":
-            text = bytes(value).decode("latin-1")
-            if _REQUEST_ID.fullmatch(text):
-                return text
-    return secrets.token_hex(8)
+            return accept_request_id(bytes(value).decode("latin-1"))
+    return accept_request_id(None)

@@ -56,7 +56,8 @@ class RequestContext:
             if name == HEADER:
                 given = value.decode("latin-1")
                 break
-        rid = accept_request_id(given)
+        # api/guard.py (outermost) has already chosen the id: logs and response agree on it.
+        rid = scope.get("state", {}).get("request_id") or accept_request_id(given)
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()

@@ -6,8 +6,8 @@ The archive (``hoga-backup-<UTC time>.tar.gz``) holds:
   of its own, opened, used and closed in one worker thread (docs/architecture.md, "Threads and
   SQLite connections"); in WAL mode the copy is one consistent snapshot and the server's writers
   are never blocked. Or ``database/hoga.pgdump`` - PostgreSQL: ``pg_dump -Fc`` of the database
-  (one consistent snapshot, as the owner from ``HOGA_DATABASE_URL``; the password goes through
-  ``PGPASSWORD``, never the command line).
+  (one consistent snapshot, as the system role from ``HOGA_DATABASE_SYSTEM_URL``, whose RLS
+  policy admits every row; the password goes through ``PGPASSWORD``, never the command line).
 * ``keys/master.key`` and ``keys/jwt.key`` - the vault and token keys, when they are files (a
   key given in the environment is not written anywhere; the manifest says so).
 * ``paper/journal.jsonl`` - the paper broker's journal, up to its last complete line.
@@ -77,18 +77,26 @@ def sqlite_path(url: str) -> Path:
 
 
 def libpq_target(url: str) -> tuple[str, dict[str, str]]:
-    """A libpq URI without the password, and the environment that carries the password.
-
-    The session runs as the system for row-level security (``app.system=on``, set through
-    ``PGOPTIONS``): the tenant tables *force* RLS, so even their owner sees no row without it,
-    and pg_dump's default (``row_security=off``) would refuse them outright."""
+    """A libpq URI without the password, and the environment that carries the password."""
     parsed = make_url(url)
     env = dict(os.environ)
-    env["PGOPTIONS"] = (env.get("PGOPTIONS", "") + " -c app.system=on").strip()
     if parsed.password:
         env["PGPASSWORD"] = str(parsed.password)
     uri = parsed.set(drivername="postgresql", password=None).render_as_string(hide_password=False)
     return uri, env
+
+
+def dump_url(settings: Settings) -> str:
+    """The login pg_dump uses: the system role (``HOGA_DATABASE_SYSTEM_URL``), whose policy
+    admits every row of the forced row-level security. Neither the owner (no policy names it)
+    nor the app role (its own user's rows only) would see every row. Without separate logins
+    (development) the one URL is a superuser, which RLS does not restrict."""
+    return settings.database_system_url or settings.sqlalchemy_url
+
+
+def owner_url(settings: Settings) -> str:
+    """The login that owns the schema: migrations, the schema revision, restore."""
+    return settings.database_owner_url or settings.sqlalchemy_url
 
 
 def _copy_sqlite(src: Path, dst: Path) -> str | None:
@@ -195,8 +203,8 @@ async def create_backup(
     try:
         await asyncio.to_thread(_stage_files, data, stage)
         if settings.is_postgres:
-            manifest["schema_revision"] = await pg_revision(settings.sqlalchemy_url)
-            await _pg_dump(settings.sqlalchemy_url, stage / "database" / "hoga.pgdump")
+            manifest["schema_revision"] = await pg_revision(owner_url(settings))
+            await _pg_dump(dump_url(settings), stage / "database" / "hoga.pgdump")
         else:
             manifest["schema_revision"] = await asyncio.to_thread(
                 _copy_sqlite, sqlite_path(settings.sqlalchemy_url), stage / "database" / "hoga.db"

@@ -7,9 +7,10 @@ In order, stopping at the first problem:
 2. The target is empty: the data dir does not exist or holds nothing, and - on PostgreSQL -
    the database has no tables. A restore never overwrites anything.
 3. The archive's database kind is the target's, and its schema revision is one this hoga knows.
-4. The key files, the database (a file copy for SQLite; ``pg_restore --no-owner --no-acl
-   --single-transaction`` for PostgreSQL, after which the migration step re-applies the app
-   role's grants and row-level security) and the paper journal are put in place, and the
+4. The key files, the database (a file copy for SQLite; for PostgreSQL ``pg_restore --no-owner
+   --no-acl --single-transaction`` as the owner (``HOGA_DATABASE_OWNER_URL``) without the dump's
+   policies, which name the source's roles; the migration step then grants the target's app
+   and system roles and creates their row-level-security policies) and the paper journal are put in place, and the
    schema is brought to this hoga's head.
 5. Every vault envelope (broker credentials, broker tokens, TOTP secrets, notification channel
    URLs) is decrypted with the restored key - or ``HOGA_MASTER_KEY``.
@@ -35,6 +36,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from sqlalchemy import func, select, text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from hoga.config import Settings
 from hoga.domain.clock import SystemClock
@@ -44,6 +46,7 @@ from hoga.ops.backup import (
     KEY_FILES,
     BackupError,
     libpq_target,
+    owner_url,
     sha256_file,
     sqlite_path,
 )
@@ -109,48 +112,70 @@ def _verified_members(tar: tarfile.TarFile, archive: Path, into: Path) -> dict[s
 
 
 async def _pg_tables(url: str) -> list[str]:
-    db = Database(url, app_role=None)
-    await db.start()
+    """The public schema's tables, read from the catalog as the owner."""
+    engine = create_async_engine(url)
     try:
-        async with db.tx(SYSTEM) as conn:
+        async with engine.connect() as conn:
             rows = await conn.execute(
                 text("select tablename from pg_tables where schemaname = 'public'")
             )
             return [r[0] for r in rows]
     finally:
-        await db.close()
+        await engine.dispose()
 
 
 async def _pg_drop(url: str, tables: list[str]) -> None:
-    db = Database(url, app_role=None)
-    await db.start()
+    engine = create_async_engine(url)
     try:
-        async with db.tx(SYSTEM) as conn:
+        async with engine.begin() as conn:
             for name in tables:
                 await conn.execute(text(f'drop table if exists "{name}" cascade'))
     finally:
-        await db.close()
+        await engine.dispose()
+
+
+async def _run(*argv: str, env: dict[str, str], what: str) -> bytes:
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise BackupError(f"{what} failed: {err.decode(errors='replace').strip()[:500]}")
+    return out
+
+
+def _without_policies(toc: str) -> str:
+    """The dump's table of contents minus its RLS policies (and their comments): a policy
+    names the source's roles (``TO <db>_app``), which the target need not have. The migration
+    step after the restore creates the policies for the target's own roles."""
+    kept = [line for line in toc.splitlines() if " POLICY " not in line.split(";", 1)[-1]]
+    return "\n".join(kept) + "\n"
 
 
 async def _pg_restore(url: str, dump: Path) -> None:
+    """``pg_restore`` as the owner. Row-level security is switched on only after the data
+    (pg_dump's post-data section), so the owner's COPY is not filtered."""
     uri, env = libpq_target(url)
-    proc = await asyncio.create_subprocess_exec(
+    toc = await _run("pg_restore", "--list", str(dump), env=env, what="pg_restore --list")
+    listing = dump.with_name("toc.list")
+    await asyncio.to_thread(listing.write_text, _without_policies(toc.decode()), "utf-8")
+    await _run(
         "pg_restore",
-        "--enable-row-security",
         "--no-owner",
         "--no-acl",
         "--single-transaction",
         "--exit-on-error",
+        "--use-list",
+        str(listing),
         "--dbname",
         uri,
         str(dump),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
         env=env,
+        what="pg_restore",
     )
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BackupError(f"pg_restore failed: {err.decode(errors='replace').strip()[:500]}")
 
 
 def _check_revision(rev: str | None) -> None:
@@ -233,7 +258,7 @@ async def restore_backup(
     data = Path(settings.data_dir)
     url = settings.sqlalchemy_url
     await asyncio.to_thread(_precheck, archive, data)
-    if settings.is_postgres and await _pg_tables(url):
+    if settings.is_postgres and await _pg_tables(owner_url(settings)):
         raise BackupError("the target database is not empty: restore only into an empty database")
     with tempfile.TemporaryDirectory(prefix=".hoga-restore-") as tmp:
         stage = Path(tmp)
@@ -252,10 +277,10 @@ async def restore_backup(
         created_dir = await asyncio.to_thread(_place_files, stage, data)
         try:
             if settings.is_postgres:
-                await _pg_restore(url, stage / "database" / "hoga.pgdump")
+                await _pg_restore(owner_url(settings), stage / "database" / "hoga.pgdump")
             else:
                 await asyncio.to_thread(_place_sqlite, stage, sqlite_path(url))
-            db = Database(url, app_role=settings.database_app_role)
+            db = Database(url, **settings.database_options())
             await db.migrate()
             await db.start()
             try:
@@ -311,7 +336,8 @@ async def _undo(settings: Settings, data: Path, created_dir: bool) -> None:
     """Leave the target as empty as it was."""
     try:
         if settings.is_postgres:
-            await _pg_drop(settings.sqlalchemy_url, await _pg_tables(settings.sqlalchemy_url))
+            owner = owner_url(settings)
+            await _pg_drop(owner, await _pg_tables(owner))
         else:
             await asyncio.to_thread(_remove_sqlite, sqlite_path(settings.sqlalchemy_url))
     except Exception as e:

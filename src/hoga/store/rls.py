@@ -102,6 +102,10 @@ async def ensure_rls(
         )
         await conn.execute(text(f"grant usage, select on all sequences in schema public to {r}"))
         await conn.execute(text(f"revoke all on alembic_version from {r}"))
+        if role == system_role:
+            # hoga backup's pg_dump logs in as the system role (the one login that reads
+            # every row): it must read, and lock, every table it dumps.
+            await conn.execute(text(f"grant select on alembic_version to {r}"))
     state = await _policy_state(conn)
     tables = dict.fromkeys(await tenant_tables(conn), "user_id")
     tables["users"] = "id"

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
+from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.fills import fill_view
 from hoga.api.history_csv import fills_csv, orders_csv
@@ -40,7 +41,7 @@ def _filter(
     first: Annotated[date | None, Query(alias="from")] = None,
     last: Annotated[date | None, Query(alias="to")] = None,
     symbol: Annotated[str | None, Query(max_length=12)] = None,
-    strategy_id: Annotated[int | None, Query(ge=1)] = None,
+    strategy_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     state: Annotated[str | None, Query(max_length=200)] = None,
 ) -> HistoryFilter:
     if first is not None and last is not None and first > last:

@@ -122,8 +122,10 @@ class OrderBody(Body):
 class ModifyBody(Body):
     """A modify (정정): the new price and/or the new *total* quantity (at least one)."""
 
-    price: StrictInt | None = None
-    quantity: StrictInt | None = None
+    # Only the 64-bit range here: zero or negative values get the service's own answer
+    # (422 ``order.invalid_modify``), like every other modify that is not one.
+    price: StrictInt | None = Field(None, ge=-MAX_INT, le=MAX_INT)
+    quantity: StrictInt | None = Field(None, ge=-MAX_INT, le=MAX_INT)
 
 
 # --- strategies and backtests (strategies branch) ---------------------------------------

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from fastapi import APIRouter, Request, Response
 from pydantic import Field, StrictBool
 
+from hoga.api.bounds import Id
 from hoga.api.deps import User, get_hoga
 from hoga.api.models import Body
 from hoga.domain.errors import ServiceUnavailable
@@ -67,7 +68,7 @@ async def create_channel(body: ChannelBody, ctx: User, request: Request) -> dict
 
 @router.patch("/{channel_id}")
 async def update_channel(
-    channel_id: int, body: ChannelPatch, ctx: User, request: Request
+    channel_id: Id, body: ChannelPatch, ctx: User, request: Request
 ) -> dict[str, Any]:
     channel = await _notifier(request).update(
         ctx.user_id, channel_id, is_admin=ctx.user.is_admin, **body.model_dump(exclude_none=True)
@@ -76,12 +77,12 @@ async def update_channel(
 
 
 @router.delete("/{channel_id}", status_code=204)
-async def delete_channel(channel_id: int, ctx: User, request: Request) -> Response:
+async def delete_channel(channel_id: Id, ctx: User, request: Request) -> Response:
     await _notifier(request).delete(ctx.user_id, channel_id)
     return Response(status_code=204)
 
 
 @router.post("/{channel_id}/test", status_code=202)
-async def test_channel(channel_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def test_channel(channel_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     await _notifier(request).send_test(ctx.user_id, channel_id)
     return {"queued": True}

@@ -7,20 +7,21 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 
+from hoga.api.bounds import Id
 from hoga.api.deps import User, get_hoga
 
 router = APIRouter(tags=["strategies"])
 
 
 @router.get("/api/strategies/{strategy_id}/log")
-async def strategy_log(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def strategy_log(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     await hoga.strategies.get(ctx.user_id, strategy_id)  # 404 unless it is the caller's
     return {"lines": hoga.strategies.recent_log(ctx.user_id, strategy_id)}
 
 
 @router.get("/api/strategies/{strategy_id}/pnl")
-async def strategy_pnl(strategy_id: int, ctx: User, request: Request) -> dict[str, Any]:
+async def strategy_pnl(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     await hoga.strategies.get(ctx.user_id, strategy_id)
     return {"points": await hoga.history.strategy_pnl(ctx.user_id, strategy_id)}

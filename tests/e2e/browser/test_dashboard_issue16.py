@@ -374,8 +374,15 @@ def test_profit_watchlist_money_and_phone_layout(browsing: Browsing, api: Api) -
     # Money: 원 in Korean, compact cards two by two, positions on the first screen.
     expect(page.locator("[data-value=cash]")).to_have_text(re.compile(r"^[\d,]+원$"))
     cards = page.locator(".card.stat")
-    top = [cards.nth(i).bounding_box() for i in range(2)]
-    assert top[0] and top[1] and abs(top[0]["y"] - top[1]["y"]) < 2  # side by side
+    # The overview re-renders as the portfolio loads: measure once both cards are showing.
+    for i in range(2):
+        expect(cards.nth(i)).to_be_visible()
+    # One read of both boxes: a re-render between two reads would detach the first card.
+    top: list[float] = page.evaluate(
+        "() => [...document.querySelectorAll('.card.stat')].slice(0, 2)"
+        ".map((c) => c.getBoundingClientRect().y)"
+    )
+    assert len(top) == 2 and abs(top[0] - top[1]) < 2  # side by side
     pos = page.locator("tr[data-symbol='005930']")
     expect(pos).to_be_visible()
     box = pos.bounding_box()

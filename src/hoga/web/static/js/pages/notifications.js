@@ -12,13 +12,13 @@ import { chime, notifySettings, saveNotifySettings } from "../notify.js";
 
 const KINDS = ["webhook", "telegram", "discord", "slack", "email"];
 // The apprise URL each kind takes (the server refuses other schemes with notify.invalid_url),
-// shown as the address field's placeholder.
+// shown as the address field's placeholder (no real host names: the static files name none).
 const EXAMPLES = {
-  webhook: "json://hooks.example.com/path",
+  webhook: "json://host:port/path",
   telegram: "tgram://bottoken/ChatID",
   discord: "discord://webhook_id/webhook_token",
   slack: "slack://TokenA/TokenB/TokenC/#channel",
-  email: "mailtos://user:password@mail.example.com?to=me@example.com",
+  email: "mailtos://user:password@host?to=you@host",
 };
 const DEFAULT_EVENTS = ["fill", "rejection", "unknown_settled", "strategy_error", "kill_switch", "broker_down", "daily_summary"];
 

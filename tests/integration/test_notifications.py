@@ -186,6 +186,16 @@ async def test_channels_api_follows_the_contract(tmp_path: Path) -> None:
             headers=alice,
         )
         assert r.json()["error"]["code"] == "notify.invalid_url"
+        # Both halves say which form the kind takes (the Korean one used to lose it).
+        assert "tgram://" in r.json()["error"]["message"]
+        assert "형식으로" in r.json()["error"]["message"]
+        r = await h.http.post(
+            "/api/me/notifications",
+            json={"kind": "telegram", "label": "x", "url": hook.url(), "events": []},
+            headers={**alice, "Accept-Language": "en"},
+        )
+        assert "tgram://" in r.json()["error"]["message"]
+        assert "Not a valid telegram URL" in r.json()["error"]["message"]
 
         ch = await _add(
             h,

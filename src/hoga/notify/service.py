@@ -324,9 +324,11 @@ class Notifier:
                 or scheme not in KIND_SCHEMES[kind]
                 or not apprise.Apprise().add(url)
             ):
+                # The schemes stay outside the parentheses: the Korean half needs them too.
+                schemes = ", ".join(s + "://" for s in KIND_SCHEMES[kind])
                 raise InvalidInput(
-                    f"{kind} 채널 URL이 올바르지 않습니다 (not a valid {kind} URL; expected "
-                    f"{', '.join(s + '://' for s in KIND_SCHEMES[kind])})",
+                    f"{kind} 채널 URL이 올바르지 않습니다. {schemes} 형식으로 쓰세요 "
+                    f"(not a valid {kind} URL; expected {schemes})",
                     "notify.invalid_url",
                     field="url",
                 )

@@ -4,16 +4,20 @@ book updates and fills the ticket, modify from the open orders, a fill toasts on
 history exports CSV, profit and watchlist, one language per screen, money and dates, and the
 chart page's weight.
 
-Stubbed with ``page.route`` (their backends are built in parallel by other engineers, to the
-API contract in contracts.md): ``GET /api/market/orderbook`` and the "orderbook" pushes on
-/ws/market-data (market), ``PATCH /api/orders/{id}`` (modify), ``/api/me/notifications``
-(notifications). Everything else is the real server.
+No stubs: the order book (REST and the "orderbook" channel of /ws/market-data, from the
+simulated market), modify (PATCH /api/orders/{id} at the paper broker) and the notification
+channels (delivered by apprise to a loopback webhook receiver) are the real server's. The
+order-book test only watches the market socket's messages, passing every one through.
 """
 
 from __future__ import annotations
 
 import json
 import re
+import threading
+import time
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -68,16 +72,21 @@ def resting_buy(api: Api, headers: dict[str, str], symbol: str = "000660") -> di
     )
 
 
-def wait_status(api: Api, headers: dict[str, str], order_id: int, status: str) -> dict[str, Any]:
-    import time
-
+def wait_order(
+    api: Api, headers: dict[str, str], order_id: int, ok: Callable[[dict[str, Any]], bool]
+) -> dict[str, Any]:
     deadline = time.monotonic() + 30
+    order: dict[str, Any] = {}
     while time.monotonic() < deadline:
-        order: dict[str, Any] = api.get(f"/api/orders/{order_id}", headers)
-        if order["status"] == status:
+        order = api.get(f"/api/orders/{order_id}", headers)
+        if ok(order):
             return order
         time.sleep(0.2)
-    raise AssertionError(f"order {order_id} never reached {status}")
+    raise AssertionError(f"order {order_id} never got there: {order}")
+
+
+def wait_status(api: Api, headers: dict[str, str], order_id: int, status: str) -> dict[str, Any]:
+    return wait_order(api, headers, order_id, lambda o: o["status"] == status)
 
 
 def buttons_outside(page: Page, selector: str) -> list[str]:
@@ -155,17 +164,11 @@ def test_modify_from_the_open_orders(browsing: Browsing, api: Api) -> None:
     order = wait_status(api, me, resting_buy(api, me)["id"], "ACCEPTED")
     page = browsing.page(viewport=DESKTOP)
     sent: list[dict[str, Any]] = []
-
-    # Stub (modify backend built in parallel): answer 202 with the order view, modify pending.
-    def patch(route: Any) -> None:
-        body = json.loads(route.request.post_data or "{}")
-        sent.append(body)
-        view = {**order, "modify_pending": True, "updated_at": "2099-01-01T00:00:00+09:00"}
-        route.fulfill(status=202, content_type="application/json", body=json.dumps(view))
-
-    page.route(
-        re.compile(r".*/api/orders/\d+$"),
-        lambda r: patch(r) if r.request.method == "PATCH" else r.continue_(),
+    page.on(
+        "request",
+        lambda req: (
+            sent.append(json.loads(req.post_data or "{}")) if req.method == "PATCH" else None
+        ),
     )
     sign_in(page, browsing.base, user)
     go(page, "trade")
@@ -175,33 +178,31 @@ def test_modify_from_the_open_orders(browsing: Browsing, api: Api) -> None:
     expect(dialog).to_be_visible()
     price = dialog.get_by_label("새 가격 (원)")
     expect(price).to_have_value(f"{order['price']:,}")
-    new_price = order["price"] + 5 * 100
+    tick = api.get(f"/api/market/rules?symbol={order['symbol']}&price={order['price']}", me)
+    new_price = order["price"] + 5 * tick["tick_size"]
     price.fill(str(new_price))
     expect(price).to_have_value(f"{new_price:,}")  # thousands separators as typed
     dialog.get_by_label("새 주문수량 (전체)").fill("3")
     dialog.get_by_role("button", name="정정 주문").click()
     expect(dialog).to_be_hidden()
     assert sent == [{"price": new_price, "quantity": 3}]
-    expect(row.get_by_text("정정 중")).to_be_visible()
     expect(page.get_by_text(f"주문 #{order['id']}의 정정을 보냈습니다.")).to_be_visible()
+    # The paper broker acknowledges: the order rests again at the new price and size, and the
+    # row (kept current by /ws/events) says so without a reload.
+    done = wait_order(
+        api,
+        me,
+        order["id"],
+        lambda o: (o["status"], o["price"], o["qty"]) == ("ACCEPTED", new_price, 3),
+    )
+    assert done["modify_pending"] is False
+    expect(row).to_have_attribute("data-status", "ACCEPTED")
+    expect(row).to_contain_text(f"{new_price:,}")
+    expect(row.get_by_text("정정 중")).to_have_count(0)
     shot(page, "issue16-modify")
 
 
 # --- the order book ---------------------------------------------------------------------------------
-
-
-def _book(last: int, tick: int, shift: int = 0) -> dict[str, Any]:
-    asks = [{"price": last + tick * (i + 1 + shift), "qty": 100 * (i + 1)} for i in range(10)]
-    bids = [{"price": last - tick * (i - shift), "qty": 90 * (i + 1)} for i in range(10)]
-    return {
-        "symbol": "005930",
-        "ts": "2026-12-04T09:00:01+09:00",
-        "asks": asks,
-        "bids": bids,
-        "total_ask_qty": sum(a["qty"] for a in asks),
-        "total_bid_qty": sum(b["qty"] for b in bids),
-        "last": last,
-    }
 
 
 @pytest.mark.parametrize("viewport", [DESKTOP, PHONE])
@@ -209,32 +210,25 @@ def test_order_book_is_live_and_a_click_fills_the_ticket(
     browsing: Browsing, api: Api, viewport: dict[str, int]
 ) -> None:
     user = api.new_user("book")
-    me = api.login(user)
-    rules = api.get("/api/market/rules?symbol=005930", me)
-    last, tick = rules["price"], rules["tick_size"]
     phone = viewport == PHONE
     page = browsing.page(viewport=viewport, is_mobile=phone, has_touch=phone)
-    # Stub (order-book backend built in parallel): the REST snapshot ...
-    page.route(
-        re.compile(r".*/api/market/orderbook\?.*"),
-        lambda r: r.fulfill(content_type="application/json", body=json.dumps(_book(last, tick))),
-    )
-    # ... and the "orderbook" channel: the real socket, plus pushes injected into it.
-    sockets: list[Any] = []
-    subscribes: list[dict[str, Any]] = []
+    # The real market socket, only watched: every message passes through both ways.
+    to_server: list[dict[str, Any]] = []
+    to_page: list[dict[str, Any]] = []
 
     def market_ws(ws: Any) -> None:
         server = ws.connect_to_server()
 
         def from_page(message: str | bytes) -> None:
-            msg = json.loads(message)
-            if msg.get("type") == "subscribe":
-                subscribes.append(msg)
-                msg = {k: v for k, v in msg.items() if k != "channels"}
-            server.send(json.dumps(msg))
+            to_server.append(json.loads(message))
+            server.send(message)
+
+        def from_server(message: str | bytes) -> None:
+            to_page.append(json.loads(message))
+            ws.send(message)
 
         ws.on_message(from_page)
-        sockets.append(ws)
+        server.on_message(from_server)
 
     page.route_web_socket(re.compile(r".*/ws/market-data.*"), market_ws)
     sign_in(page, browsing.base, user)
@@ -245,27 +239,39 @@ def test_order_book_is_live_and_a_click_fills_the_ticket(
     book = page.locator("[data-orderbook]")
     expect(book.locator(".book-row.ask")).to_have_count(10)
     expect(book.locator(".book-row.bid")).to_have_count(10)
-    expect(book.locator(".book-row[data-last=true]")).to_have_count(1)
+    assert book.locator(".book-row[data-last=true]").count() <= 1
     page.wait_for_function(
         "() => [...document.querySelectorAll('.size .bar')].some((b) => parseFloat(b.style.width) > 50)"
     )
-    assert any("orderbook" in (m.get("channels") or []) for m in subscribes)
+    assert any("orderbook" in (m.get("channels") or []) for m in to_server)
 
-    # A push moves the book.
-    before = book.get_attribute("data-updated")
-    pushed = {"type": "orderbook", **_book(last, tick, shift=1)}
-    sockets[-1].send(json.dumps(pushed))
-    expect(book).not_to_have_attribute("data-updated", before or "")
-    expect(book.locator(".book-row.ask").last.locator(".book-price")).to_have_text(
-        f"{last + 2 * tick:,}"
+    # The simulated market's pushes move the book, live.
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-orderbook]').dataset.updated) >= 3",
+        timeout=30_000,
     )
+    assert any(m["type"] == "orderbook" and m["symbol"] == "005930" for m in to_page)
+    pushed = next(m for m in to_page if m["type"] == "orderbook")
+    assert len(pushed["asks"]) == 10 and len(pushed["bids"]) == 10
+    assert {"price", "qty"} == set(pushed["asks"][0])
 
     # A click on a price fills the ticket (a limit order at that price).
-    target = last - 3 * tick
-    book.locator(f".book-price[data-price='{target}']").click()
-    expect(page.get_by_label("주문가격 (원)")).to_have_value(f"{target:,}")
+    target = book.locator(".book-row.bid .book-price").nth(3)
+    picked = int(target.get_attribute("data-price") or "0")
+    target.click()
+    expect(page.get_by_label("주문가격 (원)")).to_have_value(f"{picked:,}")
     assert buttons_outside(page, "main") == []
     shot(page, f"issue16-orderbook-{viewport['width']}")
+
+    # Leaving the page lets the book go at the server too (its subscribe only adds channels).
+    go(page, "history")
+    deadline = time.monotonic() + 30
+    while not any(
+        m["type"] == "unsubscribed" and "orderbook" in m["channels"] and "005930" in m["symbols"]
+        for m in to_page
+    ):
+        assert time.monotonic() < deadline, to_server[-3:]
+        page.wait_for_timeout(100)
 
 
 # --- notices ---------------------------------------------------------------------------------------
@@ -368,8 +374,15 @@ def test_profit_watchlist_money_and_phone_layout(browsing: Browsing, api: Api) -
     # Money: 원 in Korean, compact cards two by two, positions on the first screen.
     expect(page.locator("[data-value=cash]")).to_have_text(re.compile(r"^[\d,]+원$"))
     cards = page.locator(".card.stat")
-    top = [cards.nth(i).bounding_box() for i in range(2)]
-    assert top[0] and top[1] and abs(top[0]["y"] - top[1]["y"]) < 2  # side by side
+    # The overview re-renders as the portfolio loads: measure once both cards are showing.
+    for i in range(2):
+        expect(cards.nth(i)).to_be_visible()
+    # One read of both boxes: a re-render between two reads would detach the first card.
+    top: list[float] = page.evaluate(
+        "() => [...document.querySelectorAll('.card.stat')].slice(0, 2)"
+        ".map((c) => c.getBoundingClientRect().y)"
+    )
+    assert len(top) == 2 and abs(top[0] - top[1]) < 2  # side by side
     pos = page.locator("tr[data-symbol='005930']")
     expect(pos).to_be_visible()
     box = pos.bounding_box()
@@ -401,51 +414,88 @@ def test_profit_watchlist_money_and_phone_layout(browsing: Browsing, api: Api) -
     expect(page.locator("[data-value=cash]")).to_have_text(re.compile(r"^₩[\d,]+$"))
 
 
-# --- notification settings (stubbed backend) --------------------------------------------------------
+# --- notification settings ----------------------------------------------------------------------------
 
 
-def test_notification_settings(browsing: Browsing, api: Api) -> None:
+@pytest.fixture
+def webhook() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A loopback HTTP receiver for apprise's ``json://``: (its base URL, the bodies it got)."""
+    got: list[dict[str, Any]] = []
+
+    class Receiver(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            got.append(json.loads(raw or b"{}"))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"json://127.0.0.1:{server.server_address[1]}/hook", got
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def test_notification_settings(
+    browsing: Browsing, api: Api, webhook: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook
     user = api.new_user("notif")
+    me = api.login(user)
     page = browsing.page(viewport=DESKTOP)
-    channels: list[dict[str, Any]] = []
-
-    # Stub (notifications backend built in parallel), to the contract.
-    def handle(route: Any) -> None:
-        req = route.request
-        if req.method == "GET":
-            route.fulfill(
-                content_type="application/json",
-                body=json.dumps({"channels": channels, "available_events": ["fill", "rejection"]}),
-            )
-        elif req.method == "POST" and req.url.endswith("/notifications"):
-            body = json.loads(req.post_data or "{}")
-            made = {
-                "id": len(channels) + 1,
-                "kind": body["kind"],
-                "label": body["label"],
-                "target_masked": "https://hooks.example/…" + body["url"][-4:],
-                "events": body["events"],
-                "enabled": body["enabled"],
-            }
-            channels.append(made)
-            route.fulfill(status=201, content_type="application/json", body=json.dumps(made))
-        else:
-            route.fulfill(status=202, content_type="application/json", body="{}")
-
-    page.route(re.compile(r".*/api/me/notifications.*"), handle)
+    page.on("dialog", lambda d: d.accept())  # the delete confirmation
     sign_in(page, browsing.base, user)
     go(page, "notifications")
+    address = page.get_by_label("주소 (URL 또는 이메일)")
+    # The address format each kind takes is shown before anything is sent.
+    expect(address).to_have_attribute("placeholder", re.compile(r"^json://"))
     page.get_by_label("이름").fill("내 웹훅")
-    page.get_by_label("주소 (URL 또는 이메일)").fill("https://hooks.example/abcd1234")
+    # A web address the webhook kind does not take: refused at the field, in Korean.
+    address.fill("https://hooks.example/abcd1234")
     page.get_by_role("button", name="추가").click()
-    card = page.locator("[data-channel='1']")
-    expect(card).to_contain_text("내 웹훅")
-    expect(card).to_contain_text("1234")
-    assert channels[0]["events"] == ["fill", "rejection"]
-    expect(page.get_by_label("주소 (URL 또는 이메일)")).to_have_value("")
+    expect(page.locator("[data-field=url]")).to_contain_text("json://")
+    assert api.get("/api/me/notifications", me)["channels"] == []
+
+    address.fill(url)
+    page.get_by_role("button", name="추가").click()
+    card = page.locator(".channel", has_text="내 웹훅")
+    expect(card).to_be_visible()
+    (stored,) = api.get("/api/me/notifications", me)["channels"]
+    assert stored["events"] == ["fill", "rejection"]
+    assert card.get_attribute("data-channel") == str(stored["id"])
+    expect(card).to_contain_text(stored["target_masked"])
+    assert "/hook" not in card.inner_text()  # only the masked form ever comes back
+    expect(address).to_have_value("")
+
+    # Choose one more event on the card; the server keeps it.
+    card.get_by_text("전략 오류").click()
+    deadline = time.monotonic() + 30
+    while "strategy_error" not in api.get("/api/me/notifications", me)["channels"][0]["events"]:
+        assert time.monotonic() < deadline
+        page.wait_for_timeout(100)
+
+    # A test goes out through apprise to the receiver.
+    card.get_by_role("button", name="시험 발송").click()
+    expect(page.get_by_text("시험 알림을 보냈습니다.")).to_be_visible()
+    deadline = time.monotonic() + 30
+    while not received:
+        assert time.monotonic() < deadline, "the test notification never arrived"
+        page.wait_for_timeout(100)
+
     page.get_by_text("체결·거부 때 소리 내기").click()
     assert json.loads(page.evaluate("localStorage.getItem('hoga.notify')"))["sound"] is True
     shot(page, "issue16-notifications")
+
+    card.get_by_role("button", name="삭제").click()
+    expect(page.get_by_text("등록된 채널이 없습니다.")).to_be_visible()
+    assert api.get("/api/me/notifications", me)["channels"] == []
 
 
 # --- one language per screen, particles -----------------------------------------------------------------

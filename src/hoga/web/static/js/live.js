@@ -177,8 +177,10 @@ class MarketFeed {
       if (set.size) return;
       this.books.delete(symbol);
       if (!this.socket.authed) return;
-      if (this.watchers.has(symbol)) this.socket.send({ type: "subscribe", symbols: [symbol], channels: ["trades"] });
-      else this.socket.send({ type: "unsubscribe", symbols: [symbol] });
+      // The server's subscribe only adds channels, and an unsubscribe without "channels" drops
+      // only "trades": say "orderbook" explicitly, or the book keeps streaming to nobody.
+      const channels = this.watchers.has(symbol) ? ["orderbook"] : ["trades", "orderbook"];
+      this.socket.send({ type: "unsubscribe", symbols: [symbol], channels });
     };
   }
 

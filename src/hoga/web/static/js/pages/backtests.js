@@ -2,7 +2,7 @@
 // volume), follow the background job, and show the report - figures, equity curve, drawdown and
 // fills.
 
-import { get, post, publicGet } from "../api.js";
+import { get, post } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
 import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime, dir, num, parseInteger, price, ratioPct, signedWon, won } from "../format.js";
@@ -318,7 +318,8 @@ export function mount(el, params) {
 
   async function load() {
     try {
-      simulated = Boolean((await publicGet("/health").catch(() => ({}))).simulated);
+      // Signed in: /health says "simulated" only to a caller with a token (strangers get ok/down).
+      simulated = Boolean((await get("/health").catch(() => ({}))).simulated);
       const [cat, list] = await Promise.all([get("/api/strategy-catalog"), get("/api/backtests")]);
       catalog = cat.strategies;
       runs = Array.isArray(list) ? list : list.backtests || list.runs || [];

@@ -11,6 +11,15 @@ import { t } from "../i18n.js";
 import { chime, notifySettings, saveNotifySettings } from "../notify.js";
 
 const KINDS = ["webhook", "telegram", "discord", "slack", "email"];
+// The apprise URL each kind takes (the server refuses other schemes with notify.invalid_url),
+// shown as the address field's placeholder (no real host names: the static files name none).
+const EXAMPLES = {
+  webhook: "json://host:port/path",
+  telegram: "tgram://bottoken/ChatID",
+  discord: "discord://webhook_id/webhook_token",
+  slack: "slack://TokenA/TokenB/TokenC/#channel",
+  email: "mailtos://user:password@host?to=you@host",
+};
 const DEFAULT_EVENTS = ["fill", "rejection", "unknown_settled", "strategy_error", "kill_switch", "broker_down", "daily_summary"];
 
 function checkbox(label, checked, onchange, props = {}) {
@@ -56,6 +65,9 @@ export function mount(el) {
   const labelInput = h("input", { type: "text", maxlength: 64, autocomplete: "off" });
   const urlInput = h("input", { type: "text", autocomplete: "off", spellcheck: "false" });
   const kindField = field(t("notify.kind"), kindSelect, { name: "kind" });
+  const showExample = () => { urlInput.placeholder = EXAMPLES[kindSelect.value] || ""; };
+  kindSelect.addEventListener("change", showExample);
+  showExample();
   const labelField = field(t("notify.label"), labelInput, { name: "label" });
   const urlField = field(t("notify.url"), urlInput, { name: "url", help: t("notify.url_help") });
   const eventsBox = h("fieldset", { class: "field events", dataset: { field: "events" } }, h("legend", null, t("notify.events")));

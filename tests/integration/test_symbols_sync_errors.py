@@ -57,7 +57,11 @@ async def test_admin_sync_refuses_a_stub_and_reports_an_unreachable_source(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     async with running(
-        tmp_path, sqlite_url, kis_master_url="http://127.0.0.1:9/master", symbols_sync_at="off"
+        tmp_path,
+        sqlite_url,
+        kis_master_url="http://127.0.0.1:9/master",
+        symbols_sync_at="off",
+        symbols_source="kis",  # named: the simulated market alone syncs nothing (409)
     ) as h:
         admin = await h.admin()
         r = await h.http.post("/api/admin/symbols/sync", headers=admin)
@@ -68,3 +72,15 @@ async def test_admin_sync_refuses_a_stub_and_reports_an_unreachable_source(
         assert r.status_code == 502 and r.json()["error"]["code"] == "symbols.sync_refused"
         status = (await h.http.get("/api/admin/symbols", headers=admin)).json()
         assert status["stored"] == 0
+
+
+async def test_the_simulated_market_syncs_nothing_unless_a_source_is_named(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The fuzzer's 503: on the simulator, sync reached for KIS's real host. It trades its
+    bundled symbols; a sync there is a 409 that says so, and nothing is fetched."""
+    async with running(tmp_path, sqlite_url, symbols_sync_at="off") as h:
+        admin = await h.admin()
+        r = await h.http.post("/api/admin/symbols/sync", headers=admin)
+        assert r.status_code == 409, r.text
+        assert r.json()["error"]["code"] == "symbols.simulated"

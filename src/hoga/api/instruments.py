@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from hoga.api.deps import Admin, get_hoga
-from hoga.domain.errors import HogaError, ServiceUnavailable
+from hoga.domain.errors import Conflict, HogaError, ServiceUnavailable
 from hoga.marketdata.instruments import SyncRefused
 
 router = APIRouter(prefix="/api/admin/symbols", tags=["admin"])
@@ -49,6 +49,15 @@ async def status(ctx: Admin, request: Request) -> dict[str, Any]:
 @router.post("/sync")
 async def sync(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
+    if not hoga.live_feed and hoga.settings.symbols_source == "auto":
+        # The simulated market trades its bundled demo universe; nothing to fetch (and an
+        # operator who wants the master before switching feeds names the source).
+        raise Conflict(
+            "모의 시장은 내장 종목으로 거래합니다. 증권사 시세를 연결하거나 HOGA_SYMBOLS_SOURCE를 "
+            "지정하세요 (the simulated market trades its bundled symbols; link a broker feed or "
+            "set HOGA_SYMBOLS_SOURCE)",
+            "symbols.simulated",
+        )
     source = hoga.instrument_source()
     if source is None:
         raise ServiceUnavailable(

@@ -99,9 +99,10 @@ class OrderList(Answer):
 
 
 class DeniedOrder(ErrorBody):
-    """A submit the risk gate refused: the error and the order recorded ``DENIED``."""
+    """A refused submit: invalid values (``error`` only), or a risk-gate refusal, which also
+    carries the order recorded ``DENIED``."""
 
-    order: OrderView
+    order: OrderView | None = None
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:

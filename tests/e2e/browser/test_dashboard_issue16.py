@@ -58,7 +58,9 @@ def place(api: Api, headers: dict[str, str], **order: Any) -> dict[str, Any]:
     return body
 
 
-def resting_buy(api: Api, headers: dict[str, str], symbol: str = "000660") -> dict[str, Any]:
+def resting_buy(
+    api: Api, headers: dict[str, str], symbol: str = "000660", qty: int = 1
+) -> dict[str, Any]:
     """A limit buy at the day's lower limit: it rests, open, at the paper broker."""
     rules = api.get(f"/api/market/rules?symbol={symbol}", headers)
     return place(
@@ -67,7 +69,7 @@ def resting_buy(api: Api, headers: dict[str, str], symbol: str = "000660") -> di
         symbol=symbol,
         side="buy",
         type="limit",
-        qty=1,
+        qty=qty,
         price=rules["lower"],
     )
 
@@ -161,7 +163,8 @@ def test_every_cancel_and_modify_button_is_inside_the_viewport(
 def test_modify_from_the_open_orders(browsing: Browsing, api: Api) -> None:
     user = api.new_user("mod")
     me = api.login(user)
-    order = wait_status(api, me, resting_buy(api, me)["id"], "ACCEPTED")
+    # 5 shares, modified down to 3: KRX modifies lower a quantity, never raise it.
+    order = wait_status(api, me, resting_buy(api, me, qty=5)["id"], "ACCEPTED")
     page = browsing.page(viewport=DESKTOP)
     sent: list[dict[str, Any]] = []
     page.on(

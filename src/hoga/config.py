@@ -97,6 +97,24 @@ class Settings(BaseSettings):
         description="seconds hoga serve keeps retrying an unreachable database at start "
         "(containers: the database may start later); 0 = fail at once",
     )
+    # --- cluster mode (docs/scaling.md): several servers on one PostgreSQL and one NATS
+    cluster_nats_url: str | None = Field(
+        None,
+        description="NATS server (with JetStream) shared by the servers of one cluster, e.g. "
+        "nats://127.0.0.1:4222; unset = one server per database (the single-server guard)",
+    )
+    cluster_instance_id: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        description="this server's name in the cluster; default <hostname>-<pid>",
+    )
+    cluster_lease_ttl: float = Field(
+        9.0,
+        ge=2.0,
+        le=120.0,
+        description="seconds a dead server's leases (users, broker keys, the feed) outlive it; "
+        "a server that cannot renew stops that work after two thirds of this",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # --- logs, metrics, backups, alerts (docs/operations.md "Metrics, logs and alerts")
     log_format: Literal["text", "json"] = Field("text", description="json = one JSON object a line")

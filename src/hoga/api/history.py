@@ -26,7 +26,7 @@ from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, OrderStatus
 from hoga.execution.history import MAX_DAYS, HistoryFilter, HistoryService
-from hoga.execution.service import order_view
+from hoga.execution.views import order_view
 
 router = APIRouter(tags=["history"])
 

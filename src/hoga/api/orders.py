@@ -37,7 +37,7 @@ from hoga.domain.orders import (
     Venue,
 )
 from hoga.execution.queue import Kind
-from hoga.execution.service import order_view
+from hoga.execution.views import order_view
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp

@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 from fastapi import FastAPI
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
 from starlette.routing import BaseRoute
 
+from hoga.api.schemas import Answer, answer
 from hoga.api.server import create_api
 
 #: (method, path) -> why the answer is not JSON (its media type is declared on the route).
@@ -128,3 +130,27 @@ def test_errors_are_documented_as_the_error_body() -> None:
                 continue
             schema = resp["content"]["application/json"]["schema"]["$ref"]
             assert schema.rsplit("/", 1)[-1] in ("ErrorBody", "DeniedOrder"), (name, status)
+
+
+class _Shape(Answer):
+    a: int
+    b: str | None = None
+
+
+async def test_an_answer_is_what_the_view_wrote_checked_not_padded() -> None:
+    """``answer`` adds no default for a field the view left out and keeps a field the model
+    does not know; a view that breaks its model is a server error, never a wrong answer."""
+    app = FastAPI()
+
+    @app.get("/short", **answer(_Shape))
+    async def short() -> dict[str, Any]:
+        return {"a": 1, "extra": [1, 2]}
+
+    @app.get("/broken", **answer(_Shape))
+    async def broken() -> dict[str, Any]:
+        return {"a": "not a number"}
+
+    transport = httpx.ASGITransport(app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/short")).json() == {"a": 1, "extra": [1, 2]}
+        assert (await client.get("/broken")).status_code == 500

@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from hoga.api.bounds import MAX_ID
+from hoga.api.bounds import FIRST_DAY, LAST_DAY, MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.fills import fill_view
 from hoga.api.history_csv import fills_csv, orders_csv
@@ -174,6 +174,14 @@ async def portfolio_daily(
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
+    for day, name in ((first, "from"), (last, "to")):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(
+                f"날짜는 {FIRST_DAY}부터 {LAST_DAY}까지입니다 "
+                f"(dates run from {FIRST_DAY} to {LAST_DAY})",
+                "history.bad_range",
+                field=name,
+            )
     last = last or krx.trading_date(hoga.clock.now())
     first = first or last - timedelta(days=90)
     if first > last:

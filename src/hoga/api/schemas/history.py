@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Generic, TypeVar
+
 from pydantic import Field
 
 from hoga.api.schemas import Answer, FillView, OrderView
+
+Item = TypeVar("Item")
 
 
 class PriceBand(Answer):
@@ -38,18 +42,21 @@ class OrderPreview(Answer):
     daily_limit: int
 
 
-class OrderPage(Answer):
-    items: list[OrderView]
+class Page(Answer, Generic[Item]):
+    """One page of a history: ``total`` rows match the filter."""
+
+    items: list[Item]
     total: int
     page: int
     page_size: int
 
 
-class FillPage(Answer):
-    items: list[FillView]
-    total: int
-    page: int
-    page_size: int
+class OrderPage(Page[OrderView]):
+    pass
+
+
+class FillPage(Page[FillView]):
+    pass
 
 
 class DailyLine(Answer):

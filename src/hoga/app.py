@@ -568,6 +568,9 @@ class HogaApp:
             await self.strategies.stop_user(
                 change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
             )
+            withdrawn = await self.orders.withdraw_queued(change.user_id)
+            if withdrawn:
+                log.info("user %s disabled: %d queued orders withdrawn", change.user_id, withdrawn)
 
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)

@@ -38,7 +38,6 @@ from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
-from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
@@ -50,6 +49,7 @@ from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
+from hoga.execution.token_store import VaultTokenStore
 from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed

@@ -13,7 +13,7 @@ from hoga.api.schemas import SIGNED_IN, WITH_BODY, Ok, answer
 from hoga.api.schemas.accounts import AccountTest, BrokerAccountList, BrokerAccountView
 from hoga.api.views import account_view
 from hoga.domain.errors import InvalidInput
-from hoga.execution.accounts import LinkRequest
+from hoga.execution.account_linking import LinkRequest
 
 router = APIRouter(prefix="/api/broker-accounts", tags=["broker-accounts"])
 

@@ -11,13 +11,13 @@ from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import StrategyCreateBody
 from hoga.api.schemas import SIGNED_IN, WITH_BODY, Ok, answer
 from hoga.api.schemas.strategies import StrategyCatalog, StrategyList, StrategyView
-from hoga.strategies.runner import StrategyRunner
+from hoga.strategies.service import StrategyService
 
 router = APIRouter(tags=["strategies"])
 
 
-def _runner(request: Request) -> StrategyRunner:
-    runner: StrategyRunner = get_hoga(request).strategies
+def _runner(request: Request) -> StrategyService:
+    runner: StrategyService = get_hoga(request).strategies
     return runner
 
 

@@ -14,6 +14,8 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from tests.broker_support import post_account
+
 TOKEN = "bridge-token-0123456789-never-print"
 USERS = {"kim": ["5012345611"], "lee": ["5098765411"], "park": ["5055555511"]}
 
@@ -98,12 +100,14 @@ async def bridge_running(tmp_path: Path, **kw: Any) -> AsyncIterator[Bridge]:
         await stop_bridge(bridge)
 
 
-async def link(
+async def link_account(
     http: Any, headers: dict[str, str], bridge: Bridge, user: str, token: str = TOKEN
 ) -> dict[str, Any]:
-    r = await http.post(
-        "/api/broker-accounts",
-        json={
+    """Link ``user``'s OpenAPI+ account behind the bridge through the API; returns the view."""
+    return await post_account(
+        http,
+        headers,
+        {
             "broker": "kiwoom_openapi",
             "env": "mock",
             "account_no": USERS[user][0],
@@ -112,8 +116,4 @@ async def link(
             "base_url": bridge.url,
             "label": "키움 OpenAPI+ 모의",
         },
-        headers=headers,
     )
-    assert r.status_code == 201, r.text
-    acct: dict[str, Any] = r.json()
-    return acct

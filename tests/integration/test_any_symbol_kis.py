@@ -10,9 +10,9 @@ from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
 from hoga.marketdata.universe import bundled_universe
+from tests.broker_support import fund
 from tests.helpers import eventually, running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund, link, order, state, until
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account, trade_until
 
 OUTSIDE = "095340"
 
@@ -21,7 +21,7 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
     tmp_path: Path, sqlite_url: str, clock: ManualClock
 ) -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with fake_kis("real", accounts) as fake:
+    async with kis_fake("real", accounts) as fake:
         async with running(
             tmp_path,
             sqlite_url,
@@ -50,8 +50,8 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
             r = await h.http.get("/api/market/symbols?q=ISC", headers=alice)
             assert any(x["symbol"] == OUTSIDE for x in r.json()["symbols"])
 
-            acct = await link(h, alice, fake)
-            await fund(h, alice, acct, 50_000_000)
+            acct = (await link_account(h.http, alice, fake))["id"]
+            await fund(h.hoga, await h.me(alice), acct, 50_000_000)
 
             # Quoted on demand (nobody subscribes to it): KIS inquire-price.
             r = await h.http.get(f"/api/market/quotes?symbols={OUTSIDE}", headers=alice)
@@ -106,15 +106,14 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
 
             # Traded: a marketable limit buy fills at the KIS fake.
             ask = book["asks"][0]["price"]
-            o = await order(
-                h, alice, symbol=OUTSIDE, side="buy", type="limit", qty=3, price=ask,
+            o = await h.submit(alice, symbol=OUTSIDE, side="buy", type="limit", qty=3, price=ask,
                 account_id=acct,
             )  # fmt: skip
 
             async def filled() -> bool:
-                return (await state(h, o["id"]))["status"] == "FILLED"
+                return (await h.state(o["id"]))["status"] == "FILLED"
 
-            await until(h, fake, filled, "the 095340 buy fills")
+            await trade_until(h, fake, filled, "the 095340 buy fills")
             held = fake.account(ACCOUNT).positions.get(OUTSIDE)
             assert held is not None and held.qty == 3
 

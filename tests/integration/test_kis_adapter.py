@@ -25,7 +25,7 @@ from hoga.domain import krx
 from hoga.domain.clock import KST, SystemClock
 from hoga.domain.orders import OrderStatus, OrderType, Side
 from hoga.fakes.kis import KisFakeAccount
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_world, ref
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, account_ref, kis_world
 
 CHEAP = "034220"  # LG디스플레이, ~12,000 won
 
@@ -282,11 +282,11 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
     ]
     async with kis_world(env="mock", accounts=accounts) as w:
         cases = [
-            (ref(w.fake, key="PSwrongKEY" + "a" * 26), BrokerAuthError, "EGW00103"),
-            (ref(w.fake, secret="wrong" + "b" * 175), BrokerAuthError, "EGW00105"),
+            (account_ref(w.fake, key="PSwrongKEY" + "a" * 26), BrokerAuthError, "EGW00103"),
+            (account_ref(w.fake, secret="wrong" + "b" * 175), BrokerAuthError, "EGW00105"),
             # A real-environment key pointed at the mock host.
             (
-                ref(
+                account_ref(
                     w.fake,
                     account_no="70000000-01",
                     key="PSrealKEY" + "r" * 27,
@@ -295,7 +295,7 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
                 BrokerAuthError,
                 "EGW00103",
             ),
-            (ref(w.fake, account_no="1234"), BrokerRejected, "kis.bad_account_no"),
+            (account_ref(w.fake, account_no="1234"), BrokerRejected, "kis.bad_account_no"),
         ]
         for account, exc, code in cases:
             broker = KisBroker(SystemClock(), MemoryTokenStore())
@@ -312,7 +312,7 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
                 assert account.app_secret.reveal() not in text
         # A well-formed account number that is not this key's.
         with pytest.raises(BrokerRejected) as e:
-            await w.broker.test_connection(ref(w.fake, account_no="59999999-01"))
+            await w.broker.test_connection(account_ref(w.fake, account_no="59999999-01"))
         assert e.value.code == "OPSQ2000" and "INVALID_CHECK_ACNO" in e.value.message
 
 
@@ -431,7 +431,7 @@ async def test_pingpong_is_answered() -> None:
 
 async def test_a_wrong_hts_id_is_refused_once_and_reported_by_the_connection_test() -> None:
     async with kis_world() as w:
-        account = ref(w.fake, hts_id="nobody")
+        account = account_ref(w.fake, hts_id="nobody")
         await w.broker.attach(account)
         key = w.broker.key(account)
         loop = asyncio.get_running_loop()

@@ -11,8 +11,7 @@ from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
 from tests.helpers import running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, link
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
 
 
 def test_feed_accounts_setting_takes_a_comma_separated_list(tmp_path: Path) -> None:
@@ -26,13 +25,13 @@ async def test_kis_market_data_reaches_the_hub_of_a_running_app(
 ) -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
-        fake_kis("real", accounts) as fake,
+        kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as h,
     ):
         feed = h.hoga.feed
         assert isinstance(feed, KisFeed) and h.hoga.hub.feed is feed
         alice = await h.user("alice", "basic")
-        acct = await link(h, alice, fake)
+        acct = (await link_account(h.http, alice, fake))["id"]
         assert feed.max_sessions == 0  # not allowed for market data yet
         feed.account_ids.add(acct)
         assert feed.max_sessions == 1 and feed.symbols_per_session == 40
@@ -63,7 +62,7 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
     trading day.)"""
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
-        fake_kis("real", accounts) as fake,
+        kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, clock=clock, feed="kis", hub_grace_seconds=0) as h,
     ):
         assert h.hoga.market_mode == "calendar" and h.hoga.market_open()
@@ -71,13 +70,9 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
         # No tick and no KIS account to ask on demand yet: no reference price at all.
         r = await h.http.get("/api/market/rules?symbol=005930", headers=alice)
         assert r.status_code == 409 and r.json()["error"]["code"] == "market.no_quote"
-        r = await h.http.post(
-            "/api/orders",
-            headers=alice,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(alice, qty=1)
         assert r.status_code == 422 and r.json()["error"]["code"] == "risk.no_quote", r.text
-        acct = await link(h, alice, fake)
+        acct = (await link_account(h.http, alice, fake))["id"]
         # With a KIS key the reference price comes from inquire-price on demand (issue 14).
         r = await h.http.get("/api/market/rules?symbol=005930", headers=alice)
         assert r.status_code == 200, r.text

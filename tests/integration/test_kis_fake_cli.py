@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import free_port
-from tests.integration.kis_support import ACCOUNT, KEY, SECRET
+from tests.kis_support import ACCOUNT, KEY, SECRET
 
 
 @pytest.mark.timeout(300)

@@ -60,11 +60,7 @@ async def test_metrics_need_an_admin_and_expose_the_series(tmp_path: Path) -> No
         assert (await h.http.get("/metrics", headers=alice)).status_code == 403
         admin = await h.admin()
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 3},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=3)
         assert r.status_code == 202, r.text
         order_id = r.json()["id"]
         await h.wait_status(alice, order_id, "FILLED")

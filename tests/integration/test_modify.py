@@ -38,7 +38,7 @@ async def test_modify_reprices_and_resizes_a_resting_order(tmp_path: Path, db_ur
             o = await h.order(amy, oid)
             return o["status"] == "ACCEPTED" and o["price"] == 60_100
 
-        await h.trade_until(modified, "the modify to be confirmed", rounds=50)
+        await h.trade_until(modified, "the modify to be confirmed", within=10)
         done = await h.order(amy, oid)
         assert done["qty"] == 3 and done["modify_pending"] is False
         assert done["reserved_cash"] == 3 * 60_100 + krx.commission(3 * 60_100)
@@ -55,7 +55,7 @@ async def test_modify_reprices_and_resizes_a_resting_order(tmp_path: Path, db_ur
             o = await h.order(amy, oid)
             return o["status"] == "ACCEPTED" and o["qty"] == 2
 
-        await h.trade_until(resized, "the resize to be confirmed", rounds=50)
+        await h.trade_until(resized, "the resize to be confirmed", within=10)
         done = await h.order(amy, oid)
         assert done["reserved_cash"] == 2 * 60_100 + krx.commission(2 * 60_100)
         # The paper broker's book agrees.
@@ -146,7 +146,7 @@ async def test_a_refused_modify_leaves_the_order_working_unchanged(
             o = await h.order(ed, order["id"])
             return o["status"] == "ACCEPTED" and o["reason_code"] == "paper.fault"
 
-        await h.trade_until(refused, "the refusal to be recorded", rounds=50)
+        await h.trade_until(refused, "the refusal to be recorded", within=10)
         done = await h.order(ed, order["id"])
         assert (done["price"], done["qty"]) == (60_000, 2)
         assert done["reserved_cash"] == 2 * 60_000 + krx.commission(2 * 60_000)

@@ -124,11 +124,7 @@ async def test_a_fill_reaches_the_webhook_and_the_smtp_inbox(tmp_path: Path, db_
         )
 
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=2)
         assert r.status_code == 202
         await h.wait_status(alice, r.json()["id"], "FILLED")
 
@@ -323,11 +319,7 @@ async def test_a_hanging_receiver_never_delays_orders(tmp_path: Path) -> None:
         h.pump(300)
 
         async def buy() -> int:
-            r = await h.http.post(
-                "/api/orders",
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-                headers=alice,
-            )
+            r = await h.post_order(alice, qty=1)
             assert r.status_code == 202
             oid: int = r.json()["id"]
             return oid

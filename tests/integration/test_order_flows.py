@@ -72,11 +72,7 @@ async def test_kill_switch_halts_and_reducing_allows_only_sells(
         admin = await h.admin()
         u = await h.user("cal", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-        )
+        r = await h.post_order(u, qty=2)
         await h.wait_status(u, r.json()["id"], "FILLED")
         assert (
             await h.http.put("/api/admin/kill-switch", headers=u, json={"state": "HALTED"})
@@ -90,11 +86,7 @@ async def test_kill_switch_halts_and_reducing_allows_only_sells(
         )
         assert r.json()["error"]["code"] == "risk.halted"
         await h.http.put("/api/admin/kill-switch", headers=admin, json={"state": "REDUCING"})
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.json()["error"]["code"] == "risk.reducing_only"
         r = await h.http.post(
             "/api/orders",
@@ -114,18 +106,10 @@ async def test_daily_loss_limit_switches_the_user_to_reducing(
     async with running(tmp_path, sqlite_url, daily_loss_limit=1) as h:
         u = await h.user("dee", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         await h.wait_status(u, r.json()["id"], "FILLED")
         # The buy's commission alone is a realised loss of at least 1 won.
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 422
         assert r.json()["error"]["code"] == "risk.daily_loss"
         me = (await h.http.get("/api/me", headers=u)).json()
@@ -171,16 +155,8 @@ async def test_events_stream_carries_the_users_own_orders_and_fills(
         async with websockets.connect(f"ws://{addr}/ws/events?token={token}") as ws:
             assert json.loads(await ws.recv())["type"] == "auth"
             h.pump(300)
-            await h.http.post(
-                "/api/orders",
-                headers=other,
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-            )
-            r = await h.http.post(
-                "/api/orders",
-                headers=u,
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-            )
+            await h.post_order(other, qty=1)
+            r = await h.post_order(u, qty=2)
             oid = r.json()["id"]
             seen: list[dict[str, object]] = []
 

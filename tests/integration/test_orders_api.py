@@ -15,11 +15,7 @@ async def test_market_order_fills_and_shows_in_portfolio(tmp_path: Path, db_url:
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 7},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=7)
         assert r.status_code == 202, r.text
         order = r.json()
         assert order["status"] == "QUEUED"

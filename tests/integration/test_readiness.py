@@ -9,9 +9,9 @@ from typing import Any
 
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
+from tests.broker_support import fund
 from tests.helpers import Harness, eventually, running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund, link
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
 
 CHEAP = "034220"
 
@@ -72,13 +72,13 @@ async def test_orders_wait_for_a_down_broker_saying_why_and_go_out_when_it_is_ba
 ) -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
-        fake_kis("real", accounts) as fake,
+        kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
     ):
         alice = await h.user("alice", "premium")
         admin = await h.admin()
-        acct = await link(h, alice, fake)
-        await fund(h, alice, acct, 50_000_000)
+        acct = (await link_account(h.http, alice, fake))["id"]
+        await fund(h.hoga, await h.me(alice), acct, 50_000_000)
         first = await h.http.post(
             "/api/orders",
             headers=alice,

@@ -110,11 +110,13 @@ def eventually_sync(
     *,
     pause: float = 0.1,
     stretch: bool = True,
+    wait: Callable[[float], object] = time.sleep,
 ) -> T:
     """``eventually`` for code outside an event loop (real processes, a browser): returns the
     first truthy ``check()`` value. ``check`` may raise AssertionError to stop at once (e.g. a
     process that exited). ``stretch=False`` keeps ``within`` as given, for a deadline that is
-    itself the behaviour under test."""
+    itself the behaviour under test. ``wait(seconds)`` passes the time between looks (a
+    browser page's own wait, so its events are handled meanwhile)."""
     deadline = time.monotonic() + (scaled(within) if stretch else within)
     while True:
         value = check()
@@ -122,7 +124,7 @@ def eventually_sync(
             return value
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within:g} s waiting for {_describe(what)}")
-        time.sleep(pause)
+        wait(pause)
 
 
 class Harness:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from hoga.brokers.kis import KisFeed
@@ -10,7 +9,7 @@ from hoga.config import Settings
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
-from tests.helpers import running
+from tests.helpers import eventually, running
 from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
 
 
@@ -37,12 +36,17 @@ async def test_kis_market_data_reaches_the_hub_of_a_running_app(
         assert feed.max_sessions == 1 and feed.symbols_per_session == 40
         got: list[str] = []
         sub = h.hoga.hub.subscribe(["005930", "000660"], lambda t: got.append(t.symbol), owner="t")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while not {"005930", "000660"} <= set(got):
-            assert loop.time() < deadline, h.hoga.hub.health()
-            fake.pump(50)
-            await asyncio.sleep(0.01)
+
+        async def ticked() -> bool:
+            return bool({"005930", "000660"} <= set(got))
+
+        await eventually(
+            ticked,
+            15,
+            lambda: f"ticks: {h.hoga.hub.health()}",
+            step=lambda: fake.pump(50),
+            pause=0.01,
+        )
         tick = h.hoga.hub.last("005930")
         real = fake.market.last("005930")
         assert tick is not None and real is not None and tick.price == real.price
@@ -80,12 +84,17 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
 
         got: list[str] = []
         sub = h.hoga.hub.subscribe(["005930"], lambda t: got.append(t.symbol), owner="t")
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 15
-        while not got:
-            assert loop.time() < deadline, h.hoga.hub.health()
-            fake.pump(50)
-            await asyncio.sleep(0.01)
+
+        async def ticked() -> bool:
+            return bool(got)
+
+        await eventually(
+            ticked,
+            15,
+            lambda: f"ticks: {h.hoga.hub.health()}",
+            step=lambda: fake.pump(50),
+            pause=0.01,
+        )
         broker_inst = fake.market.instrument("005930")
         assert broker_inst is not None
         rules = (await h.http.get("/api/market/rules?symbol=005930", headers=alice)).json()

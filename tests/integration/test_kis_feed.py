@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from hoga.brokers.base import MemoryTokenStore
 from hoga.brokers.kis import KisBroker, KisFeed
@@ -10,17 +10,17 @@ from hoga.domain.clock import SystemClock
 from hoga.fakes.kis import KisFake, KisFakeAccount
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from tests.helpers import eventually
 from tests.kis_support import account_ref, key_n
 
 
-async def _until(check: object, what: str, fake: KisFake, within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        fake.pump(50)
-        await asyncio.sleep(0.01)
+async def _until(check: Callable[[], bool], what: str, fake: KisFake) -> None:
+    """Trade the fake's market until ``check()`` holds (bounded)."""
+
+    async def holds() -> bool:
+        return check()
+
+    await eventually(holds, 15.0, what, step=lambda: fake.pump(50), pause=0.01)
 
 
 async def test_hundred_symbols_in_three_sessions_survive_a_disconnect() -> None:

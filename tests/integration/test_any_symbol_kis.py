@@ -119,22 +119,26 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
 
             # A halted symbol is refused; so is a buy of a 투자위험 one (the default policy).
             halted = next(x for x in fake.master if x.halted and not x.designation)
-            r = await h.http.post(
-                "/api/orders",
-                headers=alice,
-                json={"symbol": halted.symbol, "side": "buy", "type": "limit", "qty": 1,
-                      "price": halted.base_price, "account_id": acct},
-            )  # fmt: skip
+            r = await h.post_order(
+                alice,
+                symbol=halted.symbol,
+                type="limit",
+                qty=1,
+                price=halted.base_price,
+                account_id=acct,
+            )
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == "risk.symbol_halted"
             assert r.json()["order"]["status"] == "DENIED"
             risky = next(x for x in fake.master if x.warning == "risk" and not x.halted)
-            r = await h.http.post(
-                "/api/orders",
-                headers=alice,
-                json={"symbol": risky.symbol, "side": "buy", "type": "limit", "qty": 1,
-                      "price": risky.base_price, "account_id": acct},
-            )  # fmt: skip
+            r = await h.post_order(
+                alice,
+                symbol=risky.symbol,
+                type="limit",
+                qty=1,
+                price=risky.base_price,
+                account_id=acct,
+            )
             assert r.json()["error"]["code"] == "risk.designated", r.text
 
         # The master survives a restart: the stored table is the universe again.

@@ -101,17 +101,6 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
         assert rules["base_price"] == broker_inst.base_price
         assert (rules["lower"], rules["upper"]) == krx.price_limits(broker_inst.base_price)
         above = krx.step_price(rules["upper"], 1)
-        r = await h.http.post(
-            "/api/orders",
-            headers=alice,
-            json={
-                "symbol": "005930",
-                "side": "buy",
-                "type": "limit",
-                "qty": 1,
-                "price": above,
-                "account_id": acct,
-            },
-        )
+        r = await h.post_order(alice, type="limit", qty=1, price=above, account_id=acct)
         assert r.json()["error"]["code"] == "risk.outside_limits", r.text
         sub.close()

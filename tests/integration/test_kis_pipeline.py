@@ -21,6 +21,7 @@ from tests.kis_support import (
     SECRET,
     SECRET2,
     kis_fake,
+    kis_user,
     link_account,
     trade_until,
 )
@@ -36,9 +37,7 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
         kis_fake("real", accounts) as fake,
         running(tmp_path, db_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
     ):
-        alice = await h.user("alice", "premium")
-        acct = (await link_account(h.http, alice, fake))["id"]
-        await fund(h.hoga, await h.me(alice), acct, 50_000_000)
+        alice, _, acct = await kis_user(h, fake, "alice")
 
         async def status(oid: int, *want: str) -> bool:
             return (await h.state(oid))["status"] in want

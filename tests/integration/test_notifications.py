@@ -388,11 +388,7 @@ async def test_an_order_settled_after_unknown_reaches_the_webhook(tmp_path: Path
         bea = await h.user("bea", "basic")
         await _add(h, bea, kind="webhook", label="w", url=hook.url(), events=["unknown_settled"])
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=bea,
-            json={"symbol": "000660", "side": "buy", "type": "market", "qty": 3},
-        )
+        r = await h.post_order(bea, symbol="000660", qty=3)
         oid = r.json()["id"]
         first = await h.wait_status(bea, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
         await h.hoga.reconciler.reconcile_account(first["account_id"])

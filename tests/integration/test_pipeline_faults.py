@@ -268,11 +268,7 @@ async def test_a_reconcile_round_that_meets_a_full_disk_names_it_and_tries_again
         quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()
         price = krx.round_to_tick(int(quote["quotes"][0]["price"] * 0.8))
         await _fault(h, "orders", "UPDATE", "NEW.status = 'ACCEPTED'")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": price},
-        )
+        r = await h.post_order(u, type="limit", qty=1, price=price)
         oid, account = r.json()["id"], r.json()["account_id"]
 
         async def unknown() -> bool:

@@ -9,9 +9,8 @@ from typing import Any
 
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
-from tests.broker_support import fund
 from tests.helpers import Harness, eventually, running
-from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, kis_user
 
 CHEAP = "034220"
 
@@ -75,21 +74,10 @@ async def test_orders_wait_for_a_down_broker_saying_why_and_go_out_when_it_is_ba
         kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
     ):
-        alice = await h.user("alice", "premium")
+        alice, _, acct = await kis_user(h, fake, "alice")
         admin = await h.admin()
-        acct = (await link_account(h.http, alice, fake))["id"]
-        await fund(h.hoga, await h.me(alice), acct, 50_000_000)
-        first = await h.http.post(
-            "/api/orders",
-            headers=alice,
-            json={
-                "symbol": CHEAP,
-                "side": "buy",
-                "type": "limit",
-                "qty": 1,
-                "price": 12_000,
-                "account_id": acct,
-            },
+        first = await h.post_order(
+            alice, symbol=CHEAP, type="limit", qty=1, price=12_000, account_id=acct
         )
         assert first.status_code == 202, first.text
 

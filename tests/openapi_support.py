@@ -53,12 +53,19 @@ class Bridge:
                     return dict(msg)
 
 
-async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **fake: Any) -> Bridge:
-    state = tmp_path / "bridge-state"
-    settings = {"state_dir": str(state), "login_delay": 0.3, "users": USERS, "fill_delay": 0.02}
-    settings.update(fake)
-    file = tmp_path / "fake-control.json"
-    file.write_text(json.dumps(settings), encoding="utf-8")
+async def launch_bridge(
+    settings: dict[str, Any],
+    file: Path,
+    *,
+    token: str = TOKEN,
+    pool_size: int = 1,
+    port: int = 0,
+    allow_faults: bool = True,
+    within: float = 30,
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Start ``hoga-bridge --control fake`` with the fake control's ``settings`` (written to
+    ``file``); returns the process and the port it listens on once it says so."""
+    await asyncio.to_thread(file.write_text, json.dumps(settings), encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -71,14 +78,23 @@ async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **f
         str(file),
         "--pool-size",
         str(pool_size),
-        "--allow-faults",
-        env={**os.environ, "HOGA_BRIDGE_TOKEN": TOKEN},
+        *(["--allow-faults"] if allow_faults else []),
+        env={**os.environ, "HOGA_BRIDGE_TOKEN": token},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    return Bridge(proc, int(json.loads(line)["listening"]), state, file)
+    line = await asyncio.wait_for(proc.stdout.readline(), within)
+    return proc, int(json.loads(line)["listening"])
+
+
+async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **fake: Any) -> Bridge:
+    state = tmp_path / "bridge-state"
+    settings = {"state_dir": str(state), "login_delay": 0.3, "users": USERS, "fill_delay": 0.02}
+    settings.update(fake)
+    file = tmp_path / "fake-control.json"
+    proc, listening = await launch_bridge(settings, file, pool_size=pool_size, port=port)
+    return Bridge(proc, listening, state, file)
 
 
 async def stop_bridge(bridge: Bridge) -> None:

@@ -24,6 +24,8 @@ import tracemalloc
 from datetime import datetime
 from typing import Any
 
+from tests.helpers import eventually
+
 from hoga.brokers.base import AccountRef, MemoryTokenStore, PlaceRequest
 from hoga.brokers.kiwoom import FeedCredentials, KiwoomBroker, KiwoomFeed, Timeouts
 from hoga.brokers.kiwoom.feed import KiwoomFeedSession
@@ -133,11 +135,11 @@ async def realtime_ticks(steps: int) -> dict[str, Any]:
     try:
         session = await feed.open_session(on_tick, lambda s, e: closed.append(e))
         await session.subscribe(symbols)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while len(fake.registrations(KEY).get("0B", ())) < len(symbols):
-            assert loop.time() < deadline, "registration did not complete"
-            await asyncio.sleep(0.01)
+
+        async def registered() -> bool:
+            return len(fake.registrations(KEY).get("0B", ())) >= len(symbols)
+
+        await eventually(registered, 10, "the registration to complete", pause=0.01)
         universe = len(bundled_universe())
         expected = 0
         t0 = time.perf_counter()

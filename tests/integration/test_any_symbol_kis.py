@@ -5,6 +5,7 @@ real API; halted and designated symbols meet the risk gate."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
@@ -118,27 +119,19 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
             assert held is not None and held.qty == 3
 
             # A halted symbol is refused; so is a buy of a 투자위험 one (the default policy).
+            async def limit_buy(inst: Any) -> Any:
+                return await h.post_order(
+                    alice, symbol=inst.symbol, type="limit", qty=1, price=inst.base_price,
+                    account_id=acct,
+                )  # fmt: skip
+
             halted = next(x for x in fake.master if x.halted and not x.designation)
-            r = await h.post_order(
-                alice,
-                symbol=halted.symbol,
-                type="limit",
-                qty=1,
-                price=halted.base_price,
-                account_id=acct,
-            )
+            r = await limit_buy(halted)
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == "risk.symbol_halted"
             assert r.json()["order"]["status"] == "DENIED"
             risky = next(x for x in fake.master if x.warning == "risk" and not x.halted)
-            r = await h.post_order(
-                alice,
-                symbol=risky.symbol,
-                type="limit",
-                qty=1,
-                price=risky.base_price,
-                account_id=acct,
-            )
+            r = await limit_buy(risky)
             assert r.json()["error"]["code"] == "risk.designated", r.text
 
         # The master survives a restart: the stored table is the universe again.

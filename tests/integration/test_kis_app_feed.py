@@ -2,15 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from hoga.brokers.kis import KisFeed
 from hoga.config import Settings
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
-from hoga.fakes.kis import KisFakeAccount
-from tests.helpers import eventually, running
+from hoga.fakes.kis import KisFake, KisFakeAccount
+from tests.helpers import Harness, eventually, running
 from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
+
+
+async def _ticks(h: Harness, fake: KisFake, arrived: Callable[[], bool]) -> None:
+    """Trade the fake's market until the hub has delivered what ``arrived`` waits for."""
+
+    async def check() -> bool:
+        return arrived()
+
+    await eventually(
+        check, 15, lambda: f"ticks: {h.hoga.hub.health()}", step=lambda: fake.pump(50), pause=0.01
+    )
 
 
 def test_feed_accounts_setting_takes_a_comma_separated_list(tmp_path: Path) -> None:
@@ -36,17 +48,7 @@ async def test_kis_market_data_reaches_the_hub_of_a_running_app(
         assert feed.max_sessions == 1 and feed.symbols_per_session == 40
         got: list[str] = []
         sub = h.hoga.hub.subscribe(["005930", "000660"], lambda t: got.append(t.symbol), owner="t")
-
-        async def ticked() -> bool:
-            return bool({"005930", "000660"} <= set(got))
-
-        await eventually(
-            ticked,
-            15,
-            lambda: f"ticks: {h.hoga.hub.health()}",
-            step=lambda: fake.pump(50),
-            pause=0.01,
-        )
+        await _ticks(h, fake, lambda: bool({"005930", "000660"} <= set(got)))
         tick = h.hoga.hub.last("005930")
         real = fake.market.last("005930")
         assert tick is not None and real is not None and tick.price == real.price
@@ -84,17 +86,7 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
 
         got: list[str] = []
         sub = h.hoga.hub.subscribe(["005930"], lambda t: got.append(t.symbol), owner="t")
-
-        async def ticked() -> bool:
-            return bool(got)
-
-        await eventually(
-            ticked,
-            15,
-            lambda: f"ticks: {h.hoga.hub.health()}",
-            step=lambda: fake.pump(50),
-            pause=0.01,
-        )
+        await _ticks(h, fake, lambda: bool(got))
         broker_inst = fake.market.instrument("005930")
         assert broker_inst is not None
         rules = (await h.http.get("/api/market/rules?symbol=005930", headers=alice)).json()

@@ -181,13 +181,14 @@ class Harness:
         self, headers: dict[str, str], qty: int = 1, **body: Any
     ) -> httpx.Response:
         """POST /api/orders - a market buy of ``qty`` 005930 unless ``body`` says otherwise -
-        and return the response as it came (tests of refusals check it themselves)."""
+        and return the response as it came (tests of refusals check it themselves). A test of
+        the API's own defaults posts its body itself."""
         order = {"symbol": "005930", "side": "buy", "type": "market", "qty": qty, **body}
         return await self.http.post("/api/orders", json=order, headers=headers)
 
-    async def submit(self, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-        """POST an order the API must accept (202); returns its view."""
-        r = await self.http.post("/api/orders", json=body, headers=headers)
+    async def submit(self, headers: dict[str, str], qty: int = 1, **body: Any) -> dict[str, Any]:
+        """``post_order`` that the API must accept (202); returns the order's view."""
+        r = await self.post_order(headers, qty, **body)
         assert r.status_code == 202, r.text
         data: dict[str, Any] = r.json()
         return data

@@ -209,18 +209,12 @@ async def resting_buy(
     assert inst is not None
     price = krx.round_to_tick(int(tick.price * below), inst.kind)
     order = await h.submit(
-        headers,
-        symbol=symbol,
-        side="buy",
-        type="limit",
-        qty=qty,
-        price=price,
-        account_id=account_id,
+        headers, symbol=symbol, type="limit", qty=qty, price=price, account_id=account_id
     )
     accepted = await h.until_status(headers, order["id"], "ACCEPTED")
     return Resting(headers, uid, account_id, accepted, price, inst)
 
 
-def pumping(fake: KiwoomFake) -> Callable[[], None]:
+def pumping(fake: KiwoomFake) -> Callable[[], object]:
     """A ``step`` for ``Harness.until_status``: trade the fake's market a little between looks."""
     return lambda: fake.pump(10)

@@ -107,9 +107,9 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
 
             # Traded: a marketable limit buy fills at the KIS fake.
             ask = book["asks"][0]["price"]
-            o = await h.submit(alice, symbol=OUTSIDE, side="buy", type="limit", qty=3, price=ask,
-                account_id=acct,
-            )  # fmt: skip
+            o = await h.submit(
+                alice, symbol=OUTSIDE, type="limit", qty=3, price=ask, account_id=acct
+            )
 
             async def filled() -> bool:
                 return (await h.state(o["id"]))["status"] == "FILLED"

@@ -59,9 +59,14 @@ async def test_kiwoom_feed_syncs_ka10099_and_trades_a_symbol_outside_the_bundle(
             r = await h.http.get(f"/api/market/bars?symbol={OUTSIDE}&interval=1d", headers=headers)
             assert r.status_code == 200 and len(r.json()["bars"]) >= 15
 
-            order = await h.submit(headers, symbol=OUTSIDE, side="buy", type="limit", qty=2,
-                price=book["asks"][0]["price"], account_id=account_id,
-            )  # fmt: skip
+            order = await h.submit(
+                headers,
+                symbol=OUTSIDE,
+                type="limit",
+                qty=2,
+                price=book["asks"][0]["price"],
+                account_id=account_id,
+            )
             done = await h.until_status(
                 headers, order["id"], "FILLED", step=pumping(fake), within=30.0
             )

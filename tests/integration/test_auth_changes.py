@@ -113,7 +113,7 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
         )
         rec = await h.hoga.strategies._get((await h.hoga.auth.find_user("amy")).id, sid)
         assert rec.status == "error" and "disabled" in (rec.last_error or "")
-        r = await h.post_order(headers, symbol=SYMBOL, qty=1)
+        r = await h.post_order(headers, qty=1)
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         # Nor can the strategy's code path place one any more.
         user_id = (await h.hoga.auth.find_user("amy")).id

@@ -111,11 +111,7 @@ async def test_kis_catch_ups_cost_what_the_broker_charged_to_the_won(
         for side, qty in (("buy", 3_000), ("sell", 1_700)):
             if side == "sell":
                 await trade_until(h, fake, lambda: _filled(h, orders[0]["id"]), "the buy to fill")
-            orders.append(
-                await h.submit(
-                    headers, symbol=SYMBOL, side=side, type="market", qty=qty, account_id=acct
-                )
-            )
+            orders.append(await h.submit(headers, side=side, qty=qty, account_id=acct))
 
             async def reconciled(o: dict[str, Any] = orders[-1]) -> bool:
                 await h.hoga.reconciler.reconcile_account(acct)

@@ -44,9 +44,7 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
 
         # 1. Booked at the broker, answer never comes.
         fake.faults.accept_then_timeout = 1
-        o1 = await h.submit(
-            alice, symbol=CHEAP, side="buy", type="market", qty=900, account_id=acct
-        )
+        o1 = await h.submit(alice, symbol=CHEAP, qty=900, account_id=acct)
         await trade_until(
             h,
             fake,
@@ -55,9 +53,7 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
         )
         # 2. Booked, then the connection drops mid-reply.
         fake.faults.drop_next = 1
-        o2 = await h.submit(
-            alice, symbol="015760", side="buy", type="market", qty=700, account_id=acct
-        )
+        o2 = await h.submit(alice, symbol="015760", qty=700, account_id=acct)
         await trade_until(
             h,
             fake,
@@ -67,13 +63,7 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
         # 3. Refused with a bare HTTP 500 before anything was booked.
         fake.faults.http500_orders_next = 1
         o3 = await h.submit(
-            alice,
-            symbol="011200",
-            side="buy",
-            type="limit",
-            qty=5,
-            price=20_000,
-            account_id=acct,
+            alice, symbol="011200", type="limit", qty=5, price=20_000, account_id=acct
         )
         await trade_until(
             h, fake, lambda: status(o3["id"], "UNKNOWN", "REJECTED"), "o3 goes UNKNOWN"
@@ -147,15 +137,7 @@ async def test_a_burst_keeps_every_app_key_within_its_limit(
             await fund(h.hoga, await h.me(bob), acct, 30_000_000)
         plan = [(a, 30), (b, 30), (c, 4)]
         posts = [
-            h.submit(
-                bob,
-                symbol=CHEAP,
-                side="buy",
-                type="limit",
-                qty=1,
-                price=9_000 + 10 * i,
-                account_id=acct,
-            )
+            h.submit(bob, symbol=CHEAP, type="limit", qty=1, price=9_000 + 10 * i, account_id=acct)
             for acct, n in plan
             for i in range(n)
         ]
@@ -205,9 +187,7 @@ async def test_a_user_links_tests_and_trades_a_kis_mock_account(
         opening = (await h.http.get(f"/api/portfolio?account_id={acct}", headers=carol)).json()
         assert opening["cash"] == 100_000_000
 
-        placed = await h.submit(
-            carol, symbol=CHEAP, side="buy", type="market", qty=10, account_id=acct
-        )
+        placed = await h.submit(carol, symbol=CHEAP, qty=10, account_id=acct)
 
         async def filled() -> bool:
             return (await h.state(placed["id"]))["status"] == "FILLED"

@@ -39,9 +39,7 @@ async def test_accept_then_timeout_is_unknown_then_reconciled_to_the_fill(
         await traded(fake, SYMBOL)
         fake.faults.push_executions = False
         fake.inject("timeout", api_ids={"kt10000"})
-        order = await h.submit(
-            headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
-        )
+        order = await h.submit(headers, qty=3, account_id=account_id)
         unknown = await h.until_status(headers, order["id"], "UNKNOWN", "FILLED")
         settled = await h.until_status(headers, order["id"], "FILLED")
         assert (
@@ -71,15 +69,7 @@ async def test_a_broken_answer_is_settled_from_the_execution_stream(
         assert inst is not None
         low = krx.round_to_tick(int(inst.base_price * 0.8), inst.kind)
         fake.inject(fault, api_ids={"kt10000"})
-        order = await h.submit(
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2,
-            price=low,
-            account_id=account_id,
-        )
+        order = await h.submit(headers, type="limit", qty=2, price=low, account_id=account_id)
         done = await h.until_status(headers, order["id"], "ACCEPTED")
         (theirs,) = fake.exchange.orders.values()
         assert done["broker_order_id"].endswith(theirs.ord_no)
@@ -96,9 +86,7 @@ async def test_throttled_order_is_requeued_and_sent_again(tmp_path: Path, sqlite
         headers, _, account_id = await kiwoom_user(h, fake)
         await traded(fake, SYMBOL)
         fake.inject("throttle", api_ids={"kt10000"})
-        order = await h.submit(
-            headers, symbol=SYMBOL, side="buy", type="market", qty=1, account_id=account_id
-        )
+        order = await h.submit(headers, qty=1, account_id=account_id)
         done = await h.until_status(headers, order["id"], "FILLED", step=pumping(fake))
         assert fake.stats[APP_KEY].forced_throttles == 1
         assert fake.stats[APP_KEY].api_ids["kt10000"] == 2
@@ -130,15 +118,7 @@ async def test_broker_rejection_reaches_the_order_with_code_and_message(
         async with h.hoga.db.tx(Actor.user(uid)) as conn:
             await ledger.post_cash(conn, uid, acct["id"], 10_000_000, "deposit", h.hoga.clock.now())
         tick = await traded(fake, SYMBOL)
-        order = await h.submit(
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=20,
-            price=tick.ask,
-            account_id=acct["id"],
-        )
+        order = await h.submit(headers, type="limit", qty=20, price=tick.ask, account_id=acct["id"])
         done = await h.until_status(headers, order["id"], "REJECTED")
         assert done["reason_code"] == "kiwoom.855056"
         assert "매수증거금이 부족합니다" in done["reason"]
@@ -165,13 +145,7 @@ async def test_a_burst_keeps_every_key_inside_its_limit(tmp_path: Path, db_url: 
         for n in range(12):
             for headers, acct in ((a_headers, a_id), (b_headers, b_id)):
                 o = await h.submit(
-                    headers,
-                    symbol=SYMBOL,
-                    side="buy",
-                    type="limit",
-                    qty=1,
-                    price=krx.step_price(low, -n),
-                    account_id=acct,
+                    headers, type="limit", qty=1, price=krx.step_price(low, -n), account_id=acct
                 )
                 ids.append((headers, o["id"]))
         kiwoom = h.hoga.kiwoom
@@ -197,13 +171,7 @@ async def test_fills_from_the_stream_update_positions(tmp_path: Path, sqlite_url
         headers, _, account_id = await kiwoom_user(h, fake)
         tick = await traded(fake, SYMBOL)
         order = await h.submit(
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2000,
-            price=tick.ask,
-            account_id=account_id,
+            headers, type="limit", qty=2000, price=tick.ask, account_id=account_id
         )
         part = await h.until_status(
             headers, order["id"], "PARTIALLY_FILLED", "FILLED", step=pumping(fake)
@@ -265,15 +233,7 @@ async def test_a_modify_goes_through_the_pipeline_to_the_fake(
         inst = h.hoga.quotes.instrument(SYMBOL)
         assert inst is not None
         low = krx.price_limits(inst.base_price, inst.kind)[0]
-        order = await h.submit(
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=3,
-            price=low,
-            account_id=account_id,
-        )
+        order = await h.submit(headers, type="limit", qty=3, price=low, account_id=account_id)
         await h.until_status(headers, order["id"], "ACCEPTED", step=pumping(fake))
         higher = krx.step_price(low, 1, inst.kind)
         r = await h.http.patch(
@@ -317,9 +277,7 @@ async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
         await traded(fake, SYMBOL)
         fake.faults.push_executions = False
         fake.inject("http500", api_ids={"kt10000"})  # never booked, answer unreadable
-        order = await h.submit(
-            headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
-        )
+        order = await h.submit(headers, qty=3, account_id=account_id)
         await h.until_status(headers, order["id"], "UNKNOWN")
         assert not fake.exchange.orders
         if overnight:
@@ -361,9 +319,7 @@ async def test_executions_learned_only_from_average_price_reports_leave_cash_equ
         tick = await traded(fake, cheap)
         fake.faults.push_executions = False
         qty = max(1, min(tick.ask_size * 4, 45_000_000 // tick.price))
-        order = await h.submit(
-            headers, symbol=cheap, side="buy", type="market", qty=qty, account_id=account_id
-        )
+        order = await h.submit(headers, symbol=cheap, qty=qty, account_id=account_id)
         await h.until_status(headers, order["id"], "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
 
         async def settled() -> bool:

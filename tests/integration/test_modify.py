@@ -14,7 +14,7 @@ SYMBOL = "005930"
 
 
 async def _resting_buy(h: Harness, headers: dict[str, str], qty: int, price: int) -> dict[str, Any]:
-    r = await h.post_order(headers, symbol=SYMBOL, type="limit", qty=qty, price=price)
+    r = await h.post_order(headers, type="limit", qty=qty, price=price)
     assert r.status_code == 202, r.text
     return await h.wait_status(headers, r.json()["id"], "ACCEPTED")
 
@@ -193,6 +193,6 @@ async def test_order_answers_match_their_declared_models(tmp_path: Path, sqlite_
         OrderList.model_validate(listed.json())
         r = await h.http.patch(f"/api/orders/{order['id']}", json={"price": 60_100}, headers=gil)
         assert OrderView.model_validate(r.json()).modify_pending in (True, False)
-        denied = await h.post_order(gil, symbol=SYMBOL, type="limit", qty=50, price=60_000)
+        denied = await h.post_order(gil, type="limit", qty=50, price=60_000)
         assert denied.status_code == 422
         assert DeniedOrder.model_validate(denied.json()).order.status == "DENIED"

@@ -31,8 +31,6 @@ async def test_an_unknown_raised_mid_round_is_settled_right_after_it(
         placed = [
             await h.submit(
                 headers,
-                symbol=SYMBOL,
-                side="buy",
                 type="limit",
                 qty=1,
                 price=krx.step_price(low, -n, inst.kind),
@@ -61,15 +59,7 @@ async def test_an_unknown_raised_mid_round_is_settled_right_after_it(
 
         await eventually(reading, 10.0, "the round to start reading reports")
         fake.inject("timeout", api_ids={"kt10000"})
-        lost = await h.submit(
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=1,
-            price=low,
-            account_id=account_id,
-        )
+        lost = await h.submit(headers, type="limit", qty=1, price=low, account_id=account_id)
         await h.until_status(headers, lost["id"], "UNKNOWN", within=10.0)
         await first
         # No periodic round (the interval is an hour): the request made when it went UNKNOWN

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from hoga.brokers.base import AccountRef, ExecutionEvent, MemoryTokenStore, TokenStore
@@ -14,7 +15,7 @@ from hoga.domain.clock import SystemClock
 from hoga.domain.secret import Secret
 from hoga.fakes.kis import KisFake, KisFakeAccount
 from tests.broker_support import fund, post_account
-from tests.helpers import Harness, eventually
+from tests.helpers import Harness, eventually, running
 
 # Shapes as KIS issues them (kis.md §1: 36-character key, 180-character secret).
 KEY = "PSkisTEST" + "k" * 27
@@ -128,6 +129,25 @@ async def kis_world(
 
 
 # ------------------------------------------------------------------ a running hoga
+
+
+@contextlib.asynccontextmanager
+async def kis_running(
+    tmp_path: Path,
+    db_url: str,
+    *,
+    env: str = "real",
+    accounts: list[KisFakeAccount] | None = None,
+    **settings: Any,
+) -> AsyncIterator[tuple[KisFake, Harness]]:
+    """The KIS fake (one account with an HTS id unless ``accounts`` says otherwise) and a
+    hoga to link it to."""
+    default = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
+    async with (
+        kis_fake(env, default if accounts is None else accounts) as fake,
+        running(tmp_path, db_url, **settings) as h,
+    ):
+        yield fake, h
 
 
 async def link_account(

@@ -9,9 +9,9 @@ from hoga.brokers.kis import KisFeed
 from hoga.config import Settings
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
-from hoga.fakes.kis import KisFake, KisFakeAccount
-from tests.helpers import Harness, eventually, running
-from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account
+from hoga.fakes.kis import KisFake
+from tests.helpers import Harness, eventually
+from tests.kis_support import KEY, kis_running, link_account
 
 
 async def _ticks(h: Harness, fake: KisFake, arrived: Callable[[], bool]) -> None:
@@ -34,11 +34,7 @@ def test_feed_accounts_setting_takes_a_comma_separated_list(tmp_path: Path) -> N
 async def test_kis_market_data_reaches_the_hub_of_a_running_app(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        kis_fake("real", accounts) as fake,
-        running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as h,
-    ):
+    async with kis_running(tmp_path, sqlite_url, feed="kis", hub_grace_seconds=0) as (fake, h):
         feed = h.hoga.feed
         assert isinstance(feed, KisFeed) and h.hoga.hub.feed is feed
         alice = await h.user("alice", "basic")
@@ -66,10 +62,9 @@ async def test_with_a_broker_feed_limits_come_from_the_brokers_reference_price(
     with neither it is refused, not checked against the bundled universe's stale price. (A
     broker feed makes the KRX calendar govern, so the server's clock stands at 10:00 on a
     trading day.)"""
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        kis_fake("real", accounts) as fake,
-        running(tmp_path, sqlite_url, clock=clock, feed="kis", hub_grace_seconds=0) as h,
+    async with kis_running(tmp_path, sqlite_url, clock=clock, feed="kis", hub_grace_seconds=0) as (
+        fake,
+        h,
     ):
         assert h.hoga.market_mode == "calendar" and h.hoga.market_open()
         alice = await h.user("alice", "basic")

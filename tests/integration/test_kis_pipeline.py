@@ -21,6 +21,7 @@ from tests.kis_support import (
     SECRET,
     SECRET2,
     kis_fake,
+    kis_running,
     kis_user,
     link_account,
     trade_until,
@@ -32,10 +33,9 @@ CHEAP = "034220"
 async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
     tmp_path: Path, db_url: str
 ) -> None:
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        kis_fake("real", accounts) as fake,
-        running(tmp_path, db_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
+    async with kis_running(tmp_path, db_url, submit_timeout=3.0, kis_request_timeout=1.0) as (
+        fake,
+        h,
     ):
         alice, _, acct = await kis_user(h, fake, "alice")
 

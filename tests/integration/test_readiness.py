@@ -8,9 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hoga.domain.clock import ManualClock
-from hoga.fakes.kis import KisFakeAccount
 from tests.helpers import Harness, eventually, running
-from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, kis_user
+from tests.kis_support import kis_running, kis_user
 
 CHEAP = "034220"
 
@@ -69,10 +68,9 @@ async def _kis_health(h: Harness, admin: dict[str, str], account_id: int) -> dic
 async def test_orders_wait_for_a_down_broker_saying_why_and_go_out_when_it_is_back(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        kis_fake("real", accounts) as fake,
-        running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
+    async with kis_running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as (
+        fake,
+        h,
     ):
         alice, _, acct = await kis_user(h, fake, "alice")
         admin = await h.admin()

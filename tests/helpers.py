@@ -79,6 +79,7 @@ async def eventually(
     *,
     step: Callable[[], object] | None = None,
     pause: float = 0.05,
+    stretch: bool = True,
 ) -> None:
     """Wait until ``check()`` is true, re-checking as the event loop runs; fail after
     ``scaled(within)`` seconds with ``what`` (a callable is asked at failure time, so it can
@@ -86,9 +87,11 @@ async def eventually(
 
     ``step`` runs between checks - e.g. trading a simulated market so a fill can happen.
     Re-checks back off from 5 ms to ``pause`` (50 ms): checks that go through the API spend
-    the user's per-minute call budget, and a slow machine must not turn a wait into a 429."""
+    the user's per-minute call budget, and a slow machine must not turn a wait into a 429.
+    ``stretch=False`` keeps ``within`` as given, for a deadline that is itself the behaviour
+    under test."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + scaled(within)
+    deadline = loop.time() + (scaled(within) if stretch else within)
     delay = min(0.005, pause)
     while True:
         if await check():

@@ -105,11 +105,16 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
             r = await h.http.get("/api/me", headers=headers)
             return r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
 
-        await eventually(refused, within=2.0, what="the token refused as auth.disabled")
+        await eventually(
+            refused, within=2.0, what="the token refused as auth.disabled", stretch=False
+        )
         await _closed_with(events, 4001)
         await _closed_with(quotes, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.strategies._runs),
+            within=2.0,
+            what="strategy stop",
+            stretch=False,
         )
         rec = await h.hoga.strategies._get((await h.hoga.auth.find_user("amy")).id, sid)
         assert rec.status == "error" and "disabled" in (rec.last_error or "")
@@ -142,7 +147,10 @@ async def test_disabling_through_the_admin_api_acts_at_once(
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         await _closed_with(events, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.strategies._runs),
+            within=2.0,
+            what="strategy stop",
+            stretch=False,
         )
 
 

@@ -47,6 +47,16 @@ def pct(xs: list[float], p: float) -> float:
     return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
 
 
+def _rate(n: int, seconds: float, lat: list[float]) -> dict[str, Any]:
+    """Orders per second and latency percentiles (ms) of ``n`` orders in ``seconds``."""
+    return {
+        "orders": n,
+        "per_s": round(n / seconds, 1),
+        "p50_ms": round(pct(lat, 50), 2),
+        "p99_ms": round(pct(lat, 99), 2),
+    }
+
+
 async def order_round_trip(n: int) -> dict[str, Any]:
     fake = KiwoomFake(
         FakeOptions(broker="kiwoom", accounts=[FakeAccount(ACCOUNT, KEY, SECRET, 10**13)]),
@@ -79,13 +89,7 @@ async def order_round_trip(n: int) -> dict[str, Any]:
             await broker.place(ref, req(i))
             lat.append((time.perf_counter() - s) * 1000)
         serial = time.perf_counter() - t0
-        out["serial"] = {
-            "orders": n,
-            "per_s": round(n / serial, 1),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p99_ms": round(pct(lat, 99), 2),
-            "max_ms": round(max(lat), 2),
-        }
+        out["serial"] = {**_rate(n, serial, lat), "max_ms": round(max(lat), 2)}
         lat2: list[float] = []
         sem = asyncio.Semaphore(8)
 
@@ -98,12 +102,7 @@ async def order_round_trip(n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         par = time.perf_counter() - t0
-        out["inflight_8"] = {
-            "orders": n,
-            "per_s": round(n / par, 1),
-            "p50_ms": round(pct(lat2, 50), 2),
-            "p99_ms": round(pct(lat2, 99), 2),
-        }
+        out["inflight_8"] = _rate(n, par, lat2)
     finally:
         await broker.stop()
         await fake.stop()

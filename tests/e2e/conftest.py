@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ADMIN_PASSWORD, eventually_sync, free_port
+from tests.helpers import ADMIN_PASSWORD, eventually_sync, free_port, scaled
 
 HOGA = [sys.executable, "-m", "hoga"]
 
@@ -45,7 +45,7 @@ class Server:
     def stop(self, sig: int = signal.SIGINT, within: float = 10.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(within)
+        return self.proc.wait(scaled(within))  # a loaded machine shuts down slower
 
 
 def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:

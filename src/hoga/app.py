@@ -36,6 +36,7 @@ from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
+from hoga.domain.feed import Feed
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
 from hoga.execution.accounts import VaultTokenStore
@@ -52,7 +53,6 @@ from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
 from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
-from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub

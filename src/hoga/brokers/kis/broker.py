@@ -1,7 +1,7 @@
 """The KIS (한국투자증권) adapter: hoga's ``Broker`` protocol over the KIS Open API.
 
 One instance serves every KIS account of the server, real and mock. Accounts that share an app
-key share that key's ``KisRest`` (one token, one pacer) and ``KisSocket`` (one WebSocket
+key share that key's ``KisClient`` (one token, one pacer) and ``KisSocket`` (one WebSocket
 session carrying the key's execution notices and any market data). Per-account ``base_url`` /
 ``ws_url`` override the default hosts (kis.md §1), which is how an account is pointed at the
 local fake (``hoga fake-broker kis``).
@@ -54,9 +54,9 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.events import EventPump
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.limiter import KeyPacer
+from hoga.brokers.kis.client import KisClient, key_id
 from hoga.brokers.kis.realtime import KisSocket
-from hoga.brokers.kis.rest import KisRest, key_id
+from hoga.brokers.pacing import Pacer
 from hoga.domain.clock import KST, Clock
 from hoga.domain.orders import OrderStatus, OrderType, Side
 from hoga.domain.secret import mask
@@ -85,7 +85,7 @@ class KisKey:
 
     id: str
     env: str
-    rest: KisRest
+    client: KisClient
     socket: KisSocket
     accounts: dict[int, AccountRef]
 
@@ -193,13 +193,13 @@ class KisBroker:
         key = self._keys.get(kid)
         if key is None:
             rate = self.real_rate if env == "real" else self.mock_rate
-            rest = KisRest(
+            client = KisClient(
                 env=env,
                 base_url=base,
                 app_key=account.app_key,
                 app_secret=account.app_secret,
                 http=self._client(),
-                pacer=KeyPacer(rate, 1.0, self.pacer_margin),
+                pacer=Pacer(rate, 1.0, self.pacer_margin),
                 clock=self._clock,
                 store=self._store,
                 renew_before=self.renew_before,
@@ -208,14 +208,14 @@ class KisBroker:
             socket = KisSocket(
                 kid,
                 account.ws_url or wire.WS_HOSTS[env],
-                rest.approval_key,
+                client.tokens.approval_key,
                 backoff_max=self.ws_backoff_max,
             )
-            key = KisKey(kid, env, rest, socket, {})
+            key = KisKey(kid, env, client, socket, {})
             socket.listeners[wire.NOTICE_TR[env]] = functools.partial(self._on_notice, key)
             self._keys[kid] = key
         key.accounts[account.account_id] = account
-        key.rest.account_ids.add(account.account_id)
+        key.client.tokens.account_ids.add(account.account_id)
         self._account_key[account.account_id] = key
         return key
 
@@ -249,7 +249,7 @@ class KisBroker:
         if key is None:
             return
         ref = key.accounts.pop(account_id, None)
-        key.rest.account_ids.discard(account_id)
+        key.client.tokens.account_ids.discard(account_id)
         if (
             ref is not None
             and ref.hts_id
@@ -304,7 +304,7 @@ class KisBroker:
         if request.side == Side.SELL:
             body["SLL_TYPE"] = "01"
         op = "buy" if request.side == Side.BUY else "sell"
-        reply = await key.rest.request(
+        reply = await key.client.request(
             "POST", wire.ORDER_CASH, self._tr(op, key), body=body, command=True
         )
         odno, org = _order_output(reply.data)
@@ -348,7 +348,7 @@ class KisBroker:
             # Its cancel notice is a reduction, not the end of the order.
             self._reductions[(account.account_id, head)] = request.reduce_by
             try:
-                await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
+                await key.client.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
             except BrokerRejected:
                 self._reductions.pop((account.account_id, head), None)
                 raise
@@ -358,7 +358,7 @@ class KisBroker:
         body = self._rvse_body(
             account, known, head, "01", 0, request.new_price, all_qty=True, venue=venue
         )
-        reply = await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
+        reply = await key.client.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
         odno, org = _order_output(reply.data)
         root_known.qty, root_known.price = request.new_qty, request.new_price
         self._known[(account.account_id, odno)] = replace(
@@ -401,7 +401,7 @@ class KisBroker:
         known = await self._order_info(account, head)
         body = self._rvse_body(account, known, head, "02", 0, 0, all_qty=True, venue=known.venue)
         key = self.key(account)
-        await key.rest.request(
+        await key.client.request(
             "POST", wire.ORDER_RVSECNCL, self._tr("rvsecncl", key), body=body, command=True
         )
 
@@ -474,7 +474,7 @@ class KisBroker:
             "INQR_DVSN_1": "0",
             "INQR_DVSN_2": "0",
         }
-        bodies = await key.rest.pages(
+        bodies = await key.client.pages(
             wire.INQUIRE_PSBL_RVSECNCL, self._tr("psbl_rvsecncl", key), params
         )
         out = []
@@ -509,7 +509,9 @@ class KisBroker:
             "INQR_DVSN_1": "",
             "EXCG_ID_DVSN_CD": "KRX",
         }
-        bodies = await key.rest.pages(wire.INQUIRE_DAILY_CCLD, self._tr("daily_ccld", key), params)
+        bodies = await key.client.pages(
+            wire.INQUIRE_DAILY_CCLD, self._tr("daily_ccld", key), params
+        )
         rows: list[dict[str, Any]] = []
         for body in bodies:
             rows += _rows(body, "output1")
@@ -681,7 +683,7 @@ class KisBroker:
             "FNCG_AMT_AUTO_RDPT_YN": "N",
             "PRCS_DVSN": "00",
         }
-        bodies = await key.rest.pages(wire.INQUIRE_BALANCE, self._tr("balance", key), params)
+        bodies = await key.client.pages(wire.INQUIRE_BALANCE, self._tr("balance", key), params)
         positions: list[PositionReport] = []
         totals: dict[str, Any] = {}
         for body in bodies:
@@ -706,9 +708,9 @@ class KisBroker:
     async def test_connection(self, account: AccountRef) -> str:
         cano, prdt = self._split(account)
         key = self.key(account)
-        reused = key.rest.tokens_reused
-        await key.rest.access_token()
-        token_note = "기존 토큰 재사용" if key.rest.tokens_reused > reused else "토큰 확인"
+        reused = key.client.tokens.reused
+        await key.client.tokens.access_token()
+        token_note = "기존 토큰 재사용" if key.client.tokens.reused > reused else "토큰 확인"
         bal = await self.balance(account)
         env = "실전" if key.env == "real" else "모의"
         notice = ""
@@ -859,9 +861,9 @@ class KisBroker:
             k.id: {
                 "env": k.env,
                 "accounts": sorted(k.accounts),
-                "tokens_issued": k.rest.tokens_issued,
-                "tokens_reused": k.rest.tokens_reused,
-                "rate_limited": k.rest.rate_limited,
+                "tokens_issued": k.client.tokens.issued,
+                "tokens_reused": k.client.tokens.reused,
+                "rate_limited": k.client.rate_limited,
                 "ws_connected": k.socket.connected,
                 "ws_registrations": k.socket.registrations,
                 "ws_reconnects": max(0, k.socket.connects - 1),

@@ -26,8 +26,8 @@ from pathlib import Path
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
+from hoga.domain.feed import CloseHandler, FeedError, TickHandler
 from hoga.domain.market import Instrument, Tick
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
 
 _BAR_COLS = {"open", "high", "low", "close", "volume"}
 _TICK_COLS = {"symbol", "price", "volume"}

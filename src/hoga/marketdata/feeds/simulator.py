@@ -23,9 +23,8 @@ from typing import Literal
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
+from hoga.domain.feed import BookHandler, CloseHandler, FeedError, InstrumentSet, TickHandler
 from hoga.domain.market import Instrument, OrderBook, Tick
-from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
-from hoga.marketdata.universe import Universe
 
 MarketMode = Literal["demo", "calendar"]
 
@@ -67,7 +66,7 @@ class SimulatedMarket:
 
     def __init__(
         self,
-        universe: Universe,
+        universe: InstrumentSet,
         *,
         seed: int,
         clock: Clock,

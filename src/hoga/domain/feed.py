@@ -1,4 +1,8 @@
-"""The feed protocol: upstream sessions that carry a limited number of symbols each.
+"""The feed contract: upstream sessions that carry a limited number of symbols each.
+
+Adapters (``brokers/*``, ``marketdata/feeds/*``) implement it and the hub consumes it, so it
+lives in the domain: an adapter imports only ``hoga.domain`` (docs/architecture.md, "Rooms and
+dependencies"; ``tests/unit/test_adapter_imports.py``).
 
 A feed says how many symbols one session can carry and how many sessions it may open; the hub
 packs subscriptions into sessions accordingly. Sessions push ticks through ``on_tick`` and
@@ -10,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from hoga.domain.market import OrderBook, Tick
+from hoga.domain.market import Instrument, OrderBook, Tick
 
 TickHandler = Callable[[Tick], None]
 BookHandler = Callable[[OrderBook], None]
@@ -58,3 +62,11 @@ class BookCarrier(Protocol):
     ``open_session``; the session calls it with each book (None: nobody listens yet)."""
 
     book_sink: BookHandler | None
+
+
+class InstrumentSet(Protocol):
+    """The instruments a simulated market trades (``marketdata.universe.Universe`` is one):
+    read once at construction and again at each day's roll, in this order."""
+
+    @property
+    def instruments(self) -> tuple[Instrument, ...]: ...

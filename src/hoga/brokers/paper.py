@@ -873,20 +873,7 @@ class PaperBroker:
 
     def _quote_for(self, order: _PaperOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
         """(price, shares available) for the order against this tick; (0, 0) for no trade."""
-        buy = order.side == Side.BUY
-        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
-        limit = order.limit
-        if best and matching.crosses(order.side, limit, best):
-            return best, size
-        if (
-            resting
-            and limit is not None
-            and tick.volume
-            and (tick.price < limit if buy else tick.price > limit)
-        ):
-            # The market traded through our price: we would have been filled first.
-            return limit, tick.volume
-        return 0, 0
+        return matching.quote_against(order.side, order.limit, tick, resting=resting)
 
     def _match(self, acct: _PaperAccount, order: _PaperOrder, tick: Tick, *, resting: bool) -> None:
         px, avail = self._quote_for(order, tick, resting=resting)

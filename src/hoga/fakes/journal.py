@@ -141,7 +141,10 @@ class Changes(Generic[KeyT, OrderT]):
             self.accounts[account[0]] = account[1]
 
     def commit(
-        self, journal: Journal | None, record: Callable[[OrderT], dict[str, Any]], seq: dict[str, Any]
+        self,
+        journal: Journal | None,
+        record: Callable[[OrderT], dict[str, Any]],
+        seq: dict[str, Any],
     ) -> None:
         """Write the touched orders (as ``record`` gives them), books and the ``seq`` record,
         and forget them (nothing is written without a journal)."""

@@ -2,24 +2,27 @@
 
 One ``KisClient`` exists per (environment, host, app key) however many accounts share the key,
 so the key has one access token (``tokens.KisTokens``) and one pacer (``brokers.pacing``;
-kis.md §2.1, §7). Answers become results or broker errors in ``errors``; here a call re-issues
-a refused token once and repeats a rate-limited *query* (never a command) twice.
+kis.md §2.1, §7); ``KisKeys`` keeps one ``KisKey`` (client and WebSocket) per key. Answers
+become results or broker errors in ``errors``; here a call re-issues a refused token once and
+repeats a rate-limited *query* (never a command) twice.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
-from hoga.brokers.base import BrokerAuthError, BrokerError, BrokerRejected, TokenStore
+from hoga.brokers.base import AccountRef, BrokerAuthError, BrokerError, BrokerRejected, TokenStore
 from hoga.brokers.kis import errors, wire
+from hoga.brokers.kis.realtime import KisSocket
 from hoga.brokers.kis.tokens import KisTokens
 from hoga.brokers.pacing import Pacer, PacerBusy
 from hoga.domain.clock import Clock
@@ -191,3 +194,132 @@ class KisClient:
         raise BrokerError(
             f"KIS 조회가 {MAX_PAGES}쪽을 넘습니다 (too many pages)", "kis.too_many_pages"
         )
+
+
+@dataclass
+class KisKey:
+    """One app key: its REST client, its realtime session and the accounts using it."""
+
+    id: str
+    env: str
+    client: KisClient
+    socket: KisSocket
+    accounts: dict[int, AccountRef]
+
+
+class KisKeys:
+    """The app keys of every attached account, one ``KisKey`` each, over one HTTP pool.
+
+    A key is created when an account first needs it and closed when its last account
+    detaches; ``on_notice`` receives the execution-notice records of its socket.
+    """
+
+    def __init__(
+        self,
+        clock: Clock,
+        store: TokenStore,
+        *,
+        rates: dict[str, float],
+        timeout: float,
+        pacer_margin: float,
+        renew_before: float,
+        ws_backoff_max: float,
+        command_wait: float,
+        transport: httpx.AsyncBaseTransport | None,
+        on_notice: Callable[[KisKey, list[str]], None],
+    ) -> None:
+        self._clock = clock
+        self._store = store
+        self.rates = rates
+        self.timeout = timeout
+        self.pacer_margin = pacer_margin
+        self.renew_before = renew_before
+        self.ws_backoff_max = ws_backoff_max
+        self.command_wait = command_wait
+        self._transport = transport
+        self._on_notice = on_notice
+        self._http: httpx.AsyncClient | None = None
+        self._keys: dict[str, KisKey] = {}
+        self._account_key: dict[int, KisKey] = {}
+
+    def http(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+                transport=self._transport,
+                follow_redirects=False,
+            )
+        return self._http
+
+    def all(self) -> list[KisKey]:
+        return list(self._keys.values())
+
+    def of(self, account_id: int) -> KisKey | None:
+        return self._account_key.get(account_id)
+
+    def key(self, account: AccountRef) -> KisKey:
+        """The key serving ``account`` (created on first use)."""
+        known = self._account_key.get(account.account_id)
+        if known is not None:
+            return known
+        if account.app_key is None or account.app_secret is None:
+            raise BrokerRejected(
+                "KIS 계좌에 앱키/앱시크릿이 없습니다 (app key and secret are required)",
+                "kis.no_credentials",
+            )
+        env = "real" if account.env == "real" else "mock"
+        base = (account.base_url or wire.REST_HOSTS[env]).rstrip("/")
+        kid = key_id(env, base, account.app_key, account.app_secret)
+        key = self._keys.get(kid)
+        if key is None:
+            client = KisClient(
+                env=env,
+                base_url=base,
+                app_key=account.app_key,
+                app_secret=account.app_secret,
+                http=self.http(),
+                pacer=Pacer(self.rates[env], 1.0, self.pacer_margin),
+                clock=self._clock,
+                store=self._store,
+                renew_before=self.renew_before,
+                command_wait=self.command_wait,
+            )
+            socket = KisSocket(
+                kid,
+                account.ws_url or wire.WS_HOSTS[env],
+                client.tokens.approval_key,
+                backoff_max=self.ws_backoff_max,
+            )
+            key = KisKey(kid, env, client, socket, {})
+            socket.listeners[wire.NOTICE_TR[env]] = functools.partial(self._on_notice, key)
+            self._keys[kid] = key
+        key.accounts[account.account_id] = account
+        key.client.tokens.account_ids.add(account.account_id)
+        self._account_key[account.account_id] = key
+        return key
+
+    async def detach(self, account_id: int) -> None:
+        """The account is gone: stop its notices, and close its key if it was the last."""
+        key = self._account_key.pop(account_id, None)
+        if key is None:
+            return
+        ref = key.accounts.pop(account_id, None)
+        key.client.tokens.account_ids.discard(account_id)
+        if (
+            ref is not None
+            and ref.hts_id
+            and not any(a.hts_id == ref.hts_id for a in key.accounts.values())
+        ):
+            await key.socket.unregister(wire.NOTICE_TR[key.env], ref.hts_id)
+        if not key.accounts:
+            await key.socket.close()
+            self._keys.pop(key.id, None)
+
+    async def close(self) -> None:
+        for key in list(self._keys.values()):
+            await key.socket.close()
+        self._keys.clear()
+        self._account_key.clear()
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None

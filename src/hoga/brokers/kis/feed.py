@@ -22,7 +22,8 @@ import logging
 from collections.abc import Collection
 
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.broker import KisBroker, KisKey
+from hoga.brokers.kis.broker import KisBroker
+from hoga.brokers.kis.client import KisKey
 from hoga.brokers.kis.realtime import KisRealtimeError
 from hoga.domain.clock import KST, Clock
 from hoga.domain.feed import BookHandler, CloseHandler, FeedError, TickHandler

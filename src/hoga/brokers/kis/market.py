@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.broker import KisBroker, KisKey
+from hoga.brokers.kis.broker import KisBroker
+from hoga.brokers.kis.client import KisKey
 from hoga.domain.clock import KST, Clock
 from hoga.domain.errors import ServiceUnavailable
 from hoga.domain.market import Bar, OrderBook, Tick

@@ -30,7 +30,8 @@ from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
 from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
-from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
+from hoga.brokers.paper import PaperBroker
+from hoga.brokers.paper_book import PaperFaults, parse_faults
 from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx

@@ -16,7 +16,8 @@ from hoga.brokers.base import (
     BrokerRejected,
     PlaceRequest,
 )
-from hoga.brokers.paper import PaperBroker, PaperFaults
+from hoga.brokers.paper import PaperBroker
+from hoga.brokers.paper_book import PaperFaults
 from hoga.domain.clock import KST, ManualClock
 from hoga.domain.orders import OrderType, Side
 from hoga.execution.gate import Pause, SendGate, TradingHours

@@ -30,7 +30,6 @@ from hoga.brokers.base import (
     BrokerLimits,
     BrokerNotProcessed,
     BrokerRejected,
-    EventSink,
     ExecutionEvent,
     FillEvent,
     FillReport,
@@ -42,7 +41,7 @@ from hoga.brokers.base import (
     PlaceRequest,
     PositionReport,
 )
-from hoga.brokers.events import EventPump
+from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.paper_book import WORKING, PaperAccount, PaperFaults, PaperOrder
 from hoga.brokers.paper_matching import PaperMatcher
 from hoga.brokers.paper_sessions import PaperSessions
@@ -55,7 +54,7 @@ from hoga.domain.portfolio import Position
 log = logging.getLogger(__name__)
 
 
-class PaperBroker:
+class PaperBroker(PumpedEvents):
     """A simulated broker for any number of accounts; see the module docstring."""
 
     name = "paper"
@@ -104,9 +103,6 @@ class PaperBroker:
         # A local simulation: no broker quota to respect, and outside the server-wide cap.
         return BrokerLimits(rate=1000.0, counts_toward_global=False)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         if self._journal_path is not None:
             # The book is private to the server's account: 0700 directory, 0600 file.
@@ -142,10 +138,6 @@ class PaperBroker:
             os.fsync(self._journal.fileno())
             self._journal.close()
             self._journal = None
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
 
     def _emit(self, account_id: int, event: ExecutionEvent) -> None:
         if self._replaying:

@@ -36,7 +36,6 @@ from hoga.brokers.base import (
     BrokerLimits,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
     FillReport,
     ModifyAck,
     ModifyRequest,
@@ -46,7 +45,7 @@ from hoga.brokers.base import (
     PositionReport,
     TokenStore,
 )
-from hoga.brokers.events import EventPump
+from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.kis import reports, wire
 from hoga.brokers.kis.client import KisKey, KisKeys
 from hoga.brokers.kis.tracking import KisTracker, Known
@@ -58,7 +57,7 @@ log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-class KisBroker:
+class KisBroker(PumpedEvents):
     """See the module docstring."""
 
     name = "kis"
@@ -103,9 +102,6 @@ class KisBroker:
         rate = self.real_rate if account.env == "real" else self.mock_rate
         return BrokerLimits(rate=rate, window=1.0)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         self._keys.http()
         await self._events.start()
@@ -113,10 +109,6 @@ class KisBroker:
     async def stop(self) -> None:
         await self._keys.close()
         await self._events.stop()
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
 
     # ------------------------------------------------------------------ keys and accounts
 

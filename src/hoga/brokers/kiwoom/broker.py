@@ -42,8 +42,6 @@ from hoga.brokers.base import (
     BrokerNotProcessed,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
-    ExecutionEvent,
     FillReport,
     ModifyAck,
     ModifyRequest,
@@ -54,7 +52,7 @@ from hoga.brokers.base import (
     ReportsUnavailable,
     TokenStore,
 )
-from hoga.brokers.events import EventPump
+from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.kiwoom.client import (
     ACCOUNT_PATH,
     ORDER_PATH,
@@ -104,7 +102,7 @@ def _same_account(linked: str, wire: str) -> bool:
     return len(short) >= 8 and long_.startswith(short)
 
 
-class KiwoomBroker:
+class KiwoomBroker(PumpedEvents):
     """Kiwoom REST (real and mock) for any number of accounts; see the module docstring."""
 
     name = "kiwoom"
@@ -151,9 +149,6 @@ class KiwoomBroker:
     def limits(self, account: AccountRef) -> BrokerLimits:
         return BrokerLimits(rate=self.rate, window=self.window)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         await self._events.start()
 
@@ -161,14 +156,6 @@ class KiwoomBroker:
         await self._events.stop()
         await self.wire.close()
         self._hooked.clear()
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
-
-    def _emit(self, account_id: int, events: list[ExecutionEvent]) -> None:
-        for event in events:
-            self._events.emit(account_id, event)
 
     # --- accounts
 
@@ -262,7 +249,7 @@ class KiwoomBroker:
             chosen = accounts[:1] if len(accounts) == 1 else []
         for account in chosen:
             if kind == "00":
-                self._emit(account.account_id, self._tracker(account).on_order_frame(values))
+                self._emit_all(account.account_id, self._tracker(account).on_order_frame(values))
             elif kind == "04":
                 try:
                     symbol = to_code(values.get("9001"))
@@ -340,7 +327,7 @@ class KiwoomBroker:
         try:
             reply = await client.call(api_id, ORDER_PATH, body, order=True)
         except (BrokerOutcomeUnknown, asyncio.CancelledError):
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise
         except BrokerError as e:
             tracker.forget(pending)
@@ -350,7 +337,7 @@ class KiwoomBroker:
             raise
         ord_no = to_text(reply.body.get("ord_no"))
         if not ord_no:
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise BrokerOutcomeUnknown(
                 describe(api_id, "주문번호가 없는 응답; 처리 여부 확인 중 (answer without ord_no)"),
                 "kiwoom.bad_response",

@@ -46,8 +46,6 @@ from hoga.brokers.base import (
     BrokerNotProcessed,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
-    ExecutionEvent,
     FillReport,
     ModifyAck,
     ModifyRequest,
@@ -57,7 +55,7 @@ from hoga.brokers.base import (
     PositionReport,
     ReportsUnavailable,
 )
-from hoga.brokers.events import EventPump
+from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
@@ -114,7 +112,7 @@ def report_row(r: dict[str, str]) -> dict[str, str]:
     }
 
 
-class KiwoomOpenApiBroker:
+class KiwoomOpenApiBroker(PumpedEvents):
     """Kiwoom OpenAPI+ accounts through bridges; see the module docstring."""
 
     name = "kiwoom_openapi"
@@ -153,9 +151,6 @@ class KiwoomOpenApiBroker:
             rate=self.rate, capacity=1, switch_cost=self.switch_cost, can_preload=size >= 2
         )
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         await self._events.start()
 
@@ -165,16 +160,9 @@ class KiwoomOpenApiBroker:
             await client.close()
         self._clients.clear()
 
-    async def drain(self) -> None:
-        await self._events.drain()
-
     def add_quote_handler(self, handler: Any) -> None:
         """``handler(msg)`` receives the bridges' real-time frames (the feed's hook)."""
         self._quote_handlers.append(handler)
-
-    def _emit(self, account_id: int, events: list[ExecutionEvent]) -> None:
-        for event in events:
-            self._events.emit(account_id, event)
 
     # --- accounts and bridges
 
@@ -239,7 +227,7 @@ class KiwoomOpenApiBroker:
         for ref in list(self._accounts.values()):
             if self._key(ref) != key or digits(ref.account_no) != acc:
                 continue
-            self._emit(ref.account_id, self._tracker(ref).on_order_frame(fids))
+            self._emit_all(ref.account_id, self._tracker(ref).on_order_frame(fids))
 
     # --- sessions (the dispatcher's SessionBroker protocol)
 
@@ -331,7 +319,7 @@ class KiwoomOpenApiBroker:
                 orig="",
             )
         except (BrokerOutcomeUnknown, asyncio.CancelledError):
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise
         except BaseException:
             tracker.forget(pending)

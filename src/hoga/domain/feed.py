@@ -70,3 +70,46 @@ class InstrumentSet(Protocol):
 
     @property
     def instruments(self) -> tuple[Instrument, ...]: ...
+
+
+class SymbolSession:
+    """The bookkeeping an in-process feed session shares with every other: its id, its
+    handlers, the symbols it carries (at most ``cap``), and an end reported once.
+
+    ``take(symbols)`` returns the symbols not yet carried, or raises ``FeedError``
+    (``feed.closed``, ``feed.session_full``) without taking any; ``finish(error)`` marks the
+    session closed and reports ``on_close`` the first time only (False after that).
+    """
+
+    def __init__(
+        self, sid: str, on_tick: TickHandler, on_close: CloseHandler, cap: int | None
+    ) -> None:
+        self.id = sid
+        self.on_tick = on_tick
+        self._on_close = on_close
+        self._cap = cap
+        self._symbols: set[str] = set()
+        self.closed = False
+
+    @property
+    def symbols(self) -> frozenset[str]:
+        return frozenset(self._symbols)
+
+    def take(self, symbols: list[str]) -> list[str]:
+        if self.closed:
+            raise FeedError("session is closed", "feed.closed")
+        new = [s for s in symbols if s not in self._symbols]
+        if self._cap is not None and len(self._symbols) + len(new) > self._cap:
+            raise FeedError(
+                f"MAX SUBSCRIBE OVER: a session carries at most {self._cap} symbols",
+                "feed.session_full",
+            )
+        return new
+
+    def finish(self, error: BaseException | None) -> bool:
+        if self.closed:
+            return False
+        self.closed = True
+        # Subclasses are the FeedSession the handler expects.
+        self._on_close(self, error)  # type: ignore[arg-type]
+        return True

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
-from hoga.domain.feed import CloseHandler, FeedError, TickHandler
+from hoga.domain.feed import CloseHandler, SymbolSession, TickHandler
 from hoga.domain.market import Instrument, Tick
 
 _BAR_COLS = {"open", "high", "low", "close", "volume"}
@@ -144,38 +144,25 @@ def load_events(path: Path, symbol: str | None = None) -> list[_Event]:
     return events
 
 
-class ReplaySession:
+class ReplaySession(SymbolSession):
     """A session of the replay feed (symbols it carries; ticks for them)."""
 
     def __init__(
         self, feed: ReplayFeed, sid: str, on_tick: TickHandler, on_close: CloseHandler
     ) -> None:
-        self.id = sid
+        super().__init__(sid, on_tick, on_close, feed.symbols_per_session)
         self._feed = feed
-        self.on_tick = on_tick
-        self._on_close = on_close
-        self._symbols: set[str] = set()
-        self.closed = False
-
-    @property
-    def symbols(self) -> frozenset[str]:
-        return frozenset(self._symbols)
 
     async def subscribe(self, symbols: list[str]) -> None:
-        cap = self._feed.symbols_per_session
-        new = [s for s in symbols if s not in self._symbols]
-        if cap is not None and len(self._symbols) + len(new) > cap:
-            raise FeedError(f"a session carries at most {cap} symbols", "feed.session_full")
-        self._symbols.update(new)
+        self._symbols.update(self.take(symbols))
 
     async def unsubscribe(self, symbols: list[str]) -> None:
         self._symbols.difference_update(symbols)
 
     async def close(self) -> None:
         if not self.closed:
-            self.closed = True
             self._feed._sessions.pop(self.id, None)
-            self._on_close(self, None)
+            self.finish(None)
 
 
 class ReplayFeed:

@@ -43,7 +43,6 @@ from hoga.brokers.base import (
     BrokerAuthError,
     BrokerError,
     BrokerLimits,
-    BrokerNotProcessed,
     BrokerOutcomeUnknown,
     BrokerRejected,
     FillReport,
@@ -68,48 +67,25 @@ from hoga.brokers.kiwoom.wire import (
     to_text,
 )
 from hoga.brokers.kiwoom_openapi.client import BridgeClient, BridgeError
+from hoga.brokers.kiwoom_openapi.errors import as_broker_error
+from hoga.brokers.kiwoom_openapi.wire import (
+    BUY,
+    CANCEL_BUY,
+    CANCEL_SELL,
+    LIMIT,
+    MARKET,
+    MODIFY_BUY,
+    MODIFY_SELL,
+    REPORT_FIELDS,
+    SELL,
+    digits,
+    report_row,
+)
 from hoga.domain.clock import Clock
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.secret import Secret, mask
 
 log = logging.getLogger(__name__)
-
-BUY, SELL, CANCEL_BUY, CANCEL_SELL, MODIFY_BUY, MODIFY_SELL = 1, 2, 3, 4, 5, 6
-LIMIT, MARKET = "00", "03"
-REPORT_FIELDS = (
-    "주문번호",
-    "원주문번호",
-    "종목코드",
-    "주문구분",
-    "매매구분",
-    "주문수량",
-    "주문가격",
-    "미체결수량",
-    "체결량",
-    "체결가",
-    "시간",
-)
-
-
-def digits(account_no: str) -> str:
-    return "".join(ch for ch in account_no if ch.isdigit())
-
-
-def report_row(r: dict[str, str]) -> dict[str, str]:
-    """An opt10075 row in the field names ``ReportRow.parse`` reads (REST ka10075/76's)."""
-    return {
-        "ord_no": r.get("주문번호", ""),
-        "orig_ord_no": r.get("원주문번호", ""),
-        "stk_cd": r.get("종목코드", ""),
-        "io_tp_nm": r.get("주문구분", ""),
-        "trde_tp": r.get("매매구분", ""),
-        "ord_qty": r.get("주문수량", ""),
-        "ord_pric": r.get("주문가격", ""),
-        "oso_qty": r.get("미체결수량", ""),
-        "cntr_qty": r.get("체결량", ""),
-        "cntr_pric": r.get("체결가", ""),
-        "tm": r.get("시간", ""),
-    }
 
 
 class KiwoomOpenApiBroker(PumpedEvents):
@@ -208,7 +184,7 @@ class KiwoomOpenApiBroker(PumpedEvents):
         try:
             await self.client(account).subscribe(self.user_of(account))
         except BridgeError as e:
-            raise _error(e, "attach") from None
+            raise as_broker_error(e, "attach") from None
 
     async def detach(self, account_id: int) -> None:
         self._accounts.pop(account_id, None)
@@ -247,7 +223,7 @@ class KiwoomOpenApiBroker(PumpedEvents):
         try:
             reply = await client.request(op, user=user, within=120.0)
         except BridgeError as e:
-            raise _error(e, op) from None
+            raise as_broker_error(e, op) from None
         except asyncio.CancelledError:
             # The dispatcher abandoned this switch for an URGENT order elsewhere: stop the
             # login at the bridge too, or the next switch would queue behind it.
@@ -276,7 +252,7 @@ class KiwoomOpenApiBroker(PumpedEvents):
         except BridgeError as e:
             if e.kind in ("disconnected", "timeout", "unknown"):
                 self._doubt.add(account.account_id)
-            raise _error(e, what) from None
+            raise as_broker_error(e, what) from None
         no = to_text(reply.get("order_no"))
         if not no:
             self._doubt.add(account.account_id)
@@ -417,7 +393,7 @@ class KiwoomOpenApiBroker(PumpedEvents):
                 "tr", user=user, tr=tr, inputs=inputs, if_logged_in=not force, within=120.0, **args
             )
         except BridgeError as e:
-            raise _error(e, tr) from None
+            raise as_broker_error(e, tr) from None
         return reply
 
     async def _sync(
@@ -493,7 +469,7 @@ class KiwoomOpenApiBroker(PumpedEvents):
         try:
             reply = await client.request("switch", user=self.user_of(account), within=120.0)
         except BridgeError as e:
-            raise _error(e, "test") from None
+            raise as_broker_error(e, "test") from None
         client.pool = dict(reply.get("pool") or client.pool)
         mine = digits(account.account_no)
         if mine not in [digits(str(a)) for a in reply.get("accounts", [])]:
@@ -504,25 +480,3 @@ class KiwoomOpenApiBroker(PumpedEvents):
             )
         cash = (await self.balance(account)).cash
         return f"키움 OpenAPI+ 계좌 {mask(mine)} 연결 정상 (bridge): 예수금 {cash:,}원"
-
-
-def _error(e: BridgeError, what: str) -> BrokerError:
-    """The bridge's error kinds as the broker protocol's four outcomes."""
-    text = f"{what}: {e.message}"
-    if e.kind == "rejected":
-        return BrokerRejected(text, f"kiwoom_openapi.{e.code or 'rejected'}")
-    if e.kind == "not_processed":
-        return BrokerNotProcessed(text, "kiwoom_openapi.overload", retry_after=e.retry_after or 1.0)
-    if e.kind in ("unknown", "disconnected", "timeout"):
-        return BrokerOutcomeUnknown(text, f"kiwoom_openapi.{e.kind}")
-    if e.kind == "no_session":
-        return BrokerNotProcessed(
-            f"{what}: 이 사용자의 세션이 지금 없습니다 (no session for this user now)",
-            "kiwoom_openapi.no_session",
-            retry_after=30.0,
-        )
-    if e.kind == "unauthorized":
-        return BrokerAuthError(text, "kiwoom_openapi.unauthorized")
-    if e.kind in ("unreachable", "login_failed", "login_timeout", "worker_died", "aborted"):
-        return BrokerNotProcessed(text, f"kiwoom_openapi.{e.kind}", retry_after=5.0)
-    return BrokerRejected(text, f"kiwoom_openapi.{e.kind}")

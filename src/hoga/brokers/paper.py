@@ -15,14 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hoga.brokers.base import (
     AccountRef,
@@ -43,6 +41,7 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.paper_book import WORKING, PaperAccount, PaperFaults, PaperOrder
+from hoga.brokers.paper_journal import PaperJournal
 from hoga.brokers.paper_matching import PaperMatcher
 from hoga.brokers.paper_sessions import PaperSessions
 from hoga.domain import krx, matching
@@ -75,9 +74,7 @@ class PaperBroker(PumpedEvents):
         self._quotes = quotes
         self._clock = clock
         self.initial_cash = initial_cash
-        self._journal_path = journal_path
-        self._journal: IO[str] | None = None
-        self._fsync = fsync
+        self._journal = None if journal_path is None else PaperJournal(journal_path, fsync=fsync)
         self._is_open = is_open or (lambda: True)
         self.faults = faults or PaperFaults()
         self._accounts: dict[int, PaperAccount] = {}
@@ -104,14 +101,12 @@ class PaperBroker(PumpedEvents):
         return BrokerLimits(rate=1000.0, counts_toward_global=False)
 
     async def start(self) -> None:
-        if self._journal_path is not None:
-            # The book is private to the server's account: 0700 directory, 0600 file.
-            self._journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._replay()
-            fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-            self._journal = os.fdopen(fd, "a", encoding="utf-8")
+        if self._journal is not None:
+            self._replaying = True
+            try:
+                self._journal.open(self._apply)
+            finally:
+                self._replaying = False
         await self._events.start()
         if self.calendar and self._ticker is None:
             self._ticker = asyncio.create_task(self._run_sessions(), name="paper-sessions")
@@ -134,10 +129,7 @@ class PaperBroker(PumpedEvents):
             self._ticker = None
         await self._events.stop()
         if self._journal is not None:
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
             self._journal.close()
-            self._journal = None
 
     def _emit(self, account_id: int, event: ExecutionEvent) -> None:
         if self._replaying:
@@ -154,30 +146,8 @@ class PaperBroker(PumpedEvents):
     # --- journal
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self._replaying or self._journal is None:
-            return
-        self._journal.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._journal.flush()
-        if self._fsync:
-            os.fsync(self._journal.fileno())
-
-    def _replay(self) -> None:
-        assert self._journal_path is not None
-        if not self._journal_path.exists():
-            return
-        self._replaying = True
-        try:
-            with self._journal_path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        self._apply(json.loads(line))
-                    except (ValueError, KeyError) as e:
-                        # A torn last line after a crash is expected; anything else is not.
-                        log.warning("paper journal line %d unreadable (%s); ignored", n, e)
-        finally:
-            self._replaying = False
+        if not self._replaying and self._journal is not None:
+            self._journal.write(record)
 
     def _apply(self, r: dict[str, Any]) -> None:
         kind = r["t"]

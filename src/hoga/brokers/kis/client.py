@@ -54,39 +54,16 @@ class Reply:
 class KisClient:
     """REST calls for one app key; see the module docstring."""
 
-    def __init__(
-        self,
-        *,
-        env: str,
-        base_url: str,
-        app_key: Secret,
-        app_secret: Secret,
-        http: httpx.AsyncClient,
-        pacer: Pacer,
-        clock: Clock,
-        store: TokenStore,
-        renew_before: float = 600.0,
-        command_wait: float = 3.0,
-    ) -> None:
+    def __init__(self, tokens: KisTokens, *, env: str, command_wait: float = 3.0) -> None:
+        self.tokens = tokens
         self.env = env
         self.command_wait = command_wait
-        self.base_url = base_url.rstrip("/")
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._http = http
-        self.pacer = pacer
-        self.id = key_id(env, self.base_url, app_key, app_secret)
-        self.tokens = KisTokens(
-            key_id=self.id,
-            base_url=self.base_url,
-            app_key=app_key,
-            app_secret=app_secret,
-            http=http,
-            pacer=pacer,
-            clock=clock,
-            store=store,
-            renew_before=renew_before,
-        )
+        self.base_url = tokens.base_url
+        self._app_key = tokens.app_key
+        self._app_secret = tokens.app_secret
+        self._http = tokens.http
+        self.pacer = tokens.pacer
+        self.id = tokens.id
         self.rate_limited = 0
 
     # ------------------------------------------------------------------ calls
@@ -272,8 +249,8 @@ class KisKeys:
         kid = key_id(env, base, account.app_key, account.app_secret)
         key = self._keys.get(kid)
         if key is None:
-            client = KisClient(
-                env=env,
+            tokens = KisTokens(
+                key_id=kid,
                 base_url=base,
                 app_key=account.app_key,
                 app_secret=account.app_secret,
@@ -282,8 +259,8 @@ class KisKeys:
                 clock=self._clock,
                 store=self._store,
                 renew_before=self.renew_before,
-                command_wait=self.command_wait,
             )
+            client = KisClient(tokens, env=env, command_wait=self.command_wait)
             socket = KisSocket(
                 kid,
                 account.ws_url or wire.WS_HOSTS[env],

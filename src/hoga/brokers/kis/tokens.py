@@ -44,9 +44,9 @@ class KisTokens:
     ) -> None:
         self.id = key_id
         self.base_url = base_url
-        self._app_key = app_key
-        self._app_secret = app_secret
-        self._http = http
+        self.app_key = app_key
+        self.app_secret = app_secret
+        self.http = http
         self.pacer = pacer
         self._clock = clock
         self._store = store
@@ -86,8 +86,8 @@ class KisTokens:
     async def _issue(self) -> tuple[str, float]:
         body = {
             "grant_type": "client_credentials",
-            "appkey": self._app_key.reveal(),
-            "appsecret": self._app_secret.reveal(),
+            "appkey": self.app_key.reveal(),
+            "appsecret": self.app_secret.reveal(),
         }
         data = await self._auth_post(wire.TOKEN_PATH, body, "access token")
         token = data.get("access_token")
@@ -102,8 +102,8 @@ class KisTokens:
         """The WebSocket approval key (§2.2; note ``secretkey``, not ``appsecret``)."""
         body = {
             "grant_type": "client_credentials",
-            "appkey": self._app_key.reveal(),
-            "secretkey": self._app_secret.reveal(),
+            "appkey": self.app_key.reveal(),
+            "secretkey": self.app_secret.reveal(),
         }
         data = await self._auth_post(wire.APPROVAL_PATH, body, "approval key")
         key = data.get("approval_key")
@@ -116,7 +116,7 @@ class KisTokens:
     async def _auth_post(self, path: str, body: dict[str, str], what: str) -> dict[str, Any]:
         try:
             async with self.pacer.slot():
-                resp = await self._http.post(
+                resp = await self.http.post(
                     self.base_url + path,
                     json=body,
                     headers={"content-type": "application/json; charset=utf-8"},

@@ -40,7 +40,6 @@ from hoga.domain.errors import StorageUnavailable
 from hoga.domain.feed import Feed
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
-from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
@@ -52,6 +51,7 @@ from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
+from hoga.execution.token_store import VaultTokenStore
 from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.replay import ReplayFeed
@@ -67,8 +67,10 @@ from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
 from hoga.store.private import private_dir
 from hoga.store.repos import bars as bars_repo
+from hoga.strategies.live import LiveDriver
+from hoga.strategies.records import StrategyRecords
 from hoga.strategies.registry import load_catalog
-from hoga.strategies.runner import StrategyRunner
+from hoga.strategies.service import StrategyService
 from hoga.supervision import readiness, warn_real_money, watch
 
 log = logging.getLogger(__name__)
@@ -313,16 +315,12 @@ class HogaApp:
         )
         # --- strategies and backtests (strategies branch) ---
         self.catalog = load_catalog()
-        self.strategies = StrategyRunner(
-            self.db,
-            self.clock,
-            self.auth,
-            self.orders,
-            self.hub,
-            self.bus,
-            self.universe,
-            quotes,
-            self.catalog,
+        records = StrategyRecords(self.db, self.clock, self.bus, self.hub, quotes)
+        self.live_strategies = LiveDriver(
+            records, self.auth, self.orders, self.hub, self.bus, quotes, self.catalog
+        )
+        self.strategies = StrategyService(
+            records, self.live_strategies, self.auth, self.universe, self.catalog
         )
         self.backtests = BacktestService(
             self.db,
@@ -338,7 +336,7 @@ class HogaApp:
             self.db,
             self.clock,
             self.gate,
-            on_pause=self.strategies.suspend,
+            on_pause=self.live_strategies.suspend,
             on_resume=self._resume,
         )
         self._ops_init()
@@ -445,7 +443,7 @@ class HogaApp:
             await self.accounts.attach_all()
             await self.reconciler.reconcile_all()
             await self.reconciler.start()
-        await self.strategies.resume()
+        await self.live_strategies.resume()
         self.dispatcher.wake_all()
 
     async def _use_kiwoom_feed(self) -> None:
@@ -566,9 +564,12 @@ class HogaApp:
         from hoga.store.repos.auth_changes import USER_DISABLED
 
         if change.kind == USER_DISABLED:
-            await self.strategies.stop_user(
+            await self.live_strategies.disable_user(
                 change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
             )
+            withdrawn = await self.orders.withdraw_queued(change.user_id)
+            if withdrawn:
+                log.info("user %s disabled: %d queued orders withdrawn", change.user_id, withdrawn)
 
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)
@@ -609,7 +610,7 @@ class HogaApp:
             )
         else:
             paused = await self.control.load()
-        self.strategies.suspended = paused.paused
+        self.live_strategies.suspended = paused.paused
         # Paused (after a restore, or --paused): no broker session is opened - no realtime
         # socket, no reconciliation call - until an admin resumes, so a restored copy never
         # talks to a broker beside the original. ``_resume`` attaches them then.
@@ -640,7 +641,7 @@ class HogaApp:
             await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
-        await self.strategies.start()
+        await self.live_strategies.start()
         loop = asyncio.get_running_loop()
         self._background = [
             loop.create_task(self._persist_bars(), name="bars-persist"),
@@ -673,7 +674,7 @@ class HogaApp:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("operations", self._ops_stop),
             ("auth changes", self.auth_watch.stop),
-            ("strategies", self.strategies.stop),
+            ("strategies", self.live_strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
             ("queue resync", self.resync.stop),

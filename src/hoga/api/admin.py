@@ -127,7 +127,9 @@ def hoga_status(hoga: Any) -> dict[str, Any]:
         "dispatcher": hoga.dispatcher.status(),
         "reconciliation": hoga.reconciler.status(),
         "orders": hoga.orders.stats,
-        "strategies": hoga.strategies.status() if getattr(hoga, "strategies", None) else {},
+        "strategies": hoga.live_strategies.status()
+        if getattr(hoga, "live_strategies", None)
+        else {},
     }
 
 

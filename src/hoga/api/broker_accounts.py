@@ -10,7 +10,8 @@ from hoga.api.bounds import Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import AccountBody
 from hoga.domain.errors import InvalidInput
-from hoga.execution.accounts import LinkRequest, public_view
+from hoga.execution.account_linking import LinkRequest
+from hoga.execution.accounts import public_view
 
 router = APIRouter(prefix="/api/broker-accounts", tags=["broker-accounts"])
 

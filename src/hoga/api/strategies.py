@@ -9,13 +9,13 @@ from fastapi import APIRouter, Request
 from hoga.api.bounds import Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import StrategyCreateBody
-from hoga.strategies.runner import StrategyRunner
+from hoga.strategies.service import StrategyService
 
 router = APIRouter(tags=["strategies"])
 
 
-def _runner(request: Request) -> StrategyRunner:
-    runner: StrategyRunner = get_hoga(request).strategies
+def _runner(request: Request) -> StrategyService:
+    runner: StrategyService = get_hoga(request).strategies
     return runner
 
 

@@ -17,7 +17,7 @@ router = APIRouter(tags=["strategies"])
 async def strategy_log(strategy_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     await hoga.strategies.get(ctx.user_id, strategy_id)  # 404 unless it is the caller's
-    return {"lines": hoga.strategies.recent_log(ctx.user_id, strategy_id)}
+    return {"lines": hoga.live_strategies.recent_log(ctx.user_id, strategy_id)}
 
 
 @router.get("/api/strategies/{strategy_id}/pnl")

@@ -27,7 +27,6 @@ engine without an answer is ``BrokerOutcomeUnknown`` and is never resent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import date, timedelta
@@ -63,12 +62,11 @@ from hoga.brokers.kiwoom.client import (
 )
 from hoga.brokers.kiwoom.errors import describe
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RealtimeOptions
-from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
+from hoga.brokers.kiwoom.tracking import OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
     day_key,
     fmt_qty,
-    split_order_id,
     to_code,
     to_int,
     to_price,
@@ -358,7 +356,9 @@ class KiwoomBroker(PumpedEvents):
             )
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        day, head, chain = await tracker.resolve(
+            request.broker_order_id, lambda today: self._sync(account, today)
+        )
         venue = request.venue if request.venue in VENUES else "KRX"
         modify_no: str | None = None
         if request.reduce_by > 0:
@@ -414,7 +414,9 @@ class KiwoomBroker(PumpedEvents):
         raced the cancel cannot make the quantity wrong)."""
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        _, head, chain = await self._resolve(account, tracker, broker_order_id)
+        _, head, chain = await tracker.resolve(
+            broker_order_id, lambda today: self._sync(account, today)
+        )
         venue = chain.venue if chain is not None else "KRX"
         body = {"dmst_stex_tp": venue, "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
         try:
@@ -426,21 +428,6 @@ class KiwoomBroker(PumpedEvents):
         ord_no = to_text(reply.body.get("ord_no"))
         if ord_no and chain is not None:
             tracker.derived(chain, ord_no, modify=False, price=None)
-
-    async def _resolve(
-        self, account: AccountRef, tracker: OrderTracker, order_id: str
-    ) -> tuple[str, str, Chain | None]:
-        """(day, the number a modify/cancel must name, the chain) for hoga's order id."""
-        today = tracker.today()
-        day, number = split_order_id(order_id, today)
-        chain = tracker.chain(day, number)
-        if chain is None and day == day_key(today):
-            # Not placed by this process (a restart): today's reports rebuild the chain, so a
-            # modified order is addressed by its current number, not the dead original.
-            with contextlib.suppress(BrokerError):
-                await self._sync(account, today)
-            chain = tracker.chain(day, number)
-        return day, (chain.head if chain else number), chain
 
     # --- reports
 

@@ -55,11 +55,10 @@ from hoga.brokers.base import (
     ReportsUnavailable,
 )
 from hoga.brokers.events import EventPump, PumpedEvents
-from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
+from hoga.brokers.kiwoom.tracking import OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
     day_key,
-    split_order_id,
     to_code,
     to_int,
     to_price,
@@ -314,7 +313,9 @@ class KiwoomOpenApiBroker(PumpedEvents):
                 "kiwoom_openapi.bad_modify",
             )
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        day, head, chain = await tracker.resolve(
+            request.broker_order_id, lambda today: self._sync(account, today, force=True)
+        )
         if chain is None:
             raise BrokerRejected("unknown order", "kiwoom_openapi.unknown_order")
         buy = chain.side == Side.BUY
@@ -352,7 +353,9 @@ class KiwoomOpenApiBroker(PumpedEvents):
         """Cancel whatever is unfilled (quantity 0 = all remaining, so a fill racing the
         cancel cannot make the quantity wrong)."""
         tracker = self._tracker(account)
-        _, head, chain = await self._resolve(account, tracker, broker_order_id)
+        _, head, chain = await tracker.resolve(
+            broker_order_id, lambda today: self._sync(account, today, force=True)
+        )
         if chain is None:
             raise BrokerRejected("unknown order", "kiwoom_openapi.unknown_order")
         no = await self._order(
@@ -366,19 +369,6 @@ class KiwoomOpenApiBroker(PumpedEvents):
             orig=head,
         )
         tracker.derived(chain, no, modify=False, price=None)
-
-    async def _resolve(
-        self, account: AccountRef, tracker: OrderTracker, order_id: str
-    ) -> tuple[str, str, Chain | None]:
-        today = tracker.today()
-        day, number = split_order_id(order_id, today)
-        chain = tracker.chain(day, number)
-        if chain is None and day == day_key(today):
-            # Not placed by this process (a restart): the day's orders rebuild the chain.
-            with contextlib.suppress(BrokerError):
-                await self._sync(account, today, force=True)
-            chain = tracker.chain(day, number)
-        return day, (chain.head if chain else number), chain
 
     # --- inquiries
 

@@ -16,7 +16,6 @@ recorded time (2.0 = twice as fast; 0 = as fast as possible). Like the simulator
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import itertools
 from collections.abc import Iterator
@@ -28,6 +27,7 @@ from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.domain.feed import CloseHandler, SymbolSession, TickHandler
 from hoga.domain.market import Instrument, Tick
+from hoga.marketdata.feeds.driven import Driven
 
 _BAR_COLS = {"open", "high", "low", "close", "volume"}
 _TICK_COLS = {"symbol", "price", "volume"}
@@ -165,8 +165,10 @@ class ReplaySession(SymbolSession):
             self.finish(None)
 
 
-class ReplayFeed:
+class ReplayFeed(Driven):
     """See the module docstring."""
+
+    task_name = "replay-feed"
 
     name = "replay"
 
@@ -264,15 +266,7 @@ class ReplayFeed:
             offset += self.events[-1].ts - start_rec + 60
         self.done.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="replay-feed")
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_driving()
         for session in list(self._sessions.values()):
             await session.close()

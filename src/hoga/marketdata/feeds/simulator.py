@@ -13,7 +13,6 @@ in number of sessions (set 41 per session to rehearse KIS).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
 from collections.abc import Callable
@@ -32,6 +31,7 @@ from hoga.domain.feed import (
     TickHandler,
 )
 from hoga.domain.market import Instrument, OrderBook, Tick
+from hoga.marketdata.feeds.driven import Driven
 
 MarketMode = Literal["demo", "calendar"]
 
@@ -295,13 +295,15 @@ class SimulatedSession(SymbolSession):
             self.finish(error)
 
 
-class SimulatorFeed:
+class SimulatorFeed(Driven):
     """The embedded feed: drives a SimulatedMarket at ``ticks_per_second`` and fans ticks out
     to the sessions subscribed to each symbol.
 
     Test hooks: ``drop(session_id)`` ends a session as a network failure would, and
     ``stall(session_id)`` keeps it open but silent (for the staleness watchdog).
     """
+
+    task_name = "simulator-feed"
 
     name = "simulator"
 
@@ -404,15 +406,7 @@ class SimulatorFeed:
                 self.pump(n)
                 produced += due
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator-feed")
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_driving()
         for session in list(self._sessions.values()):
             session._end(None)

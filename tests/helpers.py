@@ -21,7 +21,7 @@ import httpx
 import uvicorn
 
 from hoga.app import HogaApp
-from hoga.brokers.paper import PaperFaults
+from hoga.brokers.paper_book import PaperFaults
 from hoga.config import Settings
 from hoga.domain.clock import Clock
 from hoga.net import bind_listener

@@ -30,12 +30,14 @@ from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.kiwoom.market import KiwoomListSource, KiwoomMarketData
 from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker, KiwoomOpenApiFeed
-from hoga.brokers.paper import PaperBroker, PaperFaults, parse_faults
+from hoga.brokers.paper import PaperBroker
+from hoga.brokers.paper_book import PaperFaults, parse_faults
 from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
+from hoga.domain.feed import Feed
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
 from hoga.execution.control import ServerControl
@@ -52,7 +54,6 @@ from hoga.execution.service import OrderPolicy, OrderService
 from hoga.execution.token_store import VaultTokenStore
 from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
-from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.feeds.replay import ReplayFeed
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub

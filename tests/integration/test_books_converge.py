@@ -46,7 +46,7 @@ async def test_kiwoom_order_executed_while_hoga_was_down_books_the_whole_of_it(
         fake.inject("http500", api_ids={"ka10075", "ka10076"}, count=50)
         async with running(tmp_path, db_url, kiwoom_rate=50) as h:
             headers = await h.login("kim")
-            fake._faults.clear()
+            fake.one_shots.clear()
             fake.exchange._fill(theirs, 23, price)
             done = await h.until_status(headers, placed["id"], "FILLED")
             assert done["filled_qty"] == theirs.filled == 123

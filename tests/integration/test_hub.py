@@ -9,9 +9,9 @@ import pytest
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, ManualClock
+from hoga.domain.feed import FeedError
 from hoga.domain.market import Tick
 from hoga.marketdata.bars import BarBuilder, aggregate, bucket_start
-from hoga.marketdata.feeds.base import FeedError
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe

@@ -387,7 +387,7 @@ async def test_realtime_limits_one_session_per_key_and_41_registrations() -> Non
         # A second approval key within the second would be refused (1/s per key): not what
         # this test is about.
         w.fake.approval_interval = 0.0
-        other = KisSocket("dup", w.fake.ws_url, key.rest.approval_key)
+        other = KisSocket("dup", w.fake.ws_url, key.client.tokens.approval_key)
         try:
             with pytest.raises(KisRealtimeError) as e:
                 await other.register("H0STCNT0", symbols[0], owner="t2")

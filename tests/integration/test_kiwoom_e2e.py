@@ -155,7 +155,7 @@ async def test_link_test_and_trade_through_a_kiwoom_mock_account(
         assert {o["status"] for o in orders} <= {"FILLED", "REJECTED"}
 
         # --- no secret anywhere the user or the operator can see
-        tokens = list(fake._tokens)
+        tokens = list(fake.tokens)
         assert tokens
         seen = "\n".join(api.bodies) + "\n" + caplog.text
         for secret in (APP_SECRET, REAL_SECRET, "WRONGSECRET-0000000000", APP_KEY, *tokens):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hoga.brokers.paper import PaperFaults
+from hoga.brokers.paper_book import PaperFaults
 from hoga.domain import krx
 from tests.helpers import Harness, running
 

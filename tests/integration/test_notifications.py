@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hoga.brokers.paper import PaperFaults
+from hoga.brokers.paper_book import PaperFaults
 from hoga.net import bind_listener
 from hoga.notify.messages import Message
 from hoga.notify.service import Notifier

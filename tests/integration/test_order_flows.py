@@ -9,7 +9,7 @@ from pathlib import Path
 import websockets
 
 from hoga.brokers.base import OrderStatusReport
-from hoga.brokers.paper import PaperFaults
+from hoga.brokers.paper_book import PaperFaults
 from hoga.domain import krx
 from hoga.domain.orders import OrderStatus, OrderType, Side
 from tests.helpers import eventually, live_server, running

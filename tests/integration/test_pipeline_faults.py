@@ -259,7 +259,7 @@ async def test_background_work_survives_a_full_disk_and_catches_up(
 async def test_a_reconcile_round_that_meets_a_full_disk_names_it_and_tries_again(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    from hoga.brokers.paper import PaperFaults
+    from hoga.brokers.paper_book import PaperFaults
 
     faults = PaperFaults(accept_then_timeout=1)
     async with running(tmp_path, sqlite_url, faults=faults, submit_timeout=0.3) as h:

@@ -16,7 +16,8 @@ from hoga.brokers.base import (
     BrokerRejected,
     PlaceRequest,
 )
-from hoga.brokers.paper import PaperBroker, PaperFaults
+from hoga.brokers.paper import PaperBroker
+from hoga.brokers.paper_book import PaperFaults
 from hoga.domain.clock import ManualClock
 from hoga.domain.orders import OrderType, Side
 from hoga.execution.health import (

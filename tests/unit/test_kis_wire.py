@@ -1,9 +1,7 @@
-"""KIS wire rules: account numbers, order numbers, realtime frames, AES, and the pacer."""
+"""KIS wire rules: account numbers, order numbers, realtime frames and AES."""
 
 from __future__ import annotations
 
-import asyncio
-import random
 from datetime import date, datetime
 
 import pytest
@@ -11,7 +9,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.limiter import KeyPacer
 from hoga.brokers.kis.realtime import ws_endpoint
 from hoga.domain.clock import KST
 from hoga.fakes.kis import frames
@@ -96,28 +93,3 @@ def test_tr_ids_for_real_and_mock() -> None:
     assert wire.tr_id("sell", "mock") == "VTTC0011U"
     assert wire.tr_id("psbl_rvsecncl", "mock") is None
     assert wire.tr_id("price", "mock") == "FHKST01010100"
-
-
-@pytest.mark.parametrize("seed", [1, 2, 3])
-async def test_the_pacer_bounds_arrivals_whatever_the_latency(seed: int) -> None:
-    """Requests arrive at the broker at any moment between leaving and being answered; no
-    window of the broker's length may ever see more than the limit."""
-    rng = random.Random(seed)
-    window, limit = 0.05, 3
-    pacer = KeyPacer(limit, window, margin=0.0)
-    loop = asyncio.get_running_loop()
-    arrivals: list[float] = []
-
-    async def call() -> None:
-        async with pacer.slot():
-            left = loop.time()
-            latency = rng.uniform(0.0, 0.03)
-            await asyncio.sleep(latency)
-            arrivals.append(left + rng.uniform(0.0, latency))
-
-    await asyncio.gather(*(call() for _ in range(24)))
-    arrivals.sort()
-    for i, start in enumerate(arrivals):
-        inside = [a for a in arrivals[i:] if a < start + window]
-        assert len(inside) <= limit
-    assert pacer.calls == 24

@@ -15,7 +15,8 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.kiwoom.tracking import ReportRow
 from hoga.brokers.kiwoom_openapi import BridgeError, KiwoomOpenApiBroker, KiwoomOpenApiFeed
-from hoga.brokers.kiwoom_openapi.broker import _error, report_row
+from hoga.brokers.kiwoom_openapi.errors import as_broker_error
+from hoga.brokers.kiwoom_openapi.wire import report_row
 from hoga.domain.clock import SystemClock
 from hoga.domain.orders import OrderType, Side
 from hoga.domain.secret import Secret
@@ -37,7 +38,9 @@ from hoga.domain.secret import Secret
     ],
 )
 def test_bridge_errors_map_to_the_four_outcomes(kind: str, expected: type[BrokerError]) -> None:
-    err = _error(BridgeError(kind, "text", -308 if kind == "not_processed" else 0, 2.5), "place")
+    err = as_broker_error(
+        BridgeError(kind, "text", -308 if kind == "not_processed" else 0, 2.5), "place"
+    )
     assert type(err) is expected
     assert err.code.startswith("kiwoom_openapi.")
     if kind == "not_processed":

@@ -178,7 +178,7 @@ async def test_conditional_limit_becomes_market_in_the_closing_auction() -> None
         assert await w.report(late) == (OrderStatus.FILLED, 2, 70_200)
         # A plain limit far below the close did not trade, and regular orders end at 15:30.
         assert await w.report(rest) == (OrderStatus.EXPIRED, 0, 0)
-        assert w.broker._close[SYM] == 70_200
+        assert w.broker.sessions.closes[SYM] == 70_200
 
 
 async def test_after_close_trades_at_todays_close_from_1540() -> None:

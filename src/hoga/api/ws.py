@@ -26,8 +26,8 @@ from hoga.api.language import localize, preferred_language
 from hoga.api.views import orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.errors import HogaError
+from hoga.domain.feed import FeedError
 from hoga.domain.market import OrderBook, Tick
-from hoga.marketdata.feeds.base import FeedError
 from hoga.security.auth_core import AuthContext
 from hoga.security.changes import SESSION_REVOKED, USER_DISABLED, AuthChange
 

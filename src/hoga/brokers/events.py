@@ -61,3 +61,21 @@ class EventPump:
                 )
             finally:
                 queue.task_done()
+
+
+class PumpedEvents:
+    """What every adapter does with its execution events: they go through one ``EventPump``
+    (``_events``, made by the adapter) to the sink the pipeline sets."""
+
+    _events: EventPump
+
+    def set_event_sink(self, sink: EventSink) -> None:
+        self._events.sink = sink
+
+    async def drain(self) -> None:
+        """Wait until every queued execution event has reached the sink (tests use this)."""
+        await self._events.drain()
+
+    def _emit_all(self, account_id: int, events: list[ExecutionEvent]) -> None:
+        for event in events:
+            self._events.emit(account_id, event)

@@ -15,15 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from hoga.brokers.base import (
     AccountRef,
@@ -31,7 +28,6 @@ from hoga.brokers.base import (
     BrokerLimits,
     BrokerNotProcessed,
     BrokerRejected,
-    EventSink,
     ExecutionEvent,
     FillEvent,
     FillReport,
@@ -43,119 +39,21 @@ from hoga.brokers.base import (
     PlaceRequest,
     PositionReport,
 )
-from hoga.brokers.events import EventPump
-from hoga.brokers.paper_sessions import Due, Moment, SessionSchedule
+from hoga.brokers.events import EventPump, PumpedEvents
+from hoga.brokers.paper_book import WORKING, PaperAccount, PaperFaults, PaperOrder
+from hoga.brokers.paper_journal import PaperJournal
+from hoga.brokers.paper_matching import PaperMatcher
+from hoga.brokers.paper_sessions import PaperSessions
 from hoga.domain import krx, matching
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import QuoteSource, Tick
 from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
-from hoga.domain.portfolio import Position, apply_fill
+from hoga.domain.portfolio import Position
 
 log = logging.getLogger(__name__)
 
-_WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
 
-
-@dataclass
-class PaperFaults:
-    """Faults to inject. Counters count down as they fire."""
-
-    delay: float = 0.0
-    reject_next: int = 0
-    not_processed_next: int = 0
-    #: Accept the next N orders but never answer, and send no execution events for them.
-    accept_then_timeout: int = 0
-    cancel_delay: float = 0.0
-
-
-def parse_faults(spec: str) -> PaperFaults:
-    """``'accept_then_timeout=1,delay=0.2'`` -> PaperFaults (for chaos runs of a real server)."""
-    f = PaperFaults()
-    for part in (p.strip() for p in spec.split(",") if p.strip()):
-        key, _, value = part.partition("=")
-        current = getattr(f, key)
-        setattr(f, key, type(current)(float(value)))
-    return f
-
-
-@dataclass
-class _PaperOrder:
-    broker_order_id: str
-    client_order_id: str
-    symbol: str
-    side: Side
-    type: OrderType
-    qty: int
-    price: int | None
-    ts: float
-    day: date
-    status: OrderStatus = OrderStatus.ACCEPTED
-    filled_qty: int = 0
-    filled_amount: int = 0
-    reserved: int = 0
-    reason: str | None = None
-    fills: int = 0
-    modified: int = 0
-    tif: TimeInForce = TimeInForce.DAY
-    venue: str = "KRX"
-    #: The session the order was accepted into (``krx.Session`` value).
-    session: str = krx.Session.CONTINUOUS.value
-    #: A conditional limit order that turned into a market order at the closing auction.
-    converted: bool = False
-
-    @property
-    def limit(self) -> int | None:
-        """The price it trades at or better; None trades at any price (market)."""
-        if self.type == OrderType.MARKET or self.converted:
-            return None
-        return self.price
-
-    @property
-    def remaining(self) -> int:
-        return self.qty - self.filled_qty
-
-    def report(self) -> OrderStatusReport:
-        avg = self.filled_amount // self.filled_qty if self.filled_qty else 0
-        return OrderStatusReport(
-            broker_order_id=self.broker_order_id,
-            client_order_id=self.client_order_id,
-            symbol=self.symbol,
-            side=self.side,
-            type=self.type,
-            qty=self.qty,
-            price=self.price,
-            filled_qty=self.filled_qty,
-            avg_price=avg,
-            filled_amount=self.filled_amount if self.filled_qty else None,
-            status=self.status,
-            ts=self.ts,
-            reason=self.reason,
-        )
-
-
-@dataclass
-class _PaperAccount:
-    account_id: int
-    cash: int
-    commission_rate: Decimal
-    positions: dict[str, Position] = field(default_factory=dict)
-    orders: dict[str, _PaperOrder] = field(default_factory=dict)
-    by_client: dict[str, str] = field(default_factory=dict)
-    fills: list[FillReport] = field(default_factory=list)
-    placements: int = 0
-
-    def reserved_cash(self) -> int:
-        return sum(o.reserved for o in self.orders.values() if o.status in _WORKING)
-
-    def open_sell_qty(self, symbol: str) -> int:
-        return sum(
-            o.remaining
-            for o in self.orders.values()
-            if o.symbol == symbol and o.side == Side.SELL and o.status in _WORKING
-        )
-
-
-class PaperBroker:
+class PaperBroker(PumpedEvents):
     """A simulated broker for any number of accounts; see the module docstring."""
 
     name = "paper"
@@ -176,13 +74,11 @@ class PaperBroker:
         self._quotes = quotes
         self._clock = clock
         self.initial_cash = initial_cash
-        self._journal_path = journal_path
-        self._journal: IO[str] | None = None
-        self._fsync = fsync
+        self._journal = None if journal_path is None else PaperJournal(journal_path, fsync=fsync)
         self._is_open = is_open or (lambda: True)
         self.faults = faults or PaperFaults()
-        self._accounts: dict[int, _PaperAccount] = {}
-        self._working: dict[str, dict[str, tuple[int, _PaperOrder]]] = {}
+        self._accounts: dict[int, PaperAccount] = {}
+        self._working: dict[str, dict[str, tuple[int, PaperOrder]]] = {}
         self._next_id = 1
         self._events = EventPump("paper")
         self._replaying = False
@@ -194,11 +90,8 @@ class PaperBroker:
         # everything as the continuous session, around the clock.
         self.calendar = calendar
         self.vi = calendar if volatility_interruptions is None else volatility_interruptions
-        self._schedule = SessionSchedule(clock.now())
-        self._close: dict[str, int] = {}  # today's closing price by symbol (closing auction)
-        self._last_px: dict[str, int] = {}
-        self._vi_until: dict[str, float] = {}
-        self._vi_ref: dict[str, int] = {}  # the static VI reference: the last auction price
+        self.sessions = PaperSessions(self)
+        self.matcher = PaperMatcher(self)
         self._ticker: asyncio.Task[None] | None = None
 
     # --- lifecycle
@@ -207,18 +100,13 @@ class PaperBroker:
         # A local simulation: no broker quota to respect, and outside the server-wide cap.
         return BrokerLimits(rate=1000.0, counts_toward_global=False)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
-        if self._journal_path is not None:
-            # The book is private to the server's account: 0700 directory, 0600 file.
-            self._journal_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            self._replay()
-            fd = os.open(self._journal_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
-            if os.fstat(fd).st_mode & 0o077:
-                os.fchmod(fd, 0o600)
-            self._journal = os.fdopen(fd, "a", encoding="utf-8")
+        if self._journal is not None:
+            self._replaying = True
+            try:
+                self._journal.open(self._apply)
+            finally:
+                self._replaying = False
         await self._events.start()
         if self.calendar and self._ticker is None:
             self._ticker = asyncio.create_task(self._run_sessions(), name="paper-sessions")
@@ -241,14 +129,7 @@ class PaperBroker:
             self._ticker = None
         await self._events.stop()
         if self._journal is not None:
-            self._journal.flush()
-            os.fsync(self._journal.fileno())
             self._journal.close()
-            self._journal = None
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
 
     def _emit(self, account_id: int, event: ExecutionEvent) -> None:
         if self._replaying:
@@ -265,30 +146,8 @@ class PaperBroker:
     # --- journal
 
     def _write(self, record: dict[str, Any]) -> None:
-        if self._replaying or self._journal is None:
-            return
-        self._journal.write(json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n")
-        self._journal.flush()
-        if self._fsync:
-            os.fsync(self._journal.fileno())
-
-    def _replay(self) -> None:
-        assert self._journal_path is not None
-        if not self._journal_path.exists():
-            return
-        self._replaying = True
-        try:
-            with self._journal_path.open(encoding="utf-8") as fh:
-                for n, line in enumerate(fh, 1):
-                    if not line.strip():
-                        continue
-                    try:
-                        self._apply(json.loads(line))
-                    except (ValueError, KeyError) as e:
-                        # A torn last line after a crash is expected; anything else is not.
-                        log.warning("paper journal line %d unreadable (%s); ignored", n, e)
-        finally:
-            self._replaying = False
+        if not self._replaying and self._journal is not None:
+            self._journal.write(record)
 
     def _apply(self, r: dict[str, Any]) -> None:
         kind = r["t"]
@@ -298,7 +157,7 @@ class PaperBroker:
             acct = self._accounts.get(r["a"]) or self._open_account(
                 r["a"], self.initial_cash, krx.DEFAULT_COMMISSION_RATE
             )
-            order = _PaperOrder(
+            order = PaperOrder(
                 broker_order_id=r["o"],
                 client_order_id=r["c"],
                 symbol=r["s"],
@@ -316,7 +175,7 @@ class PaperBroker:
             self._book_order(acct, order)
         elif kind == "fill":
             acct = self._accounts[r["a"]]
-            self._book_fill(
+            self.matcher.book_fill(
                 acct, acct.orders[r["o"]], r["q"], r["p"], r["f"], r["ts"], r["fee"], r["tax"]
             )
         elif kind == "session":
@@ -331,8 +190,8 @@ class PaperBroker:
 
     # --- accounts
 
-    def _open_account(self, account_id: int, cash: int, rate: Decimal) -> _PaperAccount:
-        acct = _PaperAccount(account_id=account_id, cash=cash, commission_rate=rate)
+    def _open_account(self, account_id: int, cash: int, rate: Decimal) -> PaperAccount:
+        acct = PaperAccount(account_id=account_id, cash=cash, commission_rate=rate)
         self._accounts[account_id] = acct
         return acct
 
@@ -352,7 +211,7 @@ class PaperBroker:
     async def detach(self, account_id: int) -> None:
         return None
 
-    def _account(self, account: AccountRef) -> _PaperAccount:
+    def _account(self, account: AccountRef) -> PaperAccount:
         acct = self._accounts.get(account.account_id)
         if acct is None:
             # An account created elsewhere (the CLI) is opened on first contact.
@@ -410,7 +269,7 @@ class PaperBroker:
             }
         )
         self._emit(acct.account_id, OrderUpdate(order.report()))
-        self._arrive(acct, order)
+        self.matcher.arrive(acct, order)
         if partitioned:
             f.accept_then_timeout -= 1
             # The order exists at the broker, but the answer never comes back.
@@ -429,14 +288,14 @@ class PaperBroker:
             f.reject_next -= 1
             raise BrokerRejected("simulated rejection", "paper.fault")
 
-    def _validate(self, acct: _PaperAccount, req: PlaceRequest) -> _PaperOrder:
+    def _validate(self, acct: PaperAccount, req: PlaceRequest) -> PaperOrder:
         """The order ``req`` describes, or ``BrokerRejected``."""
         inst = self._quotes.instrument(req.symbol)
         if inst is None:
             raise BrokerRejected(f"알 수 없는 종목코드입니다: {req.symbol}", "paper.unknown_symbol")
         if req.qty <= 0:
             raise BrokerRejected("주문수량이 올바르지 않습니다", "paper.bad_qty")
-        session = self._session_for(req)
+        session = self.sessions.session_for(req)
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
         price = req.price
         if req.type.needs_price:
@@ -447,7 +306,9 @@ class PaperBroker:
         elif req.type in (OrderType.PRE_CLOSE, OrderType.AFTER_CLOSE):
             # Closing-price orders trade at a fixed price: the previous close before the open,
             # today's close after it (krx.md §3).
-            price = krx.fixed_price(req.type.value, inst.base_price, self._today_close(req.symbol))
+            price = krx.fixed_price(
+                req.type.value, inst.base_price, self.sessions.today_close(req.symbol)
+            )
             reserve_price = price or upper
         elif req.type in (OrderType.BEST, OrderType.PRIORITY):
             tick = self._quotes.last(req.symbol)
@@ -482,7 +343,7 @@ class PaperBroker:
                     "매도가능수량이 부족합니다 (insufficient shares)", "paper.insufficient_shares"
                 )
         now = self._clock.time()
-        return _PaperOrder(
+        return PaperOrder(
             broker_order_id=f"P{self._next_id:09d}",
             client_order_id=req.client_order_id,
             symbol=req.symbol,
@@ -498,7 +359,7 @@ class PaperBroker:
             session=session.value,
         )
 
-    def _book_order(self, acct: _PaperAccount, order: _PaperOrder) -> None:
+    def _book_order(self, acct: PaperAccount, order: PaperOrder) -> None:
         acct.orders[order.broker_order_id] = order
         acct.by_client[order.client_order_id] = order.broker_order_id
         self._next_id = max(self._next_id, int(order.broker_order_id[1:]) + 1)
@@ -520,7 +381,7 @@ class PaperBroker:
         order = acct.orders.get(request.broker_order_id)
         if order is None:
             raise BrokerRejected("주문번호를 찾을 수 없습니다 (no such order)", "paper.no_order")
-        if order.status not in _WORKING:
+        if order.status not in WORKING:
             raise BrokerRejected(
                 f"정정할 수 없는 주문입니다 ({order.status}) (not modifiable)",
                 "paper.not_modifiable",
@@ -559,7 +420,7 @@ class PaperBroker:
         self._emit(acct.account_id, OrderUpdate(order.report()))
         tick = self._quotes.last(order.symbol)
         if tick is not None and self._is_open():
-            self._match(acct, order, tick, resting=False)
+            self.matcher.match(acct, order, tick, resting=False)
         return ModifyAck(broker_order_id=order.broker_order_id)
 
     def _check_price(self, symbol: str, kind: OrderType, price: int) -> None:
@@ -571,7 +432,7 @@ class PaperBroker:
             raise BrokerRejected(f"호가단위에 맞지 않는 가격입니다: {price:,}원", "paper.off_tick")
         lower, upper = krx.price_limits(inst.base_price, inst.kind)
         if kind == OrderType.SINGLE_PRICE:
-            close = self._today_close(symbol) or inst.base_price
+            close = self.sessions.today_close(symbol) or inst.base_price
             lower, upper = krx.single_price_band(close, inst.base_price, inst.kind)
         if not lower <= price <= upper:
             raise BrokerRejected(
@@ -580,7 +441,7 @@ class PaperBroker:
             )
 
     @staticmethod
-    def _set_terms(order: _PaperOrder, qty: int, price: int, reserved: int) -> None:
+    def _set_terms(order: PaperOrder, qty: int, price: int, reserved: int) -> None:
         order.qty, order.price, order.reserved = qty, price, reserved
         order.modified += 1
 
@@ -593,7 +454,7 @@ class PaperBroker:
         order = acct.orders.get(broker_order_id)
         if order is None:
             raise BrokerRejected("주문번호를 찾을 수 없습니다", "paper.no_order")
-        if order.status not in _WORKING:
+        if order.status not in WORKING:
             raise BrokerRejected(
                 f"취소할 수 없는 주문입니다 ({order.status})", "paper.not_cancellable"
             )
@@ -602,86 +463,15 @@ class PaperBroker:
         self._emit(acct.account_id, OrderUpdate(order.report()))
 
     def _set_status(
-        self, acct: _PaperAccount, order: _PaperOrder, status: OrderStatus, why: str | None
+        self, acct: PaperAccount, order: PaperOrder, status: OrderStatus, why: str | None
     ) -> None:
         order.status = status
         order.reason = why
-        if status not in _WORKING:
+        if status not in WORKING:
             order.reserved = 0
             self._working.get(order.symbol, {}).pop(order.broker_order_id, None)
 
-    # --- sessions
-
-    def _session_for(self, req: PlaceRequest) -> krx.Session:
-        """The session that takes the order now, or a refusal saying why none does."""
-        if not self.calendar:
-            if not self._is_open():
-                raise BrokerRejected(
-                    "장 운영시간이 아닙니다 (market closed)", "paper.market_closed"
-                )
-            if req.type.value not in krx.SESSION_TYPES[krx.Session.CONTINUOUS]:
-                raise BrokerRejected(
-                    "시간외 주문은 장 일정(calendar) 모드에서만 받습니다 "
-                    "(off-hours order types need calendar mode)",
-                    "paper.not_in_session",
-                )
-            return krx.Session.CONTINUOUS
-        session = krx.session_for_order(self._clock.now(), req.type.value, req.tif.value, req.venue)
-        if session is None:
-            open_now = krx.sessions_at(self._clock.now(), req.venue)
-            if not open_now:
-                raise BrokerRejected(
-                    "장 운영시간이 아닙니다 (market closed)", "paper.market_closed"
-                )
-            names = ", ".join(sorted(open_now))
-            raise BrokerRejected(
-                f"지금 세션({names})에서 받을 수 없는 주문입니다: {req.type}/{req.tif} "
-                f"(not accepted in the {names} session)",
-                "paper.not_in_session",
-            )
-        return session
-
-    def _today_close(self, symbol: str) -> int | None:
-        """Today's closing price: the closing auction's, else the last trade's."""
-        if symbol in self._close:
-            return self._close[symbol]
-        tick = self._quotes.last(symbol)
-        return tick.price if tick is not None and tick.price > 0 else None
-
-    def _arrive(self, acct: _PaperAccount, order: _PaperOrder) -> None:
-        """What a newly accepted order does at once, by its session and type."""
-        s = krx.Session(order.session)
-        if s == krx.Session.PRE_CLOSE and order.price:
-            # Time priority at a known price: the simulated market takes the whole order.
-            self._fill(acct, order, order.remaining, order.price, self._clock.time())
-            return
-        if s == krx.Session.AFTER_CLOSE:
-            win = krx.window(order.day, s)
-            if win is not None and win.trades_at(self._clock.now()) and order.price:
-                self._fill(acct, order, order.remaining, order.price, self._clock.time())
-            return
-        if s in krx.AUCTIONS:
-            return  # collected; matched at the auction's single price
-        tick = self._quotes.last(order.symbol)
-        if order.symbol in self._vi_until or tick is None or not self._is_open_for(s):
-            if order.tif != TimeInForce.DAY:
-                self._end(acct, order, OrderStatus.CANCELLED, "IOC/FOK: 즉시 체결 불가 (no match)")
-            return
-        if order.tif == TimeInForce.FOK:
-            px, avail = self._quote_for(order, tick, resting=False)
-            if matching.immediate_qty(order.tif, order.remaining, avail if px else 0) == 0:
-                self._end(acct, order, OrderStatus.CANCELLED, "FOK: 전량 체결 불가 (killed)")
-                return
-        self._match(acct, order, tick, resting=False)
-        if order.tif != TimeInForce.DAY and order.status in _WORKING:
-            self._end(acct, order, OrderStatus.CANCELLED, "IOC: 잔량 취소 (rest cancelled)")
-
-    def _is_open_for(self, session: krx.Session) -> bool:
-        # Nextrade sessions trade when KRX's continuous market does not (pre/after hours):
-        # the simulated quote is the only book there is, so they trade on it.
-        return session in krx.NXT_SESSIONS or self._is_open() or self.calendar
-
-    def _end(self, acct: _PaperAccount, order: _PaperOrder, status: OrderStatus, why: str) -> None:
+    def _end(self, acct: PaperAccount, order: PaperOrder, status: OrderStatus, why: str) -> None:
         self._set_status(acct, order, status, why)
         self._write(
             {"t": "status", "a": acct.account_id, "o": order.broker_order_id, "st": status.value}
@@ -689,292 +479,25 @@ class PaperBroker:
         )
         self._emit(acct.account_id, OrderUpdate(order.report()))
 
-    def _set_session(self, acct: _PaperAccount, order: _PaperOrder, session: str) -> None:
-        order.session = session
-        self._write(
-            {
-                "t": "session",
-                "a": acct.account_id,
-                "o": order.broker_order_id,
-                "sess": session,
-                "conv": order.converted,
-            }
-        )
-
-    def advance(self, now: datetime | None = None) -> None:
-        """Run every session moment the clock has passed (calendar mode; see
-        ``paper_sessions``). The server calls it every second; tests call it directly."""
-        if not self.calendar:
-            return
-        when = now or self._clock.now()
-        for moment in self._schedule.due(when):
-            self._on_moment(moment)
-        for symbol, until in list(self._vi_until.items()):
-            if when.timestamp() >= until:
-                self._end_vi(symbol, when.timestamp())
-
-    def _orders_in(self, sessions: set[str], day: date) -> list[tuple[_PaperAccount, _PaperOrder]]:
-        return [
-            (self._accounts[a], o)
-            for working in self._working.values()
-            for a, o in list(working.values())
-            if o.session in sessions and o.day == day and o.status in _WORKING
-        ]
-
-    def _on_moment(self, m: Moment) -> None:
-        day, ts = m.at.date(), m.at.timestamp()
-        regular = {
-            krx.Session.OPENING_AUCTION.value,
-            krx.Session.CONTINUOUS.value,
-            krx.Session.CLOSING_AUCTION.value,
-        }
-        if m.due == Due.OPENING_AUCTION:
-            by_symbol = self._by_symbol(self._orders_in({m.session.value}, day))
-            for symbol, orders in by_symbol.items():
-                px = self._auction(symbol, orders, ts)
-                if px is not None:
-                    self._vi_ref[symbol] = px
-                for acct, o in orders:
-                    if o.status in _WORKING:
-                        self._set_session(acct, o, krx.Session.CONTINUOUS.value)
-        elif m.due == Due.CONVERT:
-            for acct, o in self._orders_in(regular, day):
-                if o.type == OrderType.CONDITIONAL:
-                    o.converted = True
-                    self._set_session(acct, o, krx.Session.CLOSING_AUCTION.value)
-        elif m.due == Due.CLOSING_AUCTION:
-            orders = self._orders_in(regular, day)
-            for symbol, group in self._by_symbol(orders).items():
-                px = self._auction(symbol, group, ts)
-                self._close[symbol] = px if px is not None else self._today_close(symbol) or 0
-            # Regular-session orders do not carry into the off-hours sessions.
-            for acct, o in orders:
-                if o.status in _WORKING:
-                    self._end(acct, o, OrderStatus.EXPIRED, "정규장 종료 (regular session ended)")
-        elif m.due == Due.AFTER_CLOSE:
-            for acct, o in self._orders_in({m.session.value}, day):
-                if o.price:
-                    self._fill(acct, o, o.remaining, o.price, ts)
-        elif m.due == Due.SINGLE_PRICE:
-            orders = self._orders_in({m.session.value}, day)
-            for symbol, group in self._by_symbol(orders).items():
-                self._auction(symbol, group, ts, reference=self._today_close(symbol))
-        elif m.due == Due.EXPIRE:
-            sessions = {m.session.value}
-            if m.session == krx.Session.NXT_AFTER:
-                sessions = {s.value for s in krx.NXT_SESSIONS}
-            for acct, o in self._orders_in(sessions, day):
-                self._end(acct, o, OrderStatus.EXPIRED, f"{m.session} 종료 (session ended)")
-
-    @staticmethod
-    def _by_symbol(
-        orders: list[tuple[_PaperAccount, _PaperOrder]],
-    ) -> dict[str, list[tuple[_PaperAccount, _PaperOrder]]]:
-        out: dict[str, list[tuple[_PaperAccount, _PaperOrder]]] = {}
-        for acct, o in sorted(orders, key=lambda ao: (ao[1].ts, ao[1].broker_order_id)):
-            out.setdefault(o.symbol, []).append((acct, o))
-        return out
-
-    def _auction(
-        self,
-        symbol: str,
-        orders: list[tuple[_PaperAccount, _PaperOrder]],
-        ts: float,
-        *,
-        reference: int | None = None,
-    ) -> int | None:
-        """Match ``orders`` in one call auction at a single price; the price, or None.
-
-        The simulated market takes part as liquidity at its own price (the reference: the
-        last trade): what it shows on both sides, at that price. Paper orders priced through
-        it trade at the one price that executes the most (``domain.matching``)."""
-        tick = self._quotes.last(symbol)
-        ref = reference or (tick.price if tick is not None else 0)
-        if ref <= 0:
-            return None
-        depth = 0
-        if tick is not None:
-            depth = max(tick.bid_size, tick.ask_size, tick.volume)
-        if depth <= 0:
-            # Before the day's first trade the book shows no size: the simulated market then
-            # takes the other side of whatever crosses its price (it is the only counterparty).
-            depth = sum(o.remaining for _, o in orders)
-        book = [
-            matching.AuctionOrder(o.side, o.remaining, o.limit, key=o.broker_order_id)
-            for _, o in orders
-        ]
-        if depth > 0:
-            book += [
-                matching.AuctionOrder(Side.BUY, depth, ref, key="market-bid"),
-                matching.AuctionOrder(Side.SELL, depth, ref, key="market-ask"),
-            ]
-        result = matching.auction_price(book, ref)
-        if result is None:
-            return None
-        for acct, o in orders:
-            qty = result.fills.get(o.broker_order_id, 0)
-            if qty > 0:
-                self._fill(acct, o, qty, result.price, ts)
-        return result.price
-
-    def _end_vi(self, symbol: str, ts: float) -> None:
-        """A volatility interruption's two minutes are over: one auction, then trading."""
-        self._vi_until.pop(symbol, None)
-        continuous = {krx.Session.CONTINUOUS.value}
-        orders = [
-            (self._accounts[a], o)
-            for a, o in self._working.get(symbol, {}).values()
-            if o.session in continuous and o.status in _WORKING
-        ]
-        px = self._auction(symbol, self._by_symbol(orders).get(symbol, []), ts)
-        tick = self._quotes.last(symbol)
-        self._vi_ref[symbol] = px or (tick.price if tick is not None else 0)
-
-    def _check_vi(self, tick: Tick) -> bool:
-        """Whether ``tick.symbol`` is (now) in a volatility interruption (krx.md §3 VI)."""
-        until = self._vi_until.get(tick.symbol)
-        if until is not None:
-            if tick.ts < until:
-                return True
-            self._end_vi(tick.symbol, tick.ts)
-        prev = self._last_px.get(tick.symbol, 0)
-        self._last_px[tick.symbol] = tick.price
-        ref = self._vi_ref.get(tick.symbol) or tick.base_price
-        if prev and krx.vi_triggered(tick.price, prev, ref, krx.Session.CONTINUOUS):
-            self._vi_until[tick.symbol] = tick.ts + krx.VI_DURATION.total_seconds()
-            log.info("paper: VI on %s at %s (last %s)", tick.symbol, tick.price, prev)
-            return True
-        return False
-
-    def in_vi(self, symbol: str) -> bool:
-        """Whether the symbol is in a volatility interruption now."""
-        return symbol in self._vi_until
-
-    # --- matching
+    # --- the market's side (paper_sessions, paper_matching)
 
     def on_tick(self, tick: Tick) -> None:
         """Match resting orders of ``tick.symbol`` against the new trade and book."""
-        if self.calendar:
-            self.advance(datetime.fromtimestamp(tick.ts, KST))
-        if self.vi and self._check_vi(tick):
-            return
-        working = self._working.get(tick.symbol)
-        if not working or not self._is_open():
-            return
-        day = datetime.fromtimestamp(tick.ts, KST).date()
-        for account_id, order in list(working.values()):
-            acct = self._accounts[account_id]
-            if (order.day != day and order.venue == "KRX") or order.day < day:
-                self._end(acct, order, OrderStatus.EXPIRED, "day ended")
-                continue
-            if krx.Session(order.session) in krx.AUCTIONS:
-                continue  # waits for its auction
-            self._match(acct, order, tick, resting=True)
+        self.matcher.on_tick(tick)
 
-    def _quote_for(self, order: _PaperOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        """(price, shares available) for the order against this tick; (0, 0) for no trade."""
-        buy = order.side == Side.BUY
-        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
-        limit = order.limit
-        if best and matching.crosses(order.side, limit, best):
-            return best, size
-        if (
-            resting
-            and limit is not None
-            and tick.volume
-            and (tick.price < limit if buy else tick.price > limit)
-        ):
-            # The market traded through our price: we would have been filled first.
-            return limit, tick.volume
-        return 0, 0
+    def advance(self, now: datetime | None = None) -> None:
+        """Run every session moment the clock has passed (calendar mode)."""
+        self.sessions.advance(now)
 
-    def _match(self, acct: _PaperAccount, order: _PaperOrder, tick: Tick, *, resting: bool) -> None:
-        px, avail = self._quote_for(order, tick, resting=resting)
-        if px <= 0 or avail <= 0:
-            return
-        self._fill(acct, order, min(order.remaining, avail), px, tick.ts)
-
-    def _fill(self, acct: _PaperAccount, order: _PaperOrder, qty: int, px: int, ts: float) -> None:
-        if qty <= 0 or order.status not in _WORKING:
-            return
-        fill_id = f"{order.broker_order_id}-{order.fills + 1}"
-        inst = self._quotes.instrument(order.symbol)
-        market = inst.market if inst else "KOSPI"
-        trade_day = datetime.fromtimestamp(ts, KST).date()
-        fee, tax = krx.fill_costs(
-            order.side,
-            qty,
-            px,
-            trade_day,
-            market,
-            acct.commission_rate,
-            prior_amount=order.filled_amount,
-        )
-        self._book_fill(acct, order, qty, px, fill_id, ts, fee, tax)
-        self._write(
-            {
-                "t": "fill",
-                "a": acct.account_id,
-                "o": order.broker_order_id,
-                "q": qty,
-                "p": px,
-                "f": fill_id,
-                "ts": ts,
-                "fee": fee,
-                "tax": tax,
-            }
-        )
-        self._emit(acct.account_id, FillEvent(acct.fills[-1]))
-        self._emit(acct.account_id, OrderUpdate(order.report()))
-
-    def _book_fill(
-        self,
-        acct: _PaperAccount,
-        order: _PaperOrder,
-        qty: int,
-        px: int,
-        fill_id: str,
-        ts: float,
-        fee: int,
-        tax: int,
-    ) -> None:
-        effect = apply_fill(
-            acct.positions.get(order.symbol, Position()), order.side, qty, px, fee, tax
-        )
-        acct.positions[order.symbol] = effect.position
-        acct.cash += effect.cash
-        order.filled_qty += qty
-        order.filled_amount += qty * px
-        order.fills += 1
-        if order.side == Side.BUY and order.remaining:
-            # Keep the reservation proportional to what is still working.
-            order.reserved = order.reserved * order.remaining // (order.remaining + qty)
-        acct.fills.append(
-            FillReport(
-                broker_order_id=order.broker_order_id,
-                client_order_id=order.client_order_id,
-                fill_id=fill_id,
-                symbol=order.symbol,
-                side=order.side,
-                qty=qty,
-                price=px,
-                ts=ts,
-                commission=fee,
-                tax=tax,
-                cum_qty=order.filled_qty,
-                cum_amount=order.filled_amount,
-            )
-        )
-        if order.remaining == 0:
-            self._set_status(acct, order, OrderStatus.FILLED, None)
-        else:
-            order.status = OrderStatus.PARTIALLY_FILLED
+    def in_vi(self, symbol: str) -> bool:
+        """Whether the symbol is in a volatility interruption now."""
+        return self.sessions.in_vi(symbol)
 
     # --- reports
 
     async def order_reports(self, account: AccountRef, day: date) -> list[OrderStatusReport]:
         acct = self._account(account)
-        return [o.report() for o in acct.orders.values() if o.day == day or o.status in _WORKING]
+        return [o.report() for o in acct.orders.values() if o.day == day or o.status in WORKING]
 
     async def fill_reports(self, account: AccountRef, day: date) -> list[FillReport]:
         acct = self._account(account)

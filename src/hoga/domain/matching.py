@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
 
 
@@ -120,6 +121,25 @@ def crosses(side: Side, limit: int | None, price: int) -> bool:
     if limit is None:
         return True
     return limit >= price if side == Side.BUY else limit <= price
+
+
+def quote_against(side: Side, limit: int | None, tick: Tick, *, resting: bool) -> tuple[int, int]:
+    """(price, shares available) for an order with ``limit`` (None = market) against ``tick``;
+    (0, 0) for no trade. The opposite side's best when the order crosses it; for a *resting*
+    order also its own limit, up to the traded volume, when the market traded through that
+    limit (it would have been filled first)."""
+    buy = side == Side.BUY
+    best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
+    if best and crosses(side, limit, best):
+        return best, size
+    if (
+        resting
+        and limit is not None
+        and tick.volume
+        and (tick.price < limit if buy else tick.price > limit)
+    ):
+        return limit, tick.volume
+    return 0, 0
 
 
 def immediate_qty(tif: TimeInForce, wanted: int, available: int) -> int:

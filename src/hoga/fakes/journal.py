@@ -17,11 +17,21 @@ from __future__ import annotations
 import json
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import asdict
+from datetime import date
+from enum import Enum
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, Generic, Protocol, TypeVar
+
+from hoga.domain.portfolio import Position
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
 
 log = logging.getLogger(__name__)
+KeyT = TypeVar("KeyT")
+OrderT = TypeVar("OrderT")
 
 
 class JournalError(Exception):
@@ -108,3 +118,69 @@ def restore_from(journal: Journal, restore: Callable[[list[dict[str, Any]]], int
         raise JournalError(
             f"{journal.path}: cannot restore the book ({type(e).__name__}: {e})"
         ) from None
+
+
+class Booked(Protocol):
+    """An account's book as the journal keeps it."""
+
+    cash: int
+    positions: dict[str, Position]
+
+
+class Changes(Generic[KeyT, OrderT]):
+    """What an exchange operation changed: the orders (by number) and the accounts' books (by
+    account number) it touched, written as snapshots when the operation ends (``commit``)."""
+
+    def __init__(self) -> None:
+        self.orders: dict[KeyT, OrderT] = {}
+        self.accounts: dict[str, Booked] = {}
+
+    def touch(self, key: KeyT, order: OrderT, account: tuple[str, Booked] | None = None) -> None:
+        self.orders[key] = order
+        if account is not None:
+            self.accounts[account[0]] = account[1]
+
+    def commit(
+        self,
+        journal: Journal | None,
+        record: Callable[[OrderT], dict[str, Any]],
+        seq: dict[str, Any],
+    ) -> None:
+        """Write the touched orders (as ``record`` gives them), books and the ``seq`` record,
+        and forget them (nothing is written without a journal)."""
+        orders, accounts = self.orders, self.accounts
+        if not orders and not accounts:
+            return
+        self.orders, self.accounts = {}, {}
+        if journal is None:
+            return
+        for order in orders.values():
+            journal.write({"t": "order", **record(order)})
+        for number, book in accounts.items():
+            positions = {s: [p.qty, p.cost, p.realized_pnl] for s, p in book.positions.items()}
+            journal.write(
+                {"t": "account", "account": number, "cash": book.cash, "positions": positions}
+            )
+        journal.write({"t": "seq", **seq})
+
+
+def order_record(order: DataclassInstance) -> dict[str, Any]:
+    """An order dataclass's fields as JSON values (dates as ISO text, enums as their values)."""
+    out = asdict(order)
+    for name, value in out.items():
+        if isinstance(value, date):
+            out[name] = value.isoformat()
+        elif isinstance(value, Enum):
+            out[name] = value.value
+    return out
+
+
+def restore_book(record: dict[str, Any], books: Mapping[str, Booked]) -> None:
+    """Apply an ``account`` record to the book it names (a book this start lacks is skipped)."""
+    book = books.get(str(record.get("account")))
+    if book is not None:
+        book.cash = int(record["cash"])
+        book.positions = {
+            s: Position(int(v[0]), int(v[1]), int(v[2]))
+            for s, v in dict(record.get("positions") or {}).items()
+        }

@@ -10,7 +10,7 @@
 * The last trade and top of book per symbol are cached (``last``); 1-minute bars are built.
 * Order books (10 levels) from feeds that carry them are cached (``orderbook``) and delivered
   to the consumers that asked for them (``subscribe(..., on_book=)``); a feed session carries
-  books when it has a ``book_sink`` attribute (``feeds.base.BookCarrier``), which the hub sets.
+  books when it has a ``book_sink`` attribute (``domain.feed.BookCarrier``), which the hub sets.
 
 The tick path is deliberately plain: cache, bar update, then a loop over the symbol's callbacks.
 Consumers must be quick (WebSocket clients conflate; strategies queue their work).
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hoga.domain.clock import Clock
+from hoga.domain.feed import BookCarrier, Feed, FeedError, FeedSession
 from hoga.domain.market import Instrument, OrderBook, Tick
 from hoga.marketdata.bars import BarBuilder
-from hoga.marketdata.feeds.base import BookCarrier, Feed, FeedError, FeedSession
 from hoga.marketdata.universe import Universe
 
 log = logging.getLogger(__name__)

@@ -1,7 +1,7 @@
 """The KIS (한국투자증권) adapter: hoga's ``Broker`` protocol over the KIS Open API.
 
 One instance serves every KIS account of the server, real and mock. Accounts that share an app
-key share that key's ``KisRest`` (one token, one pacer) and ``KisSocket`` (one WebSocket
+key share that key's ``KisClient`` (one token, one pacer) and ``KisSocket`` (one WebSocket
 session carrying the key's execution notices and any market data). Per-account ``base_url`` /
 ``ws_url`` override the default hosts (kis.md §1), which is how an account is pointed at the
 local fake (``hoga fake-broker kis``).
@@ -23,13 +23,9 @@ books it once whatever else it heard (``domain/fills.py``).
 
 from __future__ import annotations
 
-import asyncio
-import functools
 import logging
-from collections import defaultdict
-from dataclasses import dataclass, replace
-from datetime import date, datetime
-from decimal import ROUND_HALF_UP, Decimal
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import httpx
@@ -40,57 +36,28 @@ from hoga.brokers.base import (
     BrokerLimits,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
-    FillEvent,
     FillReport,
     ModifyAck,
     ModifyRequest,
     OrderStatusReport,
-    OrderUpdate,
     PlaceAck,
     PlaceRequest,
     PositionReport,
     TokenStore,
 )
-from hoga.brokers.events import EventPump
-from hoga.brokers.kis import wire
-from hoga.brokers.kis.limiter import KeyPacer
-from hoga.brokers.kis.realtime import KisSocket
-from hoga.brokers.kis.rest import KisRest, key_id
+from hoga.brokers.events import EventPump, PumpedEvents
+from hoga.brokers.kis import reports, wire
+from hoga.brokers.kis.client import KisKey, KisKeys
+from hoga.brokers.kis.tracking import KisTracker, Known
 from hoga.domain.clock import KST, Clock
-from hoga.domain.orders import OrderStatus, OrderType, Side
+from hoga.domain.orders import OrderStatus, Side
 from hoga.domain.secret import mask
 
 log = logging.getLogger(__name__)
 S = OrderStatus
 
 
-@dataclass
-class _Known:
-    """What the adapter remembers of an order (KIS has no client order ids)."""
-
-    org_no: str | None = None
-    client_order_id: str | None = None
-    symbol: str = ""
-    side: Side | None = None
-    type: OrderType = OrderType.LIMIT
-    qty: int = 0
-    price: int | None = None
-    venue: str = "KRX"
-
-
-@dataclass
-class KisKey:
-    """One app key: its REST client, its realtime session and the accounts using it."""
-
-    id: str
-    env: str
-    rest: KisRest
-    socket: KisSocket
-    accounts: dict[int, AccountRef]
-
-
-class KisBroker:
+class KisBroker(PumpedEvents):
     """See the module docstring."""
 
     name = "kis"
@@ -111,31 +78,23 @@ class KisBroker:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
-        self._store = token_store
         self.real_rate = real_rate
         self.mock_rate = mock_rate
-        self.timeout = timeout
         self.realtime = realtime
-        self.pacer_margin = pacer_margin
-        self.renew_before = renew_before
-        self.ws_backoff_max = ws_backoff_max
-        self.command_wait = command_wait
-        self._transport = transport
-        self._http: httpx.AsyncClient | None = None
-        self._keys: dict[str, KisKey] = {}
-        self._account_key: dict[int, KisKey] = {}
-        self._known: dict[tuple[int, str], _Known] = {}
-        self._notice_fills: dict[int, list[FillReport]] = defaultdict(list)
-        self._fill_ids: dict[int, set[str]] = defaultdict(set)
-        self._notice_cum: dict[tuple[int, str], int] = {}
-        self._reported_cum: dict[tuple[int, str], int] = {}
-        # Modify chains: a modify's number -> the number it replaced, and the order hoga knows
-        # (its root) -> the number now resting, which a further modify or cancel must name.
-        self._root: dict[tuple[int, str], str] = {}
-        self._head: dict[tuple[int, str], str] = {}
-        self._reductions: dict[tuple[int, str], int] = {}
+        self._keys = KisKeys(
+            clock,
+            token_store,
+            rates={"real": real_rate, "mock": mock_rate},
+            timeout=timeout,
+            pacer_margin=pacer_margin,
+            renew_before=renew_before,
+            ws_backoff_max=ws_backoff_max,
+            command_wait=command_wait,
+            transport=transport,
+            on_notice=self._on_notice,
+        )
+        self.tracker = KisTracker()
         self._events = EventPump("kis")
-        self._tasks: set[asyncio.Task[None]] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -143,90 +102,28 @@ class KisBroker:
         rate = self.real_rate if account.env == "real" else self.mock_rate
         return BrokerLimits(rate=rate, window=1.0)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
-    def _client(self) -> httpx.AsyncClient:
-        if self._http is None:
-            self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
-                transport=self._transport,
-                follow_redirects=False,
-            )
-        return self._http
-
     async def start(self) -> None:
-        self._client()
+        self._keys.http()
         await self._events.start()
 
     async def stop(self) -> None:
-        for key in list(self._keys.values()):
-            await key.socket.close()
-        self._keys.clear()
-        self._account_key.clear()
-        for task in list(self._tasks):
-            task.cancel()
+        await self._keys.close()
         await self._events.stop()
-        if self._http is not None:
-            await self._http.aclose()
-            self._http = None
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
 
     # ------------------------------------------------------------------ keys and accounts
 
     def key(self, account: AccountRef) -> KisKey:
         """The app-key state serving ``account`` (created on first use)."""
-        known = self._account_key.get(account.account_id)
-        if known is not None:
-            return known
-        if account.app_key is None or account.app_secret is None:
-            raise BrokerRejected(
-                "KIS 계좌에 앱키/앱시크릿이 없습니다 (app key and secret are required)",
-                "kis.no_credentials",
-            )
-        env = "real" if account.env == "real" else "mock"
-        base = (account.base_url or wire.REST_HOSTS[env]).rstrip("/")
-        kid = key_id(env, base, account.app_key, account.app_secret)
-        key = self._keys.get(kid)
-        if key is None:
-            rate = self.real_rate if env == "real" else self.mock_rate
-            rest = KisRest(
-                env=env,
-                base_url=base,
-                app_key=account.app_key,
-                app_secret=account.app_secret,
-                http=self._client(),
-                pacer=KeyPacer(rate, 1.0, self.pacer_margin),
-                clock=self._clock,
-                store=self._store,
-                renew_before=self.renew_before,
-                command_wait=self.command_wait,
-            )
-            socket = KisSocket(
-                kid,
-                account.ws_url or wire.WS_HOSTS[env],
-                rest.approval_key,
-                backoff_max=self.ws_backoff_max,
-            )
-            key = KisKey(kid, env, rest, socket, {})
-            socket.listeners[wire.NOTICE_TR[env]] = functools.partial(self._on_notice, key)
-            self._keys[kid] = key
-        key.accounts[account.account_id] = account
-        key.rest.account_ids.add(account.account_id)
-        self._account_key[account.account_id] = key
-        return key
+        return self._keys.key(account)
 
     @property
     def keys(self) -> list[KisKey]:
-        return list(self._keys.values())
+        return self._keys.all()
 
     def realtime_state(self, account_id: int) -> bool | None:
         """Whether the account's execution-notice socket is connected; None when it has none
         to keep (no HTS id, realtime off, not attached). Read by the server's broker health."""
-        key = self._account_key.get(account_id)
+        key = self._keys.of(account_id)
         ref = key.accounts.get(account_id) if key is not None else None
         if key is None or ref is None or not self.realtime or not ref.hts_id:
             return None
@@ -245,20 +142,7 @@ class KisBroker:
             key.socket.keep_persistent()
 
     async def detach(self, account_id: int) -> None:
-        key = self._account_key.pop(account_id, None)
-        if key is None:
-            return
-        ref = key.accounts.pop(account_id, None)
-        key.rest.account_ids.discard(account_id)
-        if (
-            ref is not None
-            and ref.hts_id
-            and not any(a.hts_id == ref.hts_id for a in key.accounts.values())
-        ):
-            await key.socket.unregister(wire.NOTICE_TR[key.env], ref.hts_id)
-        if not key.accounts:
-            await key.socket.close()
-            self._keys.pop(key.id, None)
+        await self._keys.detach(account_id)
 
     @staticmethod
     def _split(account: AccountRef) -> tuple[str, str]:
@@ -266,14 +150,6 @@ class KisBroker:
             return wire.split_account(account.account_no)
         except ValueError as e:
             raise BrokerRejected(str(e), "kis.bad_account_no") from None
-
-    def _tr(self, op: str, key: KisKey) -> str:
-        tr = wire.tr_id(op, key.env)
-        if tr is None:
-            raise BrokerRejected(
-                f"모의투자에서는 제공되지 않는 조회입니다 ({op})", "kis.unsupported_on_mock"
-            )
-        return tr
 
     # ------------------------------------------------------------------ commands
 
@@ -304,11 +180,11 @@ class KisBroker:
         if request.side == Side.SELL:
             body["SLL_TYPE"] = "01"
         op = "buy" if request.side == Side.BUY else "sell"
-        reply = await key.rest.request(
-            "POST", wire.ORDER_CASH, self._tr(op, key), body=body, command=True
+        reply = await key.client.request(
+            "POST", wire.ORDER_CASH, reports.tr(op, key), body=body, command=True
         )
         odno, org = _order_output(reply.data)
-        self._known[(account.account_id, odno)] = _Known(
+        self.tracker.known[(account.account_id, odno)] = Known(
             org_no=org,
             client_order_id=request.client_order_id,
             symbol=request.symbol,
@@ -338,19 +214,19 @@ class KisBroker:
         head = await self._current(account, root)
         known = await self._order_info(account, head)
         key = self.key(account)
-        tr = self._tr("rvsecncl", key)
+        tr = reports.tr("rvsecncl", key)
         venue = request.venue if request.venue in wire.VENUES else "KRX"
-        root_known = self._known.setdefault((account.account_id, root), replace(known))
+        root_known = self.tracker.known.setdefault((account.account_id, root), replace(known))
         if request.reduce_by > 0:
             body = self._rvse_body(
                 account, known, head, "02", request.reduce_by, 0, all_qty=False, venue=venue
             )
             # Its cancel notice is a reduction, not the end of the order.
-            self._reductions[(account.account_id, head)] = request.reduce_by
+            self.tracker.reductions[(account.account_id, head)] = request.reduce_by
             try:
-                await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
+                await key.client.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
             except BrokerRejected:
-                self._reductions.pop((account.account_id, head), None)
+                self.tracker.reductions.pop((account.account_id, head), None)
                 raise
             root_known.qty = request.new_qty
         if not request.reprice:
@@ -358,17 +234,17 @@ class KisBroker:
         body = self._rvse_body(
             account, known, head, "01", 0, request.new_price, all_qty=True, venue=venue
         )
-        reply = await key.rest.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
+        reply = await key.client.request("POST", wire.ORDER_RVSECNCL, tr, body=body, command=True)
         odno, org = _order_output(reply.data)
         root_known.qty, root_known.price = request.new_qty, request.new_price
-        self._known[(account.account_id, odno)] = replace(
+        self.tracker.known[(account.account_id, odno)] = replace(
             known,
             org_no=org or known.org_no,
             qty=request.new_qty,
             price=request.new_price,
             client_order_id=root_known.client_order_id,
         )
-        self._link(account.account_id, root, odno)
+        self.tracker.link(account.account_id, root, odno)
         return ModifyAck(broker_order_id=root, modify_order_no=odno, org_no=org)
 
     async def _current(self, account: AccountRef, root: str) -> str:
@@ -377,21 +253,9 @@ class KisBroker:
         A process that did not place the order (a restart) learns modify chains from the
         open-order list, whose rows name the order each modify replaced."""
         ck = (account.account_id, root)
-        if ck not in self._head and ck not in self._known:
+        if ck not in self.tracker.head and ck not in self.tracker.known:
             await self.open_orders(account)
-        return self._head.get(ck, root)
-
-    def _link(self, account_id: int, root: str, odno: str) -> None:
-        """``odno`` (a modify's number) now carries the order hoga knows as ``root``."""
-        self._root[(account_id, odno)] = root
-        self._head[(account_id, root)] = odno
-
-    def _root_of(self, account_id: int, odno: str) -> str:
-        seen = 0
-        while (account_id, odno) in self._root and seen < 100:
-            odno = self._root[(account_id, odno)]
-            seen += 1
-        return odno
+        return self.tracker.head.get(ck, root)
 
     async def cancel(
         self, account: AccountRef, broker_order_id: str, symbol: str, qty: int
@@ -401,14 +265,14 @@ class KisBroker:
         known = await self._order_info(account, head)
         body = self._rvse_body(account, known, head, "02", 0, 0, all_qty=True, venue=known.venue)
         key = self.key(account)
-        await key.rest.request(
-            "POST", wire.ORDER_RVSECNCL, self._tr("rvsecncl", key), body=body, command=True
+        await key.client.request(
+            "POST", wire.ORDER_RVSECNCL, reports.tr("rvsecncl", key), body=body, command=True
         )
 
     def _rvse_body(
         self,
         account: AccountRef,
-        known: _Known,
+        known: Known,
         odno: str,
         kind: str,
         qty: int,
@@ -436,14 +300,14 @@ class KisBroker:
             "EXCG_ID_DVSN_CD": venue,
         }
 
-    async def _order_info(self, account: AccountRef, broker_order_id: str) -> _Known:
+    async def _order_info(self, account: AccountRef, broker_order_id: str) -> Known:
         """The order's branch number (needed to modify/cancel), from memory or the reports."""
         odno = wire.norm_order_no(broker_order_id)
-        known = self._known.get((account.account_id, odno))
+        known = self.tracker.known.get((account.account_id, odno))
         if known is not None and known.org_no:
             return known
         await self.open_orders(account)
-        known = self._known.get((account.account_id, odno))
+        known = self.tracker.known.get((account.account_id, odno))
         if known is None or not known.org_no:
             raise BrokerRejected(
                 f"KIS에서 주문 {odno}을(를) 찾을 수 없습니다 (order not found at KIS)",
@@ -454,251 +318,30 @@ class KisBroker:
     # ------------------------------------------------------------------ reports
 
     async def open_orders(self, account: AccountRef) -> list[OrderStatusReport]:
-        """Orders that can still be modified or cancelled.
-
-        Real accounts ask ``inquire-psbl-rvsecncl``; the mock server does not offer it
-        (kis.md §5.2), so mock accounts read today's unfilled orders from the daily list.
-        """
-        cano, prdt = self._split(account)
+        """Orders that can still be modified or cancelled (``reports.open_orders``)."""
+        self._split(account)
         key = self.key(account)
-        today = self._clock.now().astimezone(KST).date()
-        if wire.tr_id("psbl_rvsecncl", key.env) is None:
-            return [
-                r
-                for r in await self.order_reports(account, today)
-                if r.status in (S.ACCEPTED, S.PARTIALLY_FILLED)
-            ]
-        params = {
-            "CANO": cano,
-            "ACNT_PRDT_CD": prdt,
-            "INQR_DVSN_1": "0",
-            "INQR_DVSN_2": "0",
-        }
-        bodies = await key.rest.pages(
-            wire.INQUIRE_PSBL_RVSECNCL, self._tr("psbl_rvsecncl", key), params
+        return await reports.open_orders(
+            key, account.account_id, account.account_no, self.tracker, self._today()
         )
-        out = []
-        for body in bodies:
-            for r in _rows(body, "output"):
-                orig = wire.norm_order_no(str(r.get("orgn_odno") or ""))
-                odno = wire.norm_order_no(str(r.get("odno") or ""))
-                if orig and odno and orig != odno:
-                    self._link(account.account_id, self._root_of(account.account_id, orig), odno)
-                row = {**r, "rmn_qty": r.get("psbl_qty"), "ord_dt": today.strftime("%Y%m%d")}
-                rep = self._report_from_row(account.account_id, row, today, today, set())
-                if rep is not None:
-                    out.append(rep)
-        return out
 
     async def order_reports(self, account: AccountRef, day: date) -> list[OrderStatusReport]:
-        cano, prdt = self._split(account)
+        self._split(account)
         key = self.key(account)
-        ymd = day.strftime("%Y%m%d")
-        params = {
-            "CANO": cano,
-            "ACNT_PRDT_CD": prdt,
-            "INQR_STRT_DT": ymd,
-            "INQR_END_DT": ymd,
-            "SLL_BUY_DVSN_CD": "00",
-            "INQR_DVSN": "01",
-            "PDNO": "",
-            "CCLD_DVSN": "00",
-            "ORD_GNO_BRNO": "",
-            "ODNO": "",
-            "INQR_DVSN_3": "00",
-            "INQR_DVSN_1": "",
-            "EXCG_ID_DVSN_CD": "KRX",
-        }
-        bodies = await key.rest.pages(wire.INQUIRE_DAILY_CCLD, self._tr("daily_ccld", key), params)
-        rows: list[dict[str, Any]] = []
-        for body in bodies:
-            rows += _rows(body, "output1")
-        today = self._clock.now().astimezone(KST).date()
-        cancelled = {
-            wire.norm_order_no(str(r.get("orgn_odno") or ""))
-            for r in rows
-            if str(r.get("cncl_yn", "")).upper() == "Y"
-        }
-        reports = []
-        for r in rows:
-            if str(r.get("cncl_yn", "")).upper() == "Y":
-                continue  # the cancel request itself, not an order
-            orig = wire.norm_order_no(str(r.get("orgn_odno") or ""))
-            odno = wire.norm_order_no(str(r.get("odno") or ""))
-            if orig and odno and orig != odno:
-                # A modify: its row continues the order it replaced (rows come oldest first).
-                self._link(account.account_id, self._root_of(account.account_id, orig), odno)
-            rep = self._report_from_row(account.account_id, r, day, today, cancelled)
-            if rep is not None:
-                reports.append(rep)
-        return self._fold_chains(account.account_id, reports)
-
-    def _fold_chains(
-        self, account_id: int, reports: list[OrderStatusReport]
-    ) -> list[OrderStatusReport]:
-        """One report per order hoga placed: a modified order's numbers are folded into its
-        root - executions summed over every number, price and state from the live one."""
-        groups: dict[str, list[OrderStatusReport]] = {}
-        for rep in reports:
-            groups.setdefault(self._root_of(account_id, rep.broker_order_id), []).append(rep)
-        out = []
-        for root, parts in groups.items():
-            if len(parts) == 1 and parts[0].broker_order_id == root:
-                out.append(parts[0])
-                continue
-            first = next((p for p in parts if p.broker_order_id == root), parts[0])
-            head = parts[-1]
-            filled = sum(p.filled_qty for p in parts)
-            amount = sum(p.filled_amount or p.avg_price * p.filled_qty for p in parts)
-            live = [p for p in parts if p.status in (S.ACCEPTED, S.PARTIALLY_FILLED)]
-            known = self._known.get((account_id, root))
-            qty = known.qty if known is not None and known.qty else first.qty
-            if live:
-                qty = filled + sum(p.qty - p.filled_qty for p in live)
-                status = S.PARTIALLY_FILLED if filled else S.ACCEPTED
-            elif filled >= qty:
-                status = S.FILLED
-            else:
-                status = head.status
-            ck = (account_id, root)
-            self._reported_cum[ck] = max(self._reported_cum.get(ck, 0), filled)
-            if known is None or known.client_order_id is None:
-                self._notice_cum[ck] = max(self._notice_cum.get(ck, 0), filled)
-            out.append(
-                replace(
-                    head,
-                    broker_order_id=root,
-                    client_order_id=first.client_order_id,
-                    qty=qty,
-                    filled_qty=filled,
-                    filled_amount=amount if filled else None,
-                    avg_price=amount // filled if filled else 0,
-                    status=status,
-                    ts=first.ts,
-                    org_no=first.org_no,
-                )
-            )
-        return out
-
-    def _report_from_row(
-        self,
-        account_id: int,
-        r: dict[str, Any],
-        day: date,
-        today: date,
-        cancelled: set[str],
-    ) -> OrderStatusReport | None:
-        odno = wire.norm_order_no(str(r.get("odno") or ""))
-        side = wire.SIDE_OF.get(str(r.get("sll_buy_dvsn_cd") or ""))
-        if not odno or side is None:
-            return None
-        qty = wire.to_int(r.get("ord_qty"))
-        filled = wire.to_int(r.get("tot_ccld_qty"))
-        remaining = wire.to_int(r.get("rmn_qty"), max(qty - filled, 0))
-        rejected = wire.to_int(r.get("rjct_qty"))
-        cancel_qty = wire.to_int(r.get("cnc_cfrm_qty"))
-        otype = wire.ORD_TYPE_OF.get(str(r.get("ord_dvsn_cd") or "00"), OrderType.LIMIT)
-        price = wire.to_int(r.get("ord_unpr")) or None
-        if qty > 0 and filled >= qty:
-            status = S.FILLED
-        elif rejected > 0 and filled == 0 and remaining == 0:
-            status = S.REJECTED
-        elif remaining == 0 and filled < qty:
-            # Cancelled (in full, or the rest after a modify moved it): a partial cancel
-            # leaves the order working with fewer shares.
-            status = S.CANCELLED
-        elif remaining > 0 and ("rmn_qty" not in r) and (cancel_qty > 0 or odno in cancelled):
-            # No remaining quantity in the row: a cancel mark is all there is to go by.
-            status = S.CANCELLED
-        elif day < today:
-            status = S.EXPIRED
-        elif filled > 0:
-            status = S.PARTIALLY_FILLED
-        else:
-            status = S.ACCEPTED
-        if status in (S.ACCEPTED, S.PARTIALLY_FILLED) and r.get("rmn_qty") not in (None, ""):
-            # What is working now: a partial cancel (a modify's reduction) left fewer shares.
-            qty = filled + remaining
-        amount = wire.to_int(r.get("tot_ccld_amt"))
-        avg = _round(r.get("avg_prvs")) or (amount // filled if filled else 0)
-        symbol = str(r.get("pdno") or "")
-        org = str(r.get("ord_gno_brno") or "") or None
-        known = self._known.setdefault((account_id, odno), _Known())
-        known.org_no = known.org_no or org
-        known.symbol = known.symbol or symbol
-        known.side = known.side or side
-        known.type = otype
-        known.qty = known.qty or qty
-        known.price = known.price if known.price is not None else price
-        venue = str(r.get("excg_id_dvsn_cd") or r.get("excg_id_dvsn_Cd") or "")
-        if venue in wire.VENUES:
-            known.venue = venue
-        ck = (account_id, odno)
-        if ck not in self._notice_cum:
-            # An order placed by this process has had every notice since its birth counted
-            # (none yet); any other (placed before a restart, or elsewhere) starts from what
-            # this report already accounts for.
-            self._notice_cum[ck] = 0 if known.client_order_id is not None else filled
-        self._reported_cum[ck] = max(self._reported_cum.get(ck, 0), filled)
-        return OrderStatusReport(
-            broker_order_id=odno,
-            client_order_id=known.client_order_id,
-            symbol=symbol,
-            side=side,
-            type=otype,
-            qty=qty,
-            price=price if otype.needs_price else None,
-            filled_qty=filled,
-            avg_price=avg,
-            filled_amount=amount if filled else None,
-            status=status,
-            ts=wire.kst_ts(
-                str(r.get("ord_dt") or day.strftime("%Y%m%d")), str(r.get("ord_tmd") or "")
-            ),
-            org_no=org,
-            reason="broker refused" if status == S.REJECTED else None,
+        return await reports.order_reports(
+            key, account.account_id, account.account_no, self.tracker, day, self._today()
         )
+
+    def _today(self) -> date:
+        return self._clock.now().astimezone(KST).date()
 
     async def fill_reports(self, account: AccountRef, day: date) -> list[FillReport]:
         """Executions seen as notices by this process (see the module docstring)."""
-        return [
-            f
-            for f in self._notice_fills.get(account.account_id, [])
-            if datetime.fromtimestamp(f.ts, KST).date() == day
-        ]
+        return self.tracker.fill_reports(account.account_id, day)
 
     async def balance(self, account: AccountRef) -> Balance:
-        cano, prdt = self._split(account)
-        key = self.key(account)
-        params = {
-            "CANO": cano,
-            "ACNT_PRDT_CD": prdt,
-            "AFHR_FLPR_YN": "N",
-            "OFL_YN": "",
-            "INQR_DVSN": "02",
-            "UNPR_DVSN": "01",
-            "FUND_STTL_ICLD_YN": "N",
-            "FNCG_AMT_AUTO_RDPT_YN": "N",
-            "PRCS_DVSN": "00",
-        }
-        bodies = await key.rest.pages(wire.INQUIRE_BALANCE, self._tr("balance", key), params)
-        positions: list[PositionReport] = []
-        totals: dict[str, Any] = {}
-        for body in bodies:
-            for r in _rows(body, "output1"):
-                qty = wire.to_int(r.get("hldg_qty"))
-                if qty > 0:
-                    positions.append(
-                        PositionReport(
-                            str(r.get("pdno") or ""), qty, _round(r.get("pchs_avg_pric"))
-                        )
-                    )
-            out2 = _rows(body, "output2")
-            if out2:
-                totals = out2[0]
-        cash = wire.to_int(totals.get("dnca_tot_amt"))
-        orderable = wire.to_int(totals.get("prvs_rcdl_excc_amt"), cash)
-        return Balance(cash=cash, orderable=orderable, positions=positions)
+        self._split(account)
+        return await reports.balance(self.key(account), account.account_no)
 
     async def position_reports(self, account: AccountRef) -> list[PositionReport]:
         return (await self.balance(account)).positions
@@ -706,9 +349,9 @@ class KisBroker:
     async def test_connection(self, account: AccountRef) -> str:
         cano, prdt = self._split(account)
         key = self.key(account)
-        reused = key.rest.tokens_reused
-        await key.rest.access_token()
-        token_note = "기존 토큰 재사용" if key.rest.tokens_reused > reused else "토큰 확인"
+        reused = key.client.tokens.reused
+        await key.client.tokens.access_token()
+        token_note = "기존 토큰 재사용" if key.client.tokens.reused > reused else "토큰 확인"
         bal = await self.balance(account)
         env = "실전" if key.env == "real" else "모의"
         notice = ""
@@ -745,112 +388,16 @@ class KisBroker:
                 best = account_id
         return best
 
+    # ------------------------------------------------------------------ views
+
     def _on_notice(self, key: KisKey, rec: list[str]) -> None:
         f = dict(zip(wire.NOTICE_FIELDS, rec, strict=False))
         account_id = self._account_of(key, f.get("ACNT_NO", ""))
         if account_id is None:
             return
-        odno = wire.norm_order_no(f.get("ODER_NO", ""))
-        side = wire.SIDE_OF.get(f.get("SELN_BYOV_CLS", ""))
-        symbol = f.get("STCK_SHRN_ISCD", "").strip()
-        if not odno or side is None:
-            return
-        today = self._clock.now().astimezone(KST).date()
-        ts = wire.kst_ts(today, f.get("STCK_CNTG_HOUR", ""))
-        known = self._known.setdefault((account_id, odno), _Known(symbol=symbol, side=side))
-        branch = f.get("BRNC_NO", "").strip()
-        if branch and not known.org_no:
-            known.org_no = branch
-        orig = wire.norm_order_no(f.get("OODER_NO", ""))
-        if f.get("RCTF_CLS") == "1" and orig and orig != odno:
-            # A modify's number: it carries on the order it replaced.
-            self._link(account_id, self._root_of(account_id, orig), odno)
-        root = self._root_of(account_id, odno)
-        if f.get("CNTG_YN") == "2":
-            rk = self._known.get((account_id, root), known)
-            self._on_fill(account_id, root, rk, symbol, side, f, ts)
-            return
-        otype = wire.ORD_TYPE_OF.get(f.get("ODER_KIND", ""), known.type)
-        qty = wire.to_int(f.get("ODER_QTY")) or known.qty
-        price = wire.to_int(f.get("ODER_PRC")) or known.price
-        target, status = root, S.ACCEPTED
-        reason = None
-        if f.get("RFUS_YN") == "1":
-            if f.get("RCTF_CLS") in ("1", "2"):
-                log.warning("kis: a modify/cancel of order %s was refused", orig or odno)
-                return
-            status, reason = S.REJECTED, "KIS 주문 거부 (refused)"
-        elif f.get("ACPT_YN") == "3":
-            status = S.CANCELLED
-        elif f.get("RCTF_CLS") == "2":
-            if not orig:
-                return
-            reduced = self._reductions.get((account_id, orig))
-            if reduced is not None and reduced == qty:
-                # The partial cancel of a modify that reduced the order: it stays working.
-                del self._reductions[(account_id, orig)]
-                return
-            target, status = self._root_of(account_id, orig), S.CANCELLED
-        tk = self._known.get((account_id, target), known)
-        report = OrderStatusReport(
-            broker_order_id=target,
-            client_order_id=tk.client_order_id,
-            symbol=symbol,
-            side=side,
-            type=otype,
-            qty=tk.qty or qty,
-            price=(tk.price or price) if otype.needs_price else None,
-            filled_qty=0 if status != S.ACCEPTED else self._notice_cum.get((account_id, target), 0),
-            status=status,
-            ts=ts,
-            org_no=tk.org_no,
-            reason=reason,
-        )
-        self._events.emit(account_id, OrderUpdate(report))
-
-    def _on_fill(
-        self,
-        account_id: int,
-        odno: str,
-        known: _Known,
-        symbol: str,
-        side: Side,
-        f: dict[str, str],
-        ts: float,
-    ) -> None:
-        qty = wire.to_int(f.get("CNTG_QTY"))
-        price = wire.to_int(f.get("CNTG_UNPR"))
-        if qty <= 0 or price <= 0:
-            return
-        ck = (account_id, odno)
-        # The count is the order's own only if this process has followed it from its birth
-        # (placed here) or from a report's total; otherwise (a restart) it starts mid-way.
-        followed = ck in self._notice_cum or known.client_order_id is not None
-        cum = self._notice_cum.get(ck, 0) + qty
-        self._notice_cum[ck] = cum
-        if cum <= self._reported_cum.get(ck, 0):
-            # A report already carried this execution and the reconciler booked it from there.
-            return
-        base = f"{odno}-{f.get('STCK_CNTG_HOUR', '')}-{qty}-{price}"
-        fill_id, n = base, 1
-        seen = self._fill_ids[account_id]
-        while fill_id in seen:
-            n += 1
-            fill_id = f"{base}-{n}"
-        seen.add(fill_id)
-        fill = FillReport(
-            broker_order_id=odno,
-            fill_id=fill_id,
-            symbol=symbol,
-            side=side,
-            qty=qty,
-            price=price,
-            ts=ts,
-            client_order_id=known.client_order_id,
-            cum_qty=cum if followed else None,
-        )
-        self._notice_fills[account_id].append(fill)
-        self._events.emit(account_id, FillEvent(fill))
+        event = self.tracker.notice(account_id, f, self._clock.now().astimezone(KST).date())
+        if event is not None:
+            self._events.emit(account_id, event)
 
     # ------------------------------------------------------------------ views
 
@@ -859,31 +406,15 @@ class KisBroker:
             k.id: {
                 "env": k.env,
                 "accounts": sorted(k.accounts),
-                "tokens_issued": k.rest.tokens_issued,
-                "tokens_reused": k.rest.tokens_reused,
-                "rate_limited": k.rest.rate_limited,
+                "tokens_issued": k.client.tokens.issued,
+                "tokens_reused": k.client.tokens.reused,
+                "rate_limited": k.client.rate_limited,
                 "ws_connected": k.socket.connected,
                 "ws_registrations": k.socket.registrations,
                 "ws_reconnects": max(0, k.socket.connects - 1),
             }
-            for k in self._keys.values()
+            for k in self._keys.all()
         }
-
-
-def _rows(body: dict[str, Any], name: str) -> list[dict[str, Any]]:
-    value = body.get(name)
-    if isinstance(value, dict):
-        return [value]
-    if isinstance(value, list):
-        return [r for r in value if isinstance(r, dict)]
-    return []
-
-
-def _round(value: object) -> int:
-    try:
-        return int(Decimal(str(value or "0").strip() or "0").to_integral_value(ROUND_HALF_UP))
-    except ArithmeticError:
-        return 0
 
 
 def _order_output(data: dict[str, Any]) -> tuple[str, str | None]:

@@ -22,11 +22,12 @@ import logging
 from collections.abc import Collection
 
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.broker import KisBroker, KisKey
+from hoga.brokers.kis.broker import KisBroker
+from hoga.brokers.kis.client import KisKey
 from hoga.brokers.kis.realtime import KisRealtimeError
 from hoga.domain.clock import KST, Clock
+from hoga.domain.feed import BookHandler, CloseHandler, FeedError, TickHandler
 from hoga.domain.market import OrderBook, Tick
-from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
 
 log = logging.getLogger(__name__)
 _T = {name: i for i, name in enumerate(wire.TRADE_FIELDS)}

@@ -1,7 +1,7 @@
 """KIS on-demand market data (a ``MarketDataSource``): quotes, order books and chart bars
 over REST for symbols the WebSocket feed does not carry.
 
-Calls go through an app key's ``KisRest`` (``HOGA_KIS_FEED_ACCOUNTS``' keys first, else any
+Calls go through an app key's ``KisClient`` (``HOGA_KIS_FEED_ACCOUNTS``' keys first, else any
 attached key), so its pacer keeps them inside the key's budget together with its orders.
 ``inquire-price`` (FHKST01010100) gives the price, the day's base price (``stck_sdpr``) and
 volume; ``inquire-asking-price-exp-ccn`` (FHKST01010200) the 10-level book (``output1``:
@@ -17,7 +17,8 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from hoga.brokers.kis import wire
-from hoga.brokers.kis.broker import KisBroker, KisKey
+from hoga.brokers.kis.broker import KisBroker
+from hoga.brokers.kis.client import KisKey
 from hoga.domain.clock import KST, Clock
 from hoga.domain.errors import ServiceUnavailable
 from hoga.domain.market import Bar, OrderBook, Tick
@@ -48,7 +49,7 @@ class KisMarketData:
         return pick[0]
 
     async def _get(self, path: str, tr: str, params: dict[str, str]) -> dict[str, Any]:
-        reply = await self._key().rest.request("GET", path, tr, params=params)
+        reply = await self._key().client.request("GET", path, tr, params=params)
         return reply.data
 
     async def quote(self, symbol: str) -> Tick | None:

@@ -10,6 +10,7 @@ import base64
 import functools
 import re
 from datetime import date, datetime
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Final
 
 from cryptography.hazmat.primitives import padding
@@ -269,6 +270,14 @@ def to_int(value: object, default: int = 0) -> int:
             return int(float(s))
         except ValueError:
             return default
+
+
+def round_won(value: object) -> int:
+    """A decimal text (an average price) rounded half up to whole won; 0 when unreadable."""
+    try:
+        return int(Decimal(str(value or "0").strip() or "0").to_integral_value(ROUND_HALF_UP))
+    except ArithmeticError:
+        return 0
 
 
 def aes_decrypt(key: str, iv: str, data: str) -> str:

@@ -27,7 +27,6 @@ engine without an answer is ``BrokerOutcomeUnknown`` and is never resent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from datetime import date, timedelta
@@ -42,8 +41,6 @@ from hoga.brokers.base import (
     BrokerNotProcessed,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
-    ExecutionEvent,
     FillReport,
     ModifyAck,
     ModifyRequest,
@@ -54,7 +51,7 @@ from hoga.brokers.base import (
     ReportsUnavailable,
     TokenStore,
 )
-from hoga.brokers.events import EventPump
+from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.kiwoom.client import (
     ACCOUNT_PATH,
     ORDER_PATH,
@@ -65,12 +62,11 @@ from hoga.brokers.kiwoom.client import (
 )
 from hoga.brokers.kiwoom.errors import describe
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RealtimeOptions
-from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
+from hoga.brokers.kiwoom.tracking import OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
     day_key,
     fmt_qty,
-    split_order_id,
     to_code,
     to_int,
     to_price,
@@ -104,7 +100,7 @@ def _same_account(linked: str, wire: str) -> bool:
     return len(short) >= 8 and long_.startswith(short)
 
 
-class KiwoomBroker:
+class KiwoomBroker(PumpedEvents):
     """Kiwoom REST (real and mock) for any number of accounts; see the module docstring."""
 
     name = "kiwoom"
@@ -151,9 +147,6 @@ class KiwoomBroker:
     def limits(self, account: AccountRef) -> BrokerLimits:
         return BrokerLimits(rate=self.rate, window=self.window)
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         await self._events.start()
 
@@ -161,14 +154,6 @@ class KiwoomBroker:
         await self._events.stop()
         await self.wire.close()
         self._hooked.clear()
-
-    async def drain(self) -> None:
-        """Wait until every queued execution event has reached the sink (tests use this)."""
-        await self._events.drain()
-
-    def _emit(self, account_id: int, events: list[ExecutionEvent]) -> None:
-        for event in events:
-            self._events.emit(account_id, event)
 
     # --- accounts
 
@@ -262,7 +247,7 @@ class KiwoomBroker:
             chosen = accounts[:1] if len(accounts) == 1 else []
         for account in chosen:
             if kind == "00":
-                self._emit(account.account_id, self._tracker(account).on_order_frame(values))
+                self._emit_all(account.account_id, self._tracker(account).on_order_frame(values))
             elif kind == "04":
                 try:
                     symbol = to_code(values.get("9001"))
@@ -340,7 +325,7 @@ class KiwoomBroker:
         try:
             reply = await client.call(api_id, ORDER_PATH, body, order=True)
         except (BrokerOutcomeUnknown, asyncio.CancelledError):
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise
         except BrokerError as e:
             tracker.forget(pending)
@@ -350,7 +335,7 @@ class KiwoomBroker:
             raise
         ord_no = to_text(reply.body.get("ord_no"))
         if not ord_no:
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise BrokerOutcomeUnknown(
                 describe(api_id, "주문번호가 없는 응답; 처리 여부 확인 중 (answer without ord_no)"),
                 "kiwoom.bad_response",
@@ -371,7 +356,9 @@ class KiwoomBroker:
             )
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        day, head, chain = await tracker.resolve(
+            request.broker_order_id, lambda today: self._sync(account, today)
+        )
         venue = request.venue if request.venue in VENUES else "KRX"
         modify_no: str | None = None
         if request.reduce_by > 0:
@@ -427,7 +414,9 @@ class KiwoomBroker:
         raced the cancel cannot make the quantity wrong)."""
         client = await self._before_command(account)
         tracker = self._tracker(account)
-        _, head, chain = await self._resolve(account, tracker, broker_order_id)
+        _, head, chain = await tracker.resolve(
+            broker_order_id, lambda today: self._sync(account, today)
+        )
         venue = chain.venue if chain is not None else "KRX"
         body = {"dmst_stex_tp": venue, "orig_ord_no": head, "stk_cd": symbol, "cncl_qty": "0"}
         try:
@@ -439,21 +428,6 @@ class KiwoomBroker:
         ord_no = to_text(reply.body.get("ord_no"))
         if ord_no and chain is not None:
             tracker.derived(chain, ord_no, modify=False, price=None)
-
-    async def _resolve(
-        self, account: AccountRef, tracker: OrderTracker, order_id: str
-    ) -> tuple[str, str, Chain | None]:
-        """(day, the number a modify/cancel must name, the chain) for hoga's order id."""
-        today = tracker.today()
-        day, number = split_order_id(order_id, today)
-        chain = tracker.chain(day, number)
-        if chain is None and day == day_key(today):
-            # Not placed by this process (a restart): today's reports rebuild the chain, so a
-            # modified order is addressed by its current number, not the dead original.
-            with contextlib.suppress(BrokerError):
-                await self._sync(account, today)
-            chain = tracker.chain(day, number)
-        return day, (chain.head if chain else number), chain
 
     # --- reports
 

@@ -3,8 +3,8 @@
 Every call is ``POST`` + JSON with an ``api-id`` header (kiwoom.md A2). The client
 
 * paces every request of its app key - orders, reports and token issues alike - through one
-  ``Pacer`` (a strict sliding window from ``hoga.domain.ratelimit`` that also counts requests
-  still in flight), so the key never exceeds its budget at Kiwoom even when the dispatcher's
+  ``hoga.brokers.pacing.Pacer`` (it counts requests still in flight and one window past their
+  answer), so the key never exceeds its budget at Kiwoom even when the dispatcher's
   order pacing and a reconciliation run overlap, and whatever the network delays;
 * attaches the key's single shared token (``TokenKeeper``), and on 8005 re-issues it once and
   retries once;
@@ -21,13 +21,11 @@ exactly one token, one budget and one WebSocket session in the process.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import json
 import logging
 import socket
-from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Final
@@ -46,8 +44,8 @@ from hoga.brokers.kiwoom.errors import TokenInvalid, classify, describe
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RealtimeOptions
 from hoga.brokers.kiwoom.tokens import TokenKeeper
 from hoga.brokers.kiwoom.wire import WireError, parse_expires
+from hoga.brokers.pacing import Pacer
 from hoga.domain.clock import Clock
-from hoga.domain.ratelimit import SlidingWindow
 from hoga.domain.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -83,65 +81,6 @@ def ws_url_for(base_url: str, ws_url: str | None) -> str:
     parts = urlsplit(base_url)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return urlunsplit((scheme, parts.netloc, WS_PATH, "", ""))
-
-
-class Pacer:
-    """Keeps one app key's requests inside ``rate`` per ``window`` *as Kiwoom counts them*.
-
-    Kiwoom counts a request when it arrives, somewhere between our send and our receipt of
-    the answer; scheduling and network jitter move that point. So a request holds a slot from
-    the moment it is sent until its answer is in, and one more ``window`` after that: a new
-    request goes out only while fewer than ``rate`` requests are in flight or answered within
-    the last ``window``. Then no ``rate + 1`` requests can arrive within any ``window``, however
-    the delays fall (the cost: throughput is ``rate`` per ``window`` + latency). On top, sends
-    themselves are spaced by the strict sliding window of ``hoga.domain.ratelimit`` (widened
-    by ``margin``). Times come from the event loop's monotonic clock.
-    """
-
-    def __init__(self, rate: float, window: float = 1.0, margin: float = 0.0) -> None:
-        if rate >= 1:
-            self.sends = SlidingWindow(int(rate), window, margin)
-        else:
-            self.sends = SlidingWindow(1, window / rate, margin)
-        self.limit = self.sends.limit
-        self.span = self.sends.window
-        self._answered: deque[float] = deque()
-        self.inflight = 0
-        self._changed = asyncio.Event()
-        self.waited = 0.0
-
-    def _busy(self, now: float) -> int:
-        cutoff = now - self.span
-        done = self._answered
-        while done and done[0] <= cutoff:
-            done.popleft()
-        return self.inflight + len(done)
-
-    async def acquire(self) -> None:
-        """Wait for a slot and take it; pair every acquire with ``release``."""
-        loop = asyncio.get_running_loop()
-        while True:
-            now = loop.time()
-            opens = self.sends.available_at(now)
-            if self._busy(now) < self.limit and opens <= now:
-                self.sends.record(now)
-                self.inflight += 1
-                return
-            wake = [opens] if opens > now else []
-            if self._answered:
-                wake.append(self._answered[0] + self.span)
-            timeout = max(0.0, min(wake) - now) if wake else None
-            self._changed.clear()
-            started = loop.time()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), timeout)
-            self.waited += loop.time() - started
-
-    def release(self) -> None:
-        """The request's answer (or failure) is in: its slot expires one window from now."""
-        self.inflight -= 1
-        self._answered.append(asyncio.get_running_loop().time())
-        self._changed.set()
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,11 +31,11 @@ from hoga.brokers.kiwoom.client import KiwoomClient, KiwoomWire
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RegistrationRefused
 from hoga.brokers.kiwoom.wire import WireError, parse_hms, to_code, to_int, to_price, to_qty
 from hoga.domain.clock import KST, Clock
-from hoga.domain.market import OrderBook, Tick
-from hoga.domain.secret import Secret
 
 # The hub's feed protocol and its error type (both domain-only); see docs/architecture.md.
-from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
+from hoga.domain.feed import BookHandler, CloseHandler, FeedError, TickHandler
+from hoga.domain.market import OrderBook, Tick
+from hoga.domain.secret import Secret
 
 log = logging.getLogger(__name__)
 

@@ -29,13 +29,15 @@ pending order's ``client_order_id`` and the pipeline settles the ``UNKNOWN`` ord
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any
 
 from hoga.brokers.base import (
+    BrokerError,
     ExecutionEvent,
     FillEvent,
     FillReport,
@@ -49,6 +51,7 @@ from hoga.brokers.kiwoom.wire import (
     day_key,
     external_order_id,
     parse_hms,
+    split_order_id,
     to_code,
     to_int,
     to_price,
@@ -209,6 +212,23 @@ class OrderTracker:
 
     def chain(self, day: str, ord_no: str) -> Chain | None:
         return self._chains.get((day, ord_no))
+
+    async def resolve(
+        self, order_id: str, resync: Callable[[date], Awaitable[object]]
+    ) -> tuple[str, str, Chain | None]:
+        """(day, the number a modify/cancel must name, the chain) for hoga's order id.
+
+        An order this process did not place (a restart) is found by ``resync``-ing today's
+        reports, which rebuild its chain: a modified order is then addressed by its current
+        number, not the dead original. A failed resync leaves the number as given."""
+        today = self.today()
+        day, number = split_order_id(order_id, today)
+        chain = self.chain(day, number)
+        if chain is None and day == day_key(today):
+            with contextlib.suppress(BrokerError):
+                await resync(today)
+            chain = self.chain(day, number)
+        return day, (chain.head if chain else number), chain
 
     def chains(self, day: str) -> list[Chain]:
         seen: dict[int, Chain] = {}

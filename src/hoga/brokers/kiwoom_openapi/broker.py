@@ -43,11 +43,8 @@ from hoga.brokers.base import (
     BrokerAuthError,
     BrokerError,
     BrokerLimits,
-    BrokerNotProcessed,
     BrokerOutcomeUnknown,
     BrokerRejected,
-    EventSink,
-    ExecutionEvent,
     FillReport,
     ModifyAck,
     ModifyRequest,
@@ -57,12 +54,11 @@ from hoga.brokers.base import (
     PositionReport,
     ReportsUnavailable,
 )
-from hoga.brokers.events import EventPump
-from hoga.brokers.kiwoom.tracking import Chain, OrderTracker, ReportRow
+from hoga.brokers.events import EventPump, PumpedEvents
+from hoga.brokers.kiwoom.tracking import OrderTracker, ReportRow
 from hoga.brokers.kiwoom.wire import (
     WireError,
     day_key,
-    split_order_id,
     to_code,
     to_int,
     to_price,
@@ -70,51 +66,28 @@ from hoga.brokers.kiwoom.wire import (
     to_text,
 )
 from hoga.brokers.kiwoom_openapi.client import BridgeClient, BridgeError
+from hoga.brokers.kiwoom_openapi.errors import as_broker_error
+from hoga.brokers.kiwoom_openapi.wire import (
+    BUY,
+    CANCEL_BUY,
+    CANCEL_SELL,
+    LIMIT,
+    MARKET,
+    MODIFY_BUY,
+    MODIFY_SELL,
+    REPORT_FIELDS,
+    SELL,
+    digits,
+    report_row,
+)
 from hoga.domain.clock import Clock
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.secret import Secret, mask
 
 log = logging.getLogger(__name__)
 
-BUY, SELL, CANCEL_BUY, CANCEL_SELL, MODIFY_BUY, MODIFY_SELL = 1, 2, 3, 4, 5, 6
-LIMIT, MARKET = "00", "03"
-REPORT_FIELDS = (
-    "주문번호",
-    "원주문번호",
-    "종목코드",
-    "주문구분",
-    "매매구분",
-    "주문수량",
-    "주문가격",
-    "미체결수량",
-    "체결량",
-    "체결가",
-    "시간",
-)
 
-
-def digits(account_no: str) -> str:
-    return "".join(ch for ch in account_no if ch.isdigit())
-
-
-def report_row(r: dict[str, str]) -> dict[str, str]:
-    """An opt10075 row in the field names ``ReportRow.parse`` reads (REST ka10075/76's)."""
-    return {
-        "ord_no": r.get("주문번호", ""),
-        "orig_ord_no": r.get("원주문번호", ""),
-        "stk_cd": r.get("종목코드", ""),
-        "io_tp_nm": r.get("주문구분", ""),
-        "trde_tp": r.get("매매구분", ""),
-        "ord_qty": r.get("주문수량", ""),
-        "ord_pric": r.get("주문가격", ""),
-        "oso_qty": r.get("미체결수량", ""),
-        "cntr_qty": r.get("체결량", ""),
-        "cntr_pric": r.get("체결가", ""),
-        "tm": r.get("시간", ""),
-    }
-
-
-class KiwoomOpenApiBroker:
+class KiwoomOpenApiBroker(PumpedEvents):
     """Kiwoom OpenAPI+ accounts through bridges; see the module docstring."""
 
     name = "kiwoom_openapi"
@@ -153,9 +126,6 @@ class KiwoomOpenApiBroker:
             rate=self.rate, capacity=1, switch_cost=self.switch_cost, can_preload=size >= 2
         )
 
-    def set_event_sink(self, sink: EventSink) -> None:
-        self._events.sink = sink
-
     async def start(self) -> None:
         await self._events.start()
 
@@ -165,16 +135,9 @@ class KiwoomOpenApiBroker:
             await client.close()
         self._clients.clear()
 
-    async def drain(self) -> None:
-        await self._events.drain()
-
     def add_quote_handler(self, handler: Any) -> None:
         """``handler(msg)`` receives the bridges' real-time frames (the feed's hook)."""
         self._quote_handlers.append(handler)
-
-    def _emit(self, account_id: int, events: list[ExecutionEvent]) -> None:
-        for event in events:
-            self._events.emit(account_id, event)
 
     # --- accounts and bridges
 
@@ -220,7 +183,7 @@ class KiwoomOpenApiBroker:
         try:
             await self.client(account).subscribe(self.user_of(account))
         except BridgeError as e:
-            raise _error(e, "attach") from None
+            raise as_broker_error(e, "attach") from None
 
     async def detach(self, account_id: int) -> None:
         self._accounts.pop(account_id, None)
@@ -239,7 +202,7 @@ class KiwoomOpenApiBroker:
         for ref in list(self._accounts.values()):
             if self._key(ref) != key or digits(ref.account_no) != acc:
                 continue
-            self._emit(ref.account_id, self._tracker(ref).on_order_frame(fids))
+            self._emit_all(ref.account_id, self._tracker(ref).on_order_frame(fids))
 
     # --- sessions (the dispatcher's SessionBroker protocol)
 
@@ -259,7 +222,7 @@ class KiwoomOpenApiBroker:
         try:
             reply = await client.request(op, user=user, within=120.0)
         except BridgeError as e:
-            raise _error(e, op) from None
+            raise as_broker_error(e, op) from None
         except asyncio.CancelledError:
             # The dispatcher abandoned this switch for an URGENT order elsewhere: stop the
             # login at the bridge too, or the next switch would queue behind it.
@@ -288,7 +251,7 @@ class KiwoomOpenApiBroker:
         except BridgeError as e:
             if e.kind in ("disconnected", "timeout", "unknown"):
                 self._doubt.add(account.account_id)
-            raise _error(e, what) from None
+            raise as_broker_error(e, what) from None
         no = to_text(reply.get("order_no"))
         if not no:
             self._doubt.add(account.account_id)
@@ -331,7 +294,7 @@ class KiwoomOpenApiBroker:
                 orig="",
             )
         except (BrokerOutcomeUnknown, asyncio.CancelledError):
-            self._emit(account.account_id, tracker.unanswered(pending))
+            self._emit_all(account.account_id, tracker.unanswered(pending))
             raise
         except BaseException:
             tracker.forget(pending)
@@ -350,7 +313,9 @@ class KiwoomOpenApiBroker:
                 "kiwoom_openapi.bad_modify",
             )
         tracker = self._tracker(account)
-        day, head, chain = await self._resolve(account, tracker, request.broker_order_id)
+        day, head, chain = await tracker.resolve(
+            request.broker_order_id, lambda today: self._sync(account, today, force=True)
+        )
         if chain is None:
             raise BrokerRejected("unknown order", "kiwoom_openapi.unknown_order")
         buy = chain.side == Side.BUY
@@ -388,7 +353,9 @@ class KiwoomOpenApiBroker:
         """Cancel whatever is unfilled (quantity 0 = all remaining, so a fill racing the
         cancel cannot make the quantity wrong)."""
         tracker = self._tracker(account)
-        _, head, chain = await self._resolve(account, tracker, broker_order_id)
+        _, head, chain = await tracker.resolve(
+            broker_order_id, lambda today: self._sync(account, today, force=True)
+        )
         if chain is None:
             raise BrokerRejected("unknown order", "kiwoom_openapi.unknown_order")
         no = await self._order(
@@ -403,19 +370,6 @@ class KiwoomOpenApiBroker:
         )
         tracker.derived(chain, no, modify=False, price=None)
 
-    async def _resolve(
-        self, account: AccountRef, tracker: OrderTracker, order_id: str
-    ) -> tuple[str, str, Chain | None]:
-        today = tracker.today()
-        day, number = split_order_id(order_id, today)
-        chain = tracker.chain(day, number)
-        if chain is None and day == day_key(today):
-            # Not placed by this process (a restart): the day's orders rebuild the chain.
-            with contextlib.suppress(BrokerError):
-                await self._sync(account, today, force=True)
-            chain = tracker.chain(day, number)
-        return day, (chain.head if chain else number), chain
-
     # --- inquiries
 
     async def _tr(
@@ -429,7 +383,7 @@ class KiwoomOpenApiBroker:
                 "tr", user=user, tr=tr, inputs=inputs, if_logged_in=not force, within=120.0, **args
             )
         except BridgeError as e:
-            raise _error(e, tr) from None
+            raise as_broker_error(e, tr) from None
         return reply
 
     async def _sync(
@@ -505,7 +459,7 @@ class KiwoomOpenApiBroker:
         try:
             reply = await client.request("switch", user=self.user_of(account), within=120.0)
         except BridgeError as e:
-            raise _error(e, "test") from None
+            raise as_broker_error(e, "test") from None
         client.pool = dict(reply.get("pool") or client.pool)
         mine = digits(account.account_no)
         if mine not in [digits(str(a)) for a in reply.get("accounts", [])]:
@@ -516,25 +470,3 @@ class KiwoomOpenApiBroker:
             )
         cash = (await self.balance(account)).cash
         return f"키움 OpenAPI+ 계좌 {mask(mine)} 연결 정상 (bridge): 예수금 {cash:,}원"
-
-
-def _error(e: BridgeError, what: str) -> BrokerError:
-    """The bridge's error kinds as the broker protocol's four outcomes."""
-    text = f"{what}: {e.message}"
-    if e.kind == "rejected":
-        return BrokerRejected(text, f"kiwoom_openapi.{e.code or 'rejected'}")
-    if e.kind == "not_processed":
-        return BrokerNotProcessed(text, "kiwoom_openapi.overload", retry_after=e.retry_after or 1.0)
-    if e.kind in ("unknown", "disconnected", "timeout"):
-        return BrokerOutcomeUnknown(text, f"kiwoom_openapi.{e.kind}")
-    if e.kind == "no_session":
-        return BrokerNotProcessed(
-            f"{what}: 이 사용자의 세션이 지금 없습니다 (no session for this user now)",
-            "kiwoom_openapi.no_session",
-            retry_after=30.0,
-        )
-    if e.kind == "unauthorized":
-        return BrokerAuthError(text, "kiwoom_openapi.unauthorized")
-    if e.kind in ("unreachable", "login_failed", "login_timeout", "worker_died", "aborted"):
-        return BrokerNotProcessed(text, f"kiwoom_openapi.{e.kind}", retry_after=5.0)
-    return BrokerRejected(text, f"kiwoom_openapi.{e.kind}")

@@ -24,8 +24,8 @@ from hoga.brokers.kiwoom.wire import WireError, parse_hms, to_code, to_int, to_p
 from hoga.brokers.kiwoom_openapi.broker import KiwoomOpenApiBroker
 from hoga.brokers.kiwoom_openapi.client import BridgeError
 from hoga.domain.clock import KST, Clock
+from hoga.domain.feed import CloseHandler, FeedError, TickHandler
 from hoga.domain.market import Tick
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
 
 log = logging.getLogger(__name__)
 

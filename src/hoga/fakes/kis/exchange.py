@@ -15,17 +15,17 @@ after a restart, so books survive and order numbers continue.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from hoga.domain import krx
+from hoga.domain import krx, matching
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
-from hoga.fakes.journal import Journal
+from hoga.fakes.journal import Changes, Journal, order_record, restore_book
 from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 
@@ -159,8 +159,7 @@ class Exchange:
         self.day_stats: dict[str, dict[str, int]] = {}
         self.journal: Journal | None = None
         self._next_odno = 10001
-        self._dirty_orders: dict[int, FakeOrder] = {}
-        self._dirty_accounts: dict[str, FakeAccountState] = {}
+        self._changes: Changes[int, FakeOrder] = Changes()
         self.desk: SessionDesk[FakeOrder] = SessionDesk(market, clock, self)
 
     def add_account(self, state: FakeAccountState) -> None:
@@ -178,34 +177,11 @@ class Exchange:
         return odno
 
     def _touch(self, order: FakeOrder, acct: FakeAccountState | None = None) -> None:
-        self._dirty_orders[order.odno] = order
-        if acct is not None:
-            self._dirty_accounts[acct.account] = acct
+        self._changes.touch(order.odno, order, None if acct is None else (acct.account, acct))
 
     def commit(self) -> None:
         """Write what changed since the last commit (nothing without a journal)."""
-        orders, accounts = self._dirty_orders, self._dirty_accounts
-        if not orders and not accounts:
-            return
-        self._dirty_orders, self._dirty_accounts = {}, {}
-        if self.journal is None:
-            return
-        for o in orders.values():
-            rec: dict[str, Any] = {"t": "order", **asdict(o)}
-            rec["day"] = o.day.isoformat()
-            self.journal.write(rec)
-        for a in accounts.values():
-            self.journal.write(
-                {
-                    "t": "account",
-                    "account": a.account,
-                    "cash": a.cash,
-                    "positions": {
-                        s: [p.qty, p.cost, p.realized_pnl] for s, p in a.positions.items()
-                    },
-                }
-            )
-        self.journal.write({"t": "seq", "next_odno": self._next_odno})
+        self._changes.commit(self.journal, order_record, {"next_odno": self._next_odno})
 
     def restore(self, records: list[dict[str, Any]]) -> int:
         """Books and orders from journal ``records`` (accounts must be added first); returns
@@ -221,13 +197,7 @@ class Exchange:
                 if order.account in self.accounts:
                     orders[order.odno] = order
             elif kind == "account":
-                acct = self.accounts.get(str(rec.get("account")))
-                if acct is not None:
-                    acct.cash = int(rec["cash"])
-                    acct.positions = {
-                        s: Position(int(v[0]), int(v[1]), int(v[2]))
-                        for s, v in dict(rec.get("positions") or {}).items()
-                    }
+                restore_book(rec, self.accounts)
             elif kind == "seq":
                 self._next_odno = max(self._next_odno, int(rec["next_odno"]))
         self.orders.update(orders)
@@ -421,7 +391,7 @@ class Exchange:
                 orig.reserved += share
                 self._by_symbol.setdefault(orig.symbol, {})[orig.odno] = orig
                 del self.orders[new.odno]
-                self._dirty_orders.pop(new.odno, None)
+                self._changes.orders.pop(new.odno, None)
                 raise Refusal("APBK0918", "주문가능금액을 초과 했습니다")
             new.reserved = need
         self._by_symbol.setdefault(new.symbol, {})[new.odno] = new
@@ -528,19 +498,9 @@ class Exchange:
         return avail if px > 0 else 0
 
     def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        buy = order.side == "02"
-        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
+        side = Side.BUY if order.side == "02" else Side.SELL
         limit = order.terms.limit(order.price)
-        if best and (limit is None or (limit >= best if buy else limit <= best)):
-            return best, size
-        if (
-            resting
-            and limit is not None
-            and tick.volume
-            and (tick.price < limit if buy else tick.price > limit)
-        ):
-            return limit, tick.volume
-        return 0, 0
+        return matching.quote_against(side, limit, tick, resting=resting)
 
     def _match(
         self, acct: FakeAccountState, order: FakeOrder, tick: Tick, *, resting: bool

@@ -1,4 +1,4 @@
-"""What the KIS fake puts on the wire for realtime data (kis.md §8).
+"""What the KIS fake puts on the wire: REST answer envelopes (§6) and realtime data (§8).
 
 Written independently of the adapter's parser on purpose: the fake is the other side of the
 protocol, and sharing code would let one misreading pass both ways.
@@ -13,6 +13,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from starlette.responses import JSONResponse
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
@@ -157,3 +158,22 @@ def book_record(tick: Tick, kind: str) -> dict[str, str]:
     rec["ACML_VOL"] = str(tick.cum_volume)
     rec["STCK_DEAL_CLS_CODE"] = "00"
     return rec
+
+
+def pad(odno: int | None) -> str:
+    """An order number as KIS writes it on the real host (ten digits)."""
+    return "" if odno is None else f"{odno:010d}"
+
+
+def auth_error(code: str, desc: str, status: int = 403) -> JSONResponse:
+    return JSONResponse({"error_code": code, "error_description": desc}, status_code=status)
+
+
+def gw(code: str, msg: str, status: int = 500) -> JSONResponse:
+    """A gateway refusal (no ``output``), HTTP 500 unless said otherwise."""
+    return JSONResponse({"rt_cd": "1", "msg_cd": code, "msg1": msg}, status_code=status)
+
+
+def biz(code: str, msg: str, rt_cd: str = "1") -> JSONResponse:
+    """A business answer: HTTP 200 with ``rt_cd``, ``msg_cd``, ``msg1``."""
+    return JSONResponse({"rt_cd": rt_cd, "msg_cd": code, "msg1": msg, "output": {}})

@@ -22,6 +22,7 @@ from starlette.routing import Route
 from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.domain.market import Listing
+from hoga.fakes.kis import frames
 from hoga.fakes.master import kis_mst_zip
 
 if TYPE_CHECKING:
@@ -62,7 +63,7 @@ def _ok(**body: Any) -> JSONResponse:
 
 
 def _no_symbol(fake: KisFake) -> Response:
-    return fake._biz(*NO_SYMBOL)
+    return frames.biz(*NO_SYMBOL)
 
 
 def _symbol(params: dict[str, Any], *names: str) -> str:
@@ -101,7 +102,7 @@ def fallback_route(fake: KisFake) -> Route:
     """Any other path: a JSON error body (404), as KIS's gateway answers, never a bare page."""
 
     async def unknown(request: Request) -> Response:
-        return fake._gw("EGW00203", "존재하지 않는 URL입니다. (fake: unknown path)", 404)
+        return frames.gw("EGW00203", "존재하지 않는 URL입니다. (fake: unknown path)", 404)
 
     return Route("/{path:path}", unknown, methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
 
@@ -290,7 +291,7 @@ def daily_chart(fake: KisFake, params: dict[str, Any]) -> Response:
         d1 = datetime.strptime(str(params.get("FID_INPUT_DATE_1", "")), "%Y%m%d").date()
         d2 = datetime.strptime(str(params.get("FID_INPUT_DATE_2", "")), "%Y%m%d").date()
     except ValueError:
-        return fake._biz("OPSQ2001", "ERROR : INPUT INVALID_CHECK_DATE (fake: YYYYMMDD)")
+        return frames.biz("OPSQ2001", "ERROR : INPUT INVALID_CHECK_DATE (fake: YYYYMMDD)")
     today = datetime.fromtimestamp(fake.clock.time(), KST).date()
     days: list[date] = []
     d = min(d2, today)
@@ -356,7 +357,7 @@ def minute_chart(fake: KisFake, params: dict[str, Any]) -> Response:
     now = datetime.fromtimestamp(fake.clock.time(), KST)
     hhmmss = str(params.get("FID_INPUT_HOUR_1", "") or now.strftime("%H%M%S")).ljust(6, "0")
     if not hhmmss[:6].isdigit():
-        return fake._biz("OPSQ2001", "ERROR : INPUT INVALID_CHECK_HOUR (fake: HHMMSS)")
+        return frames.biz("OPSQ2001", "ERROR : INPUT INVALID_CHECK_HOUR (fake: HHMMSS)")
     h, m = int(hhmmss[:2]), int(hhmmss[2:4])
     cursor = now.replace(hour=min(h, 23), minute=min(m, 59), second=0, microsecond=0)
     cursor = min(cursor, now.replace(second=0, microsecond=0))

@@ -25,17 +25,17 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from hoga.domain import krx
+from hoga.domain import krx, matching
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
-from hoga.fakes.journal import Journal
+from hoga.fakes.journal import Changes, Journal, order_record, restore_book
 from hoga.fakes.kiwoom.formats import balance_code, hms, padded, signed
 from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
@@ -205,8 +205,7 @@ class FakeExchange:
         self.listeners: list[Listener] = []
         self.balance_listeners: list[Listener] = []
         self.journal: Journal | None = None
-        self._dirty_orders: dict[str, FakeOrder] = {}
-        self._dirty_books: dict[str, FakeBook] = {}
+        self._changes: Changes[str, FakeOrder] = Changes()
         self.desk: SessionDesk[FakeOrder] = SessionDesk(market, clock, self)
         market.add_listener(self.on_tick)
 
@@ -223,9 +222,7 @@ class FakeExchange:
     # --- the journal
 
     def _touch(self, order: FakeOrder, book: FakeBook | None = None) -> None:
-        self._dirty_orders[order.ord_no] = order
-        if book is not None:
-            self._dirty_books[book.account_no] = book
+        self._changes.touch(order.ord_no, order, None if book is None else (book.account_no, book))
 
     @contextmanager
     def _committing(self) -> Iterator[None]:
@@ -236,36 +233,12 @@ class FakeExchange:
 
     def commit(self) -> None:
         """Write what changed since the last commit (nothing without a journal)."""
-        orders, books = self._dirty_orders, self._dirty_books
-        if not orders and not books:
-            return
-        self._dirty_orders, self._dirty_books = {}, {}
-        if self.journal is None:
-            return
-        for o in orders.values():
-            rec: dict[str, Any] = {"t": "order", **asdict(o)}
-            rec["side"] = o.side.value
-            rec["day"] = o.day.isoformat()
-            self.journal.write(rec)
-        for b in books.values():
-            self.journal.write(
-                {
-                    "t": "account",
-                    "account": b.account_no,
-                    "cash": b.cash,
-                    "positions": {
-                        s: [p.qty, p.cost, p.realized_pnl] for s, p in b.positions.items()
-                    },
-                }
-            )
-        self.journal.write(
-            {
-                "t": "seq",
-                "day": self._day.isoformat(),
-                "next_no": self._next_no,
-                "next_fill_no": self._next_fill_no,
-            }
-        )
+        seq = {
+            "day": self._day.isoformat(),
+            "next_no": self._next_no,
+            "next_fill_no": self._next_fill_no,
+        }
+        self._changes.commit(self.journal, order_record, seq)
 
     def restore(self, records: list[dict[str, Any]]) -> int:
         """Books and today's orders from journal ``records`` (accounts must be added first);
@@ -291,13 +264,7 @@ class FakeExchange:
                     order.closed, order.reserved = True, 0
                     earlier[(rec["day"], order.ord_no)] = order
             elif kind == "account":
-                book = self.books.get(str(rec.get("account")))
-                if book is not None:
-                    book.cash = int(rec["cash"])
-                    book.positions = {
-                        s: Position(int(v[0]), int(v[1]), int(v[2]))
-                        for s, v in dict(rec.get("positions") or {}).items()
-                    }
+                restore_book(rec, self.books)
             elif kind == "seq" and rec.get("day") == today:
                 self._next_no = max(self._next_no, int(rec["next_no"]))
                 self._next_fill_no = max(self._next_fill_no, int(rec["next_fill_no"]))
@@ -588,19 +555,8 @@ class FakeExchange:
             self.desk.advance()
 
     def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        buy = order.side == Side.BUY
-        best, size = (tick.ask, tick.ask_size) if buy else (tick.bid, tick.bid_size)
         limit = order.terms.limit(order.price)
-        if best and (limit is None or (limit >= best if buy else limit <= best)):
-            return best, size
-        if (
-            resting
-            and limit is not None
-            and tick.volume
-            and (tick.price < limit if buy else tick.price > limit)
-        ):
-            return limit, tick.volume
-        return 0, 0
+        return matching.quote_against(order.side, limit, tick, resting=resting)
 
     def _match(self, order: FakeOrder, tick: Tick, *, resting: bool) -> None:
         if not order.working or not (self.market.is_open() or self.desk.calendar):

@@ -1,4 +1,4 @@
-"""How the fake writes values, the way Kiwoom does (kiwoom.md A2): strings everywhere, prices
+"""How the fake writes answers and values, the way Kiwoom does (kiwoom.md A2): strings everywhere, prices
 signed against the base price, amounts zero-padded, balance codes ``A``-prefixed.
 
 Written independently of the adapter's parser on purpose: the adapter is tested against these.
@@ -6,7 +6,11 @@ Written independently of the adapter's parser on purpose: the adapter is tested 
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
+from typing import Any
+
+from starlette.responses import Response
 
 from hoga.domain.clock import KST
 
@@ -54,3 +58,20 @@ def ymdhms(ts: float) -> str:
 def balance_code(symbol: str) -> str:
     """Balance and execution-notice codes carry an ``A`` prefix."""
     return f"A{symbol}"
+
+
+def reply(
+    body: dict[str, Any],
+    api_id: str,
+    *,
+    status: int = 200,
+    cont: str = "N",
+    next_key: str = "",
+) -> Response:
+    """A Kiwoom answer: JSON with the ``api-id`` and continuation headers."""
+    return Response(
+        json.dumps(body, ensure_ascii=False),
+        status_code=status,
+        media_type="application/json;charset=UTF-8",
+        headers={"api-id": api_id, "cont-yn": cont, "next-key": next_key},
+    )

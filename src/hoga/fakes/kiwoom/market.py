@@ -20,7 +20,7 @@ from starlette.responses import Response
 from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.fakes.kiwoom.exchange import FakeBook, Refusal
-from hoga.fakes.kiwoom.formats import padded, signed
+from hoga.fakes.kiwoom.formats import padded, reply, signed
 from hoga.fakes.master import kiwoom_market, kiwoom_row
 
 if TYPE_CHECKING:
@@ -60,7 +60,7 @@ def answer(
         if tp not in _MARKET_TYPES:
             raise Refusal("1517", "입력 값 형식 오류입니다 (mrkt_tp)", business=False)
         rows = [kiwoom_row(x) for x in fake.master if kiwoom_market(x) == tp]
-        return fake._paged(api_id, "list", rows, headers, {})
+        return fake.rest.paged(api_id, "list", rows, headers, {})
     if api_id == "ka10004":
         return _book(fake, api_id, _text(body, "stk_cd"))
     if api_id in ("ka10081", "ka10080"):
@@ -101,7 +101,7 @@ def _book(fake: KiwoomFake, api_id: str, symbol: str) -> Response:
         out[names[1]] = str(aq)
         out[names[2]] = signed(bp, base) if bp else "0"
         out[names[3]] = str(bq)
-    return fake._answer(out, api_id)
+    return reply(out, api_id)
 
 
 def _walk(symbol: str, end_price: int, kind: str, n: int, salt: str) -> list[int]:
@@ -147,7 +147,7 @@ def _chart(fake: KiwoomFake, api_id: str, body: dict[str, Any], headers: Any) ->
                 )
                 i += 1
             day -= timedelta(days=1)
-        return fake._paged(api_id, "stk_dt_pole_chart_qry", rows, headers, {"stk_cd": symbol})
+        return fake.rest.paged(api_id, "stk_dt_pole_chart_qry", rows, headers, {"stk_cd": symbol})
     _text(body, "tic_scope")
     closes = _walk(symbol, last.price, inst.kind, 400, now.strftime("%Y%m%d"))
     t = now.replace(second=0, microsecond=0)
@@ -167,7 +167,7 @@ def _chart(fake: KiwoomFake, api_id: str, body: dict[str, Any], headers: Any) ->
         )
         t -= timedelta(minutes=1)
         i += 1
-    return fake._paged(api_id, "stk_min_pole_chart_qry", rows, headers, {"stk_cd": symbol})
+    return fake.rest.paged(api_id, "stk_min_pole_chart_qry", rows, headers, {"stk_cd": symbol})
 
 
 def _evaluation(fake: KiwoomFake, api_id: str, book: FakeBook, body: dict[str, Any]) -> Response:
@@ -230,4 +230,4 @@ def _evaluation(fake: KiwoomFake, api_id: str, book: FakeBook, body: dict[str, A
         "return_code": 0,
         "return_msg": "조회가 완료되었습니다",
     }
-    return fake._answer(out, api_id)
+    return reply(out, api_id)

@@ -16,7 +16,6 @@ recorded time (2.0 = twice as fast; 0 = as fast as possible). Like the simulator
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import itertools
 from collections.abc import Iterator
@@ -26,8 +25,9 @@ from pathlib import Path
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
+from hoga.domain.feed import CloseHandler, SymbolSession, TickHandler
 from hoga.domain.market import Instrument, Tick
-from hoga.marketdata.feeds.base import CloseHandler, FeedError, TickHandler
+from hoga.marketdata.feeds.driven import Driven
 
 _BAR_COLS = {"open", "high", "low", "close", "volume"}
 _TICK_COLS = {"symbol", "price", "volume"}
@@ -144,42 +144,31 @@ def load_events(path: Path, symbol: str | None = None) -> list[_Event]:
     return events
 
 
-class ReplaySession:
+class ReplaySession(SymbolSession):
     """A session of the replay feed (symbols it carries; ticks for them)."""
 
     def __init__(
         self, feed: ReplayFeed, sid: str, on_tick: TickHandler, on_close: CloseHandler
     ) -> None:
-        self.id = sid
+        super().__init__(sid, on_tick, on_close, feed.symbols_per_session)
         self._feed = feed
-        self.on_tick = on_tick
-        self._on_close = on_close
-        self._symbols: set[str] = set()
-        self.closed = False
-
-    @property
-    def symbols(self) -> frozenset[str]:
-        return frozenset(self._symbols)
 
     async def subscribe(self, symbols: list[str]) -> None:
-        cap = self._feed.symbols_per_session
-        new = [s for s in symbols if s not in self._symbols]
-        if cap is not None and len(self._symbols) + len(new) > cap:
-            raise FeedError(f"a session carries at most {cap} symbols", "feed.session_full")
-        self._symbols.update(new)
+        self._symbols.update(self.take(symbols))
 
     async def unsubscribe(self, symbols: list[str]) -> None:
         self._symbols.difference_update(symbols)
 
     async def close(self) -> None:
         if not self.closed:
-            self.closed = True
             self._feed._sessions.pop(self.id, None)
-            self._on_close(self, None)
+            self.finish(None)
 
 
-class ReplayFeed:
+class ReplayFeed(Driven):
     """See the module docstring."""
+
+    task_name = "replay-feed"
 
     name = "replay"
 
@@ -277,15 +266,7 @@ class ReplayFeed:
             offset += self.events[-1].ts - start_rec + 60
         self.done.set()
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="replay-feed")
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_driving()
         for session in list(self._sessions.values()):
             await session.close()

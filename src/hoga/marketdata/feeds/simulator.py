@@ -13,7 +13,6 @@ in number of sessions (set 41 per session to rehearse KIS).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import random
 from collections.abc import Callable
@@ -23,9 +22,16 @@ from typing import Literal
 
 from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
+from hoga.domain.feed import (
+    BookHandler,
+    CloseHandler,
+    FeedError,
+    InstrumentSet,
+    SymbolSession,
+    TickHandler,
+)
 from hoga.domain.market import Instrument, OrderBook, Tick
-from hoga.marketdata.feeds.base import BookHandler, CloseHandler, FeedError, TickHandler
-from hoga.marketdata.universe import Universe
+from hoga.marketdata.feeds.driven import Driven
 
 MarketMode = Literal["demo", "calendar"]
 
@@ -67,7 +73,7 @@ class SimulatedMarket:
 
     def __init__(
         self,
-        universe: Universe,
+        universe: InstrumentSet,
         *,
         seed: int,
         clock: Clock,
@@ -253,35 +259,20 @@ def _level_qty(price: int, salt: int) -> int:
     return ((price * 2654435761 + salt * 40503) >> 7) % 80 * 10 + 10
 
 
-class SimulatedSession:
+class SimulatedSession(SymbolSession):
     """A session of the simulator feed; its capacity mimics a broker's registration cap."""
 
     def __init__(
         self, feed: SimulatorFeed, sid: str, on_tick: TickHandler, on_close: CloseHandler
     ) -> None:
-        self.id = sid
+        super().__init__(sid, on_tick, on_close, feed.symbols_per_session)
         self._feed = feed
-        self.on_tick = on_tick
-        self._on_close = on_close
-        self._symbols: set[str] = set()
-        self.closed = False
         self.stalled = False
         #: Set by the hub (``BookCarrier``): order books follow each trade of a symbol.
         self.book_sink: BookHandler | None = None
 
-    @property
-    def symbols(self) -> frozenset[str]:
-        return frozenset(self._symbols)
-
     async def subscribe(self, symbols: list[str]) -> None:
-        if self.closed:
-            raise FeedError("session is closed", "feed.closed")
-        new = [s for s in symbols if s not in self._symbols]
-        cap = self._feed.symbols_per_session
-        if cap is not None and len(self._symbols) + len(new) > cap:
-            raise FeedError(
-                f"MAX SUBSCRIBE OVER: a session carries at most {cap} symbols", "feed.session_full"
-            )
+        new = self.take(symbols)
         unknown = [s for s in new if not self._feed.market.trades(s)]
         if unknown:
             raise FeedError(f"unknown symbols: {', '.join(unknown)}", "feed.unknown_symbol")
@@ -298,21 +289,21 @@ class SimulatedSession:
         self._end(None)
 
     def _end(self, error: BaseException | None) -> None:
-        if self.closed:
-            return
-        self.closed = True
-        self._feed._index_remove(self, list(self._symbols))
-        self._feed._sessions.pop(self.id, None)
-        self._on_close(self, error)
+        if not self.closed:
+            self._feed._index_remove(self, list(self._symbols))
+            self._feed._sessions.pop(self.id, None)
+            self.finish(error)
 
 
-class SimulatorFeed:
+class SimulatorFeed(Driven):
     """The embedded feed: drives a SimulatedMarket at ``ticks_per_second`` and fans ticks out
     to the sessions subscribed to each symbol.
 
     Test hooks: ``drop(session_id)`` ends a session as a network failure would, and
     ``stall(session_id)`` keeps it open but silent (for the staleness watchdog).
     """
+
+    task_name = "simulator-feed"
 
     name = "simulator"
 
@@ -415,15 +406,7 @@ class SimulatorFeed:
                 self.pump(n)
                 produced += due
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.get_running_loop().create_task(self._run(), name="simulator-feed")
-
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self.stop_driving()
         for session in list(self._sessions.values()):
             session._end(None)

@@ -1,4 +1,4 @@
-"""The Kiwoom pacer: however requests are delayed on the way, the broker never counts more
+"""The brokers' pacer (KIS and Kiwoom alike): however requests are delayed on the way, the broker never counts more
 than ``rate`` arrivals in any window."""
 
 from __future__ import annotations
@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import random
 
-from hoga.brokers.kiwoom.client import Pacer
+import pytest
+
+from hoga.brokers.pacing import Pacer
 
 
 def max_in_window(times: list[float], window: float) -> int:
@@ -55,3 +57,28 @@ async def test_a_free_budget_does_not_wait() -> None:
         pacer.release()
     assert loop.time() - start < 0.5
     assert pacer.waited == 0.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_the_pacer_bounds_arrivals_whatever_the_latency(seed: int) -> None:
+    """Requests arrive at the broker at any moment between leaving and being answered; no
+    window of the broker's length may ever see more than the limit."""
+    rng = random.Random(seed)
+    window, limit = 0.05, 3
+    pacer = Pacer(limit, window, margin=0.0)
+    loop = asyncio.get_running_loop()
+    arrivals: list[float] = []
+
+    async def call() -> None:
+        async with pacer.slot():
+            left = loop.time()
+            latency = rng.uniform(0.0, 0.03)
+            await asyncio.sleep(latency)
+            arrivals.append(left + rng.uniform(0.0, latency))
+
+    await asyncio.gather(*(call() for _ in range(24)))
+    arrivals.sort()
+    for i, start in enumerate(arrivals):
+        inside = [a for a in arrivals[i:] if a < start + window]
+        assert len(inside) <= limit
+    assert pacer.calls == 24

@@ -106,6 +106,40 @@ async def user_tiers(settings: Settings) -> None:
         )
 
 
+# ------------------------------------------------------------------ orders
+
+
+async def order_settle(
+    settings: Settings,
+    order_id: int,
+    outcome: str,
+    qty: int | None,
+    price: int | None,
+    reason: str,
+) -> None:
+    """Settle by hand an order stuck UNKNOWN (``execution/settling.py``). Beside a running
+    server this is safe: the server keeps nothing of an UNKNOWN order in memory and re-reads
+    it before any change (its reconciler no longer lists it once settled)."""
+    from hoga.execution.settling import HandSettlement, instruments_of
+
+    async with admin_context(settings) as ctx:
+        settle = HandSettlement(ctx.db, ctx.clock, await instruments_of(ctx.db))
+        order = await settle.settle_by_hand(
+            order_id,
+            outcome,
+            filled_qty=qty,
+            avg_price=price,
+            reason=reason,
+            actor_id=None,
+            ip=f"cli ({getpass.getuser()}@{socket.gethostname()})",
+        )
+    typer.echo(
+        f"order {order.id}: {order.status.value}, {order.filled_qty}/{order.qty} filled"
+        + (f" at {order.avg_fill_price} won" if order.filled_qty else "")
+        + f", reserve {order.reserved_cash} won"
+    )
+
+
 # ------------------------------------------------------------------ pause and resume
 
 

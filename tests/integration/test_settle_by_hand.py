@@ -158,6 +158,7 @@ async def test_partly_filled_then_cancelled(tmp_path: Path, db_url: str) -> None
         cash_before, _ = await _cash(h, user)
         order = await _unknown_order(h, user, qty=3)
         price = order["price"]
+        events = h.hoga.bus.subscribe((await h.hoga.auth.find_user("par")).id)
         r = await _settle(
             h,
             admin,
@@ -175,6 +176,10 @@ async def test_partly_filled_then_cancelled(tmp_path: Path, db_url: str) -> None
         assert [(f["qty"], f["price"]) for f in fills] == [(2, price)]
         cost = sum(f["commission"] + f["tax"] for f in fills)
         assert (cash, reserved) == (cash_before - 2 * price - cost, 0)
+        # The dashboard hears of it like of any fill and order update.
+        seen = [events.get_nowait() for _ in range(2)]
+        assert [e["type"] for e in seen if e] == ["fill", "order"]
+        assert seen[1] and seen[1]["order"]["status"] == "CANCELLED"
 
 
 async def test_only_an_unknown_order_can_be_settled(tmp_path: Path, db_url: str) -> None:
@@ -229,3 +234,10 @@ async def test_the_cli_settles_beside_a_running_server(tmp_path: Path, db_url: s
         result = await h.hoga.reconciler.reconcile_account(order["account_id"])
         assert order["id"] not in result.unverifiable
         assert (await h.order(user, order["id"]))["status"] == "REJECTED"
+        entries = (
+            await h.http.get(
+                "/api/admin/audit?action=order.settled_by_hand", headers=await h.admin()
+            )
+        ).json()["entries"]
+        assert [e["detail"]["outcome"] for e in entries] == ["rejected"]
+        assert entries[0]["detail"]["by"].startswith("hoga order settle (")

@@ -76,7 +76,10 @@ class HandSettlement:
         reason: str,
         actor_id: int | None,
         ip: str | None,
+        by: str | None = None,
     ) -> Order:
+        """Settle ``order_id`` as ``outcome`` (see the module docstring); ``by`` names who
+        for the audit entry when there is no admin user (the CLI)."""
         if outcome not in OUTCOMES:
             raise InvalidInput(
                 f"결과는 {', '.join(OUTCOMES)} 중 하나여야 합니다 (outcome must be one of "
@@ -99,10 +102,11 @@ class HandSettlement:
         async with lock or contextlib.nullcontext(), self._db.tx(Actor.user(user_id)) as conn:
             order = await repo.get_order(conn, user_id, order_id)
             if order is None or order.status != S.UNKNOWN:
+                state = order.status.value if order else "-"
                 raise Conflict(
-                    "미확인(UNKNOWN) 상태의 주문만 수동으로 정리할 수 있습니다 "
-                    f"(only an UNKNOWN order can be settled by hand; this one is "
-                    f"{order.status.value if order else 'gone'})",
+                    "미확인(UNKNOWN) 상태의 주문만 수동으로 정리할 수 있습니다. "
+                    f"현재 상태: {state} (only an UNKNOWN order can be settled by hand; "
+                    f"this one is {state})",
                     "order.not_unknown",
                 )
             now = self._clock.now()
@@ -111,7 +115,7 @@ class HandSettlement:
             if outcome == "filled":
                 qty, price = self._check_fill(order, filled_qty, avg_price)
                 booked = await self._book(conn, order, qty, price)
-                order = await _reread(conn, order)
+                order = await repo.get_order(conn, user_id, order_id) or order
                 final = S.FILLED if order.filled_qty >= order.qty else S.CANCELLED
             else:
                 final = S.CANCELLED if outcome == "cancelled" else S.REJECTED
@@ -141,7 +145,7 @@ class HandSettlement:
                 actor_id=actor_id,
                 target=f"order:{order.id}",
                 ip=ip,
-                detail=_detail(outcome, filled_qty, avg_price, reason, actor_id, ip),
+                detail=_detail(outcome, filled_qty, avg_price, reason, by or f"admin:{actor_id}"),
             )
         if self._on_settled is not None:
             self._on_settled(order, booked)
@@ -204,26 +208,19 @@ class HandSettlement:
         )
 
 
-async def _reread(conn: Any, order: Order) -> Order:
-    fresh = await repo.get_order(conn, order.user_id, order.id)
-    assert fresh is not None  # read in this very transaction
-    return fresh
-
-
 def _detail(
     outcome: str,
     qty: int | None,
     price: int | None,
     reason: str,
-    actor_id: int | None,
-    ip: str | None,
+    by: str,
 ) -> dict[str, Any]:
     return {
         "outcome": outcome,
         "qty": qty if outcome == "filled" else None,
         "price": price if outcome == "filled" else None,
         "reason": reason.strip(),
-        "by": f"admin:{actor_id}" if actor_id is not None else f"cli:{ip or 'local'}",
+        "by": by,
     }
 
 
@@ -240,16 +237,3 @@ def in_server(core: OrderCore) -> HandSettlement:
     return HandSettlement(
         core.db, core.clock, core.quotes.instrument, locks=core.account_locks, on_settled=publish
     )
-
-
-async def instruments_of(db: Database) -> Callable[[str], Instrument | None]:
-    """Symbol lookup outside the server (the CLI): the stored instrument master where one
-    was synced, else the bundled universe - the same sources the server's quotes use."""
-    from hoga.marketdata.universe import bundled_universe
-    from hoga.store.repos import instruments as instruments_repo
-
-    async with db.tx(SYSTEM) as conn:
-        listings = await instruments_repo.load_all(conn)
-    known = {i.symbol: i for i in bundled_universe()}
-    known.update({x.symbol: x.instrument() for x in listings})
-    return known.get

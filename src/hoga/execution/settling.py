@@ -24,15 +24,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from hoga.brokers.base import FillReport
-from hoga.domain import fills, krx
+from hoga.domain import krx
 from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound
 from hoga.domain.market import Instrument
 from hoga.domain.orders import Order, OrderStatus
-from hoga.execution.booking import Booked, book_parts, fill_view
+from hoga.execution.booking import Booked, book_at_account_rates, fill_view, plan_for
 from hoga.execution.ordercore import OrderCore
 from hoga.store.db import SYSTEM, Actor, Database
-from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import audit
 from hoga.store.repos import orders as repo
 
@@ -184,28 +183,11 @@ class HandSettlement:
             cum_qty=qty,
             cum_amount=qty * price,
         )
-        p = fills.plan(
-            order_qty=order.qty,
-            filled_qty=order.filled_qty,
-            filled_amount=order.filled_amount,
-            qty=qty,
-            price=price,
-            cum_qty=qty,
-            cum_amount=qty * price,
-        )
+        p = plan_for(order, report)
         if p.skip is not None:
             return []
-        acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
         inst = self._instrument(order.symbol)
-        return await book_parts(
-            conn,
-            order,
-            report,
-            p.parts,
-            rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
-            market=inst.market if inst else "KOSPI",
-            now=self._clock.now(),
-        )
+        return await book_at_account_rates(conn, order, report, p.parts, inst, self._clock.now())
 
 
 def _detail(

@@ -24,6 +24,8 @@ import tracemalloc
 from datetime import datetime
 from typing import Any
 
+from tests.helpers import eventually
+
 from hoga.brokers.base import AccountRef, MemoryTokenStore, PlaceRequest
 from hoga.brokers.kiwoom import FeedCredentials, KiwoomBroker, KiwoomFeed, Timeouts
 from hoga.brokers.kiwoom.feed import KiwoomFeedSession
@@ -43,6 +45,16 @@ KEY, SECRET, ACCOUNT = "BENCHKEY00000001", "BENCHSECRET000001", "5012345601"
 def pct(xs: list[float], p: float) -> float:
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, round(p / 100 * len(xs)) - 1))]
+
+
+def _rate(n: int, seconds: float, lat: list[float]) -> dict[str, Any]:
+    """Orders per second and latency percentiles (ms) of ``n`` orders in ``seconds``."""
+    return {
+        "orders": n,
+        "per_s": round(n / seconds, 1),
+        "p50_ms": round(pct(lat, 50), 2),
+        "p99_ms": round(pct(lat, 99), 2),
+    }
 
 
 async def order_round_trip(n: int) -> dict[str, Any]:
@@ -77,13 +89,7 @@ async def order_round_trip(n: int) -> dict[str, Any]:
             await broker.place(ref, req(i))
             lat.append((time.perf_counter() - s) * 1000)
         serial = time.perf_counter() - t0
-        out["serial"] = {
-            "orders": n,
-            "per_s": round(n / serial, 1),
-            "p50_ms": round(pct(lat, 50), 2),
-            "p99_ms": round(pct(lat, 99), 2),
-            "max_ms": round(max(lat), 2),
-        }
+        out["serial"] = {**_rate(n, serial, lat), "max_ms": round(max(lat), 2)}
         lat2: list[float] = []
         sem = asyncio.Semaphore(8)
 
@@ -96,12 +102,7 @@ async def order_round_trip(n: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         await asyncio.gather(*(one(i) for i in range(n)))
         par = time.perf_counter() - t0
-        out["inflight_8"] = {
-            "orders": n,
-            "per_s": round(n / par, 1),
-            "p50_ms": round(pct(lat2, 50), 2),
-            "p99_ms": round(pct(lat2, 99), 2),
-        }
+        out["inflight_8"] = _rate(n, par, lat2)
     finally:
         await broker.stop()
         await fake.stop()
@@ -133,11 +134,11 @@ async def realtime_ticks(steps: int) -> dict[str, Any]:
     try:
         session = await feed.open_session(on_tick, lambda s, e: closed.append(e))
         await session.subscribe(symbols)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while len(fake.registrations(KEY).get("0B", ())) < len(symbols):
-            assert loop.time() < deadline, "registration did not complete"
-            await asyncio.sleep(0.01)
+
+        async def registered() -> bool:
+            return len(fake.registrations(KEY).get("0B", ())) >= len(symbols)
+
+        await eventually(registered, 10, "the registration to complete", pause=0.01)
         universe = len(bundled_universe())
         expected = 0
         t0 = time.perf_counter()

@@ -20,11 +20,12 @@ import argparse
 import asyncio
 import json
 import math
-import os
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from tests.openapi_support import launch_bridge
 
 from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrivals, simulate
 from hoga.brokers.base import (
@@ -58,27 +59,9 @@ async def start_bridge(tmp: Path, switch: float, pool_size: int) -> tuple[Any, i
         "fill_delay": 0.02,
         "tick_interval": 0.5,
     }
-    file = tmp / "fake.json"
-    file.write_text(json.dumps(settings), encoding="utf-8")
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "hoga_bridge",
-        "--port",
-        "0",
-        "--control",
-        "fake",
-        "--fake-settings",
-        str(file),
-        "--pool-size",
-        str(pool_size),
-        env={**os.environ, "HOGA_BRIDGE_TOKEN": TOKEN},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
+    return await launch_bridge(
+        settings, tmp / "fake.json", token=TOKEN, pool_size=pool_size, allow_faults=False, within=60
     )
-    assert proc.stdout is not None
-    port = int(json.loads(await asyncio.wait_for(proc.stdout.readline(), 60))["listening"])
-    return proc, port
 
 
 async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:

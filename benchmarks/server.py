@@ -8,7 +8,6 @@ benchmarks use (fresh data directory, stopped on exit).
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import signal
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+from tests.helpers import eventually
 
 ADMIN_PASSWORD = "bench-admin-password"
 
@@ -57,25 +57,29 @@ def hoga_env(data_dir: Path | str, port: int, **settings: str) -> dict[str, str]
     return env
 
 
-class HogaProcess:
-    """One ``hoga serve`` on a fixed data directory and port: start, wait, kill -9, start again.
+class LoggedProcess:
+    """A process run again and again with its output appended to one log: start, wait until an
+    HTTP path answers 200, kill -9 (as when the machine loses power), stop.
 
-    Output goes to ``log_path`` (appended across restarts, so a chaos run keeps every life of
-    the server in one file).
-    """
+    Subclasses say what to run (``command``) and with what environment (``env``)."""
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
-        self.env = env
-        self.port = int(env["HOGA_PORT"])
-        self.url = f"http://127.0.0.1:{self.port}"
+    env: dict[str, str] | None = None
+
+    def __init__(self, name: str, url: str, log_path: Path) -> None:
+        self.name = name
+        self.url = url
         self.log_path = log_path
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.kills = 0
+
+    def command(self) -> list[str]:
+        raise NotImplementedError
 
     @property
     def pid(self) -> int:
         if self.proc is None:
-            raise RuntimeError("hoga serve is not running")
+            raise RuntimeError(f"{self.name} is not running")
         return self.proc.pid
 
     @property
@@ -84,36 +88,35 @@ class HogaProcess:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            log.write(f"\n===== hoga serve start #{self.starts + 1} =====\n".encode())
+            log.write(f"\n===== {self.name} start #{self.starts + 1} =====\n".encode())
             log.flush()
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "hoga", "serve"],
-                env=self.env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
+                self.command(), env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         self.starts += 1
 
-    async def wait_ready(self, within: float = 120.0) -> None:
-        """Until ``/health`` answers 200; an exit or the deadline is an error with the log."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
+    async def wait_answering(self, path: str, within: float) -> None:
+        """Until ``path`` answers 200; an exit or the deadline is an error with the log."""
         async with httpx.AsyncClient(timeout=2.0) as http:
-            while True:
+
+            async def ready() -> bool:
                 if self.proc is None or self.proc.poll() is not None:
-                    raise RuntimeError(f"hoga serve exited:\n{self.tail()}")
+                    raise RuntimeError(f"{self.name} exited:\n{self.tail()}")
                 with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{self.url}/health")).status_code == 200:
-                        return
-                if loop.time() > deadline:
-                    raise RuntimeError(f"hoga serve did not answer /health:\n{self.tail()}")
-                await asyncio.sleep(0.1)
+                    return (await http.get(f"{self.url}{path}")).status_code == 200
+                return False
+
+            try:
+                await eventually(ready, within, path, pause=0.1)
+            except AssertionError:
+                raise RuntimeError(f"{self.name} did not answer {path}:\n{self.tail()}") from None
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, as when the machine loses power."""
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(30)
+            self.kills += 1
 
     def stop(self, within: float = 20.0) -> int | None:
         """SIGINT and wait (SIGKILL after ``within`` seconds); the exit code."""
@@ -134,6 +137,26 @@ class HogaProcess:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+class HogaProcess(LoggedProcess):
+    """One ``hoga serve`` on a fixed data directory and port: start, wait, kill -9, start again.
+
+    Output goes to ``log_path`` (appended across restarts, so a chaos run keeps every life of
+    the server in one file).
+    """
+
+    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+        self.port = int(env["HOGA_PORT"])
+        super().__init__("hoga serve", f"http://127.0.0.1:{self.port}", log_path)
+        self.env = env
+
+    def command(self) -> list[str]:
+        return [sys.executable, "-m", "hoga", "serve"]
+
+    async def wait_ready(self, within: float = 120.0) -> None:
+        """Until ``/health`` answers 200."""
+        await self.wait_answering("/health", within)
 
 
 @contextlib.contextmanager
@@ -158,13 +181,13 @@ def hoga_server(port: int, **settings: str) -> Iterator[subprocess.Popen[bytes]]
 
 async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
     """Wait (at most a minute) for the server to answer ``/health``, then sign in as admin."""
-    for _ in range(600):
-        try:
-            if (await client.get("/health")).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.1)
+
+    async def healthy() -> bool:
+        with contextlib.suppress(httpx.HTTPError):
+            return (await client.get("/health")).status_code == 200
+        return False
+
+    await eventually(healthy, 60, "the server to answer /health", pause=0.1)
     tok = (
         await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
     ).json()

@@ -33,6 +33,7 @@ from typing import Any
 
 import httpx
 import websockets
+from tests.helpers import eventually
 
 from benchmarks.chaos.burst import chaos_symbols
 from benchmarks.chaos.procs import create_database, drop_database
@@ -141,12 +142,16 @@ class Soak:
         r = await self.request(user, "POST", "/api/orders", json=body)
         if r.status_code != 202:
             raise RuntimeError(f"{user.name}: the opening buy was refused: {r.text}")
-        for _ in range(300):
+        o: dict[str, Any] = {}
+
+        async def filled() -> bool:
+            nonlocal o
             o = (await self.request(user, "GET", f"/api/orders/{r.json()['id']}")).json()
-            if o["status"] == "FILLED":
-                return
-            await asyncio.sleep(0.1)
-        raise RuntimeError(f"{user.name}: the opening buy never filled ({o['status']})")
+            return bool(o["status"] == "FILLED")
+
+        await eventually(
+            filled, 30, lambda: f"{user.name}'s opening buy to fill ({o.get('status')})", pause=0.1
+        )
 
     # ------------------------------------------------------------------ load
 

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
+import os
 import socket
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 import uvicorn
@@ -22,6 +25,8 @@ from hoga.brokers.paper import PaperFaults
 from hoga.config import Settings
 from hoga.domain.clock import Clock
 from hoga.net import bind_listener
+
+T = TypeVar("T")
 
 ADMIN_PASSWORD = "admin-pass-123"
 PASSWORD = "correct-horse-9"
@@ -47,23 +52,82 @@ def make_settings(tmp_path: Path, db_url: str, **overrides: Any) -> Settings:
     return Settings(**values)
 
 
-async def eventually(
-    check: Callable[[], Awaitable[bool]], within: float = 5.0, what: str = "condition"
-) -> None:
-    """Wait until ``check()`` is true, re-checking as the event loop runs; fail after ``within`` seconds.
+def scaled(seconds: float) -> float:
+    """``seconds`` stretched for a loaded machine: bounded waits fail after this long.
 
-    Re-checks back off from 5 ms to 50 ms: checks that go through the API spend the user's
-    per-minute call budget, and a slow machine must not turn a wait into a 429."""
+    ``HOGA_TEST_TIME_SCALE`` sets the factor; without it the factor follows the load average
+    per core (1 on an idle machine, at most 4). Only a failing wait gets slower: a condition
+    that holds returns as soon as it is seen."""
+    env = os.environ.get("HOGA_TEST_TIME_SCALE")
+    if env:
+        return seconds * float(env)
+    try:
+        load = os.getloadavg()[0] / (os.cpu_count() or 1)
+    except OSError:  # pragma: no cover - platforms without a load average
+        load = 1.0
+    return seconds * min(4.0, max(1.0, load))
+
+
+def _describe(what: str | Callable[[], str]) -> str:
+    return what if isinstance(what, str) else what()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]],
+    within: float = 5.0,
+    what: str | Callable[[], str] = "condition",
+    *,
+    step: Callable[[], object] | None = None,
+    pause: float = 0.05,
+    stretch: bool = True,
+) -> None:
+    """Wait until ``check()`` is true, re-checking as the event loop runs; fail after
+    ``scaled(within)`` seconds with ``what`` (a callable is asked at failure time, so it can
+    say what was last seen).
+
+    ``step`` runs between checks - e.g. trading a simulated market so a fill can happen.
+    Re-checks back off from 5 ms to ``pause`` (50 ms): checks that go through the API spend
+    the user's per-minute call budget, and a slow machine must not turn a wait into a 429.
+    ``stretch=False`` keeps ``within`` as given, for a deadline that is itself the behaviour
+    under test."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    pause = 0.005
+    deadline = loop.time() + (scaled(within) if stretch else within)
+    delay = min(0.005, pause)
     while True:
         if await check():
             return
         if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(pause)
-        pause = min(0.05, pause * 1.5)
+            raise AssertionError(f"timed out after {within:g} s waiting for {_describe(what)}")
+        if step is not None:
+            done = step()
+            if inspect.isawaitable(done):
+                await done
+        await asyncio.sleep(delay)
+        delay = min(pause, delay * 1.5)
+
+
+def eventually_sync(
+    check: Callable[[], T | None],
+    within: float = 30.0,
+    what: str | Callable[[], str] = "condition",
+    *,
+    pause: float = 0.1,
+    stretch: bool = True,
+    wait: Callable[[float], object] = time.sleep,
+) -> T:
+    """``eventually`` for code outside an event loop (real processes, a browser): returns the
+    first truthy ``check()`` value. ``check`` may raise AssertionError to stop at once (e.g. a
+    process that exited). ``stretch=False`` keeps ``within`` as given, for a deadline that is
+    itself the behaviour under test. ``wait(seconds)`` passes the time between looks (a
+    browser page's own wait, so its events are handled meanwhile)."""
+    deadline = time.monotonic() + (scaled(within) if stretch else within)
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {within:g} s waiting for {_describe(what)}")
+        wait(pause)
 
 
 class Harness:
@@ -97,16 +161,40 @@ class Harness:
         self.hoga.feed.pump(n)  # type: ignore[attr-defined]
 
     async def trade_until(
-        self, check: Callable[[], Awaitable[bool]], what: str, rounds: int = 400
+        self, check: Callable[[], Awaitable[bool]], what: str, within: float = 30.0
     ) -> None:
-        """Pump the market in small steps until ``check`` holds (fills need trades)."""
-        for _ in range(rounds):
+        """Trade the market in small steps until ``check`` holds (fills need trades)."""
+
+        async def drained() -> bool:
             await self.hoga.paper.drain()
-            if await check():
-                return
-            self.pump(25)
-            await asyncio.sleep(0)
-        raise AssertionError(f"market never produced {what}")
+            return await check()
+
+        await eventually(
+            drained, within, f"the market to produce {what}", step=lambda: self.pump(25), pause=0.01
+        )
+
+    async def me(self, headers: dict[str, str]) -> int:
+        """The id of the user ``headers`` log in as."""
+        r = await self.http.get("/api/me", headers=headers)
+        assert r.status_code == 200, r.text
+        uid: int = r.json()["id"]
+        return uid
+
+    async def post_order(
+        self, headers: dict[str, str], qty: int = 1, **body: Any
+    ) -> httpx.Response:
+        """POST /api/orders - a market buy of ``qty`` 005930 unless ``body`` says otherwise -
+        and return the response as it came (tests of refusals check it themselves). A test of
+        the API's own defaults posts its body itself."""
+        order = {"symbol": "005930", "side": "buy", "type": "market", "qty": qty, **body}
+        return await self.http.post("/api/orders", json=order, headers=headers)
+
+    async def submit(self, headers: dict[str, str], qty: int = 1, **body: Any) -> dict[str, Any]:
+        """``post_order`` that the API must accept (202); returns the order's view."""
+        r = await self.post_order(headers, qty, **body)
+        assert r.status_code == 202, r.text
+        data: dict[str, Any] = r.json()
+        return data
 
     async def order(self, headers: dict[str, str], order_id: int) -> dict[str, Any]:
         r = await self.http.get(f"/api/orders/{order_id}", headers=headers)
@@ -114,9 +202,32 @@ class Harness:
         data: dict[str, Any] = r.json()
         return data
 
+    async def until_status(
+        self,
+        headers: dict[str, str],
+        order_id: int,
+        *statuses: str,
+        within: float = 15.0,
+        step: Callable[[], object] | None = None,
+    ) -> dict[str, Any]:
+        """Wait (bounded) for an order to reach one of ``statuses`` as the API shows it, running
+        ``step`` (e.g. trading a broker fake) between looks; returns the order's view."""
+        seen: dict[str, Any] = {}
+
+        async def check() -> bool:
+            nonlocal seen
+            seen = await self.order(headers, order_id)
+            return seen["status"] in statuses
+
+        await eventually(
+            check, within, lambda: f"order {order_id} in {statuses}, stuck: {seen}", step=step
+        )
+        return seen
+
     async def wait_status(
         self, headers: dict[str, str], order_id: int, *statuses: str
     ) -> dict[str, Any]:
+        """``until_status`` while trading the simulated market (paper orders need trades)."""
         result: dict[str, Any] = {}
 
         async def check() -> bool:
@@ -126,6 +237,17 @@ class Harness:
 
         await self.trade_until(check, f"order {order_id} in {statuses}")
         return result
+
+    async def state(self, order_id: int) -> dict[str, Any]:
+        """An order as the service sees it (polling the API would spend the user's API budget)."""
+        from hoga.store import tables as t
+        from hoga.store.db import SYSTEM
+
+        async with self.hoga.db.tx(SYSTEM) as conn:
+            row = (await conn.execute(t.orders.select().where(t.orders.c.id == order_id))).first()
+        assert row is not None
+        (o,) = [o for o in await self.hoga.orders.list_orders(int(row.user_id)) if o.id == order_id]
+        return {"status": o.status.value, "filled_qty": o.filled_qty, "reason_code": o.reason_code}
 
     async def close(self) -> None:
         await self.http.aclose()

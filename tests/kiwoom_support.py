@@ -1,27 +1,25 @@
-"""Helpers for tests that drive the Kiwoom adapter against the Kiwoom fake over loopback."""
+"""Helpers for tests that drive Kiwoom against the Kiwoom fake over loopback: the fake, an
+adapter (``kiwoom_adapter``), and an account linked on a running hoga (shape:
+tests/broker_support.py)."""
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from hoga.brokers.base import (
-    AccountRef,
-    ExecutionEvent,
-    FillEvent,
-    MemoryTokenStore,
-    OrderUpdate,
-    TokenStore,
-)
+from hoga.brokers.base import AccountRef, MemoryTokenStore, TokenStore
 from hoga.brokers.kiwoom import KiwoomBroker, RealtimeOptions, Timeouts
+from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
-from hoga.domain.market import Tick
+from hoga.domain.market import Instrument, Tick
 from hoga.domain.secret import Secret
 from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.kiwoom import KiwoomFake, KiwoomFaults
-from tests.helpers import eventually
+from tests.broker_support import Collected, fund, post_account
+from tests.helpers import Harness, eventually, running
 
 APP_KEY = "KWAPPKEY0001abcdefgh"
 APP_SECRET = "KWSECRET0001-never-print-me-0123456789"
@@ -59,7 +57,7 @@ async def kiwoom_fake(
         await fake.stop()
 
 
-def account(
+def account_ref(
     fake: KiwoomFake,
     account_id: int = 1,
     *,
@@ -79,32 +77,6 @@ def account(
         app_secret=Secret(secret),
         base_url=fake.base_url,
     )
-
-
-@dataclass
-class Collected:
-    """Execution events an adapter delivered, in order."""
-
-    events: list[tuple[int, ExecutionEvent]] = field(default_factory=list)
-
-    async def __call__(self, account_id: int, event: ExecutionEvent) -> None:
-        self.events.append((account_id, event))
-
-    def fills(self, broker_order_id: str | None = None) -> list[FillEvent]:
-        return [
-            e
-            for _, e in self.events
-            if isinstance(e, FillEvent)
-            and (broker_order_id is None or e.fill.broker_order_id == broker_order_id)
-        ]
-
-    def updates(self, broker_order_id: str | None = None) -> list[OrderUpdate]:
-        return [
-            e
-            for _, e in self.events
-            if isinstance(e, OrderUpdate)
-            and (broker_order_id is None or e.report.broker_order_id == broker_order_id)
-        ]
 
 
 @contextlib.asynccontextmanager
@@ -157,6 +129,18 @@ async def attached(broker: KiwoomBroker, ref: AccountRef) -> None:
 # ------------------------------------------------------------------ a running hoga
 
 
+@contextlib.asynccontextmanager
+async def kiwoom_running(
+    tmp_path: Path, db_url: str, **settings: Any
+) -> AsyncIterator[tuple[KiwoomFake, Harness]]:
+    """The Kiwoom fake and a hoga (pacing Kiwoom at 50 calls/s unless told) to link it to."""
+    async with (
+        kiwoom_fake() as fake,
+        running(tmp_path, db_url, **{"kiwoom_rate": 50, **settings}) as h,
+    ):
+        yield fake, h
+
+
 async def link_account(
     http: Any,
     headers: dict[str, str],
@@ -168,39 +152,69 @@ async def link_account(
     env: str = "mock",
 ) -> dict[str, Any]:
     """Link a Kiwoom account pointing at the fake through the API; returns the public view."""
-    r = await http.post(
-        "/api/broker-accounts",
-        json={
-            "broker": "kiwoom",
-            "env": env,
-            "account_no": account_no,
-            "app_key": key,
-            "app_secret": secret,
-            "base_url": fake.base_url,
-            "ws_url": fake.ws_url,
-            "label": "키움 모의",
-        },
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    view: dict[str, Any] = r.json()
-    return view
+    body = {
+        "broker": "kiwoom",
+        "env": env,
+        "account_no": account_no,
+        "app_key": key,
+        "app_secret": secret,
+        "base_url": fake.base_url,
+        "ws_url": fake.ws_url,
+        "label": "키움 모의",
+    }
+    return await post_account(http, headers, body)
 
 
 async def fund_from_broker(hoga: Any, user_id: int, account_id: int) -> int:
-    """Record the broker's cash as the account's opening balance in hoga's ledger.
-
-    hoga does not yet sync a linked broker account's cash into its ledger (reported to the
-    lead); until it does, tests post the adapter's own ``balance()`` figure as a deposit.
-    """
-    from hoga.store.db import Actor
-    from hoga.store.repos import ledger
-
+    """Record the broker's cash (the adapter's own ``balance()``) as the account's opening
+    balance in hoga's ledger; returns it."""
     ref = await hoga.accounts.ref_for(user_id, account_id)
     bal = await hoga.brokers["kiwoom"].balance(ref)
-    async with hoga.db.tx(Actor.user(user_id)) as conn:
-        await ledger.post_cash(
-            conn, user_id, account_id, bal.cash, "deposit", hoga.clock.now(), note="opening"
-        )
+    await fund(hoga, user_id, account_id, bal.cash)
     cash: int = bal.cash
     return cash
+
+
+async def kiwoom_user(
+    h: Harness, fake: KiwoomFake, name: str = "kim", **link: Any
+) -> tuple[dict[str, str], int, int]:
+    """A premium user with a Kiwoom account on the fake, funded with the broker's cash:
+    (headers, user id, account id)."""
+    headers = await h.user(name, "premium")
+    uid = await h.me(headers)
+    acct = await link_account(h.http, headers, fake, **link)
+    await fund_from_broker(h.hoga, uid, acct["id"])
+    return headers, uid, int(acct["id"])
+
+
+@dataclass
+class Resting:
+    """A Kiwoom user's limit buy resting at the broker below the market, ACCEPTED by hoga."""
+
+    headers: dict[str, str]
+    uid: int
+    account_id: int
+    order: dict[str, Any]
+    price: int
+    inst: Instrument
+
+
+async def resting_buy(
+    h: Harness, fake: KiwoomFake, qty: int = 2, below: float = 0.8, symbol: str = "005930"
+) -> Resting:
+    """Link and fund a Kiwoom user and rest a limit buy of ``qty`` at ``below`` the last trade."""
+    headers, uid, account_id = await kiwoom_user(h, fake)
+    tick = await traded(fake, symbol)
+    inst = fake.market.instrument(symbol)
+    assert inst is not None
+    price = krx.round_to_tick(int(tick.price * below), inst.kind)
+    order = await h.submit(
+        headers, symbol=symbol, type="limit", qty=qty, price=price, account_id=account_id
+    )
+    accepted = await h.until_status(headers, order["id"], "ACCEPTED")
+    return Resting(headers, uid, account_id, accepted, price, inst)
+
+
+def pumping(fake: KiwoomFake) -> Callable[[], object]:
+    """A ``step`` for ``Harness.until_status``: trade the fake's market a little between looks."""
+    return lambda: fake.pump(10)

@@ -14,6 +14,8 @@ from typing import Any
 
 from websockets.asyncio.client import connect
 
+from tests.broker_support import post_account
+
 TOKEN = "bridge-token-0123456789-never-print"
 USERS = {"kim": ["5012345611"], "lee": ["5098765411"], "park": ["5055555511"]}
 
@@ -51,12 +53,19 @@ class Bridge:
                     return dict(msg)
 
 
-async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **fake: Any) -> Bridge:
-    state = tmp_path / "bridge-state"
-    settings = {"state_dir": str(state), "login_delay": 0.3, "users": USERS, "fill_delay": 0.02}
-    settings.update(fake)
-    file = tmp_path / "fake-control.json"
-    file.write_text(json.dumps(settings), encoding="utf-8")
+async def launch_bridge(
+    settings: dict[str, Any],
+    file: Path,
+    *,
+    token: str = TOKEN,
+    pool_size: int = 1,
+    port: int = 0,
+    allow_faults: bool = True,
+    within: float = 30,
+) -> tuple[asyncio.subprocess.Process, int]:
+    """Start ``hoga-bridge --control fake`` with the fake control's ``settings`` (written to
+    ``file``); returns the process and the port it listens on once it says so."""
+    await asyncio.to_thread(file.write_text, json.dumps(settings), encoding="utf-8")
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
@@ -69,14 +78,23 @@ async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **f
         str(file),
         "--pool-size",
         str(pool_size),
-        "--allow-faults",
-        env={**os.environ, "HOGA_BRIDGE_TOKEN": TOKEN},
+        *(["--allow-faults"] if allow_faults else []),
+        env={**os.environ, "HOGA_BRIDGE_TOKEN": token},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.DEVNULL,
     )
     assert proc.stdout is not None
-    line = await asyncio.wait_for(proc.stdout.readline(), 30)
-    return Bridge(proc, int(json.loads(line)["listening"]), state, file)
+    line = await asyncio.wait_for(proc.stdout.readline(), within)
+    return proc, int(json.loads(line)["listening"])
+
+
+async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **fake: Any) -> Bridge:
+    state = tmp_path / "bridge-state"
+    settings = {"state_dir": str(state), "login_delay": 0.3, "users": USERS, "fill_delay": 0.02}
+    settings.update(fake)
+    file = tmp_path / "fake-control.json"
+    proc, listening = await launch_bridge(settings, file, pool_size=pool_size, port=port)
+    return Bridge(proc, listening, state, file)
 
 
 async def stop_bridge(bridge: Bridge) -> None:
@@ -98,12 +116,14 @@ async def bridge_running(tmp_path: Path, **kw: Any) -> AsyncIterator[Bridge]:
         await stop_bridge(bridge)
 
 
-async def link(
+async def link_account(
     http: Any, headers: dict[str, str], bridge: Bridge, user: str, token: str = TOKEN
 ) -> dict[str, Any]:
-    r = await http.post(
-        "/api/broker-accounts",
-        json={
+    """Link ``user``'s OpenAPI+ account behind the bridge through the API; returns the view."""
+    return await post_account(
+        http,
+        headers,
+        {
             "broker": "kiwoom_openapi",
             "env": "mock",
             "account_no": USERS[user][0],
@@ -112,8 +132,4 @@ async def link(
             "base_url": bridge.url,
             "label": "키움 OpenAPI+ 모의",
         },
-        headers=headers,
     )
-    assert r.status_code == 201, r.text
-    acct: dict[str, Any] = r.json()
-    return acct

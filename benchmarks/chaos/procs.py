@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
-import signal
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -16,10 +12,12 @@ from typing import Any
 import asyncpg
 import httpx
 
+from benchmarks.server import LoggedProcess
+
 PG_URL = os.environ.get("HOGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
-class FakeProcess:
+class FakeProcess(LoggedProcess):
     """``hoga fake-broker kis|kiwoom`` as a process with a journal: kill -9 and start it again on
     the same port and journal (its books survive; its tokens and approval keys do not)."""
 
@@ -35,22 +33,21 @@ class FakeProcess:
         latency: float = 0.0,
         rate: float | None = None,
     ) -> None:
+        super().__init__(
+            f"the {broker} fake", f"http://127.0.0.1:{port}", workdir / f"{broker}-fake.log"
+        )
         self.broker = broker
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
         self.journal = workdir / f"{broker}-journal.jsonl"
-        self.log_path = workdir / f"{broker}-fake.log"
         self.accounts_file = workdir / f"{broker}-accounts.json"
         self.accounts_file.write_text(json.dumps({"accounts": accounts}), encoding="utf-8")
         self.seed = seed
         self.faults = faults
         self.latency = latency
         self.rate = rate
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.kills = 0
+        self.env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    def args(self) -> list[str]:
+    def command(self) -> list[str]:
         args = [
             sys.executable, "-m", "hoga", "fake-broker", self.broker, "--always-open",
             "--port", str(self.port), "--accounts-file", str(self.accounts_file),
@@ -63,46 +60,9 @@ class FakeProcess:
             args += ["--fault", f]
         return args
 
-    def start(self) -> None:
-        with self.log_path.open("ab") as log:
-            log.write(f"\n===== {self.broker} fake start #{self.starts + 1} =====\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                self.args(),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"},
-            )
-        self.starts += 1
-
     async def wait_ready(self, within: float = 180.0) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + within
-        async with httpx.AsyncClient(timeout=2.0) as http:
-            while True:
-                if self.proc is None or self.proc.poll() is not None:
-                    raise RuntimeError(f"the {self.broker} fake exited:\n{self.tail()}")
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await http.get(f"{self.url}/__fake__/faults")).status_code == 200:
-                        return
-                if loop.time() > deadline:
-                    raise RuntimeError(f"the {self.broker} fake did not start:\n{self.tail()}")
-                await asyncio.sleep(0.1)
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(30)
-            self.kills += 1
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        """Until the fake answers (it builds the KRX calendar before it listens)."""
+        await self.wait_answering("/__fake__/faults", within)
 
     async def get(self, what: str) -> Any:
         """One of the fake's own records: ``orders``, ``accounts`` or ``faults``."""
@@ -122,12 +82,6 @@ class FakeProcess:
                     if attempt == 2:
                         raise
         raise AssertionError("unreachable")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
 
 
 def raw_dsn(url: str, database: str | None = None) -> str:

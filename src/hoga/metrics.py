@@ -21,52 +21,50 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        r = self.registry
-        self.api_latency = Histogram(
+        self.api_latency = self._histogram(
             "hoga_api_request_seconds",
             "HTTP API latency by route template, method and status class",
-            ["route", "method", "status"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.broker_requests = Counter(
+            _LATENCY_BUCKETS,
+            "route", "method", "status",
+        )  # fmt: skip
+        self.broker_requests = self._counter(
             "hoga_broker_requests",
             "Broker calls by broker, call and outcome (ok, refused, busy, failed, auth)",
-            ["broker", "call", "outcome"],
-            registry=r,
-        )
-        self.broker_errors = Counter(
+            "broker", "call", "outcome",
+        )  # fmt: skip
+        self.broker_errors = self._counter(
             "hoga_broker_errors",
             "Broker calls that did not succeed, by broker and error code",
-            ["broker", "code"],
-            registry=r,
-        )
-        self.dispatch_latency = Histogram(
+            "broker", "code",
+        )  # fmt: skip
+        self.dispatch_latency = self._histogram(
             "hoga_dispatch_seconds",
             "Time a broker takes to answer an order command (place, modify, cancel)",
-            ["broker", "call"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.queue_wait = Histogram(
+            _LATENCY_BUCKETS,
+            "broker", "call",
+        )  # fmt: skip
+        self.queue_wait = self._histogram(
             "hoga_queue_wait_seconds",
             "Time a request waited in the order queue before it was sent, by priority",
-            ["priority", "kind"],
-            buckets=_WAIT_BUCKETS,
-            registry=r,
-        )
-        self.notifications = Counter(
+            _WAIT_BUCKETS,
+            "priority", "kind",
+        )  # fmt: skip
+        self.notifications = self._counter(
             "hoga_notifications",
             "Notification deliveries by channel kind and result (sent, failed, dropped)",
-            ["kind", "result"],
-            registry=r,
+            "kind", "result",
+        )  # fmt: skip
+        self.backups = self._counter(
+            "hoga_backups", "Backups written by this server, by result (ok, failed)", "result"
         )
-        self.backups = Counter(
-            "hoga_backups",
-            "Backups written by this server, by result (ok, failed)",
-            ["result"],
-            registry=r,
-        )
+
+    def _counter(self, name: str, doc: str, *labels: str) -> Counter:
+        return Counter(name, doc, list(labels), registry=self.registry)
+
+    def _histogram(
+        self, name: str, doc: str, buckets: tuple[float, ...], *labels: str
+    ) -> Histogram:
+        return Histogram(name, doc, list(labels), buckets=buckets, registry=self.registry)
 
     def broker_call(
         self, broker: str, call: str, outcome: str, code: str | None, seconds: float

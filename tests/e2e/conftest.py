@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import ADMIN_PASSWORD, free_port
+from tests.helpers import ADMIN_PASSWORD, eventually_sync, free_port, scaled
 
 HOGA = [sys.executable, "-m", "hoga"]
 
@@ -45,7 +45,7 @@ class Server:
     def stop(self, sig: int = signal.SIGINT, within: float = 10.0) -> int:
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-        return self.proc.wait(within)
+        return self.proc.wait(scaled(within))  # a loaded machine shuts down slower
 
 
 def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
@@ -76,20 +76,31 @@ def start_server(data_dir: Path, log_name: str = "server.log", *args: str, **ext
     proc = subprocess.Popen([*HOGA, "serve", *args], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     # Start-up builds the KRX calendar: seconds when idle, over a minute on a loaded machine.
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
+
+    def healthy() -> Server | None:
         if proc.poll() is not None:
             raise AssertionError(
                 f"hoga serve exited with {proc.returncode}:\n{log_path.read_text()}"
             )
-        try:
+        with contextlib.suppress(httpx.HTTPError):
             if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                 return Server(proc, url, data_dir, env, log_path)
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.1)
-    proc.kill()
-    raise AssertionError(f"hoga serve did not answer /health:\n{log_path.read_text()}")
+        return None
+
+    try:
+        return eventually_sync(healthy, 180, "hoga serve to answer /health")
+    except AssertionError:
+        proc.kill()
+        raise AssertionError(
+            f"hoga serve did not answer /health:\n{log_path.read_text()}"
+        ) from None
+
+
+def login(url: str, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, str]:
+    """Log in to a served hoga over HTTP; returns the Authorization header."""
+    r = httpx.post(f"{url}/api/auth/login", json={"username": username, "password": password})
+    assert r.status_code == 200, r.text
+    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 @pytest.fixture

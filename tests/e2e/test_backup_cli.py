@@ -6,33 +6,15 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import HOGA, start_server
-from tests.helpers import ADMIN_PASSWORD
+from tests.e2e.conftest import HOGA, login, start_server
+from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 pytestmark = pytest.mark.timeout(420)
-
-
-def _login(url: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _until(check: Any, what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_backup_a_running_server_and_restore_it_paused(tmp_path: Path) -> None:
@@ -45,7 +27,7 @@ def test_backup_a_running_server_and_restore_it_paused(tmp_path: Path) -> None:
         HOGA_LOG_FILE=str(log_file),
     )
     try:
-        headers = _login(srv.url)
+        headers = login(srv.url)
         r = httpx.post(
             f"{srv.url}/api/orders",
             headers={**headers, "X-Request-ID": "order-req-1"},
@@ -59,7 +41,7 @@ def test_backup_a_running_server_and_restore_it_paused(tmp_path: Path) -> None:
             o = httpx.get(f"{srv.url}/api/orders/{order_id}", headers=headers).json()
             return bool(o["status"] == "FILLED")
 
-        _until(filled, "the order to fill")
+        eventually_sync(filled, 60.0, "the order to fill")
         res = srv.cli("backup", "--out", str(tmp_path / "backups"))
         assert "backup written:" in res.stdout
         (archive,) = (tmp_path / "backups").glob("hoga-backup-*.tar.gz")
@@ -89,7 +71,7 @@ def test_backup_a_running_server_and_restore_it_paused(tmp_path: Path) -> None:
     copy = start_server(restored, "restored.log", HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
     try:
         assert "PAUSED" in copy.output()
-        headers = _login(copy.url)
+        headers = login(copy.url)
         o = httpx.get(f"{copy.url}/api/orders/{order_id}", headers=headers)
         assert o.status_code == 200 and o.json()["status"] == "FILLED"
         status = httpx.get(f"{copy.url}/api/admin/status", headers=headers)

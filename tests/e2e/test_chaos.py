@@ -5,30 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import start_server
-from tests.helpers import ADMIN_PASSWORD
-
-
-def _login(url: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _wait(check, within: float = 30.0, what: str = "condition"):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+from tests.e2e.conftest import login, start_server
+from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 
 def _placements(journal: Path, client_order_id: str) -> int:
@@ -51,7 +34,7 @@ def test_kill_mid_submit_then_restart_reconciles_without_resending(tmp_path: Pat
         HOGA_PAPER_FAULTS="accept_then_timeout=1",
         HOGA_SUBMIT_TIMEOUT="120",
     )
-    headers = _login(srv.url)
+    headers = login(srv.url)
     r = httpx.post(
         f"{srv.url}/api/orders",
         headers=headers,
@@ -66,26 +49,28 @@ def test_kill_mid_submit_then_restart_reconciles_without_resending(tmp_path: Pat
     assert r.status_code == 202, r.text
     order_id = r.json()["id"]
     # The broker has booked it; hoga is still waiting for the answer that will never come.
-    _wait(lambda: journal.exists() and _placements(journal, "chaos-1") == 1, what="paper booking")
+    eventually_sync(
+        lambda: journal.exists() and _placements(journal, "chaos-1") == 1, what="paper booking"
+    )
     status = httpx.get(f"{srv.url}/api/orders/{order_id}", headers=headers).json()["status"]
     assert status == "SUBMITTING"
     srv.proc.send_signal(signal.SIGKILL)
     srv.proc.wait(10)
 
     again = start_server(data, "restart.log")
-    headers = _login(again.url)
+    headers = login(again.url)
 
     def settled() -> dict[str, object] | None:
         o = httpx.get(f"{again.url}/api/orders/{order_id}", headers=headers).json()
         return o if o["status"] in ("ACCEPTED", "PARTIALLY_FILLED", "FILLED") else None
 
-    order = _wait(settled, what="reconciliation")
+    order = eventually_sync(settled, what="reconciliation")
     assert order["broker_order_id"]
     history = [h["status"] for h in order["history"]]  # type: ignore[index]
     assert "UNKNOWN" in history, history
     # Never resent: one booking at the broker, one order at hoga.
     assert _placements(journal, "chaos-1") == 1
-    filled = _wait(
+    filled = eventually_sync(
         lambda: (
             (o := httpx.get(f"{again.url}/api/orders/{order_id}", headers=headers).json())["status"]
             == "FILLED"

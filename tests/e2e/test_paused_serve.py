@@ -4,41 +4,24 @@ database (issue 11)."""
 from __future__ import annotations
 
 import asyncio
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.e2e.conftest import start_server
-from tests.helpers import ADMIN_PASSWORD
+from tests.e2e.conftest import login, start_server
+from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 # Several server starts on a loaded 2-core machine take longer than the default 120 s.
 pytestmark = pytest.mark.timeout(360)
-
-
-def _login(url: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _until(check: Any, what: str, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _scenario(data: Path) -> None:
     srv = start_server(data, "paused.log", "--paused", HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
     try:
         assert "PAUSED" in srv.output()
-        headers = _login(srv.url)
+        headers = login(srv.url)
         r = httpx.post(
             f"{srv.url}/api/orders",
             headers=headers,
@@ -51,7 +34,7 @@ def _scenario(data: Path) -> None:
             q = httpx.get(f"{srv.url}/api/queue-status", headers=headers).json()["queued"]
             return q[0]["waiting"] if q and q[0]["waiting"] else None
 
-        assert _until(waiting, "a held order")["code"] == "server.paused"
+        assert eventually_sync(waiting, 60.0, "a held order")["code"] == "server.paused"
         status = httpx.get(f"{srv.url}/api/admin/status", headers=headers).json()
         assert status["paused"]["paused"] is True
 
@@ -62,7 +45,7 @@ def _scenario(data: Path) -> None:
             o = httpx.get(f"{srv.url}/api/orders/{order_id}", headers=headers).json()
             return bool(o["status"] == "FILLED")
 
-        _until(filled, "the held order to go out and fill")
+        eventually_sync(filled, 60.0, "the held order to go out and fill")
         status = httpx.get(f"{srv.url}/api/admin/status", headers=headers).json()
         assert status["paused"]["paused"] is False
 

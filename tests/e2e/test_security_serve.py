@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -14,29 +13,12 @@ import pytest
 from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect
 
-from tests.e2e.conftest import HOGA, Server, start_server
-from tests.helpers import ADMIN_PASSWORD
+from tests.e2e.conftest import HOGA, Server, login, start_server
+from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 PASSWORD = "bob-password-123"
 # Server start-ups take minutes on a loaded machine.
 pytestmark = pytest.mark.timeout(360)
-
-
-def _login(srv: Server, name: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{srv.url}/api/auth/login", json={"username": name, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
-def _until(check: object, within: float, what: str) -> float:
-    """Seconds until ``check()`` held; fail after ``within``."""
-    start = time.monotonic()
-    while True:
-        if check():  # type: ignore[operator]
-            return time.monotonic() - start
-        if time.monotonic() - start > within:
-            raise AssertionError(f"not within {within} s: {what}")
-        time.sleep(0.02)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -54,7 +36,7 @@ def served(request: pytest.FixtureRequest, tmp_path: Path) -> object:
 def test_cli_disable_reaches_the_running_server_within_two_seconds(served: Server) -> None:
     srv = served
     srv.cli("user", "add", "bob", "--tier", "basic", "--password", PASSWORD)
-    bob = _login(srv, "bob", PASSWORD)
+    bob = login(srv.url, "bob", PASSWORD)
     token = bob["Authorization"].split()[1]
     http = httpx.Client(base_url=srv.url, timeout=10)
     r = http.post(
@@ -87,7 +69,9 @@ def test_cli_disable_reaches_the_running_server_within_two_seconds(served: Serve
             r = http.get("/api/me", headers=bob)
             return r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
 
-        _until(refused, 2.0, "the token refused (auth.disabled)")
+        eventually_sync(
+            refused, 2.0, "the token refused (auth.disabled)", pause=0.02, stretch=False
+        )
         r = http.post(
             "/api/orders",
             json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
@@ -104,15 +88,15 @@ def test_cli_disable_reaches_the_running_server_within_two_seconds(served: Serve
                 return True
             return False
 
-        _until(socket_closed, 2.0, "the WebSocket closed")
+        eventually_sync(socket_closed, 2.0, "the WebSocket closed", pause=0.02, stretch=False)
         assert ws.close_code == 4001
-    admin = _login(srv, "admin", ADMIN_PASSWORD)
+    admin = login(srv.url, "admin", ADMIN_PASSWORD)
 
     def stopped() -> bool:
         errors = http.get("/api/admin/strategy-errors", headers=admin).json()["errors"]
         return any(e["strategy_id"] == sid and e["status"] == "error" for e in errors)
 
-    _until(stopped, 2.0, "the strategy stopped")
+    eventually_sync(stopped, 2.0, "the strategy stopped", pause=0.02, stretch=False)
     assert "Traceback" not in srv.output()
 
 
@@ -120,7 +104,7 @@ def test_forged_forwarding_headers_are_ignored(tmp_path: Path) -> None:
     srv = start_server(tmp_path / "var", "server.log", HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD)
     try:
         srv.cli("user", "add", "eve", "--password", PASSWORD)
-        eve = _login(srv, "eve", PASSWORD)
+        eve = login(srv.url, "eve", PASSWORD)
         http = httpx.Client(base_url=srv.url, timeout=10)
         # A local client claiming to come from the office network cannot set an allowlist
         # that only the office could pass...

@@ -10,19 +10,19 @@ this test run's environment through a ``.pth`` file (fast, and no index is asked
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import sysconfig
-import time
 import zipfile
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import ADMIN_PASSWORD, free_port
+from tests.helpers import ADMIN_PASSWORD, eventually_sync, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OPTIONAL = ("pyarrow", "plotly", "matplotlib")
@@ -122,16 +122,14 @@ def test_installed_wheel_serves_without_optional_libraries(tmp_path: Path) -> No
         )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while True:
+
+        def healthy() -> bool:
             assert proc.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert time.monotonic() < deadline, log_path.read_text()
-            time.sleep(0.2)
+            with contextlib.suppress(httpx.HTTPError):
+                return httpx.get(f"{url}/health", timeout=2).status_code == 200
+            return False
+
+        eventually_sync(healthy, 240, lambda: log_path.read_text(), pause=0.2)
         # The dashboard page and its vendored chart library come from the wheel itself.
         assert httpx.get(f"{url}/", timeout=10).status_code == 200
         assert httpx.get(f"{url}/vendor/plotly.min.js", timeout=10).status_code == 404

@@ -109,11 +109,7 @@ async def test_daily_summary_after_the_close_once_a_day(tmp_path: Path) -> None:
         alice_id = (await h.hoga.auth.find_user("alice")).id
         await _channel(h, alice, ["daily_summary"])
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 4},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=4)
         order = await h.wait_status(alice, r.json()["id"], "FILLED")
         watch = h.hoga.alerts
         await watch.check()

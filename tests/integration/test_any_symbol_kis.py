@@ -5,14 +5,15 @@ real API; halted and designated symbols meet the risk gate."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from hoga.fakes.kis import KisFakeAccount
 from hoga.marketdata.universe import bundled_universe
+from tests.broker_support import fund
 from tests.helpers import eventually, running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund, link, order, state, until
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake, link_account, trade_until
 
 OUTSIDE = "095340"
 
@@ -21,7 +22,7 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
     tmp_path: Path, sqlite_url: str, clock: ManualClock
 ) -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with fake_kis("real", accounts) as fake:
+    async with kis_fake("real", accounts) as fake:
         async with running(
             tmp_path,
             sqlite_url,
@@ -50,8 +51,8 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
             r = await h.http.get("/api/market/symbols?q=ISC", headers=alice)
             assert any(x["symbol"] == OUTSIDE for x in r.json()["symbols"])
 
-            acct = await link(h, alice, fake)
-            await fund(h, alice, acct, 50_000_000)
+            acct = (await link_account(h.http, alice, fake))["id"]
+            await fund(h.hoga, await h.me(alice), acct, 50_000_000)
 
             # Quoted on demand (nobody subscribes to it): KIS inquire-price.
             r = await h.http.get(f"/api/market/quotes?symbols={OUTSIDE}", headers=alice)
@@ -106,36 +107,31 @@ async def test_a_symbol_outside_the_bundle_is_synced_quoted_charted_booked_and_t
 
             # Traded: a marketable limit buy fills at the KIS fake.
             ask = book["asks"][0]["price"]
-            o = await order(
-                h, alice, symbol=OUTSIDE, side="buy", type="limit", qty=3, price=ask,
-                account_id=acct,
-            )  # fmt: skip
+            o = await h.submit(
+                alice, symbol=OUTSIDE, type="limit", qty=3, price=ask, account_id=acct
+            )
 
             async def filled() -> bool:
-                return (await state(h, o["id"]))["status"] == "FILLED"
+                return (await h.state(o["id"]))["status"] == "FILLED"
 
-            await until(h, fake, filled, "the 095340 buy fills")
+            await trade_until(h, fake, filled, "the 095340 buy fills")
             held = fake.account(ACCOUNT).positions.get(OUTSIDE)
             assert held is not None and held.qty == 3
 
             # A halted symbol is refused; so is a buy of a 투자위험 one (the default policy).
+            async def limit_buy(inst: Any) -> Any:
+                return await h.post_order(
+                    alice, symbol=inst.symbol, type="limit", qty=1, price=inst.base_price,
+                    account_id=acct,
+                )  # fmt: skip
+
             halted = next(x for x in fake.master if x.halted and not x.designation)
-            r = await h.http.post(
-                "/api/orders",
-                headers=alice,
-                json={"symbol": halted.symbol, "side": "buy", "type": "limit", "qty": 1,
-                      "price": halted.base_price, "account_id": acct},
-            )  # fmt: skip
+            r = await limit_buy(halted)
             assert r.status_code == 422, r.text
             assert r.json()["error"]["code"] == "risk.symbol_halted"
             assert r.json()["order"]["status"] == "DENIED"
             risky = next(x for x in fake.master if x.warning == "risk" and not x.halted)
-            r = await h.http.post(
-                "/api/orders",
-                headers=alice,
-                json={"symbol": risky.symbol, "side": "buy", "type": "limit", "qty": 1,
-                      "price": risky.base_price, "account_id": acct},
-            )  # fmt: skip
+            r = await limit_buy(risky)
             assert r.json()["error"]["code"] == "risk.designated", r.text
 
         # The master survives a restart: the stored table is the universe again.

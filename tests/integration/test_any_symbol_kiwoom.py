@@ -11,8 +11,7 @@ from hoga.brokers.kiwoom.market import KiwoomListSource
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
 from tests.helpers import running
-from tests.integration.test_kiwoom_pipeline import kiwoom_user, submit, until_status
-from tests.kiwoom_support import kiwoom_fake
+from tests.kiwoom_support import kiwoom_fake, kiwoom_user, pumping
 
 OUTSIDE = "095340"
 
@@ -60,9 +59,15 @@ async def test_kiwoom_feed_syncs_ka10099_and_trades_a_symbol_outside_the_bundle(
             r = await h.http.get(f"/api/market/bars?symbol={OUTSIDE}&interval=1d", headers=headers)
             assert r.status_code == 200 and len(r.json()["bars"]) >= 15
 
-            order = await submit(
-                h, headers, symbol=OUTSIDE, side="buy", type="limit", qty=2,
-                price=book["asks"][0]["price"], account_id=account_id,
-            )  # fmt: skip
-            done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+            order = await h.submit(
+                headers,
+                symbol=OUTSIDE,
+                type="limit",
+                qty=2,
+                price=book["asks"][0]["price"],
+                account_id=account_id,
+            )
+            done = await h.until_status(
+                headers, order["id"], "FILLED", step=pumping(fake), within=30.0
+            )
             assert done["filled_qty"] == 2

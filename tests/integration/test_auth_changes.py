@@ -105,19 +105,20 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
             r = await h.http.get("/api/me", headers=headers)
             return r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
 
-        await eventually(refused, within=2.0, what="the token refused as auth.disabled")
+        await eventually(
+            refused, within=2.0, what="the token refused as auth.disabled", stretch=False
+        )
         await _closed_with(events, 4001)
         await _closed_with(quotes, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.live_strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.live_strategies._runs),
+            within=2.0,
+            what="strategy stop",
+            stretch=False,
         )
         view = await h.hoga.strategies.get((await h.hoga.auth.find_user("amy")).id, sid)
         assert view["status"] == "error" and "disabled" in view["last_error"]["message"]
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": SYMBOL, "side": "buy", "type": "market", "qty": 1},
-            headers=headers,
-        )
+        r = await h.post_order(headers, qty=1)
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         # Nor can the strategy's code path place one any more.
         user_id = (await h.hoga.auth.find_user("amy")).id
@@ -146,7 +147,10 @@ async def test_disabling_through_the_admin_api_acts_at_once(
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         await _closed_with(events, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.live_strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.live_strategies._runs),
+            within=2.0,
+            what="strategy stop",
+            stretch=False,
         )
 
 

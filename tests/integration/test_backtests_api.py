@@ -9,8 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from tests.bars import CSV
 from tests.helpers import Harness, eventually, running
-from tests.unit.test_backtest_cli import CSV
 
 
 async def _wait_done(h: Harness, headers: dict[str, str], job: int) -> dict[str, Any]:

@@ -218,11 +218,7 @@ async def test_backup_under_load_restores_equal_and_paused(kind: str, tmp_path: 
             me = await r_h.http.get("/api/me", headers=token_before)
             assert me.status_code == 200
             # Orders are accepted but held while paused; resuming sends them.
-            r = await r_h.http.post(
-                "/api/orders",
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-                headers=alice,
-            )
+            r = await r_h.post_order(alice, qty=1)
             assert r.status_code == 202
             order_id = r.json()["id"]
             assert (await r_h.order(alice, order_id))["status"] == "QUEUED"

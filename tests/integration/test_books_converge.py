@@ -11,11 +11,10 @@ from hoga.domain import krx
 from hoga.fakes.kis import KisFakeAccount
 from hoga.store.db import Actor
 from hoga.store.repos import ledger
+from tests.broker_support import fund
 from tests.helpers import Harness, running
-from tests.integration.kis_support import ACCOUNT, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund, link, order, state, until
-from tests.integration.test_kiwoom_pipeline import kiwoom_user, submit, until_status
-from tests.kiwoom_support import ACCOUNT_NO, kiwoom_fake, traded
+from tests.kis_support import ACCOUNT, KEY, SECRET, kis_fake, link_account, trade_until
+from tests.kiwoom_support import ACCOUNT_NO, kiwoom_fake, kiwoom_user, resting_buy
 
 SYMBOL = "005930"
 
@@ -36,22 +35,9 @@ async def test_kiwoom_order_executed_while_hoga_was_down_books_the_whole_of_it(
     all 123 - not 23 - and the order ends FILLED with the broker's amount and cash."""
     async with kiwoom_fake() as fake:
         async with running(tmp_path, db_url, kiwoom_rate=50) as h:
-            headers, uid, account_id = await kiwoom_user(h, fake)
-            tick = await traded(fake, SYMBOL)
-            inst = fake.market.instrument(SYMBOL)
-            assert inst is not None
-            price = krx.round_to_tick(int(tick.price * 0.9), inst.kind)
-            placed = await submit(
-                h,
-                headers,
-                symbol=SYMBOL,
-                side="buy",
-                type="limit",
-                qty=123,
-                price=price,
-                account_id=account_id,
-            )
-            await until_status(h, headers, placed["id"], "ACCEPTED")
+            rest = await resting_buy(h, fake, qty=123, below=0.9, symbol=SYMBOL)
+            headers, uid, account_id, placed = rest.headers, rest.uid, rest.account_id, rest.order
+            price, inst = rest.price, rest.inst
         # hoga is down (its adapter's memory is gone); the broker executes 100 at two prices.
         (theirs,) = fake.exchange.orders.values()
         fake.exchange._fill(theirs, 60, price)
@@ -62,7 +48,7 @@ async def test_kiwoom_order_executed_while_hoga_was_down_books_the_whole_of_it(
             headers = await h.login("kim")
             fake._faults.clear()
             fake.exchange._fill(theirs, 23, price)
-            done = await until_status(h, headers, placed["id"], "FILLED")
+            done = await h.until_status(headers, placed["id"], "FILLED")
             assert done["filled_qty"] == theirs.filled == 123
             assert sum(f["qty"] * f["price"] for f in done["fills"]) == theirs.amount
             assert done["commission"] == theirs.fee
@@ -85,30 +71,17 @@ async def test_kiwoom_order_filled_while_down_and_only_reported_converges(
     and a second round books nothing more."""
     async with kiwoom_fake() as fake:
         async with running(tmp_path, sqlite_url, kiwoom_rate=50) as h:
-            headers, uid, account_id = await kiwoom_user(h, fake)
-            tick = await traded(fake, SYMBOL)
-            inst = fake.market.instrument(SYMBOL)
-            assert inst is not None
-            price = krx.round_to_tick(int(tick.price * 0.9), inst.kind)
-            placed = await submit(
-                h,
-                headers,
-                symbol=SYMBOL,
-                side="buy",
-                type="limit",
-                qty=50,
-                price=price,
-                account_id=account_id,
-            )
-            await until_status(h, headers, placed["id"], "ACCEPTED")
+            rest = await resting_buy(h, fake, qty=50, below=0.9, symbol=SYMBOL)
+            headers, uid, account_id, placed = rest.headers, rest.uid, rest.account_id, rest.order
+            price = rest.price
             fake.exchange._fill(fake.exchange.orders[next(iter(fake.exchange.orders))], 20, price)
-            await until_status(h, headers, placed["id"], "PARTIALLY_FILLED")
+            await h.until_status(headers, placed["id"], "PARTIALLY_FILLED")
         (theirs,) = fake.exchange.orders.values()
         fake.faults.push_executions = False
         fake.exchange._fill(theirs, 30, price)
         async with running(tmp_path, sqlite_url, kiwoom_rate=50) as h:
             headers = await h.login("kim")
-            done = await until_status(h, headers, placed["id"], "FILLED")
+            done = await h.until_status(headers, placed["id"], "FILLED")
             assert done["filled_qty"] == 50
             for _ in range(2):
                 result = await h.hoga.reconciler.reconcile_account(account_id)
@@ -127,28 +100,24 @@ async def test_kis_catch_ups_cost_what_the_broker_charged_to_the_won(
     rounded per order, so hoga's cash still equals the broker's exactly."""
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, cash=500_000_000)]
     async with (
-        fake_kis("real", accounts) as fake,
+        kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, max_order_value=400_000_000) as h,
     ):
         headers = await h.user("kay", "premium")
         uid = (await h.http.get("/api/me", headers=headers)).json()["id"]
-        acct = await link(h, headers, fake, hts_id=None)
-        await fund(h, headers, acct, 500_000_000)
+        acct = (await link_account(h.http, headers, fake, hts_id=None))["id"]
+        await fund(h.hoga, await h.me(headers), acct, 500_000_000)
         orders: list[dict[str, Any]] = []
         for side, qty in (("buy", 3_000), ("sell", 1_700)):
             if side == "sell":
-                await until(h, fake, lambda: _filled(h, orders[0]["id"]), "the buy to fill")
-            orders.append(
-                await order(
-                    h, headers, symbol=SYMBOL, side=side, type="market", qty=qty, account_id=acct
-                )
-            )
+                await trade_until(h, fake, lambda: _filled(h, orders[0]["id"]), "the buy to fill")
+            orders.append(await h.submit(headers, side=side, qty=qty, account_id=acct))
 
             async def reconciled(o: dict[str, Any] = orders[-1]) -> bool:
                 await h.hoga.reconciler.reconcile_account(acct)
                 return await _filled(h, o["id"])
 
-            await until(h, fake, reconciled, f"the {side} to be reconciled")
+            await trade_until(h, fake, reconciled, f"the {side} to be reconciled")
         theirs = {o.side: o for o in fake.orders(ACCOUNT)}
         assert len(theirs) == 2
         cash, held = await _books(h, uid, acct)
@@ -159,7 +128,7 @@ async def test_kis_catch_ups_cost_what_the_broker_charged_to_the_won(
 
 
 async def _filled(h: Harness, order_id: int) -> bool:
-    return (await state(h, order_id))["status"] == "FILLED"
+    return (await h.state(order_id))["status"] == "FILLED"
 
 
 async def test_reconciliation_reports_a_cash_difference(tmp_path: Path, sqlite_url: str) -> None:

@@ -25,14 +25,17 @@ from hoga.domain.orders import OrderType, Side
 from hoga.fakes.kis import KisFake, KisFakeAccount
 from hoga.fakes.kiwoom import KiwoomFake
 from tests.helpers import eventually
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET, ref
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET
+from tests.kis_support import account_ref as kis_ref
 from tests.kiwoom_support import (
     ACCOUNT_NO,
-    account,
     attached,
     fake_options,
     kiwoom_adapter,
     traded,
+)
+from tests.kiwoom_support import (
+    account_ref as kiwoom_ref,
 )
 
 CHEAP = "034220"  # LG디스플레이, ~12,000 won
@@ -90,7 +93,7 @@ async def test_kis_notices_come_back_after_the_server_restarts(tmp_path: Path) -
     port = fake.port
     fake.pump(400)
     async with _kis_broker() as (broker, events):
-        acct = ref(fake)
+        acct = kis_ref(fake)
         await broker.attach(acct)
         sock = broker.key(acct).socket
 
@@ -133,7 +136,7 @@ async def test_kis_market_data_registers_again_after_the_server_restarts(tmp_pat
     await fake.start()
     port = fake.port
     async with _kis_broker() as (broker, _events):
-        acct = ref(fake, hts_id=None)
+        acct = kis_ref(fake, hts_id=None)
         await broker.attach(acct)
         sock = broker.key(acct).socket
         await sock.register("H0STCNT0", CHEAP, owner="feed-1")
@@ -173,7 +176,7 @@ async def test_kiwoom_realtime_logs_in_again_after_the_server_restarts(tmp_path:
     await fake.start()
     port = fake.base_url.rsplit(":", 1)[1]
     async with kiwoom_adapter() as (broker, sink):
-        ref_ = account(fake)
+        ref_ = kiwoom_ref(fake)
         await attached(broker, ref_)
         rt = broker.client(ref_).realtime
         assert rt is not None

@@ -19,11 +19,7 @@ async def test_fills_are_the_callers_own(tmp_path: Path, db_url: str) -> None:
         alice = await h.user("alice", "basic")
         bob = await h.user("bob", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 4},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=4)
         assert r.status_code == 202, r.text
         order = await h.wait_status(alice, r.json()["id"], "FILLED")
 

@@ -11,7 +11,7 @@ from hoga.domain.clock import KST, ManualClock
 from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.kis import KisFake
 from hoga.fakes.kiwoom import KiwoomFake
-from tests.integration.kis_support import ACCOUNT, KEY, SECRET
+from tests.kis_support import ACCOUNT, KEY, SECRET
 from tests.kiwoom_support import ACCOUNT_NO, APP_KEY, APP_SECRET
 
 EVENING = datetime(2026, 11, 26, 20, 0, tzinfo=KST)  # a Thursday, after the session

@@ -11,8 +11,7 @@ import httpx
 
 from hoga.brokers.kis.master import parse_zip
 from hoga.fakes.kis import KisFakeAccount
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake
 from tests.kiwoom_support import APP_KEY, APP_SECRET, kiwoom_fake
 
 _Q = "/uapi/domestic-stock/v1/quotations"
@@ -35,7 +34,7 @@ async def _kis_session(http: httpx.AsyncClient) -> dict[str, str]:
 async def test_kis_fake_serves_what_public_clients_call() -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
-        fake_kis("real", accounts, rate=1000.0) as fake,
+        kis_fake("real", accounts, rate=1000.0) as fake,
         httpx.AsyncClient(base_url=fake.base_url) as http,
     ):
         # Master files: no credentials, zip of cp949 fixed-width text.
@@ -156,7 +155,7 @@ async def test_kiwoom_fake_market_apis_speak_strings_and_refuse_numbers() -> Non
 async def test_kis_fake_limits_approval_keys_and_token_reissues() -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
     async with (
-        fake_kis("real", accounts, token_interval=60.0) as fake,
+        kis_fake("real", accounts, token_interval=60.0) as fake,
         httpx.AsyncClient(base_url=fake.base_url) as http,
     ):
         body = {"grant_type": "client_credentials", "appkey": KEY, "secretkey": SECRET}

@@ -4,12 +4,13 @@ them (``/__fake__/orders``, ``/__fake__/accounts``) - in process and as ``hoga f
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
-import time
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,11 @@ from hoga.domain.orders import OrderType, Side
 from hoga.fakes.faults import FaultPlan
 from hoga.fakes.kis import KisFaults
 from hoga.fakes.kiwoom import KiwoomFake, KiwoomFaults
-from tests.helpers import free_port
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_world
+from tests.helpers import eventually_sync, free_port
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_world
 from tests.kiwoom_support import (
     ACCOUNT_NO,
-    account,
+    account_ref,
     fake_options,
     kiwoom_adapter,
     traded,
@@ -124,7 +125,7 @@ async def test_kiwoom_books_orders_and_numbers_survive_a_restart(tmp_path: Path)
     port = int(fake.base_url.rsplit(":", 1)[1])
     try:
         async with kiwoom_adapter() as (broker, _):
-            ref = account(fake)
+            ref = account_ref(fake)
             await traded(fake, CHEAP)
             filled = await broker.place(
                 ref, PlaceRequest("m", CHEAP, Side.BUY, OrderType.MARKET, 5, None)
@@ -152,7 +153,7 @@ async def test_kiwoom_books_orders_and_numbers_survive_a_restart(tmp_path: Path)
         assert again.restored_orders == 2
         assert await _records(again.base_url) == (orders, accounts)
         async with kiwoom_adapter() as (broker, _):
-            ref = account(again)
+            ref = account_ref(again)
             await broker.cancel(ref, resting.broker_order_id, CHEAP, 3)
             assert again.exchange.orderable(again.exchange.books[ACCOUNT_NO]) == accounts[0]["cash"]
             after = await broker.place(
@@ -205,7 +206,7 @@ async def test_kiwoom_fault_plan_faults_are_unknown_outcomes_booked_or_not(
     await fake.start()
     try:
         async with kiwoom_adapter(timeouts=Timeouts(order=0.5, query=5.0)) as (broker, _):
-            ref = account(fake)
+            ref = account_ref(fake)
             await traded(fake, CHEAP)
             low = _lowest(fake.market, CHEAP)
             await broker.place(ref, PlaceRequest("a", CHEAP, Side.BUY, OrderType.LIMIT, 1, low))
@@ -232,16 +233,30 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def _wait_up(base: str, proc: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 180  # the fake builds the KRX calendar first
-    while True:
-        try:
+@contextlib.contextmanager
+def _fake_process(args: list[str], log: Path, base: str, stop: int) -> Iterator[None]:
+    """``hoga fake-broker`` in a process of its own, answering at ``base``; ``stop`` ends it."""
+    proc = _spawn(args, log)
+
+    def up() -> bool:
+        assert proc.poll() is None, log.read_text()
+        with contextlib.suppress(httpx.TransportError):
             httpx.get(f"{base}/__fake__/faults", timeout=2).raise_for_status()
-            return
-        except httpx.TransportError:
-            assert proc.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, "the fake never started listening"
-            time.sleep(0.1)
+            return True
+        return False
+
+    try:
+        eventually_sync(up, 180, "the fake to listen")  # it builds the KRX calendar first
+        yield
+    finally:
+        proc.send_signal(stop)
+        proc.wait(10)
+
+
+def _books(base: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The fake's orders and its accounts' books, as its control endpoints show them."""
+    orders = httpx.get(f"{base}/__fake__/orders").json()["orders"]
+    return orders, httpx.get(f"{base}/__fake__/accounts").json()
 
 
 @pytest.mark.timeout(600)
@@ -254,9 +269,7 @@ def test_kis_fake_process_killed_keeps_its_books_and_takes_fault_knobs(tmp_path:
         "kis", "--port", str(port), "--account", ACCOUNT, "--app-key", KEY,
         "--app-secret", SECRET, "--hts-id", HTS, "--journal", str(journal), "--rate", "50",
     ]  # fmt: skip
-    proc = _spawn([*args, "--fault", "http500=every:2"], log)
-    try:
-        _wait_up(base, proc, log)
+    with _fake_process([*args, "--fault", "http500=every:2"], log, base, signal.SIGKILL):
         token = httpx.post(
             f"{base}/oauth2/tokenP",
             json={"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET},
@@ -280,22 +293,11 @@ def test_kis_fake_process_killed_keeps_its_books_and_takes_fault_knobs(tmp_path:
         assert ok.json()["rt_cd"] == "0"
         refused = httpx.post(url, headers=headers, content=json.dumps(body), timeout=5)
         assert refused.status_code == 500  # every second order request, before booking
-        before = httpx.get(f"{base}/__fake__/orders").json()["orders"]
-        assert [o["order_no"] for o in before] == [ok.json()["output"]["ODNO"]]
-        books = httpx.get(f"{base}/__fake__/accounts").json()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-
-    proc = _spawn(args, log)
-    try:
-        _wait_up(base, proc, log)
-        assert httpx.get(f"{base}/__fake__/orders").json()["orders"] == before
-        assert httpx.get(f"{base}/__fake__/accounts").json() == books
+        before = _books(base)
+        assert [o["order_no"] for o in before[0]] == [ok.json()["output"]["ODNO"]]
+    with _fake_process(args, log, base, signal.SIGINT):
+        assert _books(base) == before
         assert httpx.get(f"{base}/__fake__/faults").json()["restored_orders"] == 1
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
     out = log.read_text()
     assert "faults: http500=every:2" in out and SECRET not in out
 
@@ -311,9 +313,7 @@ def test_kiwoom_fake_process_killed_keeps_its_books(tmp_path: Path) -> None:
         "kiwoom", "--port", str(port), "--account", "5099999901", "--app-key", key,
         "--app-secret", secret, "--journal", str(journal), "--fault", "drop=every:1",
     ]  # fmt: skip
-    proc = _spawn(args, log)
-    try:
-        _wait_up(base, proc, log)
+    with _fake_process(args, log, base, signal.SIGKILL):
         token = httpx.post(
             f"{base}/oauth2/token",
             json={"grant_type": "client_credentials", "appkey": key, "secretkey": secret},
@@ -326,21 +326,10 @@ def test_kiwoom_fake_process_killed_keeps_its_books(tmp_path: Path) -> None:
                 json={"dmst_stex_tp": "KRX", "stk_cd": CHEAP, "ord_qty": "2", "trde_tp": "3"},
                 timeout=5,
             )
-        before = httpx.get(f"{base}/__fake__/orders").json()["orders"]
-        assert [(o["order_no"], o["qty"]) for o in before] == [("0000001", 2)]
-        books = httpx.get(f"{base}/__fake__/accounts").json()
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-
-    proc = _spawn(args, log)
-    try:
-        _wait_up(base, proc, log)
-        assert httpx.get(f"{base}/__fake__/orders").json()["orders"] == before
-        assert httpx.get(f"{base}/__fake__/accounts").json() == books
-    finally:
-        proc.send_signal(signal.SIGINT)
-        proc.wait(10)
+        before = _books(base)
+        assert [(o["order_no"], o["qty"]) for o in before[0]] == [("0000001", 2)]
+    with _fake_process(args, log, base, signal.SIGINT):
+        assert _books(base) == before
     assert secret not in log.read_text() and secret not in journal.read_text()
 
 

@@ -13,8 +13,8 @@ from hoga.fakes.kis import KisFake, KisFakeAccount
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
 from tests.helpers import eventually
-from tests.integration.kis_support import key_n, ref
 from tests.integration.test_kiwoom_feed import credentials
+from tests.kis_support import account_ref, key_n
 from tests.kiwoom_support import FAST_REALTIME, kiwoom_fake
 
 
@@ -38,7 +38,9 @@ async def test_kis_h0stasp0_books_reach_hub_book_consumers() -> None:
     hub = Hub(feed, Universe(bundled_universe()), SystemClock(), grace=0.0, stale_after=30.0)
     try:
         await broker.attach(
-            ref(fake, account_id=5, account_no="50000005-01", key=key, secret=secret, hts_id=None)
+            account_ref(
+                fake, account_id=5, account_no="50000005-01", key=key, secret=secret, hts_id=None
+            )
         )
         await hub.start()
         books: list[OrderBook] = []

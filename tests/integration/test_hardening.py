@@ -98,11 +98,7 @@ async def test_files_at_rest_are_private(tmp_path: Path) -> None:
     db_file = tmp_path / "var" / "hoga.db"
     async with running(tmp_path, f"sqlite+aiosqlite:///{db_file}") as h:
         amy = await h.user("amy")
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-            headers=amy,
-        )
+        r = await h.post_order(amy, qty=1)
         assert r.status_code in (201, 202), r.text
         await h.trade_until(
             lambda: _exists(tmp_path / "var" / "paper" / "journal.jsonl"), "a journal"

@@ -84,11 +84,7 @@ async def test_huge_ids_are_404_or_422_never_500(tmp_path: Path, sqlite_url: str
             assert r.json()["error"]["code"] == "validation_error"
             r = await h.http.request(method, path.format(MAX_ID), headers=amy)
             assert r.status_code in (404, 200), (path, r.text)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": BIG, "price": 1},
-            headers=amy,
-        )
+        r = await h.post_order(amy, type="limit", qty=BIG, price=1)
         assert r.status_code == 422, r.text
         r = await h.http.patch("/api/admin/users/1", json={"max_order_value": BIG}, headers=admin)
         assert r.status_code == 422, r.text

@@ -91,11 +91,7 @@ async def test_a_server_that_loses_its_lock_holds_every_order_until_it_has_it_ag
             ready = await h.http.get("/ready")
             assert ready.status_code == 503
             assert ready.json()["parts"]["dispatcher"]["hold"] == "server.lock_lost"
-            r = await h.http.post(
-                "/api/orders",
-                headers=sue,
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-            )
+            r = await h.post_order(sue, qty=1)
             assert r.status_code == 202, r.text
             order = await h.order(sue, r.json()["id"])
             assert order["status"] == "QUEUED"

@@ -25,7 +25,8 @@ from hoga.domain import krx
 from hoga.domain.clock import KST, SystemClock
 from hoga.domain.orders import OrderStatus, OrderType, Side
 from hoga.fakes.kis import KisFakeAccount
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_world, ref
+from tests.helpers import eventually
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, account_ref, kis_world
 
 CHEAP = "034220"  # LG디스플레이, ~12,000 won
 
@@ -282,11 +283,11 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
     ]
     async with kis_world(env="mock", accounts=accounts) as w:
         cases = [
-            (ref(w.fake, key="PSwrongKEY" + "a" * 26), BrokerAuthError, "EGW00103"),
-            (ref(w.fake, secret="wrong" + "b" * 175), BrokerAuthError, "EGW00105"),
+            (account_ref(w.fake, key="PSwrongKEY" + "a" * 26), BrokerAuthError, "EGW00103"),
+            (account_ref(w.fake, secret="wrong" + "b" * 175), BrokerAuthError, "EGW00105"),
             # A real-environment key pointed at the mock host.
             (
-                ref(
+                account_ref(
                     w.fake,
                     account_no="70000000-01",
                     key="PSrealKEY" + "r" * 27,
@@ -295,7 +296,7 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
                 BrokerAuthError,
                 "EGW00103",
             ),
-            (ref(w.fake, account_no="1234"), BrokerRejected, "kis.bad_account_no"),
+            (account_ref(w.fake, account_no="1234"), BrokerRejected, "kis.bad_account_no"),
         ]
         for account, exc, code in cases:
             broker = KisBroker(SystemClock(), MemoryTokenStore())
@@ -312,7 +313,7 @@ async def test_bad_credentials_and_accounts_are_refused_with_the_brokers_code() 
                 assert account.app_secret.reveal() not in text
         # A well-formed account number that is not this key's.
         with pytest.raises(BrokerRejected) as e:
-            await w.broker.test_connection(ref(w.fake, account_no="59999999-01"))
+            await w.broker.test_connection(account_ref(w.fake, account_no="59999999-01"))
         assert e.value.code == "OPSQ2000" and "INVALID_CHECK_ACNO" in e.value.message
 
 
@@ -402,11 +403,11 @@ async def test_notices_are_restored_after_a_websocket_drop() -> None:
         await w.notices_ready()
         key = w.broker.key(w.account)
         assert w.fake.drop_sessions() == 1
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not (key.socket.connects >= 2 and key.socket.registrations == 1):
-            assert loop.time() < deadline, "notices were not re-registered"
-            await asyncio.sleep(0.01)
+
+        async def reregistered() -> bool:
+            return key.socket.connects >= 2 and key.socket.registrations == 1
+
+        await eventually(reregistered, 10, "notices to be re-registered")
         await w.broker.place(
             w.account, PlaceRequest("after", CHEAP, Side.BUY, OrderType.MARKET, 5, None)
         )
@@ -421,24 +422,24 @@ async def test_pingpong_is_answered() -> None:
         await w.broker.attach(w.account)
         await w.notices_ready()
         key = w.broker.key(w.account)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while w.fake.pongs < 3:
-            assert loop.time() < deadline, "PINGPONG was not answered"
-            await asyncio.sleep(0.02)
+
+        async def answered() -> bool:
+            return w.fake.pongs >= 3
+
+        await eventually(answered, 10, "PINGPONG to be answered")
         assert key.socket.pings >= 3 and key.socket.connects == 1
 
 
 async def test_a_wrong_hts_id_is_refused_once_and_reported_by_the_connection_test() -> None:
     async with kis_world() as w:
-        account = ref(w.fake, hts_id="nobody")
+        account = account_ref(w.fake, hts_id="nobody")
         await w.broker.attach(account)
         key = w.broker.key(account)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 10
-        while not key.socket.refused:
-            assert loop.time() < deadline, "the refusal never came"
-            await asyncio.sleep(0.01)
+
+        async def refused() -> bool:
+            return bool(key.socket.refused)
+
+        await eventually(refused, 10, "the refusal")
         ((_, (code, _msg)),) = key.socket.refused.items()
         assert code == "OPSP0019" and not key.socket.persistent
         summary = await w.broker.test_connection(account)

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
-from tests.integration.kis_support import ACCOUNT, KEY, SECRET
+from tests.helpers import eventually_sync, free_port
+from tests.kis_support import ACCOUNT, KEY, SECRET
 
 
 @pytest.mark.timeout(300)
@@ -39,19 +39,19 @@ def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 180  # the fake builds the KRX calendar before it listens
-        while True:
-            try:
-                r = httpx.post(
+
+        def token() -> httpx.Response | None:
+            assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
+            with contextlib.suppress(httpx.TransportError):
+                return httpx.post(
                     f"{base}/oauth2/tokenP",
                     json={"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET},
                     timeout=2,
                 )
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
-                assert time.monotonic() < deadline, "the fake never started listening"
-                time.sleep(0.1)
+            return None
+
+        # The fake builds the KRX calendar before it listens.
+        r = eventually_sync(token, 180, "the fake to listen")
         assert r.status_code == 200 and r.json()["token_type"] == "Bearer"
         token = r.json()["access_token"]
         bal = httpx.get(

@@ -11,13 +11,12 @@ import websockets
 
 from hoga.fakes.kis import KisFakeAccount
 from hoga.fakes.kis.frames import TRADE_LAYOUT
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake
 
 
 async def test_h0stcnt0_frames_fill_all_46_fields_consistently() -> None:
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with fake_kis("real", accounts) as fake:
+    async with kis_fake("real", accounts) as fake:
         async with httpx.AsyncClient(base_url=fake.base_url) as http:
             r = await http.post(
                 "/oauth2/Approval",

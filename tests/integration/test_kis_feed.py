@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from collections.abc import Callable
 
 from hoga.brokers.base import MemoryTokenStore
 from hoga.brokers.kis import KisBroker, KisFeed
@@ -10,17 +10,17 @@ from hoga.domain.clock import SystemClock
 from hoga.fakes.kis import KisFake, KisFakeAccount
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
-from tests.integration.kis_support import key_n, ref
+from tests.helpers import eventually
+from tests.kis_support import account_ref, key_n
 
 
-async def _until(check: object, what: str, fake: KisFake, within: float = 15.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + within
-    while not check():  # type: ignore[operator]
-        if loop.time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        fake.pump(50)
-        await asyncio.sleep(0.01)
+async def _until(check: Callable[[], bool], what: str, fake: KisFake) -> None:
+    """Trade the fake's market until ``check()`` holds (bounded)."""
+
+    async def holds() -> bool:
+        return check()
+
+    await eventually(holds, 15.0, what, step=lambda: fake.pump(50), pause=0.01)
 
 
 async def test_hundred_symbols_in_three_sessions_survive_a_disconnect() -> None:
@@ -37,7 +37,7 @@ async def test_hundred_symbols_in_three_sessions_survive_a_disconnect() -> None:
     try:
         for n, a in enumerate(accounts):
             await broker.attach(
-                ref(
+                account_ref(
                     fake,
                     account_id=n + 1,
                     account_no=a.account_no,
@@ -91,7 +91,9 @@ async def test_a_key_carrying_notices_offers_one_registration_less() -> None:
     await broker.start()
     try:
         await broker.attach(
-            ref(fake, account_id=9, account_no="50000009-01", key=key, secret=secret, hts_id="n9")
+            account_ref(
+                fake, account_id=9, account_no="50000009-01", key=key, secret=secret, hts_id="n9"
+            )
         )
         feed = KisFeed(broker, SystemClock(), account_ids=[9])
         assert feed.symbols_per_session == 40
@@ -111,7 +113,9 @@ async def test_order_books_arrive_as_top_of_book_ticks() -> None:
     await broker.start()
     try:
         await broker.attach(
-            ref(fake, account_id=4, account_no="50000004-01", key=key, secret=secret, hts_id=None)
+            account_ref(
+                fake, account_id=4, account_no="50000004-01", key=key, secret=secret, hts_id=None
+            )
         )
         feed = KisFeed(broker, SystemClock(), account_ids=[4], book=True)
         ticks = []

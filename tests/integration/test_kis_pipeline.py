@@ -4,136 +4,48 @@ and the API, against the KIS fake over loopback (SQLite and PostgreSQL where sta
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hoga.brokers.kis import KisBroker
-from hoga.fakes.kis import KisFake, KisFakeAccount
-from hoga.store.db import Actor
-from hoga.store.repos import ledger
-from tests.helpers import Harness, running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, KEY2, SECRET, SECRET2
+from hoga.fakes.kis import KisFakeAccount
+from tests.broker_support import fund
+from tests.helpers import eventually, running
+from tests.kis_support import (
+    ACCOUNT,
+    HTS,
+    KEY,
+    KEY2,
+    SECRET,
+    SECRET2,
+    kis_fake,
+    kis_running,
+    kis_user,
+    link_account,
+    trade_until,
+)
 
 CHEAP = "034220"
-
-
-@contextlib.asynccontextmanager
-async def fake_kis(env: str, accounts: list[KisFakeAccount], **kw: Any) -> AsyncIterator[KisFake]:
-    fake = KisFake(env=env, accounts=accounts, seed=kw.pop("seed", 3), **kw)
-    await fake.start()
-    fake.pump(400)
-    try:
-        yield fake
-    finally:
-        await fake.stop()
-
-
-async def link(
-    h: Harness,
-    headers: dict[str, str],
-    fake: KisFake,
-    *,
-    account_no: str = ACCOUNT,
-    key: str = KEY,
-    secret: str = SECRET,
-    hts_id: str | None = HTS,
-    seen: list[str] | None = None,
-) -> int:
-    body = {
-        "broker": "kis",
-        "env": fake.env,
-        "account_no": account_no,
-        "app_key": key,
-        "app_secret": secret,
-        "base_url": fake.base_url,
-        "ws_url": fake.ws_url,
-    }
-    if hts_id:
-        body["hts_id"] = hts_id
-    r = await h.http.post("/api/broker-accounts", json=body, headers=headers)
-    if seen is not None:
-        seen.append(r.text)
-    assert r.status_code == 201, r.text
-    account_id: int = r.json()["id"]
-    return account_id
-
-
-async def fund(h: Harness, headers: dict[str, str], account_id: int, amount: int) -> None:
-    """Give hoga's ledger the account's opening cash. hoga does not yet adopt a linked
-    broker account's balance by itself (see the KIS branch report); tests stand in for that."""
-    me = (await h.http.get("/api/me", headers=headers)).json()
-    async with h.hoga.db.tx(Actor.user(me["id"])) as conn:
-        await ledger.post_cash(
-            conn, me["id"], account_id, amount, "deposit", h.hoga.clock.now(), note="opening"
-        )
-
-
-async def order(h: Harness, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    r = await h.http.post("/api/orders", json=body, headers=headers)
-    assert r.status_code == 202, r.text
-    data: dict[str, Any] = r.json()
-    return data
-
-
-async def state(h: Harness, order_id: int) -> dict[str, Any]:
-    """An order as the service sees it (polling the API would spend the user's API budget)."""
-    (o,) = [
-        o for o in await h.hoga.orders.list_orders(await owner(h, order_id)) if o.id == order_id
-    ]
-    return {"status": o.status.value, "filled_qty": o.filled_qty, "reason_code": o.reason_code}
-
-
-def statuses_pending(statuses: set[str]) -> bool:
-    return bool(statuses & {"QUEUED", "SUBMITTING"})
-
-
-async def owner(h: Harness, order_id: int) -> int:
-    from hoga.store import tables as t
-    from hoga.store.db import SYSTEM
-
-    async with h.hoga.db.tx(SYSTEM) as conn:
-        row = (await conn.execute(t.orders.select().where(t.orders.c.id == order_id))).first()
-    assert row is not None
-    return int(row.user_id)
-
-
-async def until(h: Harness, fake: KisFake, check: Any, what: str, rounds: int = 600) -> None:
-    """Trade the fake's market in small steps until ``await check()`` holds (bounded)."""
-    for _ in range(rounds):
-        await h.hoga.kis.drain()
-        if await check():
-            return
-        fake.pump(20)
-        await asyncio.sleep(0.01)
-    raise AssertionError(f"never happened: {what} (last: {await check()})")
 
 
 async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
     tmp_path: Path, db_url: str
 ) -> None:
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        fake_kis("real", accounts) as fake,
-        running(tmp_path, db_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
+    async with kis_running(tmp_path, db_url, submit_timeout=3.0, kis_request_timeout=1.0) as (
+        fake,
+        h,
     ):
-        alice = await h.user("alice", "premium")
-        acct = await link(h, alice, fake)
-        await fund(h, alice, acct, 50_000_000)
+        alice, _, acct = await kis_user(h, fake, "alice")
 
         async def status(oid: int, *want: str) -> bool:
-            return (await state(h, oid))["status"] in want
+            return (await h.state(oid))["status"] in want
 
         # 1. Booked at the broker, answer never comes.
         fake.faults.accept_then_timeout = 1
-        o1 = await order(
-            h, alice, symbol=CHEAP, side="buy", type="market", qty=900, account_id=acct
-        )
-        await until(
+        o1 = await h.submit(alice, symbol=CHEAP, qty=900, account_id=acct)
+        await trade_until(
             h,
             fake,
             lambda: status(o1["id"], "UNKNOWN", "PARTIALLY_FILLED", "FILLED"),
@@ -141,10 +53,8 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
         )
         # 2. Booked, then the connection drops mid-reply.
         fake.faults.drop_next = 1
-        o2 = await order(
-            h, alice, symbol="015760", side="buy", type="market", qty=700, account_id=acct
-        )
-        await until(
+        o2 = await h.submit(alice, symbol="015760", qty=700, account_id=acct)
+        await trade_until(
             h,
             fake,
             lambda: status(o2["id"], "UNKNOWN", "PARTIALLY_FILLED", "FILLED"),
@@ -152,29 +62,24 @@ async def test_unknown_submits_are_reconciled_to_what_the_broker_did(
         )
         # 3. Refused with a bare HTTP 500 before anything was booked.
         fake.faults.http500_orders_next = 1
-        o3 = await order(
-            h,
-            alice,
-            symbol="011200",
-            side="buy",
-            type="limit",
-            qty=5,
-            price=20_000,
-            account_id=acct,
+        o3 = await h.submit(
+            alice, symbol="011200", type="limit", qty=5, price=20_000, account_id=acct
         )
-        await until(h, fake, lambda: status(o3["id"], "UNKNOWN", "REJECTED"), "o3 goes UNKNOWN")
+        await trade_until(
+            h, fake, lambda: status(o3["id"], "UNKNOWN", "REJECTED"), "o3 goes UNKNOWN"
+        )
         assert len(fake.orders(ACCOUNT)) == 2  # o3 never reached the book; nothing resent
 
         h.hoga.reconciler.unknown_grace = 0.0
 
         async def settled() -> bool:
             await h.hoga.reconciler.reconcile_account(acct)
-            a, b, c = [await state(h, o["id"]) for o in (o1, o2, o3)]
+            a, b, c = [await h.state(o["id"]) for o in (o1, o2, o3)]
             return bool(
                 a["status"] == "FILLED" and b["status"] == "FILLED" and c["status"] == "REJECTED"
             )
 
-        await until(h, fake, settled, "reconciliation to settle all three")
+        await trade_until(h, fake, settled, "reconciliation to settle all three")
         truth = {o.symbol: o for o in fake.orders(ACCOUNT)}
         for o, qty in ((o1, 900), (o2, 700)):
             done = await h.order(alice, o["id"])
@@ -200,32 +105,39 @@ async def test_a_burst_keeps_every_app_key_within_its_limit(
     ]
     mock_key, mock_secret = "PSmockKEY" + "n" * 27, "mocksecret" + "p" * 170
     async with (
-        fake_kis("real", real_accounts) as real,
-        fake_kis("mock", [KisFakeAccount("70000000-01", mock_key, mock_secret)]) as mock,
+        kis_fake("real", real_accounts) as real,
+        kis_fake("mock", [KisFakeAccount("70000000-01", mock_key, mock_secret)]) as mock,
         running(tmp_path, sqlite_url, global_order_rate=100, reconcile_interval=3600) as h,
     ):
         bob = await h.user("bob", "premium")
-        a = await link(h, bob, real)
-        b = await link(
-            h, bob, real, account_no="60000000-01", key=KEY2, secret=SECRET2, hts_id="second"
-        )
-        c = await link(
-            h, bob, mock, account_no="70000000-01", key=mock_key, secret=mock_secret, hts_id=None
-        )
+        a = (await link_account(h.http, bob, real))["id"]
+        b = (
+            await link_account(
+                h.http,
+                bob,
+                real,
+                account_no="60000000-01",
+                key=KEY2,
+                secret=SECRET2,
+                hts_id="second",
+            )
+        )["id"]
+        c = (
+            await link_account(
+                h.http,
+                bob,
+                mock,
+                account_no="70000000-01",
+                key=mock_key,
+                secret=mock_secret,
+                hts_id=None,
+            )
+        )["id"]
         for acct in (a, b, c):
-            await fund(h, bob, acct, 30_000_000)
+            await fund(h.hoga, await h.me(bob), acct, 30_000_000)
         plan = [(a, 30), (b, 30), (c, 4)]
         posts = [
-            order(
-                h,
-                bob,
-                symbol=CHEAP,
-                side="buy",
-                type="limit",
-                qty=1,
-                price=9_000 + 10 * i,
-                account_id=acct,
-            )
+            h.submit(bob, symbol=CHEAP, type="limit", qty=1, price=9_000 + 10 * i, account_id=acct)
             for acct, n in plan
             for i in range(n)
         ]
@@ -235,15 +147,15 @@ async def test_a_burst_keeps_every_app_key_within_its_limit(
         assert all(r.status_code == 200 for r in results[len(posts) :])
         ids = [r["id"] for r in results[: len(posts)]]
 
-        uid = await owner(h, ids[0])
+        uid = await h.me(bob)
 
         async def statuses() -> set[str]:
             return {o.status.value for o in await h.hoga.orders.list_orders(uid) if o.id in ids}
 
-        for _ in range(600):
-            if not statuses_pending(await statuses()):
-                break
-            await asyncio.sleep(0.05)
+        async def none_pending() -> bool:
+            return not (await statuses()) & {"QUEUED", "SUBMITTING"}
+
+        await eventually(none_pending, 30, "the burst to leave QUEUED and SUBMITTING")
         statuses_now = await statuses()
         assert statuses_now == {"ACCEPTED"}, statuses_now
         for fake, key, limit in ((real, KEY, 18), (real, KEY2, 18), (mock, mock_key, 1)):
@@ -258,9 +170,9 @@ async def test_a_user_links_tests_and_trades_a_kis_mock_account(
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with fake_kis("mock", accounts) as fake, running(tmp_path, db_url) as h:
+    async with kis_fake("mock", accounts) as fake, running(tmp_path, db_url) as h:
         carol = await h.user("carol", "basic")
-        acct = await link(h, carol, fake, seen=seen)
+        acct = (await link_account(h.http, carol, fake, seen=seen))["id"]
         listing = await h.http.get("/api/broker-accounts", headers=carol)
         seen.append(listing.text)
         r = await h.http.post(f"/api/broker-accounts/{acct}/test", headers=carol)
@@ -275,14 +187,12 @@ async def test_a_user_links_tests_and_trades_a_kis_mock_account(
         opening = (await h.http.get(f"/api/portfolio?account_id={acct}", headers=carol)).json()
         assert opening["cash"] == 100_000_000
 
-        placed = await order(
-            h, carol, symbol=CHEAP, side="buy", type="market", qty=10, account_id=acct
-        )
+        placed = await h.submit(carol, symbol=CHEAP, qty=10, account_id=acct)
 
         async def filled() -> bool:
-            return (await state(h, placed["id"]))["status"] == "FILLED"
+            return (await h.state(placed["id"]))["status"] == "FILLED"
 
-        await until(h, fake, filled, "the KIS order to fill")
+        await trade_until(h, fake, filled, "the KIS order to fill")
         done = await h.order(carol, placed["id"])
         (real,) = fake.orders(ACCOUNT)
         assert done["broker_order_id"] == str(real.odno) and done["filled_qty"] == 10
@@ -309,15 +219,17 @@ async def test_a_user_links_tests_and_trades_a_kis_mock_account(
         assert fake.token_issues[KEY] == 1 and fake.token_throttled[KEY] == 0
 
         # Bad input: a wrong secret is refused with KIS's own code, nothing else happens.
-        bad = await link(
-            h,
-            carol,
-            fake,
-            account_no="50123456-02",
-            secret="nope" + "q" * 176,
-            hts_id=None,
-            seen=seen,
-        )
+        bad = (
+            await link_account(
+                h.http,
+                carol,
+                fake,
+                account_no="50123456-02",
+                secret="nope" + "q" * 176,
+                hts_id=None,
+                seen=seen,
+            )
+        )["id"]
         r = await h.http.post(f"/api/broker-accounts/{bad}/test", headers=carol)
         seen.append(r.text)
         assert r.json()["ok"] is False and r.json()["code"] == "EGW00105"

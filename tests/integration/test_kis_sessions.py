@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import pytest
 
@@ -26,60 +25,32 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.kis import KisBroker
 from hoga.domain import krx
-from hoga.domain.clock import KST, ManualClock
+from hoga.domain.clock import ManualClock
 from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.fakes.kis import KisFake, KisFakeAccount
 from hoga.fakes.kis.exchange import FakeOrder
 from tests.helpers import eventually
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET, ref
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, account_ref
+from tests.session_day import SYM, FakeDay, at
 
-SYM = "005930"
 T, TIF = OrderType, TimeInForce
 
 
-def at(hhmm: str) -> datetime:
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 12, 4, h, m, tzinfo=KST)
-
-
 @dataclass
-class World:
+class World(FakeDay[FakeOrder]):
     fake: KisFake
     broker: KisBroker
     clock: ManualClock
     events: list[ExecutionEvent] = field(default_factory=list)
     n: int = 0
+    prefix: str = "k"
 
-    async def place(
-        self,
-        side: Side,
-        kind: OrderType,
-        qty: int,
-        price: int | None = None,
-        tif: TimeInForce = TIF.DAY,
-        venue: str = "KRX",
-    ) -> FakeOrder:
-        self.n += 1
-        req = PlaceRequest(f"k{self.n}", SYM, side, kind, qty, price, venue, tif)
-        ack = await self.broker.place(ref(self.fake), req)
+    async def send(self, req: PlaceRequest) -> FakeOrder:
+        ack = await self.broker.place(account_ref(self.fake), req)
         return self.fake.exchange.orders[int(ack.broker_order_id)]
 
-    def go(self, hhmm: str) -> None:
-        self.clock.set(at(hhmm))
-        self.fake.exchange.advance()
-
-    def lower(self) -> int:
-        inst = self.fake.market.instrument(SYM)
-        assert inst is not None
-        return krx.price_limits(inst.base_price)[0]
-
-    def book(self) -> tuple[int, int, int]:
-        tick = self.fake.market.last(SYM)
-        assert tick is not None
-        return tick.price, tick.bid, tick.ask
-
     async def report(self, order: FakeOrder) -> OrderStatusReport:
-        reports = await self.broker.order_reports(ref(self.fake), at("12:00").date())
+        reports = await self.broker.order_reports(account_ref(self.fake), at("12:00").date())
         return next(r for r in reports if r.broker_order_id == str(order.odno))
 
 
@@ -98,7 +69,7 @@ async def world(start: str) -> AsyncIterator[World]:
 
     broker.set_event_sink(sink)
     await broker.start()
-    await broker.attach(ref(fake))
+    await broker.attach(account_ref(fake))
     try:
         yield w
     finally:
@@ -203,7 +174,7 @@ async def test_nextrade_after_market_on_a_real_account() -> None:
         assert rows.status == OrderStatus.FILLED
         # A resting NXT order is cancelled on NXT, and expires with the after-market at 20:00.
         low = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="NXT")
-        await w.broker.cancel(ref(w.fake), str(low.odno), SYM, 1)
+        await w.broker.cancel(account_ref(w.fake), str(low.odno), SYM, 1)
         assert not low.working
         late = await w.place(Side.BUY, T.LIMIT, 1, w.lower(), venue="SOR")
         w.go("20:00")
@@ -216,7 +187,7 @@ async def test_a_modified_order_fills_under_its_original_number() -> None:
         root = str(low.odno)
         _, _, ask = w.book()
         ack = await w.broker.modify(
-            ref(w.fake),
+            account_ref(w.fake),
             ModifyRequest(root, SYM, Side.BUY, T.LIMIT, 2, w.lower(), 2, ask),
         )
         assert ack.broker_order_id == root and ack.modify_order_no != root
@@ -232,5 +203,5 @@ async def test_a_modified_order_fills_under_its_original_number() -> None:
         assert all(e.fill.client_order_id == "k1" for e in w.events if isinstance(e, FillEvent))
         rep = await w.report(low)
         assert (rep.status, rep.filled_qty, rep.qty) == (OrderStatus.FILLED, 2, 2)
-        fills = await w.broker.fill_reports(ref(w.fake), at("12:00").date())
+        fills = await w.broker.fill_reports(account_ref(w.fake), at("12:00").date())
         assert {f.broker_order_id for f in fills} == {root}

@@ -30,7 +30,7 @@ from tests.kiwoom_support import (
     APP_KEY_2,
     APP_SECRET,
     APP_SECRET_2,
-    account,
+    account_ref,
     attached,
     kiwoom_adapter,
     kiwoom_fake,
@@ -56,10 +56,10 @@ def resting_price(fake: KiwoomFake, symbol: str = SYMBOL, below: float = 0.9) ->
 
 async def test_connection_issues_a_token_checks_the_account_and_reports_cash() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        summary = await broker.test_connection(account(fake))
+        summary = await broker.test_connection(account_ref(fake))
         assert "연결 정상" in summary and "1,000,000,000원" in summary
         assert ACCOUNT_NO not in summary  # the account number is masked
-        client = broker.client(account(fake))
+        client = broker.client(account_ref(fake))
         for obj in (broker, client, client.tokens, vars(client), vars(client.tokens)):
             text = repr(obj)
             assert APP_SECRET not in text and APP_KEY not in text
@@ -80,7 +80,7 @@ async def test_bad_credentials_are_named_with_the_brokers_code(
     kw: dict[str, str], code: str, words: str
 ) -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake, **kw)
+        ref = account_ref(fake, **kw)
         with pytest.raises(BrokerAuthError) as err:
             await broker.test_connection(ref)
         assert err.value.code == code
@@ -98,7 +98,7 @@ async def test_a_real_key_on_the_mock_host_is_8030() -> None:
         fake.add_account(
             FakeAccount("5055555501", "REALKEY00000001", "REALSECRET000000001"), env="real"
         )
-        ref = account(fake, key="REALKEY00000001", secret="REALSECRET000000001")
+        ref = account_ref(fake, key="REALKEY00000001", secret="REALSECRET000000001")
         ref = ref.__class__(**{**_fields(ref), "account_no": "5055555501"})
         with pytest.raises(BrokerAuthError) as err:
             await broker.test_connection(ref)
@@ -112,7 +112,7 @@ def _fields(ref: object) -> dict[str, object]:
 
 async def test_an_unreachable_host_means_not_sent() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         closed = ref.__class__(**{**_fields(ref), "base_url": f"http://127.0.0.1:{free_port()}"})
         with pytest.raises(BrokerRejected) as err:
             await broker.place(closed, buy(1))
@@ -124,7 +124,7 @@ async def test_an_unreachable_host_means_not_sent() -> None:
 
 async def test_place_partial_fills_and_reports() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(broker, ref)
         tick = await traded(fake, SYMBOL)
         # Far more than one tick's displayed size: it fills in parts as the market trades.
@@ -170,7 +170,7 @@ async def test_place_partial_fills_and_reports() -> None:
 
 async def test_modify_gets_a_new_number_and_cancel_ends_the_chain() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(broker, ref)
         await traded(fake, SYMBOL)
         low = resting_price(fake, below=0.8)
@@ -214,7 +214,7 @@ async def test_modify_gets_a_new_number_and_cancel_ends_the_chain() -> None:
 async def test_after_a_restart_a_cancel_finds_the_modified_order() -> None:
     async with kiwoom_fake() as fake:
         async with kiwoom_adapter() as (before, _):
-            ref = account(fake)
+            ref = account_ref(fake)
             await traded(fake, SYMBOL)
             low = resting_price(fake, below=0.8)
             ack = await before.place(ref, buy(4, low, cid="r-1"))
@@ -244,7 +244,7 @@ async def test_after_a_restart_a_cancel_finds_the_modified_order() -> None:
 
 async def test_business_rejections_carry_the_code_and_message() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         tick = await traded(fake, SYMBOL)
         with pytest.raises(BrokerRejected) as err:
             await broker.place(ref, buy(1_000_000, tick.ask))
@@ -271,7 +271,7 @@ async def test_business_rejections_carry_the_code_and_message() -> None:
 
 async def test_reports_follow_continuation_headers_across_small_pages() -> None:
     async with kiwoom_fake(page_size=3) as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await traded(fake, SYMBOL)
         low = resting_price(fake, below=0.85)
         for i in range(8):
@@ -284,7 +284,7 @@ async def test_reports_follow_continuation_headers_across_small_pages() -> None:
 
 async def test_quote_parses_signed_prices() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         tick = await traded(fake, SYMBOL)
         q = await broker.quote(ref, SYMBOL)
         assert (q.symbol, q.price, q.base_price) == (SYMBOL, tick.price, tick.base_price)
@@ -297,9 +297,9 @@ async def test_a_restart_reuses_the_stored_token() -> None:
     store = MemoryTokenStore()
     async with kiwoom_fake() as fake:
         async with kiwoom_adapter(store=store) as (first, _):
-            await first.test_connection(account(fake))
+            await first.test_connection(account_ref(fake))
         async with kiwoom_adapter(store=store) as (second, _):
-            ref = account(fake)
+            ref = account_ref(fake)
             await second.test_connection(ref)
             assert second.client(ref).tokens.reused == 1
             assert second.client(ref).tokens.issued == 0
@@ -312,7 +312,7 @@ async def test_the_token_is_renewed_before_its_expires_dt() -> None:
         kiwoom_fake(clock=clock, token_ttl=3600) as fake,
         kiwoom_adapter(clock=clock) as (broker, _),
     ):
-        ref = account(fake)
+        ref = account_ref(fake)
         await broker.balance(ref)
         keeper = broker.client(ref).tokens
         # expires_dt (YYYYMMDDHHMMSS, KST) read back to the second.
@@ -328,7 +328,7 @@ async def test_the_token_is_renewed_before_its_expires_dt() -> None:
 
 async def test_concurrent_callers_share_one_token_issue() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await asyncio.gather(*(broker.balance(ref) for _ in range(6)))
         assert fake.stats[APP_KEY].tokens_issued == 1
 
@@ -337,7 +337,7 @@ async def test_concurrent_callers_share_one_token_issue() -> None:
 async def test_8005_reissues_once_and_retries(envelope: str) -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
         fake.faults.auth_envelope = envelope
-        ref = account(fake)
+        ref = account_ref(fake)
         await broker.test_connection(ref)
         fake.invalidate_tokens(APP_KEY)
         tick = await traded(fake, SYMBOL)
@@ -354,7 +354,7 @@ async def test_another_process_issuing_a_token_is_survived() -> None:
         kiwoom_adapter() as (mine, _),
         kiwoom_adapter() as (other, _),
     ):
-        ref = account(fake)
+        ref = account_ref(fake)
         await mine.balance(ref)
         await other.balance(ref)  # a new token: mine is now invalid at Kiwoom
         await mine.balance(ref)
@@ -364,7 +364,7 @@ async def test_another_process_issuing_a_token_is_survived() -> None:
 
 async def test_8005_twice_is_not_retried_blindly() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await broker.balance(ref)
         before = fake.stats[APP_KEY].requests
         fake.inject("token_invalid", count=2)
@@ -383,7 +383,7 @@ async def test_8005_twice_is_not_retried_blindly() -> None:
 async def test_1700_is_not_processed(envelope: str) -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
         fake.faults.throttle_envelope = envelope
-        ref = account(fake)
+        ref = account_ref(fake)
         fake.inject("throttle", api_ids={"kt10000"})
         with pytest.raises(BrokerNotProcessed) as err:
             await broker.place(ref, buy(1))
@@ -409,7 +409,7 @@ async def test_doubtful_order_answers_are_unknown_never_resent(fault: str, booke
         kiwoom_fake() as fake,
         kiwoom_adapter(timeouts=Timeouts(order=0.5, query=5.0)) as (broker, _),
     ):
-        ref = account(fake)
+        ref = account_ref(fake)
         tick = await traded(fake, SYMBOL)
         await broker.balance(ref)
         fake.inject(fault, api_ids={"kt10000"})
@@ -423,7 +423,7 @@ async def test_doubtful_order_answers_are_unknown_never_resent(fault: str, booke
 
 async def test_doubtful_query_answers_are_plain_errors() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await broker.balance(ref)
         for fault in ("malformed", "truncated", "http500"):
             fake.inject(fault, api_ids={"kt00001"})
@@ -435,7 +435,7 @@ async def test_doubtful_query_answers_are_plain_errors() -> None:
 
 async def test_the_adapter_paces_itself_inside_the_keys_budget() -> None:
     async with kiwoom_fake(rate=5.0) as fake, kiwoom_adapter(rate=5.0) as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await asyncio.gather(*(broker.balance(ref) for _ in range(8)))
         st = fake.stats[APP_KEY]
         assert st.rate_limited == 0
@@ -449,7 +449,7 @@ async def test_the_adapter_paces_itself_inside_the_keys_budget() -> None:
 async def test_execution_stream_registers_types_00_and_04_and_echoes_pings() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
         fake.faults.ping_interval = 0.05
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(broker, ref)
         assert fake.registrations(APP_KEY) == {"00": {""}, "04": {""}}
         session = fake.ws_session(APP_KEY)
@@ -474,7 +474,7 @@ async def test_execution_stream_registers_types_00_and_04_and_echoes_pings() -> 
 
 async def test_a_dropped_socket_reconnects_and_restores_registrations() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(broker, ref)
         rt = broker.client(ref).realtime
         assert rt is not None
@@ -500,7 +500,7 @@ async def test_another_session_taking_the_key_is_handled() -> None:
         kiwoom_adapter() as (first, _),
         kiwoom_adapter(realtime=RealtimeOptions(backoff_min=0.05)) as (second, _),
     ):
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(first, ref)
         rt1 = first.client(ref).realtime
         assert rt1 is not None
@@ -517,8 +517,8 @@ async def test_another_session_taking_the_key_is_handled() -> None:
 
 async def test_each_key_has_its_own_session_budget_and_token() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        a = account(fake, 1)
-        b = account(fake, 2, key=APP_KEY_2, secret=APP_SECRET_2, account_no="5098765401")
+        a = account_ref(fake, 1)
+        b = account_ref(fake, 2, key=APP_KEY_2, secret=APP_SECRET_2, account_no="5098765401")
         await attached(broker, a)
         await attached(broker, b)
         assert broker.client(a) is not broker.client(b)
@@ -532,7 +532,7 @@ async def test_notices_for_an_account_number_hoga_does_not_know_are_not_delivere
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, sink):
         # Linked under a number that is not the key's account: commands are refused, and the
         # key's execution notices (e.g. HTS orders) are not attributed to it.
-        wrong = account(fake, 1, account_no="50999999-01")
+        wrong = account_ref(fake, 1, account_no="50999999-01")
         await attached(broker, wrong)
         tick = await traded(fake, SYMBOL)
         with pytest.raises(BrokerRejected) as err:
@@ -541,7 +541,7 @@ async def test_notices_for_an_account_number_hoga_does_not_know_are_not_delivere
         # An order placed at the broker by someone else under the key.
         book = fake.exchange.books[ACCOUNT_NO]
         fake.exchange.place(book, Side.BUY, SYMBOL, 1, tick.ask, "0")
-        right = account(fake, 2)
+        right = account_ref(fake, 2)
         await attached(broker, right)
         fake.exchange.place(book, Side.BUY, SYMBOL, 1, tick.ask, "0")
 
@@ -558,7 +558,7 @@ async def test_a_slow_broker_times_out_as_unknown_and_the_order_still_exists() -
         kiwoom_fake() as fake,
         kiwoom_adapter(timeouts=Timeouts(order=0.2, query=5.0)) as (broker, _),
     ):
-        ref = account(fake)
+        ref = account_ref(fake)
         await traded(fake, SYMBOL)
         await broker.balance(ref)
         fake.faults.latency = 0.6
@@ -578,7 +578,7 @@ async def test_a_slow_broker_times_out_as_unknown_and_the_order_still_exists() -
 
 async def test_an_error_rate_of_one_fails_every_call_clearly() -> None:
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await broker.test_connection(ref)
         fake.faults.error_rate = 1.0
         with pytest.raises(BrokerError) as err:

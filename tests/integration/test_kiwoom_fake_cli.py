@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import eventually_sync, free_port
 
 
 @pytest.mark.timeout(300)
@@ -64,11 +64,12 @@ def test_the_command_serves_accounts_from_the_command_line_and_a_file(tmp_path: 
     )
     try:
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 180  # the fake builds the KRX calendar before it listens
         with httpx.Client(base_url=base, timeout=2) as http:
-            while True:
-                try:
-                    r = http.post(
+
+            def token() -> httpx.Response | None:
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                with contextlib.suppress(httpx.TransportError):
+                    return http.post(
                         "/oauth2/token",
                         json={
                             "grant_type": "client_credentials",
@@ -76,11 +77,10 @@ def test_the_command_serves_accounts_from_the_command_line_and_a_file(tmp_path: 
                             "secretkey": "FILESECRET-hidden-1",
                         },
                     )
-                    break
-                except httpx.TransportError:
-                    assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-                    assert time.monotonic() < deadline, "the fake did not come up"
-                    time.sleep(0.1)
+                return None
+
+            # The fake builds the KRX calendar before it listens.
+            r = eventually_sync(token, 180, "the fake to come up")
             body = r.json()
             assert body["return_code"] == 0 and body["token"]
             token = body["token"]

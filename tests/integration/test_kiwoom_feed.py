@@ -18,7 +18,7 @@ from tests.kiwoom_support import (
     APP_KEY,
     APP_SECRET,
     FAST_REALTIME,
-    account,
+    account_ref,
     attached,
     kiwoom_adapter,
     kiwoom_fake,
@@ -138,7 +138,7 @@ async def test_a_dropped_socket_restores_market_registrations_without_the_hub() 
 async def test_the_feed_shares_the_accounts_session_for_the_same_key() -> None:
     """One WebSocket per app key: quotes ride the session that carries execution notices."""
     async with kiwoom_fake() as fake, kiwoom_adapter() as (broker, _):
-        ref = account(fake)
+        ref = account_ref(fake)
         await attached(broker, ref)
         clock = SystemClock()
         feed = KiwoomFeed(broker.wire, [credentials(fake)], clock=clock)

@@ -20,7 +20,7 @@ from tests.openapi_support import (
     TOKEN,
     Bridge,
     bridge_running,
-    link,
+    link_account,
     start_bridge,
     stop_bridge,
 )
@@ -30,40 +30,15 @@ SYMBOL = "005930"
 
 async def linked(h: Harness, bridge: Bridge, user: str) -> tuple[dict[str, str], int]:
     headers = await h.user(user, "premium")
-    acct = await link(h.http, headers, bridge, user)
+    acct = await link_account(h.http, headers, bridge, user)
     r = await h.http.post(f"/api/broker-accounts/{acct['id']}/test", headers=headers)
     assert r.status_code == 200 and r.json()["ok"], r.text
     return headers, int(acct["id"])
 
 
-async def me(h: Harness, headers: dict[str, str]) -> int:
-    uid: int = (await h.http.get("/api/me", headers=headers)).json()["id"]
-    return uid
-
-
 async def submit(h: Harness, headers: dict[str, str], **body: Any) -> dict[str, Any]:
     h.pump(50)
-    r = await h.http.post("/api/orders", json=body, headers=headers)
-    assert r.status_code == 202, r.text
-    order: dict[str, Any] = r.json()
-    return order
-
-
-async def until(
-    h: Harness, headers: dict[str, str], order_id: int, *statuses: str, within: float = 30.0
-) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-
-    async def check() -> bool:
-        nonlocal seen
-        seen = await h.order(headers, order_id)
-        return seen["status"] in statuses
-
-    try:
-        await eventually(check, within, f"order {order_id} in {statuses}")
-    except AssertionError:
-        raise AssertionError(f"order {order_id} stuck: {seen}") from None
-    return seen
+    return await h.submit(headers, **body)
 
 
 def settings(**kw: Any) -> dict[str, Any]:
@@ -76,7 +51,7 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
         order = await submit(
             h, headers, symbol=SYMBOL, side="buy", type="market", qty=9, account_id=account_id
         )
-        filled = await until(h, headers, order["id"], "FILLED")
+        filled = await h.until_status(headers, order["id"], "FILLED", within=30.0)
         (theirs,) = bridge.orders("kim").values()
         assert filled["filled_qty"] == theirs["filled"] == 9
         assert filled["broker_order_id"].endswith(theirs["no"])
@@ -95,7 +70,7 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
             price=92_000,
             account_id=account_id,
         )
-        accepted = await until(h, headers, resting["id"], "ACCEPTED")
+        accepted = await h.until_status(headers, resting["id"], "ACCEPTED", within=30.0)
         r = await h.http.patch(
             f"/api/orders/{resting['id']}", json={"price": 91_900}, headers=headers
         )
@@ -119,7 +94,7 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
         assert any(new_no in (e["detail"] or "") for e in done["history"])
         r = await h.http.delete(f"/api/orders/{resting['id']}", headers=headers)
         assert r.status_code == 202, r.text
-        cancelled = await until(h, headers, resting["id"], "CANCELLED")
+        cancelled = await h.until_status(headers, resting["id"], "CANCELLED", within=30.0)
         assert cancelled["filled_qty"] == 0
         theirs_now = bridge.orders("kim")
         assert theirs_now[new_no]["open"] == 0
@@ -129,7 +104,7 @@ async def test_link_order_fill_modify_cancel(tmp_path: Path, sqlite_url: str) ->
 async def test_real_time_quotes_reach_the_feed(tmp_path: Path, sqlite_url: str) -> None:
     async with bridge_running(tmp_path) as bridge, running(tmp_path, sqlite_url, **settings()) as h:
         headers, account_id = await linked(h, bridge, "kim")
-        ref = await h.hoga.accounts.ref_for(await me(h, headers), account_id)
+        ref = await h.hoga.accounts.ref_for(await h.me(headers), account_id)
         feed = KiwoomOpenApiFeed(h.hoga.kiwoom_openapi, ref, h.hoga.clock)
         ticks: list[Tick] = []
         session = await feed.open_session(ticks.append, lambda s, e: None)
@@ -155,7 +130,7 @@ async def test_a_worker_killed_mid_order_is_unknown_then_reconciled_once(
         order = await submit(
             h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
         )
-        settled = await until(h, headers, order["id"], "FILLED", within=60.0)
+        settled = await h.until_status(headers, order["id"], "FILLED", within=60.0)
         assert any(x["status"] == "UNKNOWN" for x in settled["history"]), settled["history"]
         # Sent once, never resent: the "server" has exactly one order, hoga its fills.
         (theirs,) = bridge.orders("kim").values()
@@ -187,7 +162,7 @@ async def test_orders_of_two_users_switch_the_one_login(tmp_path: Path, sqlite_u
                     )
                 )
         for headers, order in orders:
-            await until(h, headers, order["id"], "FILLED", within=60.0)
+            await h.until_status(headers, order["id"], "FILLED", within=60.0)
         assert len(bridge.orders("kim")) == 2 and len(bridge.orders("lee")) == 2
         pool = (await bridge.call("status"))["pool"]
         assert pool["size"] == 1 and pool["switches"] >= 2
@@ -204,7 +179,7 @@ async def test_a_bridge_restart_is_ridden_out(tmp_path: Path, sqlite_url: str) -
             first = await submit(
                 h, headers, symbol=SYMBOL, side="buy", type="market", qty=2, account_id=account_id
             )
-            await until(h, headers, first["id"], "FILLED")
+            await h.until_status(headers, first["id"], "FILLED", within=30.0)
             port = bridge.port
             bridge.proc.kill()  # no goodbye: a crash of the whole bridge
             await bridge.proc.wait()
@@ -212,7 +187,7 @@ async def test_a_bridge_restart_is_ridden_out(tmp_path: Path, sqlite_url: str) -
             second = await submit(
                 h, headers, symbol=SYMBOL, side="buy", type="market", qty=2, account_id=account_id
             )
-            done = await until(h, headers, second["id"], "FILLED", within=60.0)
+            done = await h.until_status(headers, second["id"], "FILLED", within=60.0)
             assert len(bridge.orders("kim")) == 2
             assert done["filled_qty"] == 2
     finally:
@@ -224,12 +199,12 @@ async def test_a_wrong_token_is_an_auth_error_and_never_echoed(
 ) -> None:
     async with bridge_running(tmp_path) as bridge, running(tmp_path, sqlite_url, **settings()) as h:
         headers = await h.user("kim", "premium")
-        acct = await link(h.http, headers, bridge, "kim", token="wrong-token-0123456789")
+        acct = await link_account(h.http, headers, bridge, "kim", token="wrong-token-0123456789")
         r = await h.http.post(f"/api/broker-accounts/{acct['id']}/test", headers=headers)
         body = r.json()
         assert body["ok"] is False and body["code"] == "kiwoom_openapi.unauthorized", body
         assert "wrong-token" not in r.text and TOKEN not in r.text
-        ref = await h.hoga.accounts.ref_for(await me(h, headers), acct["id"])
+        ref = await h.hoga.accounts.ref_for(await h.me(headers), acct["id"])
         with pytest.raises(BrokerAuthError) as caught:
             await h.hoga.kiwoom_openapi.test_connection(ref)
         assert "wrong-token" not in str(caught.value)

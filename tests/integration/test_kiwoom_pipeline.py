@@ -6,109 +6,42 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from hoga.domain import krx
 from hoga.fakes import FakeAccount
-from hoga.fakes.kiwoom import KiwoomFake
-from tests.helpers import Harness, eventually, running
+from tests.helpers import eventually, running
 from tests.kiwoom_support import (
     ACCOUNT_NO,
     ACCOUNT_NO_2,
     APP_KEY,
     APP_KEY_2,
     APP_SECRET_2,
-    fund_from_broker,
     kiwoom_fake,
+    kiwoom_running,
+    kiwoom_user,
     link_account,
+    pumping,
+    resting_buy,
     traded,
 )
 
 SYMBOL = "005930"
 
 
-async def me(h: Harness, headers: dict[str, str]) -> int:
-    r = await h.http.get("/api/me", headers=headers)
-    assert r.status_code == 200, r.text
-    uid: int = r.json()["id"]
-    return uid
-
-
-async def submit(h: Harness, headers: dict[str, str], **body: Any) -> dict[str, Any]:
-    r = await h.http.post("/api/orders", json=body, headers=headers)
-    assert r.status_code == 202, r.text
-    order: dict[str, Any] = r.json()
-    return order
-
-
-async def until_status(
-    h: Harness,
-    headers: dict[str, str],
-    order_id: int,
-    *statuses: str,
-    fake: KiwoomFake | None = None,
-    within: float = 15.0,
-) -> dict[str, Any]:
-    """Wait (bounded) for an order to reach one of ``statuses``, trading the fake meanwhile."""
-    seen: dict[str, Any] = {}
-
-    async def check() -> bool:
-        nonlocal seen
-        if fake is not None:
-            fake.pump(10)
-        seen = await h.order(headers, order_id)
-        return seen["status"] in statuses
-
-    try:
-        await eventually(check, within, f"order {order_id} in {statuses}")
-    except AssertionError:
-        raise AssertionError(f"order {order_id} stuck: {seen}") from None
-    return seen
-
-
-async def kiwoom_user(
-    h: Harness, fake: KiwoomFake, name: str = "kim", **link: Any
-) -> tuple[dict[str, str], int, int]:
-    headers = await h.user(name, "premium")
-    uid = await me(h, headers)
-    acct = await link_account(h.http, headers, fake, **link)
-    await fund_from_broker(h.hoga, uid, acct["id"])
-    return headers, uid, acct["id"]
-
-
-async def resting_buy(h: Harness, fake: KiwoomFake) -> tuple[dict[str, str], int, dict[str, Any]]:
-    """A Kiwoom user with a limit buy resting at the broker, well below the market:
-    (headers, account id, the ACCEPTED order)."""
-    headers, _, account_id = await kiwoom_user(h, fake)
-    tick = await traded(fake, SYMBOL)
-    inst = fake.market.instrument(SYMBOL)
-    assert inst is not None
-    low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
-    order = await submit(
-        h, headers, symbol=SYMBOL, side="buy", type="limit", qty=2, price=low, account_id=account_id
-    )
-    return headers, account_id, await until_status(h, headers, order["id"], "ACCEPTED")
-
-
 async def test_accept_then_timeout_is_unknown_then_reconciled_to_the_fill(
     tmp_path: Path, db_url: str
 ) -> None:
     """The answer never comes and no execution notice either: only the reports tell."""
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, db_url, submit_timeout=1.0, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, db_url, submit_timeout=1.0) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         await traded(fake, SYMBOL)
         fake.faults.push_executions = False
         fake.inject("timeout", api_ids={"kt10000"})
-        order = await submit(
-            h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
-        )
-        unknown = await until_status(h, headers, order["id"], "UNKNOWN", "FILLED")
-        settled = await until_status(h, headers, order["id"], "FILLED")
+        order = await h.submit(headers, qty=3, account_id=account_id)
+        unknown = await h.until_status(headers, order["id"], "UNKNOWN", "FILLED")
+        settled = await h.until_status(headers, order["id"], "FILLED")
         assert (
             any(x["status"] == "UNKNOWN" for x in settled["history"])
             or unknown["status"] == "UNKNOWN"
@@ -129,49 +62,32 @@ async def test_accept_then_timeout_is_unknown_then_reconciled_to_the_fill(
 async def test_a_broken_answer_is_settled_from_the_execution_stream(
     tmp_path: Path, sqlite_url: str, fault: str
 ) -> None:
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, submit_timeout=2.0, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url, submit_timeout=2.0) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         await traded(fake, SYMBOL)
         inst = fake.market.instrument(SYMBOL)
         assert inst is not None
         low = krx.round_to_tick(int(inst.base_price * 0.8), inst.kind)
         fake.inject(fault, api_ids={"kt10000"})
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2,
-            price=low,
-            account_id=account_id,
-        )
-        done = await until_status(h, headers, order["id"], "ACCEPTED")
+        order = await h.submit(headers, type="limit", qty=2, price=low, account_id=account_id)
+        done = await h.until_status(headers, order["id"], "ACCEPTED")
         (theirs,) = fake.exchange.orders.values()
         assert done["broker_order_id"].endswith(theirs.ord_no)
         assert fake.stats[APP_KEY].api_ids["kt10000"] == 1
         # And the order is a normal one from here: it can be cancelled.
         r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
         assert r.status_code == 202, r.text
-        await until_status(h, headers, order["id"], "CANCELLED")
+        await h.until_status(headers, order["id"], "CANCELLED")
         assert not theirs.working
 
 
 async def test_throttled_order_is_requeued_and_sent_again(tmp_path: Path, sqlite_url: str) -> None:
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         await traded(fake, SYMBOL)
         fake.inject("throttle", api_ids={"kt10000"})
-        order = await submit(
-            h, headers, symbol=SYMBOL, side="buy", type="market", qty=1, account_id=account_id
-        )
-        done = await until_status(h, headers, order["id"], "FILLED", fake=fake)
+        order = await h.submit(headers, qty=1, account_id=account_id)
+        done = await h.until_status(headers, order["id"], "FILLED", step=pumping(fake))
         assert fake.stats[APP_KEY].forced_throttles == 1
         assert fake.stats[APP_KEY].api_ids["kt10000"] == 2
         assert any("not processed" in (x["detail"] or "") for x in done["history"])
@@ -181,15 +97,12 @@ async def test_throttled_order_is_requeued_and_sent_again(tmp_path: Path, sqlite
 async def test_broker_rejection_reaches_the_order_with_code_and_message(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url) as (fake, h):
         fake.add_account(
             FakeAccount("5011111101", "POORKEY000000001", "POORSECRET00000001", 500_000)
         )
         headers = await h.user("poor", "premium")
-        uid = await me(h, headers)
+        uid = await h.me(headers)
         acct = await link_account(
             h.http,
             headers,
@@ -205,17 +118,8 @@ async def test_broker_rejection_reaches_the_order_with_code_and_message(
         async with h.hoga.db.tx(Actor.user(uid)) as conn:
             await ledger.post_cash(conn, uid, acct["id"], 10_000_000, "deposit", h.hoga.clock.now())
         tick = await traded(fake, SYMBOL)
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=20,
-            price=tick.ask,
-            account_id=acct["id"],
-        )
-        done = await until_status(h, headers, order["id"], "REJECTED")
+        order = await h.submit(headers, type="limit", qty=20, price=tick.ask, account_id=acct["id"])
+        done = await h.until_status(headers, order["id"], "REJECTED")
         assert done["reason_code"] == "kiwoom.855056"
         assert "매수증거금이 부족합니다" in done["reason"]
         assert done["reserved_cash"] == 0
@@ -240,25 +144,18 @@ async def test_a_burst_keeps_every_key_inside_its_limit(tmp_path: Path, db_url: 
         ids: list[tuple[dict[str, str], int]] = []
         for n in range(12):
             for headers, acct in ((a_headers, a_id), (b_headers, b_id)):
-                o = await submit(
-                    h,
-                    headers,
-                    symbol=SYMBOL,
-                    side="buy",
-                    type="limit",
-                    qty=1,
-                    price=krx.step_price(low, -n),
-                    account_id=acct,
+                o = await h.submit(
+                    headers, type="limit", qty=1, price=krx.step_price(low, -n), account_id=acct
                 )
                 ids.append((headers, o["id"]))
         kiwoom = h.hoga.kiwoom
         refs = [
-            await h.hoga.accounts.ref_for(await me(h, hd), ac)
+            await h.hoga.accounts.ref_for(await h.me(hd), ac)
             for hd, ac in ((a_headers, a_id), (b_headers, b_id))
         ]
         polls = asyncio.gather(*(kiwoom.balance(r) for r in refs for _ in range(3)))
         for headers, oid in ids:
-            await until_status(h, headers, oid, "ACCEPTED", within=30.0)
+            await h.until_status(headers, oid, "ACCEPTED", within=30.0)
         await polls
         for key in (APP_KEY, APP_KEY_2):
             st = fake.stats[key]
@@ -270,25 +167,17 @@ async def test_a_burst_keeps_every_key_inside_its_limit(tmp_path: Path, db_url: 
 
 
 async def test_fills_from_the_stream_update_positions(tmp_path: Path, sqlite_url: str) -> None:
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, kiwoom_rate=50, max_order_value=500_000_000) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url, max_order_value=500_000_000) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         tick = await traded(fake, SYMBOL)
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=2000,
-            price=tick.ask,
-            account_id=account_id,
+        order = await h.submit(
+            headers, type="limit", qty=2000, price=tick.ask, account_id=account_id
         )
-        part = await until_status(h, headers, order["id"], "PARTIALLY_FILLED", "FILLED", fake=fake)
+        part = await h.until_status(
+            headers, order["id"], "PARTIALLY_FILLED", "FILLED", step=pumping(fake)
+        )
         assert part["filled_qty"] > 0
-        done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+        done = await h.until_status(headers, order["id"], "FILLED", step=pumping(fake), within=30.0)
         (theirs,) = fake.exchange.orders.values()
         assert done["filled_qty"] == theirs.filled == 2000
         assert len(done["fills"]) >= 2
@@ -338,26 +227,14 @@ async def test_a_modify_goes_through_the_pipeline_to_the_fake(
 ) -> None:
     """PATCH /api/orders/{id} reaches Kiwoom as kt10002; the modified order keeps its hoga
     identity (events name the chain's root), so its executions land on the same order."""
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, kiwoom_rate=50, max_order_value=500_000_000) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url, max_order_value=500_000_000) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         tick = await traded(fake, SYMBOL)
         inst = h.hoga.quotes.instrument(SYMBOL)
         assert inst is not None
         low = krx.price_limits(inst.base_price, inst.kind)[0]
-        order = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=3,
-            price=low,
-            account_id=account_id,
-        )
-        await until_status(h, headers, order["id"], "ACCEPTED", fake=fake)
+        order = await h.submit(headers, type="limit", qty=3, price=low, account_id=account_id)
+        await h.until_status(headers, order["id"], "ACCEPTED", step=pumping(fake))
         higher = krx.step_price(low, 1, inst.kind)
         r = await h.http.patch(
             f"/api/orders/{order['id']}", json={"price": higher}, headers=headers
@@ -377,7 +254,7 @@ async def test_a_modify_goes_through_the_pipeline_to_the_fake(
             f"/api/orders/{order['id']}", json={"price": tick.ask}, headers=headers
         )
         assert r.status_code == 202, r.text
-        done = await until_status(h, headers, order["id"], "FILLED", fake=fake, within=30.0)
+        done = await h.until_status(headers, order["id"], "FILLED", step=pumping(fake), within=30.0)
         assert done["filled_qty"] == 3 and done["reserved_cash"] == 0
 
 
@@ -395,18 +272,13 @@ async def test_an_unknown_order_is_not_rejected_on_a_day_the_broker_cannot_list(
     from hoga.store import tables as t
     from hoga.store.db import SYSTEM
 
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url, submit_timeout=1.0) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         await traded(fake, SYMBOL)
         fake.faults.push_executions = False
         fake.inject("http500", api_ids={"kt10000"})  # never booked, answer unreadable
-        order = await submit(
-            h, headers, symbol=SYMBOL, side="buy", type="market", qty=3, account_id=account_id
-        )
-        await until_status(h, headers, order["id"], "UNKNOWN")
+        order = await h.submit(headers, qty=3, account_id=account_id)
+        await h.until_status(headers, order["id"], "UNKNOWN")
         assert not fake.exchange.orders
         if overnight:
             today = krx.trading_date(h.hoga.clock.now())
@@ -439,10 +311,7 @@ async def test_executions_learned_only_from_average_price_reports_leave_cash_equ
     from hoga.store import tables as t
     from hoga.store.db import SYSTEM
 
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, submit_timeout=2.0, kiwoom_rate=50) as h,
-    ):
+    async with kiwoom_running(tmp_path, sqlite_url, submit_timeout=2.0) as (fake, h):
         headers, _, account_id = await kiwoom_user(h, fake)
         # The cheapest symbol, so an order can outgrow the best ask several times over and
         # fill at several prices, inside the tier's order-value limit.
@@ -450,10 +319,8 @@ async def test_executions_learned_only_from_average_price_reports_leave_cash_equ
         tick = await traded(fake, cheap)
         fake.faults.push_executions = False
         qty = max(1, min(tick.ask_size * 4, 45_000_000 // tick.price))
-        order = await submit(
-            h, headers, symbol=cheap, side="buy", type="market", qty=qty, account_id=account_id
-        )
-        await until_status(h, headers, order["id"], "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
+        order = await h.submit(headers, symbol=cheap, qty=qty, account_id=account_id)
+        await h.until_status(headers, order["id"], "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
 
         async def settled() -> bool:
             fake.pump(5)
@@ -497,16 +364,14 @@ async def test_a_cancel_whose_answer_is_lost_is_settled_cancelled(
     """The cancel reaches the broker but its answer does not, nor does a notice. Kiwoom's
     reports then list the order neither as open nor as executed: reconciliation must close
     it CANCELLED, not leave it CANCEL_PENDING for good (the chaos run's stuck orders)."""
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
-    ):
-        headers, account_id, order = await resting_buy(h, fake)
+    async with kiwoom_running(tmp_path, sqlite_url, submit_timeout=1.0) as (fake, h):
+        rest = await resting_buy(h, fake)
+        headers, account_id, order = rest.headers, rest.account_id, rest.order
         fake.faults.push_executions = False
         fake.inject("drop", api_ids={"kt10003"})  # cancelled at the broker, answer lost
         r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
         assert r.status_code == 202, r.text
-        await until_status(h, headers, order["id"], "CANCEL_PENDING")
+        await h.until_status(headers, order["id"], "CANCEL_PENDING")
         original = fake.exchange.orders[next(iter(fake.exchange.orders))]
 
         async def cancelled_at_broker() -> bool:
@@ -528,11 +393,9 @@ async def test_a_cancel_lost_before_the_broker_took_it_is_sent_again(
     """The cancel's connection drops before the broker books it: the outcome is unknown, and
     the broker still lists the order working. Reconciliation must let the cancel go out again
     (the chaos run's CANCEL_PENDING orders stuck for minutes); never a second order."""
-    async with (
-        kiwoom_fake() as fake,
-        running(tmp_path, sqlite_url, submit_timeout=1.0, kiwoom_rate=50) as h,
-    ):
-        headers, account_id, order = await resting_buy(h, fake)
+    async with kiwoom_running(tmp_path, sqlite_url, submit_timeout=1.0) as (fake, h):
+        rest = await resting_buy(h, fake)
+        headers, account_id, order = rest.headers, rest.account_id, rest.order
         fake.inject("drop_before", api_ids={"kt10003"})
         r = await h.http.delete(f"/api/orders/{order['id']}", headers=headers)
         assert r.status_code == 202, r.text

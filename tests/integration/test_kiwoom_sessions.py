@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 
 import pytest
 
@@ -24,69 +23,41 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.domain import krx
-from hoga.domain.clock import KST, ManualClock
+from hoga.domain.clock import ManualClock
 from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.fakes import FakeAccount
 from hoga.fakes.kiwoom import KiwoomFake
 from hoga.fakes.kiwoom.exchange import FakeOrder
+from tests.broker_support import Collected
 from tests.helpers import eventually
 from tests.kiwoom_support import (
     ACCOUNT_NO,
     APP_KEY,
     APP_SECRET,
-    Collected,
-    account,
+    account_ref,
     attached,
     fake_options,
     kiwoom_adapter,
 )
+from tests.session_day import SYM, FakeDay, at
 
-SYM = "005930"
 T, TIF = OrderType, TimeInForce
 
 
-def at(hhmm: str) -> datetime:
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 12, 4, h, m, tzinfo=KST)
-
-
 @dataclass
-class World:
+class World(FakeDay[tuple[str, FakeOrder]]):
     fake: KiwoomFake
     broker: KiwoomBroker
     sink: Collected
     ref: AccountRef
     clock: ManualClock
     n: int = 0
+    prefix: str = "w"
 
-    async def place(
-        self,
-        side: Side,
-        kind: OrderType,
-        qty: int,
-        price: int | None = None,
-        tif: TimeInForce = TIF.DAY,
-        venue: str = "KRX",
-    ) -> tuple[str, FakeOrder]:
-        self.n += 1
-        req = PlaceRequest(f"w{self.n}", SYM, side, kind, qty, price, venue, tif)
+    async def send(self, req: PlaceRequest) -> tuple[str, FakeOrder]:
         ack = await self.broker.place(self.ref, req)
         number = ack.broker_order_id.rsplit("-", 1)[1]
         return ack.broker_order_id, self.fake.exchange.orders[number]
-
-    def go(self, hhmm: str) -> None:
-        self.clock.set(at(hhmm))
-        self.fake.exchange.advance()
-
-    def lower(self) -> int:
-        inst = self.fake.market.instrument(SYM)
-        assert inst is not None
-        return krx.price_limits(inst.base_price)[0]
-
-    def book(self) -> tuple[int, int, int]:
-        tick = self.fake.market.last(SYM)
-        assert tick is not None
-        return tick.price, tick.bid, tick.ask
 
     async def report(self, oid: str) -> OrderStatusReport:
         reports = await self.broker.order_reports(self.ref, at("12:00").date())
@@ -106,7 +77,7 @@ async def world(start: str, env: str = "mock") -> AsyncIterator[World]:
     book.positions[SYM] = Position(500, 500 * 70_000, 0)
     try:
         async with kiwoom_adapter(clock=clock) as (broker, sink):
-            ref = account(fake, env=env)
+            ref = account_ref(fake, env=env)
             await attached(broker, ref)
             yield World(fake, broker, sink, ref, clock)
     finally:

@@ -60,26 +60,14 @@ async def test_metrics_need_an_admin_and_expose_the_series(tmp_path: Path) -> No
         assert (await h.http.get("/metrics", headers=alice)).status_code == 403
         admin = await h.admin()
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 3},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=3)
         assert r.status_code == 202, r.text
         order_id = r.json()["id"]
         await h.wait_status(alice, order_id, "FILLED")
         # A refused order and a resting limit order below the market show by state too.
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": 50_000},
-            headers=alice,
-        )
+        r = await h.post_order(alice, type="limit", qty=1, price=50_000)
         assert r.status_code == 422, r.text
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": 60_000},
-            headers=alice,
-        )
+        r = await h.post_order(alice, type="limit", qty=1, price=60_000)
         assert r.status_code == 202, r.text
         await h.wait_status(alice, r.json()["id"], "ACCEPTED")
 

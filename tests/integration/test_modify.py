@@ -14,11 +14,7 @@ SYMBOL = "005930"
 
 
 async def _resting_buy(h: Harness, headers: dict[str, str], qty: int, price: int) -> dict[str, Any]:
-    r = await h.http.post(
-        "/api/orders",
-        json={"symbol": SYMBOL, "side": "buy", "type": "limit", "qty": qty, "price": price},
-        headers=headers,
-    )
+    r = await h.post_order(headers, type="limit", qty=qty, price=price)
     assert r.status_code == 202, r.text
     return await h.wait_status(headers, r.json()["id"], "ACCEPTED")
 
@@ -38,7 +34,7 @@ async def test_modify_reprices_and_resizes_a_resting_order(tmp_path: Path, db_ur
             o = await h.order(amy, oid)
             return o["status"] == "ACCEPTED" and o["price"] == 60_100
 
-        await h.trade_until(modified, "the modify to be confirmed", rounds=50)
+        await h.trade_until(modified, "the modify to be confirmed", within=10)
         done = await h.order(amy, oid)
         assert done["qty"] == 3 and done["modify_pending"] is False
         assert done["reserved_cash"] == 3 * 60_100 + krx.commission(3 * 60_100)
@@ -55,7 +51,7 @@ async def test_modify_reprices_and_resizes_a_resting_order(tmp_path: Path, db_ur
             o = await h.order(amy, oid)
             return o["status"] == "ACCEPTED" and o["qty"] == 2
 
-        await h.trade_until(resized, "the resize to be confirmed", rounds=50)
+        await h.trade_until(resized, "the resize to be confirmed", within=10)
         done = await h.order(amy, oid)
         assert done["reserved_cash"] == 2 * 60_100 + krx.commission(2 * 60_100)
         # The paper broker's book agrees.
@@ -146,7 +142,7 @@ async def test_a_refused_modify_leaves_the_order_working_unchanged(
             o = await h.order(ed, order["id"])
             return o["status"] == "ACCEPTED" and o["reason_code"] == "paper.fault"
 
-        await h.trade_until(refused, "the refusal to be recorded", rounds=50)
+        await h.trade_until(refused, "the refusal to be recorded", within=10)
         done = await h.order(ed, order["id"])
         assert (done["price"], done["qty"]) == (60_000, 2)
         assert done["reserved_cash"] == 2 * 60_000 + krx.commission(2 * 60_000)
@@ -197,10 +193,6 @@ async def test_order_answers_match_their_declared_models(tmp_path: Path, sqlite_
         OrderList.model_validate(listed.json())
         r = await h.http.patch(f"/api/orders/{order['id']}", json={"price": 60_100}, headers=gil)
         assert OrderView.model_validate(r.json()).modify_pending in (True, False)
-        denied = await h.http.post(
-            "/api/orders",
-            json={"symbol": SYMBOL, "side": "buy", "type": "limit", "qty": 50, "price": 60_000},
-            headers=gil,
-        )
+        denied = await h.post_order(gil, type="limit", qty=50, price=60_000)
         assert denied.status_code == 422
         assert DeniedOrder.model_validate(denied.json()).order.status == "DENIED"

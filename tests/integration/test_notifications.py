@@ -125,11 +125,7 @@ async def test_a_fill_reaches_the_webhook_and_the_smtp_inbox(tmp_path: Path, db_
         )
 
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=2)
         assert r.status_code == 202
         await h.wait_status(alice, r.json()["id"], "FILLED")
 
@@ -324,11 +320,7 @@ async def test_a_hanging_receiver_never_delays_orders(tmp_path: Path) -> None:
         h.pump(300)
 
         async def buy() -> int:
-            r = await h.http.post(
-                "/api/orders",
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-                headers=alice,
-            )
+            r = await h.post_order(alice, qty=1)
             assert r.status_code == 202
             oid: int = r.json()["id"]
             return oid
@@ -397,11 +389,7 @@ async def test_an_order_settled_after_unknown_reaches_the_webhook(tmp_path: Path
         bea = await h.user("bea", "basic")
         await _add(h, bea, kind="webhook", label="w", url=hook.url(), events=["unknown_settled"])
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=bea,
-            json={"symbol": "000660", "side": "buy", "type": "market", "qty": 3},
-        )
+        r = await h.post_order(bea, symbol="000660", qty=3)
         oid = r.json()["id"]
         first = await h.wait_status(bea, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
         await h.hoga.reconciler.reconcile_account(first["account_id"])

@@ -20,21 +20,13 @@ async def test_broker_rejection_and_throttling(tmp_path: Path, sqlite_url: str) 
     async with running(tmp_path, sqlite_url, faults=faults) as h:
         u = await h.user("ann", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": 60_000},
-        )
+        r = await h.post_order(u, type="limit", qty=1, price=60_000)
         rejected = await h.wait_status(u, r.json()["id"], "REJECTED")
         assert rejected["reason_code"] == "paper.fault"
         assert rejected["reserved_cash"] == 0
         # Throttled twice ("not processed"), then accepted: sent again, never duplicated.
         faults.not_processed_next = 2
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": 60_100},
-        )
+        r = await h.post_order(u, type="limit", qty=1, price=60_100)
         accepted = await h.wait_status(u, r.json()["id"], "ACCEPTED")
         history = [x["status"] for x in accepted["history"]]
         assert history.count("SUBMITTING") == 3
@@ -49,11 +41,7 @@ async def test_unknown_outcome_is_reconciled_not_resent(tmp_path: Path, db_url: 
         h.hoga.reconciler.unknown_grace = 0.5
         u = await h.user("bea", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "000660", "side": "buy", "type": "market", "qty": 3},
-        )
+        r = await h.post_order(u, symbol="000660", qty=3)
         oid = r.json()["id"]
         first = await h.wait_status(u, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
         # Reconcile explicitly instead of waiting for the timer the UNKNOWN state arms.
@@ -72,35 +60,19 @@ async def test_kill_switch_halts_and_reducing_allows_only_sells(
         admin = await h.admin()
         u = await h.user("cal", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-        )
+        r = await h.post_order(u, qty=2)
         await h.wait_status(u, r.json()["id"], "FILLED")
         assert (
             await h.http.put("/api/admin/kill-switch", headers=u, json={"state": "HALTED"})
         ).status_code == 403
         r = await h.http.put("/api/admin/kill-switch", headers=admin, json={"state": "HALTED"})
         assert r.json()["state"] == "HALTED"
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "sell", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, side="sell", qty=1)
         assert r.json()["error"]["code"] == "risk.halted"
         await h.http.put("/api/admin/kill-switch", headers=admin, json={"state": "REDUCING"})
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.json()["error"]["code"] == "risk.reducing_only"
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "sell", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, side="sell", qty=1)
         assert r.status_code == 202
         q = (await h.http.get("/api/queue-status", headers=u)).json()
         assert q["server_state"] == "REDUCING"
@@ -114,27 +86,15 @@ async def test_daily_loss_limit_switches_the_user_to_reducing(
     async with running(tmp_path, sqlite_url, daily_loss_limit=1) as h:
         u = await h.user("dee", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         await h.wait_status(u, r.json()["id"], "FILLED")
         # The buy's commission alone is a realised loss of at least 1 won.
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 422
         assert r.json()["error"]["code"] == "risk.daily_loss"
         me = (await h.http.get("/api/me", headers=u)).json()
         assert me["trading_state"] == "REDUCING"
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "sell", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, side="sell", qty=1)
         assert r.status_code == 202
 
 
@@ -171,16 +131,8 @@ async def test_events_stream_carries_the_users_own_orders_and_fills(
         async with websockets.connect(f"ws://{addr}/ws/events?token={token}") as ws:
             assert json.loads(await ws.recv())["type"] == "auth"
             h.pump(300)
-            await h.http.post(
-                "/api/orders",
-                headers=other,
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-            )
-            r = await h.http.post(
-                "/api/orders",
-                headers=u,
-                json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-            )
+            await h.post_order(other, qty=1)
+            r = await h.post_order(u, qty=2)
             oid = r.json()["id"]
             seen: list[dict[str, object]] = []
 
@@ -215,11 +167,7 @@ async def test_reconciled_executions_match_the_brokers_amount_to_the_won(
         quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()
         last = quote["quotes"][0]["price"]
         price = krx.step_price(krx.round_to_tick(int(last * 0.9)), -1)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 3, "price": price},
-        )
+        r = await h.post_order(u, type="limit", qty=3, price=price)
         accepted = await h.wait_status(u, r.json()["id"], "ACCEPTED")
         uid = (await h.hoga.auth.find_user("dan")).id
         order = await h.hoga.orders.get(uid, accepted["id"])

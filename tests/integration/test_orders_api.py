@@ -15,11 +15,7 @@ async def test_market_order_fills_and_shows_in_portfolio(tmp_path: Path, db_url:
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 7},
-            headers=alice,
-        )
+        r = await h.post_order(alice, qty=7)
         assert r.status_code == 202, r.text
         order = r.json()
         assert order["status"] == "QUEUED"
@@ -39,11 +35,7 @@ async def test_market_order_fills_and_shows_in_portfolio(tmp_path: Path, db_url:
         assert p["equity"] == p["cash"] + pos["qty"] * pos["market_price"]
 
         # Sell it back: the sell tax comes from domain.krx by date.
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "sell", "type": "market", "qty": 7},
-            headers=alice,
-        )
+        r = await h.post_order(alice, side="sell", qty=7)
         assert r.status_code == 202, r.text
         sold = await h.wait_status(alice, r.json()["id"], "FILLED")
         day = h.hoga.clock.now().date()
@@ -62,23 +54,11 @@ async def test_free_tier_eleventh_order_of_the_day_is_refused(tmp_path: Path, db
         bob = await h.user("bob", "free")
         h.pump(300)
         for i in range(10):
-            r = await h.http.post(
-                "/api/orders",
-                json={
-                    "symbol": "000660",
-                    "side": "buy",
-                    "type": "limit",
-                    "qty": 1,
-                    "price": 150_000 + 100 * i,
-                },
-                headers=bob,
+            r = await h.post_order(
+                bob, symbol="000660", type="limit", qty=1, price=150_000 + 100 * i
             )
             assert r.status_code == 202, r.text
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "000660", "side": "buy", "type": "limit", "qty": 1, "price": 151_000},
-            headers=bob,
-        )
+        r = await h.post_order(bob, symbol="000660", type="limit", qty=1, price=151_000)
         assert r.status_code == 422
         body = r.json()
         assert body["error"]["code"] == "risk.daily_trade_limit"
@@ -194,11 +174,7 @@ async def test_cancel_a_resting_limit_order(tmp_path: Path, db_url: str) -> None
     async with running(tmp_path, db_url) as h:
         fay = await h.user("fay", "basic")
         h.pump(300)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": 60_000},
-            headers=fay,
-        )
+        r = await h.post_order(fay, type="limit", qty=1, price=60_000)
         oid = r.json()["id"]
         await h.wait_status(fay, oid, "ACCEPTED")
         reserved = (await h.http.get("/api/portfolio", headers=fay)).json()["reserved_cash"]
@@ -218,16 +194,8 @@ async def test_insufficient_cash_and_shares_are_denied(tmp_path: Path, sqlite_ur
     async with running(tmp_path, sqlite_url, paper_initial_cash=100_000) as h:
         gus = await h.user("gus", "basic")
         h.pump(200)
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 2, "price": 71_500},
-            headers=gus,
-        )
+        r = await h.post_order(gus, type="limit", qty=2, price=71_500)
         assert r.status_code == 422
         assert r.json()["error"]["code"] == "risk.insufficient_cash"
-        r = await h.http.post(
-            "/api/orders",
-            json={"symbol": "005930", "side": "sell", "type": "market", "qty": 1},
-            headers=gus,
-        )
+        r = await h.post_order(gus, side="sell", qty=1)
         assert r.json()["error"]["code"] == "risk.insufficient_shares"

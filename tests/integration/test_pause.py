@@ -70,17 +70,7 @@ async def test_paused_start_holds_orders_and_strategies_until_an_admin_resumes(
         assert r.status_code == 409 and r.json()["error"]["code"] == "server.paused"
 
         # Orders are accepted into the queue, and held there.
-        r = await h.http.post(
-            "/api/orders",
-            headers=sue,
-            json={
-                "symbol": SYMBOL,
-                "side": "buy",
-                "type": "market",
-                "qty": 1,
-                "client_order_id": "p1",
-            },
-        )
+        r = await h.post_order(sue, qty=1, client_order_id="p1")
         assert r.status_code == 202, r.text
         order = await _held(h, sue, r.json()["id"])
         assert order["status"] == "QUEUED"
@@ -120,11 +110,7 @@ async def test_a_pause_written_to_the_database_reaches_the_running_server(
         assert h.hoga.live_strategies.status()["running"] == 0
         listed = (await h.http.get("/api/strategies", headers=sue)).json()["strategies"]
         assert [s["status"] for s in listed] == ["running"]
-        r = await h.http.post(
-            "/api/orders",
-            headers=sue,
-            json={"symbol": SYMBOL, "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(sue, qty=1)
         order = await _held(h, sue, r.json()["id"])
         assert order["waiting"]["code"] == "server.paused"
         assert "restored copy" in order["waiting"]["message"]

@@ -36,17 +36,7 @@ async def test_the_documented_roles_run_a_server_that_cannot_widen_itself(
         alice = await h.user("alice", "basic")
         bob = await h.user("bob", "basic")
         for headers in (alice, bob):
-            r = await h.http.post(
-                "/api/orders",
-                json={
-                    "symbol": "005930",
-                    "side": "buy",
-                    "type": "limit",
-                    "qty": 1,
-                    "price": 60_000,
-                },
-                headers=headers,
-            )
+            r = await h.post_order(headers, type="limit", qty=1, price=60_000)
             assert r.status_code == 202, r.text
         admin = await h.admin()
         assert len((await h.http.get("/api/admin/users", headers=admin)).json()["users"]) == 3

@@ -27,6 +27,17 @@ async def _heal(h: Harness, table: str) -> None:
         await sqlite_space_again(conn, table)
 
 
+async def _books(h: Harness, uid: int, account: int, oid: int) -> tuple[Any, Any, int, int]:
+    """The order's fills, the account's positions, its cash and its ledger's sum."""
+    async with h.hoga.db.tx(Actor.user(uid)) as conn:
+        return (
+            await ledger.fills(conn, uid, order_id=oid),
+            await ledger.positions(conn, uid, account),
+            await ledger.cash(conn, uid, account),
+            await ledger.ledger_sum(conn, uid, account),
+        )
+
+
 async def _queue_status(h: Harness, headers: dict[str, str]) -> dict[str, Any]:
     r = await h.http.get("/api/queue-status", headers=headers)
     assert r.status_code == 200, r.text
@@ -41,11 +52,7 @@ async def test_sqlite_full_at_the_claim_keeps_the_order_queued_and_visible(
         u = await h.user("ann", "basic")
         h.pump(300)
         await _fault(h, "orders", "UPDATE", "NEW.status = 'SUBMITTING'")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 2},
-        )
+        r = await h.post_order(u, qty=2)
         assert r.status_code == 202, r.text
         oid = r.json()["id"]
 
@@ -75,11 +82,7 @@ async def test_postgres_connection_killed_at_the_claim_is_retried(
         await pg_terminate_on(
             pg_url, "orders", event="UPDATE", when="NEW.status = 'SUBMITTING'", times=2
         )
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 3},
-        )
+        r = await h.post_order(u, qty=3)
         assert r.status_code == 202, r.text
         done = await h.wait_status(u, r.json()["id"], "FILLED")
         assert await pg_kills(pg_url) >= 2  # the claim's connection really died, twice
@@ -97,11 +100,7 @@ async def test_sqlite_full_while_booking_a_fill_books_all_or_nothing(
         h.pump(300)
         # The fill's cash movement is the step that meets the full disk.
         await _fault(h, "cash_ledger", "INSERT", "NEW.kind = 'buy'")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 4},
-        )
+        r = await h.post_order(u, qty=4)
         oid = r.json()["id"]
         account = r.json()["account_id"]
 
@@ -113,21 +112,13 @@ async def test_sqlite_full_while_booking_a_fill_books_all_or_nothing(
             return False
 
         await eventually(held, 20.0, "a fill to meet the full disk")
-        async with h.hoga.db.tx(Actor.user(uid)) as conn:
-            fills = await ledger.fills(conn, uid, order_id=oid)
-            positions = await ledger.positions(conn, uid, account)
-            cash = await ledger.cash(conn, uid, account)
-            booked = await ledger.ledger_sum(conn, uid, account)
+        fills, positions, cash, booked = await _books(h, uid, account, oid)
         assert fills == [] and positions == []
         assert cash == booked == h.hoga.settings.paper_initial_cash
         assert (await h.order(u, oid))["filled_qty"] == 0
         await _heal(h, "cash_ledger")
         done = await h.wait_status(u, oid, "FILLED")
-        async with h.hoga.db.tx(Actor.user(uid)) as conn:
-            fills = await ledger.fills(conn, uid, order_id=oid)
-            (pos,) = await ledger.positions(conn, uid, account)
-            cash = await ledger.cash(conn, uid, account)
-            booked = await ledger.ledger_sum(conn, uid, account)
+        fills, (pos,), cash, booked = await _books(h, uid, account, oid)
         assert sum(f.qty for f in fills) == done["filled_qty"] == pos.qty == 4
         cost = sum(f.qty * f.price + f.commission for f in fills)
         assert cash == booked == h.hoga.settings.paper_initial_cash - cost
@@ -140,11 +131,7 @@ async def test_api_answers_503_storage_full_and_keeps_serving_reads(
         u = await h.user("dan", "basic")
         h.pump(300)
         await _fault(h, "orders", "INSERT", "1")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 503, r.text
         assert r.headers["Retry-After"] == "30"
         err = r.json()["error"]
@@ -156,11 +143,7 @@ async def test_api_answers_503_storage_full_and_keeps_serving_reads(
         assert (await h.http.get("/api/portfolio", headers=u)).status_code == 200
         assert (await _queue_status(h, u))["queue_size"] == 0
         await _heal(h, "orders")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 202, r.text
 
 
@@ -172,21 +155,13 @@ async def test_api_answers_503_storage_unavailable_when_the_connection_dies(
         u = await h.user("eve", "basic")
         h.pump(300)
         await pg_terminate_on(pg_url, "orders", event="INSERT", times=1)
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 503, r.text
         assert r.json()["error"]["code"] == "storage.unavailable"
         assert r.headers["Retry-After"] == "1"
         r = await h.http.get("/api/orders", headers=u)
         assert r.status_code == 200 and r.json()["orders"] == []
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         assert r.status_code == 202, r.text
 
 
@@ -197,11 +172,7 @@ async def test_resync_queues_an_order_the_queue_lost(tmp_path: Path, sqlite_url:
         u = await h.user("fay", "basic")
         h.pump(300)
         await h.hoga.dispatcher.stop()
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         oid = r.json()["id"]
         assert h.hoga.queue.remove(oid) is not None  # lost from memory
         assert (await h.hoga.resync.check()) == {"place": 1, "cancel": 0}
@@ -270,11 +241,7 @@ async def test_background_work_survives_a_full_disk_and_catches_up(
         # Day end: an order queued yesterday expires; if that cannot be recorded, it is still
         # queued in both the database and the queue.
         await h.hoga.dispatcher.stop()
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 1},
-        )
+        r = await h.post_order(u, qty=1)
         oid = r.json()["id"]
         uid = (await h.http.get("/api/me", headers=u)).json()["id"]
         clock.advance(timedelta(days=1))  # (the access token expires: read the service)
@@ -301,11 +268,7 @@ async def test_a_reconcile_round_that_meets_a_full_disk_names_it_and_tries_again
         quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()
         price = krx.round_to_tick(int(quote["quotes"][0]["price"] * 0.8))
         await _fault(h, "orders", "UPDATE", "NEW.status = 'ACCEPTED'")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "limit", "qty": 1, "price": price},
-        )
+        r = await h.post_order(u, type="limit", qty=1, price=price)
         oid, account = r.json()["id"], r.json()["account_id"]
 
         async def unknown() -> bool:

@@ -8,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from hoga.domain.clock import ManualClock
-from hoga.fakes.kis import KisFakeAccount
 from tests.helpers import Harness, eventually, running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund, link
+from tests.kis_support import kis_running, kis_user
 
 CHEAP = "034220"
 
@@ -70,26 +68,14 @@ async def _kis_health(h: Harness, admin: dict[str, str], account_id: int) -> dic
 async def test_orders_wait_for_a_down_broker_saying_why_and_go_out_when_it_is_back(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET, hts_id=HTS)]
-    async with (
-        fake_kis("real", accounts) as fake,
-        running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as h,
+    async with kis_running(tmp_path, sqlite_url, submit_timeout=3.0, kis_request_timeout=1.0) as (
+        fake,
+        h,
     ):
-        alice = await h.user("alice", "premium")
+        alice, _, acct = await kis_user(h, fake, "alice")
         admin = await h.admin()
-        acct = await link(h, alice, fake)
-        await fund(h, alice, acct, 50_000_000)
-        first = await h.http.post(
-            "/api/orders",
-            headers=alice,
-            json={
-                "symbol": CHEAP,
-                "side": "buy",
-                "type": "limit",
-                "qty": 1,
-                "price": 12_000,
-                "account_id": acct,
-            },
+        first = await h.post_order(
+            alice, symbol=CHEAP, type="limit", qty=1, price=12_000, account_id=acct
         )
         assert first.status_code == 202, first.text
 

@@ -20,9 +20,9 @@ from hoga.app import HogaApp
 from hoga.domain.clock import KST, ManualClock
 from hoga.execution.gate import real_money
 from hoga.fakes.kis import KisFakeAccount
+from tests.broker_support import fund
 from tests.helpers import Harness, eventually, make_settings, running
-from tests.integration.kis_support import ACCOUNT, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis, fund
+from tests.kis_support import ACCOUNT, KEY, SECRET, kis_fake
 
 CHEAP = "034220"
 EVENING = datetime(2026, 11, 26, 20, 55, tzinfo=KST)  # a Thursday, KRX closed since 15:30
@@ -72,13 +72,13 @@ async def test_demo_server_refuses_and_holds_real_money_orders_outside_the_sessi
     clock = ManualClock(MORNING)
     accounts = [KisFakeAccount(ACCOUNT, KEY, SECRET)]
     async with (
-        fake_kis("real", accounts) as fake,
+        kis_fake("real", accounts) as fake,
         running(tmp_path, sqlite_url, clock=clock, market_mode="demo") as h,
     ):
         port = int(fake.base_url.rsplit(":", 1)[1])
         kim = await h.user("kim", "premium")
         acct = await _link_real(h, kim, port)
-        await fund(h, kim, acct, 10_000_000)
+        await fund(h.hoga, await h.me(kim), acct, 10_000_000)
 
         # 10:00, in the session: a real-money order goes out.
         r = await h.http.post("/api/orders", headers=kim, json=_limit(acct))

@@ -10,8 +10,7 @@ from pathlib import Path
 
 from hoga.domain import krx
 from tests.helpers import eventually, running
-from tests.integration.test_kiwoom_pipeline import kiwoom_user, submit, until_status
-from tests.kiwoom_support import ACCOUNT_NO, APP_KEY, kiwoom_fake, traded
+from tests.kiwoom_support import ACCOUNT_NO, APP_KEY, kiwoom_fake, kiwoom_user, traded
 
 SYMBOL = "005930"
 
@@ -30,11 +29,8 @@ async def test_an_unknown_raised_mid_round_is_settled_right_after_it(
         low = krx.round_to_tick(int(tick.price * 0.8), inst.kind)
         # A busy day: 21 orders resting at the broker, listed 3 to a report page.
         placed = [
-            await submit(
-                h,
+            await h.submit(
                 headers,
-                symbol=SYMBOL,
-                side="buy",
                 type="limit",
                 qty=1,
                 price=krx.step_price(low, -n, inst.kind),
@@ -43,7 +39,7 @@ async def test_an_unknown_raised_mid_round_is_settled_right_after_it(
             for n in range(21)
         ]
         for o in placed:
-            await until_status(h, headers, o["id"], "ACCEPTED", within=30.0)
+            await h.until_status(headers, o["id"], "ACCEPTED", within=30.0)
         fake.faults.latency = 0.35  # a round now outlasts the adapter's 2 s report cache
         fake.faults.push_executions = False  # only the reports can tell
         stats = fake.stats[APP_KEY].api_ids
@@ -63,20 +59,11 @@ async def test_an_unknown_raised_mid_round_is_settled_right_after_it(
 
         await eventually(reading, 10.0, "the round to start reading reports")
         fake.inject("timeout", api_ids={"kt10000"})
-        lost = await submit(
-            h,
-            headers,
-            symbol=SYMBOL,
-            side="buy",
-            type="limit",
-            qty=1,
-            price=low,
-            account_id=account_id,
-        )
-        await until_status(h, headers, lost["id"], "UNKNOWN", within=10.0)
+        lost = await h.submit(headers, type="limit", qty=1, price=low, account_id=account_id)
+        await h.until_status(headers, lost["id"], "UNKNOWN", within=10.0)
         await first
         # No periodic round (the interval is an hour): the request made when it went UNKNOWN
         # runs right after the round that was under way.
-        done = await until_status(h, headers, lost["id"], "ACCEPTED", within=30.0)
+        done = await h.until_status(headers, lost["id"], "ACCEPTED", within=30.0)
         assert "UNKNOWN" in [x["status"] for x in done["history"]]
         assert fake.stats[APP_KEY].api_ids["kt10000"] == 22  # never resent

@@ -96,11 +96,7 @@ async def test_the_whole_server_trades_on_a_replay(tmp_path: Path, sqlite_url: s
             return h.hoga.quotes.last("005930") is not None
 
         await eventually(has_quote, what="replayed quote")
-        r = await h.http.post(
-            "/api/orders",
-            headers=u,
-            json={"symbol": "005930", "side": "buy", "type": "market", "qty": 3},
-        )
+        r = await h.post_order(u, qty=3)
         oid = r.json()["id"]
 
         async def filled() -> bool:

@@ -106,17 +106,7 @@ async def test_unfiltered_query_sees_only_the_acting_users_rows(
         bob = await h.user("bob", "basic")
         for headers in (alice, bob):
             for price in (60_000, 61_000):
-                r = await h.http.post(
-                    "/api/orders",
-                    headers=headers,
-                    json={
-                        "symbol": "005930",
-                        "side": "buy",
-                        "type": "limit",
-                        "qty": 1,
-                        "price": price,
-                    },
-                )
+                r = await h.post_order(headers, type="limit", qty=1, price=price)
                 assert r.status_code == 202
         a_id = (await h.http.get("/api/me", headers=alice)).json()["id"]
         b_id = (await h.http.get("/api/me", headers=bob)).json()["id"]

@@ -14,8 +14,7 @@ from hoga.fakes.kis import KisFakeAccount
 from hoga.store.db import SYSTEM
 from hoga.store.repos import instruments as repo
 from tests.helpers import running
-from tests.integration.kis_support import ACCOUNT, HTS, KEY, SECRET
-from tests.integration.test_kis_pipeline import fake_kis
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_fake
 
 
 async def test_cli_sync_stores_the_master(tmp_path: Path, sqlite_url: str) -> None:
@@ -23,7 +22,7 @@ async def test_cli_sync_stores_the_master(tmp_path: Path, sqlite_url: str) -> No
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
     env.update(HOGA_DATA_DIR=str(tmp_path / "var"), HOGA_DATABASE_URL=sqlite_url)
     hoga = [sys.executable, "-m", "hoga"]
-    async with fake_kis("real", accounts) as fake:
+    async with kis_fake("real", accounts) as fake:
 
         def run(*args: str) -> subprocess.CompletedProcess[str]:
             return subprocess.run(

@@ -15,7 +15,7 @@ from websockets.exceptions import ConnectionClosed
 from hoga.api import ws as ws_api
 from hoga.domain import krx
 from hoga.domain.clock import ManualClock
-from tests.helpers import Harness, live_server, running
+from tests.helpers import Harness, eventually, live_server, running
 
 
 async def _recv(conn: Any, within: float = 5.0) -> dict[str, Any]:
@@ -39,10 +39,11 @@ async def _quotes_until(
     h: Harness, conn: Any, want: set[str], within: float = 20.0
 ) -> dict[str, dict[str, Any]]:
     got: dict[str, dict[str, Any]] = {}
-    deadline = time.monotonic() + within
-    while not want <= got.keys():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"missing quotes for {sorted(want - got.keys())[:10]}")
+
+    async def complete() -> bool:
+        return want <= got.keys()
+
+    async def receive() -> None:
         h.pump(200)
         try:
             while True:
@@ -51,6 +52,10 @@ async def _quotes_until(
                     got[msg["symbol"]] = msg
         except TimeoutError:
             pass
+
+    await eventually(
+        complete, within, lambda: f"quotes for {sorted(want - got.keys())[:10]}", step=receive
+    )
     return got
 
 

@@ -1,10 +1,10 @@
-"""Broker health from real call outcomes, the send gate, and readiness (issue 11)."""
+"""Broker health from real call outcomes, and readiness (issue 11); the send gate, which builds
+the KRX calendar, is in tests/integration/test_send_gate.py."""
 
 from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import datetime
 
 import pytest
 
@@ -17,9 +17,8 @@ from hoga.brokers.base import (
     PlaceRequest,
 )
 from hoga.brokers.paper import PaperBroker, PaperFaults
-from hoga.domain.clock import KST, ManualClock
+from hoga.domain.clock import ManualClock
 from hoga.domain.orders import OrderType, Side
-from hoga.execution.gate import Pause, SendGate, TradingHours
 from hoga.execution.health import (
     DEGRADED,
     DOWN,
@@ -29,7 +28,6 @@ from hoga.execution.health import (
     Outcome,
     classify,
 )
-from hoga.execution.queue import Kind
 from hoga.execution.readiness import feed_part, overall
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
@@ -142,34 +140,6 @@ async def test_monitored_broker_records_every_call_of_a_real_adapter(clock: Manu
     assert broker.limits(PAPER) == paper.limits(PAPER)
     assert broker.name == "paper"
     await paper.stop()
-
-
-def test_the_send_gate_says_why_an_account_waits() -> None:
-    evening = ManualClock(datetime(2026, 11, 26, 20, 55, tzinfo=KST))
-    health = BrokerHealth(evening)
-    gate = SendGate(evening, TradingHours(evening, lambda: True), health)
-    assert gate.hold_for(PAPER) is None  # demo: paper trades around the clock
-    hold = gate.hold_for(KIS_REAL)
-    assert hold is not None and hold.code == "market.closed"
-    assert gate.hold_for(KIS_REAL, Kind.CANCEL) is None  # cancels are never held for hours
-    gate.pause = Pause("restore drill", "admin:1", evening.time())
-    hold = gate.hold_for(PAPER)
-    assert hold is not None and hold.code == "server.paused" and "restore drill" in hold.message
-    assert gate.hold_for(KIS_REAL, Kind.CANCEL) is not None  # a pause holds everything
-    gate.pause = None
-    gate.lock_lost_since = evening.time()
-    hold = gate.hold_for(PAPER)
-    assert hold is not None and hold.code == "server.lock_lost"
-    gate.lock_lost_since = None
-    for _ in range(3):
-        health.record("paper", 1, Outcome.FAILED, "timeout")
-    hold = gate.hold_for(PAPER)
-    assert hold is not None and hold.code == "broker.down"
-    assert hold.view()["since"] == "2026-11-26T20:55:00+09:00"
-    # Refused credentials are not waited out: the adapter refuses such orders unsent.
-    health.record("kis", 8, Outcome.AUTH, "kis.EGW00103")
-    kis_mock = AccountRef(account_id=8, user_id=1, broker="kis", env="mock", account_no="1")
-    assert gate.hold_for(kis_mock) is None
 
 
 def test_readiness_is_down_for_database_or_dispatcher_and_degraded_for_the_rest() -> None:

@@ -34,6 +34,20 @@ class Books:
             self.amount += q * px
         assert self.filled <= self.qty
 
+    def notice(self, qty: int, price: int, cum_qty: int, cum_amount: int | None = None) -> None:
+        """Book what ``plan`` makes of a notice or report, given the books so far."""
+        self.book(
+            plan(
+                order_qty=self.qty,
+                filled_qty=self.filled,
+                filled_amount=self.amount,
+                qty=qty,
+                price=price,
+                cum_qty=cum_qty,
+                cum_amount=cum_amount,
+            )
+        )
+
 
 @given(executions, st.data())
 def test_reports_with_cumulative_amounts_converge_in_any_order_with_repeats(
@@ -44,17 +58,7 @@ def test_reports_with_cumulative_amounts_converge_in_any_order_with_repeats(
     seen = [*data.draw(st.lists(st.sampled_from(reports), max_size=30)), reports[-1]]
     books = Books(sum(q for q, _ in execs))
     for q, p, cq, ca in seen:
-        books.book(
-            plan(
-                order_qty=books.qty,
-                filled_qty=books.filled,
-                filled_amount=books.amount,
-                qty=q,
-                price=p,
-                cum_qty=cq,
-                cum_amount=ca,
-            )
-        )
+        books.notice(q, p, cq, ca)
     assert (books.filled, books.amount) == (reports[-1][2], reports[-1][3])
 
 
@@ -66,16 +70,7 @@ def test_in_order_notices_without_amounts_book_each_execution_once(
     books = Books(sum(q for q, _ in execs))
     for q, p, cq, _ in reports:
         for _ in range(1 + repeats):
-            books.book(
-                plan(
-                    order_qty=books.qty,
-                    filled_qty=books.filled,
-                    filled_amount=books.amount,
-                    qty=q,
-                    price=p,
-                    cum_qty=cq,
-                )
-            )
+            books.notice(q, p, cq)
     assert (books.filled, books.amount) == (reports[-1][2], reports[-1][3])
 
 

@@ -1,20 +1,18 @@
 """The instrument master: KIS master-file parsing against the fake's writer and a hand-made
-line, Kiwoom ka10099 rows, the risk gate's halt and designation rules, and the sync's
-refusal of a broken listing."""
+line, Kiwoom ka10099 rows, the risk gate's halt and designation rules (the sync against a
+database: tests/integration/test_instrument_sync.py)."""
 
 from __future__ import annotations
 
 import io
 import zipfile
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
 from hoga.brokers.kis.master import MasterError, parse_mst, parse_zip
 from hoga.brokers.kiwoom.market import listing_from
-from hoga.domain.clock import ManualClock
-from hoga.domain.market import Instrument, Listing
+from hoga.domain.market import Instrument
 from hoga.domain.orders import OrderIntent, OrderType, Side
 from hoga.execution import risk
 from hoga.fakes.master import (
@@ -25,9 +23,7 @@ from hoga.fakes.master import (
     kis_mst_zip,
     kiwoom_row,
 )
-from hoga.marketdata.instruments import InstrumentService, SyncRefused
-from hoga.marketdata.universe import Universe, bundled_universe
-from hoga.store.db import Database
+from hoga.marketdata.universe import bundled_universe
 from tests.unit.test_risk import inputs
 
 
@@ -153,43 +149,3 @@ def test_designation_policy_parsing_names_the_mistake() -> None:
         risk.parse_designation_policy("scary=refuse")
     with pytest.raises(ValueError, match="allow, warn or refuse"):
         risk.parse_designation_policy("risk=maybe")
-
-
-# --- the sync
-
-
-class _Source:
-    name = "test"
-
-    def __init__(self, listings: list[Listing]) -> None:
-        self._listings = listings
-
-    async def listings(self) -> list[Listing]:
-        return self._listings
-
-
-async def test_sync_replaces_the_table_applies_to_the_universe_and_refuses_a_stub(
-    tmp_path: Path, clock: ManualClock
-) -> None:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'm.db'}")
-    await db.migrate()
-    await db.start()
-    try:
-        universe = Universe(bundled_universe())
-        svc = InstrumentService(db, clock, universe, apply=True, bundle=bundled_universe())
-        m = list(generate_master())
-        res = await svc.sync(_Source(m))
-        assert res.symbols == len(m) and len(universe) == len(m)
-        inst = universe.get("095340")
-        assert inst is not None and inst.base_price == 61_200
-        with pytest.raises(SyncRefused):
-            await svc.sync(_Source(m[:20]))
-        assert len(universe) == len(m)
-        fresh = Universe(bundled_universe())
-        loader = InstrumentService(db, clock, fresh, apply=True, bundle=bundled_universe())
-        assert await loader.load() == len(m) and "095340" in fresh
-        demo = Universe(bundled_universe())
-        assert await InstrumentService(db, clock, demo, apply=False).load() == len(m)
-        assert "095340" not in demo  # the simulator keeps its demo universe
-    finally:
-        await db.close()

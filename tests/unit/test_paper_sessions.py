@@ -7,8 +7,6 @@ ordinary Friday. Sections cited are those of shared/reference/krx.md.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import pytest
 
 from hoga.brokers.base import (
@@ -23,18 +21,13 @@ from hoga.brokers.base import (
 from hoga.brokers.paper import PaperBroker
 from hoga.brokers.paper_sessions import Due, SessionSchedule, day_moments
 from hoga.domain import krx
-from hoga.domain.clock import KST, ManualClock
+from hoga.domain.clock import ManualClock
 from hoga.domain.market import Instrument, Tick
 from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
+from tests.session_day import SYM, Day, at
 
 ACCOUNT = AccountRef(account_id=1, user_id=1, broker="paper", env="paper", account_no="P-1")
-SYM = "005930"
 BASE = 70_000
-
-
-def at(hhmm: str, sec: int = 0) -> datetime:
-    h, m = (int(x) for x in hhmm.split(":"))
-    return datetime(2026, 12, 4, h, m, sec, tzinfo=KST)
 
 
 class Book:
@@ -55,7 +48,7 @@ class Book:
         return self.tick
 
 
-class World:
+class World(Day[str]):
     def __init__(self, start: str) -> None:
         self.clock = ManualClock(at(start))
         self.book = Book()
@@ -63,6 +56,7 @@ class World:
         self.broker = PaperBroker(self.book, self.clock, initial_cash=100_000_000, calendar=True)
         self.events: list[ExecutionEvent] = []
         self.n = 0
+        self.prefix = "c"
 
     async def __aenter__(self) -> World:
         async def sink(_: int, ev: ExecutionEvent) -> None:
@@ -78,20 +72,8 @@ class World:
     async def __aexit__(self, *exc: object) -> None:
         await self.broker.stop()
 
-    async def place(
-        self,
-        side: Side,
-        kind: OrderType,
-        qty: int,
-        price: int | None = None,
-        tif: TimeInForce = TimeInForce.DAY,
-        venue: str = "KRX",
-    ) -> str:
-        self.n += 1
-        ack = await self.broker.place(
-            ACCOUNT, PlaceRequest(f"c{self.n}", SYM, side, kind, qty, price, venue, tif)
-        )
-        return ack.broker_order_id
+    async def send(self, req: PlaceRequest) -> str:
+        return (await self.broker.place(ACCOUNT, req)).broker_order_id
 
     def go(self, hhmm: str, sec: int = 0) -> None:
         self.clock.set(at(hhmm, sec))

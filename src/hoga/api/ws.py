@@ -79,6 +79,29 @@ async def _receive_text(ws: WebSocket) -> str:
     return str(text)
 
 
+async def _receive_object(ws: WebSocket) -> dict[str, Any]:
+    """The next JSON object the client sends; anything else is answered with
+    ``ws.bad_message`` and skipped (the connection stays open)."""
+    while True:
+        raw = await _receive_text(ws)
+        try:
+            msg = json.loads(raw)
+        except ValueError:
+            msg = None
+        if isinstance(msg, dict):
+            return msg
+        await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
+
+
+async def _stop(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel a connection's background tasks and wait for them to end."""
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+
+
 async def _authenticate(ws: WebSocket) -> AuthContext | None:
     """Accept the socket and authenticate it; on failure say why and close."""
     hoga = ws.app.state.hoga
@@ -257,14 +280,7 @@ async def market_data(ws: WebSocket) -> None:
     cap = hoga.settings.ws_max_symbols
     try:
         while True:
-            raw = await _receive_text(ws)
-            try:
-                msg = json.loads(raw)
-                if not isinstance(msg, dict):
-                    raise ValueError
-            except ValueError:
-                await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
-                continue
+            msg = await _receive_object(ws)
             kind = msg.get("type")
             if kind in ("subscribe", "unsubscribe"):
                 symbols = msg.get("symbols")
@@ -359,11 +375,7 @@ async def market_data(ws: WebSocket) -> None:
         pass  # the socket was closed by the token watch
     finally:
         conns.remove(ws)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _stop(tasks)
         sub.close()
         conns.count[ctx.user_id] -= 1
 
@@ -386,14 +398,7 @@ async def events(ws: WebSocket) -> None:
     tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
     try:
         while True:
-            raw = await _receive_text(ws)
-            try:
-                msg = json.loads(raw)
-                if not isinstance(msg, dict):
-                    raise ValueError
-            except ValueError:
-                await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
-                continue
+            msg = await _receive_object(ws)
             if msg.get("type") == "auth":
                 await _reauth(ws, msg, ctx, state)
             elif msg.get("type") == "ping":
@@ -404,9 +409,5 @@ async def events(ws: WebSocket) -> None:
         pass
     finally:
         conns.remove(ws)
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await _stop(tasks)
         sub.close()

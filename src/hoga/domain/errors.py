@@ -10,10 +10,20 @@ from typing import Any
 
 
 class HogaError(Exception):
-    """Base error: ``code`` is stable and machine-readable, ``message`` is for people."""
+    """Base error: ``code`` is stable and machine-readable, ``message`` is for people.
+
+    A subclass names its HTTP status and default code in its header:
+    ``class NotFound(HogaError, status=404, code="not_found")``."""
 
     status: int = 400
     default_code: str = "bad_request"
+
+    def __init_subclass__(cls, status: int | None = None, code: str | None = None) -> None:
+        super().__init_subclass__()
+        if status is not None:
+            cls.status = status
+        if code is not None:
+            cls.default_code = code
 
     def __init__(self, message: str, code: str | None = None, **details: Any) -> None:
         super().__init__(message)
@@ -28,46 +38,28 @@ class HogaError(Exception):
         return body
 
 
-class InvalidInput(HogaError):
+class InvalidInput(HogaError, status=422, code="invalid_input"):
     """The request is well-formed JSON but its values are wrong (422)."""
 
-    status = 422
-    default_code = "invalid_input"
 
-
-class NotFound(HogaError):
+class NotFound(HogaError, status=404, code="not_found"):
     """The object does not exist - or belongs to someone else, which looks the same (404)."""
 
-    status = 404
-    default_code = "not_found"
 
-
-class Conflict(HogaError):
+class Conflict(HogaError, status=409, code="conflict"):
     """The request clashes with existing state (409)."""
 
-    status = 409
-    default_code = "conflict"
 
-
-class Unauthorized(HogaError):
+class Unauthorized(HogaError, status=401, code="unauthorized"):
     """Missing, expired or invalid credentials (401)."""
 
-    status = 401
-    default_code = "unauthorized"
 
-
-class Forbidden(HogaError):
+class Forbidden(HogaError, status=403, code="forbidden"):
     """Authenticated but not allowed (403)."""
 
-    status = 403
-    default_code = "forbidden"
 
-
-class LimitExceeded(HogaError):
+class LimitExceeded(HogaError, status=429, code="limit_exceeded"):
     """A quota or cap was reached (429 for rate budgets, 403/422 chosen by callers)."""
-
-    status = 429
-    default_code = "limit_exceeded"
 
     def __init__(
         self,
@@ -80,41 +72,30 @@ class LimitExceeded(HogaError):
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(HogaError):
+class ServiceUnavailable(HogaError, status=503, code="unavailable"):
     """A dependency (database, broker) cannot be reached right now (503)."""
 
-    status = 503
-    default_code = "unavailable"
 
-
-class StorageUnavailable(ServiceUnavailable):
+class StorageUnavailable(ServiceUnavailable, code="storage.unavailable"):
     """The database could not take the request (connection lost, server restarting or down,
     I/O error). The transaction was rolled back: nothing of it was written (503)."""
 
-    default_code = "storage.unavailable"
     #: What failed, for logs (never part of the answer).
     cause: str = ""
+    #: What the user reads when the raiser gives no message of its own.
+    default_message = (
+        "데이터베이스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요 "
+        "(storage unavailable; nothing was recorded, retry shortly)"
+    )
 
     def __init__(self, message: str | None = None, code: str | None = None, **details: Any):
-        super().__init__(
-            message
-            or "데이터베이스를 잠시 사용할 수 없습니다. 잠시 후 다시 시도하세요 "
-            "(storage unavailable; nothing was recorded, retry shortly)",
-            code,
-            **details,
-        )
+        super().__init__(message or self.default_message, code, **details)
 
 
-class StorageFull(StorageUnavailable):
+class StorageFull(StorageUnavailable, code="storage.full"):
     """The database's disk is full. The transaction was rolled back; reads still work (503)."""
 
-    default_code = "storage.full"
-
-    def __init__(self, message: str | None = None, code: str | None = None, **details: Any):
-        super().__init__(
-            message
-            or "저장 공간이 부족해 기록할 수 없습니다. 관리자에게 알려 주세요 "
-            "(storage full; nothing was recorded)",
-            code,
-            **details,
-        )
+    default_message = (
+        "저장 공간이 부족해 기록할 수 없습니다. 관리자에게 알려 주세요 "
+        "(storage full; nothing was recorded)"
+    )

@@ -31,30 +31,6 @@ log = logging.getLogger(__name__)
 BROKERS = ("paper", "kis", "kiwoom", "kiwoom_openapi")
 
 
-def public_view(acct: AccountRecord, cash: int | None = None) -> dict[str, Any]:
-    """What the API shows: masked values only, never ciphertext or secrets."""
-    return {
-        "id": acct.id,
-        "broker": acct.broker,
-        "env": acct.env,
-        "label": acct.label,
-        "account_no": acct.account_masked,
-        "app_key": acct.app_key_masked,
-        "app_secret": "****" if acct.secrets_enc else None,
-        "commission_rate": str(acct.commission_rate),
-        "base_url": acct.base_url,
-        "cash": cash,
-        "last_test": None
-        if acct.last_test_at is None
-        else {
-            "at": acct.last_test_at.isoformat(),
-            "ok": acct.last_test_ok,
-            "message": acct.last_test_message,
-        },
-        "created_at": acct.created_at.isoformat(),
-    }
-
-
 class AccountService:
     """See the module docstring."""
 

@@ -18,10 +18,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import replace
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from hoga.domain.clock import Clock
 from hoga.domain.market import Bar, Instrument, OrderBook, QuoteSource, Tick
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -93,43 +95,43 @@ class MarketLookup:
         tick = self.quotes.last(symbol)
         if tick is not None or self.source is None:
             return tick
-        now = self._clock.monotonic()
-        cached = self._quotes.get(symbol)
-        if cached is not None and now - cached[0] < self.ttl:
-            return cached[1]
-        got = await self._once("quote", symbol)
-        if isinstance(got, Tick):
-            self._quotes[symbol] = (self._clock.monotonic(), got)
-            return got
-        return cached[1] if cached is not None else None
+        return await self._fetched("quote", symbol, self._quotes, Tick)
 
-    def known_orderbook(self, symbol: str) -> OrderBook | None:
-        """The hub's or the simulated market's book, without asking the broker."""
+    def _local_book(self, symbol: str) -> OrderBook | None:
+        """The hub's or the simulated market's book of ``symbol``, if either keeps one."""
         for src in (self.hub, self.quotes):
             books = getattr(src, "orderbook", None)
             if books is not None:
                 book: OrderBook | None = books(symbol)
                 if book is not None:
                     return book
+        return None
+
+    def known_orderbook(self, symbol: str) -> OrderBook | None:
+        """The hub's or the simulated market's book, without asking the broker."""
+        book = self._local_book(symbol)
+        if book is not None:
+            return book
         cached = self._books.get(symbol)
         return cached[1] if cached is not None else None
 
     async def orderbook(self, symbol: str) -> OrderBook | None:
-        for src in (self.hub, self.quotes):
-            books = getattr(src, "orderbook", None)
-            if books is not None:
-                book: OrderBook | None = books(symbol)
-                if book is not None:
-                    return book
-        if self.source is None:
-            return None
-        now = self._clock.monotonic()
-        cached = self._books.get(symbol)
-        if cached is not None and now - cached[0] < self.ttl:
+        book = self._local_book(symbol)
+        if book is not None or self.source is None:
+            return book
+        return await self._fetched("book", symbol, self._books, OrderBook)
+
+    async def _fetched(
+        self, what: str, symbol: str, cache: dict[str, tuple[float, T]], kind: type[T]
+    ) -> T | None:
+        """From the broker at most once per ``ttl`` (and once at a time); the last answer
+        that came when the broker fails."""
+        cached = cache.get(symbol)
+        if cached is not None and self._clock.monotonic() - cached[0] < self.ttl:
             return cached[1]
-        got = await self._once("book", symbol)
-        if isinstance(got, OrderBook):
-            self._books[symbol] = (self._clock.monotonic(), got)
+        got = await self._once(what, symbol)
+        if isinstance(got, kind):
+            cache[symbol] = (self._clock.monotonic(), got)
             return got
         return cached[1] if cached is not None else None
 

@@ -19,7 +19,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,7 +30,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import HOGA, server_env
-from tests.helpers import ADMIN_PASSWORD, PASSWORD, free_port
+from tests.helpers import ADMIN_PASSWORD, PASSWORD, eventually_sync, free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -85,16 +84,17 @@ class HogaServer:
             cwd=str(self.data_dir.parent),
         )
         log.close()
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+        proc = self.proc
+
+        def healthy() -> bool:
+            if proc.poll() is not None:
                 raise RuntimeError(f"hoga serve exited: {self.log_path.read_text()[-2000:]}")
             with contextlib.suppress(httpx.HTTPError):
                 r = httpx.get(f"{self.base}/health", timeout=1.0)
-                if r.status_code == 200 and r.json()["status"] == "ok":
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"hoga serve did not start in {START_TIMEOUT}s")
+                return r.status_code == 200 and r.json()["status"] == "ok"
+            return False
+
+        eventually_sync(healthy, START_TIMEOUT, "hoga serve to start")
 
     def stop(self) -> None:
         if self.proc is None or self.proc.poll() is not None:
@@ -179,11 +179,15 @@ def fake_kis(tmp_path: Path) -> Iterator[FakeBroker]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while "KIS fake" not in log_path.read_text(errors="replace"):
-            if proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"fake KIS did not start: {log_path.read_text()[-2000:]}")
-            time.sleep(0.1)
+
+        def started() -> bool:
+            if proc.poll() is not None:
+                raise RuntimeError(f"fake KIS exited: {log_path.read_text()[-2000:]}")
+            return "KIS fake" in log_path.read_text(errors="replace")
+
+        eventually_sync(
+            started, START_TIMEOUT, lambda: f"fake KIS to start: {log_path.read_text()[-2000:]}"
+        )
         yield fake
     finally:
         proc.send_signal(signal.SIGINT)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -25,7 +24,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.browser.conftest import Api, Browsing, shot, sign_in
-from tests.helpers import ADMIN_PASSWORD
+from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 pytestmark = pytest.mark.browser
 
@@ -74,17 +73,22 @@ def resting_buy(
     )
 
 
+def page_wait(page: Page) -> Callable[[float], None]:
+    """Pass time in the page's own event loop, so its WebSocket messages are handled."""
+    return lambda seconds: page.wait_for_timeout(seconds * 1000)
+
+
 def wait_order(
     api: Api, headers: dict[str, str], order_id: int, ok: Callable[[dict[str, Any]], bool]
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + 30
     order: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    def there() -> dict[str, Any] | None:
+        nonlocal order
         order = api.get(f"/api/orders/{order_id}", headers)
-        if ok(order):
-            return order
-        time.sleep(0.2)
-    raise AssertionError(f"order {order_id} never got there: {order}")
+        return order if ok(order) else None
+
+    return eventually_sync(there, 30, lambda: f"order {order_id} to get there: {order}", pause=0.2)
 
 
 def wait_status(api: Api, headers: dict[str, str], order_id: int, status: str) -> dict[str, Any]:
@@ -268,13 +272,17 @@ def test_order_book_is_live_and_a_click_fills_the_ticket(
 
     # Leaving the page lets the book go at the server too (its subscribe only adds channels).
     go(page, "history")
-    deadline = time.monotonic() + 30
-    while not any(
-        m["type"] == "unsubscribed" and "orderbook" in m["channels"] and "005930" in m["symbols"]
-        for m in to_page
-    ):
-        assert time.monotonic() < deadline, to_server[-3:]
-        page.wait_for_timeout(100)
+    eventually_sync(
+        lambda: any(
+            m["type"] == "unsubscribed"
+            and "orderbook" in m["channels"]
+            and "005930" in m["symbols"]
+            for m in to_page
+        ),
+        30,
+        lambda: f"the book to be unsubscribed; last sent: {to_server[-3:]}",
+        wait=page_wait(page),
+    )
 
 
 # --- notices ---------------------------------------------------------------------------------------
@@ -479,18 +487,17 @@ def test_notification_settings(
 
     # Choose one more event on the card; the server keeps it.
     card.get_by_text("전략 오류").click()
-    deadline = time.monotonic() + 30
-    while "strategy_error" not in api.get("/api/me/notifications", me)["channels"][0]["events"]:
-        assert time.monotonic() < deadline
-        page.wait_for_timeout(100)
+    eventually_sync(
+        lambda: "strategy_error" in api.get("/api/me/notifications", me)["channels"][0]["events"],
+        30,
+        "the server to keep the chosen event",
+        wait=page_wait(page),
+    )
 
     # A test goes out through apprise to the receiver.
     card.get_by_role("button", name="시험 발송").click()
     expect(page.get_by_text("시험 알림을 보냈습니다.")).to_be_visible()
-    deadline = time.monotonic() + 30
-    while not received:
-        assert time.monotonic() < deadline, "the test notification never arrived"
-        page.wait_for_timeout(100)
+    eventually_sync(lambda: bool(received), 30, "the test notification", wait=page_wait(page))
 
     page.get_by_text("체결·거부 때 소리 내기").click()
     assert json.loads(page.evaluate("localStorage.getItem('hoga.notify')"))["sound"] is True

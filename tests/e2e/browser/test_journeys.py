@@ -17,7 +17,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.browser.conftest import Api, Browsing, FakeBroker, HogaServer, shot, sign_in
-from tests.helpers import ADMIN_PASSWORD, PASSWORD
+from tests.helpers import ADMIN_PASSWORD, PASSWORD, eventually_sync
 
 pytestmark = pytest.mark.browser
 
@@ -394,13 +394,11 @@ def test_admin_changes_a_users_tier(browsing: Browsing, api: Api) -> None:
 
 
 def _wait_filled(api: Api, headers: dict[str, str], order_id: int) -> dict[str, Any]:
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
+    def filled() -> dict[str, Any] | None:
         order: dict[str, Any] = api.get(f"/api/orders/{order_id}", headers)
-        if order["status"] == "FILLED":
-            return order
-        time.sleep(0.1)  # polling a real server's state; bounded by the deadline
-    raise AssertionError(f"order {order_id} never filled")
+        return order if order["status"] == "FILLED" else None
+
+    return eventually_sync(filled, 20, f"order {order_id} to fill")
 
 
 def test_a_second_user_sees_none_of_the_first_users_data(browsing: Browsing, api: Api) -> None:

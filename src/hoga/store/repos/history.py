@@ -4,11 +4,12 @@ per-day figures the profit views are built from. Every query filters by the acti
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, func, select
+from sqlalchemy import ColumnElement, Row, Table, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.orders import Order
@@ -32,8 +33,10 @@ class HistoryFilter:
     statuses: tuple[str, ...] = ()
 
 
-def _order_where(user_id: int, f: HistoryFilter) -> list[ColumnElement[bool]]:
-    c = t.orders.c
+def _where(table: Table, user_id: int, f: HistoryFilter) -> list[ColumnElement[bool]]:
+    """The filter on ``orders`` or ``fills`` (both carry the same columns for it); the states
+    apply to orders only."""
+    c = table.c
     where: list[ColumnElement[bool]] = [c.user_id == user_id]
     if f.first is not None:
         where.append(c.trading_day >= f.first)
@@ -43,51 +46,46 @@ def _order_where(user_id: int, f: HistoryFilter) -> list[ColumnElement[bool]]:
         where.append(c.symbol == f.symbol)
     if f.strategy_id is not None:
         where.append(c.strategy_id == f.strategy_id)
-    if f.statuses:
+    if f.statuses and table is t.orders:
         where.append(c.status.in_(f.statuses))
     return where
 
 
-def _fill_where(user_id: int, f: HistoryFilter) -> list[ColumnElement[bool]]:
-    c = t.fills.c
-    where: list[ColumnElement[bool]] = [c.user_id == user_id]
-    if f.first is not None:
-        where.append(c.trading_day >= f.first)
-    if f.last is not None:
-        where.append(c.trading_day <= f.last)
-    if f.symbol:
-        where.append(c.symbol == f.symbol)
-    if f.strategy_id is not None:
-        where.append(c.strategy_id == f.strategy_id)
-    return where
+async def _page(
+    conn: AsyncConnection,
+    table: Table,
+    where: list[ColumnElement[bool]],
+    newest_first: tuple[ColumnElement[Any], ...],
+    offset: int,
+    limit: int,
+) -> tuple[Sequence[Row[Any]], int]:
+    total = (await conn.execute(select(func.count()).select_from(table).where(*where))).scalar()
+    rows = await conn.execute(
+        select(table).where(*where).order_by(*newest_first).offset(offset).limit(limit)
+    )
+    return rows.all(), int(total or 0)
 
 
 async def orders_page(
     conn: AsyncConnection, user_id: int, f: HistoryFilter, offset: int, limit: int
 ) -> tuple[list[Order], int]:
     """Newest first: (``limit`` orders from ``offset``, how many match in all)."""
-    where = _order_where(user_id, f)
-    total = (await conn.execute(select(func.count()).select_from(t.orders).where(*where))).scalar()
-    rows = await conn.execute(
-        select(t.orders).where(*where).order_by(t.orders.c.id.desc()).offset(offset).limit(limit)
+    c = t.orders.c
+    rows, total = await _page(
+        conn, t.orders, _where(t.orders, user_id, f), (c.id.desc(),), offset, limit
     )
-    return [order_record(r) for r in rows], int(total or 0)
+    return [order_record(r) for r in rows], total
 
 
 async def fills_page(
     conn: AsyncConnection, user_id: int, f: HistoryFilter, offset: int, limit: int
 ) -> tuple[list[FillRecord], int]:
     """Newest first: (``limit`` fills from ``offset``, how many match in all)."""
-    where = _fill_where(user_id, f)
-    total = (await conn.execute(select(func.count()).select_from(t.fills).where(*where))).scalar()
-    rows = await conn.execute(
-        select(t.fills)
-        .where(*where)
-        .order_by(t.fills.c.ts.desc(), t.fills.c.id.desc())
-        .offset(offset)
-        .limit(limit)
+    c = t.fills.c
+    rows, total = await _page(
+        conn, t.fills, _where(t.fills, user_id, f), (c.ts.desc(), c.id.desc()), offset, limit
     )
-    return [fill_record(r) for r in rows], int(total or 0)
+    return [fill_record(r) for r in rows], total
 
 
 async def fills_through(conn: AsyncConnection, user_id: int, last: date) -> list[FillRecord]:

@@ -11,7 +11,7 @@ from pydantic import Field, StrictInt
 from hoga.api.bounds import MAX_INT, Id
 from hoga.api.deps import Admin, client_ip, get_hoga
 from hoga.api.models import Body
-from hoga.api.schemas import OrderView, errors
+from hoga.api.schemas import SIGNED_IN, WITH_BODY, OrderView, answer
 from hoga.execution.settling import in_server
 from hoga.execution.views import order_view
 
@@ -27,11 +27,7 @@ class SettleBody(Body):
     reason: str = Field(min_length=1, max_length=500)
 
 
-@router.post(
-    "/orders/{order_id}/settle",
-    response_model=OrderView,
-    responses=errors(401, 403, 404, 409, 422, 503),
-)
+@router.post("/orders/{order_id}/settle", **answer(OrderView, *SIGNED_IN, *WITH_BODY, 404, 409))
 async def settle(order_id: Id, body: SettleBody, ctx: Admin, request: Request) -> dict[str, Any]:
     """Settle by hand an order stuck ``UNKNOWN`` (reconciliation cannot check it, e.g. a
     Kiwoom order left over from before midnight): 409 ``order.not_unknown`` in any other

@@ -36,6 +36,10 @@ app.add_typer(vault_app, name="vault")
 app.add_typer(db_app, name="db")
 symbols_app = typer.Typer(help="The instrument master (every listed symbol).", no_args_is_help=True)
 app.add_typer(symbols_app, name="symbols")
+order_app = typer.Typer(
+    help="Orders that need an operator (works while the server runs).", no_args_is_help=True
+)
+app.add_typer(order_app, name="order")
 
 _state: dict[str, Any] = {"debug": False, "config": None}
 T = TypeVar("T")
@@ -190,6 +194,28 @@ def user_tiers() -> None:
     """Show the tiers and their limits."""
     settings = _settings()
     _run(lambda: commands.user_tiers(settings))
+
+
+# ------------------------------------------------------------------ orders
+
+
+@order_app.command("settle")
+def order_settle(
+    order_id: Annotated[int, typer.Argument(min=1, help="the order's id")],
+    outcome: Annotated[
+        str, typer.Option("--as", help="cancelled, rejected or filled (what the broker shows)")
+    ],
+    reason: Annotated[str, typer.Option("--reason", help="why, for the audit log")],
+    qty: Annotated[
+        int | None, typer.Option("--qty", min=1, help="shares filled (--as filled)")
+    ] = None,
+    price: Annotated[
+        int | None, typer.Option("--price", min=1, help="average price in won (--as filled)")
+    ] = None,
+) -> None:
+    """Settle by hand an order stuck UNKNOWN, after checking it at the broker (app/HTS)."""
+    settings = _settings()
+    _run(lambda: commands.order_settle(settings, order_id, outcome, qty, price, reason))
 
 
 # ------------------------------------------------------------------ pause and resume

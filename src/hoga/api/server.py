@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Scope
 
 from hoga import __version__
 from hoga.api import admin, auth, broker_accounts, market, me, orders, portfolio, ws
+from hoga.api import admin_orders as admin_orders_api
 from hoga.api import admin_strategies as admin_strategies_api
 from hoga.api import docs as docs_api
 from hoga.api import fills as fills_api
@@ -107,6 +108,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
     app.include_router(web_api.router)
     app.include_router(docs_api.router)
     app.include_router(admin_strategies_api.router)
+    app.include_router(admin_orders_api.router)  # settling an UNKNOWN order by hand
     # --- dashboard (web branch): watchlist, trade history, daily profit ---
     from hoga.api import history as history_api
     from hoga.api import strategy_extras as strategy_extras_api

@@ -24,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hoga.brokers.base import FillReport
 from hoga.domain import fills, krx
 from hoga.domain.clock import KST
+from hoga.domain.market import Instrument
 from hoga.domain.orders import Executed, Order, OrderStatus, Side
 from hoga.domain.portfolio import apply_fill
 from hoga.execution.ordercore import OrderCore
@@ -59,26 +60,15 @@ class Booking:
             core.db.tx(Actor.user(order.user_id)) as conn,
         ):
             order = await core.reload(conn, order)
-            p = fills.plan(
-                order_qty=order.qty,
-                filled_qty=order.filled_qty,
-                filled_amount=order.filled_amount,
-                qty=fill.qty,
-                price=fill.price,
-                cum_qty=fill.cum_qty,
-                cum_amount=fill.cum_amount,
-            )
+            p = plan_for(order, fill)
             if p.skip is None:
-                acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
-                inst = core.quotes.instrument(order.symbol)
-                booked = await book_parts(
+                booked = await book_at_account_rates(
                     conn,
                     order,
                     fill,
                     p.parts,
-                    rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
-                    market=inst.market if inst else "KOSPI",
-                    now=core.clock.now(),
+                    core.quotes.instrument(order.symbol),
+                    core.clock.now(),
                 )
                 updated = await core.reload(conn, order) if booked else None
         if p.skip is not None:
@@ -133,6 +123,40 @@ def fill_view(order: Order, b: Booked) -> dict[str, Any]:
         "ts": b.ts.isoformat(),
         "account_id": order.account_id,
     }
+
+
+def plan_for(order: Order, fill: FillReport) -> fills.FillPlan:
+    """What to book of ``fill`` on ``order`` as it stands (``domain/fills.py``)."""
+    return fills.plan(
+        order_qty=order.qty,
+        filled_qty=order.filled_qty,
+        filled_amount=order.filled_amount,
+        qty=fill.qty,
+        price=fill.price,
+        cum_qty=fill.cum_qty,
+        cum_amount=fill.cum_amount,
+    )
+
+
+async def book_at_account_rates(
+    conn: AsyncConnection,
+    order: Order,
+    fill: FillReport,
+    parts: tuple[tuple[int, int], ...],
+    instrument: Instrument | None,
+    now: datetime,
+) -> list[Booked]:
+    """``book_parts`` at the account's commission rate and the instrument's market's tax."""
+    acct = await accounts_repo.get_account(conn, order.user_id, order.account_id)
+    return await book_parts(
+        conn,
+        order,
+        fill,
+        parts,
+        rate=acct.commission_rate if acct else krx.DEFAULT_COMMISSION_RATE,
+        market=instrument.market if instrument else "KOSPI",
+        now=now,
+    )
 
 
 async def book_parts(

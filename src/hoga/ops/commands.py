@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import getpass
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -104,6 +104,55 @@ async def user_tiers(settings: Settings) -> None:
             f"{t.name:8} trades/day {t.daily_trades:4}  strategies {t.max_strategies}  "
             f"positions {t.max_positions:3}  priority {t.priority}"
         )
+
+
+# ------------------------------------------------------------------ orders
+
+
+async def order_settle(
+    settings: Settings,
+    order_id: int,
+    outcome: str,
+    qty: int | None,
+    price: int | None,
+    reason: str,
+) -> None:
+    """Settle by hand an order stuck UNKNOWN (``execution/settling.py``). Beside a running
+    server this is safe: the server keeps nothing of an UNKNOWN order in memory and re-reads
+    it before any change (its reconciler no longer lists it once settled)."""
+    from hoga.execution.settling import HandSettlement
+
+    async with admin_context(settings) as ctx:
+        settle = HandSettlement(ctx.db, ctx.clock, await _instruments(ctx.db))
+        order = await settle.settle_by_hand(
+            order_id,
+            outcome,
+            filled_qty=qty,
+            avg_price=price,
+            reason=reason,
+            actor_id=None,
+            ip="cli",
+            by=f"hoga order settle ({getpass.getuser()}@{socket.gethostname()})",
+        )
+    typer.echo(
+        f"order {order.id}: {order.status.value}, {order.filled_qty}/{order.qty} filled"
+        + (f" at {order.avg_fill_price} won" if order.filled_qty else "")
+        + f", reserve {order.reserved_cash} won"
+    )
+
+
+async def _instruments(db: Any) -> Callable[[str], Any]:
+    """Symbol lookup outside the server (the CLI): the stored instrument master where one
+    was synced, else the bundled universe - the same sources the server's quotes use."""
+    from hoga.marketdata.universe import bundled_universe
+    from hoga.store.db import SYSTEM
+    from hoga.store.repos import instruments as instruments_repo
+
+    async with db.tx(SYSTEM) as conn:
+        listings = await instruments_repo.load_all(conn)
+    known = {i.symbol: i for i in bundled_universe()}
+    known.update({x.symbol: x.instrument() for x in listings})
+    return known.get
 
 
 # ------------------------------------------------------------------ pause and resume

@@ -372,3 +372,13 @@ async def trades_by_strategy(conn: AsyncConnection, user_id: int) -> dict[int, i
 def open_status_order() -> Any:
     """Sort key putting open orders first (for listings)."""
     return case((t.orders.c.status.in_(_OPEN), 0), else_=1)
+
+
+async def owner_of(conn: AsyncConnection, order_id: int) -> int | None:
+    """The user an order belongs to (admin tools that know only the order's id)."""
+    row = (
+        await conn.execute(
+            select(t.orders.c.user_id).where(t.orders.c.id == bindparam("oid")), {"oid": order_id}
+        )
+    ).first()
+    return int(row.user_id) if row else None

@@ -222,7 +222,7 @@ async def _post(
     now: datetime,
 ) -> None:
     uid, aid = order.user_id, order.account_id
-    pos = await ledger.position(conn, uid, aid, order.symbol)
+    pos = await ledger.position(conn, uid, aid, order.symbol, for_update=True)
     effect = apply_fill(pos, order.side, qty, price, fee, tax)
     await ledger.save_position(conn, uid, aid, order.symbol, effect.position, now)
     amount = qty * price

@@ -40,6 +40,7 @@ _POSITION = select(t.positions).where(
     t.positions.c.account_id == bindparam("aid"),
     t.positions.c.symbol == bindparam("sym"),
 )
+_POSITION_FOR_UPDATE = _POSITION.with_for_update()
 _POSITION_SET = (
     update(t.positions)
     .where(
@@ -204,10 +205,14 @@ async def positions(
     ]
 
 
-async def position(conn: AsyncConnection, user_id: int, account_id: int, symbol: str) -> Position:
-    row = (
-        await conn.execute(_POSITION, {"uid": user_id, "aid": account_id, "sym": symbol})
-    ).first()
+async def position(
+    conn: AsyncConnection, user_id: int, account_id: int, symbol: str, *, for_update: bool = False
+) -> Position:
+    """The position; ``for_update`` locks its row until the transaction ends (PostgreSQL), for
+    a read-modify-write that another process may race: a hand settlement from the CLI, or an
+    API call on another cluster server, books outside this server's account lock."""
+    stmt = _POSITION_FOR_UPDATE if for_update else _POSITION
+    row = (await conn.execute(stmt, {"uid": user_id, "aid": account_id, "sym": symbol})).first()
     return Position(row.qty, row.cost, row.realized_pnl) if row else Position()
 
 

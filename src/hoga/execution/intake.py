@@ -158,9 +158,9 @@ class Intake:
         """After the order is committed: the one place for what follows a recorded order.
 
         Persist-before-send: the dispatcher can see the order only from here on. The queue
-        comes first, before anything awaits, so the order is in the queue as soon as another
-        task can see it committed (the queue resync backstop would otherwise queue it again).
-        What does not decide the answer goes after it.
+        comes first, with no await before it, so an order committed but not yet queued is
+        seen as briefly as possible (the queue resync backstop queues such an order again;
+        twice is harmless). What does not decide the answer goes after it.
         """
         core = self._core
         if decision.ok:

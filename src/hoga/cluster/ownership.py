@@ -27,7 +27,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from hoga.cluster.leases import LeaseKeeper
@@ -123,6 +123,7 @@ class Ownership:
         present = await self._present()
         members = self.members.members
         moves = 0
+        taking: list[Awaitable[None]] = []
         for user_id, keys in sorted(users.items()):
             name = user_lease(user_id)
             target = rendezvous(members, min(keys) if keys else name)
@@ -140,7 +141,10 @@ class Ownership:
             since = self._absent.get(name)
             orphan = since is not None and self._clock() - since >= self.leases.ttl
             if target == self.me or orphan:
-                await self._take(user_id, keys)
+                taking.append(self._take(user_id, keys))
+        # Taken side by side: a dead server's users start here within one round, not one
+        # recovery after another.
+        await asyncio.gather(*taking)
         if present is not None:
             now = self._clock()
             self._absent = {
@@ -185,14 +189,15 @@ class Ownership:
                         await self.leases.release(held)
                 return
             self.started[user_id] = self._clock()
-            try:
-                await self.work.start_user(user_id)
-            except Exception:
-                log.exception("cluster: starting user %s failed; handing it back", user_id)
+        try:
+            await self.work.start_user(user_id)
+        except Exception:
+            log.exception("cluster: starting user %s failed; handing it back", user_id)
+            async with self._lock:
                 await self._drop(user_id, release=True)
-                return
-            self.gained += 1
-            log.info("cluster: now owning user %s", user_id)
+            return
+        self.gained += 1
+        log.info("cluster: now owning user %s", user_id)
 
     def _key_in_use(self, name: str, except_user: int) -> bool:
         return any(name in self._keys.get(u, ()) for u in self.started if u != except_user)

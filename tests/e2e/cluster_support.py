@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import secrets
@@ -189,10 +190,8 @@ async def _kv_values(nats_url: str, bucket: str) -> dict[str, str]:
             return {}
         out = {}
         for k in keys:
-            try:
+            with contextlib.suppress(Exception):  # expired between keys() and get()
                 out[k] = (await kv.get(k)).value.decode()
-            except Exception:
-                continue
         return out
     finally:
         await nc.close()

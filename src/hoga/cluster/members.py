@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hoga.cluster.bus import ClusterBus
+from hoga.cluster.bus import ClusterBus, cancel
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -103,10 +103,7 @@ class Members:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         if self._kv is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._kv.delete(self.me), 1.0)

@@ -24,12 +24,12 @@ held (not fenced) *and* the user's work was started here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
+from hoga.cluster.bus import cancel
 from hoga.cluster.leases import LeaseKeeper
 from hoga.cluster.members import Members, rendezvous
 
@@ -100,10 +100,7 @@ class Ownership:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         async with self._lock:
             for user_id in list(self.started):
                 await self._drop(user_id, release=True)

@@ -108,7 +108,6 @@ async def test_users_spread_over_members_and_move_when_one_dies(
 ) -> None:
     nodes = [await _node(nats_available, prefix, f"n{i}") for i in range(3)]
     try:
-
         names = ["n0", "n1", "n2"]
 
         async def spread() -> bool:

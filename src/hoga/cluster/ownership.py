@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Protocol
 
 from hoga.cluster.bus import cancel
@@ -82,6 +82,8 @@ class Ownership:
         self._keys: dict[int, list[str]] = {}
         self._absent: dict[str, float] = {}  # lease name -> since when seen absent
         self._lock = asyncio.Lock()
+        self._taking: set[int] = set()
+        self._takes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.gained = 0
         self.lost = 0
@@ -101,6 +103,8 @@ class Ownership:
     async def stop(self) -> None:
         task, self._task = self._task, None
         await cancel(task)
+        for take in list(self._takes):
+            await cancel(take)
         async with self._lock:
             for user_id in list(self.started):
                 await self._drop(user_id, release=True)
@@ -120,7 +124,6 @@ class Ownership:
         present = await self._present()
         members = self.members.members
         moves = 0
-        taking: list[Awaitable[None]] = []
         for user_id, keys in sorted(users.items()):
             name = user_lease(user_id)
             target = rendezvous(members, min(keys) if keys else name)
@@ -138,10 +141,7 @@ class Ownership:
             since = self._absent.get(name)
             orphan = since is not None and self._clock() - since >= self.leases.ttl
             if target == self.me or orphan:
-                taking.append(self._take(user_id, keys))
-        # Taken side by side: a dead server's users start here within one round, not one
-        # recovery after another.
-        await asyncio.gather(*taking)
+                self._spawn_take(user_id, keys)
         if present is not None:
             now = self._clock()
             self._absent = {
@@ -152,6 +152,17 @@ class Ownership:
         for user_id in [u for u in self.started if u not in users]:
             async with self._lock:  # the user has no accounts any more
                 await self._drop(user_id, release=True)
+
+    def _spawn_take(self, user_id: int, keys: list[str]) -> None:
+        """Take a user in a task of its own: a dead server's users start side by side, and
+        a slow recovery does not hold up the next round."""
+        if user_id in self._taking:
+            return
+        self._taking.add(user_id)
+        task = asyncio.get_running_loop().create_task(self._take(user_id, keys))
+        task.add_done_callback(lambda _t: self._taking.discard(user_id))
+        self._takes.add(task)
+        task.add_done_callback(self._takes.discard)
 
     def _may_hand_back(self, user_id: int, target: str | None) -> bool:
         now = self._clock()

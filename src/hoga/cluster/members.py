@@ -114,7 +114,7 @@ class Members:
         """Re-read the live member list (this server is always in it)."""
         assert self._kv is not None
         try:
-            keys = set(await asyncio.wait_for(self._kv.keys(), self.ttl / 4))
+            keys = set(await asyncio.wait_for(self._kv.keys(), self.ttl / 2))
         except Exception as e:  # nats' NoKeysError when empty, or a timeout
             if type(e).__name__ != "NoKeysError":
                 log.debug("cluster members: not refreshed (%s)", type(e).__name__)

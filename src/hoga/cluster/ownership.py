@@ -176,7 +176,7 @@ class Ownership:
     async def _present(self) -> set[str] | None:
         """Lease names in the bucket now (None if NATS did not answer)."""
         try:
-            return set(await asyncio.wait_for(self.leases.kv.keys(), self.interval))
+            return set(await asyncio.wait_for(self.leases.kv.keys(), self.leases.ttl / 2))
         except Exception as e:
             if type(e).__name__ == "NoKeysError":
                 return set()

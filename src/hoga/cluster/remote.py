@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 Modify = Callable[[int, int, int | None, int | None, str | None], Awaitable[int]]
 
-WAIT = 5.0
+WAIT = 5.0  # seconds an owner has to answer a forwarded modify
 
 
 def _error_body(e: HogaError) -> dict[str, Any]:

@@ -18,6 +18,8 @@ from hoga.cluster.handoff import Handoff
 from hoga.cluster.leases import LeaseKeeper
 from hoga.cluster.members import DuplicateInstance, Members, rendezvous
 from hoga.cluster.ownership import Ownership
+from hoga.cluster.remote import RemoteModify
+from hoga.domain.errors import Conflict, ServiceUnavailable
 from tests.cluster_support import delete_buckets, unique_prefix
 from tests.helpers import eventually
 
@@ -257,6 +259,44 @@ async def test_events_reach_the_users_sockets_on_every_server_once(
         assert there.get_nowait() == {"type": "order", "id": 1, "status": "FILLED"}
         assert stranger.get_nowait() is None
         assert hooked == []  # hooks run where the event happened only
+    finally:
+        for b in buses:
+            await b.stop()
+
+
+async def test_a_modify_is_forwarded_to_the_owner_with_its_answer_or_error(
+    nats_available: str, prefix: str
+) -> None:
+    buses = [ClusterBus(nats_available, f"m{i}", prefix=prefix) for i in range(2)]
+    for b in buses:
+        await b.start()
+    ran: list[tuple[int, int, int | None, int | None]] = []
+
+    async def modify(
+        user_id: int, order_id: int, price: int | None, qty: int | None, ip: str | None
+    ) -> int:
+        ran.append((user_id, order_id, price, qty))
+        if order_id == 13:
+            raise Conflict("order is not working", "order.not_modifiable")
+        return order_id
+
+    async def never(*args: object) -> int:
+        raise AssertionError("a non-owner ran a modify")
+
+    owner = RemoteModify(buses[0], modify, owns=lambda u: u == 3)
+    other = RemoteModify(buses[1], never, owns=lambda u: False)
+    await owner.start()
+    await other.start()
+    await buses[0].flush()
+    try:
+        assert await other.forward(3, 12, 70_000, None, "10.0.0.1") == 12
+        with pytest.raises(Conflict) as refused:
+            await other.forward(3, 13, None, 2, None)
+        assert refused.value.code == "order.not_modifiable"
+        with pytest.raises(ServiceUnavailable) as nobody:
+            await other.forward(4, 1, 1, None, None)  # no server owns user 4
+        assert nobody.value.code == "cluster.no_owner"
+        assert ran == [(3, 12, 70_000, None), (3, 13, None, 2)]
     finally:
         for b in buses:
             await b.stop()

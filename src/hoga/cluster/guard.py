@@ -7,8 +7,9 @@ the key files live there). What is new: PostgreSQL is required - SQLite is one f
 machine and cannot be shared - and NATS must be reachable at start-up (``acquire`` connects
 the bus and registers the member; a second live server with the same instance id is refused),
 and the vault key and token secret must be given in the settings, the same on every server.
-``check`` is True while NATS is connected: ``GET /ready`` reports a server cut off from the
-cluster as not ready, so a load balancer stops sending it requests.
+``check`` is True while NATS is connected: the watch loop asks every 5 s and, while it is
+False, the send gate holds every send (``server.lock_lost``, shown by ``GET /ready`` as a
+degraded dispatcher) - a belt on top of the leases' own fence.
 """
 
 from __future__ import annotations

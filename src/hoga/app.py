@@ -35,7 +35,7 @@ from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
-from hoga.domain.errors import StorageUnavailable
+from hoga.domain.errors import Conflict, StorageUnavailable
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
 from hoga.execution.accounts import VaultTokenStore
@@ -617,9 +617,15 @@ class HogaApp:
         await self._sync_vault()
         for broker in self.brokers.values():
             await broker.start()
-        self.admin_password_generated = await self.auth.bootstrap_admin(
-            s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
-        )
+        try:
+            self.admin_password_generated = await self.auth.bootstrap_admin(
+                s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
+            )
+        except Conflict:
+            if self.cluster is None:
+                raise
+            # Cluster mode: another server of a new cluster created the first admin just now.
+            self.admin_password_generated = None
         await self.auth_watch.start()
         await self.orders.load_server_state()
         if self.start_paused:

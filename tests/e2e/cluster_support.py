@@ -56,18 +56,21 @@ def shared_secrets() -> dict[str, str]:
 
 
 def start_cluster(tmp_path: Path, envs: list[dict[str, str]]) -> list[Server]:
-    """The first server alone (it migrates the database), then the others side by side."""
+    """The first server alone (it migrates and creates the first admin), then the others side
+    by side."""
     for i in range(len(envs)):
         (tmp_path / f"n{i}").mkdir(parents=True, exist_ok=True)
     first = start_server(tmp_path / "n0" / "var", "n0.log", **envs[0])
     with ThreadPoolExecutor(len(envs)) as pool:
-        rest = list(
-            pool.map(
-                lambda i: start_server(tmp_path / f"n{i}" / "var", f"n{i}.log", **envs[i]),
-                range(1, len(envs)),
-            )
-        )
-    return [first, *rest]
+        futures = [
+            pool.submit(start_server, tmp_path / f"n{i}" / "var", f"n{i}.log", **envs[i])
+            for i in range(1, len(envs))
+        ]
+    started = [first, *(f.result() for f in futures if f.exception() is None)]
+    if len(started) < len(envs):
+        stop_all(started)  # none left running when one refused to start
+        raise next(e for f in futures if (e := f.exception()) is not None)
+    return started
 
 
 def login(url: str, username: str, password: str) -> dict[str, str]:

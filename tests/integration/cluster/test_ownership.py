@@ -88,6 +88,13 @@ async def _node(url: str, prefix: str, name: str, users: dict[int, list[str]] = 
     return Node(bus, members, leases, work, own)
 
 
+async def _buses(url: str, prefix: str, *names: str) -> list[ClusterBus]:
+    buses = [ClusterBus(url, name, prefix=prefix) for name in names]
+    for b in buses:
+        await b.start()
+    return buses
+
+
 def _owners(nodes: list[Node]) -> dict[int, list[str]]:
     out: dict[int, list[str]] = {}
     for n in nodes:
@@ -193,9 +200,7 @@ async def test_a_second_live_server_with_the_same_id_is_refused(
 async def test_handoff_reaches_only_the_owner_and_coalesces_a_burst(
     nats_available: str, prefix: str
 ) -> None:
-    buses = [ClusterBus(nats_available, f"h{i}", prefix=prefix) for i in range(2)]
-    for b in buses:
-        await b.start()
+    buses = await _buses(nats_available, prefix, "h0", "h1")
     picked: list[tuple[str, int]] = []
     gate = asyncio.Event()
 
@@ -237,12 +242,11 @@ async def test_handoff_reaches_only_the_owner_and_coalesces_a_burst(
 async def test_events_reach_the_users_sockets_on_every_server_once(
     nats_available: str, prefix: str
 ) -> None:
-    buses = [ClusterBus(nats_available, f"e{i}", prefix=prefix) for i in range(2)]
+    buses = await _buses(nats_available, prefix, "e0", "e1")
     events = [ClusterEventBus(), ClusterEventBus()]
     hooked: list[int] = []
     events[1].add_hook(lambda user_id, event: hooked.append(user_id))
     for b, e in zip(buses, events, strict=True):
-        await b.start()
         await e.attach(b)
     here = events[0].subscribe(5)
     there = events[1].subscribe(5)
@@ -267,9 +271,7 @@ async def test_events_reach_the_users_sockets_on_every_server_once(
 async def test_a_modify_is_forwarded_to_the_owner_with_its_answer_or_error(
     nats_available: str, prefix: str
 ) -> None:
-    buses = [ClusterBus(nats_available, f"m{i}", prefix=prefix) for i in range(2)]
-    for b in buses:
-        await b.start()
+    buses = await _buses(nats_available, prefix, "m0", "m1")
     ran: list[tuple[int, int, int | None, int | None]] = []
 
     async def modify(

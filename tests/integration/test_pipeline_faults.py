@@ -199,8 +199,8 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
         reads = iter([stale])
         real_read = h.hoga.resync._read
 
-        async def first_read_is_stale() -> Any:
-            return next(reads, None) or await real_read()
+        async def first_read_is_stale(user_id: int | None = None) -> Any:
+            return next(reads, None) or await real_read(user_id)
 
         h.hoga.resync._read = first_read_is_stale  # type: ignore[method-assign]
         assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import date
 
 from hoga.domain import krx
@@ -48,16 +49,20 @@ class QueueResync:
         self.interval = interval
         self.requeued = 0
         self._task: asyncio.Task[None] | None = None
+        # Cluster mode: only the users this server owns (cluster/ownership.py).
+        self.owns: Callable[[int], bool] | None = None
 
-    async def check(self) -> dict[str, int]:
+    async def check(self, user_id: int | None = None) -> dict[str, int]:
+        """One comparison (``user_id``: that user's orders only)."""
         svc = self._service
         today = krx.trading_date(self._clock.now())
-        waiting, brokers = await self._read()
+        waiting, brokers = await self._read(user_id)
         done = {"place": 0, "cancel": 0}
         missing = [
             (order, broker, kind)
             for order in waiting
             if (broker := brokers.get(order.account_id)) is not None
+            and (self.owns is None or self.owns(order.user_id))
             and (kind := self._kind(order, today)) is not None
             and not self._held(order.id, kind)
         ]
@@ -67,7 +72,7 @@ class QueueResync:
         # looks missing (its row was read as it was before). A second look at the database,
         # with nothing awaited between it and the queuing, tells the two apart; without it
         # a busy server logged false "missing from the queue" warnings.
-        fresh = {o.id: o for o in (await self._read())[0]}
+        fresh = {o.id: o for o in (await self._read(user_id))[0]}
         for order, broker, kind in missing:
             now = fresh.get(order.id)
             if now is None or now.status != order.status or self._held(order.id, kind):
@@ -75,7 +80,8 @@ class QueueResync:
             priority = order.priority if kind == Kind.PLACE else Priority.URGENT
             svc.enqueue(now, broker, kind, priority)
             done[kind.value] += 1
-            log.warning(
+            # A hand-off (user_id given) is expected work, not a gap.
+            (log.debug if user_id is not None else log.warning)(
                 "order %s was %s in the database but missing from the queue; queued again",
                 order.id,
                 order.status.value,
@@ -83,10 +89,10 @@ class QueueResync:
         self.requeued += done["place"] + done["cancel"]
         return done
 
-    async def _read(self) -> tuple[list[Order], dict[int, str]]:
+    async def _read(self, user_id: int | None = None) -> tuple[list[Order], dict[int, str]]:
         async with self._db.tx(SYSTEM) as conn:
             waiting = await orders_repo.open_orders(
-                conn, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
+                conn, user_id=user_id, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
             )
             brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
         return waiting, brokers

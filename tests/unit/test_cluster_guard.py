@@ -46,7 +46,7 @@ def test_without_cluster_settings_the_single_server_parts_stand(tmp_path: Path) 
     assert type(app.bus) is EventBus
     assert app.queue.admit is None
     assert app.orders.remote_modify is None
-    assert app.strategies.owns is None and app.reconciler.owns_account is None
+    assert app.live_strategies.owns is None and app.reconciler.owns_account is None
 
 
 def test_a_single_server_never_imports_nats(tmp_path: Path) -> None:

@@ -1,0 +1,137 @@
+"""Servers of a market-data cluster in one process: each with its own NATS connection
+(``ClusterBus``), simulated market, feed, hub and ``ClusterMarket``.
+
+``FakeLeaseTable`` stands in for cluster-core's ``LeaseKeeper`` (the key-value bucket): a
+shared table of holders with the contract's semantics - ``try_acquire`` wins only while nobody
+holds the name, ``fence`` makes ``holds`` false and tells ``on_lost`` while the name stays
+taken, ``expire`` frees it as the bucket's TTL would. ``RecordingFeed`` counts, across all
+servers, how many upstream sessions carry each symbol and remembers the most ever at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from hoga.cluster.bus import ClusterBus
+from hoga.cluster.marketdata import ClusterMarket
+from hoga.domain.clock import Clock
+from hoga.domain.market import Tick
+from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatedSession, SimulatorFeed
+from hoga.marketdata.hub import Hub
+from hoga.marketdata.universe import Universe, bundled_universe
+
+NATS_URL = "nats://127.0.0.1:4222"
+UNIVERSE = Universe(bundled_universe())
+
+
+def unique_prefix() -> str:
+    return f"t{secrets.token_hex(5)}"
+
+
+class FakeLeaseTable:
+    def __init__(self) -> None:
+        self.holder: dict[str, str] = {}
+
+    def expire(self, name: str) -> None:
+        self.holder.pop(name, None)
+
+
+class FakeLeases:
+    def __init__(self, table: FakeLeaseTable, instance: str) -> None:
+        self.table = table
+        self.instance = instance
+        self.fenced: set[str] = set()
+        self._lost: list[Callable[[str], Awaitable[None]]] = []
+
+    async def try_acquire(self, name: str) -> bool:
+        if name in self.table.holder:
+            return False
+        self.table.holder[name] = self.instance
+        self.fenced.discard(name)
+        return True
+
+    async def release(self, name: str) -> None:
+        if self.table.holder.get(name) == self.instance:
+            del self.table.holder[name]
+
+    def holds(self, name: str) -> bool:
+        return self.table.holder.get(name) == self.instance and name not in self.fenced
+
+    def on_lost(self, callback: Callable[[str], Awaitable[None]]) -> None:
+        self._lost.append(callback)
+
+    async def fence(self, name: str) -> None:
+        """This server's renewals stopped: it must let go; the name stays taken until expiry."""
+        self.fenced.add(name)
+        for cb in self._lost:
+            await cb(name)
+
+
+@dataclass
+class Carriage:
+    """Upstream sessions carrying each symbol, over every server's feed."""
+
+    now: Counter[str] = field(default_factory=Counter)
+    most: int = 0
+
+    def add(self, symbols: list[str]) -> None:
+        self.now.update(symbols)
+        self.most = max([self.most, *(self.now[s] for s in symbols)])
+
+    def remove(self, symbols: list[str]) -> None:
+        self.now.subtract(symbols)
+
+
+class RecordingFeed(SimulatorFeed):
+    def __init__(self, market: SimulatedMarket, carriage: Carriage) -> None:
+        super().__init__(market, ticks_per_second=100)
+        self.carriage = carriage
+
+    def _index_add(self, session: SimulatedSession, symbols: list[str]) -> None:
+        self.carriage.add(symbols)
+        super()._index_add(session, symbols)
+
+    def _index_remove(self, session: SimulatedSession, symbols: list[str]) -> None:
+        self.carriage.remove(symbols)
+        super()._index_remove(session, symbols)
+
+    @property
+    def carried(self) -> set[str]:
+        return set(self._by_symbol)
+
+
+@dataclass
+class Server:
+    name: str
+    bus: ClusterBus
+    market: SimulatedMarket
+    feed: RecordingFeed
+    hub: Hub
+    cm: ClusterMarket
+    leases: FakeLeases
+    ticks: list[Tick] = field(default_factory=list)
+
+    async def stop(self) -> None:
+        await self.hub.stop()
+        await self.cm.stop()
+        await self.bus.stop()
+
+
+async def start_server(
+    name: str, prefix: str, table: FakeLeaseTable, carriage: Carriage, clock: Clock
+) -> Server:
+    bus = ClusterBus(NATS_URL, name, prefix=prefix)
+    await bus.start()
+    market = SimulatedMarket(UNIVERSE, seed=5, clock=clock)
+    feed = RecordingFeed(market, carriage)
+    hub = Hub(feed, UNIVERSE, clock, grace=0.0, stale_after=3600)
+    leases = FakeLeases(table, name)
+    cm = ClusterMarket(
+        bus, leases, hub, clock, source="simulator", period=0.3, settle=0.02, check_every=0.05
+    )
+    await cm.start()
+    await hub.start()
+    return Server(name, bus, market, feed, hub, cm, leases)

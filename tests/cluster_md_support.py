@@ -44,9 +44,13 @@ class FakeLeases:
         self.table = table
         self.instance = instance
         self.fenced: set[str] = set()
+        #: Cut off from the bucket (a partition): no renewals, no acquisitions.
+        self.cut = False
         self._lost: list[Callable[[str], Awaitable[None]]] = []
 
     async def try_acquire(self, name: str) -> bool:
+        if self.cut:
+            raise ConnectionError("no route to NATS")
         if name in self.table.holder:
             return False
         self.table.holder[name] = self.instance
@@ -64,7 +68,9 @@ class FakeLeases:
         self._lost.append(callback)
 
     async def fence(self, name: str) -> None:
-        """This server's renewals stopped: it must let go; the name stays taken until expiry."""
+        """This server's renewals stopped (it is cut off): it must let go; the name stays taken
+        until expiry."""
+        self.cut = True
         self.fenced.add(name)
         for cb in self._lost:
             await cb(name)

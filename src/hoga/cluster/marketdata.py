@@ -202,6 +202,7 @@ class FeedOwner:
         self._tasks: list[asyncio.Task[None]] = []
         self._lock = asyncio.Lock()
         self.takeovers = 0
+        self.rounds = 0
         leases.on_lost(self._on_lost)
         board.on_change(self._sync)
 
@@ -224,8 +225,9 @@ class FeedOwner:
                         await self._begin()
                 elif not self.leases.holds(self.lease):
                     await self._end("fenced")
-            except Exception:  # NATS away or a feed refusing: try again next round
-                log.exception("cluster market data: feed ownership round failed")
+            except Exception as e:  # NATS away or a feed refusing: try again next round
+                log.warning("cluster market data: feed ownership round failed: %r", e)
+            self.rounds += 1
             await asyncio.sleep(self.check_every)
 
     async def _on_lost(self, name: str) -> None:
@@ -261,7 +263,9 @@ class FeedOwner:
             self._outbox.clear()
             if hub is None:
                 return
-            log.warning("cluster market data: feed lease %s (%s); stopping upstream", self.lease, why)
+            log.warning(
+                "cluster market data: feed lease %s (%s); stopping upstream", self.lease, why
+            )
             await hub.stop()  # closes every upstream session
 
     def _sync(self) -> None:
@@ -363,4 +367,3 @@ class ClusterMarket:
             "servers_wanting": len(self.board.instances),
             **self.owner.health(),
         }
-

@@ -75,7 +75,7 @@ def decode_book(symbol: str, data: bytes) -> OrderBook:
     _, ts, total_ask, total_bid, n_asks, n_bids = _BOOK_HEAD.unpack_from(data)
     if len(data) != head + (n_asks + n_bids) * _LEVEL.size:
         raise CodecError("truncated order book")
-    levels = [lv for lv in _LEVEL.iter_unpack(data[head:])]
+    levels: list[tuple[int, int]] = list(_LEVEL.iter_unpack(data[head:]))
     return OrderBook(
         symbol=symbol,
         ts=ts,

@@ -1,5 +1,6 @@
 """Servers of a market-data cluster in one process: each with its own NATS connection
-(``ClusterBus``), simulated market, feed, hub and ``ClusterMarket``.
+(``ClusterBus``), simulated market, feed, hub and ``ClusterMarket``, on cluster-core's real
+``LeaseKeeper`` or on the test double below.
 
 ``FakeLeaseTable`` stands in for cluster-core's ``LeaseKeeper`` (the key-value bucket): a
 shared table of holders with the contract's semantics - ``try_acquire`` wins only while nobody
@@ -10,25 +11,21 @@ servers, how many upstream sessions carry each symbol and remembers the most eve
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from hoga.cluster.bus import ClusterBus
-from hoga.cluster.marketdata import ClusterMarket
+from hoga.cluster.leases import LeaseKeeper
+from hoga.cluster.marketdata import ClusterMarket, Leases
 from hoga.domain.clock import Clock
 from hoga.domain.market import Tick
 from hoga.marketdata.feeds.simulator import SimulatedMarket, SimulatedSession, SimulatorFeed
 from hoga.marketdata.hub import Hub
 from hoga.marketdata.universe import Universe, bundled_universe
+from tests.cluster_support import NATS_URL
 
-NATS_URL = "nats://127.0.0.1:4222"
 UNIVERSE = Universe(bundled_universe())
-
-
-def unique_prefix() -> str:
-    return f"t{secrets.token_hex(5)}"
 
 
 class FakeLeaseTable:
@@ -117,24 +114,45 @@ class Server:
     feed: RecordingFeed
     hub: Hub
     cm: ClusterMarket
-    leases: FakeLeases
+    leases: Leases
     ticks: list[Tick] = field(default_factory=list)
+
+    @property
+    def fake_leases(self) -> FakeLeases:
+        assert isinstance(self.leases, FakeLeases)
+        return self.leases
 
     async def stop(self) -> None:
         await self.hub.stop()
         await self.cm.stop()
+        if isinstance(self.leases, LeaseKeeper):
+            await self.leases.stop()
         await self.bus.stop()
 
 
 async def start_server(
-    name: str, prefix: str, table: FakeLeaseTable, carriage: Carriage, clock: Clock
+    name: str,
+    prefix: str,
+    carriage: Carriage,
+    clock: Clock,
+    *,
+    table: FakeLeaseTable | None = None,
+    ttl: float = 2.0,
+    url: str = NATS_URL,
 ) -> Server:
-    bus = ClusterBus(NATS_URL, name, prefix=prefix)
+    """A server on the double ``table`` if given, else on a real ``LeaseKeeper`` (``ttl``)."""
+    bus = ClusterBus(url, name, prefix=prefix)
     await bus.start()
     market = SimulatedMarket(UNIVERSE, seed=5, clock=clock)
     feed = RecordingFeed(market, carriage)
     hub = Hub(feed, UNIVERSE, clock, grace=0.0, stale_after=3600)
-    leases = FakeLeases(table, name)
+    leases: Leases
+    if table is not None:
+        leases = FakeLeases(table, name)
+    else:
+        keeper = LeaseKeeper(bus, ttl)
+        await keeper.start()
+        leases = keeper
     cm = ClusterMarket(
         bus, leases, hub, clock, source="simulator", period=0.3, settle=0.02, check_every=0.05
     )

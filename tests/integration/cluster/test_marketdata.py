@@ -1,9 +1,15 @@
 """Market data across servers on real NATS: three hubs in one process, each on its own
 connection. The feed owner (lease ``feed-simulator``) carries the union of the servers' demand
-upstream and publishes; every hub's consumers get the ticks as if the feed were local."""
+upstream and publishes; every hub's consumers get the ticks as if the feed were local.
+
+Most tests hold the lease through a double (tests/cluster_md_support.py) so that fencing and
+expiry happen exactly when the test says; the partition test runs on the real ``LeaseKeeper``
+through a cuttable proxy, where only time decides.
+"""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 
 import pytest
@@ -16,8 +22,8 @@ from tests.cluster_md_support import (
     FakeLeaseTable,
     Server,
     start_server,
-    unique_prefix,
 )
+from tests.cluster_support import TcpProxy, delete_buckets, unique_prefix
 from tests.helpers import eventually
 
 LEASE = "feed-simulator"
@@ -32,14 +38,16 @@ def test_codec_round_trips_integer_won() -> None:
 
 
 @pytest.fixture
-async def cluster(clock: ManualClock) -> AsyncIterator[tuple[list[Server], FakeLeaseTable]]:
+async def cluster(
+    clock: ManualClock, nats_available: str
+) -> AsyncIterator[tuple[list[Server], FakeLeaseTable]]:
     prefix, table, carriage = unique_prefix(), FakeLeaseTable(), Carriage()
     servers: list[Server] = []
     # The first server takes the feed lease before the others start trying.
-    servers.append(await start_server("a", prefix, table, carriage, clock))
+    servers.append(await start_server("a", prefix, carriage, clock, table=table))
     await eventually(lambda: _true(servers[0].cm.owner.owning), what="a owns the feed")
     for name in ("b", "c"):
-        servers.append(await start_server(name, prefix, table, carriage, clock))
+        servers.append(await start_server(name, prefix, carriage, clock, table=table))
     yield servers, table
     for s in servers:
         await s.stop()
@@ -120,7 +128,7 @@ async def test_owner_fenced_another_takes_over_and_quotes_resume(
     a.feed.pump(1000)
     await eventually(lambda: _true(len(b.ticks) > 0 and len(c.ticks) > 0), what="quotes via a")
     # a is cut off from NATS and stops renewing: fenced, it drops its upstream sessions while the lease is still taken.
-    await a.leases.fence(LEASE)
+    await a.fake_leases.fence(LEASE)
     assert a.feed.carried == set() and not a.cm.owner.owning
     assert not b.cm.owner.owning and not c.cm.owner.owning
     table.expire(LEASE)  # the bucket's TTL runs out
@@ -138,7 +146,67 @@ async def test_owner_fenced_another_takes_over_and_quotes_resume(
     )
     assert table.holder[LEASE] == new.name
     # The old owner's connection heals: it tries again, the lease is taken, it stays off.
-    a.leases.cut = False
+    a.fake_leases.cut = False
     tries = a.cm.owner.rounds
     await eventually(lambda: _true(a.cm.owner.rounds > tries + 2), what="a tried again")
     assert a.feed.carried == set() and not a.cm.owner.owning
+
+
+async def test_partitioned_feed_owner_stops_before_its_lease_expires_elsewhere(
+    clock: ManualClock, nats_available: str
+) -> None:
+    """The real LeaseKeeper (2 s TTL): the owner loses NATS; it fences itself and closes its
+    upstream sessions at 2/3 TTL, the lease expires at TTL, another server subscribes upstream
+    for the cluster's demand and quotes resume - never two upstream carriers of a symbol."""
+    prefix, carriage = unique_prefix(), Carriage()
+    host, port = nats_available.removeprefix("nats://").split(":")
+    proxy = TcpProxy(host, int(port))
+    await proxy.start()
+    servers: list[Server] = []
+    try:
+        a = await start_server("a", prefix, carriage, clock, url=proxy.url)
+        servers.append(a)
+        await eventually(lambda: _true(a.cm.owner.owning), what="a owns the feed")
+        b = await start_server("b", prefix, carriage, clock)
+        c = await start_server("c", prefix, carriage, clock)
+        servers += [b, c]
+        b.hub.subscribe(["005930"], b.ticks.append, owner="strategy:1")
+        c.hub.subscribe(["000660"], c.ticks.append, owner="ws:1")
+        await eventually(lambda: _true(a.feed.carried == {"005930", "000660"}), what="a carries")
+        a.feed.pump(1000)
+        await eventually(lambda: _true(len(b.ticks) > 0 and len(c.ticks) > 0), what="via a")
+
+        proxy.block()
+        cut = time.monotonic()
+        await eventually(lambda: _true(not a.cm.owner.owning), within=10, what="a fenced")
+        fenced = time.monotonic() - cut
+        assert a.feed.carried == set()
+        await eventually(
+            lambda: _true(b.cm.owner.owning or c.cm.owner.owning), within=10, what="takeover"
+        )
+        taken = time.monotonic() - cut
+        new = b if b.cm.owner.owning else c
+        await eventually(lambda: _true(new.feed.carried == {"005930", "000660"}), what="carried")
+        before_b, before_c = len(b.ticks), len(c.ticks)
+        new.feed.pump(1000)
+        await eventually(
+            lambda: _true(len(b.ticks) > before_b and len(c.ticks) > before_c), what="resumed"
+        )
+        resumed = time.monotonic() - cut
+        print(
+            f"feed fail-over (ttl 2 s): fenced {fenced:.2f} s, taken {taken:.2f} s, "
+            f"quotes resumed {resumed:.2f} s after the cut; most upstream carriers of one "
+            f"symbol at once: {carriage.most}"
+        )
+        assert fenced < taken
+        assert carriage.most == 1
+        proxy.unblock()  # a comes back: the lease is taken, it stays a plain consumer
+        await eventually(lambda: _true(a.bus.connected), within=10, what="a reconnected")
+        rounds = a.cm.owner.rounds
+        await eventually(lambda: _true(a.cm.owner.rounds > rounds + 2), what="a tried again")
+        assert not a.cm.owner.owning and a.feed.carried == set()
+    finally:
+        for s in servers:
+            await s.stop()
+        await proxy.stop()
+        await delete_buckets(prefix, nats_available)

@@ -25,7 +25,13 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from hoga.cluster.mdcodec import encode_book, encode_tick
-from hoga.cluster.mdsource import DEMAND_PERIOD, EXPIRE_PERIODS, ClusterFeed, decode_demand
+from hoga.cluster.mdsource import (
+    DEMAND_PERIOD,
+    EXPIRE_PERIODS,
+    ClusterFeed,
+    decode_demand,
+    stop_tasks,
+)
 from hoga.domain.clock import Clock
 from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import Feed
@@ -118,9 +124,7 @@ class DemandBoard:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
 
 
@@ -289,11 +293,7 @@ class FeedOwner:
         return frozenset(hub._placed) if hub is not None else frozenset()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
         owned = self.hub is not None
         await self._end("stopping")

@@ -38,6 +38,17 @@ DEMAND_PERIOD = 2.0
 EXPIRE_PERIODS = 3
 
 
+async def stop_tasks(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel ``tasks`` and wait for them to end, cancelling again while they run on: on 3.11
+    ``asyncio.wait_for`` (the lease keeper's calls use it) returns a result that raced a
+    cancellation and swallows it, which would leave a plain ``await task`` waiting forever."""
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        for t in pending:
+            t.cancel()
+        _, pending = await asyncio.wait(pending, timeout=0.1)
+
+
 def encode_demand(symbols: set[str]) -> bytes:
     return "\n".join(sorted(symbols)).encode()
 
@@ -181,9 +192,7 @@ class ClusterFeed:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks([self._task])
             self._task = None
         for session in list(self._sessions.values()):
             await session.close()

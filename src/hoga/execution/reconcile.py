@@ -28,7 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -99,6 +99,8 @@ class Reconciler:
         self._inflight: set[asyncio.Task[ReconcileResult]] = set()
         self._parallel = asyncio.Semaphore(PARALLEL)
         self.last: dict[int, ReconcileResult] = {}
+        # Cluster mode: only the accounts of users this server owns (cluster/node.py).
+        self.owns_account: Callable[[int], bool] | None = None
         service.on_unknown = self.request
 
     # --- scheduling
@@ -150,12 +152,16 @@ class Reconciler:
             accounts = await orders_repo.accounts_at_broker(
                 conn, krx.trading_date(self._clock.now())
             )
+        if self.owns_account is not None:
+            accounts = [a for a in accounts if self.owns_account(a)]
         return list(await asyncio.gather(*(self.reconcile_account(a) for a in accounts)))
 
     # --- one account
 
     async def reconcile_account(self, account_id: int) -> ReconcileResult:
         result = ReconcileResult(account_id)
+        if self.owns_account is not None and not self.owns_account(account_id):
+            return result  # another server owns this account's user
         if account_id in self._running:
             self._again.add(account_id)
             return result

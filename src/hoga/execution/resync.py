@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 
 from hoga.domain import krx
 from hoga.domain.clock import Clock
@@ -47,19 +48,22 @@ class QueueResync:
         self.interval = interval
         self.requeued = 0
         self._task: asyncio.Task[None] | None = None
+        # Cluster mode: only the users this server owns (cluster/ownership.py).
+        self.owns: Callable[[int], bool] | None = None
 
-    async def check(self) -> dict[str, int]:
+    async def check(self, user_id: int | None = None) -> dict[str, int]:
+        """One comparison (``user_id``: that user's orders only)."""
         svc, queue = self._service, self._service.queue
         today = krx.trading_date(self._clock.now())
         async with self._db.tx(SYSTEM) as conn:
             waiting = await orders_repo.open_orders(
-                conn, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
+                conn, user_id=user_id, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
             )
             brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
         done = {"place": 0, "cancel": 0}
         for order in waiting:
             broker = brokers.get(order.account_id)
-            if broker is None:
+            if broker is None or (self.owns is not None and not self.owns(order.user_id)):
                 continue
             if order.status == S.QUEUED:
                 kind = Kind.PLACE
@@ -74,7 +78,8 @@ class QueueResync:
             priority = order.priority if kind == Kind.PLACE else Priority.URGENT
             svc.enqueue(order, broker, kind, priority)
             done[kind.value] += 1
-            log.warning(
+            # A hand-off (user_id given) is expected work, not a gap.
+            (log.debug if user_id is not None else log.warning)(
                 "order %s was %s in the database but missing from the queue; queued again",
                 order.id,
                 order.status.value,

@@ -166,8 +166,8 @@ class OrderService:
 
     # ------------------------------------------------------------------ control
 
-    async def recover(self) -> dict[str, int]:
-        return await self.control.recover()
+    async def recover(self, user_id: int | None = None) -> dict[str, int]:
+        return await self.control.recover(user_id)
 
     async def expire_stale(self, today: date) -> int:
         return await self.control.expire_stale(today)

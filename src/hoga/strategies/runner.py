@@ -151,21 +151,30 @@ class StrategyRunner:
         self._recent: dict[int, tuple[int, deque[dict[str, Any]]]] = {}
         #: The server is paused: nothing runs; statuses stay for ``resume``.
         self.suspended = False
+        # Cluster mode (cluster/node.py): which users' strategies run here, and how a start or
+        # stop recorded for a user owned elsewhere reaches the owner.
+        self.owns: Callable[[int], bool] | None = None
+        self.on_remote: Callable[[int], None] = lambda user_id: None
         bus.add_hook(self._on_event)
         hub.bars.add_listener(self._on_bar)
 
     # ------------------------------------------------------------------ start-up / shutdown
 
-    async def start(self) -> None:
+    async def start(self, user_id: int | None = None) -> None:
         """Start every strategy that was running when the server stopped (none while the
-        server is paused: they keep their status and start on ``resume``)."""
+        server is paused: they keep their status and start on ``resume``). ``user_id``: that
+        user's only. In cluster mode only the users this server owns (``owns``)."""
         if self.suspended:
             self._started = True
             log.info("server paused: strategies were not started")
             return
         async with self._db.tx(SYSTEM) as conn:
             running = [
-                r for r in await repo.with_status(conn, ["running"]) if r.id not in self._runs
+                r
+                for r in await repo.with_status(conn, ["running"])
+                if r.id not in self._runs
+                and (user_id is None or r.user_id == user_id)
+                and (self.owns is None or self.owns(r.user_id))
             ]
         by_user: dict[int, list[repo.StrategyRecord]] = defaultdict(list)
         for rec in running:
@@ -212,9 +221,33 @@ class StrategyRunner:
         )
         self._started = False
 
-    async def stop_user(self, user_id: int, message: str) -> int:
-        """The user was disabled: stop their running strategies now (their open orders are
-        cancelled, as on a stop) and record why as the strategies' error. Returns how many."""
+    async def start_user(self, user_id: int) -> None:
+        """Cluster mode: this server now owns the user - start their strategies whose status
+        says running (what a restart does, for one user)."""
+        async with self._locks[user_id]:
+            await self.start(user_id)
+
+    async def sync_user(self, user_id: int) -> None:
+        """Cluster mode: another server started or stopped one of this owner's user's
+        strategies in the database; make the running set match it."""
+        async with self._locks[user_id]:
+            async with self._db.tx(SYSTEM) as conn:
+                wanted = {r.id for r in await repo.with_status(conn, ["running"])}
+            for run in [r for r in list(self._runs.values()) if r.rec.user_id == user_id]:
+                if run.id not in wanted:
+                    await self._halt(run, "shutdown")  # its new status is in the database
+            await self.start(user_id)
+
+    async def stop_user(self, user_id: int, message: str | None = None) -> int:
+        """The user was disabled (``message``): stop their running strategies now (their open
+        orders are cancelled, as on a stop) and record why as the strategies' error. Without a
+        message (cluster mode: another server owns the user now) they stop as at a shutdown,
+        statuses kept, so the new owner starts them. Returns how many."""
+        if message is None:
+            async with self._locks[user_id]:
+                runs = [r for r in list(self._runs.values()) if r.rec.user_id == user_id]
+                await asyncio.gather(*(self._halt(r, "shutdown") for r in runs))
+            return len(runs)
         async with self._locks[user_id]:
             runs = [r for r in list(self._runs.values()) if r.rec.user_id == user_id]
             for run in runs:
@@ -370,7 +403,10 @@ class StrategyRunner:
                 audit_action="strategy.start",
                 ip=ip,
             )
-            await self._launch_or_error(rec)
+            if self.owns is not None and not self.owns(user_id):
+                self.on_remote(user_id)  # the owner starts it from the database
+            else:
+                await self._launch_or_error(rec)
             rec = await self._get(user_id, strategy_id)
         return await self._announce(rec)
 
@@ -403,6 +439,8 @@ class StrategyRunner:
                     ip=ip,
                     **({} if keep_error else {"last_error": None, "error_at": None}),
                 )
+                if self.owns is not None and not self.owns(user_id):
+                    self.on_remote(user_id)  # the owner halts its run
         return await self._announce(rec)
 
     async def delete(self, user_id: int, strategy_id: int, *, ip: str | None = None) -> None:

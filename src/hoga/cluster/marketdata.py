@@ -316,8 +316,9 @@ class ClusterMarket:
     ``ClusterFeed``; the feed the hub had becomes the upstream a ``FeedOwner`` runs when this
     server holds the feed lease.
 
-    Order: build before ``hub.start()``, ``start()`` before it too (the hub's first session
-    opens on NATS), ``stop()`` after ``hub.stop()``.
+    Order: build and ``start()`` before ``hub.start()`` (the hub's first session opens on
+    NATS); ``stop()`` - before or after ``hub.stop()`` - closes the upstream, gives the lease
+    back and withdraws this server's demand, and must come before the lease keeper stops.
     """
 
     def __init__(

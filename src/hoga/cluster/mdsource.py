@@ -126,7 +126,8 @@ class ClusterFeed:
     ``name`` is the upstream feed's (the API and alerts report the market, not the transport);
     capacity is unlimited (NATS subscriptions cost no broker registration - the owner packs the
     upstream sessions). ``start`` begins announcing demand; ``stop`` announces an empty set so
-    the owner can drop this server's symbols without waiting for expiry.
+    the owner can drop this server's symbols without waiting for expiry (the hub's sessions
+    end with the hub, or with ``close``).
     """
 
     symbols_per_session: int | None = None
@@ -194,8 +195,8 @@ class ClusterFeed:
         if self._task is not None:
             await stop_tasks([self._task])
             self._task = None
-        for session in list(self._sessions.values()):
-            await session.close()
+        # The sessions stay: they are the hub's, closed by its own stop (closing them here
+        # would make a running hub reopen them).
         with contextlib.suppress(Exception):
             subject = self.bus.subject("md", "demand", self.bus.instance_id)
             await self.bus.publish(subject, b"")

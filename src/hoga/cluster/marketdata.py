@@ -24,7 +24,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from hoga.cluster.mdcodec import encode_book, encode_tick
+from hoga.cluster.mdcodec import MAX_TICKS_PER_MESSAGE, encode_book, encode_tick
 from hoga.cluster.mdsource import (
     DEMAND_PERIOD,
     EXPIRE_PERIODS,
@@ -129,41 +129,68 @@ class DemandBoard:
 
 
 class _Outbox:
-    """Ticks and books the owner's hub hands over synchronously, published by one task in
-    order (the hub's tick path must not await; a task per tick would cost more than NATS)."""
+    """Ticks and books the owner's hub hands over synchronously, published by one task (the
+    hub's tick path must not await; a task per tick would cost more than NATS).
+
+    What piles up between two runs of the task goes out as one message per symbol: the ticks
+    back to back, oldest first (``mdcodec``), and only the newest order book - a book is a
+    snapshot, so an older one nobody has seen yet is worth nothing. At a quiet rate every
+    message carries one tick, published on the next turn of the event loop.
+    """
 
     def __init__(self, bus: ClusterBus) -> None:
         self.bus = bus
-        self._items: list[tuple[str, bytes]] = []
+        self._ticks: dict[str, list[bytes]] = {}
+        self._books: dict[str, bytes] = {}
         self._ready = asyncio.Event()
         self.published = 0
+        self.messages = 0
         self.dropped = 0
         self.open = False
 
-    def put(self, subject: str, data: bytes) -> None:
+    def put_tick(self, symbol: str, data: bytes) -> None:
         if self.open:
-            self._items.append((subject, data))
+            pending = self._ticks.get(symbol)
+            if pending is None:
+                self._ticks[symbol] = [data]
+            else:
+                pending.append(data)
+            self._ready.set()
+
+    def put_book(self, symbol: str, data: bytes) -> None:
+        if self.open:
+            self._books[symbol] = data
             self._ready.set()
 
     def clear(self) -> None:
-        self._items.clear()
+        self._ticks.clear()
+        self._books.clear()
 
     async def run(self) -> None:
-        publish = self.bus.client.publish
+        subject = self.bus.subject
         while True:
             await self._ready.wait()
             self._ready.clear()
-            items, self._items = self._items, []
-            for subject, data in items:
-                if not self.open:  # fenced mid-batch: what is left is another owner's now
-                    break
-                try:
-                    await publish(subject, data)
-                except Exception as e:  # NATS away and its buffer full: quotes are perishable
-                    self.dropped += 1
-                    log.debug("cluster market data: dropped a publish (%s)", type(e).__name__)
-                else:
-                    self.published += 1
+            ticks, self._ticks = self._ticks, {}
+            books, self._books = self._books, {}
+            for symbol, records in ticks.items():
+                for i in range(0, len(records), MAX_TICKS_PER_MESSAGE):
+                    chunk = records[i : i + MAX_TICKS_PER_MESSAGE]
+                    await self._send(subject("md", "tick", symbol), b"".join(chunk), len(chunk))
+            for symbol, book in books.items():
+                await self._send(subject("md", "book", symbol), book, 0)
+
+    async def _send(self, subject: str, data: bytes, ticks: int) -> None:
+        if not self.open:  # fenced meanwhile: what is left is another owner's now
+            return
+        try:
+            await self.bus.client.publish(subject, data)
+        except Exception as e:  # NATS away and its buffer full: quotes are perishable
+            self.dropped += max(ticks, 1)
+            log.debug("cluster market data: dropped a publish (%s)", type(e).__name__)
+        else:
+            self.published += ticks
+            self.messages += 1
 
 
 class FeedOwner:
@@ -282,10 +309,10 @@ class FeedOwner:
         sub.add(sorted(want - sub.symbols))
 
     def _publish_tick(self, tick: Tick) -> None:
-        self._outbox.put(self.bus.subject("md", "tick", tick.symbol), encode_tick(tick))
+        self._outbox.put_tick(tick.symbol, encode_tick(tick))
 
     def _book(self, book: OrderBook) -> None:
-        self._outbox.put(self.bus.subject("md", "book", book.symbol), encode_book(book))
+        self._outbox.put_book(book.symbol, encode_book(book))
 
     @property
     def upstream_symbols(self) -> frozenset[str]:
@@ -306,7 +333,9 @@ class FeedOwner:
             "lease": self.lease,
             "owner": self.owning,
             "takeovers": self.takeovers,
-            "published": self._outbox.published,
+            "published_ticks": self._outbox.published,
+            "messages": self._outbox.messages,
+            "dropped": self._outbox.dropped,
             "upstream": self.hub.health() if self.hub is not None else None,
         }
 

@@ -3,7 +3,9 @@
 Fixed binary layouts (little-endian ``struct``), not JSON: a busy feed publishes thousands of
 ticks a second to every instance, and packing nine numbers is ~5x cheaper than a JSON dump and
 a third of the size. Prices and quantities are integer won / shares exactly as in the domain
-types; the symbol travels in the subject, never in the payload. The first byte is a format
+types; the symbol travels in the subject, never in the payload. A tick message may carry
+several ticks of its symbol back to back (fixed-size records, oldest first): a feed owner that
+falls behind sends what piled up in one message per symbol instead of one per tick. The first byte is a format
 version so a rolling upgrade can tell an old layout from a new one (unknown versions are
 dropped by the reader, never misread).
 """
@@ -42,22 +44,42 @@ def encode_tick(t: Tick) -> bytes:
     )
 
 
+#: Ticks per message at most (1,000 x 73 bytes stays far below NATS's 1 MB payload limit).
+MAX_TICKS_PER_MESSAGE = 1000
+
+
 def decode_tick(symbol: str, data: bytes) -> Tick:
-    if len(data) != _TICK.size or data[0] != VERSION:
-        raise CodecError("not a version-1 tick")
-    _, ts, price, bid, ask, base, volume, bid_size, ask_size, cum = _TICK.unpack(data)
-    return Tick(
-        symbol=symbol,
-        price=price,
-        volume=volume,
-        ts=ts,
-        bid=bid,
-        ask=ask,
-        bid_size=bid_size,
-        ask_size=ask_size,
-        cum_volume=cum,
-        base_price=base,
-    )
+    """Exactly one tick."""
+    if len(data) != _TICK.size:
+        raise CodecError("not one version-1 tick")
+    return decode_ticks(symbol, data)[0]
+
+
+def decode_ticks(symbol: str, data: bytes) -> list[Tick]:
+    """The ticks of one message (one or more records), oldest first."""
+    if not data or len(data) % _TICK.size or data[0] != VERSION:
+        raise CodecError("not version-1 ticks")
+    out = []
+    for version, ts, price, bid, ask, base, volume, bid_size, ask_size, cum in _TICK.iter_unpack(
+        data
+    ):
+        if version != VERSION:
+            raise CodecError("not version-1 ticks")
+        out.append(
+            Tick(
+                symbol=symbol,
+                price=price,
+                volume=volume,
+                ts=ts,
+                bid=bid,
+                ask=ask,
+                bid_size=bid_size,
+                ask_size=ask_size,
+                cum_volume=cum,
+                base_price=base,
+            )
+        )
+    return out
 
 
 def encode_book(b: OrderBook) -> bytes:

@@ -23,7 +23,7 @@ import itertools
 import logging
 from typing import TYPE_CHECKING, Any
 
-from hoga.cluster.mdcodec import CodecError, decode_book, decode_tick
+from hoga.cluster.mdcodec import CodecError, decode_book, decode_ticks
 from hoga.marketdata.feeds.base import BookHandler, CloseHandler, TickHandler
 
 if TYPE_CHECKING:
@@ -86,7 +86,8 @@ class ClusterSession:
         _, kind, symbol = msg.subject.rsplit(".", 2)
         try:
             if kind == "tick":
-                self.on_tick(decode_tick(symbol, msg.data))
+                for tick in decode_ticks(symbol, msg.data):
+                    self.on_tick(tick)
             elif kind == "book" and self.book_sink is not None:
                 self.book_sink(decode_book(symbol, msg.data))
         except CodecError as e:

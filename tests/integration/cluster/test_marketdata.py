@@ -14,7 +14,14 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from hoga.cluster.mdcodec import decode_book, decode_tick, encode_book, encode_tick
+from hoga.cluster.mdcodec import (
+    CodecError,
+    decode_book,
+    decode_tick,
+    decode_ticks,
+    encode_book,
+    encode_tick,
+)
 from hoga.domain.clock import ManualClock
 from hoga.domain.market import OrderBook, Tick
 from tests.cluster_md_support import (
@@ -35,6 +42,12 @@ def test_codec_round_trips_integer_won() -> None:
     b = OrderBook("005930", 1.5e9, ((71_500, 10), (71_600, 20)), ((71_400, 5),), 30, 5)
     assert decode_book("005930", encode_book(b)) == b
     assert len(encode_tick(t)) == 73
+    # Ticks that piled up at the owner travel together, oldest first.
+    t2 = Tick("005930", 71_600, 1, 1.6e9, 71_500, 71_600)
+    assert decode_ticks("005930", encode_tick(t) + encode_tick(t2)) == [t, t2]
+    for bad in (encode_tick(t)[:-1], b"\x02" + encode_tick(t)[1:], encode_book(b)[:-3]):
+        with pytest.raises(CodecError):
+            (decode_book if bad.startswith(encode_book(b)[:9]) else decode_ticks)("005930", bad)
 
 
 @pytest.fixture

@@ -74,9 +74,7 @@ def test_kill_9_of_the_feed_owner_quotes_resume_on_the_other_server(
 ) -> None:
     prefix = unique_prefix()
     keys = shared_secrets()
-    envs = [
-        {**cluster_env(pg_url, nats_available, prefix, f"n{i}", TTL), **keys} for i in range(2)
-    ]
+    envs = [{**cluster_env(pg_url, nats_available, prefix, f"n{i}", TTL), **keys} for i in range(2)]
     servers = start_cluster(tmp_path, envs)
     try:
         holder = wait_for(lambda: lease_holders(nats_available, prefix).get(LEASE), 60, "owner")

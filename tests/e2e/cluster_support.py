@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import itertools
 import json
 import secrets
@@ -54,9 +55,7 @@ def shared_secrets() -> dict[str, str]:
     }
 
 
-def start_cluster(
-    tmp_path: Path, envs: list[dict[str, str]]
-) -> list[Server]:
+def start_cluster(tmp_path: Path, envs: list[dict[str, str]]) -> list[Server]:
     """The first server alone (it migrates the database), then the others side by side."""
     for i in range(len(envs)):
         (tmp_path / f"n{i}").mkdir(parents=True, exist_ok=True)
@@ -79,20 +78,25 @@ def login(url: str, username: str, password: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
-def make_users(url: str, n: int) -> list[dict[str, str]]:
-    """``n`` users (tier basic) created through one server; their tokens work on every one."""
-    admin = login(url, "admin", ADMIN_PASSWORD)
-    headers = []
-    for i in range(n):
+def make_users(urls: list[str], n: int) -> tuple[list[int], list[dict[str, str]]]:
+    """``n`` users (tier basic) created through the servers in turn - their tokens work on
+    every one. Returns their ids and request headers, in order."""
+    admin = login(urls[0], "admin", ADMIN_PASSWORD)
+
+    def make(i: int) -> tuple[int, dict[str, str]]:
+        url = urls[i % len(urls)]
         r = httpx.post(
             f"{url}/api/admin/users",
             headers=admin,
             json={"username": f"trader{i:02d}", "password": PASSWORD, "tier": "basic"},
-            timeout=30,
+            timeout=60,
         )
         assert r.status_code == 201, r.text
-        headers.append(login(url, f"trader{i:02d}", PASSWORD))
-    return headers
+        return int(r.json()["id"]), login(url, f"trader{i:02d}", PASSWORD)
+
+    with ThreadPoolExecutor(6) as pool:
+        made = list(pool.map(make, range(n)))
+    return [m[0] for m in made], [m[1] for m in made]
 
 
 def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
@@ -186,10 +190,8 @@ async def _kv_values(nats_url: str, bucket: str) -> dict[str, str]:
             return {}
         out = {}
         for k in keys:
-            try:
+            with contextlib.suppress(Exception):  # expired between keys() and get()
                 out[k] = (await kv.get(k)).value.decode()
-            except Exception:
-                continue
         return out
     finally:
         await nc.close()

@@ -73,10 +73,10 @@ class Handoff:
         if user_id in self._running:
             self._again.add(user_id)
             return
+        self._running.add(user_id)  # before the task starts: the next message must see it
         self._spawn(self._run(user_id))
 
     async def _run(self, user_id: int) -> None:
-        self._running.add(user_id)
         try:
             while True:
                 self._again.discard(user_id)

@@ -30,7 +30,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TypeVar
 
-from hoga.cluster.bus import ClusterBus
+from hoga.cluster.bus import ClusterBus, cancel
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -93,10 +93,7 @@ class LeaseKeeper:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         for name in list(self._held):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.release(name), self.ttl * RENEW_TIMEOUT_SHARE)

@@ -1,7 +1,9 @@
 """Live cluster members and rendezvous hashing: which server *should* own a lease.
 
 Each server keeps the key ``<instance id>`` alive in the bucket ``<prefix>_members`` (TTL =
-lease TTL, rewritten every ttl/4), so the key set is the set of live servers. Registration is
+half the lease TTL, rewritten every ttl/8), so the key set is the set of live servers. A dead
+server leaves the member list about ``ttl/2`` after its death - before its leases expire - so
+the new owners of its users are known, and trying, by the time the leases free up. Registration is
 ``kv.create``: a second live server with the same instance id is refused at start-up (two
 processes sharing an id would both believe they hold each other's leases). A member is
 registered ``joining`` when the server starts and counts in ``members`` only once it says
@@ -23,7 +25,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from hoga.cluster.bus import ClusterBus
+from hoga.cluster.bus import ClusterBus, cancel
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -81,7 +83,7 @@ class Members:
     async def start(self) -> None:
         from nats.js.errors import KeyWrongLastSequenceError
 
-        self._kv = await self.bus.key_value(BUCKET, ttl=self.ttl)
+        self._kv = await self.bus.key_value(BUCKET, ttl=self.ttl / 2)
         try:
             self._revision = await self._kv.create(self.me, self._state)
         except KeyWrongLastSequenceError:
@@ -103,10 +105,7 @@ class Members:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
         if self._kv is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._kv.delete(self.me), 1.0)
@@ -115,7 +114,7 @@ class Members:
         """Re-read the live member list (this server is always in it)."""
         assert self._kv is not None
         try:
-            keys = set(await asyncio.wait_for(self._kv.keys(), self.ttl / 4))
+            keys = set(await asyncio.wait_for(self._kv.keys(), self.ttl / 2))
         except Exception as e:  # nats' NoKeysError when empty, or a timeout
             if type(e).__name__ != "NoKeysError":
                 log.debug("cluster members: not refreshed (%s)", type(e).__name__)
@@ -137,7 +136,7 @@ class Members:
 
     async def _run(self) -> None:
         while True:
-            await asyncio.sleep(self.ttl / 4)
+            await asyncio.sleep(self.ttl / 8)
             assert self._kv is not None
             try:
                 self._revision = await asyncio.wait_for(

@@ -27,7 +27,9 @@ from hoga.cluster.leases import LeaseKeeper
 from hoga.cluster.marketdata import ClusterMarket
 from hoga.cluster.members import Members
 from hoga.cluster.ownership import Ownership
+from hoga.cluster.remote import RemoteModify
 from hoga.config import Settings
+from hoga.domain.orders import Order
 from hoga.execution.queue import QueueItem
 from hoga.store.db import SYSTEM
 from hoga.store.repos import accounts as accounts_repo
@@ -60,6 +62,7 @@ class ClusterNode:
         self.events = ClusterEventBus()
         self.ownership = Ownership(self.leases, self.members, self)
         self.handoff = Handoff(self.bus, self.pickup, self.ownership.owns)
+        self.remote = RemoteModify(self.bus, self._modify_here, self.ownership.owns)
         self.market: ClusterMarket | None = None
         self._app: HogaApp | None = None
         self._accounts: dict[int, list[AccountRecord]] = {}
@@ -86,6 +89,7 @@ class ClusterNode:
         app.reconciler.owns_account = self._owns_account
         app.strategies.owns = owns
         app.strategies.on_remote = self.handoff.notify
+        app.orders.remote_modify = self._modify_remote
 
     def _admit(self, item: QueueItem) -> bool:
         if self.ownership.may_send(item.user_id):
@@ -110,6 +114,7 @@ class ClusterNode:
         await self.events.attach(self.bus)
         await self.leases.start()
         await self.handoff.start()
+        await self.remote.start()
         await self.members.ready()
         await self.ownership.start()
         log.info(
@@ -146,6 +151,23 @@ class ClusterNode:
             for acct in self._accounts.get(user_id, ()):
                 await self.app.accounts.attach_account(acct)
             await self._reconcile(user_id)
+
+    # --- modify on the owner (remote.py)
+    async def _modify_remote(
+        self, user_id: int, order_id: int, price: int | None, qty: int | None, ip: str | None
+    ) -> Order | None:
+        if self.ownership.owns(user_id):
+            return None  # ours: run it here
+        modified = await self.remote.forward(user_id, order_id, price, qty, ip)
+        return await self.app.orders.get(user_id, modified)
+
+    async def _modify_here(
+        self, user_id: int, order_id: int, price: int | None, qty: int | None, ip: str | None
+    ) -> int:
+        order = await self.app.orders.modifier.request(
+            user_id, order_id, price=price, quantity=qty, ip=ip
+        )
+        return order.id
 
     # --- UserWork (ownership.py)
     async def users(self) -> dict[int, list[str]]:

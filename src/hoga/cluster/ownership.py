@@ -24,12 +24,12 @@ held (not fenced) *and* the user's work was started here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
 
+from hoga.cluster.bus import cancel
 from hoga.cluster.leases import LeaseKeeper
 from hoga.cluster.members import Members, rendezvous
 
@@ -82,6 +82,8 @@ class Ownership:
         self._keys: dict[int, list[str]] = {}
         self._absent: dict[str, float] = {}  # lease name -> since when seen absent
         self._lock = asyncio.Lock()
+        self._taking: set[int] = set()
+        self._takes: set[asyncio.Task[None]] = set()
         self._task: asyncio.Task[None] | None = None
         self.gained = 0
         self.lost = 0
@@ -100,10 +102,9 @@ class Ownership:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel(task)
+        for take in list(self._takes):
+            await cancel(take)
         async with self._lock:
             for user_id in list(self.started):
                 await self._drop(user_id, release=True)
@@ -140,7 +141,7 @@ class Ownership:
             since = self._absent.get(name)
             orphan = since is not None and self._clock() - since >= self.leases.ttl
             if target == self.me or orphan:
-                await self._take(user_id, keys)
+                self._spawn_take(user_id, keys)
         if present is not None:
             now = self._clock()
             self._absent = {
@@ -151,6 +152,17 @@ class Ownership:
         for user_id in [u for u in self.started if u not in users]:
             async with self._lock:  # the user has no accounts any more
                 await self._drop(user_id, release=True)
+
+    def _spawn_take(self, user_id: int, keys: list[str]) -> None:
+        """Take a user in a task of its own: a dead server's users start side by side, and
+        a slow recovery does not hold up the next round."""
+        if user_id in self._taking:
+            return
+        self._taking.add(user_id)
+        task = asyncio.get_running_loop().create_task(self._take(user_id, keys))
+        task.add_done_callback(lambda _t: self._taking.discard(user_id))
+        self._takes.add(task)
+        task.add_done_callback(self._takes.discard)
 
     def _may_hand_back(self, user_id: int, target: str | None) -> bool:
         now = self._clock()
@@ -164,7 +176,7 @@ class Ownership:
     async def _present(self) -> set[str] | None:
         """Lease names in the bucket now (None if NATS did not answer)."""
         try:
-            return set(await asyncio.wait_for(self.leases.kv.keys(), self.interval))
+            return set(await asyncio.wait_for(self.leases.kv.keys(), self.leases.ttl / 2))
         except Exception as e:
             if type(e).__name__ == "NoKeysError":
                 return set()
@@ -185,14 +197,15 @@ class Ownership:
                         await self.leases.release(held)
                 return
             self.started[user_id] = self._clock()
-            try:
-                await self.work.start_user(user_id)
-            except Exception:
-                log.exception("cluster: starting user %s failed; handing it back", user_id)
+        try:
+            await self.work.start_user(user_id)
+        except Exception:
+            log.exception("cluster: starting user %s failed; handing it back", user_id)
+            async with self._lock:
                 await self._drop(user_id, release=True)
-                return
-            self.gained += 1
-            log.info("cluster: now owning user %s", user_id)
+            return
+        self.gained += 1
+        log.info("cluster: now owning user %s", user_id)
 
     def _key_in_use(self, name: str, except_user: int) -> bool:
         return any(name in self._keys.get(u, ()) for u in self.started if u != except_user)

@@ -80,7 +80,7 @@ def test_kill_9_of_the_feed_owner_quotes_resume_on_the_other_server(
         holder = wait_for(lambda: lease_holders(nats_available, prefix).get(LEASE), 60, "owner")
         owner = int(holder.removeprefix("n"))
         watcher = servers[1 - owner]
-        (headers,) = make_users(servers[0].url, 1)
+        _, (headers,) = make_users([servers[0].url], 1)
         token = headers["Authorization"].split()[1]
         symbols = ["005930", "000660", "035420", "005380", "051910", "006400", "035720"]
         victim = servers[owner]

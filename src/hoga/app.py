@@ -662,6 +662,8 @@ class HogaApp:
         await self._load_bars()
         if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
+        if self.cluster is not None:  # the hub reads from NATS; the feed lease holder publishes
+            await self.cluster.start_market(self)
         await self.hub.start()
         await self.dispatcher.start()
         await self.resync.start()

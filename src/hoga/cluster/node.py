@@ -24,6 +24,7 @@ from hoga.cluster.events import ClusterEventBus
 from hoga.cluster.guard import ClusterGuard
 from hoga.cluster.handoff import Handoff
 from hoga.cluster.leases import LeaseKeeper
+from hoga.cluster.marketdata import ClusterMarket
 from hoga.cluster.members import Members
 from hoga.cluster.ownership import Ownership
 from hoga.cluster.remote import RemoteModify
@@ -62,6 +63,7 @@ class ClusterNode:
         self.ownership = Ownership(self.leases, self.members, self)
         self.handoff = Handoff(self.bus, self.pickup, self.ownership.owns)
         self.remote = RemoteModify(self.bus, self._modify_here, self.ownership.owns)
+        self.market: ClusterMarket | None = None
         self._app: HogaApp | None = None
         self._accounts: dict[int, list[AccountRecord]] = {}
         self._keys: dict[int, str | None] = {}  # account id -> broker lease (None: paper)
@@ -122,8 +124,23 @@ class ClusterNode:
             self.leases.ttl,
         )
 
+    async def start_market(self, app: HogaApp) -> None:
+        """Put the hub on the cluster's market data (cluster/marketdata.py): once the app's
+        feed is final (Kiwoom's is chosen at start-up), before the hub starts."""
+        self.market = ClusterMarket(
+            self.bus,
+            self.leases,
+            app.hub,
+            app.clock,
+            source=self.settings.feed,
+            is_trading=app.market_open,
+        )
+        await self.market.start()
+
     async def stop(self) -> None:
         """Hand every user back (work stopped, leases deleted so others take over at once)."""
+        if self.market is not None:  # upstream closed before its lease is deleted
+            await self.market.stop()
         await self.ownership.stop()
         await self.handoff.stop()
         await self.leases.stop()

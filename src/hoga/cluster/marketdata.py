@@ -33,8 +33,8 @@ from hoga.cluster.mdsource import (
     stop_tasks,
 )
 from hoga.domain.clock import Clock
+from hoga.domain.feed import Feed
 from hoga.domain.market import OrderBook, Tick
-from hoga.marketdata.feeds.base import Feed
 from hoga.marketdata.hub import Hub, Subscription
 from hoga.marketdata.universe import Universe
 

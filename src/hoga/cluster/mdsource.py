@@ -1,6 +1,6 @@
 """The hub's market-data source in cluster mode: ticks and books from NATS, demand announced.
 
-``ClusterFeed`` is a ``Feed`` (marketdata/feeds/base.py), so the hub needs no cluster branch:
+``ClusterFeed`` is a ``Feed`` (domain/feed.py), so the hub needs no cluster branch:
 the hub packs, reference-counts and caches exactly as with a broker feed, and its consumers
 (strategies, WebSockets, bars) cannot tell where a tick came from. Its one session carries any
 number of symbols; subscribing to a symbol subscribes this server to ``<prefix>.md.*.<symbol>``
@@ -24,7 +24,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from hoga.cluster.mdcodec import CodecError, decode_book, decode_ticks
-from hoga.marketdata.feeds.base import BookHandler, CloseHandler, TickHandler
+from hoga.domain.feed import BookHandler, CloseHandler, TickHandler
 
 if TYPE_CHECKING:
     from nats.aio.subscription import Subscription
@@ -62,7 +62,7 @@ class ClusterSession:
 
     Contract: ``subscribe``/``unsubscribe`` are idempotent per symbol and tell the feed that
     demand changed; decoded ticks go to ``on_tick``, books to ``book_sink`` (the hub sets it,
-    ``feeds.base.BookCarrier``); ``close`` ends every subscription and reports a clean close.
+    ``domain.feed.BookCarrier``); ``close`` ends every subscription and reports a clean close.
     A payload that does not decode is logged and dropped.
     """
 

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -70,6 +70,10 @@ from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
 
+if TYPE_CHECKING:  # nats-py loads only in cluster mode
+    from hoga.cluster.bus import ClusterBus
+    from hoga.cluster.limits import ClusterLimits
+
 log = logging.getLogger(__name__)
 
 # HogaApp.stop() returns within this many seconds (plus 0.5 s for each part left once it has
@@ -113,6 +117,10 @@ class HogaApp:
         # that admits peers; see store/instance_lock.py.
         self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
         self._guarded = False
+        # Cluster mode (HOGA_CLUSTER_NATS_URL, docs/scaling.md): the process's one NATS
+        # connection and the limits shared with the other servers (set in ``start``).
+        self.cluster_bus: ClusterBus | None = None
+        self.cluster_limits: ClusterLimits | None = None
         self.vault = core.vault
         self.tokens = core.tokens
         self.throttle = core.throttle
@@ -609,6 +617,10 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.strategies.suspended = paused.paused
+        if s.cluster_nats_url:  # before the dispatcher and the API use the limits
+            from hoga.cluster.limits import start_cluster_limits
+
+            self.cluster_limits = await start_cluster_limits(self)
         # Paused (after a restore, or --paused): no broker session is opened - no realtime
         # socket, no reconciliation call - until an admin resumes, so a restored copy never
         # talks to a broker beside the original. ``_resume`` attaches them then.
@@ -683,6 +695,8 @@ class HogaApp:
             ("background", self._stop_background),
             ("bars", self._flush_bars),
         ]
+        if self.cluster_limits is not None:
+            steps.append(("cluster limits", self.cluster_limits.stop))
         steps += [(f"broker {n}", b.stop) for n, b in self.brokers.items()]
         steps.append(("database", self.db.close))
         if self._guarded:

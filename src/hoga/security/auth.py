@@ -26,7 +26,7 @@ from hoga.domain.errors import (
 )
 from hoga.domain.tiers import Tier
 from hoga.security import ipallow, keystate, passwords, totp
-from hoga.security.throttle import LoginThrottle
+from hoga.security.throttle import Throttle
 from hoga.security.tokens import TokenService, hash_token, new_family_id, new_refresh_token
 from hoga.security.vault import Vault, VaultError, totp_aad
 from hoga.store.db import SYSTEM, Actor, Database
@@ -105,7 +105,7 @@ class AuthService:
         *,
         max_users: int,
         refresh_ttl: int,
-        throttle: LoginThrottle,
+        throttle: Throttle,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -113,7 +113,7 @@ class AuthService:
         self._clock = clock
         self.max_users = max_users
         self._refresh_ttl = refresh_ttl
-        self.throttle = throttle
+        self.throttle: Throttle = throttle
         self._users: dict[int, UserRecord] = {}
         self._tiers: dict[str, Tier] = {}
         self._revoked: dict[str, bool] = {}

@@ -1,0 +1,147 @@
+"""The limits a server keeps, made to hold across the servers of a cluster (docs/scaling.md,
+"Limits across instances").
+
+=========================  ==================================================================
+limit                      in cluster mode
+=========================  ==================================================================
+global order cap           ``SharedQuota`` "orders": each server holds part of the cap in a
+                           NATS key-value record and checks sends against it in memory
+per-user API budget        ``SharedQuota`` "api-<user>" per user, the same way
+login throttle             ``ReplicatedThrottle``: every server applies every failure
+token revocation           the database (``auth_changes``) is the record, polled every 0.25 s;
+                           a nudge on ``hoga.control.auth`` makes peers read it at once
+kill switch (pause)        the database (``server.paused``) is the record, polled every 2 s;
+                           a nudge on ``hoga.control.pause`` makes peers read it at once
+=========================  ==================================================================
+
+``start_cluster_limits(app)`` swaps the cluster versions in behind the seams (the
+dispatcher's ``global_limit``, the API's ``api_budget``, ``AuthService.throttle``) and hooks
+the nudges up; a server without ``HOGA_CLUSTER_NATS_URL`` never calls it and keeps its
+in-memory limits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from hoga.api.deps import budget_exceeded
+from hoga.cluster.bus import ClusterBus
+from hoga.cluster.quota import QuotaLedger
+from hoga.cluster.throttle import ReplicatedThrottle
+from hoga.security.throttle import LoginThrottle
+
+if TYPE_CHECKING:
+    from hoga.app import HogaApp
+
+log = logging.getLogger(__name__)
+
+API_WINDOW = 60.0
+
+
+class SharedApiBudget:
+    """The per-user API budget (``api.deps.Budget``) counted across the cluster: one shared
+    quota per user. A server's first call for a user, and a call that finds its share spent,
+    cost one key-value round trip; the others none."""
+
+    def __init__(self, ledger: QuotaLedger) -> None:
+        self._ledger = ledger
+
+    async def check(self, user_id: int, per_minute: int, now: float) -> None:
+        per_minute = max(1, per_minute)
+        quota = self._ledger.quota(f"api-{user_id}", per_minute, API_WINDOW)
+        wait = await quota.acquire(now)
+        if wait > 0:
+            raise budget_exceeded(per_minute, wait)
+
+
+class ControlSignals:
+    """Nudges between servers for state whose record is the database.
+
+    ``nudge(name)`` publishes on ``hoga.control.<name>``; ``on(name, callback)`` runs the
+    callback when another server nudges. A lost nudge costs only time: every listener also
+    re-reads the database on its own schedule."""
+
+    def __init__(self, bus: ClusterBus) -> None:
+        self._bus = bus
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def on(self, name: str, callback: Callable[[], Awaitable[None]]) -> None:
+        me = self._bus.instance_id.encode()
+
+        async def heard(_subject: str, data: bytes) -> None:
+            if data != me:  # our own change is applied where it was made
+                await callback()
+
+        await self._bus.subscribe(self._bus.subject("control", name), heard)
+
+    def nudge(self, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(self._send(name))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _send(self, name: str) -> None:
+        try:
+            await self._bus.publish(
+                self._bus.subject("control", name), self._bus.instance_id.encode()
+            )
+        except Exception as e:
+            log.warning("cluster nudge %s not sent (%s); peers poll", name, type(e).__name__)
+
+
+class ClusterLimits:
+    """What ``start_cluster_limits`` made, for ``stop`` and the status pages."""
+
+    def __init__(
+        self, bus: ClusterBus, ledger: QuotaLedger, signals: ControlSignals, *, owns_bus: bool
+    ) -> None:
+        self.bus = bus
+        self.ledger = ledger
+        self.signals = signals
+        self._owns_bus = owns_bus
+
+    async def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            await self.ledger.stop()
+        if self._owns_bus:
+            await self.bus.stop()
+
+
+async def start_cluster_limits(app: HogaApp) -> ClusterLimits:
+    """Put the cluster's limits behind the server's seams. Call before the dispatcher and
+    the API start. Uses ``app.cluster_bus`` when the composition made one (the one NATS
+    connection of the process), else connects one and keeps it as ``app.cluster_bus``."""
+    s = app.settings
+    bus: ClusterBus | None = getattr(app, "cluster_bus", None)
+    owns = bus is None
+    if bus is None:
+        if not s.cluster_nats_url:
+            raise RuntimeError("cluster limits need HOGA_CLUSTER_NATS_URL")
+        bus = ClusterBus(s.cluster_nats_url, s.cluster_instance_id)
+        await bus.start()
+        app.cluster_bus = bus
+    ledger = QuotaLedger(bus, app.clock, ttl=s.cluster_lease_ttl)
+    await ledger.start()
+    # The global order cap: the same cap and window (with its margin) as the single server's.
+    local = app.dispatcher.global_limit
+    app.dispatcher.global_limit = ledger.quota("orders", local.limit, local.window)
+    ledger.on_grant.append(app.dispatcher.wake_all)
+    app.api.state.api_budget = SharedApiBudget(ledger)
+    if isinstance(app.auth.throttle, LoginThrottle):
+        throttle = ReplicatedThrottle(app.auth.throttle, bus)
+        await throttle.start()
+        app.auth.throttle = throttle
+    signals = ControlSignals(bus)
+    app.control.on_change_written.append(lambda: signals.nudge("pause"))
+    await signals.on("pause", app.control.poll)
+    app.auth.on_change_written.append(lambda: signals.nudge("auth"))
+
+    async def auth_changed() -> None:
+        app.auth_watch.wake()
+
+    await signals.on("auth", auth_changed)
+    log.info("cluster limits: shared order cap %d per %.2fs", local.limit, local.window)
+    return ClusterLimits(bus, ledger, signals, owns_bus=owns)

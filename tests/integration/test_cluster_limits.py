@@ -1,0 +1,172 @@
+"""Limits hold across the servers of a cluster (issue 18, "Events and limits cluster-wide").
+
+Two servers' worth of each seam, each on its own connection to a real NATS (one process, two
+``ClusterBus`` with this test's prefix): the global order cap and a user's API budget are
+shared, a lock-out spreads, and a late server learns the locks already in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import time
+from collections.abc import Awaitable, Callable
+
+import pytest
+
+from hoga.api.deps import ApiBudget
+from hoga.cluster.limits import SharedApiBudget
+from hoga.cluster.quota import QuotaLedger, SharedQuota
+from hoga.cluster.throttle import ReplicatedThrottle
+from hoga.domain.clock import SystemClock
+from hoga.domain.errors import LimitExceeded
+from hoga.security.throttle import LoginThrottle
+from tests.cluster_support import Buses, buses
+from tests.helpers import eventually
+
+
+def worst_window(times: list[float], window: float) -> int:
+    """The most events in any half-open window [t, t + window)."""
+    times = sorted(times)
+    return max((bisect.bisect_left(times, t + window) - i for i, t in enumerate(times)), default=0)
+
+
+async def _ledgers(b: Buses, n: int, **kw: float) -> list[QuotaLedger]:
+    out = []
+    for i in range(n):
+        ledger = QuotaLedger(await b.new(f"s{i}"), SystemClock(), **kw)
+        await ledger.start()
+        out.append(ledger)
+    return out
+
+
+async def _drive(q: SharedQuota, until: float, accepted: list[float]) -> int:
+    """Send as fast as the cap lets us, as the dispatcher does; returns the refusals."""
+    refused = 0
+    while (now := time.monotonic()) < until:
+        at = q.available_at(now)
+        if at <= now:
+            q.record(now)
+            accepted.append(now)
+            await asyncio.sleep(0)
+        else:
+            refused += 1
+            await asyncio.sleep(min(at - now, 0.02))
+    return refused
+
+
+async def test_the_global_order_cap_holds_across_two_servers() -> None:
+    async with buses() as b:
+        ledgers = await _ledgers(b, 2)
+        try:
+            cap, window = 20, 0.5
+            quotas = [led.quota("orders", cap, window) for led in ledgers]
+            runs: list[list[float]] = [[], []]
+            until = time.monotonic() + 3.0
+            refused = await asyncio.gather(
+                *(_drive(q, until, got) for q, got in zip(quotas, runs, strict=True))
+            )
+            both = runs[0] + runs[1]
+            print(
+                f"accepted {len(runs[0])} + {len(runs[1])}, refused {refused}, "
+                f"worst window {worst_window(both, window)} (cap {cap})"
+            )
+            assert worst_window(both, window) <= cap
+            assert runs[0] and runs[1], "both servers sent"
+            # Most of the cap is used: at least half of 6 windows' worth.
+            assert len(both) >= 3 * cap
+        finally:
+            for led in ledgers:
+                await led.stop()
+
+
+async def test_a_cut_off_server_stops_using_its_share_and_the_other_takes_it_over() -> None:
+    async with buses() as b:
+        a, c = await _ledgers(b, 2, ttl=1.5, tick=0.05)
+        try:
+            qa, qc = a.quota("orders", 10, 0.5), c.quota("orders", 10, 0.5)
+            now = time.monotonic()
+            await eventually(_grows(qa), what="a to hold the whole cap")
+            assert qa.limit == 10
+            await a.bus.stop()  # a loses NATS: it cannot renew
+            await eventually(_zero(qa), within=3.0, what="a to fence itself")
+            fenced_at = time.monotonic()
+            await eventually(_grows(qc), within=5.0, what="c to take the cap over")
+            # c got slots only after a's holding expired in the record, which is after a fenced.
+            assert time.monotonic() >= fenced_at
+            assert qc.limit == 10 and now < fenced_at
+        finally:
+            await c.stop()
+
+
+def _grows(q: SharedQuota) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        await q.acquire(time.monotonic())
+        return q.limit == q.cap
+
+    return check
+
+
+def _zero(q: SharedQuota) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return q.limit == 0
+
+    return check
+
+
+async def test_a_users_api_budget_is_shared_by_the_servers() -> None:
+    async with buses() as b:
+        ledgers = await _ledgers(b, 2)
+        try:
+            a, c = SharedApiBudget(ledgers[0]), SharedApiBudget(ledgers[1])
+            now = time.monotonic()
+            for _ in range(6):
+                await a.check(7, 10, now)
+            for _ in range(4):
+                await c.check(7, 10, now)
+            with pytest.raises(LimitExceeded) as refused:
+                await c.check(7, 10, now)
+            assert refused.value.code == "rate_limited" and refused.value.retry_after
+            with pytest.raises(LimitExceeded):
+                await a.check(7, 10, now)
+            # Another user's budget is their own.
+            await c.check(8, 10, now)
+        finally:
+            for led in ledgers:
+                await led.stop()
+
+
+async def test_the_in_memory_budget_is_unchanged() -> None:
+    budget, now = ApiBudget(), 100.0
+    for _ in range(3):
+        await budget.check(1, 3, now)
+    with pytest.raises(LimitExceeded):
+        await budget.check(1, 3, now)
+    await budget.check(1, 3, now + 60.0)
+
+
+async def test_a_lock_out_on_one_server_holds_on_the_others() -> None:
+    clock = SystemClock()
+    async with buses() as b:
+        a = ReplicatedThrottle(LoginThrottle(clock, max_failures=3), await b.new("a"))
+        c = ReplicatedThrottle(LoginThrottle(clock, max_failures=3), await b.new("c"))
+        await a.start()
+        await c.start()
+        key = "u:sue|10.0.0.9"
+        for _ in range(3):
+            a.failure(key, backoff=("u:sue",))
+        assert a.locked_for(key) > 0
+
+        async def locked_on_c() -> bool:
+            return c.locked_for(key) > 0
+
+        await eventually(locked_on_c, within=2.0, what="the lock to reach the other server")
+        assert c.locked_for("u:bob|10.0.0.9") == 0
+        # A server that starts later asks a peer and starts with the lock in place.
+        late = ReplicatedThrottle(LoginThrottle(clock, max_failures=3), await b.new("late"))
+        await late.start()
+        assert late.locked_for(key) > 0
+        # Success on one server clears the key everywhere (the owner signed in elsewhere).
+        c.success("u:sue|10.0.0.1")
+        a.failure("u:sue|10.0.0.1")
+        assert "u:sue" not in str(a.local.export()), "keys are kept and sent hashed"

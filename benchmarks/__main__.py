@@ -17,6 +17,7 @@ BENCHMARKS = [
     "bench_kis",
     "bench_kiwoom",
     "bench_dashboard",
+    "bench_cluster_orders",
 ]
 
 

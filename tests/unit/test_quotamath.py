@@ -95,10 +95,28 @@ def test_servers_following_the_rules_never_use_more_than_the_cap_in_any_window(
             record[me] = qm.Holding(new, 1e9)
             held[me] = allowed[me] = new
         elif op == "yield":
-            allowed[me] = min(allowed[me], qm.fair_share(cap, len(SERVERS)))
+            allowed[me] = qm.keep_when_asked(allowed[me], len(uses[me]), qm.fair_share(cap, 2), 1)
         elif op == "release":
             held[me] = qm.release_to(held[me], allowed[me], len(uses[me]))
             record[me] = qm.Holding(held[me], 1e9)
         assert _total(record, 0.0) <= cap
     worst = max((sum(1 for u in every if s <= u < s + window) for s in every), default=0)
     assert worst <= cap
+
+
+@given(
+    allowed=st.integers(0, 50),
+    used=st.integers(0, 50),
+    fair=st.integers(1, 50),
+    step=st.integers(1, 10),
+)
+def test_a_server_asked_for_slots_never_allows_itself_more(
+    allowed: int, used: int, fair: int, step: int
+) -> None:
+    keep = qm.keep_when_asked(allowed, used, fair, step)
+    assert keep <= allowed
+    if used >= fair:
+        assert keep >= min(allowed, fair), "a heavy user never goes below its fair share"
+        assert keep >= allowed - step
+    else:
+        assert keep <= used + max(1, -(-fair // 8))

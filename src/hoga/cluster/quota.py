@@ -295,11 +295,8 @@ class SharedQuota:
                 wall = self._l.clock.time()
                 record, rev = await self._l.read(self.name)
                 self._saw(record, wall)
-                ceiling = self.cap
-                if sent_at < self._contended_until:
-                    ceiling = qm.fair_share(self.cap, len(self._holders | {self._l.me}))
                 new = qm.grant(
-                    record, self._l.me, self.cap, wall, chunk=self.chunk, ceiling=ceiling
+                    record, self._l.me, self.cap, wall, chunk=self.chunk, ceiling=self.cap
                 )
                 if new <= self.held:
                     self._denied_at = self._l.clock.monotonic()
@@ -314,12 +311,14 @@ class SharedQuota:
                     return
 
     async def yield_to(self, other: str) -> None:
-        """Another server is short: allow ourselves no more than a fair share from now on
-        (for two windows) and give back what we do not use."""
+        """Another server is short: allow ourselves no more than ``keep_when_asked`` from now
+        on (for a window) and give back what that frees."""
         now = self._l.clock.monotonic()
-        self._contended_until = now + 2 * self.window
-        fair = qm.fair_share(self.cap, len(self._holders | {self._l.me, other}))
-        self.allowed = min(self.allowed, fair)
+        self._contended_until = now + self.window
+        n = len(self._holders | {self._l.me, other})
+        fair = qm.fair_share(self.cap, n)
+        step = math.ceil(self.cap / (4 * n))
+        self.allowed = qm.keep_when_asked(self.allowed, self.in_window(now), fair, step)
         await self.release()
 
     async def release(self, *, force: bool = False) -> None:

@@ -18,6 +18,7 @@ So the sum of live holdings never exceeds the cap (``tests/unit/test_quotamath.p
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 
 
@@ -57,6 +58,17 @@ def fair_share(cap: int, holders: int) -> int:
     """Each server's share when ``holders`` servers want slots (at least one each, so a
     server with demand is never starved by rounding; the record still caps the sum)."""
     return max(1, cap // max(1, holders))
+
+
+def keep_when_asked(allowed: int, used: int, fair: int, step: int) -> int:
+    """What a server allows itself once another wants slots. A heavy user (``used`` at or
+    past ``fair``) steps down by ``step`` towards its fair share - each further ask another
+    step, so a peer that needs little takes little; a light one keeps what it used plus an
+    eighth of a fair share of room and gives the rest back at once. Never more than it
+    allowed itself before."""
+    if used >= fair:
+        return min(allowed, max(fair, allowed - max(1, step)))
+    return min(allowed, used + max(1, math.ceil(fair / 8)))
 
 
 def release_to(held: int, allowed: int, used: int) -> int:

@@ -170,3 +170,18 @@ async def test_a_lock_out_on_one_server_holds_on_the_others() -> None:
         c.success("u:sue|10.0.0.1")
         a.failure("u:sue|10.0.0.1")
         assert "u:sue" not in str(a.local.export()), "keys are kept and sent hashed"
+
+
+async def test_a_server_cut_off_from_nats_counts_the_api_budget_alone() -> None:
+    async with buses() as b:
+        (ledger,) = await _ledgers(b, 1)
+        budget = SharedApiBudget(ledger)
+        now = time.monotonic()
+        await budget.check(3, 2, now)
+        await ledger.bus.stop()
+        # Requests are still served, within this server's own count of the budget.
+        await budget.check(3, 2, now)
+        await budget.check(3, 2, now)
+        with pytest.raises(LimitExceeded):
+            await budget.check(3, 2, now)
+        await ledger.stop()

@@ -28,7 +28,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
-from hoga.api.deps import budget_exceeded
+from hoga.api.deps import ApiBudget, budget_exceeded
 from hoga.cluster.bus import ClusterBus
 from hoga.cluster.quota import QuotaLedger
 from hoga.cluster.throttle import ReplicatedThrottle
@@ -45,15 +45,28 @@ API_WINDOW = 60.0
 class SharedApiBudget:
     """The per-user API budget (``api.deps.Budget``) counted across the cluster: one shared
     quota per user. A server's first call for a user, and a call that finds its share spent,
-    cost one key-value round trip; the others none."""
+    cost one key-value round trip; the others none.
+
+    While this server cannot reach NATS it counts alone (an ``ApiBudget`` of its own): the
+    budget is an abuse guard, and refusing every request during an outage would turn a NATS
+    fault into an API outage. The cluster then allows up to one budget per server."""
 
     def __init__(self, ledger: QuotaLedger) -> None:
         self._ledger = ledger
+        self._alone = ApiBudget()
 
     async def check(self, user_id: int, per_minute: int, now: float) -> None:
         per_minute = max(1, per_minute)
+        if not self._ledger.bus.connected:
+            await self._alone.check(user_id, per_minute, now)
+            return
         quota = self._ledger.quota(f"api-{user_id}", per_minute, API_WINDOW)
-        wait = await quota.acquire(now)
+        try:
+            wait = await quota.acquire(now)
+        except Exception as e:  # NATS went away during the call
+            log.warning("API budget counted locally: %s", type(e).__name__)
+            await self._alone.check(user_id, per_minute, now)
+            return
         if wait > 0:
             raise budget_exceeded(per_minute, wait)
 

@@ -102,6 +102,7 @@ class QuotaLedger:
             q = self._quotas[name] = SharedQuota(self, name, cap, window)
         elif q.cap != cap:
             q.cap = cap  # a lower cap: the holders come down as they release
+            q.chunk = max(1, math.ceil(cap / 4))
             q.allowed = min(q.allowed, cap)
         return q
 
@@ -256,7 +257,7 @@ class SharedQuota:
             async with self._lock:  # a change is under way: its outcome is ours too
                 pass
         elif now - self._denied_at >= self._l.retry:  # a refused flood costs no more than this
-            await self.grow()
+            await self.grow()  # raises when NATS is away: the caller decides what then
         now = max(now, self._l.clock.monotonic())
         if self._fits(now):
             self.record(now)
@@ -284,6 +285,9 @@ class SharedQuota:
     async def _grow_in_background(self) -> None:
         try:
             await self.grow()
+        except Exception as e:  # NATS away: we keep what we hold until the fence
+            log.debug("quota %s: could not grow: %s", self.name, type(e).__name__)
+            self._denied_at = self._l.clock.monotonic()
         finally:
             self._growing = False
 

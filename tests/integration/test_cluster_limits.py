@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import asyncio
 import bisect
+import math
 import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from hoga.api.deps import ApiBudget
+from hoga.cluster import quotamath as qm
 from hoga.cluster.limits import SharedApiBudget
 from hoga.cluster.quota import QuotaLedger, SharedQuota
 from hoga.cluster.throttle import ReplicatedThrottle
@@ -185,3 +187,36 @@ async def test_a_server_cut_off_from_nats_counts_the_api_budget_alone() -> None:
         with pytest.raises(LimitExceeded):
             await budget.check(3, 2, now)
         await ledger.stop()
+
+
+async def test_a_server_back_from_a_stall_does_not_write_an_expired_holding_back() -> None:
+    """A server that stalled past its holding's expiry (another took the slots meanwhile)
+    drops the holding when it next reads the record, instead of writing it back over the
+    cap - whether it next releases or renews."""
+    async with buses() as b:
+        a, c = await _ledgers(b, 2)
+        try:
+            qa = a.quota("orders", 10, 0.5)
+            await eventually(_grows(qa), what="a to hold the whole cap")
+            assert a._loop_task is not None
+            a._loop_task.cancel()  # a stalls: its upkeep (renew, release) stops
+            # While a stalled, its holding expired and c took the cap.
+            _, rev = await c.read("orders")
+            taken = {c.me: qm.Holding(10, time.time() + 60)}
+            assert await c.write("orders", taken, rev)
+
+            async def window_empty() -> bool:
+                return qa.in_window(time.monotonic()) == 0
+
+            await eventually(window_empty, what="a's uses to leave the window")
+            # a comes back, just used a slot, and is asked to come down to 5 of its 10.
+            qa.record(time.monotonic())
+            qa._contended_until, qa.allowed = math.inf, 5
+            await qa.release()
+            await qa.renew()
+            record, _ = await c.read("orders")
+            assert set(record) == {c.me} and record[c.me].n == 10
+            assert qa.held == 0 and qa.limit == 0
+        finally:
+            await a.stop()
+            await c.stop()

@@ -293,26 +293,20 @@ class SharedQuota:
 
     async def grow(self) -> None:
         """Take more of the cap if there is room; otherwise tell the holders we want some."""
+
+        def more(record: qm.Record, wall: float) -> int | None:
+            new = qm.grant(record, self._l.me, self.cap, wall, chunk=self.chunk, ceiling=self.cap)
+            return new if new > self.held else None
+
         async with self._lock:
-            for _ in range(4):  # compare-and-set races: try again on a fresh read
-                sent_at = self._l.clock.monotonic()
-                wall = self._l.clock.time()
-                record, rev = await self._l.read(self.name)
-                self._saw(record, wall)
-                new = qm.grant(
-                    record, self._l.me, self.cap, wall, chunk=self.chunk, ceiling=self.cap
-                )
-                if new <= self.held:
-                    self._denied_at = self._l.clock.monotonic()
-                    await self._l.tell("want", self.name)
-                    return
-                record = qm.live(record, wall)
-                record[self._l.me] = qm.Holding(new, wall + self._l.ttl)
-                if await self._l.write(self.name, record, rev):
-                    self.held = self.allowed = new
-                    self._confirmed = sent_at
-                    self._l.granted()
-                    return
+            got = await self._rewrite(more)
+        if got is None:
+            self._denied_at = self._l.clock.monotonic()
+            await self._l.tell("want", self.name)
+            return
+        self.held = self.allowed = got[0]
+        self._confirmed = got[1]
+        self._l.granted()
 
     async def yield_to(self, other: str) -> None:
         """Another server is short: allow ourselves no more than ``keep_when_asked`` from now
@@ -340,44 +334,48 @@ class SharedQuota:
         if target >= self.held:
             return
         async with self._lock:
-            for _ in range(4):
-                wall = self._l.clock.time()
-                record, rev = await self._l.read(self.name)
-                record = qm.live(record, wall)
-                if target > 0:
-                    record[self._l.me] = qm.Holding(target, wall + self._l.ttl)
-                else:
-                    record.pop(self._l.me, None)
-                if await self._l.write(self.name, record, rev):
-                    self.held = target
-                    self._confirmed = now
-                    self._saw(record, wall)
-                    await self._l.tell("freed", self.name)
-                    return
+            got = await self._rewrite(lambda _r, _w: target if self.held > 0 else None)
+        if got is not None:
+            self.held = got[0]
+            self._confirmed = got[1]
+            await self._l.tell("freed", self.name)
 
     async def renew(self) -> None:
-        """Push our holding's expiry on; a holding found gone (expired and taken while we
-        were cut off) is gone here too."""
+        """Push our holding's expiry on (``_rewrite`` drops one the record lost)."""
         async with self._lock:
-            for _ in range(4):
-                sent_at = self._l.clock.monotonic()
-                wall = self._l.clock.time()
-                record, rev = await self._l.read(self.name)
-                mine = qm.live(record, wall).get(self._l.me)
-                if mine is None:
-                    log.warning("quota %s: our holding expired; starting again", self.name)
-                    self.held = self.allowed = 0
-                    return
-                record = qm.live(record, wall)
-                record[self._l.me] = qm.Holding(mine.n, wall + self._l.ttl)
-                if await self._l.write(self.name, record, rev):
-                    self._confirmed = sent_at
-                    self._saw(record, wall)
-                    return
+            got = await self._rewrite(lambda _r, _w: self.held if self.held > 0 else None)
+        if got is not None:
+            self._confirmed = got[1]
 
-    def _saw(self, record: qm.Record, wall: float) -> None:
-        self._holders = set(qm.live(record, wall))
-        mine = qm.live(record, wall).get(self._l.me)
-        if mine is None and self.held > 0:
-            # Our holding expired in the record (we were cut off): it may be someone's now.
+    async def _rewrite(
+        self, decide: Callable[[qm.Record, float], int | None]
+    ) -> tuple[int, float] | None:
+        """Read the record, let ``decide(live record, wall time)`` name our new holding (None:
+        leave it) and compare-and-set it, again on a fresh read if another server wrote
+        first. Returns the holding written and the monotonic time of the read it was based
+        on (the conservative start of its validity), or None."""
+        for _ in range(4):
+            read_at = self._l.clock.monotonic()
+            wall = self._l.clock.time()
+            stored, rev = await self._l.read(self.name)
+            record = qm.live(stored, wall)
+            self._saw(record)
+            new = decide(record, wall)
+            if new is None:
+                return None
+            if new > 0:
+                record[self._l.me] = qm.Holding(new, wall + self._l.ttl)
+            else:
+                record.pop(self._l.me, None)
+            if await self._l.write(self.name, record, rev):
+                self._saw(record)
+                return new, read_at
+        return None
+
+    def _saw(self, record: qm.Record) -> None:
+        """Note who holds slots; a holding of ours the (live) record no longer has expired
+        while we were cut off and may be someone else's now, so it is gone here too."""
+        self._holders = set(record)
+        if self._l.me not in record and self.held > 0:
+            log.warning("quota %s: our holding expired; starting again", self.name)
             self.held = self.allowed = 0

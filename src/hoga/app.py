@@ -70,8 +70,7 @@ from hoga.strategies.registry import load_catalog
 from hoga.strategies.runner import StrategyRunner
 from hoga.supervision import readiness, warn_real_money, watch
 
-if TYPE_CHECKING:  # nats-py loads only in cluster mode
-    from hoga.cluster.bus import ClusterBus
+if TYPE_CHECKING:  # nats is imported only in cluster mode
     from hoga.cluster.limits import ClusterLimits
 
 log = logging.getLogger(__name__)
@@ -117,9 +116,7 @@ class HogaApp:
         # that admits peers; see store/instance_lock.py.
         self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
         self._guarded = False
-        # Cluster mode (HOGA_CLUSTER_NATS_URL, docs/scaling.md): the process's one NATS
-        # connection and the limits shared with the other servers (set in ``start``).
-        self.cluster_bus: ClusterBus | None = None
+        # Cluster mode (docs/scaling.md): limits shared with the other servers (``start``).
         self.cluster_limits: ClusterLimits | None = None
         self.vault = core.vault
         self.tokens = core.tokens

@@ -125,17 +125,18 @@ class ClusterLimits:
 
 async def start_cluster_limits(app: HogaApp) -> ClusterLimits:
     """Put the cluster's limits behind the server's seams. Call before the dispatcher and
-    the API start. Uses ``app.cluster_bus`` when the composition made one (the one NATS
-    connection of the process), else connects one and keeps it as ``app.cluster_bus``."""
+    the API start. Uses the process's one NATS connection - the cluster node's
+    (``app.cluster.bus``, connected by its guard) when the app has one - else connects one of
+    its own, which ``ClusterLimits.stop`` closes."""
     s = app.settings
-    bus: ClusterBus | None = getattr(app, "cluster_bus", None)
+    node = getattr(app, "cluster", None)
+    bus: ClusterBus | None = getattr(node, "bus", None)
     owns = bus is None
     if bus is None:
         if not s.cluster_nats_url:
             raise RuntimeError("cluster limits need HOGA_CLUSTER_NATS_URL")
-        bus = ClusterBus(s.cluster_nats_url, s.cluster_instance_id)
+        bus = ClusterBus(s.cluster_nats_url, s.cluster_instance_id, prefix=s.cluster_prefix)
         await bus.start()
-        app.cluster_bus = bus
     ledger = QuotaLedger(bus, app.clock, ttl=s.cluster_lease_ttl)
     await ledger.start()
     # The global order cap: the same cap and window (with its margin) as the single server's.

@@ -35,18 +35,23 @@ class Buses:
         return bus
 
     async def close(self) -> None:
-        """Delete every bucket of this prefix, then close the connections."""
-        live = [bus for bus in self.started if bus.connected]
-        if live:
-            js = live[0].client.jetstream()
-            with contextlib.suppress(Exception):
-                for name in await js.streams_info():
-                    stream = name.config.name or ""
-                    if stream.startswith(f"KV_{self.prefix}_"):
-                        await js.delete_stream(stream)
+        """Close the connections, then delete every bucket of this prefix (servers under
+        test may have made some through connections of their own)."""
+        import nats
+
         for bus in self.started:
             with contextlib.suppress(Exception):
                 await bus.stop()
+        with contextlib.suppress(Exception):
+            nc = await nats.connect(NATS_URL, connect_timeout=2, max_reconnect_attempts=0)
+            try:
+                js = nc.jetstream()
+                for info in await js.streams_info():
+                    stream = info.config.name or ""
+                    if stream.startswith(f"KV_{self.prefix}_"):
+                        await js.delete_stream(stream)
+            finally:
+                await nc.close()
 
 
 @contextlib.asynccontextmanager

@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import bisect
 import math
+import subprocess
+import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -220,3 +223,25 @@ async def test_a_server_back_from_a_stall_does_not_write_an_expired_holding_back
         finally:
             await a.stop()
             await c.stop()
+
+
+def test_a_single_server_keeps_its_in_memory_limits_and_never_loads_nats(tmp_path: Path) -> None:
+    """Without HOGA_CLUSTER_NATS_URL a started server has today's limits, and nats-py is
+    never imported (a fresh process: this one has loaded it for the tests above)."""
+    script = f"""
+import asyncio, sys
+from pathlib import Path
+from tests.helpers import running
+
+async def main():
+    async with running(Path({str(tmp_path)!r}), "sqlite+aiosqlite:///{tmp_path}/h.db") as h:
+        app = h.hoga
+        print(type(app.dispatcher.global_limit).__name__, type(app.api.state.api_budget).__name__,
+              type(app.auth.throttle).__name__, app.cluster_limits, "nats" in sys.modules)
+
+asyncio.run(main())
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert out.stdout.split() == ["SlidingWindow", "ApiBudget", "LoginThrottle", "None", "False"]

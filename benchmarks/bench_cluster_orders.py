@@ -67,7 +67,9 @@ async def drive(
             break
         arrivals.append(t)
     await asyncio.sleep(max(0.0, start_at - time.time()))
-    t0_mono, t0_wall = time.monotonic(), time.time()
+    # Admissions are stamped with the monotonic clock, which Linux shares between processes:
+    # a wall-clock stamp would mix in each process's offset between the two clocks.
+    t0_mono = time.monotonic()
     queue: deque[float] = deque()
     admitted: list[float] = []
     waits: list[float] = []
@@ -86,7 +88,7 @@ async def drive(
             at = cap.available_at(mono)
             if at <= mono:
                 cap.record(mono)
-                admitted.append(t0_wall + now)
+                admitted.append(mono)
                 waits.append(now - queue.popleft())
                 if len(admitted) % 16 == 0:
                     await asyncio.sleep(0)
@@ -97,7 +99,7 @@ async def drive(
             await asyncio.sleep(max(0.0005, next_arrival))
     return {
         "admitted": admitted,
-        "in_period": sum(1 for t in admitted if t < t0_wall + seconds),
+        "in_period": sum(1 for t in admitted if t < t0_mono + seconds),
         "waits": waits,
         "refused": refused,
         "cap_said_wait": nos,

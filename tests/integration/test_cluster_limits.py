@@ -245,3 +245,39 @@ asyncio.run(main())
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
     )
     assert out.stdout.split() == ["SlidingWindow", "ApiBudget", "LoginThrottle", "None", "False"]
+
+
+async def test_a_release_whose_answer_is_lost_counts_as_done() -> None:
+    """Under load a write can land while its answer times out. A server lowering its holding
+    must then act as if it landed: others may already be using the slots it gave back."""
+    async with buses() as b:
+        (a,) = await _ledgers(b, 1)
+        try:
+            qa = a.quota("orders", 10, 0.5)
+            await eventually(_grows(qa), what="a to hold the whole cap")
+            assert a._loop_task is not None
+            a._loop_task.cancel()  # only this test's calls touch the holding
+
+            async def window_empty() -> bool:
+                return qa.in_window(time.monotonic()) == 0
+
+            await eventually(window_empty, what="a's uses to leave the window")
+            qa.record(time.monotonic())
+            qa._contended_until, qa.allowed = math.inf, 5
+            real_write = a.write
+
+            async def landed_but_lost(name: str, record: qm.Record, revision: int) -> bool:
+                await real_write(name, record, revision)
+                raise TimeoutError
+
+            a.write = landed_but_lost  # type: ignore[method-assign]
+            with pytest.raises(TimeoutError):
+                await qa.release()
+            a.write = real_write  # type: ignore[method-assign]
+            record, _ = await a.read("orders")
+            assert record[a.me].n == 5
+            qa._contended_until = -math.inf  # contention over: a uses all it holds again
+            await qa.release()
+            assert qa.allowed <= 5 and qa.held <= 5
+        finally:
+            await a.stop()

@@ -334,9 +334,12 @@ class SharedQuota:
         if target >= self.held:
             return
         async with self._lock:
-            got = await self._rewrite(lambda _r, _w: target if self.held > 0 else None)
+            # Promise first: a write whose answer is lost (a timeout under load) may still have
+            # landed, and others may then take the slots - so from here we hold ``target``
+            # whatever the write's fate (the record holding more of ours only costs room).
+            self.held = target
+            got = await self._rewrite(lambda record, _w: target if self._l.me in record else None)
         if got is not None:
-            self.held = got[0]
             self._confirmed = got[1]
             await self._l.tell("freed", self.name)
 

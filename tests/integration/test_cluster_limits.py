@@ -281,3 +281,31 @@ async def test_a_release_whose_answer_is_lost_counts_as_done() -> None:
             assert qa.allowed <= 5 and qa.held <= 5
         finally:
             await a.stop()
+
+
+async def test_a_release_queued_behind_a_grow_decides_after_it() -> None:
+    """A release that waits for the lock behind a grow must not write down a target worked
+    out before the grow: that undercut what the grow let the server use (the overshoot
+    bench_cluster_orders measured)."""
+    async with buses() as b:
+        (a,) = await _ledgers(b, 1)
+        try:
+            assert a._loop_task is not None
+            a._loop_task.cancel()  # only this test's calls touch the holding
+            q = a.quota("orders", 10, 5.0)
+            await q.grow()
+            await q.grow()
+            assert q.held == 6
+            for _ in range(3):
+                q.record(time.monotonic())
+            q._contended_until, q.allowed = math.inf, 3  # asked to come down to 3
+            await q._lock.acquire()
+            growing = asyncio.get_running_loop().create_task(q.grow())
+            await asyncio.sleep(0)  # the grow now waits for the lock
+            q._lock.release()
+            await q.release()  # queued behind the grow
+            await growing
+            record, _ = await a.read("orders")
+            assert q.allowed <= q.held <= record[a.me].n, (q.allowed, q.held, record)
+        finally:
+            await a.stop()

@@ -322,18 +322,20 @@ class SharedQuota:
     async def release(self, *, force: bool = False) -> None:
         """Write our holding down to what we allow ourselves (and have used this window);
         everything once idle for two windows. Lowered in memory first, written after."""
-        now = self._l.clock.monotonic()
         if self.held == 0 or self._lock.locked():
             return
-        if now >= self._contended_until and not force:
-            self.allowed = self.held  # contention over: use all we hold again
-        used = self.in_window(now)
-        if used == 0 and (force or now - self._last_use > 2 * self.window):
-            self.allowed = 0
-        target = qm.release_to(self.held, self.allowed, used)
-        if target >= self.held:
-            return
         async with self._lock:
+            # Decided under the lock: a grow queued ahead of us may change what we hold and
+            # allow, and a target worked out before it would undercut what it let us use.
+            now = self._l.clock.monotonic()
+            if now >= self._contended_until and not force:
+                self.allowed = self.held  # contention over: use all we hold again
+            used = self.in_window(now)
+            if used == 0 and (force or now - self._last_use > 2 * self.window):
+                self.allowed = 0
+            target = qm.release_to(self.held, self.allowed, used)
+            if target >= self.held:
+                return
             # Promise first: a write whose answer is lost (a timeout under load) may still have
             # landed, and others may then take the slots - so from here we hold ``target``
             # whatever the write's fate (the record holding more of ours only costs room).

@@ -3,10 +3,12 @@
 Starts ``hoga serve`` on a fresh data directory (SQLite), signs in a user (premium tier, API
 budget lifted so the fuzzer measures the API, not the rate limiter) and sends generated
 requests to every operation of ``/api/openapi.json`` - valid ones and, mostly, the edge cases
-schemathesis builds from the schema (huge integers, odd strings, missing fields). Two checks
-per response: no server error (5xx) and the response conforms to the schema the operation
-declares (status code, content type, body; operations without a declared response model are
-checked for what they declare). Prints the counts; exit status 1 on any failure.
+schemathesis builds from the schema (huge integers, odd strings, missing fields). Checks per
+response: no server error (5xx); the status code is one the operation declares
+(``status_code_conformance``); the content type and the body conform to what the operation
+declares for that status (``content_type_conformance``, ``response_schema_conformance``: every
+JSON endpoint declares a response model, issue 13). Prints the counts; exit status 1 on any
+failure.
 
 Operations that would end the fuzzer's own session are left out: ``POST /api/auth/logout``
 and ``DELETE /api/me/sessions/{session_id}``. Everything else runs, admin operations included
@@ -48,19 +50,22 @@ class Result:
     by_status: Counter[int] = field(default_factory=Counter)
     server_errors: int = 0
     schema_violations: int = 0
+    #: Answers with a status (or content type) the operation does not declare.
+    undeclared: int = 0
     failures: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
-        return self.server_errors == 0 and self.schema_violations == 0
+        return self.server_errors == 0 and self.schema_violations == 0 and self.undeclared == 0
 
     def summary(self) -> str:
         statuses = ", ".join(f"{k}: {v}" for k, v in sorted(self.by_status.items()))
         return (
             f"fuzz: {self.requests} requests over {self.operations} operations in "
             f"{self.seconds:.0f} s; {self.server_errors} server errors, "
-            f"{self.schema_violations} schema violations\n  statuses: {statuses}"
+            f"{self.schema_violations} schema violations, {self.undeclared} undeclared "
+            f"statuses or content types\n  statuses: {statuses}"
         )
 
 
@@ -141,7 +146,11 @@ def _fuzz_operation(
 ) -> None:
     from hypothesis import HealthCheck, Phase, given, seed, settings
     from schemathesis.checks import not_a_server_error
-    from schemathesis.specs.openapi.checks import response_schema_conformance
+    from schemathesis.specs.openapi.checks import (
+        content_type_conformance,
+        response_schema_conformance,
+        status_code_conformance,
+    )
 
     @seed(20261204 + round_no)
     @given(case=operation.as_strategy())
@@ -159,6 +168,8 @@ def _fuzz_operation(
         for check, kind in (
             (not_a_server_error, "server_errors"),
             (response_schema_conformance, "schema_violations"),
+            (status_code_conformance, "undeclared"),
+            (content_type_conformance, "undeclared"),
         ):
             try:
                 case.validate_response(response, checks=[check])
@@ -225,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
                     "operations": result.operations,
                     "server_errors": result.server_errors,
                     "schema_violations": result.schema_violations,
+                    "undeclared": result.undeclared,
                     "seconds": round(result.seconds),
                     "statuses": dict(result.by_status),
                 },

@@ -38,7 +38,6 @@ from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
-from hoga.execution.accounts import VaultTokenStore
 from hoga.execution.control import ServerControl
 from hoga.execution.dispatcher import Dispatcher
 from hoga.execution.events import EventBus
@@ -50,6 +49,7 @@ from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.reconcile import Reconciler
 from hoga.execution.resync import QueueResync
 from hoga.execution.service import OrderPolicy, OrderService
+from hoga.execution.token_store import VaultTokenStore
 from hoga.execution.watchlist import WatchlistService
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.feeds.base import Feed
@@ -66,8 +66,10 @@ from hoga.store.db import SYSTEM
 from hoga.store.instance_lock import ServerGuard, SingleServerGuard
 from hoga.store.private import private_dir
 from hoga.store.repos import bars as bars_repo
+from hoga.strategies.live import LiveDriver
+from hoga.strategies.records import StrategyRecords
 from hoga.strategies.registry import load_catalog
-from hoga.strategies.runner import StrategyRunner
+from hoga.strategies.service import StrategyService
 from hoga.supervision import readiness, warn_real_money, watch
 
 if TYPE_CHECKING:  # nats is imported only in cluster mode
@@ -317,16 +319,12 @@ class HogaApp:
         )
         # --- strategies and backtests (strategies branch) ---
         self.catalog = load_catalog()
-        self.strategies = StrategyRunner(
-            self.db,
-            self.clock,
-            self.auth,
-            self.orders,
-            self.hub,
-            self.bus,
-            self.universe,
-            quotes,
-            self.catalog,
+        records = StrategyRecords(self.db, self.clock, self.bus, self.hub, quotes)
+        self.live_strategies = LiveDriver(
+            records, self.auth, self.orders, self.hub, self.bus, quotes, self.catalog
+        )
+        self.strategies = StrategyService(
+            records, self.live_strategies, self.auth, self.universe, self.catalog
         )
         self.backtests = BacktestService(
             self.db,
@@ -342,7 +340,7 @@ class HogaApp:
             self.db,
             self.clock,
             self.gate,
-            on_pause=self.strategies.suspend,
+            on_pause=self.live_strategies.suspend,
             on_resume=self._resume,
         )
         self._ops_init()
@@ -449,7 +447,7 @@ class HogaApp:
             await self.accounts.attach_all()
             await self.reconciler.reconcile_all()
             await self.reconciler.start()
-        await self.strategies.resume()
+        await self.live_strategies.resume()
         self.dispatcher.wake_all()
 
     async def _use_kiwoom_feed(self) -> None:
@@ -570,9 +568,12 @@ class HogaApp:
         from hoga.store.repos.auth_changes import USER_DISABLED
 
         if change.kind == USER_DISABLED:
-            await self.strategies.stop_user(
+            await self.live_strategies.disable_user(
                 change.user_id, "사용자가 비활성화되어 중지했습니다 (user disabled)"
             )
+            withdrawn = await self.orders.withdraw_queued(change.user_id)
+            if withdrawn:
+                log.info("user %s disabled: %d queued orders withdrawn", change.user_id, withdrawn)
 
     async def _on_user_created(self, user: Any) -> None:
         await self.accounts.create_paper_account(user)
@@ -613,7 +614,7 @@ class HogaApp:
             )
         else:
             paused = await self.control.load()
-        self.strategies.suspended = paused.paused
+        self.live_strategies.suspended = paused.paused
         if s.cluster_nats_url:  # before the dispatcher and the API use the limits
             from hoga.cluster.limits import start_cluster_limits
 
@@ -648,7 +649,7 @@ class HogaApp:
             await self.reconciler.start()
         # Strategies start after the feeds and the order pipeline, before the API opens.
         await self.backtests.start()
-        await self.strategies.start()
+        await self.live_strategies.start()
         loop = asyncio.get_running_loop()
         self._background = [
             loop.create_task(self._persist_bars(), name="bars-persist"),
@@ -681,7 +682,7 @@ class HogaApp:
         steps: list[tuple[str, Callable[[], Awaitable[None]]]] = [
             ("operations", self._ops_stop),
             ("auth changes", self.auth_watch.stop),
-            ("strategies", self.strategies.stop),
+            ("strategies", self.live_strategies.stop),
             ("backtests", self.backtests.stop),
             ("reconciler", self.reconciler.stop),
             ("queue resync", self.resync.stop),

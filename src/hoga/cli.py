@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import socket
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -19,6 +17,8 @@ import typer
 
 from hoga import __version__
 from hoga.config import ConfigError, Settings, load_settings
+from hoga.ops import commands
+from hoga.ops.console import fail
 
 app = typer.Typer(
     help="hoga (호가): a self-hosted automated-trading server for Korean stocks.",
@@ -43,11 +43,6 @@ T = TypeVar("T")
 ConfigOpt = Annotated[
     Path | None, typer.Option("--config", "-c", help="TOML config file (or HOGA_CONFIG)")
 ]
-
-
-def fail(message: str, code: int = 1) -> typer.Exit:
-    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
-    return typer.Exit(code)
 
 
 def _settings(config: Path | None = None, **overrides: Any) -> Settings:
@@ -103,50 +98,6 @@ def version() -> None:
 # ------------------------------------------------------------------ serve
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    from hoga.net import bind_listener
-
-    try:
-        return bind_listener(host, port)
-    except OSError as e:
-        if e.errno == errno.EADDRINUSE:
-            raise fail(
-                f"port {port} on {host} is already in use; stop the other process or set HOGA_PORT"
-            ) from None
-        if e.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-            raise fail(f"cannot listen on {host}: no such local address; check HOGA_HOST") from None
-        if e.errno == errno.EACCES:
-            raise fail(f"no permission to listen on port {port}; use a port above 1023") from None
-        raise fail(f"cannot listen on {host}:{port}: {e.strerror}") from None
-
-
-def _configure_logs(settings: Settings) -> None:
-    from hoga import logs
-
-    logs.configure(
-        settings.log_level,
-        fmt=settings.log_format,
-        file=settings.log_file,
-        file_max_bytes=settings.log_file_max_bytes,
-        file_keep=settings.log_file_keep,
-        repeat_window=settings.log_repeat_window,
-    )
-
-
-def _quiet_exit_server() -> type:
-    import uvicorn
-
-    class QuietExitServer(uvicorn.Server):
-        """uvicorn's server without re-raising the signal after a graceful shutdown: for hoga,
-        Ctrl-C or SIGTERM is the normal way to stop, and it exits 0."""
-
-        def handle_exit(self, sig: int, frame: Any) -> None:
-            super().handle_exit(sig, frame)
-            self._captured_signals.clear()
-
-    return QuietExitServer
-
-
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="listen address (HOGA_HOST)")] = None,
@@ -162,80 +113,11 @@ def serve(
     ] = False,
 ) -> None:
     """Start the server: API, dashboard, feeds, brokers and strategies."""
+    from hoga.ops import serving
+
     settings = _settings(config, host=host, port=port)
-    _configure_logs(settings)
-
-    async def run() -> None:
-        import uvicorn
-
-        from hoga.app import HogaApp
-
-        _QuietExitServer = _quiet_exit_server()
-
-        from hoga.store.wait import retry_unreachable
-
-        hoga = HogaApp(settings, start_paused=paused)
-        # HOGA_DATABASE_WAIT: in a container the database may still be starting.
-        await retry_unreachable(hoga.acquire_guard, settings.database_wait)
-        try:
-            sock = _bind(settings.host, settings.port)
-        except BaseException:
-            await hoga.stop()
-            raise
-        try:
-            await hoga.start()
-        except BaseException:
-            sock.close()
-            await hoga.stop()
-            raise
-        if hoga.admin_password_generated:
-            typer.secho(
-                f"\n  First start: created admin account '{settings.admin_username}' with password\n\n"
-                f"      {hoga.admin_password_generated}\n\n"
-                "  It is shown only this once. Sign in and change it (or set HOGA_ADMIN_PASSWORD next time).\n",
-                fg=typer.colors.YELLOW,
-            )
-        shown_host = settings.host if ":" not in settings.host else f"[{settings.host}]"
-        actual_port = sock.getsockname()[1]
-        sim = (
-            " - SIMULATED market (demo)"
-            if settings.feed == "simulator" and settings.market_mode == "demo"
-            else ""
-        )
-        typer.echo(
-            f"hoga {__version__} serving on http://{shown_host}:{actual_port}{sim}", err=True
-        )
-        if hoga.control.paused:
-            typer.secho(
-                "  PAUSED: no order goes to a broker and no strategy runs until `hoga resume` "
-                "(or POST /api/admin/resume)",
-                fg=typer.colors.YELLOW,
-                err=True,
-            )
-        server = _QuietExitServer(
-            uvicorn.Config(
-                hoga.api,
-                log_level=settings.log_level,
-                access_log=False,
-                lifespan="off",
-                timeout_graceful_shutdown=3,
-                ws="websockets-sansio",
-                log_config=None,
-                # uvicorn would believe X-Forwarded-For from 127.0.0.1; hoga resolves client
-                # addresses itself from HOGA_TRUSTED_PROXIES (security/proxies.py).
-                proxy_headers=False,
-                server_header=False,
-                # Control messages are small JSON; a bigger frame closes the socket (1009).
-                ws_max_size=64 * 1024,
-            )
-        )
-        try:
-            await server.serve(sockets=[sock])
-        finally:
-            await hoga.stop()
-            typer.echo("hoga stopped", err=True)
-
-    _run(run)
+    serving.configure_logs(settings)
+    _run(lambda: serving.serve(settings, paused=paused))
 
 
 @app.command()
@@ -253,31 +135,10 @@ def healthcheck(
     For container health checks and service monitors; needs no token."""
     from hoga.net import local_url
 
-    base = url or local_url(_settings())
-    target = base.rstrip("/") + ("/ready" if ready else "/health")
-    import httpx
-
-    try:
-        r = httpx.get(target, timeout=timeout)
-    except httpx.HTTPError as e:
-        raise fail(f"{target}: {type(e).__name__}: {str(e) or 'no answer'}") from None
-    if r.status_code != 200:
-        status = ""
-        with contextlib.suppress(ValueError, AttributeError):
-            status = f" ({r.json().get('status')})"
-        raise fail(f"{target}: HTTP {r.status_code}{status}")
-    typer.echo(f"ok: {target}")
+    commands.healthcheck(url or local_url(_settings()), ready=ready, timeout=timeout)
 
 
 # ------------------------------------------------------------------ users
-
-
-async def _admin_ctx(settings: Settings) -> Any:
-    from hoga.app import AdminContext
-
-    ctx = AdminContext(settings)
-    await ctx.start()
-    return ctx
 
 
 @user_app.command("add")
@@ -289,67 +150,19 @@ def user_add(
 ) -> None:
     """Add a user (with a paper account)."""
     settings = _settings()
-
-    async def run() -> None:
-        ctx = await _admin_ctx(settings)
-        try:
-            user = await ctx.auth.create_user(
-                name, password, tier, is_admin=admin, actor_id=None, ip="cli"
-            )
-        finally:
-            await ctx.close()
-        typer.echo(
-            f"created user {user.username} (id {user.id}, tier {user.tier}{', admin' if admin else ''})"
-        )
-
-    _run(run)
+    _run(lambda: commands.user_add(settings, name, password, tier, admin))
 
 
 @user_app.command("list")
 def user_list() -> None:
     """List users."""
     settings = _settings()
-
-    async def run() -> None:
-        from rich.console import Console
-        from rich.table import Table
-
-        ctx = await _admin_ctx(settings)
-        try:
-            users = await ctx.auth.list_users()
-        finally:
-            await ctx.close()
-        table = Table("id", "username", "tier", "admin", "active", "2FA", "trading")
-        for u in users:
-            table.add_row(
-                str(u.id),
-                u.username,
-                u.tier,
-                "yes" if u.is_admin else "",
-                "yes" if u.is_active else "no",
-                "on" if u.totp_enabled else "",
-                u.trading_state,
-            )
-        Console().print(table)
-
-    _run(run)
+    _run(lambda: commands.user_list(settings))
 
 
 def _update_user(name: str, **changes: Any) -> None:
     settings = _settings()
-
-    async def run() -> None:
-        ctx = await _admin_ctx(settings)
-        try:
-            user = await ctx.auth.find_user(name)
-            user = await ctx.auth.admin_update(user.id, actor_id=None, ip="cli", **changes)
-        finally:
-            await ctx.close()
-        typer.echo(
-            f"{user.username}: tier {user.tier}, {'active' if user.is_active else 'disabled'}"
-        )
-
-    _run(run)
+    _run(lambda: commands.user_update(settings, name, **changes))
 
 
 @user_app.command("set-tier")
@@ -376,20 +189,7 @@ def user_enable(name: str) -> None:
 def user_tiers() -> None:
     """Show the tiers and their limits."""
     settings = _settings()
-
-    async def run() -> None:
-        ctx = await _admin_ctx(settings)
-        try:
-            tiers = await ctx.auth.list_tiers()
-        finally:
-            await ctx.close()
-        for t in tiers:
-            typer.echo(
-                f"{t.name:8} trades/day {t.daily_trades:4}  strategies {t.max_strategies}  "
-                f"positions {t.max_positions:3}  priority {t.priority}"
-            )
-
-    _run(run)
+    _run(lambda: commands.user_tiers(settings))
 
 
 # ------------------------------------------------------------------ pause and resume
@@ -397,45 +197,7 @@ def user_tiers() -> None:
 
 def _set_paused(paused: bool, reason: str) -> None:
     settings = _settings()
-
-    async def run() -> None:
-        import getpass
-
-        from hoga.execution.control import applied_pause, write_pause
-        from hoga.store.instance_lock import running_server
-
-        ctx = await _admin_ctx(settings)
-        try:
-            await write_pause(
-                ctx.db,
-                ctx.clock,
-                paused,
-                reason=reason,
-                by=f"hoga {'pause' if paused else 'resume'} ({getpass.getuser()}@{socket.gethostname()})",
-            )
-            word = "paused" if paused else "resumed"
-            holder = await running_server(Path(settings.data_dir), settings.sqlalchemy_url)
-            if holder is None:
-                typer.echo(
-                    f"{word}: no server is running; the next `hoga serve` starts "
-                    + ("paused" if paused else "normally")
-                )
-                return
-            # The server re-reads the state every 2 s and records what it applied.
-            for _ in range(150):
-                applied = await applied_pause(ctx.db)
-                if applied is not None and bool(applied.get("paused")) == paused:
-                    typer.echo(f"{word}: the running server ({holder.describe()}) applied it")
-                    return
-                await asyncio.sleep(0.1)
-        finally:
-            await ctx.close()
-        raise fail(
-            f"recorded, but the running server ({holder.describe()}) has not applied it "
-            "within 15 s; check its log"
-        )
-
-    _run(run)
+    _run(lambda: commands.set_paused(settings, paused, reason))
 
 
 @app.command()
@@ -470,27 +232,7 @@ def backup(
 ) -> None:
     """Write one archive (database, key files, paper journal, manifest) - while the server runs."""
     settings = _settings()
-
-    async def run() -> None:
-        from hoga.ops.backup import BackupError, create_backup
-
-        target = out or settings.backup_dir or Path("backups")
-        try:
-            result = await create_backup(settings, target)
-        except BackupError as e:
-            raise fail(str(e)) from None
-        m = result.manifest
-        typer.echo(
-            f"backup written: {result.path} ({m['database']}, schema {m['schema_revision']}, "
-            f"{len(m['files'])} files)"
-        )
-        if m["master_key"] == "environment":
-            typer.secho(
-                "  the vault key comes from HOGA_MASTER_KEY and is NOT in the archive: keep it safe",
-                fg=typer.colors.YELLOW,
-            )
-
-    _run(run)
+    _run(lambda: commands.backup(settings, out))
 
 
 @app.command()
@@ -499,27 +241,7 @@ def restore(
 ) -> None:
     """Restore an archive into an EMPTY data dir and database; the server then starts paused."""
     settings = _settings()
-
-    async def run() -> None:
-        from hoga.ops.backup import BackupError
-        from hoga.ops.restore import restore_backup
-
-        try:
-            result = await restore_backup(settings, archive)
-        except BackupError as e:
-            raise fail(str(e)) from None
-        m = result.manifest
-        typer.echo(
-            f"restored {archive.name} (made {m['created_at']} by hoga {m['hoga_version']}): "
-            f"{result.rows.get('users', 0)} users, {result.rows.get('orders', 0)} orders; "
-            f"{result.credentials_verified} vault records decrypt"
-        )
-        typer.secho(
-            "  the server starts PAUSED: check it, then `hoga resume` (or POST /api/admin/resume)",
-            fg=typer.colors.YELLOW,
-        )
-
-    _run(run)
+    _run(lambda: commands.restore(settings, archive))
 
 
 # ------------------------------------------------------------------ vault and database
@@ -532,45 +254,14 @@ def vault_rotate() -> None:
     Safe while the server runs: the server switches to the new key (it re-reads the key file)
     before the old one is retired, and never encrypts with a retired key."""
     settings = _settings()
-
-    async def run() -> None:
-        from hoga.execution.vault_rotation import rotate_vault_keys
-        from hoga.store.instance_lock import running_server
-
-        ctx = await _admin_ctx(settings)
-        try:
-            holder = await running_server(Path(settings.data_dir), settings.sqlalchemy_url)
-            done = await rotate_vault_keys(
-                ctx.db, ctx.vault, ctx.accounts, ctx.clock, server_running=holder is not None
-            )
-        finally:
-            await ctx.close()
-        typer.echo(
-            f"re-encrypted {done.reencrypted} secrets under key {done.new_key}"
-            + (f"; retired {', '.join(done.retired)}" if done.retired else "")
-        )
-        if done.kept_in_env:
-            typer.echo(
-                f"remove {', '.join(done.kept_in_env)} from HOGA_MASTER_KEY when you next "
-                "restart (nothing is encrypted with them any more)"
-            )
-
-    _run(run)
+    _run(lambda: commands.vault_rotate(settings))
 
 
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply database migrations (hoga serve also does this at start-up)."""
     settings = _settings()
-
-    async def run() -> None:
-        from hoga.store.db import Database
-
-        db = Database(settings.sqlalchemy_url, **settings.database_options())
-        applied = await db.migrate()
-        typer.echo(f"applied {', '.join(applied)}" if applied else "database is up to date")
-
-    _run(run)
+    _run(lambda: commands.db_upgrade(settings))
 
 
 # ------------------------------------------------------------------ instrument master
@@ -588,27 +279,7 @@ def symbols_sync(
     A running server with a broker feed applies the stored master at its next start or its
     daily sync (HOGA_SYMBOLS_SYNC_AT); with HOGA_FEED=kiwoom that sync reads ka10099."""
     settings = _settings()
-
-    async def run() -> None:
-        from hoga.brokers.kis.master import KisMasterSource, MasterError
-        from hoga.marketdata.instruments import InstrumentService, SyncRefused
-        from hoga.marketdata.universe import Universe, bundled_universe
-
-        ctx = await _admin_ctx(settings)
-        try:
-            svc = InstrumentService(ctx.db, ctx.clock, Universe(bundled_universe()), apply=False)
-            try:
-                res = await svc.sync(KisMasterSource(url or settings.kis_master_url))
-            except (MasterError, SyncRefused) as e:
-                raise fail(f"symbols sync failed: {e}") from None
-        finally:
-            await ctx.close()
-        typer.echo(
-            f"stored {res.symbols} symbols from {res.source} "
-            f"({res.halted} halted, {res.designated} designated)"
-        )
-
-    _run(run)
+    _run(lambda: commands.symbols_sync(settings, url))
 
 
 # ------------------------------------------------------------------ backtests (strategies branch)

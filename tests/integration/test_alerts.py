@@ -12,9 +12,9 @@ from pathlib import Path
 from hoga.domain.clock import KST, ManualClock
 from hoga.execution.accounts import AccountService
 from hoga.execution.health import Outcome
-from hoga.execution.reconcile import ReconcileResult
+from hoga.execution.reconcile_orders import ReconcileResult
 from hoga.execution.vault_rotation import rotate_vault_keys
-from hoga.notify.service import Message
+from hoga.notify.messages import Message
 from hoga.security.vault import KeyRing, Vault, channel_aad
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM

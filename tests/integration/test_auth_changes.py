@@ -109,10 +109,10 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
         await _closed_with(events, 4001)
         await _closed_with(quotes, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.live_strategies._runs), within=2.0, what="strategy stop"
         )
-        rec = await h.hoga.strategies._get((await h.hoga.auth.find_user("amy")).id, sid)
-        assert rec.status == "error" and "disabled" in (rec.last_error or "")
+        view = await h.hoga.strategies.get((await h.hoga.auth.find_user("amy")).id, sid)
+        assert view["status"] == "error" and "disabled" in view["last_error"]["message"]
         r = await h.http.post(
             "/api/orders",
             json={"symbol": SYMBOL, "side": "buy", "type": "market", "qty": 1},
@@ -146,7 +146,7 @@ async def test_disabling_through_the_admin_api_acts_at_once(
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         await _closed_with(events, 4001)
         await eventually(
-            lambda: _true(sid not in h.hoga.strategies._runs), within=2.0, what="strategy stop"
+            lambda: _true(sid not in h.hoga.live_strategies._runs), within=2.0, what="strategy stop"
         )
 
 

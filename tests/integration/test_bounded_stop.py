@@ -35,7 +35,7 @@ async def test_a_hanging_part_does_not_keep_the_lock(
             hung.set()
             await asyncio.Event().wait()
 
-        monkeypatch.setattr(h.hoga.strategies, "stop", never_stops)
+        monkeypatch.setattr(h.hoga.live_strategies, "stop", never_stops)
         monkeypatch.setattr(h.hoga.reconciler, "stop", never_stops)
         monkeypatch.setattr(app_mod.asyncio, "wait_for", spy)
     assert hung.is_set()

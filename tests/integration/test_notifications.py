@@ -23,7 +23,8 @@ from starlette.routing import Route
 
 from hoga.brokers.paper import PaperFaults
 from hoga.net import bind_listener
-from hoga.notify.service import Message, Notifier
+from hoga.notify.messages import Message
+from hoga.notify.service import Notifier
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
 from tests.helpers import Harness, eventually, running

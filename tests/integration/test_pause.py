@@ -56,13 +56,13 @@ async def test_paused_start_holds_orders_and_strategies_until_an_admin_resumes(
         strategy = await _strategy(h, sue, "first")
         r = await h.http.post(f"/api/strategies/{strategy['id']}/start", headers=sue)
         assert r.status_code == 200, r.text
-        assert h.hoga.strategies.status()["running"] == 1
+        assert h.hoga.live_strategies.status()["running"] == 1
 
     async with running(tmp_path, db_url, start_paused=True) as h:
         sue = await h.login("sue")
         admin = await h.admin()
         # The strategy is not running, but keeps its status for the resume.
-        assert h.hoga.strategies.status()["running"] == 0
+        assert h.hoga.live_strategies.status()["running"] == 0
         listed = (await h.http.get("/api/strategies", headers=sue)).json()["strategies"]
         assert [s["status"] for s in listed] == ["running"]
         other = await _strategy(h, sue, "second")
@@ -101,7 +101,7 @@ async def test_paused_start_holds_orders_and_strategies_until_an_admin_resumes(
         done = await h.wait_status(sue, order["id"], "FILLED")
         assert done["waiting"] is None
         assert _placed(h, "p1") == 1
-        assert h.hoga.strategies.status()["running"] == 1
+        assert h.hoga.live_strategies.status()["running"] == 1
 
 
 async def test_a_pause_written_to_the_database_reaches_the_running_server(
@@ -112,12 +112,12 @@ async def test_a_pause_written_to_the_database_reaches_the_running_server(
         sue = await h.user("sue", "basic")
         strategy = await _strategy(h, sue, "first")
         await h.http.post(f"/api/strategies/{strategy['id']}/start", headers=sue)
-        assert h.hoga.strategies.status()["running"] == 1
+        assert h.hoga.live_strategies.status()["running"] == 1
 
         await write_pause(h.hoga.db, h.hoga.clock, True, reason="restored copy", by="test")
         await h.hoga.control.poll()  # the server's watch loop does this every 2 s
         assert h.hoga.control.paused
-        assert h.hoga.strategies.status()["running"] == 0
+        assert h.hoga.live_strategies.status()["running"] == 0
         listed = (await h.http.get("/api/strategies", headers=sue)).json()["strategies"]
         assert [s["status"] for s in listed] == ["running"]
         r = await h.http.post(
@@ -132,4 +132,4 @@ async def test_a_pause_written_to_the_database_reaches_the_running_server(
         await write_pause(h.hoga.db, h.hoga.clock, False, reason="", by="test")
         await h.hoga.control.poll()
         await h.wait_status(sue, order["id"], "FILLED")
-        assert h.hoga.strategies.status()["running"] == 1
+        assert h.hoga.live_strategies.status()["running"] == 1

@@ -155,7 +155,7 @@ async def test_sma_cross_trades_through_the_order_service(tmp_path: Path, db_url
         assert view["pnl"]["orders"] >= 1
         assert view["positions"] and view["positions"][0]["symbol"] == SYMBOL
         # The strategy's own position reached its context via on_fill/fill events.
-        run = h.hoga.strategies._runs[sid]
+        run = h.hoga.live_strategies._runs[sid]
         await eventually(
             lambda: _true(run.ctx.position(SYMBOL).qty == 3), what="position in the context"
         )
@@ -168,7 +168,7 @@ async def test_sma_cross_trades_through_the_order_service(tmp_path: Path, db_url
 
         r = await h.http.post(f"/api/strategies/{sid}/pause", headers=alice)
         assert r.json()["status"] == "paused"
-        assert sid not in h.hoga.strategies._runs
+        assert sid not in h.hoga.live_strategies._runs
         r = await h.http.post(f"/api/strategies/{sid}/stop", headers=alice)
         assert r.json()["status"] == "stopped"
 
@@ -298,7 +298,7 @@ async def test_failing_strategy_stops_alone_and_says_why(
                 assert "boom on purpose" in seen["strategy"]["last_error"]["message"]
 
         # The other strategy is untouched and keeps trading.
-        assert good["id"] in h.hoga.strategies._runs
+        assert good["id"] in h.hoga.live_strategies._runs
         for _ in range(40):
             await _minutes(h, clock, 1)
             if await _orders(h, alice, strategy_id=good["id"]):
@@ -329,9 +329,9 @@ async def test_running_strategies_restart_with_their_state(tmp_path: Path, db_ur
     clock.advance(30)
     async with running(tmp_path, db_url, clock=clock, access_token_ttl=86_400) as h:
         alice = await h.login("alice")
-        assert a["id"] in h.hoga.strategies._runs
-        assert b["id"] not in h.hoga.strategies._runs
-        run = h.hoga.strategies._runs[a["id"]]
+        assert a["id"] in h.hoga.live_strategies._runs
+        assert b["id"] not in h.hoga.live_strategies._runs
+        run = h.hoga.live_strategies._runs[a["id"]]
         assert run.ctx.state["days"][SYMBOL]["open"] > 0
         views = {
             s["id"]: s
@@ -339,7 +339,7 @@ async def test_running_strategies_restart_with_their_state(tmp_path: Path, db_ur
         }
         assert views[a["id"]]["status"] == "running"
         assert views[b["id"]]["status"] == "paused"
-        assert h.hoga.strategies.status()["running"] == 1
+        assert h.hoga.live_strategies.status()["running"] == 1
 
 
 _FORBIDDEN_TYPES = (
@@ -379,7 +379,7 @@ async def test_context_exposes_no_secrets_or_services(tmp_path: Path, db_url: st
         s = await _create(h, alice, "cross", "sma_cross", [SYMBOL])
         await h.http.post(f"/api/strategies/{s['id']}/start", headers=alice)
         h.pump(200)
-        run = h.hoga.strategies._runs[s["id"]]
+        run = h.hoga.live_strategies._runs[s["id"]]
         objs = _reachable(run.strategy)
         kinds = {type(o).__name__ for o in objs}
         assert not kinds & set(_FORBIDDEN_TYPES), kinds & set(_FORBIDDEN_TYPES)

@@ -68,7 +68,7 @@ async def test_a_strategy_keeps_running_through_a_full_disk(
         await _placed(h, SYMBOL)
         await _fault(h, "strategies", "UPDATE", "1")
         await _minutes(h, clock, 4)
-        run = h.hoga.strategies._runs.get(sid)
+        run = h.hoga.live_strategies._runs.get(sid)
         assert run is not None and run.ctx.state.get("bars", 0) >= 2  # it went on counting
         view = (await h.http.get(f"/api/strategies/{sid}", headers=alice)).json()
         assert view["status"] == "running" and view["last_error"] is None

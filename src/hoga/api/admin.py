@@ -15,19 +15,22 @@ from hoga.api.models import (
     UserCreateBody,
     UserUpdateBody,
 )
+from hoga.api.schemas import SIGNED_IN, WITH_BODY, answer
+from hoga.api.schemas.accounts import AuditList, TierList, TierView, UserList, UserView
+from hoga.api.schemas.ops import PauseView, ServerState, SystemStatus
 from hoga.api.views import audit_view, tier_view, user_view
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
 
-@router.get("/users")
+@router.get("/users", **answer(UserList, *SIGNED_IN))
 async def list_users(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     users = await hoga.auth.list_users()
     return {"users": [user_view(u) for u in users], "max_users": hoga.auth.max_users}
 
 
-@router.post("/users", status_code=201)
+@router.post("/users", status_code=201, **answer(UserView, *SIGNED_IN, *WITH_BODY, 409))
 async def create_user(body: UserCreateBody, ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     user = await hoga.auth.create_user(
@@ -41,7 +44,7 @@ async def create_user(body: UserCreateBody, ctx: Admin, request: Request) -> dic
     return user_view(user)
 
 
-@router.patch("/users/{user_id}")
+@router.patch("/users/{user_id}", **answer(UserView, *SIGNED_IN, *WITH_BODY, 404, 409))
 async def update_user(
     user_id: Id, body: UserUpdateBody, ctx: Admin, request: Request
 ) -> dict[str, Any]:
@@ -53,12 +56,12 @@ async def update_user(
     return user_view(user)
 
 
-@router.get("/tiers")
+@router.get("/tiers", **answer(TierList, *SIGNED_IN))
 async def list_tiers(ctx: Admin, request: Request) -> dict[str, Any]:
     return {"tiers": [tier_view(t) for t in await get_hoga(request).auth.list_tiers()]}
 
 
-@router.patch("/tiers/{name}")
+@router.patch("/tiers/{name}", **answer(TierView, *SIGNED_IN, *WITH_BODY, 404))
 async def update_tier(
     name: str, body: TierUpdateBody, ctx: Admin, request: Request
 ) -> dict[str, Any]:
@@ -69,14 +72,14 @@ async def update_tier(
     return tier_view(tier)
 
 
-@router.put("/kill-switch")
+@router.put("/kill-switch", **answer(ServerState, *SIGNED_IN, *WITH_BODY))
 async def kill_switch(body: KillSwitchBody, ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     await hoga.orders.set_server_state(body.state, actor_id=ctx.user_id, ip=client_ip(request))
     return {"state": hoga.orders.server_state}
 
 
-@router.post("/pause")
+@router.post("/pause", **answer(PauseView, *SIGNED_IN, *WITH_BODY))
 async def pause(body: PauseBody, ctx: Admin, request: Request) -> dict[str, Any]:
     """Stop sending orders and running strategies until resumed (orders are still accepted)."""
     hoga = get_hoga(request)
@@ -90,7 +93,7 @@ async def pause(body: PauseBody, ctx: Admin, request: Request) -> dict[str, Any]
     return state.view()
 
 
-@router.post("/resume")
+@router.post("/resume", **answer(PauseView, *SIGNED_IN))
 async def resume(ctx: Admin, request: Request) -> dict[str, Any]:
     """Send queued orders again and restart the strategies whose status says running."""
     hoga = get_hoga(request)
@@ -100,7 +103,7 @@ async def resume(ctx: Admin, request: Request) -> dict[str, Any]:
     return state.view()
 
 
-@router.get("/status")
+@router.get("/status", **answer(SystemStatus, *SIGNED_IN))
 async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     out = hoga_status(hoga)
@@ -127,11 +130,13 @@ def hoga_status(hoga: Any) -> dict[str, Any]:
         "dispatcher": hoga.dispatcher.status(),
         "reconciliation": hoga.reconciler.status(),
         "orders": hoga.orders.stats,
-        "strategies": hoga.strategies.status() if getattr(hoga, "strategies", None) else {},
+        "strategies": hoga.live_strategies.status()
+        if getattr(hoga, "live_strategies", None)
+        else {},
     }
 
 
-@router.get("/audit")
+@router.get("/audit", **answer(AuditList, *SIGNED_IN, 422))
 async def audit(
     ctx: Admin,
     request: Request,

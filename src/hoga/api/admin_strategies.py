@@ -11,16 +11,17 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from hoga.api.deps import Admin, get_hoga
+from hoga.api.schemas import SIGNED_IN, answer
+from hoga.api.schemas.strategies import StrategyErrors
+from hoga.strategies.records import STATUSES
 
 router = APIRouter(prefix="/api/admin", tags=["admin"])
 
-STATUSES = ["created", "running", "paused", "stopped", "error"]
 
-
-@router.get("/strategy-errors")
+@router.get("/strategy-errors", **answer(StrategyErrors, *SIGNED_IN))
 async def strategy_errors(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
-    recs = await hoga.queries.strategies_with_status(STATUSES)
+    recs = await hoga.queries.strategies_with_status(list(STATUSES))
     names = {u.id: u.username for u in await hoga.auth.list_users()}
     failing = sorted(
         (r for r in recs if r.last_error or r.status == "error"),

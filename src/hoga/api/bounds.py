@@ -9,6 +9,7 @@ the OpenAPI document and fails on any integer parameter or body field without a 
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Annotated
 
 from fastapi import Path
@@ -19,6 +20,12 @@ MAX_ID = MAX_INT
 
 #: A row id in a path: 1 .. 2^63-1.
 Id = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+#: The calendar dates a date window may name. Outside them lies no trading day, and at the ends
+#: of ``date``'s range the arithmetic behind a window (90 days back, a day on) overflows: a
+#: 500 that ``make fuzz`` found at ``/api/portfolio/daily?to=0001-01-01``.
+FIRST_DAY = date(1900, 1, 1)
+LAST_DAY = date(2999, 12, 31)
 
 #: Every request body, enforced while it is read (``api/guard.py``): 413
 #: ``request.too_large`` - at once when Content-Length says more, else when the cap is passed.

@@ -9,19 +9,22 @@ from fastapi import APIRouter, Request
 from hoga.api.bounds import Id
 from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.models import AccountBody
+from hoga.api.schemas import SIGNED_IN, WITH_BODY, Ok, answer
+from hoga.api.schemas.accounts import AccountTest, BrokerAccountList, BrokerAccountView
+from hoga.api.views import account_view
 from hoga.domain.errors import InvalidInput
-from hoga.execution.accounts import LinkRequest, public_view
+from hoga.execution.account_linking import LinkRequest
 
 router = APIRouter(prefix="/api/broker-accounts", tags=["broker-accounts"])
 
 
-@router.get("")
+@router.get("", **answer(BrokerAccountList, *SIGNED_IN))
 async def list_accounts(ctx: User, request: Request) -> dict[str, Any]:
     rows = await get_hoga(request).accounts.list_accounts(ctx.user_id)
-    return {"accounts": [public_view(a, cash) for a, cash in rows]}
+    return {"accounts": [account_view(a, cash) for a, cash in rows]}
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **answer(BrokerAccountView, *SIGNED_IN, *WITH_BODY, 409))
 async def link_account(body: AccountBody, ctx: User, request: Request) -> dict[str, Any]:
     if body.broker == "paper":
         raise InvalidInput(
@@ -46,23 +49,23 @@ async def link_account(body: AccountBody, ctx: User, request: Request) -> dict[s
         ),
         ip=client_ip(request),
     )
-    return public_view(acct, 0)
+    return account_view(acct, 0)
 
 
-@router.get("/{account_id}")
+@router.get("/{account_id}", **answer(BrokerAccountView, *SIGNED_IN, 404, 422))
 async def get_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     acct = await hoga.accounts.get(ctx.user_id, account_id)
     cash = {a.id: c for a, c in await hoga.accounts.list_accounts(ctx.user_id)}.get(account_id)
-    return public_view(acct, cash)
+    return account_view(acct, cash)
 
 
-@router.post("/{account_id}/test")
+@router.post("/{account_id}/test", **answer(AccountTest, *SIGNED_IN, 404, 422))
 async def test_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     return await get_hoga(request).accounts.test(ctx.user_id, account_id, ip=client_ip(request))
 
 
-@router.delete("/{account_id}")
+@router.delete("/{account_id}", **answer(Ok, *SIGNED_IN, 404, 409, 422))
 async def remove_account(account_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     await get_hoga(request).accounts.remove(ctx.user_id, account_id, ip=client_ip(request))
     return {"ok": True}

@@ -9,7 +9,7 @@ from starlette.requests import HTTPConnection
 
 from hoga.domain.errors import Forbidden, LimitExceeded, Unauthorized
 from hoga.execution.ratelimit import SlidingWindow
-from hoga.security.auth import AuthContext
+from hoga.security.auth_core import AuthContext
 from hoga.security.proxies import client_address, parse_networks
 
 if TYPE_CHECKING:

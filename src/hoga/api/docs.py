@@ -80,12 +80,12 @@ def _asset_dir() -> Path | None:
         return None
 
 
-@router.get("/api/docs")
+@router.get("/api/docs", response_class=HTMLResponse)
 async def docs_page() -> HTMLResponse:
     return HTMLResponse(_PAGE, headers=HEADERS)
 
 
-@router.get("/api/docs/assets/init.js")
+@router.get("/api/docs/assets/init.js", response_class=Response)
 async def docs_init() -> Response:
     return Response(
         _INIT,
@@ -94,7 +94,7 @@ async def docs_init() -> Response:
     )
 
 
-@router.get("/api/docs/assets/{name}")
+@router.get("/api/docs/assets/{name}", response_class=FileResponse)
 async def docs_asset(name: str) -> Response:
     folder = _asset_dir()
     media = ASSETS.get(name)

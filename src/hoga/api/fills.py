@@ -12,7 +12,7 @@ from fastapi import APIRouter, Query, Request
 
 from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
-from hoga.api.schemas import FillList, errors
+from hoga.api.schemas import SIGNED_IN, FillList, errors
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.execution.queries import FillRecord
@@ -38,7 +38,7 @@ def fill_view(f: FillRecord) -> dict[str, Any]:
     }
 
 
-@router.get("/api/fills", response_model=FillList, responses=errors(401, 422, 503))
+@router.get("/api/fills", response_model=FillList, responses=errors(*SIGNED_IN, 422))
 async def list_fills(
     ctx: User,
     request: Request,

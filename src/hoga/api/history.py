@@ -15,22 +15,25 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import Response
 
-from hoga.api.bounds import MAX_ID
+from hoga.api.bounds import FIRST_DAY, LAST_DAY, MAX_ID
 from hoga.api.deps import User, get_hoga
 from hoga.api.fills import fill_view
 from hoga.api.history_csv import fills_csv, orders_csv
 from hoga.api.language import preferred_language
+from hoga.api.schemas import SIGNED_IN, answer, media
+from hoga.api.schemas.history import DailyPnl, FillPage, OrderPage
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import OPEN, OrderStatus
 from hoga.execution.history import MAX_DAYS, HistoryFilter, HistoryService
-from hoga.execution.service import order_view
+from hoga.execution.views import order_view
 
 router = APIRouter(tags=["history"])
 
 MAX_PAGE_SIZE = 500
 # A CSV export holds at most this many rows (a year of a busy account); more is refused.
 MAX_EXPORT = 50_000
+_CSV = "text/csv; charset=utf-8"
 
 
 def _service(request: Request) -> HistoryService:
@@ -82,7 +85,7 @@ def _wants_csv(request: Request) -> bool:
 def _csv_response(text: str, name: str) -> Response:
     return Response(
         ("\ufeff" + text).encode("utf-8"),
-        media_type="text/csv; charset=utf-8",
+        media_type=_CSV,
         headers={"Content-Disposition": f'attachment; filename="{name}"'},
     )
 
@@ -109,7 +112,7 @@ def _refuse_big(total: int) -> None:
         )
 
 
-@router.get("/api/history/orders", response_model=None)
+@router.get("/api/history/orders", **answer(OrderPage, *SIGNED_IN, 422, also=_CSV))
 async def history_orders(
     ctx: User, request: Request, f: Filter, page: Page = 1, page_size: PageSize = 50
 ) -> dict[str, Any] | Response:
@@ -124,12 +127,16 @@ async def history_orders(
     }
 
 
-@router.get("/api/history/orders.csv")
+@router.get(
+    "/api/history/orders.csv",
+    response_class=Response,
+    responses=media(_CSV, "every matching order, as CSV", *SIGNED_IN, 422),
+)
 async def history_orders_csv(ctx: User, request: Request, f: Filter) -> Response:
     return _csv_response(await _all_orders(request, ctx.user_id, f), "orders.csv")
 
 
-@router.get("/api/history/fills", response_model=None)
+@router.get("/api/history/fills", **answer(FillPage, *SIGNED_IN, 422, also=_CSV))
 async def history_fills(
     ctx: User, request: Request, f: Filter, page: Page = 1, page_size: PageSize = 50
 ) -> dict[str, Any] | Response:
@@ -150,12 +157,16 @@ async def history_fills(
     }
 
 
-@router.get("/api/history/fills.csv")
+@router.get(
+    "/api/history/fills.csv",
+    response_class=Response,
+    responses=media(_CSV, "every matching fill, as CSV", *SIGNED_IN, 422),
+)
 async def history_fills_csv(ctx: User, request: Request, f: Filter) -> Response:
     return _csv_response(await _all_fills(request, ctx.user_id, f), "fills.csv")
 
 
-@router.get("/api/portfolio/daily")
+@router.get("/api/portfolio/daily", **answer(DailyPnl, *SIGNED_IN, 422))
 async def portfolio_daily(
     ctx: User,
     request: Request,
@@ -163,6 +174,14 @@ async def portfolio_daily(
     last: Annotated[date | None, Query(alias="to")] = None,
 ) -> dict[str, Any]:
     hoga = get_hoga(request)
+    for day, name in ((first, "from"), (last, "to")):
+        if day is not None and not FIRST_DAY <= day <= LAST_DAY:
+            raise InvalidInput(
+                f"날짜는 {FIRST_DAY}부터 {LAST_DAY}까지입니다 "
+                f"(dates run from {FIRST_DAY} to {LAST_DAY})",
+                "history.bad_range",
+                field=name,
+            )
     last = last or krx.trading_date(hoga.clock.now())
     first = first or last - timedelta(days=90)
     if first > last:

@@ -16,6 +16,8 @@ from typing import Any
 from fastapi import APIRouter, Request
 
 from hoga.api.deps import Admin, get_hoga
+from hoga.api.schemas import SIGNED_IN, answer
+from hoga.api.schemas.market import InstrumentMaster, SyncResult
 from hoga.domain.errors import Conflict, HogaError, ServiceUnavailable
 from hoga.marketdata.instruments import SyncRefused
 
@@ -27,7 +29,7 @@ class SyncFailed(HogaError):
     status = 502
 
 
-@router.get("")
+@router.get("", **answer(InstrumentMaster, *SIGNED_IN))
 async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     count, synced_at, source = await hoga.instruments.summary()
@@ -46,7 +48,7 @@ async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     }
 
 
-@router.post("/sync")
+@router.post("/sync", **answer(SyncResult, *SIGNED_IN, 409, 502))
 async def sync(ctx: Admin, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     if not hoga.live_feed and hoga.settings.symbols_source == "auto":

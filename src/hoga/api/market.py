@@ -9,6 +9,8 @@ from fastapi import APIRouter, Query, Request
 
 from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
+from hoga.api.schemas import SIGNED_IN, answer
+from hoga.api.schemas.market import BarList, OrderBookView, QuoteList, SymbolList, TradingRules
 from hoga.api.views import bar_view, orderbook_view, quote_view
 from hoga.domain import krx
 from hoga.domain.clock import KST
@@ -68,7 +70,7 @@ def parse_symbols(raw: str, universe: Any, cap: int) -> list[str]:
     return list(dict.fromkeys(symbols))
 
 
-@router.get("/symbols")
+@router.get("/symbols", **answer(SymbolList, *SIGNED_IN, 422))
 async def symbols(
     ctx: User,
     request: Request,
@@ -95,7 +97,7 @@ async def symbols(
     }
 
 
-@router.get("/quotes")
+@router.get("/quotes", **answer(QuoteList, *SIGNED_IN, 422))
 async def quotes(
     ctx: User, request: Request, symbols: str = Query(..., max_length=2000)
 ) -> dict[str, Any]:
@@ -114,7 +116,7 @@ async def quotes(
     return {"quotes": out}
 
 
-@router.get("/orderbook")
+@router.get("/orderbook", **answer(OrderBookView, *SIGNED_IN, 404, 422))
 async def orderbook(
     ctx: User, request: Request, symbol: str = Query(..., max_length=12)
 ) -> dict[str, Any]:
@@ -132,7 +134,7 @@ async def orderbook(
     return orderbook_view(book, last)
 
 
-@router.get("/rules")
+@router.get("/rules", **answer(TradingRules, *SIGNED_IN, 409, 422))
 async def rules(
     ctx: User,
     request: Request,
@@ -191,7 +193,7 @@ def _parse_time(value: str | None, field: str) -> float | None:
     return dt.timestamp()
 
 
-@router.get("/bars")
+@router.get("/bars", **answer(BarList, *SIGNED_IN, 422))
 async def bars(
     ctx: User,
     request: Request,

@@ -11,6 +11,9 @@ from pydantic import Field, StrictBool
 from hoga.api.bounds import Id
 from hoga.api.deps import User, get_hoga
 from hoga.api.models import Body
+from hoga.api.schemas import SIGNED_IN, WITH_BODY, answer, errors
+from hoga.api.schemas.accounts import ChannelList, ChannelView, Queued
+from hoga.api.views import channel_view
 from hoga.domain.errors import ServiceUnavailable
 from hoga.notify.service import Notifier
 
@@ -43,16 +46,16 @@ def _notifier(request: Request) -> Notifier:
     return notifier
 
 
-@router.get("")
+@router.get("", **answer(ChannelList, *SIGNED_IN))
 async def list_channels(ctx: User, request: Request) -> dict[str, Any]:
     n = _notifier(request)
     return {
-        "channels": [c.view() for c in await n.channels(ctx.user_id)],
+        "channels": [channel_view(c) for c in await n.channels(ctx.user_id)],
         "available_events": n.available_events(ctx.user.is_admin),
     }
 
 
-@router.post("", status_code=201)
+@router.post("", status_code=201, **answer(ChannelView, *SIGNED_IN, *WITH_BODY, 409))
 async def create_channel(body: ChannelBody, ctx: User, request: Request) -> dict[str, Any]:
     channel = await _notifier(request).create(
         ctx.user_id,
@@ -63,26 +66,31 @@ async def create_channel(body: ChannelBody, ctx: User, request: Request) -> dict
         events=body.events,
         enabled=body.enabled,
     )
-    return channel.view()
+    return channel_view(channel)
 
 
-@router.patch("/{channel_id}")
+@router.patch("/{channel_id}", **answer(ChannelView, *SIGNED_IN, *WITH_BODY, 404))
 async def update_channel(
     channel_id: Id, body: ChannelPatch, ctx: User, request: Request
 ) -> dict[str, Any]:
     channel = await _notifier(request).update(
         ctx.user_id, channel_id, is_admin=ctx.user.is_admin, **body.model_dump(exclude_none=True)
     )
-    return channel.view()
+    return channel_view(channel)
 
 
-@router.delete("/{channel_id}", status_code=204)
+@router.delete(
+    "/{channel_id}",
+    status_code=204,
+    response_class=Response,
+    responses={204: {"description": "removed"}, **errors(*SIGNED_IN, 404, 422)},
+)
 async def delete_channel(channel_id: Id, ctx: User, request: Request) -> Response:
     await _notifier(request).delete(ctx.user_id, channel_id)
     return Response(status_code=204)
 
 
-@router.post("/{channel_id}/test", status_code=202)
+@router.post("/{channel_id}/test", status_code=202, **answer(Queued, *SIGNED_IN, 404, 422))
 async def test_channel(channel_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     await _notifier(request).send_test(ctx.user_id, channel_id)
     return {"queued": True}

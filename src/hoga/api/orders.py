@@ -13,13 +13,17 @@ from hoga.api.deps import User, client_ip, get_hoga
 from hoga.api.language import localize, preferred_language
 from hoga.api.models import ModifyBody, OrderBody
 from hoga.api.schemas import (
+    SIGNED_IN,
+    WITH_BODY,
     DeniedOrder,
     OrderDetail,
     OrderList,
     OrderView,
     QueueStatus,
+    answer,
     errors,
 )
+from hoga.api.schemas.history import OrderPreview
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
 from hoga.domain.orders import (
@@ -33,7 +37,7 @@ from hoga.domain.orders import (
     Venue,
 )
 from hoga.execution.queue import Kind
-from hoga.execution.service import order_view
+from hoga.execution.views import order_view
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -87,8 +91,8 @@ def _intent(body: OrderBody, source: str = "api") -> OrderIntent:
     status_code=202,
     response_model=OrderView,
     responses={
+        **errors(*SIGNED_IN, 400, 404, 409, 413),
         422: {"model": DeniedOrder, "description": "invalid, or refused by the risk gate"},
-        **errors(401, 409, 429, 503),
     },
 )
 async def place(body: OrderBody, ctx: User, request: Request) -> JSONResponse:
@@ -109,7 +113,7 @@ async def place(body: OrderBody, ctx: User, request: Request) -> JSONResponse:
     return JSONResponse(view, status_code=202)
 
 
-@router.post("/api/orders/preview")
+@router.post("/api/orders/preview", **answer(OrderPreview, *SIGNED_IN, *WITH_BODY, 404, 409))
 async def preview(body: OrderBody, ctx: User, request: Request) -> dict[str, Any]:
     return await get_hoga(request).orders.preview(ctx.user_id, _intent(body))
 
@@ -117,7 +121,7 @@ async def preview(body: OrderBody, ctx: User, request: Request) -> dict[str, Any
 _STATUS_GROUPS = {"open": [s.value for s in OPEN]}
 
 
-@router.get("/api/orders", response_model=OrderList, responses=errors(401, 422, 503))
+@router.get("/api/orders", response_model=OrderList, responses=errors(*SIGNED_IN, 422))
 async def list_orders(
     ctx: User,
     request: Request,
@@ -160,7 +164,9 @@ async def list_orders(
     return {"orders": await _with_waiting(get_hoga(request), orders)}
 
 
-@router.get("/api/orders/{order_id}", response_model=OrderDetail, responses=errors(401, 404, 503))
+@router.get(
+    "/api/orders/{order_id}", response_model=OrderDetail, responses=errors(*SIGNED_IN, 404, 422)
+)
 async def get_order(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     order = await hoga.orders.get(ctx.user_id, order_id)
@@ -199,7 +205,7 @@ async def get_order(order_id: Id, ctx: User, request: Request) -> dict[str, Any]
     "/api/orders/{order_id}",
     status_code=202,
     response_model=OrderView,
-    responses=errors(401, 404, 409, 422, 503),
+    responses=errors(*SIGNED_IN, *WITH_BODY, 404, 409),
 )
 async def modify(order_id: Id, body: ModifyBody, ctx: User, request: Request) -> dict[str, Any]:
     """Modify (정정) a working order: 202 with the order ``MODIFY_PENDING``; 409
@@ -215,14 +221,14 @@ async def modify(order_id: Id, body: ModifyBody, ctx: User, request: Request) ->
     "/api/orders/{order_id}",
     status_code=202,
     response_model=OrderView,
-    responses=errors(401, 404, 409, 503),
+    responses=errors(*SIGNED_IN, 404, 409, 422),
 )
 async def cancel(order_id: Id, ctx: User, request: Request) -> dict[str, Any]:
     order = await get_hoga(request).orders.cancel(ctx.user_id, order_id, ip=client_ip(request))
     return order_view(order)
 
 
-@router.get("/api/queue-status", response_model=QueueStatus, responses=errors(401, 503))
+@router.get("/api/queue-status", response_model=QueueStatus, responses=errors(*SIGNED_IN))
 async def queue_status(ctx: User, request: Request) -> dict[str, Any]:
     hoga = get_hoga(request)
     trades = (await hoga.queries.day_counters(ctx.user_id)).trades

@@ -8,12 +8,12 @@ from fastapi import APIRouter, Query, Request
 
 from hoga.api.bounds import MAX_ID
 from hoga.api.deps import User, get_hoga
-from hoga.api.schemas import PortfolioView, errors
+from hoga.api.schemas import SIGNED_IN, PortfolioView, errors
 
 router = APIRouter(tags=["portfolio"])
 
 
-@router.get("/api/portfolio", response_model=PortfolioView, responses=errors(401, 404, 503))
+@router.get("/api/portfolio", response_model=PortfolioView, responses=errors(*SIGNED_IN, 404, 422))
 async def portfolio(
     ctx: User, request: Request, account_id: int | None = Query(None, ge=1, le=MAX_ID)
 ) -> dict[str, Any]:

@@ -24,6 +24,8 @@ from hoga.api.deps import ApiBudget, bearer_token, client_ip
 from hoga.api.errors import install_error_handlers
 from hoga.api.guard import OuterGuard
 from hoga.api.request_context import RequestContext
+from hoga.api.schemas import answer
+from hoga.api.schemas.ops import Health, Readiness
 from hoga.api.static_files import DashboardStatic
 from hoga.domain.errors import HogaError
 
@@ -134,7 +136,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
 
     versions = _versions()
 
-    @app.get("/health", tags=["health"])
+    @app.get("/health", tags=["health"], **answer(Health))
     async def health(request: Request) -> dict[str, Any]:
         """Liveness. Without a valid bearer token it says only ``ok`` or ``starting`` (issue 12:
         no versions for strangers); a signed-in caller also gets what runs here."""
@@ -154,7 +156,12 @@ def create_api(hoga: HogaApp) -> FastAPI:
             "uptime_s": round(h.clock.time() - started, 1) if started else 0,
         }
 
-    @app.get("/ready", tags=["health"])
+    @app.get(
+        "/ready",
+        tags=["health"],
+        response_model=Readiness,
+        responses={503: {"model": Readiness, "description": "a part is down or degraded"}},
+    )
     async def ready(request: Request) -> JSONResponse:
         """Can this server trade now? 200 when every part is ok, else 503 with the parts."""
         h: HogaApp = request.app.state.hoga
@@ -165,7 +172,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
 
     app.mount("/static", _Assets(directory=str(WEB.joinpath("static"))), name="static")
 
-    @app.get("/", include_in_schema=False)
+    @app.get("/", include_in_schema=False, response_class=FileResponse)
     async def index() -> Response:
         return FileResponse(
             str(WEB.joinpath("static", "index.html")),
@@ -173,7 +180,7 @@ def create_api(hoga: HogaApp) -> FastAPI:
             headers=web_api.PAGE_HEADERS,
         )
 
-    @app.get("/favicon.ico", include_in_schema=False)
+    @app.get("/favicon.ico", include_in_schema=False, response_class=FileResponse)
     async def favicon() -> Response:
         return FileResponse(str(WEB.joinpath("static", "favicon.svg")), media_type="image/svg+xml")
 

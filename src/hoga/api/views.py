@@ -1,4 +1,5 @@
-"""JSON shapes shared by several routers."""
+"""JSON shapes of the answers, built from the services' records (the response models in
+``api/schemas/`` declare them; services return records, not dicts)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 from hoga.domain.market import Bar, OrderBook, Tick
 from hoga.domain.tiers import Tier
+from hoga.notify.store import Channel
+from hoga.store.repos.accounts import AccountRecord
 from hoga.store.repos.audit import AuditEntry
 from hoga.store.repos.users import UserRecord
 
@@ -102,4 +105,42 @@ def bar_view(b: Bar) -> dict[str, Any]:
         "low": b.low,
         "close": b.close,
         "volume": b.volume,
+    }
+
+
+def account_view(acct: AccountRecord, cash: int | None = None) -> dict[str, Any]:
+    """A linked broker account: masked values only, never ciphertext or secrets."""
+    return {
+        "id": acct.id,
+        "broker": acct.broker,
+        "env": acct.env,
+        "label": acct.label,
+        "account_no": acct.account_masked,
+        "app_key": acct.app_key_masked,
+        "app_secret": "****" if acct.secrets_enc else None,
+        "commission_rate": str(acct.commission_rate),
+        "base_url": acct.base_url,
+        "cash": cash,
+        "last_test": None
+        if acct.last_test_at is None
+        else {
+            "at": acct.last_test_at.isoformat(),
+            "ok": acct.last_test_ok,
+            "message": acct.last_test_message,
+        },
+        "created_at": acct.created_at.isoformat(),
+    }
+
+
+def channel_view(c: Channel) -> dict[str, Any]:
+    """A notification channel: its target masked (the URL stays in the vault)."""
+    return {
+        "id": c.id,
+        "kind": c.kind,
+        "label": c.label,
+        "target_masked": c.target_masked,
+        "events": c.events,
+        "enabled": c.enabled,
+        "last_error": c.last_error,
+        "last_sent_at": c.last_sent_at.isoformat() if c.last_sent_at else None,
     }

@@ -28,7 +28,7 @@ from hoga.domain import krx
 from hoga.domain.errors import HogaError
 from hoga.domain.market import OrderBook, Tick
 from hoga.marketdata.feeds.base import FeedError
-from hoga.security.auth import AuthContext
+from hoga.security.auth_core import AuthContext
 from hoga.security.changes import SESSION_REVOKED, USER_DISABLED, AuthChange
 
 log = logging.getLogger(__name__)

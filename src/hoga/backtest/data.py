@@ -14,10 +14,8 @@ and messages, a few times slower) and Parquet files are refused with the extra t
 
 from __future__ import annotations
 
-import csv
 import io
 import itertools
-import math
 import re
 from collections import Counter
 from collections.abc import Sequence
@@ -92,11 +90,13 @@ class BarSeries:
         return series
 
 
-def _bad(code: str, field: str, message: str) -> InvalidInput:
+def bad_data(code: str, field: str, message: str) -> InvalidInput:
+    """A refusal of the data, naming the column (``field``)."""
     return InvalidInput(message, code, field=field)
 
 
-def _row(i: int) -> str:
+def row_name(i: int) -> str:
+    """How a refusal names data row ``i`` (0-based; the header is line 1)."""
     return f"row {i + 1} (line {i + 2})"
 
 
@@ -105,19 +105,21 @@ def read_csv_bytes(
 ) -> BarSeries:
     """Parse CSV bytes into a validated series."""
     if not data.strip():
-        raise _bad("data.empty", "csv", f"{source}: no data")
+        raise bad_data("data.empty", "csv", f"{source}: no data")
     header = data.split(b"\n", 1)[0].decode("utf-8", "replace").lstrip("\ufeff")
     names = [h.strip().lower() for h in header.split(",")]
     missing = [c for c in COLUMNS if c not in names]
     if missing:
-        raise _bad(
+        raise bad_data(
             "data.missing_column",
             missing[0],
             f"{source}: column {missing[0]!r} is missing (the header must name "
             f"{','.join(COLUMNS)}; found {','.join(names)})",
         )
     if not ARROW:
-        return _read_csv_plain(data, names, symbol, source=source, interval=interval)
+        from hoga.backtest.csv_plain import read_csv_plain  # loaded only without Arrow
+
+        return read_csv_plain(data, names, symbol, source=source, interval=interval)
     types: dict[str, pa.DataType] = {c: pa.float64() for c in COLUMNS[1:]}
     types["date"] = pa.string()
     try:
@@ -140,16 +142,16 @@ def _csv_error(text: str, names: list[str], source: str) -> InvalidInput:
     value = re.search(r"invalid value '([^']*)'", text)
     where = f" at line {row.group(1)}" if row else ""
     what = f"invalid value {value.group(1)!r}" if value else text.splitlines()[0]
-    return _bad("data.bad_value", field, f"{source}: column {field!r}{where}: {what}")
+    return bad_data("data.bad_value", field, f"{source}: column {field!r}{where}: {what}")
 
 
 def read_file(path: Path, symbol: str, *, interval: int | None = None) -> BarSeries:
     """A CSV (``.csv``, ``.txt``) or Parquet (``.parquet``, ``.pq``) file."""
     if not path.is_file():
-        raise _bad("data.not_found", "data", f"{path}: no such file")
+        raise bad_data("data.not_found", "data", f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
         if not ARROW:
-            raise _bad(
+            raise bad_data(
                 "data.parquet_unavailable",
                 "data",
                 f"{path}: reading Parquet needs pyarrow: pip install 'hoga[parquet]' "
@@ -158,13 +160,13 @@ def read_file(path: Path, symbol: str, *, interval: int | None = None) -> BarSer
         try:
             table = pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as e:
-            raise _bad(
+            raise bad_data(
                 "data.unreadable", "data", f"{path}: not a readable Parquet file ({e})"
             ) from None
         cols = {c.lower(): c for c in table.column_names}
         missing = [c for c in COLUMNS if c not in cols]
         if missing:
-            raise _bad(
+            raise bad_data(
                 "data.missing_column",
                 missing[0],
                 f"{path}: column {missing[0]!r} is missing (needs {','.join(COLUMNS)})",
@@ -199,13 +201,13 @@ def _timestamps(col: pa.ChunkedArray, source: str) -> pa.Array:
         try:
             _parse_one(s)
         except ValueError:
-            raise _bad(
+            raise bad_data(
                 "data.bad_date",
                 "date",
-                f"{source}: date {s!r} at {_row(i)} is not an ISO date or time "
+                f"{source}: date {s!r} at {row_name(i)} is not an ISO date or time "
                 "(e.g. 2024-01-02 or 2024-01-02 09:01)",
             ) from None
-    raise _bad(
+    raise bad_data(
         "data.bad_date",
         "date",
         f"{source}: dates mix forms with and without a time-zone offset; use one form",
@@ -227,12 +229,12 @@ def from_table(
     """Validate an Arrow table with the six columns and turn it into a series."""
     n = table.num_rows
     if n == 0:
-        raise _bad("data.empty", "date", f"{source}: no bars (no rows with a date)")
+        raise bad_data("data.empty", "date", f"{source}: no bars (no rows with a date)")
     for c in COLUMNS:
         nulls = table.column(c).null_count
         if nulls:
             i = _first(pc.is_null(table.column(c).combine_chunks()))
-            raise _bad("data.missing_value", c, f"{source}: {c} is empty at {_row(i)}")
+            raise bad_data("data.missing_value", c, f"{source}: {c} is empty at {row_name(i)}")
     ts = _timestamps(table.column("date"), source)
     cols: dict[str, pa.Array] = {}
     for c in COLUMNS[1:]:
@@ -241,31 +243,31 @@ def from_table(
             try:
                 raw = pc.cast(raw, pa.float64())
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise _bad("data.bad_value", c, f"{source}: {c} must be numbers") from None
+                raise bad_data("data.bad_value", c, f"{source}: {c} must be numbers") from None
         if pa.types.is_floating(raw.type):
             whole = pc.equal(pc.floor(raw), raw)
             if not pc.all(whole).as_py():
                 i = _first(pc.invert(whole))
                 what = "whole won" if c in PRICE_COLUMNS else "whole shares"
-                raise _bad(
+                raise bad_data(
                     "data.bad_value",
                     c,
-                    f"{source}: {c} {raw[i].as_py()!r} at {_row(i)} is not {what}",
+                    f"{source}: {c} {raw[i].as_py()!r} at {row_name(i)} is not {what}",
                 )
         cols[c] = pc.cast(raw, pa.int64())
     for c in PRICE_COLUMNS:
         bad = pc.less_equal(cols[c], 0)
         if pc.any(bad).as_py():
             i = _first(bad)
-            raise _bad(
+            raise bad_data(
                 "data.bad_price",
                 c,
-                f"{source}: {c} must be a positive price, got {cols[c][i].as_py()} at {_row(i)}",
+                f"{source}: {c} must be a positive price, got {cols[c][i].as_py()} at {row_name(i)}",
             )
     bad = pc.less(cols["volume"], 0)
     if pc.any(bad).as_py():
         i = _first(bad)
-        raise _bad("data.bad_volume", "volume", f"{source}: negative volume at {_row(i)}")
+        raise bad_data("data.bad_volume", "volume", f"{source}: negative volume at {row_name(i)}")
     hi, lo = cols["high"], cols["low"]
     for c, mask in (
         ("high", pc.less(hi, lo)),
@@ -274,10 +276,10 @@ def from_table(
     ):
         if pc.any(mask).as_py():
             i = _first(mask)
-            raise _bad(
+            raise bad_data(
                 "data.bad_bar",
                 c,
-                f"{source}: at {_row(i)} high/low do not contain open and close "
+                f"{source}: at {row_name(i)} high/low do not contain open and close "
                 f"(o={cols['open'][i].as_py()} h={hi[i].as_py()} l={lo[i].as_py()} "
                 f"c={cols['close'][i].as_py()})",
             )
@@ -287,18 +289,18 @@ def from_table(
         back = pc.less(diffs, 0)
         if pc.any(back).as_py():
             i = _first(back) + 1
-            raise _bad(
+            raise bad_data(
                 "data.unsorted",
                 "date",
-                f"{source}: dates must be in ascending order; {_row(i)} is earlier than the "
+                f"{source}: dates must be in ascending order; {row_name(i)} is earlier than the "
                 "row before it",
             )
         if pc.any(same).as_py():
             i = _first(same) + 1
-            raise _bad(
+            raise bad_data(
                 "data.duplicate",
                 "date",
-                f"{source}: duplicate date at {_row(i)} (the same as the row before it)",
+                f"{source}: duplicate date at {row_name(i)} (the same as the row before it)",
             )
     ts_list = ts.to_pylist()
     return BarSeries(
@@ -327,7 +329,9 @@ def validate_series(series: BarSeries) -> None:
     if not ARROW:
         cols = {"open": series.open, "high": series.high, "low": series.low}
         cols |= {"close": series.close, "volume": series.volume}
-        _check_plain(list(series.ts), cols, "stored bars")
+        from hoga.backtest.csv_plain import check_plain  # loaded only without Arrow
+
+        check_plain(list(series.ts), cols, "stored bars")
         return
     table = pa.table(
         {
@@ -352,144 +356,3 @@ def describe_span(series: BarSeries) -> dict[str, Any]:
         "last": datetime.fromtimestamp(series.ts[-1], KST).isoformat(),
         "interval": series.interval,
     }
-
-
-# --- without pyarrow: the same rules over Python lists
-
-
-def _read_csv_plain(
-    data: bytes, names: list[str], symbol: str, *, source: str, interval: int | None
-) -> BarSeries:
-    text = data.decode("utf-8", "replace").lstrip("\ufeff")
-    reader = csv.reader(io.StringIO(text))
-    next(reader, None)
-    where = {c: names.index(c) for c in COLUMNS}
-    raw: dict[str, list[str | None]] = {c: [] for c in COLUMNS}
-    for row in reader:
-        if not row:
-            continue  # blank lines, as Arrow skips them
-        if len(row) != len(names):
-            raise _bad(
-                "data.bad_value",
-                "csv",
-                f"{source}: column 'csv' at line {reader.line_num}: expected {len(names)} "
-                f"columns, got {len(row)}",
-            )
-        for c, i in where.items():
-            raw[c].append(row[i].strip() or None)
-    numbers: dict[str, list[float | None]] = {}
-    for c in COLUMNS[1:]:
-        out: list[float | None] = []
-        for i, cell in enumerate(raw[c]):
-            if cell is None:
-                out.append(None)
-                continue
-            try:
-                out.append(float(cell))
-            except ValueError:
-                raise _bad(
-                    "data.bad_value",
-                    c,
-                    f"{source}: column {c!r} at line {i + 2}: invalid value {cell!r}",
-                ) from None
-        numbers[c] = out
-    n = len(raw["date"])
-    if n == 0:
-        raise _bad("data.empty", "date", f"{source}: no bars (no rows with a date)")
-    for c in COLUMNS:
-        column = raw[c] if c == "date" else numbers[c]
-        if None in column:
-            raise _bad(
-                "data.missing_value", c, f"{source}: {c} is empty at {_row(column.index(None))}"
-            )
-    ts = _plain_timestamps([d or "" for d in raw["date"]], source)
-    ints: dict[str, list[int]] = {}
-    for c in COLUMNS[1:]:
-        vals: list[int] = []
-        for i, v in enumerate(numbers[c]):
-            assert v is not None
-            if not (math.isfinite(v) and v.is_integer()):
-                what = "whole won" if c in PRICE_COLUMNS else "whole shares"
-                raise _bad("data.bad_value", c, f"{source}: {c} {v!r} at {_row(i)} is not {what}")
-            vals.append(int(v))
-        ints[c] = vals
-    _check_plain(ts, ints, source)
-    return BarSeries(
-        symbol,
-        interval or detect_interval(ts),
-        ts,
-        ints["open"],
-        ints["high"],
-        ints["low"],
-        ints["close"],
-        ints["volume"],
-    )
-
-
-def _plain_timestamps(dates: list[str], source: str) -> list[int]:
-    out = []
-    offsets = set()
-    for i, s in enumerate(dates):
-        try:
-            d = datetime.fromisoformat(s)
-            offsets.add(d.tzinfo is None)
-            out.append(int((d if d.tzinfo else d.replace(tzinfo=KST)).timestamp()))
-        except ValueError:
-            raise _bad(
-                "data.bad_date",
-                "date",
-                f"{source}: date {s!r} at {_row(i)} is not an ISO date or time "
-                "(e.g. 2024-01-02 or 2024-01-02 09:01)",
-            ) from None
-    if len(offsets) > 1:
-        raise _bad(
-            "data.bad_date",
-            "date",
-            f"{source}: dates mix forms with and without a time-zone offset; use one form",
-        )
-    return out
-
-
-def _check_plain(ts: list[int], cols: dict[str, list[int]], source: str) -> None:
-    """Prices, volume, bar shape and order, as ``from_table`` checks them in Arrow."""
-    for c in PRICE_COLUMNS:
-        for i, v in enumerate(cols[c]):
-            if v <= 0:
-                raise _bad(
-                    "data.bad_price",
-                    c,
-                    f"{source}: {c} must be a positive price, got {v} at {_row(i)}",
-                )
-    for i, v in enumerate(cols["volume"]):
-        if v < 0:
-            raise _bad("data.bad_volume", "volume", f"{source}: negative volume at {_row(i)}")
-    op, hi, lo, cl = cols["open"], cols["high"], cols["low"], cols["close"]
-    checks = (
-        ("high", [i for i in range(len(hi)) if hi[i] < lo[i]]),
-        ("high", [i for i in range(len(hi)) if hi[i] < max(op[i], cl[i])]),
-        ("low", [i for i in range(len(hi)) if lo[i] > min(op[i], cl[i])]),
-    )
-    for field, bad in checks:
-        if bad:
-            i = bad[0]
-            raise _bad(
-                "data.bad_bar",
-                field,
-                f"{source}: at {_row(i)} high/low do not contain open and close "
-                f"(o={op[i]} h={hi[i]} l={lo[i]} c={cl[i]})",
-            )
-    for i in range(1, len(ts)):
-        if ts[i] < ts[i - 1]:
-            raise _bad(
-                "data.unsorted",
-                "date",
-                f"{source}: dates must be in ascending order; {_row(i)} is earlier than the "
-                "row before it",
-            )
-    for i in range(1, len(ts)):
-        if ts[i] == ts[i - 1]:
-            raise _bad(
-                "data.duplicate",
-                "date",
-                f"{source}: duplicate date at {_row(i)} (the same as the row before it)",
-            )

@@ -14,34 +14,36 @@ import asyncio
 import contextlib
 import logging
 import multiprocessing
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from hoga.backtest.data import INTERVALS, BarSeries, read_csv_bytes
-from hoga.backtest.engine import BacktestError, run_backtest
-from hoga.backtest.report import summary
+from hoga.backtest.job import run_job, warnings_for
+from hoga.backtest.series import (
+    History,
+    bound,
+    broker_series,
+    generated_series,
+    to_interval,
+    window,
+)
 from hoga.domain import krx
-from hoga.domain.clock import KST, Clock
+from hoga.domain.clock import Clock
 from hoga.domain.errors import InvalidInput, NotFound
 from hoga.domain.market import Bar
-from hoga.marketdata import history as generated
-from hoga.marketdata.bars import aggregate
 from hoga.marketdata.universe import Universe
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import backtests as repo
-from hoga.strategies.registry import Catalog, load_catalog
+from hoga.strategies.registry import Catalog
 
 log = logging.getLogger(__name__)
 
 MAX_BARS = 2_000_000
-# Fewer bars than this make a backtest say so (a warning on the job, shown with its report).
-MIN_BARS = 30
-MAX_FILLS_STORED = 50_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,91 +59,6 @@ class BacktestRequest:
     start: date | datetime | None = None
     end: date | datetime | None = None
     interval: str | None = None
-
-
-def run_job(
-    kind: str,
-    params: dict[str, Any],
-    series: BarSeries,
-    cash: int,
-    market: str,
-    commission_rate: str,
-) -> dict[str, Any]:
-    """Run one backtest (in a worker process): the summary, or ``{"error": message}``."""
-    catalog = load_catalog()
-    cls = catalog.get(kind)
-    validated = cls.Params.model_validate(params)
-    try:
-        result = run_backtest(
-            cls, validated, series, cash=cash, market=market, commission_rate=commission_rate
-        )
-    except BacktestError as e:
-        return {"error": str(e)}
-    out = summary(result)
-    if len(out["fills"]) > MAX_FILLS_STORED:
-        out["fills_truncated"] = len(out["fills"])
-        out["fills"] = out["fills"][:MAX_FILLS_STORED]
-    return out
-
-
-def _warnings(bars: int) -> list[dict[str, Any]]:
-    """What a person must know before trusting the result (shown with the report)."""
-    if bars >= MIN_BARS:
-        return []
-    return [
-        {
-            "code": "backtest.too_little_data",
-            "bars": bars,
-            "message": f"봉이 {bars}개뿐이라 의미 있는 결과가 아닙니다. 기간을 늘리거나 데이터를 더 모으세요 "
-            f"(only {bars} bars: too few for a meaningful backtest)",
-        }
-    ]
-
-
-def _bound(value: date | datetime | None, *, end: bool) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, datetime):
-        v = value if value.tzinfo else value.replace(tzinfo=KST)
-        return v.timestamp()
-    day = value + timedelta(days=1) if end else value
-    return datetime.combine(day, time(0), tzinfo=KST).timestamp()
-
-
-def _window(series: BarSeries, start: float | None, end: float | None) -> BarSeries:
-    if start is None and end is None:
-        return series
-    idx = [
-        i
-        for i, ts in enumerate(series.ts)
-        if (start is None or ts >= start) and (end is None or ts < end)
-    ]
-    pick = idx.__iter__
-    return BarSeries(
-        series.symbol,
-        series.interval,
-        [series.ts[i] for i in pick()],
-        [series.open[i] for i in pick()],
-        [series.high[i] for i in pick()],
-        [series.low[i] for i in pick()],
-        [series.close[i] for i in pick()],
-        [series.volume[i] for i in pick()],
-    )
-
-
-def _to_interval(series: BarSeries, interval: str | None) -> BarSeries:
-    if interval is None or INTERVALS[interval] == series.interval:
-        return series
-    want = INTERVALS[interval]
-    if want < series.interval:
-        raise InvalidInput(
-            f"{interval} 봉을 만들 수 없습니다: 데이터 간격이 {series.interval}초입니다 "
-            f"(cannot make {interval} bars from {series.interval}-second data)",
-            "backtest.bad_interval",
-            field="interval",
-        )
-    bars = aggregate((series.bar(i) for i in range(len(series))), want)
-    return BarSeries.from_bars(series.symbol, bars, want)
 
 
 class BacktestService:
@@ -176,7 +93,7 @@ class BacktestService:
         self._generated_seed = generated_history_seed
         #: The broker's chart history (``MarketLookup.history``), for a symbol with no stored
         #: bars on a fresh server; set by the app with a broker feed.
-        self.history: Callable[[str, int, float, float], Awaitable[list[Bar]]] | None = None
+        self.history: History | None = None
 
     async def start(self) -> None:
         async with self._db.tx(SYSTEM) as conn:
@@ -225,7 +142,7 @@ class BacktestService:
             raise InvalidInput(
                 "interval은 1m 또는 1d입니다", "backtest.bad_interval", field="interval"
             )
-        start, end = _bound(req.start, end=False), _bound(req.end, end=True)
+        start, end = bound(req.start, end=False), bound(req.end, end=True)
         if start is not None and end is not None and start >= end:
             raise InvalidInput(
                 "start는 end보다 앞서야 합니다 (start must precede end)",
@@ -264,7 +181,7 @@ class BacktestService:
             else f"{series.interval}s",
             "bars": len(series),
             "data": data,
-            "warnings": _warnings(len(series)),
+            "warnings": warnings_for(len(series)),
         }
         self._meta[rec.id] = meta
         self.stats["submitted"] += 1
@@ -289,11 +206,14 @@ class BacktestService:
                 )
             data = req.csv.encode("utf-8")
             series = await asyncio.to_thread(read_csv_bytes, data, symbol, source="csv")
-            series = await asyncio.to_thread(_window, series, start, end)
+            series = await asyncio.to_thread(window, series, start, end)
         elif req.source == "stored":
             bars = await self._stored(symbol, start, end)
             if not bars and self.history is not None:
-                return await self._from_broker(symbol, req, start, end), "broker"
+                series = await broker_series(
+                    self.history, self._clock.time(), symbol, req.interval, start, end
+                )
+                return series, "broker"
             if not bars:
                 raise InvalidInput(
                     f"{symbol}의 저장된 봉이 없습니다 (no stored bars for {symbol})",
@@ -309,7 +229,16 @@ class BacktestService:
                     "backtest.bad_source",
                     field="source",
                 )
-            series = await asyncio.to_thread(self._generate, symbol, req.interval, start, end)
+            series = await asyncio.to_thread(
+                generated_series,
+                self._universe,
+                self._generated_seed,
+                krx.trading_date(self._clock.now()),
+                symbol,
+                req.interval,
+                start,
+                end,
+            )
             return series, "generated"
         else:
             raise InvalidInput(
@@ -318,43 +247,7 @@ class BacktestService:
                 "backtest.bad_source",
                 field="source",
             )
-        return await asyncio.to_thread(_to_interval, series, req.interval), req.source
-
-    def _generate(
-        self, symbol: str, interval: str | None, start: float | None, end: float | None
-    ) -> BarSeries:
-        """Generated history of the simulated market (see ``marketdata/history.py``)."""
-        inst = self._universe.get(symbol)
-        assert inst is not None and self._generated_seed is not None  # checked by submit
-        today = krx.trading_date(self._clock.now())
-        if interval == "1d":
-            bars = generated.daily_bars(inst, self._generated_seed, today)
-            series = BarSeries.from_bars(symbol, bars, 86_400)
-        else:
-            bars = generated.minute_bars(inst, self._generated_seed, today)
-            series = BarSeries.from_bars(symbol, bars, 60)
-        return _window(series, start, end)
-
-    async def _from_broker(
-        self, symbol: str, req: BacktestRequest, start: float | None, end: float | None
-    ) -> BarSeries:
-        """Daily bars from the broker's chart API (a year unless a period is given); minute
-        data only when asked for an intraday interval and the broker still has it (today)."""
-        assert self.history is not None
-        t1 = end if end is not None else self._clock.time()
-        intraday = req.interval is not None and INTERVALS[req.interval] < 86400
-        t0 = start if start is not None else t1 - (86400 if intraday else 365 * 86400)
-        step = 60 if intraday else 86400
-        bars = await self.history(symbol, step, t0, t1)
-        if not bars:
-            raise InvalidInput(
-                f"{symbol}의 저장된 봉도, 증권사 차트 데이터도 없습니다 "
-                f"(no stored bars and no broker history for {symbol})",
-                "backtest.no_data",
-                field="symbol",
-            )
-        series = await asyncio.to_thread(BarSeries.from_bars, symbol, bars, step)
-        return await asyncio.to_thread(_to_interval, series, req.interval)
+        return await asyncio.to_thread(to_interval, series, req.interval), req.source
 
     async def _stored(self, symbol: str, start: float | None, end: float | None) -> Sequence[Bar]:
         q = t.bars.select().where(t.bars.c.symbol == symbol, t.bars.c.interval == 60)

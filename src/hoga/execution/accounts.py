@@ -7,16 +7,15 @@ Every user gets a paper account, funded with ``paper_initial_cash``, when they a
 from __future__ import annotations
 
 import logging
-import re
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
 from hoga.brokers.base import AccountRef, Broker, BrokerError
 from hoga.domain.clock import Clock
-from hoga.domain.errors import Conflict, InvalidInput, NotFound, ServiceUnavailable
-from hoga.domain.portfolio import Position
+from hoga.domain.errors import Conflict, NotFound, ServiceUnavailable
 from hoga.domain.secret import Secret, mask
+from hoga.execution.account_linking import LinkRequest, check_link
+from hoga.execution.opening_books import adopt_opening_books
 from hoga.security import keystate
 from hoga.security.brokerurls import BrokerUrlPolicy
 from hoga.security.vault import Vault, VaultError, account_aad
@@ -30,47 +29,6 @@ from hoga.store.repos.users import UserRecord
 log = logging.getLogger(__name__)
 
 BROKERS = ("paper", "kis", "kiwoom", "kiwoom_openapi")
-ENVS = ("real", "mock")
-_ACCOUNT_RE = re.compile(r"\d{8}-?\d{2}|\d{10,12}")
-_KEY_RE = re.compile(r"[\x21-\x7e]{8,512}")
-
-
-@dataclass(frozen=True, slots=True)
-class LinkRequest:
-    broker: str
-    env: str
-    account_no: str
-    app_key: str
-    app_secret: str
-    hts_id: str | None = None
-    label: str | None = None
-    base_url: str | None = None
-    ws_url: str | None = None
-    commission_rate: Decimal | None = None
-
-
-def public_view(acct: AccountRecord, cash: int | None = None) -> dict[str, Any]:
-    """What the API shows: masked values only, never ciphertext or secrets."""
-    return {
-        "id": acct.id,
-        "broker": acct.broker,
-        "env": acct.env,
-        "label": acct.label,
-        "account_no": acct.account_masked,
-        "app_key": acct.app_key_masked,
-        "app_secret": "****" if acct.secrets_enc else None,
-        "commission_rate": str(acct.commission_rate),
-        "base_url": acct.base_url,
-        "cash": cash,
-        "last_test": None
-        if acct.last_test_at is None
-        else {
-            "at": acct.last_test_at.isoformat(),
-            "ok": acct.last_test_ok,
-            "message": acct.last_test_message,
-        },
-        "created_at": acct.created_at.isoformat(),
-    }
 
 
 class AccountService:
@@ -126,60 +84,7 @@ class AccountService:
         return acct
 
     async def link(self, user_id: int, req: LinkRequest, *, ip: str | None) -> AccountRecord:
-        broker, env = req.broker.lower(), req.env.lower()
-        if broker not in ("kis", "kiwoom", "kiwoom_openapi"):
-            raise InvalidInput(
-                "broker must be kis, kiwoom or kiwoom_openapi (paper accounts are created for you)",
-                "account.bad_broker",
-                field="broker",
-            )
-        if env not in ENVS:
-            raise InvalidInput("env must be real or mock", "account.bad_env", field="env")
-        account_no = req.account_no.strip()
-        if not _ACCOUNT_RE.fullmatch(account_no):
-            raise InvalidInput(
-                "계좌번호 형식이 올바르지 않습니다 (e.g. 50123456-01)",
-                "account.bad_number",
-                field="account_no",
-            )
-        if broker == "kiwoom_openapi":
-            # OpenAPI+ through hoga-bridge: app_key is the Kiwoom login id the bridge logs in
-            # as, app_secret the bridge's token, base_url the bridge (docs/kiwoom-openapi.md).
-            if not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", req.app_key.strip()):
-                raise InvalidInput(
-                    "app_key: the Kiwoom login id (1-32 letters or digits)",
-                    "account.bad_app_key",
-                    field="app_key",
-                )
-            if not req.base_url or not re.fullmatch(r"wss?://\S+", req.base_url):
-                raise InvalidInput(
-                    "base_url: the bridge's ws:// or wss:// address is required",
-                    "account.bad_url",
-                    field="base_url",
-                )
-        for name, value in (("app_key", req.app_key), ("app_secret", req.app_secret)):
-            if broker == "kiwoom_openapi" and name == "app_key":
-                continue
-            if not _KEY_RE.fullmatch(value.strip()):
-                raise InvalidInput(
-                    f"{name}: 8-512 printable characters without spaces",
-                    f"account.bad_{name}",
-                    field=name,
-                )
-        if req.hts_id is not None and not re.fullmatch(r"[A-Za-z0-9_.-]{1,32}", req.hts_id):
-            raise InvalidInput(
-                "hts_id: 1-32 letters or digits", "account.bad_hts_id", field="hts_id"
-            )
-        # No calls to hosts the operator did not name (issue 12: SSRF).
-        self.url_policy.check("base_url", req.base_url)
-        self.url_policy.check("ws_url", req.ws_url)
-        rate = req.commission_rate if req.commission_rate is not None else self.commission_rate
-        if not Decimal(0) <= rate < Decimal("0.01"):
-            raise InvalidInput(
-                "commission_rate must be between 0 and 0.01",
-                "account.bad_commission",
-                field="commission_rate",
-            )
+        broker, env, account_no, rate = check_link(req, self.url_policy, self.commission_rate)
         now = self._clock.now()
         secrets_doc = {
             "account_no": account_no,
@@ -321,6 +226,10 @@ class AccountService:
             )
         return b
 
+    def forget_credentials(self) -> None:
+        """Drop the decrypted credentials (after a vault rotation re-encrypted them)."""
+        self._refs.clear()
+
     # --- lifecycle
 
     async def _attach(self, acct: AccountRecord) -> None:
@@ -348,7 +257,9 @@ class AccountService:
         try:
             message = await broker.test_connection(self.ref(acct))
             if not acct.is_paper:
-                opening = await self._adopt_opening_books(acct, broker)
+                opening = await adopt_opening_books(
+                    self._db, self._clock, acct, broker, self.ref(acct)
+                )
         except BrokerError as e:
             ok, message, code = False, e.message, e.code
         now = self._clock.now()
@@ -374,64 +285,6 @@ class AccountService:
         if opening is not None:
             result["opening"] = opening
         return result
-
-    async def _adopt_opening_books(
-        self, acct: AccountRecord, broker: Broker
-    ) -> dict[str, Any] | None:
-        """On the first successful test of a real account, take the broker's orderable cash
-        and holdings as the account's opening books (once: later differences are reported by
-        reconciliation, never silently overwritten)."""
-        from hoga.store import tables as t
-
-        async with self._db.tx(Actor.user(acct.user_id)) as conn:
-            booked = (
-                await conn.execute(
-                    t.cash_ledger.select()
-                    .with_only_columns(t.cash_ledger.c.id)
-                    .where(
-                        t.cash_ledger.c.user_id == acct.user_id,
-                        t.cash_ledger.c.account_id == acct.id,
-                    )
-                    .limit(1)
-                )
-            ).first()
-        if booked is not None:
-            return None
-        ref = self.ref(acct)
-        balance = await broker.balance(ref)
-        holdings = balance.positions or await broker.position_reports(ref)
-        now = self._clock.now()
-        async with self._db.tx(Actor.user(acct.user_id)) as conn:
-            await ledger.post_cash(
-                conn,
-                acct.user_id,
-                acct.id,
-                balance.orderable,
-                "opening",
-                now,
-                note="broker orderable cash when the account was first tested",
-            )
-            for p in holdings:
-                await ledger.save_position(
-                    conn,
-                    acct.user_id,
-                    acct.id,
-                    p.symbol,
-                    Position(p.qty, p.qty * p.avg_price, 0),
-                    now,
-                )
-            await audit.record(
-                conn,
-                action="account.opening_books",
-                now=now,
-                user_id=acct.user_id,
-                target=f"account:{acct.id}",
-                detail={"cash": balance.orderable, "positions": len(holdings)},
-            )
-        return {
-            "cash": balance.orderable,
-            "positions": [{"symbol": p.symbol, "qty": p.qty} for p in holdings],
-        }
 
     async def remove(self, user_id: int, account_id: int, *, ip: str | None) -> None:
         acct = await self.get(user_id, account_id)
@@ -467,157 +320,3 @@ class AccountService:
         broker = self.brokers.get(acct.broker)
         if broker is not None:
             await broker.detach(account_id)
-
-    async def rotate_vault(self) -> int:
-        """Re-encrypt every stored secret under the key the database names current; returns
-        how many (``execution/vault_rotation.py`` runs the whole rotation)."""
-        from hoga.security.vault import channel_aad, token_aad, totp_aad
-        from hoga.store import tables as t
-
-        n = 0
-        async with self._db.tx(SYSTEM) as conn:
-            await keystate.use_current(self._vault, conn, self._clock.now())
-            rows = (await conn.execute(t.broker_accounts.select())).all()
-            for r in rows:
-                if not r.secrets_enc:
-                    continue
-                aad = account_aad(r.user_id, r.id, r.broker, r.env)
-                doc = self._vault.decrypt_json(r.secrets_enc, aad)
-                digits = doc.get("account_no", "").replace("-", "")
-                await conn.execute(
-                    t.broker_accounts.update()
-                    .where(t.broker_accounts.c.id == r.id)
-                    .values(
-                        secrets_enc=self._vault.encrypt_json(doc, aad),
-                        key_id=self._vault.current_key_id,
-                        fingerprint=self._vault.fingerprint(
-                            str(r.user_id), r.broker, r.env, digits
-                        ),
-                    )
-                )
-                n += 1
-            for r in (await conn.execute(t.broker_tokens.select())).all():
-                aad = token_aad(r.user_id, r.account_id, r.kind)
-                plain = self._vault.decrypt(r.token_enc, aad)
-                await conn.execute(
-                    t.broker_tokens.update()
-                    .where(t.broker_tokens.c.id == r.id)
-                    .values(
-                        token_enc=self._vault.encrypt(plain, aad), key_id=self._vault.current_key_id
-                    )
-                )
-                n += 1
-            for r in (
-                await conn.execute(t.users.select().where(t.users.c.totp_secret_enc.is_not(None)))
-            ).all():
-                aad = totp_aad(r.id)
-                plain = self._vault.decrypt(r.totp_secret_enc, aad)
-                await conn.execute(
-                    t.users.update()
-                    .where(t.users.c.id == r.id)
-                    .values(totp_secret_enc=self._vault.encrypt(plain, aad))
-                )
-                n += 1
-            # Notification channel URLs (notify/store.py), bound to user and row like the rest.
-            for r in (await conn.execute(t.notification_channels.select())).all():
-                aad = channel_aad(r.user_id, r.id)
-                plain = self._vault.decrypt(r.url_enc, aad)
-                await conn.execute(
-                    t.notification_channels.update()
-                    .where(t.notification_channels.c.id == r.id)
-                    .values(
-                        url_enc=self._vault.encrypt(plain, aad), key_id=self._vault.current_key_id
-                    )
-                )
-                n += 1
-        self._refs.clear()
-        return n
-
-
-class VaultTokenStore:
-    """Broker tokens in the ``broker_tokens`` table, encrypted with the vault and bound to
-    their account (the server's implementation of ``brokers.base.TokenStore``)."""
-
-    def __init__(self, db: Database, vault: Vault, clock: Clock) -> None:
-        self._db = db
-        self._vault = vault
-        self._clock = clock
-
-    async def _owner(self, account_id: int) -> int | None:
-        from hoga.store import tables as t
-
-        async with self._db.tx(SYSTEM) as conn:
-            row = (
-                await conn.execute(
-                    t.broker_accounts.select()
-                    .with_only_columns(t.broker_accounts.c.user_id)
-                    .where(t.broker_accounts.c.id == account_id)
-                )
-            ).first()
-        return int(row[0]) if row else None
-
-    async def load(self, account_id: int, kind: str) -> tuple[str, float] | None:
-        from hoga.security.vault import token_aad
-        from hoga.store import tables as t
-
-        user_id = await self._owner(account_id)
-        if user_id is None:
-            return None
-        async with self._db.tx(Actor.user(user_id)) as conn:
-            row = (
-                await conn.execute(
-                    t.broker_tokens.select().where(
-                        t.broker_tokens.c.user_id == user_id,
-                        t.broker_tokens.c.account_id == account_id,
-                        t.broker_tokens.c.kind == kind,
-                    )
-                )
-            ).first()
-        if row is None:
-            return None
-        try:
-            token = self._vault.decrypt(
-                row.token_enc, token_aad(user_id, account_id, kind)
-            ).decode()
-        except VaultError:
-            log.warning(
-                "stored %s token of account %s does not decrypt; ignoring it", kind, account_id
-            )
-            return None
-        return token, row.expires_at.timestamp()
-
-    async def save(self, account_id: int, kind: str, token: str, expires_at: float) -> None:
-        from datetime import datetime
-
-        from hoga.domain.clock import KST
-        from hoga.security.vault import token_aad
-        from hoga.store import tables as t
-
-        user_id = await self._owner(account_id)
-        if user_id is None:
-            return
-        async with self._db.tx(Actor.user(user_id)) as conn:
-            kid = await keystate.use_current(self._vault, conn, self._clock.now())
-            values = {
-                "token_enc": self._vault.encrypt(
-                    token.encode(), token_aad(user_id, account_id, kind)
-                ),
-                "key_id": kid,
-                "issued_at": self._clock.now(),
-                "expires_at": datetime.fromtimestamp(expires_at, KST),
-            }
-            res = await conn.execute(
-                t.broker_tokens.update()
-                .where(
-                    t.broker_tokens.c.user_id == user_id,
-                    t.broker_tokens.c.account_id == account_id,
-                    t.broker_tokens.c.kind == kind,
-                )
-                .values(**values)
-            )
-            if res.rowcount == 0:
-                await conn.execute(
-                    t.broker_tokens.insert().values(
-                        user_id=user_id, account_id=account_id, kind=kind, **values
-                    )
-                )

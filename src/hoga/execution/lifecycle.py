@@ -22,6 +22,7 @@ from hoga.store.db import SYSTEM, Actor
 from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import audit, system
 from hoga.store.repos import orders as repo
+from hoga.store.repos import users as users_repo
 
 S = OrderStatus
 TRADING_STATE = "trading_state"
@@ -43,9 +44,21 @@ class OrderControl:
         async with core.db.tx(SYSTEM) as conn:
             pending = await repo.open_orders(conn, statuses=[s.value for s in recovering])
             brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
+            disabled = {u.id for u in await users_repo.list_users(conn) if not u.is_active}
         for order in pending:
             broker = brokers.get(order.account_id, "paper")
-            if order.status == S.QUEUED:
+            if order.status == S.QUEUED and order.user_id in disabled:
+                # Disabled while its order waited (and the server stopped before withdrawing
+                # it): it must not go out on restart.
+                await core.move(
+                    order,
+                    S.CANCELLED,
+                    detail="user disabled",
+                    reason_code="user.disabled",
+                    reason="사용자가 비활성화되어 취소했습니다 (user disabled)",
+                )
+                counts["withdrawn"] = counts.get("withdrawn", 0) + 1
+            elif order.status == S.QUEUED:
                 core.enqueue(order, broker, Kind.PLACE, order.priority)
                 counts["requeued"] += 1
             elif order.status == S.SUBMITTING:

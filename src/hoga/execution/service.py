@@ -111,6 +111,32 @@ class OrderService:
     async def cancel(self, user_id: int, order_id: int, *, ip: str | None = None) -> Order:
         return await self.intake.cancel(user_id, order_id, ip=ip)
 
+    async def withdraw_queued(self, user_id: int) -> int:
+        """Cancel every order of ``user_id`` still waiting in the queue (never sent): a user
+        the operator disabled must not trade, and a queued order would otherwise go out as soon
+        as its account's turn came. Orders already at the broker are left to the broker (they
+        stay tracked and reconciled). Returns how many were withdrawn."""
+        core = self.core
+        withdrawn = 0
+        for queued, _, _ in core.queue.places(user_id):
+            if queued.kind != Kind.PLACE or (item := core.queue.remove(queued.order_id)) is None:
+                continue
+            try:
+                order = await self.intake.get(user_id, item.order_id)
+                moved = await core.move(
+                    order,
+                    OrderStatus.CANCELLED,
+                    detail="user disabled",
+                    reason_code="user.disabled",
+                    reason="사용자가 비활성화되어 취소했습니다 (user disabled)",
+                )
+            except BaseException:
+                # The database still says QUEUED: the queue must hold it again.
+                core.queue.requeue(item)
+                raise
+            withdrawn += moved is not None
+        return withdrawn
+
     async def modify(
         self,
         user_id: int,

@@ -8,7 +8,7 @@ The phases, each committed before the next begins:
    rotation refuses before changing anything.
 2. **Promote** it in the database (``security/keystate.promote``): from this commit on, every
    process encrypts with it; encryptions in flight under the old key finish first.
-3. **Re-encrypt** every stored secret under it (``AccountService.rotate_vault``).
+3. **Re-encrypt** every stored secret under it (``reencrypt_secrets``).
 4. **Retire** the old keys - only once no stored envelope names them - in the database, then
    remove them from the key file.
 
@@ -25,7 +25,7 @@ from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict
 from hoga.execution.accounts import AccountService
 from hoga.security import keystate
-from hoga.security.vault import Vault
+from hoga.security.vault import Vault, account_aad, channel_aad, token_aad, totp_aad
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
 
@@ -107,7 +107,8 @@ async def rotate_vault_keys(
         await keystate.promote(conn, new, clock.now())
     result = Rotation(new)
     for _ in range(3):
-        result.reencrypted += await accounts.rotate_vault()
+        result.reencrypted += await reencrypt_secrets(db, vault, clock)
+        accounts.forget_credentials()
         if await _stragglers(db, new) == 0:
             break
     else:
@@ -124,3 +125,59 @@ async def rotate_vault_keys(
     else:
         result.retired, result.kept_in_env = old, old
     return result
+
+
+async def reencrypt_secrets(db: Database, vault: Vault, clock: Clock) -> int:
+    """Re-encrypt every stored secret under the key the database names current (broker
+    credentials, broker tokens, TOTP secrets, notification channel URLs); returns how many."""
+    n = 0
+    async with db.tx(SYSTEM) as conn:
+        await keystate.use_current(vault, conn, clock.now())
+        rows = (await conn.execute(t.broker_accounts.select())).all()
+        for r in rows:
+            if not r.secrets_enc:
+                continue
+            aad = account_aad(r.user_id, r.id, r.broker, r.env)
+            doc = vault.decrypt_json(r.secrets_enc, aad)
+            digits = doc.get("account_no", "").replace("-", "")
+            await conn.execute(
+                t.broker_accounts.update()
+                .where(t.broker_accounts.c.id == r.id)
+                .values(
+                    secrets_enc=vault.encrypt_json(doc, aad),
+                    key_id=vault.current_key_id,
+                    fingerprint=vault.fingerprint(str(r.user_id), r.broker, r.env, digits),
+                )
+            )
+            n += 1
+        for r in (await conn.execute(t.broker_tokens.select())).all():
+            aad = token_aad(r.user_id, r.account_id, r.kind)
+            plain = vault.decrypt(r.token_enc, aad)
+            await conn.execute(
+                t.broker_tokens.update()
+                .where(t.broker_tokens.c.id == r.id)
+                .values(token_enc=vault.encrypt(plain, aad), key_id=vault.current_key_id)
+            )
+            n += 1
+        for r in (
+            await conn.execute(t.users.select().where(t.users.c.totp_secret_enc.is_not(None)))
+        ).all():
+            aad = totp_aad(r.id)
+            plain = vault.decrypt(r.totp_secret_enc, aad)
+            await conn.execute(
+                t.users.update()
+                .where(t.users.c.id == r.id)
+                .values(totp_secret_enc=vault.encrypt(plain, aad))
+            )
+            n += 1
+        # Notification channel URLs (notify/store.py), bound to user and row like the rest.
+        for r in (await conn.execute(t.notification_channels.select())).all():
+            aad = channel_aad(r.user_id, r.id)
+            plain = vault.decrypt(r.url_enc, aad)
+            await conn.execute(
+                t.notification_channels.update()
+                .where(t.notification_channels.c.id == r.id)
+                .values(url_enc=vault.encrypt(plain, aad), key_id=vault.current_key_id)
+            )
+            n += 1
+    return n

@@ -1,4 +1,5 @@
-"""The notifier: channels (API operations), events into messages, asynchronous delivery.
+"""The notifier: channels (API operations), events into messages (``messages.py``),
+asynchronous delivery.
 
 * **Never on the order path.** ``on_event`` is an ``EventBus`` hook: it only turns a fill,
   a rejection, an order settled after UNKNOWN or a strategy error into a short message and
@@ -22,7 +23,6 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Any
 
 import apprise
@@ -31,6 +31,7 @@ from sqlalchemy import select
 from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict, InvalidInput, NotFound
 from hoga.notify import store
+from hoga.notify.messages import EventMessages, Message
 from hoga.notify.store import (
     ADMIN_EVENTS,
     KIND_SCHEMES,
@@ -52,28 +53,12 @@ logging.getLogger("apprise").setLevel(logging.CRITICAL + 1)
 logging.getLogger("urllib3").setLevel(logging.WARNING)
 
 
-@dataclass(frozen=True)
-class Message:
-    """One notification to deliver: to a user's channels for ``event`` (or to one channel,
-    ``channel_id``, for "send test"), or to the admins (``user_id`` None)."""
-
-    user_id: int | None
-    event: str
-    title: str
-    body: str
-    channel_id: int | None = None
-
-
 def _send_apprise(url: str, title: str, body: str) -> bool:
     """One delivery attempt (worker thread)."""
     a = apprise.Apprise()
     if not a.add(url):
         return False
     return bool(a.notify(body=body, title=title))
-
-
-def _won(n: int) -> str:
-    return f"{n:,}"
 
 
 class Notifier:
@@ -99,7 +84,7 @@ class Notifier:
         self.timeout = timeout
         self._parallel = asyncio.Semaphore(parallel)
         self._on_result = on_result or (lambda _kind, _result: None)
-        self._unknown: set[int] = set()
+        self._messages = EventMessages()
         self._worker: asyncio.Task[None] | None = None
         self._deliveries: set[asyncio.Task[None]] = set()
         self.dropped = 0
@@ -116,7 +101,7 @@ class Notifier:
                 rows = await conn.execute(
                     select(t.orders.c.id).where(t.orders.c.status == "UNKNOWN")
                 )
-                self._unknown.update(int(r[0]) for r in rows)
+                self._messages.unknown.update(int(r[0]) for r in rows)
         except Exception as e:
             log.warning("notifications: reading UNKNOWN orders failed (%s)", type(e).__name__)
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="notifier")
@@ -154,63 +139,12 @@ class Notifier:
     def on_event(self, user_id: int, event: dict[str, Any]) -> None:
         """``EventBus`` hook: synchronous and cheap (see the module docstring)."""
         try:
-            message = self._translate(user_id, event)
+            message = self._messages.translate(user_id, event)
         except Exception:  # a malformed event must never hurt the publisher
             log.exception("notification for a %s event failed", event.get("type"))
             return
         if message is not None:
             self.enqueue(message)
-
-    def _translate(self, user_id: int, event: dict[str, Any]) -> Message | None:
-        kind = event.get("type")
-        if kind == "fill":
-            f = event["fill"]
-            side = "매수 (buy)" if f["side"] == "buy" else "매도 (sell)"
-            return Message(
-                user_id,
-                "fill",
-                f"체결 (fill) {f['symbol']} {side}",
-                f"{f['symbol']} {side} {f['qty']}주 @ {_won(f['price'])}원 - "
-                f"수수료 {_won(f['commission'])}원, 세금 {_won(f['tax'])}원 "
-                f"(order #{f['order_id']})",
-            )
-        if kind == "order":
-            o = event["order"]
-            status, oid = o.get("status"), o.get("id")
-            if status == "UNKNOWN":
-                self._unknown.add(oid)
-                return None
-            if oid in self._unknown and status not in ("UNKNOWN", "SUBMITTING"):
-                self._unknown.discard(oid)
-                return Message(
-                    user_id,
-                    "unknown_settled",
-                    f"주문 확인됨 (order settled) #{oid}: {status}",
-                    f"결과를 알 수 없던 주문 #{oid} ({o.get('symbol')})의 결과가 확인되었습니다: "
-                    f"{status}, 체결 {o.get('filled_qty', 0)}주 (order #{oid} settled after UNKNOWN)",
-                )
-            if status == "REJECTED":
-                return Message(
-                    user_id,
-                    "rejection",
-                    f"주문 거부 (order rejected) #{oid} {o.get('symbol')}",
-                    f"{o.get('symbol')} {o.get('side')} {o.get('qty')}주: "
-                    f"{o.get('reason') or o.get('reason_code') or 'rejected'}",
-                )
-            return None
-        if kind == "strategy":
-            s = event["strategy"]
-            if s.get("status") != "error":
-                return None
-            err = s.get("last_error") or {}
-            return Message(
-                user_id,
-                "strategy_error",
-                f"전략 중지 (strategy stopped) {s.get('name', s.get('id'))}",
-                f"전략 {s.get('name', s.get('id'))}이(가) 오류로 멈췄습니다 (stopped by an error): "
-                f"{err.get('message', '') if isinstance(err, dict) else err}",
-            )
-        return None
 
     # ------------------------------------------------------------------ delivery
 

@@ -92,18 +92,6 @@ class Channel:
             r.last_sent_at,
         )
 
-    def view(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "kind": self.kind,
-            "label": self.label,
-            "target_masked": self.target_masked,
-            "events": self.events,
-            "enabled": self.enabled,
-            "last_error": self.last_error,
-            "last_sent_at": self.last_sent_at.isoformat() if self.last_sent_at else None,
-        }
-
 
 async def list_channels(conn: AsyncConnection, user_id: int) -> list[Channel]:
     c = t.notification_channels.c

@@ -184,7 +184,7 @@ class AppCollector(Collector):
         yield g
 
     def _strategies(self) -> Iterator[Any]:
-        status = self.app.strategies.status()
+        status = self.app.live_strategies.status()
         c = CounterMetricFamily("hoga_strategy_errors", "Strategies stopped by an error")
         c.add_metric([], float(status.get("errors_since_start", 0)))
         yield c

@@ -2,7 +2,12 @@
 
 Request bodies are in ``models.py`` (strict, unknown fields refused). Response models describe
 every field the views write; they admit extra fields (``extra="allow"``) so a field another
-change adds to a view is passed through rather than silently dropped.
+change adds to a view is passed through rather than silently dropped. Routes declare them with
+``answer(Model, *error_statuses)``, which also answers only the fields the view wrote (a field
+a view leaves out, such as an order's ``waiting`` outside the queue, is not added as null).
+
+This module holds the shared parts and the order/portfolio answers; the other areas have their
+own modules beside it (``accounts``, ``market``, ``strategies``, ``history``, ``ops``).
 """
 
 from __future__ import annotations
@@ -105,15 +110,57 @@ class DeniedOrder(ErrorBody):
     order: OrderView | None = None
 
 
+class Ok(Answer):
+    """An action that has nothing else to say: ``{"ok": true}``."""
+
+    ok: bool
+
+
+#: Statuses any signed-in call may answer: no or expired token (401), an IP outside the
+#: allowlist or a disabled account (403), the per-user API rate limit (429), a storage fault
+#: (503). Admin calls add nothing: a non-admin gets 403.
+SIGNED_IN = (401, 403, 429, 503)
+#: Statuses of a call with a JSON body: malformed JSON (400), over the body cap (413), invalid
+#: values (422).
+WITH_BODY = (400, 413, 422)
+
+
+def answer(model: type[BaseModel], *codes: int, also: str | None = None) -> dict[str, Any]:
+    """The route decorator's keywords for an answer of ``model`` and these error statuses:
+    ``@router.get("/x", **answer(Model, *SIGNED_IN, 404))``; ``also`` a second media type the
+    success may come in (CSV by ``Accept``). Only the fields the view wrote are answered
+    (``response_model_exclude_unset``): the model documents and checks them, it does not add
+    defaults."""
+    responses = errors(*codes)
+    if also is not None:
+        responses[200] = {"content": {also: {}}}
+    return {
+        "response_model": model,
+        "response_model_exclude_unset": True,
+        "responses": responses,
+    }
+
+
+def media(content_type: str, description: str, *codes: int) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for a non-JSON success (CSV, HTML, text) and these error statuses."""
+    return {
+        200: {"description": description, "content": {content_type: {}}},
+        **errors(*codes),
+    }
+
+
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
     """``responses=`` for these error statuses, all answered with ``ErrorBody``."""
     what = {
+        400: "malformed JSON",
         401: "not signed in",
         403: "not allowed",
         404: "no such object (or someone else's)",
         409: "conflicts with the object's state",
         422: "invalid values",
+        413: "request body too large",
         429: "rate limited",
+        502: "the upstream's answer was refused",
         503: "storage or broker fault",
     }
     return {c: {"model": ErrorBody, "description": what.get(c, "error")} for c in codes}

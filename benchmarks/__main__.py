@@ -18,6 +18,7 @@ BENCHMARKS = [
     "bench_kiwoom",
     "bench_dashboard",
     "bench_cluster_feed",
+    "bench_cluster_orders",
 ]
 
 

@@ -74,6 +74,7 @@ from hoga.strategies.service import StrategyService
 from hoga.supervision import readiness, warn_real_money, watch
 
 if TYPE_CHECKING:  # nats is imported only in cluster mode
+    from hoga.cluster.limits import ClusterLimits
     from hoga.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,8 @@ class HogaApp:
             self.cluster.guard(self) if self.cluster else SingleServerGuard(data, s.sqlalchemy_url)
         )
         self._guarded = False
+        # Cluster mode (docs/scaling.md): limits shared with the other servers (``start``).
+        self.cluster_limits: ClusterLimits | None = None
         self.vault = core.vault
         self.tokens = core.tokens
         self.throttle = core.throttle
@@ -637,6 +640,10 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.live_strategies.suspended = paused.paused
+        if s.cluster_nats_url:  # before the dispatcher and the API use the limits
+            from hoga.cluster.limits import start_cluster_limits
+
+            self.cluster_limits = await start_cluster_limits(self)
         # Paused (after a restore, or --paused): no broker session is opened - no realtime
         # socket, no reconciliation call - until an admin resumes, so a restored copy never
         # talks to a broker beside the original. ``_resume`` attaches them then.
@@ -712,6 +719,8 @@ class HogaApp:
             ("queue resync", self.resync.stop),
             ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
             ("held events", self.orders.stop),
+            # Quota shares go back to the cluster while the NATS connection is still open.
+            *([("cluster limits", self.cluster_limits.stop)] if self.cluster_limits else []),
             *([("cluster", self.cluster.stop)] if self.cluster is not None else []),
             ("hub", self.hub.stop),
             ("feed", self.feed.close),

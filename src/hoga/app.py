@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -214,6 +215,13 @@ class HogaApp:
             # off-hours sessions, VI); demo mode trades continuously around the clock.
             calendar=self.market_mode == "calendar",
             faults=paper_faults or (parse_faults(s.paper_faults) if s.paper_faults else None),
+            # Cluster mode: numbers unique to this server (a short hash of its instance id: the
+            # broker_order_id column is 64 characters and an id may be as long).
+            id_prefix=(
+                hashlib.sha256(self.cluster.instance_id.encode()).hexdigest()[:8] + "-"
+                if self.cluster is not None
+                else ""
+            ),
         )
         self.market.add_listener(self.paper.on_tick)
         if self.replay is not None:

@@ -244,3 +244,30 @@ def test_simulator_rolls_base_price_at_kst_midnight(clock: ManualClock) -> None:
     m.step()
     assert m.instrument("005930").base_price == last["005930"]  # type: ignore[union-attr]
     assert date(2026, 11, 27) == clock.now().date()
+
+
+async def test_cluster_servers_number_their_orders_apart(
+    market: SimulatedMarket, clock: ManualClock, tmp_path: Path
+) -> None:
+    """Cluster mode: a user's paper book that moves to another server must not reuse the
+    numbers the first server gave out (a fill would find the wrong order), and a server whose
+    instance id changed continues its journal's count."""
+    journal = tmp_path / "paper.jsonl"
+    one = PaperBroker(market, clock, journal_path=journal, fsync=False, id_prefix="aaaa1111-")
+    two = PaperBroker(market, clock, fsync=False, id_prefix="bbbb2222-")
+    for broker in (one, two):
+        await broker.start()
+        await broker.attach(ACCOUNT)
+    _trade_until(market, clock, "005930", 1)
+    a = await one.place(ACCOUNT, _req("c1", Side.BUY, 1, OrderType.LIMIT, 60_000))
+    b = await two.place(ACCOUNT, _req("c1", Side.BUY, 1, OrderType.LIMIT, 60_000))
+    assert (a.broker_order_id, b.broker_order_id) == ("Paaaa1111-000000001", "Pbbbb2222-000000001")
+    await one.stop()
+    await two.stop()
+
+    renamed = PaperBroker(market, clock, journal_path=journal, fsync=False, id_prefix="cccc3333-")
+    await renamed.start()
+    await renamed.attach(ACCOUNT)
+    c = await renamed.place(ACCOUNT, _req("c2", Side.BUY, 1, OrderType.LIMIT, 60_000))
+    assert c.broker_order_id == "Pcccc3333-000000002"
+    await renamed.stop()

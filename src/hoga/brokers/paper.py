@@ -70,8 +70,13 @@ class PaperBroker(PumpedEvents):
         fsync: bool = True,
         calendar: bool = False,
         volatility_interruptions: bool | None = None,
+        id_prefix: str = "",
     ) -> None:
         self._quotes = quotes
+        # Order numbers are P<prefix><9 digits>. Cluster mode gives each server its own prefix
+        # (its instance id): a user's book that moves to another server must not reuse the
+        # numbers of orders the first server gave out, or a fill finds the wrong order.
+        self._id_prefix = id_prefix
         self._clock = clock
         self.initial_cash = initial_cash
         self._journal = None if journal_path is None else PaperJournal(journal_path, fsync=fsync)
@@ -344,7 +349,7 @@ class PaperBroker(PumpedEvents):
                 )
         now = self._clock.time()
         return PaperOrder(
-            broker_order_id=f"P{self._next_id:09d}",
+            broker_order_id=f"P{self._id_prefix}{self._next_id:09d}",
             client_order_id=req.client_order_id,
             symbol=req.symbol,
             side=req.side,
@@ -362,7 +367,7 @@ class PaperBroker(PumpedEvents):
     def _book_order(self, acct: PaperAccount, order: PaperOrder) -> None:
         acct.orders[order.broker_order_id] = order
         acct.by_client[order.client_order_id] = order.broker_order_id
-        self._next_id = max(self._next_id, int(order.broker_order_id[1:]) + 1)
+        self._next_id = max(self._next_id, int(order.broker_order_id[-9:]) + 1)
         acct.placements += 1
         self._working.setdefault(order.symbol, {})[order.broker_order_id] = (acct.account_id, order)
 

@@ -27,7 +27,13 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
-from hoga.brokers.base import ExecutionEvent, FillEvent, OrderStatusReport, OrderUpdate
+from hoga.brokers.base import (
+    ExecutionEvent,
+    FillEvent,
+    FillReport,
+    OrderStatusReport,
+    OrderUpdate,
+)
 from hoga.domain.errors import StorageUnavailable
 from hoga.domain.orders import TERMINAL, Identified, Order, OrderStatus
 from hoga.execution import retry
@@ -122,7 +128,7 @@ class ExecutionEvents:
             and (account_id, event.report.client_order_id) in self._sending
         ):
             return  # the place() answer on its way records the acceptance
-        order = await self._find(account_id, report.broker_order_id, report.client_order_id)
+        order = await self._find(account_id, report)
         if order is None:
             # Not ours yet (the place() answer is still on its way), or not ours at all.
             self._park(account_id, report.broker_order_id, event)
@@ -153,14 +159,29 @@ class ExecutionEvents:
         for event in events:
             await self.on_execution(account_id, event)
 
-    async def _find(
-        self, account_id: int, broker_order_id: str, client_order_id: str | None
-    ) -> Order | None:
+    async def _find(self, account_id: int, report: OrderStatusReport | FillReport) -> Order | None:
         user_id = await self._core.owner(account_id)
         if user_id is None:
             return None
+        broker_order_id, client_order_id = report.broker_order_id, report.client_order_id
         async with self._core.db.tx(Actor.user(user_id)) as conn:
             order = await repo.get_by_broker_id(conn, user_id, account_id, broker_order_id)
+            if order is not None and (order.symbol, order.side) != (report.symbol, report.side):
+                # The broker's number names another order than the one hoga has under it: a
+                # number reused (Kiwoom numbers restart daily; a paper book started afresh on
+                # another cluster server). Never book it there; the place() answer or the
+                # client id finds the right one, or the event waits as an orphan.
+                log.warning(
+                    "account %s: broker order %s is %s %s, not order %s (%s %s); not matched",
+                    account_id,
+                    broker_order_id,
+                    report.side.value,
+                    report.symbol,
+                    order.id,
+                    order.side.value,
+                    order.symbol,
+                )
+                order = None
             if order is None and client_order_id:
                 order = await repo.get_by_client_id(conn, user_id, client_order_id)
                 if order is not None and order.account_id != account_id:

@@ -96,8 +96,14 @@ async def test_limits_made_on_one_server_hold_on_the_other(tmp_path: Path, pg_ur
 
         await eventually(refused_on_c, within=2.0, what="c to refuse the revoked token")
 
-        # The kill switch on a holds c's sends.
+        # The admin's status names the server, the cluster's members and the users it owns.
         admin = await a.admin()
+        status = (await a.http.get("/api/admin/status", headers=admin)).json()["cluster"]
+        assert status["instance"] == a.hoga.cluster.instance_id and status["connected"]
+        assert set(status["members"]) <= {a.hoga.cluster.instance_id, c.hoga.cluster.instance_id}
+        assert status["users"] == sorted(a.hoga.cluster.ownership.started)
+
+        # The kill switch on a holds c's sends.
         r = await a.http.post("/api/admin/pause", json={"reason": "drill"}, headers=admin)
         assert r.status_code == 200, r.text
 

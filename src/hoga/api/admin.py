@@ -111,6 +111,8 @@ async def status(ctx: Admin, request: Request) -> dict[str, Any]:
     out["ready"] = ready["status"]
     out["parts"] = ready["parts"]
     out["brokers"] = [h.view() for h in hoga.health.accounts()]
+    if hoga.cluster is not None:  # cluster mode: who this server is and whom it owns
+        out["cluster"] = hoga.cluster.status()
     return out
 
 

@@ -69,6 +69,8 @@ class ClusterBus:
         import nats
 
         async def disconnected() -> None:
+            if self._nc is None:
+                return  # our own ``stop``: not a loss worth a warning
             log.warning("cluster: lost NATS at %s", self.url)
             self._tell(False)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hoga.cluster.bus import ClusterBus
 from hoga.cluster.events import ClusterEventBus
@@ -71,6 +71,18 @@ class ClusterNode:
     @property
     def instance_id(self) -> str:
         return self.bus.instance_id
+
+    def status(self) -> dict[str, Any]:
+        """What the admin's status page shows of the cluster: this server, the ready members,
+        the users it owns now and whether it carries the cluster's market-data feed."""
+        return {
+            "instance": self.instance_id,
+            "connected": self.bus.connected,
+            "members": sorted(self.members.members),
+            "users": sorted(self.ownership.started),
+            "feed_owner": self.market is not None
+            and self.market.owner.leases.holds(self.market.owner.lease),
+        }
 
     def guard(self, app: HogaApp) -> ClusterGuard:
         return ClusterGuard(self.settings, app.data_dir, self.bus, self.members)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import Field
+
 from hoga.api.schemas import Answer
 
 
@@ -67,6 +69,16 @@ class BrokerAccountHealth(Answer):
     realtime: bool | None
 
 
+class ClusterStatus(Answer):
+    """One cluster server as its admin status shows it."""
+
+    instance: str = Field(description="this server's HOGA_CLUSTER_INSTANCE_ID")
+    connected: bool = Field(description="its NATS connection is up")
+    members: list[str] = Field(description="the ready servers of the cluster")
+    users: list[int] = Field(description="ids of the users whose trading this server owns now")
+    feed_owner: bool = Field(description="it runs the cluster's upstream market-data feed")
+
+
 class SystemStatus(Answer):
     """The admin's system-status page: every part's state in one answer."""
 
@@ -83,3 +95,6 @@ class SystemStatus(Answer):
     ready: str
     parts: dict[str, Any]
     brokers: list[BrokerAccountHealth]
+    cluster: ClusterStatus | None = Field(
+        None, description="cluster mode only (docs/scaling.md): this server and its users"
+    )

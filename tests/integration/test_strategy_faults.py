@@ -4,7 +4,6 @@ error."""
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import eventually, running
 from tests.integration.test_pipeline_faults import _fault, _heal
 from tests.integration.test_strategies_api import _clock, _create, _minutes, _placed
+from tests.plugins import plug_in
 
 SYMBOL = "005930"
 
@@ -36,17 +36,7 @@ class CountingStrategy(Strategy[StrategyParams]):
 
 @pytest.fixture
 def counting_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = metadata.entry_points
-    ep = metadata.EntryPoint(
-        name="counting", value=f"{__name__}:CountingStrategy", group="hoga.strategies"
-    )
-
-    def fake(**kw: Any) -> Any:
-        if kw.get("group") == "hoga.strategies":
-            return metadata.EntryPoints([ep])
-        return real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
+    plug_in(monkeypatch, ("counting", f"{__name__}:CountingStrategy"))
 
 
 async def _saved_bars(h: Any, sid: int) -> int:

@@ -5,7 +5,6 @@ running are started; stopping keeps their statuses, so whoever starts them next 
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from hoga.domain.clock import KST, ManualClock
 from hoga.domain.market import Tick
 from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import Harness, running
+from tests.plugins import plug_in
 
 SYMBOL = "005930"
 OTHER = "000660"
@@ -39,17 +39,7 @@ class RestingStrategy(Strategy[StrategyParams]):
 
 @pytest.fixture
 def resting_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = metadata.entry_points
-    ep = metadata.EntryPoint(
-        name="resting", value=f"{__name__}:RestingStrategy", group="hoga.strategies"
-    )
-
-    def fake(**kw: Any) -> Any:
-        if kw.get("group") == "hoga.strategies":
-            return metadata.EntryPoints([ep])
-        return real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
+    plug_in(monkeypatch, ("resting", f"{__name__}:RestingStrategy"))
 
 
 async def _started(

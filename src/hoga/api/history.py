@@ -104,6 +104,11 @@ async def _all_fills(request: Request, uid: int, f: HistoryFilter) -> str:
     return fills_csv(fills, get_hoga(request).universe, lang)
 
 
+def _page(items: list[dict[str, Any]], total: int, page: int, page_size: int) -> dict[str, Any]:
+    """One page of a history list, with what the client needs to ask for the next."""
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
+
+
 def _refuse_big(total: int) -> None:
     if total > MAX_EXPORT:
         raise InvalidInput(
@@ -119,12 +124,7 @@ async def history_orders(
     if _wants_csv(request):
         return _csv_response(await _all_orders(request, ctx.user_id, f), "orders.csv")
     orders, total = await _service(request).orders(ctx.user_id, f, page, page_size)
-    return {
-        "items": [order_view(o) for o in orders],
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-    }
+    return _page([order_view(o) for o in orders], total, page, page_size)
 
 
 @router.get(
@@ -149,12 +149,7 @@ async def history_fills(
     if _wants_csv(request):
         return _csv_response(await _all_fills(request, ctx.user_id, f), "fills.csv")
     fills, total = await _service(request).fills(ctx.user_id, f, page, page_size)
-    return {
-        "items": [fill_view(x) for x in fills],
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-    }
+    return _page([fill_view(x) for x in fills], total, page, page_size)
 
 
 @router.get(

@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from hoga.fakes.kiwoom.server import KiwoomFake
 
 ORDER: Final = "/api/dostk/ordr"
-ACCOUNT: Final = "/api/dostk/acnt"
-STOCK_INFO: Final = "/api/dostk/stkinfo"
+ACCOUNT: Final = kiwoom_market.ACCOUNT
+STOCK_INFO: Final = kiwoom_market.STOCK_INFO
 API_PATHS: Final = {
     "kt10000": ORDER,
     "kt10001": ORDER,

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.portfolio import Position
 from hoga.store import tables as t
+from hoga.store.rows import from_row
 
 # Built once (see repos/orders.py): these run on every order and fill.
 _LEDGER_ROW = insert(t.cash_ledger)
@@ -107,21 +108,7 @@ class PositionRecord:
 
 
 def _fill(r: Any) -> FillRecord:
-    return FillRecord(
-        id=r.id,
-        user_id=r.user_id,
-        account_id=r.account_id,
-        order_id=r.order_id,
-        strategy_id=r.strategy_id,
-        broker_fill_id=r.broker_fill_id,
-        symbol=r.symbol,
-        side=r.side,
-        qty=r.qty,
-        price=r.price,
-        commission=r.commission,
-        tax=r.tax,
-        ts=r.ts,
-    )
+    return from_row(FillRecord, r)
 
 
 async def post_cash(

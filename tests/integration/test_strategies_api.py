@@ -94,6 +94,16 @@ async def _create(
     return body
 
 
+async def _started(
+    h: Harness, headers: dict[str, str], name: str, kind: str, symbols: list[str], **params: Any
+) -> int:
+    """Create the strategy and start it; returns its id."""
+    sid: int = (await _create(h, headers, name, kind, symbols, **params))["id"]
+    r = await h.http.post(f"/api/strategies/{sid}/start", headers=headers)
+    assert r.json()["status"] == "running", r.text
+    return sid
+
+
 async def test_catalog_lists_builtins_with_schemas(tmp_path: Path, db_url: str) -> None:
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice")

@@ -15,7 +15,7 @@ from hoga.store.db import SYSTEM
 from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import eventually, running
 from tests.integration.test_pipeline_faults import _fault, _heal
-from tests.integration.test_strategies_api import _clock, _create, _minutes, _placed
+from tests.integration.test_strategies_api import _clock, _minutes, _placed, _started
 from tests.plugins import plug_in
 
 SYMBOL = "005930"
@@ -52,9 +52,7 @@ async def test_a_strategy_keeps_running_through_a_full_disk(
     clock = _clock()
     async with running(tmp_path, sqlite_url, clock=clock, access_token_ttl=86_400) as h:
         alice = await h.user("alice", "basic")
-        sid = (await _create(h, alice, "count", "counting", [SYMBOL]))["id"]
-        r = await h.http.post(f"/api/strategies/{sid}/start", headers=alice)
-        assert r.json()["status"] == "running", r.text
+        sid = await _started(h, alice, "count", "counting", [SYMBOL])
         await _placed(h, SYMBOL)
         await _fault(h, "strategies", "UPDATE", "1")
         await _minutes(h, clock, 4)

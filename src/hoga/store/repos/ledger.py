@@ -36,19 +36,17 @@ _POSITIONS = (
     .where(t.positions.c.user_id == bindparam("uid"), t.positions.c.qty != 0)
     .order_by(t.positions.c.account_id, t.positions.c.symbol)
 )
-_POSITION = select(t.positions).where(
+# One account's position in one symbol: the row a fill or a hand settlement rewrites.
+_THIS_POSITION = (
     t.positions.c.user_id == bindparam("uid"),
     t.positions.c.account_id == bindparam("aid"),
     t.positions.c.symbol == bindparam("sym"),
 )
+_POSITION = select(t.positions).where(*_THIS_POSITION)
 _POSITION_FOR_UPDATE = _POSITION.with_for_update()
 _POSITION_SET = (
     update(t.positions)
-    .where(
-        t.positions.c.user_id == bindparam("uid"),
-        t.positions.c.account_id == bindparam("aid"),
-        t.positions.c.symbol == bindparam("sym"),
-    )
+    .where(*_THIS_POSITION)
     .values(
         qty=bindparam("qty"),
         cost=bindparam("cost"),

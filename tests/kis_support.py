@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from hoga.brokers.base import AccountRef, ExecutionEvent, MemoryTokenStore, TokenStore
 from hoga.brokers.kis import KisBroker
 from hoga.domain.clock import SystemClock
@@ -29,6 +31,14 @@ HTS = "hogatest"
 def key_n(n: int) -> tuple[str, str]:
     """The n-th distinct app key/secret pair (for multi-key tests)."""
     return f"PSkisN{n:03d}" + "q" * 27, f"secretN{n:03d}" + "w" * 170
+
+
+def issue_token(
+    base: str, key: str = KEY, secret: str = SECRET, timeout: float = 5
+) -> httpx.Response:
+    """Ask a KIS fake listening at ``base`` for an access token (``POST /oauth2/tokenP``)."""
+    body = {"grant_type": "client_credentials", "appkey": key, "appsecret": secret}
+    return httpx.post(f"{base}/oauth2/tokenP", json=body, timeout=timeout)
 
 
 def account_ref(

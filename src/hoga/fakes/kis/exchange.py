@@ -431,17 +431,8 @@ class Exchange:
     def desk_working(self) -> list[FakeOrder]:
         return [o for w in self._by_symbol.values() for o in w.values() if o.working]
 
-    def desk_terms(self, order: FakeOrder) -> Terms:
-        return order.terms
-
     def desk_side(self, order: FakeOrder) -> Side:
         return _side(order.side)
-
-    def desk_remaining(self, order: FakeOrder) -> int:
-        return order.remaining
-
-    def desk_price(self, order: FakeOrder) -> int:
-        return order.price
 
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(self.accounts[order.account], order, qty, price, ts)

@@ -541,17 +541,8 @@ class FakeExchange:
     def desk_working(self) -> list[FakeOrder]:
         return [o for o in self.orders.values() if o.working]
 
-    def desk_terms(self, order: FakeOrder) -> Terms:
-        return order.terms
-
     def desk_side(self, order: FakeOrder) -> Side:
         return order.side
-
-    def desk_remaining(self, order: FakeOrder) -> int:
-        return order.remaining
-
-    def desk_price(self, order: FakeOrder) -> int:
-        return order.price
 
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(order, qty, price)

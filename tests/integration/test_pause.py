@@ -10,7 +10,7 @@ from typing import Any
 
 from hoga.execution.control import write_pause
 from tests.helpers import Harness, eventually, running
-from tests.integration.test_strategies_api import _create
+from tests.integration.test_strategies_api import _create, _started
 
 SYMBOL = "005930"
 
@@ -90,8 +90,7 @@ async def test_a_pause_written_to_the_database_reaches_the_running_server(
     """What ``hoga pause``/``resume`` and a restore do: write the state; the server applies it."""
     async with running(tmp_path, db_url) as h:
         sue = await h.user("sue", "basic")
-        strategy = await _create(h, sue, "first", "sma_cross", [SYMBOL])
-        await h.http.post(f"/api/strategies/{strategy['id']}/start", headers=sue)
+        await _started(h, sue, "first", "sma_cross", [SYMBOL])
         assert h.hoga.live_strategies.status()["running"] == 1
 
         await write_pause(h.hoga.db, h.hoga.clock, True, reason="restored copy", by="test")

@@ -17,6 +17,8 @@ BENCHMARKS = [
     "bench_kis",
     "bench_kiwoom",
     "bench_dashboard",
+    "bench_cluster_feed",
+    "bench_cluster_orders",
 ]
 
 

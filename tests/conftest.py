@@ -121,3 +121,17 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter, exitstatu
 @pytest.fixture(scope="session")
 def anyio_backend() -> Iterator[str]:
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def nats_available() -> str:
+    """The NATS (JetStream) URL for cluster tests; skipped if unreachable (failed under CI)."""
+    from tests.cluster_support import NATS_URL, nats_alive
+
+    err = asyncio.run(nats_alive())
+    if err is None:
+        return NATS_URL
+    msg = f"NATS at {NATS_URL} is not reachable: {err}"
+    if IN_CI:
+        pytest.fail(msg + " (CI=true: cluster tests must run)")
+    pytest.skip(msg)

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import time as dt_time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
@@ -36,7 +36,7 @@ from hoga.composition import build_core
 from hoga.config import ConfigError, Settings
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
-from hoga.domain.errors import StorageUnavailable
+from hoga.domain.errors import Conflict, StorageUnavailable
 from hoga.domain.feed import Feed
 from hoga.domain.market import QuoteSource
 from hoga.execution import risk
@@ -72,6 +72,10 @@ from hoga.strategies.records import StrategyRecords
 from hoga.strategies.registry import load_catalog
 from hoga.strategies.service import StrategyService
 from hoga.supervision import readiness, warn_real_money, watch
+
+if TYPE_CHECKING:  # nats is imported only in cluster mode
+    from hoga.cluster.limits import ClusterLimits
+    from hoga.cluster.node import ClusterNode
 
 log = logging.getLogger(__name__)
 
@@ -112,10 +116,19 @@ class HogaApp:
         # build (composition.py); brokers join the account service below.
         core = build_core(s, self.clock)
         self.db = core.db
-        # One server per database and data dir. Cluster mode (a later issue) swaps in a guard
-        # that admits peers; see store/instance_lock.py.
-        self.guard: ServerGuard = SingleServerGuard(data, s.sqlalchemy_url)
+        # One server per database and data dir - or, in cluster mode (HOGA_CLUSTER_NATS_URL),
+        # one per data dir with peers on the database (cluster/guard.py, docs/scaling.md).
+        self.cluster: ClusterNode | None = None
+        if s.cluster_nats_url:
+            from hoga.cluster.node import ClusterNode
+
+            self.cluster = ClusterNode(s)
+        self.guard: ServerGuard = (
+            self.cluster.guard(self) if self.cluster else SingleServerGuard(data, s.sqlalchemy_url)
+        )
         self._guarded = False
+        # Cluster mode (docs/scaling.md): limits shared with the other servers (``start``).
+        self.cluster_limits: ClusterLimits | None = None
         self.vault = core.vault
         self.tokens = core.tokens
         self.throttle = core.throttle
@@ -259,7 +272,8 @@ class HogaApp:
 
         # The order pipeline.
         self.queue = OrderQueue(max_wait=s.queue_max_wait)
-        self.bus = EventBus()
+        # Cluster mode: events also reach the user's sockets on the other servers.
+        self.bus = self.cluster.events if self.cluster else EventBus()
         self.orders = OrderService(
             self.db,
             self.clock,
@@ -349,6 +363,8 @@ class HogaApp:
         self._started = False
         self.started_at: float | None = None
         self.admin_password_generated: str | None = None
+        if self.cluster is not None:
+            self.cluster.wire(self)
         self.api: FastAPI = self._build_api()
 
     async def _sync_vault(self) -> None:
@@ -397,6 +413,8 @@ class HogaApp:
 
     async def _send(self, item: QueueItem) -> None:
         """The dispatcher's sender: records the request's wait in the queue, then sends."""
+        if self.cluster is not None and not self.cluster.may_send(item.user_id):
+            return  # the user's owner changed: the request waits in the database for it
         self.metrics.queue_wait.labels(item.priority.label, item.kind.value).observe(
             max(0.0, self.clock.monotonic() - item.enqueued_at)
         )
@@ -437,7 +455,12 @@ class HogaApp:
         return await readiness(self)
 
     async def _resume(self) -> None:
-        if not self._brokers_attached and self._started:
+        if self.cluster is not None and not self._brokers_attached and self._started:
+            self._brokers_attached = True
+            self.accounts.attaching = True
+            await self.cluster.resume()
+            await self.reconciler.start()
+        elif not self._brokers_attached and self._started:
             # Started paused: open the broker sessions and catch up with the brokers first.
             self._brokers_attached = True
             await self.accounts.attach_all()
@@ -599,9 +622,15 @@ class HogaApp:
         await self._sync_vault()
         for broker in self.brokers.values():
             await broker.start()
-        self.admin_password_generated = await self.auth.bootstrap_admin(
-            s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
-        )
+        try:
+            self.admin_password_generated = await self.auth.bootstrap_admin(
+                s.admin_username, s.admin_password.get_secret_value() if s.admin_password else None
+            )
+        except Conflict:
+            if self.cluster is None:
+                raise
+            # Cluster mode: another server of a new cluster created the first admin just now.
+            self.admin_password_generated = None
         await self.auth_watch.start()
         await self.orders.load_server_state()
         if self.start_paused:
@@ -611,11 +640,16 @@ class HogaApp:
         else:
             paused = await self.control.load()
         self.live_strategies.suspended = paused.paused
+        if s.cluster_nats_url:  # before the dispatcher and the API use the limits
+            from hoga.cluster.limits import start_cluster_limits
+
+            self.cluster_limits = await start_cluster_limits(self)
         # Paused (after a restore, or --paused): no broker session is opened - no realtime
         # socket, no reconciliation call - until an admin resumes, so a restored copy never
         # talks to a broker beside the original. ``_resume`` attaches them then.
         if not paused.paused:
-            await self.accounts.attach_all()
+            if self.cluster is None:  # cluster mode: each owned user's, as it is taken
+                await self.accounts.attach_all()
             self._brokers_attached = True
         else:
             self.accounts.attaching = False
@@ -625,15 +659,18 @@ class HogaApp:
             await self._use_kiwoom_openapi_feed()
         await self._start_instruments()
         await warn_real_money(self)
-        recovered = await self.orders.recover()
-        if any(recovered.values()):
-            log.info("recovered orders after restart: %s", recovered)
+        if self.cluster is None:  # cluster mode: per user, as its lease is taken
+            recovered = await self.orders.recover()
+            if any(recovered.values()):
+                log.info("recovered orders after restart: %s", recovered)
         await warm
-        if self._brokers_attached:
+        if self._brokers_attached and self.cluster is None:
             await self.reconciler.reconcile_all()
         await self._load_bars()
         if isinstance(self.feed, SimulatorFeed | ReplayFeed) and self.drive_feed:
             self.feed.start()
+        if self.cluster is not None:  # the hub reads from NATS; the feed lease holder publishes
+            await self.cluster.start_market(self)
         await self.hub.start()
         await self.dispatcher.start()
         await self.resync.start()
@@ -658,6 +695,8 @@ class HogaApp:
                         self.instruments.run_daily(sync_at, source), name="symbols-sync"
                     )
                 )
+        if self.cluster is not None:
+            await self.cluster.start()  # users are taken (and their work started) from here
         self._started = True
         self.started_at = self.clock.time()
         log.info(
@@ -680,6 +719,9 @@ class HogaApp:
             ("queue resync", self.resync.stop),
             ("dispatcher", lambda: self.dispatcher.stop(grace=3.0)),
             ("held events", self.orders.stop),
+            # Quota shares go back to the cluster while the NATS connection is still open.
+            *([("cluster limits", self.cluster_limits.stop)] if self.cluster_limits else []),
+            *([("cluster", self.cluster.stop)] if self.cluster is not None else []),
             ("hub", self.hub.stop),
             ("feed", self.feed.close),
             ("background", self._stop_background),

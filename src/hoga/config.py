@@ -115,6 +115,12 @@ class Settings(BaseSettings):
         description="seconds a dead server's leases (users, broker keys, the feed) outlive it; "
         "a server that cannot renew stops that work after two thirds of this",
     )
+    cluster_prefix: str = Field(
+        "hoga",
+        pattern=r"^[A-Za-z0-9_-]{1,32}$",
+        description="first token of every NATS subject and key-value bucket of this cluster "
+        "(two clusters, or two test runs, on one NATS server use different prefixes)",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     # --- logs, metrics, backups, alerts (docs/operations.md "Metrics, logs and alerts")
     log_format: Literal["text", "json"] = Field("text", description="json = one JSON object a line")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 from fastapi import Depends, Request
 from starlette.requests import HTTPConnection
@@ -41,32 +41,43 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+class Budget(Protocol):
+    """The per-user API budget: ``check`` returns, or raises ``LimitExceeded`` (429 with
+    Retry-After) for a call beyond ``per_minute`` in any minute. ``ApiBudget`` counts in this
+    process; cluster mode counts across servers (``hoga.cluster.limits.SharedApiBudget``)."""
+
+    async def check(self, user_id: int, per_minute: int, now: float) -> None: ...
+
+
 class ApiBudget:
-    """Per-user request budget (calls per minute) - 429 with Retry-After beyond it."""
+    """Per-user request budget (calls per minute), in this process's memory (``Budget``)."""
 
     def __init__(self) -> None:
         self._windows: dict[int, SlidingWindow] = {}
 
-    def check(self, user_id: int, per_minute: int, now: float) -> None:
+    async def check(self, user_id: int, per_minute: int, now: float) -> None:
         w = self._windows.get(user_id)
         if w is None or w.limit != per_minute:
             w = self._windows[user_id] = SlidingWindow(max(1, per_minute), 60.0)
         if not w.try_acquire(now):
-            retry = w.available_at(now) - now
-            raise LimitExceeded(
-                f"API 호출 한도(분당 {per_minute}회)를 넘었습니다. {int(retry) + 1}초 후 다시 시도하세요 "
-                "(API budget exceeded)",
-                "rate_limited",
-                retry_after=retry,
-            )
+            raise budget_exceeded(per_minute, w.available_at(now) - now)
+
+
+def budget_exceeded(per_minute: int, retry: float) -> LimitExceeded:
+    return LimitExceeded(
+        f"API 호출 한도(분당 {per_minute}회)를 넘었습니다. {int(retry) + 1}초 후 다시 시도하세요 "
+        "(API budget exceeded)",
+        "rate_limited",
+        retry_after=retry,
+    )
 
 
 async def current_user(request: Request) -> AuthContext:
     hoga = get_hoga(request)
     ctx = await hoga.auth.authenticate(bearer_token(request), client_ip(request))
     per_minute = ctx.user.api_calls_per_minute or ctx.tier.api_calls_per_minute
-    budget: ApiBudget = request.app.state.api_budget
-    budget.check(ctx.user_id, per_minute, hoga.clock.monotonic())
+    budget: Budget = request.app.state.api_budget
+    await budget.check(ctx.user_id, per_minute, hoga.clock.monotonic())
     request.state.user_id = ctx.user_id
     return ctx
 

@@ -13,6 +13,8 @@ share one NATS server without hearing each other; key-value buckets are named
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import socket
@@ -27,6 +29,14 @@ if TYPE_CHECKING:  # nats-py is imported lazily: a single server never loads it
 log = logging.getLogger(__name__)
 
 Handler = Callable[[str, bytes], Awaitable[None]]
+
+
+async def cancel(task: asyncio.Task[None] | None) -> None:
+    """Cancel a cluster part's background loop and wait for it to end."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 def default_instance_id() -> str:

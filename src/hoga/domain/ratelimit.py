@@ -11,6 +11,25 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable
+from typing import Protocol
+
+
+class RateLimit(Protocol):
+    """What the dispatcher asks of a limit: ``SlidingWindow`` here, or a cap shared by the
+    servers of a cluster (``hoga.cluster.quota.SharedQuota``). ``limit`` is what this process
+    may use now; ``record`` is called only after ``available_at(now) <= now``."""
+
+    @property
+    def limit(self) -> int: ...
+
+    @property
+    def window(self) -> float: ...
+
+    def available_at(self, now: float) -> float: ...
+
+    def record(self, now: float) -> None: ...
+
+    def in_window(self, now: float) -> int: ...
 
 
 class SlidingWindow:
@@ -62,12 +81,12 @@ class SlidingWindow:
         return len(self._events)
 
 
-def available_at(limits: Iterable[SlidingWindow], now: float) -> float:
+def available_at(limits: Iterable[RateLimit], now: float) -> float:
     """When every limiter allows one more event."""
     return max((lim.available_at(now) for lim in limits), default=now)
 
 
-def acquire_all(limits: Iterable[SlidingWindow], now: float) -> bool:
+def acquire_all(limits: Iterable[RateLimit], now: float) -> bool:
     """Take one slot from every limiter, or none if any is full."""
     lims = list(limits)
     if available_at(lims, now) > now:

@@ -7,6 +7,7 @@ Every user gets a paper account, funded with ``paper_initial_cash``, when they a
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -57,6 +58,8 @@ class AccountService:
         #: False while the server runs paused: accounts linked meanwhile open no broker
         #: session until ``attach_all`` on resume (the server sets it; see app.py).
         self.attaching = True
+        #: Cluster mode: only the users this server owns get broker sessions here.
+        self.owns: Callable[[int], bool] | None = None
 
     # --- creation
 
@@ -236,6 +239,8 @@ class AccountService:
         broker = self.brokers.get(acct.broker)
         if broker is None or not self.attaching:
             return
+        if self.owns is not None and not self.owns(acct.user_id):
+            return  # cluster mode: the user's owner opens its sessions
         try:
             await broker.attach(self.ref(acct))
         except BrokerError as e:
@@ -248,6 +253,25 @@ class AccountService:
         for acct in accts:
             await self._attach(acct)
         return accts
+
+    async def user_accounts(self, user_id: int) -> list[AccountRecord]:
+        """The user's active accounts (cluster mode: what an owner attaches and detaches)."""
+        async with self._db.tx(Actor.user(user_id)) as conn:
+            return [a for a in await repo.list_accounts(conn, user_id) if a.is_active]
+
+    async def attach_account(self, acct: AccountRecord) -> None:
+        """Open one account's broker session (cluster mode: its user's owner changed)."""
+        await self._attach(acct)
+
+    async def detach_account(self, acct: AccountRecord) -> None:
+        """Close one account's broker session (cluster mode: another server owns it now)."""
+        broker = self.brokers.get(acct.broker)
+        if broker is None:
+            return
+        try:
+            await broker.detach(acct.id)
+        except BrokerError as e:
+            log.warning("could not detach account %s from %s: %s", acct.id, acct.broker, e.code)
 
     async def test(self, user_id: int, account_id: int, *, ip: str | None) -> dict[str, Any]:
         acct = await self.get(user_id, account_id)

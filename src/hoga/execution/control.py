@@ -127,6 +127,9 @@ class ServerControl:
         self._on_resume = on_resume
         self.state = PauseState()
         self._applied: bool | None = None
+        #: Called after this process wrote a change (cluster mode tells the other servers,
+        #: which otherwise see it at their next poll).
+        self.on_change_written: list[Callable[[], None]] = []
 
     @property
     def paused(self) -> bool:
@@ -161,6 +164,8 @@ class ServerControl:
         await write_pause(
             self._db, self._clock, paused, reason=reason, by=by, actor_id=actor_id, ip=ip
         )
+        for hook in self.on_change_written:
+            hook()
         if self._applied is None:
             await self.load()  # at start-up, before strategies or dispatch began
         else:

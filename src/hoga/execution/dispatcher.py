@@ -34,7 +34,7 @@ from hoga.domain.errors import StorageUnavailable
 from hoga.domain.orders import Priority
 from hoga.execution.gate import Hold
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
-from hoga.execution.ratelimit import SlidingWindow, acquire_all, available_at
+from hoga.execution.ratelimit import RateLimit, SlidingWindow, acquire_all, available_at
 from hoga.execution.scheduling import Act, HogaSessionPolicy, SessionPolicy, SessionState
 
 log = logging.getLogger(__name__)
@@ -88,7 +88,9 @@ class Dispatcher:
         self._hold = hold
         #: Accounts whose queued requests wait, and why (as of the dispatcher's last look).
         self.held: dict[int, Hold] = {}
-        self.global_limit = SlidingWindow.per_second(global_rate, margin)
+        #: The server-wide cap. Cluster mode swaps in a share of the cluster's cap
+        #: (``hoga.cluster.limits``) before ``start``.
+        self.global_limit: RateLimit = SlidingWindow.per_second(global_rate, margin)
         self.margin = margin
         self.max_inflight = max_inflight_per_account
         self.time_slice = time_slice
@@ -143,7 +145,7 @@ class Dispatcher:
             return SlidingWindow(int(lim.rate), lim.window, self.margin)
         return SlidingWindow(1, lim.window / lim.rate, self.margin)
 
-    def _limiters(self, lim: BrokerLimits, window: SlidingWindow) -> list[SlidingWindow]:
+    def _limiters(self, lim: BrokerLimits, window: SlidingWindow) -> list[RateLimit]:
         return [window, self.global_limit] if lim.counts_toward_global else [window]
 
     async def start(self) -> None:
@@ -203,7 +205,7 @@ class Dispatcher:
     async def _step_rest(self, gw: _Gateway) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        best: tuple[QueueItem, list[SlidingWindow]] | None = None
+        best: tuple[QueueItem, list[RateLimit]] | None = None
         wake_at = math.inf
         for account in self.queue.accounts(gw.name):
             if self._inflight[account] >= self.max_inflight:
@@ -272,7 +274,9 @@ class Dispatcher:
         assert s is not None
         # One control, one rate: the limit belongs to the session, whichever account it holds.
         window = self._window_for(lim)
-        limiters = [window, self.global_limit] if lim.counts_toward_global else [window]
+        limiters: list[RateLimit] = (
+            [window, self.global_limit] if lim.counts_toward_global else [window]
+        )
         preparing: asyncio.Task[None] | None = None
         while self._running:
             now = loop.time()

@@ -151,15 +151,26 @@ class Intake:
                     },
                 )
             self.risk.remember(user_id, intent, mono)
+        await self._committed(order, acct.broker, decision)
+        return order
+
+    async def _committed(self, order: Order, broker: str, decision: risk.RiskDecision) -> None:
+        """After the order is committed: the one place for what follows a recorded order.
+
+        Persist-before-send: the dispatcher can see the order only from here on. The queue
+        comes first, with no await before it, so an order committed but not yet queued is
+        seen as briefly as possible (the queue resync backstop queues such an order again;
+        twice is harmless). What does not decide the answer goes after it.
+        """
+        core = self._core
         if decision.ok:
             core.stats["submitted"] += 1
-            core.enqueue(order, acct.broker, Kind.PLACE, order.priority)
+            core.enqueue(order, broker, Kind.PLACE, order.priority)
         else:
             core.stats["denied"] += 1
         core.publish(order)
         if decision.breach:
-            await self._auth.set_trading_state(user_id, risk.REDUCING, "daily loss limit")
-        return order
+            await self._auth.set_trading_state(order.user_id, risk.REDUCING, "daily loss limit")
 
     async def preview(self, user_id: int, intent: OrderIntent) -> dict[str, Any]:
         """What ``submit`` would decide, and what the order would cost - nothing is recorded."""

@@ -35,14 +35,17 @@ class OrderControl:
         self._core = core
         self._modifier = modifier
 
-    async def recover(self) -> dict[str, int]:
+    async def recover(self, user_id: int | None = None) -> dict[str, int]:
         """After a (re)start: queued orders go back in the queue; orders caught mid-submit
-        become UNKNOWN for reconciliation. Nothing is resent blindly."""
+        become UNKNOWN for reconciliation. Nothing is resent blindly. ``user_id``: one user's
+        orders only (cluster mode: this server has just become that user's owner)."""
         core = self._core
         counts = {"requeued": 0, "unknown": 0}
         recovering = [S.QUEUED, S.SUBMITTING, S.CANCEL_PENDING, S.MODIFY_PENDING]
         async with core.db.tx(SYSTEM) as conn:
-            pending = await repo.open_orders(conn, statuses=[s.value for s in recovering])
+            pending = await repo.open_orders(
+                conn, user_id=user_id, statuses=[s.value for s in recovering]
+            )
             brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
             disabled = {u.id for u in await users_repo.list_users(conn) if not u.is_active}
         for order in pending:

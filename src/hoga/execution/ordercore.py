@@ -39,6 +39,10 @@ GATEWAY_OF = {"paper": "paper", "kis": "kis", "kiwoom": "kiwoom"}
 _RELEASING = (S.REJECTED, S.CANCELLED, S.EXPIRED)
 
 
+def _always(user_id: int) -> bool:
+    return True
+
+
 @dataclass(frozen=True, slots=True)
 class OrderPolicy:
     """Server-wide defaults the order service applies (per-user values override some)."""
@@ -80,6 +84,9 @@ class OrderCore:
         self.policy = policy
         self.account_locks: dict[int, asyncio.Lock] = defaultdict(asyncio.Lock)
         self.server_state = risk.ACTIVE
+        # Cluster mode (cluster/node.py): whether this server may still send for a user - asked
+        # between the SUBMITTING claim and the broker call. A single server always may.
+        self.may_send: Callable[[int], bool] = _always
         self.on_unknown: Callable[[int], None] = lambda account_id: None
         self.stats = {"submitted": 0, "denied": 0, "sent": 0, "unknown": 0, "fills": 0}
         self._owners: dict[int, int] = {}

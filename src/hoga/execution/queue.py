@@ -77,6 +77,9 @@ class OrderQueue:
         self._by_order: dict[tuple[int, Kind], QueueItem] = {}
         self._held: dict[str, int] = {}
         self._listeners: list[Callable[[str], None]] = []
+        # Cluster mode (cluster/node.py): False for an item of a user another server owns -
+        # the order is in the database already and the owner is told instead (handoff.py).
+        self.admit: Callable[[QueueItem], bool] | None = None
 
     def sort_key(self, priority: Priority, enqueued_at: float, seq: int) -> SortKey:
         if priority == Priority.URGENT:
@@ -92,6 +95,8 @@ class OrderQueue:
     def push(self, item: QueueItem) -> QueueItem:
         if (item.order_id, item.kind) in self._by_order:
             return self._by_order[(item.order_id, item.kind)]
+        if self.admit is not None and not self.admit(item):
+            return item
         if not item.seq:
             item.seq = next(self._seq)
         item.key = self.sort_key(item.priority, item.enqueued_at, item.seq)
@@ -194,6 +199,13 @@ class OrderQueue:
 
     def contains(self, order_id: int, kind: Kind = Kind.PLACE) -> bool:
         return (order_id, kind) in self._by_order
+
+    def remove_user(self, user_id: int) -> int:
+        """Take every item of ``user_id`` out (its owner changed); returns how many."""
+        mine = [key for key, item in self._by_order.items() if item.user_id == user_id]
+        for order_id, kind in mine:
+            self.remove(order_id, kind)
+        return len(mine)
 
     def items(self, gateway: str | None = None) -> Iterator[QueueItem]:
         for item in self._by_order.values():

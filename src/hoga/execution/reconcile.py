@@ -31,7 +31,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date
 from typing import Any
 
@@ -89,6 +89,8 @@ class Reconciler:
         self._inflight: set[asyncio.Task[ReconcileResult]] = set()
         self._parallel = asyncio.Semaphore(PARALLEL)
         self.last: dict[int, ReconcileResult] = {}
+        # Cluster mode: only the accounts of users this server owns (cluster/node.py).
+        self.owns_account: Callable[[int], bool] | None = None
         service.on_unknown = self.request
 
     # --- scheduling
@@ -140,12 +142,16 @@ class Reconciler:
             accounts = await orders_repo.accounts_at_broker(
                 conn, krx.trading_date(self._clock.now())
             )
+        if self.owns_account is not None:
+            accounts = [a for a in accounts if self.owns_account(a)]
         return list(await asyncio.gather(*(self.reconcile_account(a) for a in accounts)))
 
     # --- one account
 
     async def reconcile_account(self, account_id: int) -> ReconcileResult:
         result = ReconcileResult(account_id)
+        if self.owns_account is not None and not self.owns_account(account_id):
+            return result  # another server owns this account's user
         if account_id in self._running:
             self._again.add(account_id)
             return result
@@ -204,9 +210,7 @@ class Reconciler:
             )
         ]
         result.checked = len(local)
-        if not local and not await compare_books(
-            self._db, self._clock, self._service, ref, broker, result
-        ):
+        if not local and not await self._books(ref, broker, result):
             return
         # Open orders to settle, or books that differ: read the broker's reports (once).
         days = sorted({o.trading_day for o in local} | {krx.trading_date(now)})
@@ -264,7 +268,15 @@ class Reconciler:
             rep = by_id.get(bid)
             if rep is not None and order.id not in done and rep.filled_qty != order.filled_qty:
                 await self.converge(order, rep, fills, result)
-        await compare_books(self._db, self._clock, self._service, ref, broker, result)
+        await self._books(ref, broker, result)
+
+    async def _books(self, ref: Any, broker: Any, result: ReconcileResult) -> bool:
+        """Compare positions and cash with the broker's balance; True if they differ."""
+        if self.owns_account is not None and ref.broker == "paper":
+            # Cluster mode: each server's paper broker keeps its own simulated book, so after
+            # a user moved the new owner's book is not the account's history (docs/scaling.md).
+            return False
+        return await compare_books(self._db, self._clock, self._service, ref, broker, result)
 
     async def converge(
         self,

@@ -20,11 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import date
 
 from hoga.domain import krx
 from hoga.domain.clock import Clock
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.orders import OrderStatus, Priority
+from hoga.domain.orders import Order, OrderStatus, Priority
 from hoga.execution.queue import Kind
 from hoga.execution.service import OrderService
 from hoga.store.db import SYSTEM, Database
@@ -47,40 +49,65 @@ class QueueResync:
         self.interval = interval
         self.requeued = 0
         self._task: asyncio.Task[None] | None = None
+        # Cluster mode: only the users this server owns (cluster/ownership.py).
+        self.owns: Callable[[int], bool] | None = None
 
-    async def check(self) -> dict[str, int]:
-        svc, queue = self._service, self._service.queue
+    async def check(self, user_id: int | None = None) -> dict[str, int]:
+        """One comparison (``user_id``: that user's orders only)."""
+        svc = self._service
         today = krx.trading_date(self._clock.now())
-        async with self._db.tx(SYSTEM) as conn:
-            waiting = await orders_repo.open_orders(
-                conn, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
-            )
-            brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
+        waiting, brokers = await self._read(user_id)
         done = {"place": 0, "cancel": 0}
-        for order in waiting:
-            broker = brokers.get(order.account_id)
-            if broker is None:
-                continue
-            if order.status == S.QUEUED:
-                kind = Kind.PLACE
-                if order.trading_day < today:
-                    continue
-            else:
-                kind = Kind.CANCEL
-                if not order.broker_order_id or order.id in svc.cancels_sent:
-                    continue
-            if queue.contains(order.id, kind) or (order.id, kind) in svc.inflight:
+        missing = [
+            (order, broker, kind)
+            for order in waiting
+            if (broker := brokers.get(order.account_id)) is not None
+            and (self.owns is None or self.owns(order.user_id))
+            and (kind := self._kind(order, today)) is not None
+            and not self._held(order.id, kind)
+        ]
+        if not missing:
+            return done
+        # A request the dispatcher took, sent and settled while the first read was in flight
+        # looks missing (its row was read as it was before). A second look at the database,
+        # with nothing awaited between it and the queuing, tells the two apart; without it
+        # a busy server logged false "missing from the queue" warnings.
+        fresh = {o.id: o for o in (await self._read(user_id))[0]}
+        for order, broker, kind in missing:
+            now = fresh.get(order.id)
+            if now is None or now.status != order.status or self._held(order.id, kind):
                 continue
             priority = order.priority if kind == Kind.PLACE else Priority.URGENT
-            svc.enqueue(order, broker, kind, priority)
+            svc.enqueue(now, broker, kind, priority)
             done[kind.value] += 1
-            log.warning(
+            # A hand-off (user_id given) is expected work, not a gap.
+            (log.debug if user_id is not None else log.warning)(
                 "order %s was %s in the database but missing from the queue; queued again",
                 order.id,
                 order.status.value,
             )
         self.requeued += done["place"] + done["cancel"]
         return done
+
+    async def _read(self, user_id: int | None = None) -> tuple[list[Order], dict[int, str]]:
+        async with self._db.tx(SYSTEM) as conn:
+            waiting = await orders_repo.open_orders(
+                conn, user_id=user_id, statuses=[S.QUEUED.value, S.CANCEL_PENDING.value]
+            )
+            brokers = {a.id: a.broker for a in await accounts_repo.all_active_accounts(conn)}
+        return waiting, brokers
+
+    def _kind(self, order: Order, today: date) -> Kind | None:
+        """What the order waits for, or None when this backstop leaves it alone."""
+        if order.status == S.QUEUED:
+            return Kind.PLACE if order.trading_day >= today else None
+        if not order.broker_order_id or order.id in self._service.cancels_sent:
+            return None
+        return Kind.CANCEL
+
+    def _held(self, order_id: int, kind: Kind) -> bool:
+        svc = self._service
+        return svc.queue.contains(order_id, kind) or (order_id, kind) in svc.inflight
 
     async def start(self) -> None:
         if self._task is None:

@@ -2,7 +2,7 @@
 
 The gate (``execution/risk.py``) is a pure function of ``RiskInputs``; this module gathers
 them - the day's counters, cash, what open orders hold back, positions marked at the last
-quotes, the quote's age - and remembers recent intents for the duplicate check.
+quotes (one statement: ``store/repos/risk_inputs.py``), the quote's age - and remembers recent intents for the duplicate check.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from hoga.domain.orders import OrderIntent
 from hoga.execution import risk
 from hoga.execution.ordercore import OrderCore
 from hoga.store.repos import ledger
-from hoga.store.repos import orders as repo
+from hoga.store.repos import risk_inputs as risk_rows
 from hoga.store.repos.accounts import AccountRecord
 
 AccountOpen = Callable[[str, str, str | None], bool]
@@ -79,10 +79,11 @@ class RiskReader:
         core = self._core
         uid = user.id
         account_id = acct.id
-        trades, realized, unreal_start = await ledger.day_counters(conn, uid, day)
-        cash = await ledger.cash(conn, uid, account_id)
-        reserved, open_sells, open_buys = await repo.exposure(conn, uid, account_id)
-        positions = await ledger.positions(conn, uid)
+        # One statement for the four reads (store/repos/risk_inputs.py).
+        rows = await risk_rows.read(conn, uid, account_id, day)
+        trades, realized, unreal_start = rows.trades, rows.realized, rows.unrealized_start
+        cash, reserved = rows.cash, rows.reserved
+        open_sells, open_buys, positions = rows.open_sells, rows.open_buys, rows.positions
         held = {p.symbol: p for p in positions if p.account_id == account_id}
         unreal = 0
         for p in positions:

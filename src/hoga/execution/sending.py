@@ -117,6 +117,17 @@ class Sender:
         if submitting is None:
             return
         order = submitting
+        if not core.may_send(item.user_id):
+            # Cluster mode: this server lost the user (lease fenced or handed back) after the
+            # queue gave the item out. Nothing was sent: back to QUEUED for the new owner
+            # (whose recovery, if it ran first, made it UNKNOWN - then this move fails and
+            # reconciliation settles it).
+            await core.record(
+                order,
+                "hand-over",
+                partial(core.move, submitting, S.QUEUED, detail="owner changed; not sent here"),
+            )
+            return
         core.stats["sent"] += 1
         request = PlaceRequest(
             client_order_id=order.client_order_id,

@@ -17,7 +17,7 @@ The risk gate (``risk.py``) stays a pure function.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date
 from typing import Any
 
@@ -86,6 +86,11 @@ class OrderService:
         self.inflight = self.sender.inflight
         self.cancels_sent = self.sender.cancels_sent
         self.stats = core.stats
+        # Cluster mode (cluster/node.py): a modify for a user another server owns runs there;
+        # returns the modified order, or None to run it here.
+        self.remote_modify: (
+            Callable[[int, int, int | None, int | None, str | None], Awaitable[Order | None]] | None
+        ) = None
 
     @property
     def server_state(self) -> str:
@@ -147,6 +152,10 @@ class OrderService:
         ip: str | None = None,
     ) -> Order:
         """Modify (정정) a working order: a new price and/or total quantity (``modifying.py``)."""
+        if self.remote_modify is not None:
+            forwarded = await self.remote_modify(user_id, order_id, price, quantity, ip)
+            if forwarded is not None:
+                return forwarded
         return await self.modifier.request(user_id, order_id, price=price, quantity=quantity, ip=ip)
 
     async def get(self, user_id: int, order_id: int) -> Order:
@@ -192,8 +201,8 @@ class OrderService:
 
     # ------------------------------------------------------------------ control
 
-    async def recover(self) -> dict[str, int]:
-        return await self.control.recover()
+    async def recover(self, user_id: int | None = None) -> dict[str, int]:
+        return await self.control.recover(user_id)
 
     async def expire_stale(self, today: date) -> int:
         return await self.control.expire_stale(today)

@@ -18,7 +18,7 @@ from hoga.domain.clock import Clock
 from hoga.domain.errors import InvalidInput, LimitExceeded, NotFound
 from hoga.domain.tiers import Tier
 from hoga.security import totp
-from hoga.security.throttle import LoginThrottle
+from hoga.security.throttle import Throttle
 from hoga.security.tokens import TokenService
 from hoga.security.vault import Vault, VaultError, totp_aad
 from hoga.store.db import SYSTEM, Actor, Database
@@ -100,7 +100,7 @@ class AuthCore:
         *,
         max_users: int,
         refresh_ttl: int,
-        throttle: LoginThrottle,
+        throttle: Throttle,
     ) -> None:
         self._db = db
         self._vault = vault
@@ -108,7 +108,7 @@ class AuthCore:
         self._clock = clock
         self.max_users = max_users
         self._refresh_ttl = refresh_ttl
-        self.throttle = throttle
+        self.throttle: Throttle = throttle
         self._users: dict[int, UserRecord] = {}
         self._tiers: dict[str, Tier] = {}
         self._revoked: dict[str, bool] = {}

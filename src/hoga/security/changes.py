@@ -58,6 +58,10 @@ class AuthChangeWatcher:
             self._last = await repo.last_id(conn)
         self._task = asyncio.get_running_loop().create_task(self._run(), name="auth-changes")
 
+    def wake(self) -> None:
+        """Poll now rather than at the next interval (another server wrote a change)."""
+        self._wake.set()
+
     async def stop(self) -> None:
         if self._task is not None:
             self._task.cancel()

@@ -7,15 +7,32 @@ then a lock of ``backoff_base`` seconds doubling per further failure up to ``bac
 the owner is at worst slowed for a minute, never kept out for the full lock. Keys are the
 username as typed (whether or not it exists, so a lock does not reveal that) and the client
 address. State lives in memory: hoga is one process, and a restart forgetting half-finished
-lockouts is acceptable.
+lockouts is acceptable. In cluster mode every server applies every server's failures to its own
+copy (``hoga.cluster.throttle``), behind the ``Throttle`` protocol ``AuthService`` uses.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from hoga.domain.clock import Clock
+
+
+class Throttle(Protocol):
+    """What sign-in asks of a throttle (``LoginThrottle``'s methods, documented there)."""
+
+    @property
+    def max_failures(self) -> int: ...
+
+    def locked_for(self, *keys: str) -> float: ...
+
+    def failure(
+        self, *keys: str, limits: dict[str, int] | None = None, backoff: tuple[str, ...] = ()
+    ) -> float: ...
+
+    def success(self, *keys: str) -> None: ...
 
 
 @dataclass
@@ -100,3 +117,23 @@ class LoginThrottle:
     def _prune(self, now: float) -> None:
         for k in [k for k, e in self._entries.items() if not e.failures and e.locked_until < now]:
             del self._entries[k]
+
+    def export(self) -> list[list[Any]]:
+        """The live state as ``[key, [failure ages], seconds still locked]`` rows - ages, not
+        times, so another process with another monotonic clock can ``merge`` them."""
+        now = self._clock.monotonic()
+        self._prune(now)
+        return [
+            [k, [round(now - t, 3) for t in e.failures], round(max(0.0, e.locked_until - now), 3)]
+            for k, e in self._entries.items()
+        ]
+
+    def merge(self, rows: list[list[Any]]) -> None:
+        """Take over another process's ``export`` for keys this one knows nothing of."""
+        now = self._clock.monotonic()
+        for key, ages, locked in rows:
+            if str(key) in self._entries:
+                continue
+            e = self._entries[str(key)] = _Entry()
+            e.failures.extend(sorted(now - float(a) for a in ages))
+            e.locked_until = now + float(locked) if float(locked) > 0 else 0.0

@@ -66,8 +66,24 @@ def new_family_id() -> str:
     return secrets.token_hex(16)
 
 
+def _expired() -> Unauthorized:
+    return Unauthorized("토큰이 만료되었습니다 (token expired)", "token.expired")
+
+
+#: Verified access tokens remembered at most (a few per signed-in session and client).
+VERIFIED_CACHE_SIZE = 4096
+
+
 class TokenService:
-    """Issues and verifies access tokens."""
+    """Issues and verifies access tokens.
+
+    ``verify_access`` remembers the claims of tokens it verified, keyed by the whole token
+    string (never the signature alone: a cached signature must not vouch for another payload),
+    until they expire: decoding and checking the HMAC again costs more than the rest of a small
+    request. Only the signature check is skipped; expiry is checked on every call, and
+    revocation, disabling and the allowlist are the caller's checks (``AuthService``), made on
+    every request as before.
+    """
 
     def __init__(self, secret: bytes, clock: Clock, access_ttl: int) -> None:
         if len(secret) < 32:
@@ -75,6 +91,7 @@ class TokenService:
         self._secret = secret
         self._clock = clock
         self.access_ttl = access_ttl
+        self._verified: dict[str, AccessClaims] = {}
 
     def issue_access(self, user_id: int, session_id: str) -> tuple[str, int]:
         now = int(self._clock.time())
@@ -90,6 +107,26 @@ class TokenService:
         return jwt.encode(claims, self._secret, algorithm=ALGORITHM), self.access_ttl
 
     def verify_access(self, token: str) -> AccessClaims:
+        claims = self._verified.get(token)
+        if claims is None:
+            claims = self._decode(token)
+            if len(self._verified) >= VERIFIED_CACHE_SIZE:
+                self._forget_expired()
+            self._verified[token] = claims
+        if claims.expires_at <= self._clock.time():
+            self._verified.pop(token, None)
+            raise _expired()
+        return claims
+
+    def _forget_expired(self) -> None:
+        now = self._clock.time()
+        self._verified = {k: c for k, c in self._verified.items() if c.expires_at > now}
+        if len(self._verified) >= VERIFIED_CACHE_SIZE:
+            # All still valid (many sessions): start over rather than grow without bound.
+            self._verified.clear()
+
+    def _decode(self, token: str) -> AccessClaims:
+        """The claims of a token whose signature, issuer, type, expiry and subject hold."""
         try:
             # Check expiry against our clock (tests move it), not the library's wall clock.
             claims = jwt.decode(
@@ -106,7 +143,7 @@ class TokenService:
         if claims.get("typ") != "access":
             raise Unauthorized("유효하지 않은 토큰입니다 (invalid token)", "token.invalid")
         if float(claims["exp"]) <= self._clock.time():
-            raise Unauthorized("토큰이 만료되었습니다 (token expired)", "token.expired")
+            raise _expired()
         try:
             user_id = int(claims["sub"])
         except (TypeError, ValueError):

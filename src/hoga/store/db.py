@@ -300,6 +300,12 @@ class Database:
         owner = self._make_engine(as_app=False, url=self.owner_url)
         try:
             async with owner.begin() as conn:
+                if self.is_postgres:
+                    # Servers of a cluster start side by side: one migrates (and re-grants) at
+                    # a time, the others wait and find the schema at head.
+                    await conn.execute(
+                        text("select pg_advisory_xact_lock(hashtext('hoga.migrate'))")
+                    )
                 applied: list[str] = await conn.run_sync(upgrade_sync)
                 if self.is_postgres and self.app_role and self.system_role:
                     from hoga.store.rls import ensure_rls

@@ -80,6 +80,10 @@ class LiveDriver:
         )
         #: The server is paused: nothing runs; statuses stay for ``resume``.
         self.suspended = False
+        # Cluster mode (cluster/node.py): which users' strategies run here, and how a start or
+        # stop recorded for a user owned elsewhere reaches the owner (``sync_user`` there).
+        self.owns: Callable[[int], bool] | None = None
+        self.on_remote: Callable[[int], None] = lambda user_id: None
         bus.add_hook(self._on_event)
         hub.bars.add_listener(self._on_bar)
 
@@ -87,14 +91,17 @@ class LiveDriver:
 
     async def start(self) -> None:
         """Start every strategy that was running when the server stopped (none while the
-        server is paused: they keep their status and start on ``resume``)."""
+        server is paused: they keep their status and start on ``resume``). In cluster mode
+        only those of the users this server owns (``owns``)."""
         if self.suspended:
             self._started = True
             log.info("server paused: strategies were not started")
             return
         async with self._db.tx(SYSTEM) as conn:
             running = [
-                r for r in await repo.with_status(conn, ["running"]) if r.id not in self._runs
+                r
+                for r in await repo.with_status(conn, ["running"])
+                if r.id not in self._runs and (self.owns is None or self.owns(r.user_id))
             ]
         by_user: dict[int, list[repo.StrategyRecord]] = defaultdict(list)
         for rec in running:
@@ -147,6 +154,30 @@ class LiveDriver:
                 *(self._halt(run, "shutdown") for run in runs), return_exceptions=True
             )
         return len(runs)
+
+    async def sync_user(self, user_id: int) -> int:
+        """Cluster mode: another server started, stopped or deleted one of this owner's
+        user's strategies in the database; make the running set match it. Returns how many
+        now run."""
+        async with self._records.lock(user_id):
+            async with self._db.tx(Actor.user(user_id)) as conn:
+                recs = await repo.list_for_user(conn, user_id)
+            wanted = {r.id for r in recs if r.status == "running"}
+            for run in [r for r in list(self._runs.values()) if r.rec.user_id == user_id]:
+                if run.id not in wanted:
+                    await self._halt(run, "shutdown")  # its new status is in the database
+            if not self.suspended:
+                fresh = [r for r in recs if r.id in wanted and r.id not in self._runs]
+                await self._start_records(user_id, fresh)
+            return self.running_for(user_id)
+
+    def remote(self, user_id: int) -> bool:
+        """Cluster mode: the user is owned by another server; tell it (its ``sync_user``
+        applies what was just recorded) and return True. False on the owner or alone."""
+        if self.owns is None or self.owns(user_id):
+            return False
+        self.on_remote(user_id)
+        return True
 
     async def disable_user(self, user_id: int, message: str) -> int:
         """The user was disabled: stop their running strategies now (their open orders are

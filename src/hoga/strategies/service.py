@@ -179,7 +179,8 @@ class StrategyService:
                 audit_action="strategy.start",
                 ip=ip,
             )
-            await self._live.launch(rec)
+            if not self._live.remote(user_id):  # else the owner starts it from the database
+                await self._live.launch(rec)
             rec = await self._records.get(user_id, strategy_id)
         return await self._records.announce(rec)
 
@@ -210,6 +211,7 @@ class StrategyService:
                     ip=ip,
                     **({} if keep_error else {"last_error": None, "error_at": None}),
                 )
+                self._live.remote(user_id)  # the owner halts its run
         return await self._records.announce(rec)
 
     async def delete(self, user_id: int, strategy_id: int, *, ip: str | None = None) -> None:
@@ -229,6 +231,7 @@ class StrategyService:
                     target=f"strategy:{rec.id}",
                     detail={"kind": rec.kind, "name": rec.name},
                 )
+            self._live.remote(user_id)  # the owner halts the run it still has
         self._records.bus.publish(
             user_id, {"type": "strategy_deleted", "strategy_id": rec.id, "name": rec.name}
         )

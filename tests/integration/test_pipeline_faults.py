@@ -189,11 +189,9 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
     """The backstop's read of the database can predate a send that finished before it
     looked at the queue: such an order is not "missing" (it used to be queued again with a
     false warning, on every busy round)."""
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("fay", "basic")
-        h.pump(300)
-        r = await h.post_order(u, qty=1)
-        oid = r.json()["id"]
+    async with _trading(tmp_path, sqlite_url, "fay") as (h, u):
+        placed = await _accepted(h, u, qty=1)
+        oid = placed["id"]
         stale = await h.hoga.resync._read()  # the order as it was: QUEUED
         assert [o.status.value for o in stale[0]] == ["QUEUED"]
         await h.wait_status(u, oid, "FILLED")
@@ -206,7 +204,7 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
         h.hoga.resync._read = first_read_is_stale  # type: ignore[method-assign]
         assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}
         assert h.hoga.resync.requeued == 0
-        assert h.hoga.paper.placements(r.json()["account_id"]) == 1
+        assert h.hoga.paper.placements(placed["account_id"]) == 1
 
 
 async def test_a_database_fault_raised_outside_a_transaction_is_still_a_503() -> None:

@@ -20,6 +20,7 @@ import os
 import random
 import sys
 import time
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -75,6 +76,32 @@ async def _setup(base: str, strategies: bool) -> tuple[list[str], list[str], int
         return tokens, symbols, running
 
 
+async def received(ws: Any, until: float) -> AsyncIterator[dict[str, Any]]:
+    """The socket's messages, decoded, until the event loop's clock reaches ``until``."""
+    loop = asyncio.get_running_loop()
+    while loop.time() < until:
+        try:
+            raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
+        except TimeoutError:
+            return
+        yield json.loads(raw)
+
+
+def age(msg: dict[str, Any]) -> float:
+    """Seconds from the message's market timestamp to now (fan-out delay)."""
+    return time.time() - datetime.fromisoformat(msg["ts"]).timestamp()
+
+
+async def socket_stats(ws: Any) -> dict[str, int]:
+    """The server's counters for this socket (sent, conflated...), from its answer to a ping."""
+    await ws.send(json.dumps({"type": "ping"}))
+    while True:
+        msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        if msg.get("type") == "pong":
+            counters: dict[str, int] = msg["stats"]
+            return counters
+
+
 async def _client(
     url: str,
     token: str,
@@ -86,22 +113,12 @@ async def _client(
     async with websockets.connect(f"{url}/ws/market-data?token={token}", max_size=2**20) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "subscribe", "symbols": symbols}))
-        loop = asyncio.get_running_loop()
-        while loop.time() < until:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
-            except TimeoutError:
-                break
-            msg = json.loads(raw)
+        async for msg in received(ws, until):
             if msg.get("type") == "quote":
-                delays.append(time.time() - datetime.fromisoformat(msg["ts"]).timestamp())
-        await ws.send(json.dumps({"type": "ping"}))
-        while True:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            if msg.get("type") == "pong":
-                stats["conflated"] += msg["stats"]["conflated"]
-                stats["sent"] += msg["stats"]["sent"]
-                return
+                delays.append(age(msg))
+        counters = await socket_stats(ws)
+        stats["conflated"] += counters["conflated"]
+        stats["sent"] += counters["sent"]
 
 
 async def _load(

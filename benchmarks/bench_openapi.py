@@ -27,7 +27,7 @@ from typing import Any
 
 from tests.openapi_support import launch_bridge
 
-from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrivals, simulate
+from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrival, arrivals, simulate
 from hoga.brokers.base import (
     AccountRef,
     BrokerError,
@@ -39,7 +39,7 @@ from hoga.domain.clock import SystemClock
 from hoga.domain.orders import OrderType, Side
 from hoga.domain.secret import Secret
 from hoga.execution.dispatcher import Dispatcher
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.execution.scheduling import HogaSessionPolicy, SeedSessionPolicy
 
 TOKEN = "bench-bridge-token-0123456789"
@@ -131,17 +131,7 @@ async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:
                 delay = t0 + at - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                queue.push(
-                    QueueItem(
-                        order_id=i + 1,
-                        user_id=user,
-                        account_id=user,
-                        gateway="kiwoom_openapi",
-                        kind=Kind.PLACE,
-                        priority=pr,
-                        enqueued_at=loop.time(),
-                    )
-                )
+                queue.push(arrival(i, user, pr, "kiwoom_openapi", loop.time()))
             await asyncio.sleep(max(0.0, end - loop.time()))
             drain_until = loop.time() + args.drain
             while queue.size("kiwoom_openapi") and loop.time() < drain_until:

@@ -19,13 +19,11 @@ import json
 import os
 import random
 import sys
-import time
-from datetime import datetime
 from typing import Any
 
 import websockets
 
-from benchmarks.bench_fanout import USERS, _setup
+from benchmarks.bench_fanout import USERS, _setup, age, received, socket_stats
 from benchmarks.server import hoga_server, rss_mb
 
 
@@ -44,23 +42,13 @@ async def _client(
                 {"type": "subscribe", "symbols": symbols, "channels": ["trades", "orderbook"]}
             )
         )
-        loop = asyncio.get_running_loop()
-        while loop.time() < until:
-            try:
-                raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
-            except TimeoutError:
-                break
-            msg = json.loads(raw)
+        async for msg in received(ws, until):
             kind = msg.get("type")
             if kind in ("quote", "orderbook"):
-                delays[kind].append(time.time() - datetime.fromisoformat(msg["ts"]).timestamp())
-        await ws.send(json.dumps({"type": "ping"}))
-        while True:
-            msg = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            if msg.get("type") == "pong":
-                for k in ("conflated", "sent", "books_conflated", "books_sent"):
-                    stats[k] += msg["stats"].get(k, 0)
-                return
+                delays[kind].append(age(msg))
+        counters = await socket_stats(ws)
+        for k in ("conflated", "sent", "books_conflated", "books_sent"):
+            stats[k] += counters.get(k, 0)
 
 
 def _pcts(values: list[float]) -> dict[str, float]:

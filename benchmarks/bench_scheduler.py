@@ -75,6 +75,20 @@ class Result:
         return out
 
 
+def arrival(i: int, user: int, priority: Priority, gateway: str, at: float) -> QueueItem:
+    """The ``i``-th arrival as a queue item: a new order (id ``i + 1``) for the user's own
+    account (one account per user in these runs) on ``gateway``, queued at ``at``."""
+    return QueueItem(
+        order_id=i + 1,
+        user_id=user,
+        account_id=user,
+        gateway=gateway,
+        kind=Kind.PLACE,
+        priority=priority,
+        enqueued_at=at,
+    )
+
+
 def arrivals(
     rate_per_min: float, minutes: float, seed: int, urgent_share: float = URGENT_SHARE
 ) -> list[tuple[float, int, Priority]]:
@@ -106,17 +120,7 @@ def simulate(
     while True:
         while i < n and arr[i][0] <= t:
             at, user, pr = arr[i]
-            policy.push(
-                QueueItem(
-                    order_id=i + 1,
-                    user_id=user,
-                    account_id=user,
-                    gateway="sim",
-                    kind=Kind.PLACE,
-                    priority=pr,
-                    enqueued_at=at,
-                )
-            )
+            policy.push(arrival(i, user, pr, "sim", at))
             i += 1
         if t >= end:
             break

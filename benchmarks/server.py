@@ -19,6 +19,7 @@ from pathlib import Path
 
 import httpx
 from tests.helpers import eventually
+from tests.serve_env import serve_env
 
 ADMIN_PASSWORD = "bench-admin-password"
 
@@ -39,22 +40,13 @@ def open_fds(pid: int) -> int:
 def hoga_env(data_dir: Path | str, port: int, **settings: str) -> dict[str, str]:
     """The environment of a ``hoga serve`` on ``data_dir`` and ``port`` with ``HOGA_*``
     ``settings`` (lower-case names without the prefix); the caller's own ``HOGA_*`` is dropped."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
-    env.update(
-        HOGA_DATA_DIR=str(data_dir),
-        HOGA_PORT=str(port),
-        HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD,
-        HOGA_LOG_LEVEL="warning",
-        HOGA_MAX_USERS="20",
-        PYTHONUNBUFFERED="1",
-        # The chaos and soak runs point accounts at loopback fakes (off by default).
-        HOGA_ALLOW_CUSTOM_BROKER_URLS="true",
-        HOGA_BROKER_URL_HOSTS="127.0.0.1,localhost",
-        # The PostgreSQL runs log in as the superuser (production uses role logins).
-        HOGA_DATABASE_ALLOW_SUPERUSER="true",
-    )
-    env.update({f"HOGA_{k.upper()}": v for k, v in settings.items()})
-    return env
+    quiet = {
+        "HOGA_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "HOGA_LOG_LEVEL": "warning",
+        "HOGA_MAX_USERS": "20",
+    }
+    given = {f"HOGA_{k.upper()}": v for k, v in settings.items()}
+    return serve_env(data_dir, port, **{**quiet, **given})
 
 
 class LoggedProcess:

@@ -54,6 +54,34 @@ async def post_account(
     return view
 
 
+async def link_fake_account(
+    http: Any,
+    headers: dict[str, str],
+    fake: Any,
+    *,
+    broker: str,
+    env: str,
+    account_no: str,
+    key: str,
+    secret: str,
+    seen: list[str] | None = None,
+    **extra: str,
+) -> dict[str, Any]:
+    """Link a ``broker`` account pointing at ``fake`` (its REST and WebSocket URLs) through
+    the API; ``extra`` adds the broker's own fields (``hts_id``, ``label``)."""
+    body = {
+        "broker": broker,
+        "env": env,
+        "account_no": account_no,
+        "app_key": key,
+        "app_secret": secret,
+        "base_url": fake.base_url,
+        "ws_url": fake.ws_url,
+        **extra,
+    }
+    return await post_account(http, headers, body, seen)
+
+
 async def fund(hoga: Any, user_id: int, account_id: int, amount: int) -> None:
     """Record ``amount`` as the account's opening balance in hoga's ledger.
 

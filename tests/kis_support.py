@@ -9,12 +9,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from hoga.brokers.base import AccountRef, ExecutionEvent, MemoryTokenStore, TokenStore
 from hoga.brokers.kis import KisBroker
 from hoga.domain.clock import SystemClock
 from hoga.domain.secret import Secret
 from hoga.fakes.kis import KisFake, KisFakeAccount
-from tests.broker_support import fund, post_account
+from tests.broker_support import fund, link_fake_account
 from tests.helpers import Harness, eventually, running
 
 # Shapes as KIS issues them (kis.md §1: 36-character key, 180-character secret).
@@ -29,6 +31,14 @@ HTS = "hogatest"
 def key_n(n: int) -> tuple[str, str]:
     """The n-th distinct app key/secret pair (for multi-key tests)."""
     return f"PSkisN{n:03d}" + "q" * 27, f"secretN{n:03d}" + "w" * 170
+
+
+def issue_token(
+    base: str, key: str = KEY, secret: str = SECRET, timeout: float = 5
+) -> httpx.Response:
+    """Ask a KIS fake listening at ``base`` for an access token (``POST /oauth2/tokenP``)."""
+    body = {"grant_type": "client_credentials", "appkey": key, "appsecret": secret}
+    return httpx.post(f"{base}/oauth2/tokenP", json=body, timeout=timeout)
 
 
 def account_ref(
@@ -162,18 +172,18 @@ async def link_account(
     seen: list[str] | None = None,
 ) -> dict[str, Any]:
     """Link a KIS account pointing at the fake through the API; returns the public view."""
-    body = {
-        "broker": "kis",
-        "env": fake.env,
-        "account_no": account_no,
-        "app_key": key,
-        "app_secret": secret,
-        "base_url": fake.base_url,
-        "ws_url": fake.ws_url,
-    }
-    if hts_id:
-        body["hts_id"] = hts_id
-    return await post_account(http, headers, body, seen)
+    return await link_fake_account(
+        http,
+        headers,
+        fake,
+        broker="kis",
+        env=fake.env,
+        account_no=account_no,
+        key=key,
+        secret=secret,
+        seen=seen,
+        **({"hts_id": hts_id} if hts_id else {}),
+    )
 
 
 async def kis_user(

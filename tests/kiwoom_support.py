@@ -18,7 +18,7 @@ from hoga.domain.market import Instrument, Tick
 from hoga.domain.secret import Secret
 from hoga.fakes import FakeAccount, FakeOptions
 from hoga.fakes.kiwoom import KiwoomFake, KiwoomFaults
-from tests.broker_support import Collected, fund, post_account
+from tests.broker_support import Collected, fund, link_fake_account
 from tests.helpers import Harness, eventually, running
 
 APP_KEY = "KWAPPKEY0001abcdefgh"
@@ -152,17 +152,17 @@ async def link_account(
     env: str = "mock",
 ) -> dict[str, Any]:
     """Link a Kiwoom account pointing at the fake through the API; returns the public view."""
-    body = {
-        "broker": "kiwoom",
-        "env": env,
-        "account_no": account_no,
-        "app_key": key,
-        "app_secret": secret,
-        "base_url": fake.base_url,
-        "ws_url": fake.ws_url,
-        "label": "키움 모의",
-    }
-    return await post_account(http, headers, body)
+    return await link_fake_account(
+        http,
+        headers,
+        fake,
+        broker="kiwoom",
+        env=env,
+        account_no=account_no,
+        key=key,
+        secret=secret,
+        label="키움 모의",
+    )
 
 
 async def fund_from_broker(hoga: Any, user_id: int, account_id: int) -> int:

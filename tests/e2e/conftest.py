@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from tests.helpers import ADMIN_PASSWORD, eventually_sync, free_port, scaled
+from tests.serve_env import serve_env
 
 HOGA = [sys.executable, "-m", "hoga"]
 
@@ -49,23 +50,10 @@ class Server:
 
 
 def server_env(data_dir: Path, port: int, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HOGA_")}
-    if "HOGA_TEST_PG_URL" in os.environ:
-        env["HOGA_TEST_PG_URL"] = os.environ["HOGA_TEST_PG_URL"]
-    env.update(
-        HOGA_DATA_DIR=str(data_dir),
-        HOGA_PORT=str(port),
-        HOGA_SIM_TICKS_PER_SECOND="400",
-        HOGA_LOG_LEVEL="info",
-        PYTHONUNBUFFERED="1",
-        # Accounts point at loopback fakes (custom broker URLs are off by default).
-        HOGA_ALLOW_CUSTOM_BROKER_URLS="true",
-        HOGA_BROKER_URL_HOSTS="127.0.0.1,localhost",
-        # PostgreSQL tests log in as the superuser (production uses role logins).
-        HOGA_DATABASE_ALLOW_SUPERUSER="true",
-    )
-    env.update(extra)
-    return env
+    # The PostgreSQL URL of the test run is the one HOGA_* variable a child keeps.
+    pg = {k: v for k, v in os.environ.items() if k == "HOGA_TEST_PG_URL"}
+    fast = {"HOGA_SIM_TICKS_PER_SECOND": "400", "HOGA_LOG_LEVEL": "info"}
+    return serve_env(data_dir, port, **{**pg, **fast, **extra})
 
 
 def start_server(data_dir: Path, log_name: str = "server.log", *args: str, **extra: str) -> Server:

@@ -20,6 +20,7 @@ from hoga.app import AdminContext
 from hoga.domain.errors import Unauthorized
 from hoga.domain.orders import OrderIntent, OrderType, Side
 from tests.helpers import PASSWORD, Harness, eventually, live_server, make_settings, running
+from tests.integration.test_strategies_api import _started
 
 SYMBOL = "005930"
 
@@ -29,6 +30,12 @@ async def _session(h: Harness, name: str) -> tuple[dict[str, str], str]:
     assert r.status_code == 200, r.text
     token = r.json()["access_token"]
     return {"Authorization": f"Bearer {token}"}, token
+
+
+async def _signed_up(h: Harness, name: str, tier: str) -> tuple[dict[str, str], str]:
+    """Create the user and log in once."""
+    await h.hoga.auth.create_user(name, PASSWORD, tier, actor_id=None, ip=None)
+    return await _session(h, name)
 
 
 async def _socket(addr: str, path: str, token: str) -> Any:
@@ -58,24 +65,6 @@ async def _still_open(conn: Any) -> None:
             return
 
 
-async def _start_strategy(h: Harness, headers: dict[str, str]) -> int:
-    r = await h.http.post(
-        "/api/strategies",
-        json={
-            "name": "cross",
-            "kind": "sma_cross",
-            "symbols": [SYMBOL],
-            "params": {"fast": 2, "slow": 3, "qty": 1},
-        },
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    sid: int = r.json()["id"]
-    r = await h.http.post(f"/api/strategies/{sid}/start", headers=headers)
-    assert r.json()["status"] == "running", r.text
-    return sid
-
-
 async def _disable_elsewhere(tmp_path: Path, db_url: str, name: str) -> None:
     """What ``hoga user disable NAME`` does: its own process state, the same database."""
     ctx = AdminContext(make_settings(tmp_path, db_url))
@@ -91,12 +80,11 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
     tmp_path: Path, db_url: str
 ) -> None:
     async with running(tmp_path, db_url) as h, live_server(h.hoga) as addr:
-        await h.hoga.auth.create_user("amy", PASSWORD, "basic", actor_id=None, ip=None)
-        headers, token = await _session(h, "amy")
+        headers, token = await _signed_up(h, "amy", "basic")
         _, other_token = await _session(h, "amy")
         events = await _socket(addr, "/ws/events", token)
         quotes = await _socket(addr, "/ws/market-data", other_token)
-        sid = await _start_strategy(h, headers)
+        sid = await _started(h, headers, "cross", "sma_cross", [SYMBOL], fast=2, slow=3, qty=1)
         assert (await h.http.get("/api/me", headers=headers)).status_code == 200
 
         await _disable_elsewhere(tmp_path, db_url, "amy")
@@ -110,12 +98,7 @@ async def test_disabling_from_another_process_refuses_tokens_stops_strategies_cl
         )
         await _closed_with(events, 4001)
         await _closed_with(quotes, 4001)
-        await eventually(
-            lambda: _true(sid not in h.hoga.live_strategies._runs),
-            within=2.0,
-            what="strategy stop",
-            stretch=False,
-        )
+        await _stopped(h, sid)
         view = await h.hoga.strategies.get((await h.hoga.auth.find_user("amy")).id, sid)
         assert view["status"] == "error" and "disabled" in view["last_error"]["message"]
         r = await h.post_order(headers, qty=1)
@@ -133,10 +116,9 @@ async def test_disabling_through_the_admin_api_acts_at_once(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     async with running(tmp_path, sqlite_url) as h, live_server(h.hoga) as addr:
-        await h.hoga.auth.create_user("ben", PASSWORD, "basic", actor_id=None, ip=None)
-        headers, token = await _session(h, "ben")
+        headers, token = await _signed_up(h, "ben", "basic")
         events = await _socket(addr, "/ws/events", token)
-        sid = await _start_strategy(h, headers)
+        sid = await _started(h, headers, "cross", "sma_cross", [SYMBOL], fast=2, slow=3, qty=1)
         admin = await h.admin()
         user_id = (await h.hoga.auth.find_user("ben")).id
         r = await h.http.patch(
@@ -146,20 +128,14 @@ async def test_disabling_through_the_admin_api_acts_at_once(
         r = await h.http.get("/api/me", headers=headers)
         assert r.status_code == 401 and r.json()["error"]["code"] == "auth.disabled"
         await _closed_with(events, 4001)
-        await eventually(
-            lambda: _true(sid not in h.hoga.live_strategies._runs),
-            within=2.0,
-            what="strategy stop",
-            stretch=False,
-        )
+        await _stopped(h, sid)
 
 
 async def test_logout_and_password_change_close_the_ended_sessions_sockets(
     tmp_path: Path, db_url: str
 ) -> None:
     async with running(tmp_path, db_url) as h, live_server(h.hoga) as addr:
-        await h.hoga.auth.create_user("cat", PASSWORD, "free", actor_id=None, ip=None)
-        first, first_token = await _session(h, "cat")
+        first, first_token = await _signed_up(h, "cat", "free")
         second, second_token = await _session(h, "cat")
         third, third_token = await _session(h, "cat")
         a = await _socket(addr, "/ws/events", first_token)
@@ -186,5 +162,11 @@ async def test_logout_and_password_change_close_the_ended_sessions_sockets(
         await c.close()
 
 
-async def _true(value: bool) -> bool:
-    return value
+async def _stopped(h: Harness, sid: int) -> None:
+    """The live driver stops the strategy within two seconds (not stretched for a loaded
+    machine: "at once" is the promise under test)."""
+
+    async def gone() -> bool:
+        return sid not in h.hoga.live_strategies._runs
+
+    await eventually(gone, within=2.0, what="strategy stop", stretch=False)

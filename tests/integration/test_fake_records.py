@@ -27,7 +27,7 @@ from hoga.fakes.faults import FaultPlan
 from hoga.fakes.kis import KisFaults
 from hoga.fakes.kiwoom import KiwoomFake, KiwoomFaults
 from tests.helpers import eventually_sync, free_port
-from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, kis_world
+from tests.kis_support import ACCOUNT, HTS, KEY, SECRET, issue_token, kis_world
 from tests.kiwoom_support import (
     ACCOUNT_NO,
     account_ref,
@@ -270,10 +270,7 @@ def test_kis_fake_process_killed_keeps_its_books_and_takes_fault_knobs(tmp_path:
         "--app-secret", SECRET, "--hts-id", HTS, "--journal", str(journal), "--rate", "50",
     ]  # fmt: skip
     with _fake_process([*args, "--fault", "http500=every:2"], log, base, signal.SIGKILL):
-        token = httpx.post(
-            f"{base}/oauth2/tokenP",
-            json={"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET},
-        ).json()["access_token"]
+        token = issue_token(base).json()["access_token"]
         headers = {
             "authorization": f"Bearer {token}",
             "appkey": KEY,

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.helpers import eventually_sync, free_port
-from tests.kis_support import ACCOUNT, KEY, SECRET
+from tests.kis_support import ACCOUNT, KEY, SECRET, issue_token
 
 
 @pytest.mark.timeout(300)
@@ -43,11 +43,7 @@ def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
         def token() -> httpx.Response | None:
             assert proc.poll() is None, proc.stdout.read().decode() if proc.stdout else ""
             with contextlib.suppress(httpx.TransportError):
-                return httpx.post(
-                    f"{base}/oauth2/tokenP",
-                    json={"grant_type": "client_credentials", "appkey": KEY, "appsecret": SECRET},
-                    timeout=2,
-                )
+                return issue_token(base, timeout=2)
             return None
 
         # The fake builds the KRX calendar before it listens.
@@ -68,25 +64,9 @@ def test_the_fake_broker_command_serves_kis(tmp_path: Path) -> None:
         assert bal.json()["rt_cd"] == "0"
         assert bal.json()["output2"][0]["dnca_tot_amt"] == "100000000"
         # The accounts file added a mock account, and a real one this mock host refuses.
-        ok = httpx.post(
-            f"{base}/oauth2/tokenP",
-            json={
-                "grant_type": "client_credentials",
-                "appkey": "PSfileKEY000000000000000000000000000",
-                "appsecret": "filesecret0000000000",
-            },
-            timeout=5,
-        )
+        ok = issue_token(base, "PSfileKEY000000000000000000000000000", "filesecret0000000000")
         assert ok.status_code == 200
-        refused = httpx.post(
-            f"{base}/oauth2/tokenP",
-            json={
-                "grant_type": "client_credentials",
-                "appkey": "PSrealKEY000000000000000000000000000",
-                "appsecret": "realsecret0000000000",
-            },
-            timeout=5,
-        )
+        refused = issue_token(base, "PSrealKEY000000000000000000000000000", "realsecret0000000000")
         assert refused.status_code == 403 and refused.json()["error_code"] == "EGW00103"
     finally:
         proc.send_signal(signal.SIGINT)

@@ -10,6 +10,7 @@ from typing import Any
 
 from hoga.execution.control import write_pause
 from tests.helpers import Harness, eventually, running
+from tests.integration.test_strategies_api import _create, _started
 
 SYMBOL = "005930"
 
@@ -23,17 +24,6 @@ def _placed(h: Harness, client_order_id: str) -> int:
         for line in journal.read_text().splitlines()
         if (rec := json.loads(line)).get("t") == "place" and rec.get("c") == client_order_id
     )
-
-
-async def _strategy(h: Harness, headers: dict[str, str], name: str) -> dict[str, Any]:
-    r = await h.http.post(
-        "/api/strategies",
-        json={"name": name, "kind": "sma_cross", "symbols": [SYMBOL], "params": {}},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    body: dict[str, Any] = r.json()
-    return body
 
 
 async def _held(h: Harness, headers: dict[str, str], order_id: int) -> dict[str, Any]:
@@ -53,7 +43,7 @@ async def test_paused_start_holds_orders_and_strategies_until_an_admin_resumes(
 ) -> None:
     async with running(tmp_path, db_url) as h:
         sue = await h.user("sue", "basic")
-        strategy = await _strategy(h, sue, "first")
+        strategy = await _create(h, sue, "first", "sma_cross", [SYMBOL])
         r = await h.http.post(f"/api/strategies/{strategy['id']}/start", headers=sue)
         assert r.status_code == 200, r.text
         assert h.hoga.live_strategies.status()["running"] == 1
@@ -65,7 +55,7 @@ async def test_paused_start_holds_orders_and_strategies_until_an_admin_resumes(
         assert h.hoga.live_strategies.status()["running"] == 0
         listed = (await h.http.get("/api/strategies", headers=sue)).json()["strategies"]
         assert [s["status"] for s in listed] == ["running"]
-        other = await _strategy(h, sue, "second")
+        other = await _create(h, sue, "second", "sma_cross", [SYMBOL])
         r = await h.http.post(f"/api/strategies/{other['id']}/start", headers=sue)
         assert r.status_code == 409 and r.json()["error"]["code"] == "server.paused"
 
@@ -100,8 +90,7 @@ async def test_a_pause_written_to_the_database_reaches_the_running_server(
     """What ``hoga pause``/``resume`` and a restore do: write the state; the server applies it."""
     async with running(tmp_path, db_url) as h:
         sue = await h.user("sue", "basic")
-        strategy = await _strategy(h, sue, "first")
-        await h.http.post(f"/api/strategies/{strategy['id']}/start", headers=sue)
+        await _started(h, sue, "first", "sma_cross", [SYMBOL])
         assert h.hoga.live_strategies.status()["running"] == 1
 
         await write_pause(h.hoga.db, h.hoga.clock, True, reason="restored copy", by="test")

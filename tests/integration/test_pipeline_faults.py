@@ -4,6 +4,8 @@ API answers 503 with a code that says what happened, and everything resumes by i
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,25 @@ from hoga.store.db import SYSTEM, Actor
 from hoga.store.repos import ledger
 from tests.faults import pg_kills, pg_terminate_on, sqlite_full_on_insert, sqlite_space_again
 from tests.helpers import Harness, eventually, running
+
+
+@asynccontextmanager
+async def _trading(
+    tmp_path: Path, url: str, name: str
+) -> AsyncIterator[tuple[Harness, dict[str, str]]]:
+    """A running server, one basic user's headers, and a market that has traded a while."""
+    async with running(tmp_path, url) as h:
+        u = await h.user(name, "basic")
+        h.pump(300)
+        yield h, u
+
+
+async def _accepted(h: Harness, u: dict[str, str], qty: int) -> dict[str, Any]:
+    """Post a market order and return the accepted (202) answer."""
+    r = await h.post_order(u, qty=qty)
+    assert r.status_code == 202, r.text
+    data: dict[str, Any] = r.json()
+    return data
 
 
 async def _fault(h: Harness, table: str, event: str, when: str) -> None:
@@ -48,13 +69,9 @@ async def _queue_status(h: Harness, headers: dict[str, str]) -> dict[str, Any]:
 async def test_sqlite_full_at_the_claim_keeps_the_order_queued_and_visible(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("ann", "basic")
-        h.pump(300)
+    async with _trading(tmp_path, sqlite_url, "ann") as (h, u):
         await _fault(h, "orders", "UPDATE", "NEW.status = 'SUBMITTING'")
-        r = await h.post_order(u, qty=2)
-        assert r.status_code == 202, r.text
-        oid = r.json()["id"]
+        oid = (await _accepted(h, u, qty=2))["id"]
 
         async def claim_failed() -> bool:
             return any(i.order_id == oid and i.attempts >= 1 for i in h.hoga.queue.items())
@@ -76,15 +93,11 @@ async def test_sqlite_full_at_the_claim_keeps_the_order_queued_and_visible(
 async def test_postgres_connection_killed_at_the_claim_is_retried(
     tmp_path: Path, pg_url: str
 ) -> None:
-    async with running(tmp_path, pg_url) as h:
-        u = await h.user("bea", "basic")
-        h.pump(300)
+    async with _trading(tmp_path, pg_url, "bea") as (h, u):
         await pg_terminate_on(
             pg_url, "orders", event="UPDATE", when="NEW.status = 'SUBMITTING'", times=2
         )
-        r = await h.post_order(u, qty=3)
-        assert r.status_code == 202, r.text
-        done = await h.wait_status(u, r.json()["id"], "FILLED")
+        done = await h.wait_status(u, (await _accepted(h, u, qty=3))["id"], "FILLED")
         assert await pg_kills(pg_url) >= 2  # the claim's connection really died, twice
         assert done["filled_qty"] == 3
         assert h.hoga.paper.placements(done["account_id"]) == 1
@@ -94,15 +107,12 @@ async def test_postgres_connection_killed_at_the_claim_is_retried(
 async def test_sqlite_full_while_booking_a_fill_books_all_or_nothing(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("cal", "basic")
+    async with _trading(tmp_path, sqlite_url, "cal") as (h, u):
         uid = (await h.http.get("/api/me", headers=u)).json()["id"]
-        h.pump(300)
         # The fill's cash movement is the step that meets the full disk.
         await _fault(h, "cash_ledger", "INSERT", "NEW.kind = 'buy'")
-        r = await h.post_order(u, qty=4)
-        oid = r.json()["id"]
-        account = r.json()["account_id"]
+        placed = await _accepted(h, u, qty=4)
+        oid, account = placed["id"], placed["account_id"]
 
         async def held() -> bool:
             await h.hoga.paper.drain()
@@ -127,9 +137,7 @@ async def test_sqlite_full_while_booking_a_fill_books_all_or_nothing(
 async def test_api_answers_503_storage_full_and_keeps_serving_reads(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("dan", "basic")
-        h.pump(300)
+    async with _trading(tmp_path, sqlite_url, "dan") as (h, u):
         await _fault(h, "orders", "INSERT", "1")
         r = await h.post_order(u, qty=1)
         assert r.status_code == 503, r.text
@@ -143,17 +151,14 @@ async def test_api_answers_503_storage_full_and_keeps_serving_reads(
         assert (await h.http.get("/api/portfolio", headers=u)).status_code == 200
         assert (await _queue_status(h, u))["queue_size"] == 0
         await _heal(h, "orders")
-        r = await h.post_order(u, qty=1)
-        assert r.status_code == 202, r.text
+        await _accepted(h, u, qty=1)
 
 
 @pytest.mark.postgres
 async def test_api_answers_503_storage_unavailable_when_the_connection_dies(
     tmp_path: Path, pg_url: str
 ) -> None:
-    async with running(tmp_path, pg_url) as h:
-        u = await h.user("eve", "basic")
-        h.pump(300)
+    async with _trading(tmp_path, pg_url, "eve") as (h, u):
         await pg_terminate_on(pg_url, "orders", event="INSERT", times=1)
         r = await h.post_order(u, qty=1)
         assert r.status_code == 503, r.text
@@ -161,19 +166,15 @@ async def test_api_answers_503_storage_unavailable_when_the_connection_dies(
         assert r.headers["Retry-After"] == "1"
         r = await h.http.get("/api/orders", headers=u)
         assert r.status_code == 200 and r.json()["orders"] == []
-        r = await h.post_order(u, qty=1)
-        assert r.status_code == 202, r.text
+        await _accepted(h, u, qty=1)
 
 
 async def test_resync_queues_an_order_the_queue_lost(tmp_path: Path, sqlite_url: str) -> None:
     """The backstop: an order QUEUED in the database but missing from the queue (however
     that happened) is queued again and sent once."""
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("fay", "basic")
-        h.pump(300)
+    async with _trading(tmp_path, sqlite_url, "fay") as (h, u):
         await h.hoga.dispatcher.stop()
-        r = await h.post_order(u, qty=1)
-        oid = r.json()["id"]
+        oid = (await _accepted(h, u, qty=1))["id"]
         assert h.hoga.queue.remove(oid) is not None  # lost from memory
         assert (await h.hoga.resync.check()) == {"place": 1, "cancel": 0}
         assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}
@@ -188,11 +189,9 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
     """The backstop's read of the database can predate a send that finished before it
     looked at the queue: such an order is not "missing" (it used to be queued again with a
     false warning, on every busy round)."""
-    async with running(tmp_path, sqlite_url) as h:
-        u = await h.user("fay", "basic")
-        h.pump(300)
-        r = await h.post_order(u, qty=1)
-        oid = r.json()["id"]
+    async with _trading(tmp_path, sqlite_url, "fay") as (h, u):
+        placed = await _accepted(h, u, qty=1)
+        oid = placed["id"]
         stale = await h.hoga.resync._read()  # the order as it was: QUEUED
         assert [o.status.value for o in stale[0]] == ["QUEUED"]
         await h.wait_status(u, oid, "FILLED")
@@ -205,7 +204,7 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
         h.hoga.resync._read = first_read_is_stale  # type: ignore[method-assign]
         assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}
         assert h.hoga.resync.requeued == 0
-        assert h.hoga.paper.placements(r.json()["account_id"]) == 1
+        assert h.hoga.paper.placements(placed["account_id"]) == 1
 
 
 async def test_a_database_fault_raised_outside_a_transaction_is_still_a_503() -> None:
@@ -267,8 +266,7 @@ async def test_background_work_survives_a_full_disk_and_catches_up(
         # Day end: an order queued yesterday expires; if that cannot be recorded, it is still
         # queued in both the database and the queue.
         await h.hoga.dispatcher.stop()
-        r = await h.post_order(u, qty=1)
-        oid = r.json()["id"]
+        oid = (await _accepted(h, u, qty=1))["id"]
         uid = (await h.http.get("/api/me", headers=u)).json()["id"]
         clock.advance(timedelta(days=1))  # (the access token expires: read the service)
         await _fault(h, "orders", "UPDATE", "NEW.status = 'EXPIRED'")

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gc
 import json
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from hoga.domain.clock import KST, ManualClock
 from hoga.domain.market import Bar
 from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import Harness, eventually, live_server, running
+from tests.plugins import plug_in
 
 SYMBOL = "005930"
 OTHER = "000660"
@@ -43,15 +43,7 @@ class BoomStrategy(Strategy[StrategyParams]):
 @pytest.fixture
 def boom_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
     """Register BoomStrategy as an installed plugin of the ``hoga.strategies`` group."""
-    real = metadata.entry_points
-    ep = metadata.EntryPoint(name="boom", value=f"{__name__}:BoomStrategy", group="hoga.strategies")
-
-    def fake(**kw: Any) -> Any:
-        if kw.get("group") == "hoga.strategies":
-            return metadata.EntryPoints([ep])
-        return real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
+    plug_in(monkeypatch, ("boom", f"{__name__}:BoomStrategy"))
 
 
 def _clock() -> ManualClock:
@@ -100,6 +92,16 @@ async def _create(
     assert r.status_code == 201, r.text
     body: dict[str, Any] = r.json()
     return body
+
+
+async def _started(
+    h: Harness, headers: dict[str, str], name: str, kind: str, symbols: list[str], **params: Any
+) -> int:
+    """Create the strategy and start it; returns its id."""
+    sid: int = (await _create(h, headers, name, kind, symbols, **params))["id"]
+    r = await h.http.post(f"/api/strategies/{sid}/start", headers=headers)
+    assert r.json()["status"] == "running", r.text
+    return sid
 
 
 async def test_catalog_lists_builtins_with_schemas(tmp_path: Path, db_url: str) -> None:

@@ -4,7 +4,6 @@ error."""
 
 from __future__ import annotations
 
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,8 @@ from hoga.store.db import SYSTEM
 from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import eventually, running
 from tests.integration.test_pipeline_faults import _fault, _heal
-from tests.integration.test_strategies_api import _clock, _create, _minutes, _placed
+from tests.integration.test_strategies_api import _clock, _minutes, _placed, _started
+from tests.plugins import plug_in
 
 SYMBOL = "005930"
 
@@ -36,17 +36,7 @@ class CountingStrategy(Strategy[StrategyParams]):
 
 @pytest.fixture
 def counting_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = metadata.entry_points
-    ep = metadata.EntryPoint(
-        name="counting", value=f"{__name__}:CountingStrategy", group="hoga.strategies"
-    )
-
-    def fake(**kw: Any) -> Any:
-        if kw.get("group") == "hoga.strategies":
-            return metadata.EntryPoints([ep])
-        return real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
+    plug_in(monkeypatch, ("counting", f"{__name__}:CountingStrategy"))
 
 
 async def _saved_bars(h: Any, sid: int) -> int:
@@ -62,9 +52,7 @@ async def test_a_strategy_keeps_running_through_a_full_disk(
     clock = _clock()
     async with running(tmp_path, sqlite_url, clock=clock, access_token_ttl=86_400) as h:
         alice = await h.user("alice", "basic")
-        sid = (await _create(h, alice, "count", "counting", [SYMBOL]))["id"]
-        r = await h.http.post(f"/api/strategies/{sid}/start", headers=alice)
-        assert r.json()["status"] == "running", r.text
+        sid = await _started(h, alice, "count", "counting", [SYMBOL])
         await _placed(h, SYMBOL)
         await _fault(h, "strategies", "UPDATE", "1")
         await _minutes(h, clock, 4)

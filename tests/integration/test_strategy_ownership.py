@@ -5,7 +5,6 @@ running are started; stopping keeps their statuses, so whoever starts them next 
 from __future__ import annotations
 
 from datetime import datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,8 @@ from hoga.domain.clock import KST, ManualClock
 from hoga.domain.market import Tick
 from hoga.strategies.base import Strategy, StrategyParams
 from tests.helpers import Harness, running
+from tests.integration.test_strategies_api import _started
+from tests.plugins import plug_in
 
 SYMBOL = "005930"
 OTHER = "000660"
@@ -39,32 +40,7 @@ class RestingStrategy(Strategy[StrategyParams]):
 
 @pytest.fixture
 def resting_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
-    real = metadata.entry_points
-    ep = metadata.EntryPoint(
-        name="resting", value=f"{__name__}:RestingStrategy", group="hoga.strategies"
-    )
-
-    def fake(**kw: Any) -> Any:
-        if kw.get("group") == "hoga.strategies":
-            return metadata.EntryPoints([ep])
-        return real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
-
-
-async def _started(
-    h: Harness, headers: dict[str, str], name: str, symbol: str, kind: str = "sma_cross"
-) -> int:
-    r = await h.http.post(
-        "/api/strategies",
-        json={"name": name, "kind": kind, "symbols": [symbol], "params": {}},
-        headers=headers,
-    )
-    assert r.status_code == 201, r.text
-    sid: int = r.json()["id"]
-    r = await h.http.post(f"/api/strategies/{sid}/start", headers=headers)
-    assert r.json()["status"] == "running", r.text
-    return sid
+    plug_in(monkeypatch, ("resting", f"{__name__}:RestingStrategy"))
 
 
 async def _statuses(h: Harness, headers: dict[str, str]) -> dict[int, Any]:
@@ -78,11 +54,11 @@ async def test_stop_user_and_start_user_move_one_users_strategies(
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice", "basic")
         bob = await h.user("bob", "basic")
-        a1 = await _started(h, alice, "a1", SYMBOL)
-        a2 = await _started(h, alice, "a2", OTHER)
-        paused = await _started(h, alice, "a3", SYMBOL)
+        a1 = await _started(h, alice, "a1", "sma_cross", [SYMBOL])
+        a2 = await _started(h, alice, "a2", "sma_cross", [OTHER])
+        paused = await _started(h, alice, "a3", "sma_cross", [SYMBOL])
         await h.http.post(f"/api/strategies/{paused}/pause", headers=alice)
-        b1 = await _started(h, bob, "b1", SYMBOL)
+        b1 = await _started(h, bob, "b1", "sma_cross", [SYMBOL])
         live = h.hoga.live_strategies
         alice_id = (await h.hoga.auth.find_user("alice")).id
         before = await _statuses(h, alice)
@@ -106,7 +82,7 @@ async def test_start_user_does_nothing_while_the_server_is_paused(
 ) -> None:
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice", "basic")
-        sid = await _started(h, alice, "a1", SYMBOL)
+        sid = await _started(h, alice, "a1", "sma_cross", [SYMBOL])
         live = h.hoga.live_strategies
         alice_id = (await h.hoga.auth.find_user("alice")).id
         await live.stop_user(alice_id)
@@ -119,7 +95,7 @@ async def test_start_user_does_nothing_while_the_server_is_paused(
 async def test_start_user_respects_the_tier_limit(tmp_path: Path, db_url: str) -> None:
     async with running(tmp_path, db_url) as h:
         alice = await h.user("alice", "basic")  # basic runs 3, free runs 1
-        sids = [await _started(h, alice, f"s{n}", SYMBOL) for n in range(2)]
+        sids = [await _started(h, alice, f"s{n}", "sma_cross", [SYMBOL]) for n in range(2)]
         live = h.hoga.live_strategies
         alice_id = (await h.hoga.auth.find_user("alice")).id
         await live.stop_user(alice_id)
@@ -137,7 +113,7 @@ async def test_open_orders_stay_across_a_handover_and_go_on_disable(
     clock = ManualClock(datetime(2026, 11, 26, 10, 0, 5, tzinfo=KST))
     async with running(tmp_path, db_url, clock=clock, access_token_ttl=86_400) as h:
         alice = await h.user("alice", "basic")
-        sid = await _started(h, alice, "rest", SYMBOL, kind="resting")
+        sid = await _started(h, alice, "rest", "resting", [SYMBOL])
         live = h.hoga.live_strategies
         alice_id = (await h.hoga.auth.find_user("alice")).id
 

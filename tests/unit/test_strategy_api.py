@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from importlib import metadata
-from typing import Any
-
 import pytest
 
 from hoga.domain.errors import InvalidInput
 from hoga.domain.portfolio import Position
 from hoga.strategies.base import Context, Fill, Strategy, StrategyParams
 from hoga.strategies.registry import load_catalog
+from tests.plugins import plug_in
 
 
 class Plugged(Strategy[StrategyParams]):
@@ -23,20 +21,8 @@ class NotAStrategy:
     kind = "nope"
 
 
-def _eps(monkeypatch: pytest.MonkeyPatch, *pairs: tuple[str, str]) -> None:
-    eps = metadata.EntryPoints(
-        metadata.EntryPoint(name=n, value=v, group="hoga.strategies") for n, v in pairs
-    )
-    real = metadata.entry_points
-
-    def fake(**kw: Any) -> Any:
-        return eps if kw.get("group") == "hoga.strategies" else real(**kw)
-
-    monkeypatch.setattr(metadata, "entry_points", fake)
-
-
 def test_entry_point_plugins_join_the_catalog(monkeypatch: pytest.MonkeyPatch) -> None:
-    _eps(
+    plug_in(
         monkeypatch,
         ("plugged", f"{__name__}:Plugged"),
         ("broken", "no_such_module_anywhere:Thing"),

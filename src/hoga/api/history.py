@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import date, timedelta
 from typing import Annotated, Any
 
@@ -90,18 +91,23 @@ def _csv_response(text: str, name: str) -> Response:
     )
 
 
-async def _all_orders(request: Request, uid: int, f: HistoryFilter) -> str:
+async def _all_orders(request: Request, uid: int, f: HistoryFilter) -> Response:
     orders, total = await _service(request).orders(uid, f, 1, MAX_EXPORT)
     _refuse_big(total)
     lang = preferred_language(request.headers.get("accept-language"))
-    return orders_csv(orders, get_hoga(request).universe, lang)
+    return _csv_response(orders_csv(orders, get_hoga(request).universe, lang), "orders.csv")
 
 
-async def _all_fills(request: Request, uid: int, f: HistoryFilter) -> str:
+async def _all_fills(request: Request, uid: int, f: HistoryFilter) -> Response:
     fills, total = await _service(request).fills(uid, f, 1, MAX_EXPORT)
     _refuse_big(total)
     lang = preferred_language(request.headers.get("accept-language"))
-    return fills_csv(fills, get_hoga(request).universe, lang)
+    return _csv_response(fills_csv(fills, get_hoga(request).universe, lang), "fills.csv")
+
+
+def _page(items: list[dict[str, Any]], total: int, page: int, page_size: int) -> dict[str, Any]:
+    """One page of a history list, with what the client needs to ask for the next."""
+    return {"items": items, "total": total, "page": page, "page_size": page_size}
 
 
 def _refuse_big(total: int) -> None:
@@ -112,28 +118,36 @@ def _refuse_big(total: int) -> None:
         )
 
 
+def _csv_route(
+    name: str, row: str, export: Callable[[Request, int, HistoryFilter], Awaitable[Response]]
+) -> None:
+    """Serve ``/api/history/<name>.csv``: every matching row as CSV, the same export as the
+    list endpoint gives for ``Accept: text/csv``."""
+
+    async def download(ctx: User, request: Request, f: Filter) -> Response:
+        return await export(request, ctx.user_id, f)
+
+    router.add_api_route(
+        f"/api/history/{name}.csv",
+        download,
+        methods=["GET"],
+        name=f"history_{name}_csv",
+        response_class=Response,
+        responses=media(_CSV, f"every matching {row}, as CSV", *SIGNED_IN, 422),
+    )
+
+
 @router.get("/api/history/orders", **answer(OrderPage, *SIGNED_IN, 422, also=_CSV))
 async def history_orders(
     ctx: User, request: Request, f: Filter, page: Page = 1, page_size: PageSize = 50
 ) -> dict[str, Any] | Response:
     if _wants_csv(request):
-        return _csv_response(await _all_orders(request, ctx.user_id, f), "orders.csv")
+        return await _all_orders(request, ctx.user_id, f)
     orders, total = await _service(request).orders(ctx.user_id, f, page, page_size)
-    return {
-        "items": [order_view(o) for o in orders],
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-    }
+    return _page([order_view(o) for o in orders], total, page, page_size)
 
 
-@router.get(
-    "/api/history/orders.csv",
-    response_class=Response,
-    responses=media(_CSV, "every matching order, as CSV", *SIGNED_IN, 422),
-)
-async def history_orders_csv(ctx: User, request: Request, f: Filter) -> Response:
-    return _csv_response(await _all_orders(request, ctx.user_id, f), "orders.csv")
+_csv_route("orders", "order", _all_orders)
 
 
 @router.get("/api/history/fills", **answer(FillPage, *SIGNED_IN, 422, also=_CSV))
@@ -147,23 +161,12 @@ async def history_fills(
             field="state",
         )
     if _wants_csv(request):
-        return _csv_response(await _all_fills(request, ctx.user_id, f), "fills.csv")
+        return await _all_fills(request, ctx.user_id, f)
     fills, total = await _service(request).fills(ctx.user_id, f, page, page_size)
-    return {
-        "items": [fill_view(x) for x in fills],
-        "total": total,
-        "page": page,
-        "page_size": page_size,
-    }
+    return _page([fill_view(x) for x in fills], total, page, page_size)
 
 
-@router.get(
-    "/api/history/fills.csv",
-    response_class=Response,
-    responses=media(_CSV, "every matching fill, as CSV", *SIGNED_IN, 422),
-)
-async def history_fills_csv(ctx: User, request: Request, f: Filter) -> Response:
-    return _csv_response(await _all_fills(request, ctx.user_id, f), "fills.csv")
+_csv_route("fills", "fill", _all_fills)
 
 
 @router.get("/api/portfolio/daily", **answer(DailyPnl, *SIGNED_IN, 422))

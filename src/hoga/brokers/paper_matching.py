@@ -188,23 +188,11 @@ class PaperMatcher:
         ref = reference or (tick.price if tick is not None else 0)
         if ref <= 0:
             return None
-        depth = 0
-        if tick is not None:
-            depth = max(tick.bid_size, tick.ask_size, tick.volume)
-        if depth <= 0:
-            # Before the day's first trade the book shows no size: the simulated market then
-            # takes the other side of whatever crosses its price (it is the only counterparty).
-            depth = sum(o.remaining for _, o in orders)
         book = [
             matching.AuctionOrder(o.side, o.remaining, o.limit, key=o.broker_order_id)
             for _, o in orders
         ]
-        if depth > 0:
-            book += [
-                matching.AuctionOrder(Side.BUY, depth, ref, key="market-bid"),
-                matching.AuctionOrder(Side.SELL, depth, ref, key="market-ask"),
-            ]
-        result = matching.auction_price(book, ref)
+        result = matching.auction_with_market(book, tick, ref)
         if result is None:
             return None
         for acct, o in orders:

@@ -68,6 +68,25 @@ def auction_price(orders: Sequence[AuctionOrder], reference: int) -> AuctionResu
     return AuctionResult(price, volume, _allocate(orders, price, volume))
 
 
+def auction_with_market(
+    orders: Sequence[AuctionOrder], tick: Tick | None, reference: int
+) -> AuctionResult | None:
+    """``auction_price`` with the simulated market taking part as liquidity at ``reference``:
+    on both sides, the largest size its last tick shows - or, before the day's first trade
+    when it shows none, enough to take the other side of every order (it is then the only
+    counterparty). How the paper broker and the fakes run their auctions."""
+    depth = max(tick.bid_size, tick.ask_size, tick.volume) if tick is not None else 0
+    if depth <= 0:
+        depth = sum(o.qty for o in orders)
+    book = list(orders)
+    if depth > 0:
+        book += [
+            AuctionOrder(Side.BUY, depth, reference, key="market-bid"),
+            AuctionOrder(Side.SELL, depth, reference, key="market-ask"),
+        ]
+    return auction_price(book, reference)
+
+
 def _allocate(orders: Sequence[AuctionOrder], price: int, volume: int) -> dict[object, int]:
     fills: dict[object, int] = {}
     for side in (Side.BUY, Side.SELL):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import random
 import socket
@@ -19,7 +20,7 @@ import tomllib
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import Any, Concatenate, Final, ParamSpec, Protocol, TypeVar
 
 import uvicorn
 from starlette.requests import Request
@@ -95,6 +96,36 @@ class Journaled(Protocol):
     journal: Journal | None
 
     def restore(self, records: list[dict[str, Any]]) -> int: ...
+
+
+class Committing(Protocol):
+    """An exchange that writes what changed since its last commit to its journal."""
+
+    def commit(self) -> None: ...
+
+
+_Ex = TypeVar("_Ex", bound=Committing)
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
+
+
+def committed(
+    operation: Callable[Concatenate[_Ex, _Args], _Result],
+) -> Callable[Concatenate[_Ex, _Args], _Result]:
+    """Make an exchange command commit its journal when it ends, answered or refused.
+
+    A refused command may still have changed the books (a roll to a new day) and those
+    changes must be written before the server answers, so the commit sits in ``finally``.
+    """
+
+    @functools.wraps(operation)
+    def run(exchange: _Ex, /, *args: _Args.args, **kwargs: _Args.kwargs) -> _Result:
+        try:
+            return operation(exchange, *args, **kwargs)
+        finally:
+            exchange.commit()
+
+    return run
 
 
 async def open_books(journal: Journal | None, exchange: Journaled) -> int:

@@ -19,38 +19,35 @@ import io
 import random
 import zipfile
 from collections.abc import Iterable
+from typing import Final
 
 from hoga.domain import krx
 from hoga.domain.market import Listing
 from hoga.marketdata.universe import bundled_universe
 
+
+def _layout(flags: int, *index_flags: str) -> tuple[tuple[str, int], ...]:
+    """The tail both markets share, but for the count of unnamed flags after the sector codes
+    and the index-membership flags after ``krx300`` (KOSPI has ``kospi``, KOSDAQ none)."""
+    return (
+        ("group", 2), ("cap_size", 1), ("sector_l", 4), ("sector_m", 4), ("sector_s", 4),
+        *((f"f{i}", 1) for i in range(flags)),
+        ("base_price", 9), ("lot", 5), ("ovt_lot", 5), ("halted", 1), ("liquidation", 1),
+        ("admin", 1), ("warning", 2), ("warning_notice", 1), ("unfaithful", 1), ("backdoor", 1),
+        ("lock", 2), ("par_change", 2), ("capital_increase", 2), ("margin", 3), ("credit", 1),
+        ("credit_days", 3), ("prev_volume", 12), ("par_value", 12), ("listed_on", 8),
+        ("listed_shares", 15), ("capital", 21), ("fiscal_month", 2), ("ipo_price", 7),
+        ("preferred", 1), ("short_overheat", 1), ("surge", 1), ("krx300", 1),
+        *((name, 1) for name in index_flags),
+        ("sales", 9), ("op_income", 9), ("ord_income", 9), ("net_income", 5), ("roe", 9),
+        ("base_month", 8), ("market_cap", 9), ("group_company", 3), ("credit_over", 1),
+        ("collateral", 1), ("lendable", 1),
+    )  # fmt: skip
+
+
 #: The tail layouts: (name, width); unnamed single-character flags are "f<n>".
-KOSPI_TAIL: tuple[tuple[str, int], ...] = (
-    ("group", 2), ("cap_size", 1), ("sector_l", 4), ("sector_m", 4), ("sector_s", 4),
-    *((f"f{i}", 1) for i in range(26)),
-    ("base_price", 9), ("lot", 5), ("ovt_lot", 5), ("halted", 1), ("liquidation", 1),
-    ("admin", 1), ("warning", 2), ("warning_notice", 1), ("unfaithful", 1), ("backdoor", 1),
-    ("lock", 2), ("par_change", 2), ("capital_increase", 2), ("margin", 3), ("credit", 1),
-    ("credit_days", 3), ("prev_volume", 12), ("par_value", 12), ("listed_on", 8),
-    ("listed_shares", 15), ("capital", 21), ("fiscal_month", 2), ("ipo_price", 7),
-    ("preferred", 1), ("short_overheat", 1), ("surge", 1), ("krx300", 1), ("kospi", 1),
-    ("sales", 9), ("op_income", 9), ("ord_income", 9), ("net_income", 5), ("roe", 9),
-    ("base_month", 8), ("market_cap", 9), ("group_company", 3), ("credit_over", 1),
-    ("collateral", 1), ("lendable", 1),
-)  # fmt: skip
-KOSDAQ_TAIL: tuple[tuple[str, int], ...] = (
-    ("group", 2), ("cap_size", 1), ("sector_l", 4), ("sector_m", 4), ("sector_s", 4),
-    *((f"f{i}", 1) for i in range(21)),
-    ("base_price", 9), ("lot", 5), ("ovt_lot", 5), ("halted", 1), ("liquidation", 1),
-    ("admin", 1), ("warning", 2), ("warning_notice", 1), ("unfaithful", 1), ("backdoor", 1),
-    ("lock", 2), ("par_change", 2), ("capital_increase", 2), ("margin", 3), ("credit", 1),
-    ("credit_days", 3), ("prev_volume", 12), ("par_value", 12), ("listed_on", 8),
-    ("listed_shares", 15), ("capital", 21), ("fiscal_month", 2), ("ipo_price", 7),
-    ("preferred", 1), ("short_overheat", 1), ("surge", 1), ("krx300", 1),
-    ("sales", 9), ("op_income", 9), ("ord_income", 9), ("net_income", 5), ("roe", 9),
-    ("base_month", 8), ("market_cap", 9), ("group_company", 3), ("credit_over", 1),
-    ("collateral", 1), ("lendable", 1),
-)  # fmt: skip
+KOSPI_TAIL: Final = _layout(26, "kospi")
+KOSDAQ_TAIL: Final = _layout(21)
 assert sum(w for _, w in KOSPI_TAIL) == 227 and sum(w for _, w in KOSDAQ_TAIL) == 221
 
 _NUMERIC = {

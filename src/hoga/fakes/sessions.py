@@ -55,9 +55,20 @@ class NotAccepted(Exception):
 
 
 class DeskOrder(Protocol):
+    """What the desk reads on a fake's order itself; changes go through the ``DeskHost``."""
+
     symbol: str
     day: date
     ts: float
+
+    @property
+    def terms(self) -> Terms: ...
+
+    @property
+    def remaining(self) -> int: ...
+
+    @property
+    def price(self) -> int: ...
 
 
 OrderT = TypeVar("OrderT", bound=DeskOrder)
@@ -68,13 +79,7 @@ class DeskHost(Protocol[OrderT]):
 
     def desk_working(self) -> Iterable[OrderT]: ...
 
-    def desk_terms(self, order: OrderT) -> Terms: ...
-
     def desk_side(self, order: OrderT) -> Side: ...
-
-    def desk_remaining(self, order: OrderT) -> int: ...
-
-    def desk_price(self, order: OrderT) -> int: ...
 
     def desk_fill(self, order: OrderT, qty: int, price: int, ts: float) -> None: ...
 
@@ -160,16 +165,16 @@ class SessionDesk(Generic[OrderT]):
     def arrive(self, order: OrderT) -> None:
         """What a newly accepted order does at once."""
         h = self._host
-        t = h.desk_terms(order)
+        t = order.terms
         s = S(t.session)
-        px = h.desk_price(order)
+        px = order.price
         if s == S.PRE_CLOSE and px > 0:
-            h.desk_fill(order, h.desk_remaining(order), px, self._clock.time())
+            h.desk_fill(order, order.remaining, px, self._clock.time())
             return
         if s == S.AFTER_CLOSE:
             win = krx.window(order.day, s)
             if win is not None and win.trades_at(self._clock.now()) and px > 0:
-                h.desk_fill(order, h.desk_remaining(order), px, self._clock.time())
+                h.desk_fill(order, order.remaining, px, self._clock.time())
             return
         if s in krx.AUCTIONS:
             return
@@ -180,16 +185,16 @@ class SessionDesk(Generic[OrderT]):
             return
         if t.tif == TimeInForce.FOK:
             avail = h.desk_available(order, tick)
-            if matching.immediate_qty(t.tif, h.desk_remaining(order), avail) == 0:
+            if matching.immediate_qty(t.tif, order.remaining, avail) == 0:
                 h.desk_end(order, "FOK: 전량 체결 불가")
                 return
         h.desk_match(order, tick)
-        if t.tif != TimeInForce.DAY and h.desk_remaining(order) > 0:
+        if t.tif != TimeInForce.DAY and order.remaining > 0:
             h.desk_end(order, "IOC: 잔량 취소")
 
     def continuous(self, order: OrderT) -> bool:
         """Whether the order trades on ticks now (not waiting for an auction)."""
-        return S(self._host.desk_terms(order).session) not in krx.AUCTIONS | {
+        return S(order.terms.session) not in krx.AUCTIONS | {
             S.PRE_CLOSE,
             S.AFTER_CLOSE,
         }
@@ -206,7 +211,7 @@ class SessionDesk(Generic[OrderT]):
     def _working(self, sessions: set[str], day: date) -> list[OrderT]:
         h = self._host
         return sorted(
-            (o for o in h.desk_working() if h.desk_terms(o).session in sessions and o.day == day),
+            (o for o in h.desk_working() if o.terms.session in sessions and o.day == day),
             key=lambda o: o.ts,
         )
 
@@ -219,11 +224,11 @@ class SessionDesk(Generic[OrderT]):
             for group in _by_symbol(orders).values():
                 self._auction(group, ts)
             for o in orders:
-                if h.desk_remaining(o) > 0:
+                if o.remaining > 0:
                     h.desk_retag(o, S.CONTINUOUS.value, False)
         elif due == Due.CONVERT:
             for o in self._working(regular, day):
-                if h.desk_terms(o).kind == OrderType.CONDITIONAL:
+                if o.terms.kind == OrderType.CONDITIONAL:
                     h.desk_retag(o, S.CLOSING_AUCTION.value, True)
         elif due == Due.CLOSING_AUCTION:
             orders = self._working(regular, day)
@@ -231,13 +236,13 @@ class SessionDesk(Generic[OrderT]):
                 px = self._auction(group, ts)
                 self.close[symbol] = px or self.today_close(symbol) or 0
             for o in orders:
-                if h.desk_remaining(o) > 0:
+                if o.remaining > 0:
                     h.desk_end(o, "정규장 종료")
         elif due == Due.AFTER_CLOSE:
             for o in self._working({session.value}, day):
-                px = self.close.get(o.symbol) or h.desk_price(o)
+                px = self.close.get(o.symbol) or o.price
                 if px > 0:
-                    h.desk_fill(o, h.desk_remaining(o), px, ts)
+                    h.desk_fill(o, o.remaining, px, ts)
         elif due == Due.SINGLE_PRICE:
             for symbol, group in _by_symbol(self._working({session.value}, day)).items():
                 self._auction(group, ts, reference=self.today_close(symbol))
@@ -261,22 +266,10 @@ class SessionDesk(Generic[OrderT]):
         if ref <= 0:
             return None
         book = [
-            matching.AuctionOrder(
-                h.desk_side(o), h.desk_remaining(o), h.desk_terms(o).limit(h.desk_price(o)), key=i
-            )
+            matching.AuctionOrder(h.desk_side(o), o.remaining, o.terms.limit(o.price), key=i)
             for i, o in enumerate(orders)
         ]
-        depth = max(tick.bid_size, tick.ask_size, tick.volume) if tick is not None else 0
-        if depth <= 0:
-            # No size shown before the day's first trade: the simulated market takes the other
-            # side of whatever crosses its price.
-            depth = sum(h.desk_remaining(o) for o in orders)
-        if depth > 0:
-            book += [
-                matching.AuctionOrder(Side.BUY, depth, ref, key="market-bid"),
-                matching.AuctionOrder(Side.SELL, depth, ref, key="market-ask"),
-            ]
-        result = matching.auction_price(book, ref)
+        result = matching.auction_with_market(book, tick, ref)
         if result is None:
             return None
         for i, o in enumerate(orders):

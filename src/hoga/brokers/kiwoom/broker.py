@@ -266,13 +266,19 @@ class KiwoomBroker(PumpedEvents):
         return [_digits(str(v)) for v in values if _digits(str(v))]
 
     async def _check_account(self, account: AccountRef, client: KiwoomClient) -> None:
-        if account.account_id in self._verified:
-            return
+        if account.account_id not in self._verified:
+            await self._verify_account(account, client, BrokerRejected)
+
+    async def _verify_account(
+        self, account: AccountRef, client: KiwoomClient, refusal: type[BrokerError]
+    ) -> None:
+        """Check that the account number belongs to the app key, raising ``refusal`` if not:
+        a command refuses the order, a connection test reports wrong credentials."""
         numbers = await self._account_numbers(client)
         mine = _digits(account.account_no)
         if not any(_same_account(mine, n) for n in numbers):
             theirs = ", ".join(mask(n) for n in numbers) or "없음"
-            raise BrokerRejected(
+            raise refusal(
                 describe(
                     "account_mismatch",
                     f"등록한 계좌번호({mask(mine)})가 이 앱키의 계좌({theirs})와 다릅니다 "
@@ -542,21 +548,9 @@ class KiwoomBroker(PumpedEvents):
         """Token (issued or reused), the account number check, and the cash balance."""
         client = self.client(account)
         await client.tokens.get()
-        numbers = await self._account_numbers(client)
-        mine = _digits(account.account_no)
-        if not any(_same_account(mine, n) for n in numbers):
-            theirs = ", ".join(mask(n) for n in numbers) or "없음"
-            raise BrokerAuthError(
-                describe(
-                    "account_mismatch",
-                    f"등록한 계좌번호({mask(mine)})가 이 앱키의 계좌({theirs})와 다릅니다 "
-                    "(the account number does not belong to this app key)",
-                ),
-                "kiwoom.account_mismatch",
-            )
-        self._verified.add(account.account_id)
+        await self._verify_account(account, client, BrokerAuthError)
         cash, orderable = await self._cash(client)
-        env = "실전" if account.env == "real" else "모의"
+        env, mine = "실전" if account.env == "real" else "모의", _digits(account.account_no)
         return (
             f"키움증권 {env}투자 계좌 {mask(mine)} 연결 정상: 예수금 {cash:,}원, "
             f"주문가능 {orderable:,}원"

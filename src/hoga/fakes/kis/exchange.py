@@ -25,6 +25,7 @@ from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
+from hoga.fakes.common import committed
 from hoga.fakes.journal import Changes, Journal, order_record, restore_book
 from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
 from hoga.marketdata.feeds.simulator import SimulatedMarket
@@ -209,6 +210,7 @@ class Exchange:
 
     # --- orders
 
+    @committed
     def place(
         self,
         acct: FakeAccountState,
@@ -218,21 +220,6 @@ class Exchange:
         qty: int,
         price: int,
         venue: str = "KRX",
-    ) -> FakeOrder:
-        try:
-            return self._place(acct, symbol, side, dvsn, qty, price, venue)
-        finally:
-            self.commit()
-
-    def _place(
-        self,
-        acct: FakeAccountState,
-        symbol: str,
-        side: str,
-        dvsn: str,
-        qty: int,
-        price: int,
-        venue: str,
     ) -> FakeOrder:
         inst = self.market.instrument(symbol)
         if inst is None:
@@ -300,23 +287,8 @@ class Exchange:
         self.desk.arrive(order)
         return order
 
+    @committed
     def revise(
-        self,
-        acct: FakeAccountState,
-        orig_odno: int,
-        org_no: str,
-        kind: str,
-        qty: int,
-        all_qty: bool,
-        price: int,
-        dvsn: str,
-    ) -> FakeOrder:
-        try:
-            return self._revise(acct, orig_odno, org_no, kind, qty, all_qty, price, dvsn)
-        finally:
-            self.commit()
-
-    def _revise(
         self,
         acct: FakeAccountState,
         orig_odno: int,
@@ -459,17 +431,8 @@ class Exchange:
     def desk_working(self) -> list[FakeOrder]:
         return [o for w in self._by_symbol.values() for o in w.values() if o.working]
 
-    def desk_terms(self, order: FakeOrder) -> Terms:
-        return order.terms
-
     def desk_side(self, order: FakeOrder) -> Side:
         return _side(order.side)
-
-    def desk_remaining(self, order: FakeOrder) -> int:
-        return order.remaining
-
-    def desk_price(self, order: FakeOrder) -> int:
-        return order.price
 
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(self.accounts[order.account], order, qty, price, ts)

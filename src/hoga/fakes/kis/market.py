@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from hoga.domain import krx
 from hoga.domain.clock import KST
-from hoga.domain.market import Listing
+from hoga.domain.market import Instrument, Listing, Tick
 from hoga.fakes.kis import frames
 from hoga.fakes.master import kis_mst_zip
 
@@ -74,6 +74,15 @@ def _symbol(params: dict[str, Any], *names: str) -> str:
     return ""
 
 
+def _traded(fake: KisFake, params: dict[str, Any]) -> tuple[str, Instrument, Tick] | None:
+    """The symbol a quotation names (``FID_INPUT_ISCD``) with its instrument and last trade;
+    None when the simulated market does not trade it."""
+    symbol = _symbol(params, "FID_INPUT_ISCD")
+    inst = fake.market.instrument(symbol)
+    last = fake.market.last(symbol)
+    return None if inst is None or last is None else (symbol, inst, last)
+
+
 def _sign(diff: int) -> str:
     return "2" if diff > 0 else "5" if diff < 0 else "3"
 
@@ -112,11 +121,10 @@ def fallback_route(fake: KisFake) -> Route:
 
 def price(fake: KisFake, params: dict[str, Any]) -> Response:
     """FHKST01010100 with the full output (every field public clients read)."""
-    symbol = _symbol(params, "FID_INPUT_ISCD")
-    inst = fake.market.instrument(symbol)
-    last = fake.market.last(symbol)
-    if inst is None or last is None:
+    known = _traded(fake, params)
+    if known is None:
         return _no_symbol(fake)
+    symbol, inst, last = known
     listing = fake.listing(symbol)
     base = inst.base_price
     lower, upper = krx.price_limits(base, inst.kind)
@@ -282,11 +290,10 @@ def _walk(symbol: str, start_price: int, kind: str, n: int, salt: int) -> list[i
 
 def daily_chart(fake: KisFake, params: dict[str, Any]) -> Response:
     """FHKST03010100: up to 100 trading days from FID_INPUT_DATE_2 back to _DATE_1."""
-    symbol = _symbol(params, "FID_INPUT_ISCD")
-    inst = fake.market.instrument(symbol)
-    last = fake.market.last(symbol)
-    if inst is None or last is None:
+    known = _traded(fake, params)
+    if known is None:
         return _no_symbol(fake)
+    symbol, inst, last = known
     try:
         d1 = datetime.strptime(str(params.get("FID_INPUT_DATE_1", "")), "%Y%m%d").date()
         d2 = datetime.strptime(str(params.get("FID_INPUT_DATE_2", "")), "%Y%m%d").date()
@@ -349,11 +356,10 @@ def _summary(fake: KisFake, symbol: str) -> dict[str, str]:
 
 def minute_chart(fake: KisFake, params: dict[str, Any]) -> Response:
     """FHKST03010200: today's 30 minutes up to FID_INPUT_HOUR_1, newest first."""
-    symbol = _symbol(params, "FID_INPUT_ISCD")
-    inst = fake.market.instrument(symbol)
-    last = fake.market.last(symbol)
-    if inst is None or last is None:
+    known = _traded(fake, params)
+    if known is None:
         return _no_symbol(fake)
+    symbol, inst, last = known
     now = datetime.fromtimestamp(fake.clock.time(), KST)
     hhmmss = str(params.get("FID_INPUT_HOUR_1", "") or now.strftime("%H%M%S")).ljust(6, "0")
     if not hhmmss[:6].isdigit():

@@ -23,8 +23,7 @@ reads it back after a restart, so books survive and the day's numbers continue.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -35,6 +34,7 @@ from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position, apply_fill
+from hoga.fakes.common import committed
 from hoga.fakes.journal import Changes, Journal, order_record, restore_book
 from hoga.fakes.kiwoom.formats import balance_code, hms, padded, signed
 from hoga.fakes.sessions import NotAccepted, SessionDesk, Terms
@@ -224,13 +224,6 @@ class FakeExchange:
     def _touch(self, order: FakeOrder, book: FakeBook | None = None) -> None:
         self._changes.touch(order.ord_no, order, None if book is None else (book.account_no, book))
 
-    @contextmanager
-    def _committing(self) -> Iterator[None]:
-        try:
-            yield
-        finally:
-            self.commit()
-
     def commit(self) -> None:
         """Write what changed since the last commit (nothing without a journal)."""
         seq = {
@@ -355,6 +348,7 @@ class FakeExchange:
 
     # --- commands
 
+    @committed
     def place(
         self,
         book: FakeBook,
@@ -364,19 +358,6 @@ class FakeExchange:
         price: int,
         trade_type: str,
         venue: str = "KRX",
-    ) -> FakeOrder:
-        with self._committing():
-            return self._place(book, side, symbol, qty, price, trade_type, venue)
-
-    def _place(
-        self,
-        book: FakeBook,
-        side: Side,
-        symbol: str,
-        qty: int,
-        price: int,
-        trade_type: str,
-        venue: str,
     ) -> FakeOrder:
         self.roll()
         _, _, _, upper = self._instrument_limits(symbol)
@@ -450,11 +431,8 @@ class FakeExchange:
             raise Refusal(NOT_MODIFIABLE, f"정정/취소할 수 없는 주문입니다 ({orig_no})")
         return orig
 
+    @committed
     def modify(self, book: FakeBook, orig_no: str, symbol: str, qty: int, price: int) -> FakeOrder:
-        with self._committing():
-            return self._modify(book, orig_no, symbol, qty, price)
-
-    def _modify(self, book: FakeBook, orig_no: str, symbol: str, qty: int, price: int) -> FakeOrder:
         orig = self._original(book, orig_no, symbol)
         qty = qty or orig.remaining
         if qty > orig.remaining:
@@ -466,6 +444,42 @@ class FakeExchange:
         reserve = self._reserve(orig.side, qty, price)
         if orig.side == Side.BUY and reserve > self.orderable(book) + released:
             raise Refusal(NO_MARGIN, "매수증거금이 부족합니다. 0주 매수가능")
+        new = self._split_off(
+            book,
+            orig,
+            qty,
+            released,
+            kind="modify",
+            market=False,
+            price=price,
+            remaining=qty,
+            reserved=reserve,
+            trde_tp=orig.trde_tp,
+            venue=orig.venue,
+            session=orig.session,
+        )
+        if self.desk.continuous(new):
+            self._match_now(new)
+        return new
+
+    @committed
+    def cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
+        orig = self._original(book, orig_no, symbol)
+        qty = qty or orig.remaining
+        if qty > orig.remaining:
+            raise Refusal(TOO_MANY, f"취소가능수량({orig.remaining}주)을 넘습니다")
+        released = orig.reserved * qty // orig.remaining
+        return self._split_off(
+            book, orig, qty, released, kind="cancel", market=orig.market, price=0, closed=True
+        )
+
+    def _split_off(
+        self, book: FakeBook, orig: FakeOrder, qty: int, released: int, **terms: Any
+    ) -> FakeOrder:
+        """Take ``qty`` shares (and ``released`` won of reserve) off a working original into a
+        new order pointing back at it, as Kiwoom's modify and cancel both do, and announce it.
+
+        ``terms`` are the new order's own fields (kind, price, reserve...)."""
         orig.reserved -= released
         orig.remaining -= qty
         if orig.remaining == 0:
@@ -474,57 +488,13 @@ class FakeExchange:
         new = FakeOrder(
             ord_no=self._new_no(),
             account_no=book.account_no,
-            symbol=symbol,
+            symbol=orig.symbol,
             side=orig.side,
-            kind="modify",
-            market=False,
             qty=qty,
-            price=price,
             orig=orig.ord_no,
             ts=self._clock.time(),
             day=self._day,
-            remaining=qty,
-            reserved=reserve,
-            trde_tp=orig.trde_tp,
-            venue=orig.venue,
-            session=orig.session,
-        )
-        self.orders[new.ord_no] = new
-        self._touch(orig, book)
-        self._touch(new)
-        self._announce(new, "접수")
-        self._announce(new, "확인")
-        if self.desk.continuous(new):
-            self._match_now(new)
-        return new
-
-    def cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
-        with self._committing():
-            return self._cancel(book, orig_no, symbol, qty)
-
-    def _cancel(self, book: FakeBook, orig_no: str, symbol: str, qty: int) -> FakeOrder:
-        orig = self._original(book, orig_no, symbol)
-        qty = qty or orig.remaining
-        if qty > orig.remaining:
-            raise Refusal(TOO_MANY, f"취소가능수량({orig.remaining}주)을 넘습니다")
-        orig.reserved -= orig.reserved * qty // orig.remaining
-        orig.remaining -= qty
-        if orig.remaining == 0:
-            orig.closed = True
-            orig.reserved = 0
-        new = FakeOrder(
-            ord_no=self._new_no(),
-            account_no=book.account_no,
-            symbol=symbol,
-            side=orig.side,
-            kind="cancel",
-            market=orig.market,
-            qty=qty,
-            price=0,
-            orig=orig.ord_no,
-            ts=self._clock.time(),
-            day=self._day,
-            closed=True,
+            **terms,
         )
         self.orders[new.ord_no] = new
         self._touch(orig, book)
@@ -548,11 +518,11 @@ class FakeExchange:
                 self._match(order, tick, resting=True)
         self.commit()
 
+    @committed
     def advance(self) -> None:
         """Run the session moments (auctions, session ends) the clock has passed."""
-        with self._committing():
-            self.roll()
-            self.desk.advance()
+        self.roll()
+        self.desk.advance()
 
     def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
         limit = order.terms.limit(order.price)
@@ -571,17 +541,8 @@ class FakeExchange:
     def desk_working(self) -> list[FakeOrder]:
         return [o for o in self.orders.values() if o.working]
 
-    def desk_terms(self, order: FakeOrder) -> Terms:
-        return order.terms
-
     def desk_side(self, order: FakeOrder) -> Side:
         return order.side
-
-    def desk_remaining(self, order: FakeOrder) -> int:
-        return order.remaining
-
-    def desk_price(self, order: FakeOrder) -> int:
-        return order.price
 
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(order, qty, price)

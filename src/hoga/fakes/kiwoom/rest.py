@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from hoga.fakes.kiwoom.server import KiwoomFake
 
 ORDER: Final = "/api/dostk/ordr"
-ACCOUNT: Final = "/api/dostk/acnt"
-STOCK_INFO: Final = "/api/dostk/stkinfo"
+ACCOUNT: Final = kiwoom_market.ACCOUNT
+STOCK_INFO: Final = kiwoom_market.STOCK_INFO
 API_PATHS: Final = {
     "kt10000": ORDER,
     "kt10001": ORDER,
@@ -304,20 +304,10 @@ class KiwoomRestApi:
             rows = self.fake.exchange.holding_rows(book)
             return self.paged(api_id, "acnt_evlt_remn_indv_tot", rows, headers, self._totals(book))
         if api_id == "ka10075":
-            rows = self.fake.exchange.open_rows(book)
-            if _field(body, "trde_tp") in ("1", "2"):
-                word = "매도" if body["trde_tp"] == "1" else "매수"
-                rows = [r for r in rows if word in r["io_tp_nm"]]
-            if _field(body, "all_stk_tp") == "1":
-                rows = [r for r in rows if r["stk_cd"] == _field(body, "stk_cd")]
+            rows = _narrowed(self.fake.exchange.open_rows(book), body, "trde_tp", "all_stk_tp")
             return self.paged(api_id, "oso", rows, headers, {})
         if api_id == "ka10076":
-            rows = self.fake.exchange.executed_rows(book)
-            if _field(body, "sell_tp") in ("1", "2"):
-                word = "매도" if body["sell_tp"] == "1" else "매수"
-                rows = [r for r in rows if word in r["io_tp_nm"]]
-            if _field(body, "qry_tp") == "1":
-                rows = [r for r in rows if r["stk_cd"] == _field(body, "stk_cd")]
+            rows = _narrowed(self.fake.exchange.executed_rows(book), body, "sell_tp", "qry_tp")
             return self.paged(api_id, "cntr", rows, headers, {})
         raise Refusal("1505", f"존재하지 않는 API ID입니다 ({api_id})", business=False)
 
@@ -505,6 +495,19 @@ def order_view(o: FakeOrder) -> dict[str, Any]:
         "day": o.day.isoformat(),
         "ts": o.ts,
     }
+
+
+def _narrowed(
+    rows: list[dict[str, Any]], body: dict[str, Any], side_key: str, one_stock_key: str
+) -> list[dict[str, Any]]:
+    """The order-list filters ka10075 and ka10076 share under different field names: a side
+    (``1`` sell, ``2`` buy) and, when the flag says so, one stock (``stk_cd``)."""
+    if _field(body, side_key) in ("1", "2"):
+        word = "매도" if body[side_key] == "1" else "매수"
+        rows = [r for r in rows if word in r["io_tp_nm"]]
+    if _field(body, one_stock_key) == "1":
+        rows = [r for r in rows if r["stk_cd"] == _field(body, "stk_cd")]
+    return rows
 
 
 def _field(body: dict[str, Any], name: str) -> str:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from hoga.domain.errors import Conflict, NotFound
 from hoga.store import tables as t
 from hoga.store.repos import new_id
+from hoga.store.rows import from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,26 +46,7 @@ class AccountRecord:
 
 
 def _account(row: Any) -> AccountRecord:
-    return AccountRecord(
-        id=row.id,
-        user_id=row.user_id,
-        broker=row.broker,
-        env=row.env,
-        label=row.label,
-        account_masked=row.account_masked,
-        app_key_masked=row.app_key_masked,
-        fingerprint=row.fingerprint,
-        secrets_enc=row.secrets_enc,
-        key_id=row.key_id,
-        commission_rate=Decimal(row.commission_rate),
-        base_url=row.base_url,
-        ws_url=row.ws_url,
-        is_active=row.is_active,
-        last_test_at=row.last_test_at,
-        last_test_ok=row.last_test_ok,
-        last_test_message=row.last_test_message,
-        created_at=row.created_at,
-    )
+    return from_row(AccountRecord, row, commission_rate=Decimal(row.commission_rate))
 
 
 async def create_account(

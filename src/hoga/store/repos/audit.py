@@ -10,6 +10,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.store import tables as t
+from hoga.store.rows import from_row
 
 _INSERT = insert(t.audit_log)
 
@@ -53,16 +54,7 @@ async def record(
 
 
 def _entry(r: Any) -> AuditEntry:
-    return AuditEntry(
-        id=r.id,
-        user_id=r.user_id,
-        actor_id=r.actor_id,
-        ts=r.ts,
-        action=r.action,
-        target=r.target,
-        ip=r.ip,
-        detail=dict(r.detail or {}),
-    )
+    return from_row(AuditEntry, r, detail=dict(r.detail or {}))
 
 
 async def list_for_user(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.store import tables as t
 from hoga.store.repos import new_id
+from hoga.store.rows import from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,18 +29,7 @@ class BacktestRecord:
 
 
 def _rec(r: Any) -> BacktestRecord:
-    return BacktestRecord(
-        id=r.id,
-        user_id=r.user_id,
-        kind=r.kind,
-        symbol=r.symbol,
-        params=dict(r.params or {}),
-        status=r.status,
-        result=r.result,
-        error=r.error,
-        created_at=r.created_at,
-        finished_at=r.finished_at,
-    )
+    return from_row(BacktestRecord, r, params=dict(r.params or {}))
 
 
 async def create(

@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.portfolio import Position
 from hoga.store import tables as t
+from hoga.store.rows import from_row
 
 # Built once (see repos/orders.py): these run on every order and fill.
 _LEDGER_ROW = insert(t.cash_ledger)
@@ -35,19 +36,17 @@ _POSITIONS = (
     .where(t.positions.c.user_id == bindparam("uid"), t.positions.c.qty != 0)
     .order_by(t.positions.c.account_id, t.positions.c.symbol)
 )
-_POSITION = select(t.positions).where(
+# One account's position in one symbol: the row a fill or a hand settlement rewrites.
+_THIS_POSITION = (
     t.positions.c.user_id == bindparam("uid"),
     t.positions.c.account_id == bindparam("aid"),
     t.positions.c.symbol == bindparam("sym"),
 )
+_POSITION = select(t.positions).where(*_THIS_POSITION)
 _POSITION_FOR_UPDATE = _POSITION.with_for_update()
 _POSITION_SET = (
     update(t.positions)
-    .where(
-        t.positions.c.user_id == bindparam("uid"),
-        t.positions.c.account_id == bindparam("aid"),
-        t.positions.c.symbol == bindparam("sym"),
-    )
+    .where(*_THIS_POSITION)
     .values(
         qty=bindparam("qty"),
         cost=bindparam("cost"),
@@ -107,21 +106,7 @@ class PositionRecord:
 
 
 def _fill(r: Any) -> FillRecord:
-    return FillRecord(
-        id=r.id,
-        user_id=r.user_id,
-        account_id=r.account_id,
-        order_id=r.order_id,
-        strategy_id=r.strategy_id,
-        broker_fill_id=r.broker_fill_id,
-        symbol=r.symbol,
-        side=r.side,
-        qty=r.qty,
-        price=r.price,
-        commission=r.commission,
-        tax=r.tax,
-        ts=r.ts,
-    )
+    return from_row(FillRecord, r)
 
 
 async def post_cash(

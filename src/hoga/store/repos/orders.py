@@ -30,6 +30,7 @@ from hoga.domain.orders import (
     evolve,
 )
 from hoga.store import tables as t
+from hoga.store.rows import from_row
 
 _OPEN = [s.value for s in OPEN]
 
@@ -91,34 +92,13 @@ def _transition_stmt(keys: tuple[str, ...]) -> Executable:
 
 
 def _order(r: Any) -> Order:
-    return Order(
-        id=r.id,
-        user_id=r.user_id,
-        account_id=r.account_id,
-        strategy_id=r.strategy_id,
-        client_order_id=r.client_order_id,
-        symbol=r.symbol,
+    return from_row(
+        Order,
+        r,
         side=Side(r.side),
         type=OrderType(r.type),
-        qty=r.qty,
-        price=r.price,
         status=OrderStatus(r.status),
         priority=Priority(r.priority),
-        urgent=r.urgent,
-        source=r.source,
-        filled_qty=r.filled_qty,
-        filled_amount=r.filled_amount,
-        commission=r.commission,
-        tax=r.tax,
-        reserved_cash=r.reserved_cash,
-        broker_order_id=r.broker_order_id,
-        broker_org_no=r.broker_org_no,
-        reason_code=r.reason_code,
-        reason=r.reason,
-        trading_day=r.trading_day,
-        created_at=r.created_at,
-        updated_at=r.updated_at,
-        submitted_at=r.submitted_at,
         tif=TimeInForce(r.tif),
         venue=Venue(r.venue),
     )

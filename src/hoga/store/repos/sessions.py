@@ -10,6 +10,7 @@ from sqlalchemy import and_, delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.store import tables as t
+from hoga.store.rows import from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,17 +27,7 @@ class RefreshRecord:
 
 
 def _rec(row: Any) -> RefreshRecord:
-    return RefreshRecord(
-        id=row.id,
-        user_id=row.user_id,
-        family_id=row.family_id,
-        created_at=row.created_at,
-        expires_at=row.expires_at,
-        used_at=row.used_at,
-        revoked_at=row.revoked_at,
-        ip=row.ip,
-        user_agent=row.user_agent,
-    )
+    return from_row(RefreshRecord, row)
 
 
 async def add_refresh(

@@ -18,6 +18,7 @@ from hoga.domain.errors import Conflict
 from hoga.domain.orders import OPEN
 from hoga.store import tables as t
 from hoga.store.repos import new_id
+from hoga.store.rows import from_row
 
 _OPEN = [s.value for s in OPEN]
 
@@ -54,20 +55,12 @@ class StrategyFill:
 
 
 def _rec(r: Any) -> StrategyRecord:
-    return StrategyRecord(
-        id=r.id,
-        user_id=r.user_id,
-        account_id=r.account_id,
-        name=r.name,
-        kind=r.kind,
+    return from_row(
+        StrategyRecord,
+        r,
         symbols=tuple(r.symbols or ()),
         params=dict(r.params or {}),
-        status=r.status,
-        last_error=r.last_error,
-        error_at=r.error_at,
         state=dict(r.state or {}),
-        created_at=r.created_at,
-        updated_at=r.updated_at,
     )
 
 

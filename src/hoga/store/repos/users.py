@@ -14,6 +14,7 @@ from hoga.domain.errors import Conflict, NotFound
 from hoga.domain.tiers import Tier
 from hoga.store import tables as t
 from hoga.store.repos import new_id
+from hoga.store.rows import from_row
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,23 +39,7 @@ class UserRecord:
 
 
 def _user(row: Any) -> UserRecord:
-    return UserRecord(
-        id=row.id,
-        username=row.username,
-        password_hash=row.password_hash,
-        tier=row.tier,
-        is_admin=row.is_admin,
-        is_active=row.is_active,
-        totp_enabled=row.totp_enabled,
-        totp_secret_enc=row.totp_secret_enc,
-        ip_allowlist=list(row.ip_allowlist or []),
-        max_order_value=row.max_order_value,
-        daily_loss_limit=row.daily_loss_limit,
-        trading_state=row.trading_state,
-        api_calls_per_minute=row.api_calls_per_minute,
-        created_at=row.created_at,
-        password_changed_at=row.password_changed_at,
-    )
+    return from_row(UserRecord, row, ip_allowlist=list(row.ip_allowlist or []))
 
 
 async def create_user(
@@ -122,14 +107,7 @@ async def update_user(conn: AsyncConnection, user_id: int, **values: Any) -> Use
 
 
 def _tier(row: Any) -> Tier:
-    return Tier(
-        name=row.name,
-        daily_trades=row.daily_trades,
-        max_strategies=row.max_strategies,
-        max_positions=row.max_positions,
-        priority=row.priority,
-        api_calls_per_minute=row.api_calls_per_minute,
-    )
+    return from_row(Tier, row)
 
 
 async def get_tier(conn: AsyncConnection, name: str) -> Tier | None:

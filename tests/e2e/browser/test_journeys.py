@@ -471,12 +471,12 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     sign_in(page, browsing.base, user)
     open_tab(page, "주문")
     pick_symbol(page, "005930", "삼성전자")
-    page.get_by_label("수량 (주)").fill("7")
+    page.get_by_label("수량 (주)").fill("8")
     price = page.get_by_label("주문가격 (원)")
     expect(price).to_have_value(re.compile(r"^\d{1,3}(,\d{3})*$"))
     typed_price = price.input_value()
     # Let the page settle: the preview of exactly these values is on screen.
-    amount = f"{7 * int(typed_price.replace(',', '')):,}원"
+    amount = f"{8 * int(typed_price.replace(',', '')):,}원"
     expect(page.locator("[data-preview]")).to_contain_text(amount)
     expect(page.locator("[data-gate=ok]")).to_be_visible()
 
@@ -487,8 +487,9 @@ def test_expired_session_returns_to_sign_in_keeping_the_ticket(
     r = api.http.delete(f"/api/me/sessions/{browser_session['id']}", headers=other)
     assert r.status_code == 200, r.text
 
-    # The next request (here the cost preview of a changed quantity) finds the session gone.
-    page.get_by_label("수량 (주)").fill("8")
+    # The page learns it at once - the server closes its live connection (4001) and the token
+    # renewal is refused - or at its next request, whichever comes first; it used to be only
+    # the next request, and typing into the ticket then raced the overlay.
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("로그인이 만료되었습니다")
     expect(dialog.get_by_label("아이디")).to_have_value(user)

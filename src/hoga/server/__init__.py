@@ -7,5 +7,6 @@ broker feeds and the instrument master at start-up; ``startup`` and ``shutdown``
 sequence and its reverse; ``background`` holds the periodic tasks (bars, the day roll);
 ``listeners`` the reactions to pause/resume, sign-in changes and new users; ``ops`` the
 notifier, alerts and metrics listener; ``admin`` the CLI's ``AdminContext``. Like ``app.py``
-these modules know every room, and only ``app.py`` and ``cli``/``ops`` import them.
+these modules know every room; only ``app.py`` and ``ops/commands.py`` import them, and they
+import ``hoga.cluster`` lazily (cluster mode only), as ``app.py`` does.
 """

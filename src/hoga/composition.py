@@ -1,10 +1,10 @@
 """The core every hoga process builds the same way: database, vault, tokens, users, accounts.
 
-``HogaApp`` (``app.py``, the server) and ``AdminContext`` (the CLI's user, vault and pause
-commands) both start from ``build_core`` so the two cannot drift apart - the same database
-role, vault key, JWT secret and account rules whichever process acts. The server then adds
-brokers (``AccountService.brokers``), feeds, the order pipeline and the API around it; the
-admin context uses it as is (no brokers: it never talks to one).
+``HogaApp`` (``app.py``, the server) and ``AdminContext`` (``server/admin.py``, the CLI's
+user, vault and pause commands) both start from ``build_core`` so the two cannot drift apart -
+the same database role, vault key, JWT secret and account rules whichever process acts. The
+server then adds brokers (``AccountService.brokers``), feeds, the order pipeline and the API
+around it; the admin context uses it as is (no brokers: it never talks to one).
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from hoga.app import AdminContext
 from hoga.domain.errors import Unauthorized
 from hoga.domain.orders import OrderIntent, OrderType, Side
+from hoga.server.admin import AdminContext
 from tests.helpers import PASSWORD, Harness, eventually, live_server, make_settings, running
 from tests.integration.test_strategies_api import _started
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hoga import app as app_mod
+from hoga.server import shutdown as app_mod
 from tests.helpers import running
 
 

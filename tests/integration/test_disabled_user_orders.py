@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hoga.app import AdminContext
 from hoga.domain.orders import OrderStatus
+from hoga.server.admin import AdminContext
 from tests.helpers import Harness, eventually, make_settings, running
 
 SYMBOL = "005930"

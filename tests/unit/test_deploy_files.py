@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from hoga import app as app_mod
 from hoga.config import Settings
+from hoga.server import shutdown as app_mod
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 DOCS = DEPLOY.parent / "docs" / "operations.md"

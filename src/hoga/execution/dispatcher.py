@@ -7,7 +7,7 @@ requests in flight. A server-wide cap applies on top to every broker that counts
 
 For session-limited gateways (``capacity == 1``, such as the legacy Kiwoom control) a
 ``SessionPolicy`` decides when to send, switch, prepare or activate sessions; see
-``execution/scheduling.py``.
+``execution/scheduling.py`` (the policy) and ``execution/session_switch.py`` (the switch).
 
 Limits are strict sliding windows (``execution/ratelimit.py``) with a small safety margin, so
 no broker ever sees more than its published rate in any window.
@@ -27,11 +27,11 @@ import math
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from hoga.brokers.base import AccountRef, Broker, BrokerError, BrokerLimits
 from hoga.domain.errors import StorageUnavailable
-from hoga.domain.orders import Priority
+from hoga.execution import session_switch
 from hoga.execution.gate import Hold
 from hoga.execution.queue import Kind, OrderQueue, QueueItem
 from hoga.execution.ratelimit import RateLimit, SlidingWindow, acquire_all, available_at
@@ -42,16 +42,6 @@ log = logging.getLogger(__name__)
 Sender = Callable[[QueueItem], Awaitable[None]]
 RefLookup = Callable[[int], Awaitable[AccountRef | None]]
 HoldCheck = Callable[[AccountRef, Kind], Hold | None]
-
-
-class SessionBroker(Protocol):
-    """A broker whose gateway holds one logged-in account at a time."""
-
-    async def switch_session(self, account: AccountRef) -> None: ...
-
-    async def prepare_session(self, account: AccountRef) -> None: ...
-
-    async def activate_session(self, account: AccountRef) -> None: ...
 
 
 @dataclass
@@ -301,7 +291,9 @@ class Dispatcher:
                 assert d.account is not None
                 ref = await self._ref(d.account)
                 try:
-                    switched = ref is None or await self._switch(gw, broker, ref)
+                    switched = ref is None or await session_switch.switch(
+                        broker, ref, self.queue, gw.name, gw.wake
+                    )
                 except BrokerError as e:
                     # The login failed (the gateway's own error): hold this account's requests
                     # back for a while so the others are served meanwhile, not starved by
@@ -314,6 +306,7 @@ class Dispatcher:
                     continue
                 if not switched:
                     # Abandoned for an URGENT request elsewhere; the old session is gone too.
+                    gw.aborted_switches += 1
                     s.active = None
                     continue
                 gw.switches += 1
@@ -325,7 +318,7 @@ class Dispatcher:
                 ref = await self._ref(d.account)
                 s.standby, s.standby_ready_at = d.account, now + lim.switch_cost
                 if ref is not None:
-                    preparing = loop.create_task(self._prepare(gw, broker, ref, s))
+                    preparing = loop.create_task(session_switch.prepare(broker, ref, s, gw.wake))
             elif d.act == Act.ACTIVATE:
                 assert d.account is not None
                 ref = await self._ref(d.account)
@@ -337,49 +330,6 @@ class Dispatcher:
                 preparing = None
             else:
                 await self._wait(gw, d.until)
-
-    async def _switch(self, gw: _Gateway, broker: Any, ref: AccountRef) -> bool:
-        """Switch the session to ``ref``'s account, watching the queue meanwhile: a switch takes
-        seconds, and an URGENT request of another account arriving during it would otherwise
-        wait for this switch and then its own. Such a switch is abandoned (the task is
-        cancelled; the adapter stops the login) and False returned, unless the account being
-        switched to has an URGENT request itself."""
-        task = asyncio.get_running_loop().create_task(broker.switch_session(ref))
-        try:
-            while not task.done():
-                gw.wake.clear()
-                waiter = asyncio.get_running_loop().create_task(gw.wake.wait())
-                try:
-                    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
-                finally:
-                    waiter.cancel()
-                if not task.done() and self._urgent_elsewhere(gw.name, ref.account_id):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                    gw.aborted_switches += 1
-                    return False
-        except asyncio.CancelledError:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
-            raise
-        task.result()
-        return True
-
-    def _urgent_elsewhere(self, gateway: str, target: int) -> bool:
-        head = self.queue.peek(gateway, target)
-        if head is not None and head.priority == Priority.URGENT:
-            return False
-        other = self.queue.best_account(gateway, exclude=target)
-        other_head = self.queue.peek(gateway, other) if other is not None else None
-        return other_head is not None and other_head.priority == Priority.URGENT
-
-    async def _prepare(self, gw: _Gateway, broker: Any, ref: AccountRef, s: SessionState) -> None:
-        await broker.prepare_session(ref)
-        if s.standby == ref.account_id:
-            s.standby_ready_at = asyncio.get_running_loop().time()
-        gw.wake.set()
 
     # --- views
 

@@ -26,7 +26,7 @@ from hoga.ops.console import fail, warn
 @asynccontextmanager
 async def admin_context(settings: Settings) -> AsyncIterator[Any]:
     """An ``AdminContext`` for the length of one command."""
-    from hoga.app import AdminContext
+    from hoga.server.admin import AdminContext
 
     ctx = AdminContext(settings)
     await ctx.start()

@@ -80,8 +80,7 @@ class ClusterNode:
             "connected": self.bus.connected,
             "members": sorted(self.members.members),
             "users": sorted(self.ownership.started),
-            "feed_owner": self.market is not None
-            and self.market.owner.leases.holds(self.market.owner.lease),
+            "feed_owner": self.market is not None and self.market.owner.owning,
         }
 
     def guard(self, app: HogaApp) -> ClusterGuard:

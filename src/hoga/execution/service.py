@@ -123,8 +123,9 @@ class OrderService:
         stay tracked and reconciled). Returns how many were withdrawn."""
         core = self.core
         withdrawn = 0
-        for queued, _, _ in core.queue.places(user_id):
-            if queued.kind != Kind.PLACE or (item := core.queue.remove(queued.order_id)) is None:
+        mine = [i.order_id for i in core.queue.items() if i.user_id == user_id]
+        for order_id in mine:
+            if (item := core.queue.remove(order_id, Kind.PLACE)) is None:
                 continue
             try:
                 order = await self.intake.get(user_id, item.order_id)

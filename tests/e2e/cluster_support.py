@@ -14,8 +14,6 @@ import itertools
 import json
 import secrets
 import threading
-import time
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,16 +98,6 @@ def make_users(urls: list[str], n: int) -> tuple[list[int], list[dict[str, str]]
     with ThreadPoolExecutor(6) as pool:
         made = list(pool.map(make, range(n)))
     return [m[0] for m in made], [m[1] for m in made]
-
-
-def wait_for(check: Callable[[], Any], within: float, what: str) -> Any:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out after {within} s waiting for {what}")
 
 
 @dataclass

@@ -29,8 +29,8 @@ from tests.e2e.cluster_support import (
     shared_secrets,
     start_cluster,
     stop_all,
-    wait_for,
 )
+from tests.helpers import eventually_sync
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.timeout(900)]
 
@@ -95,7 +95,7 @@ def test_kill_9_of_an_owner_mid_burst_moves_its_users_within_the_bound(
     data_dirs = [tmp_path / f"n{i}" / "var" for i in range(3)]
     try:
         ids, users = make_users([s.url for s in servers], USERS)
-        wait_for(lambda: _all_owned(nats_available, prefix, USERS), 60, "every user owned")
+        eventually_sync(lambda: _all_owned(nats_available, prefix, USERS), 60, "every user owned")
         victim = 1
         theirs = _owned_by(nats_available, prefix, "n1") & set(ids)
         assert theirs, "the victim owns no trader: nothing to move"
@@ -104,7 +104,7 @@ def test_kill_9_of_an_owner_mid_burst_moves_its_users_within_the_bound(
         # The burst goes on in the background; the victim dies in the middle of it.
         burst = threading.Thread(target=load.burst, kwargs={"per_user": 6})
         burst.start()
-        wait_for(lambda: len(load.acked) >= USERS * 4, 120, "the burst under way")
+        eventually_sync(lambda: len(load.acked) >= USERS * 4, 120, "the burst under way")
         servers[victim].proc.send_signal(signal.SIGKILL)
         killed = time.time()
         servers[victim].proc.wait(10)
@@ -121,7 +121,7 @@ def test_kill_9_of_an_owner_mid_burst_moves_its_users_within_the_bound(
                     taken[u] = time.time() - killed
             return set(taken) == theirs
 
-        wait_for(all_taken, 60, "the dead server's users taken by the survivors")
+        eventually_sync(all_taken, 60, "the dead server's users taken by the survivors")
         burst.join(180)
         load.burst(per_user=1)  # after the kill: every user has fresh work
 
@@ -136,7 +136,7 @@ def test_kill_9_of_an_owner_mid_burst_moves_its_users_within_the_bound(
                         first[uid] = min(first.get(uid, rec["ts"]), rec["ts"])
             return first if set(first) == theirs else None
 
-        sends = wait_for(first_sends, 60, "every moved user sending from its new owner")
+        sends = eventually_sync(first_sends, 60, "every moved user sending from its new owner")
         worst = max(taken.values())
         print(
             f"fail-over: {len(theirs)} users of the killed server taken over "
@@ -150,7 +150,7 @@ def test_kill_9_of_an_owner_mid_burst_moves_its_users_within_the_bound(
             db = orders_in_db(pg_url)
             return all(o["status"] in FINAL | WORKING for o in db.values())
 
-        wait_for(settled, 90, "every order final or working")
+        eventually_sync(settled, 90, "every order final or working")
         counts = _check_counts(pg_url, load, data_dirs)
         assert counts["stuck"] == 0
         # In doubt at the kill: booked by the dead server's paper broker, answer never
@@ -178,7 +178,7 @@ def test_a_server_cut_off_from_nats_stops_sending_before_another_takes_its_users
     data_dirs = [tmp_path / f"n{i}" / "var" for i in range(3)]
     try:
         ids, users = make_users([s.url for s in servers], USERS)
-        wait_for(lambda: _all_owned(nats_available, prefix, USERS), 60, "every user owned")
+        eventually_sync(lambda: _all_owned(nats_available, prefix, USERS), 60, "every user owned")
         theirs = _owned_by(nats_available, prefix, "n1") & set(ids)
         assert theirs
         load = Load(servers, users)
@@ -190,7 +190,7 @@ def test_a_server_cut_off_from_nats_stops_sending_before_another_takes_its_users
 
         poster = threading.Thread(target=keep_posting)
         poster.start()
-        wait_for(lambda: len(load.acked) >= USERS * 2, 120, "orders flowing")
+        eventually_sync(lambda: len(load.acked) >= USERS * 2, 120, "orders flowing")
         loop.call_soon_threadsafe(proxy.block)
         cut = time.time()
 
@@ -199,7 +199,7 @@ def test_a_server_cut_off_from_nats_stops_sending_before_another_takes_its_users
                 lease_holders(nats_available, prefix).get(f"user-{u}") for u in theirs
             )
 
-        wait_for(taken_over, 60, "the cut-off server's users taken over")
+        eventually_sync(taken_over, 60, "the cut-off server's users taken over")
         time.sleep(3 * TTL / 4)  # let the new owners send some of the waiting orders
         stop.set()
         poster.join(120)

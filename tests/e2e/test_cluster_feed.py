@@ -27,8 +27,8 @@ from tests.e2e.cluster_support import (
     shared_secrets,
     start_cluster,
     stop_all,
-    wait_for,
 )
+from tests.helpers import eventually_sync
 
 pytestmark = [pytest.mark.postgres, pytest.mark.nats, pytest.mark.timeout(600)]
 
@@ -77,7 +77,9 @@ def test_kill_9_of_the_feed_owner_quotes_resume_on_the_other_server(
     envs = [{**cluster_env(pg_url, nats_available, prefix, f"n{i}", TTL), **keys} for i in range(2)]
     servers = start_cluster(tmp_path, envs)
     try:
-        holder = wait_for(lambda: lease_holders(nats_available, prefix).get(LEASE), 60, "owner")
+        holder = eventually_sync(
+            lambda: lease_holders(nats_available, prefix).get(LEASE), 60, "owner"
+        )
         owner = int(holder.removeprefix("n"))
         watcher = servers[1 - owner]
         _, (headers,) = make_users([servers[0].url], 1)

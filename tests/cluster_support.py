@@ -12,8 +12,14 @@ import asyncio
 import contextlib
 import os
 import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hoga.cluster.bus import ClusterBus
 
 NATS_URL = os.environ.get("HOGA_TEST_NATS_URL", "nats://127.0.0.1:4222")
+IN_CI = os.environ.get("CI", "").lower() == "true"
 
 
 def unique_prefix() -> str:
@@ -120,3 +126,42 @@ class TcpProxy:
                 continue  # dropped on the floor, like a partitioned link
             writer.write(data)
             await writer.drain()
+
+
+class Buses:
+    """``await buses.new("a")`` - a started ``ClusterBus`` named ``a`` on this test's prefix
+    (several servers' connections in one process)."""
+
+    def __init__(self) -> None:
+        self.prefix = unique_prefix()
+        self.started: list[ClusterBus] = []
+
+    async def new(self, name: str) -> ClusterBus:
+        bus = ClusterBus(NATS_URL, f"{name}-{uuid.uuid4().hex[:6]}", prefix=self.prefix)
+        try:
+            await bus.start(connect_timeout=2.0)
+        except Exception as e:
+            msg = f"NATS at {NATS_URL} is not reachable: {type(e).__name__}"
+            if IN_CI:
+                pytest.fail(msg + " (CI=true: cluster tests must run)")
+            pytest.skip(msg)
+        self.started.append(bus)
+        return bus
+
+    async def close(self) -> None:
+        """Close the connections, then delete every bucket of this prefix (servers under
+        test may have made some through connections of their own)."""
+        for bus in self.started:
+            with contextlib.suppress(Exception):
+                await bus.stop()
+        with contextlib.suppress(Exception):
+            await delete_buckets(self.prefix)
+
+
+@contextlib.asynccontextmanager
+async def buses() -> AsyncIterator[Buses]:
+    b = Buses()
+    try:
+        yield b
+    finally:
+        await b.close()

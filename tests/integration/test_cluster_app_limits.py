@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from hoga.app import HogaApp
-from tests.cluster_limits_support import NATS_URL, Buses, buses
+from tests.cluster_support import NATS_URL, Buses, buses
 from tests.helpers import PASSWORD, Harness, eventually, make_settings
 
 pytestmark = pytest.mark.postgres

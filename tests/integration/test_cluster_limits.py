@@ -26,7 +26,7 @@ from hoga.cluster.throttle import ReplicatedThrottle
 from hoga.domain.clock import SystemClock
 from hoga.domain.errors import LimitExceeded
 from hoga.security.throttle import LoginThrottle
-from tests.cluster_limits_support import Buses, buses
+from tests.cluster_support import Buses, buses
 from tests.helpers import eventually
 
 

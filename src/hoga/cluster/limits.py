@@ -108,35 +108,25 @@ class ControlSignals:
 class ClusterLimits:
     """What ``start_cluster_limits`` made, for ``stop`` and the status pages."""
 
-    def __init__(
-        self, bus: ClusterBus, ledger: QuotaLedger, signals: ControlSignals, *, owns_bus: bool
-    ) -> None:
+    def __init__(self, bus: ClusterBus, ledger: QuotaLedger, signals: ControlSignals) -> None:
         self.bus = bus
         self.ledger = ledger
         self.signals = signals
-        self._owns_bus = owns_bus
 
     async def stop(self) -> None:
+        """Hand the quota shares back (the bus is the cluster node's: it closes it)."""
         with contextlib.suppress(Exception):
             await self.ledger.stop()
-        if self._owns_bus:
-            await self.bus.stop()
 
 
 async def start_cluster_limits(app: HogaApp) -> ClusterLimits:
     """Put the cluster's limits behind the server's seams. Call before the dispatcher and
-    the API start. Uses the process's one NATS connection - the cluster node's
-    (``app.cluster.bus``, connected by its guard) when the app has one - else connects one of
-    its own, which ``ClusterLimits.stop`` closes."""
+    the API start. Uses the process's one NATS connection, the cluster node's
+    (``app.cluster.bus``, connected by its guard)."""
     s = app.settings
-    node = getattr(app, "cluster", None)
-    bus: ClusterBus | None = getattr(node, "bus", None)
-    owns = bus is None
-    if bus is None:
-        if not s.cluster_nats_url:
-            raise RuntimeError("cluster limits need HOGA_CLUSTER_NATS_URL")
-        bus = ClusterBus(s.cluster_nats_url, s.cluster_instance_id, prefix=s.cluster_prefix)
-        await bus.start()
+    if app.cluster is None:
+        raise RuntimeError("cluster limits need cluster mode (HOGA_CLUSTER_NATS_URL)")
+    bus = app.cluster.bus
     ledger = QuotaLedger(bus, app.clock, ttl=s.cluster_lease_ttl)
     await ledger.start()
     # The global order cap: the same cap and window (with its margin) as the single server's.
@@ -158,4 +148,4 @@ async def start_cluster_limits(app: HogaApp) -> ClusterLimits:
 
     await signals.on("auth", auth_changed)
     log.info("cluster limits: shared order cap %d per %.2fs", local.limit, local.window)
-    return ClusterLimits(bus, ledger, signals, owns_bus=owns)
+    return ClusterLimits(bus, ledger, signals)

@@ -27,7 +27,13 @@ from typing import Any
 from tests.helpers import eventually
 
 from hoga.brokers.base import AccountRef, MemoryTokenStore, PlaceRequest
-from hoga.brokers.kiwoom import FeedCredentials, KiwoomBroker, KiwoomFeed, Timeouts
+from hoga.brokers.kiwoom import (
+    ClientOptions,
+    FeedCredentials,
+    KiwoomBroker,
+    KiwoomFeed,
+    Timeouts,
+)
 from hoga.brokers.kiwoom.feed import KiwoomFeedSession
 from hoga.brokers.kiwoom.tracking import OrderTracker
 from hoga.domain import krx
@@ -64,11 +70,9 @@ async def order_round_trip(n: int) -> dict[str, Any]:
     )
     url = await fake.start()
     broker = KiwoomBroker(
-        rate=100_000,
         clock=SystemClock(),
         token_store=MemoryTokenStore(),
-        margin=0.0,
-        timeouts=Timeouts(order=10, query=10),
+        options=ClientOptions(rate=100_000, margin=0.0, timeouts=Timeouts(order=10, query=10)),
     )
     await broker.start()
     ref = AccountRef(1, 1, "kiwoom", "mock", ACCOUNT, Secret(KEY), Secret(SECRET), base_url=url)
@@ -115,7 +119,9 @@ async def realtime_ticks(steps: int) -> dict[str, Any]:
     )
     url = await fake.start()
     clock = SystemClock()
-    broker = KiwoomBroker(rate=1000, clock=clock, token_store=MemoryTokenStore())
+    broker = KiwoomBroker(
+        clock=clock, token_store=MemoryTokenStore(), options=ClientOptions(rate=1000)
+    )
     await broker.start()
     feed = KiwoomFeed(
         broker.wire, [FeedCredentials(Secret(KEY), Secret(SECRET), "mock", url)], clock=clock

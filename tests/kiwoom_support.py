@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hoga.brokers.base import AccountRef, MemoryTokenStore, TokenStore
-from hoga.brokers.kiwoom import KiwoomBroker, RealtimeOptions, Timeouts
+from hoga.brokers.kiwoom import ClientOptions, KiwoomBroker, RealtimeOptions, Timeouts
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Instrument, Tick
@@ -89,10 +89,9 @@ async def kiwoom_adapter(
     clock: Clock | None = None,
 ) -> AsyncIterator[tuple[KiwoomBroker, Collected]]:
     broker = KiwoomBroker(
-        rate=rate,
         clock=clock or SystemClock(),
         token_store=store or MemoryTokenStore(),
-        timeouts=timeouts or Timeouts(order=2.0, query=5.0),
+        options=ClientOptions(rate=rate, timeouts=timeouts or Timeouts(order=2.0, query=5.0)),
         realtime=realtime,
     )
     sink = Collected()

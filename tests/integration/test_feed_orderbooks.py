@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hoga.brokers.base import MemoryTokenStore
 from hoga.brokers.kis import KisBroker, KisFeed
-from hoga.brokers.kiwoom import KiwoomFeed, KiwoomWire
+from hoga.brokers.kiwoom import ClientOptions, KiwoomFeed, KiwoomWire
 from hoga.domain import krx
 from hoga.domain.clock import SystemClock
 from hoga.domain.market import OrderBook
@@ -63,7 +63,12 @@ async def test_kis_h0stasp0_books_reach_hub_book_consumers() -> None:
 async def test_kiwoom_0d_books_reach_hub_book_consumers() -> None:
     async with kiwoom_fake() as fake:
         clock = SystemClock()
-        wire = KiwoomWire(clock=clock, store=MemoryTokenStore(), rate=50, realtime=FAST_REALTIME)
+        wire = KiwoomWire(
+            clock=clock,
+            store=MemoryTokenStore(),
+            options=ClientOptions(rate=50),
+            realtime=FAST_REALTIME,
+        )
         feed = KiwoomFeed(wire, [credentials(fake)], clock=clock, symbols_per_session=3)
         hub = Hub(feed, Universe(bundled_universe()), clock, grace=0.0, stale_after=30.0)
         await hub.start()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hoga.brokers.base import Broker
 from hoga.brokers.kis import KisBroker
+from hoga.brokers.kiwoom import ClientOptions as KiwoomOptions
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
 from hoga.brokers.kiwoom_openapi import KiwoomOpenApiBroker
@@ -86,11 +87,13 @@ def build_brokers(
     brokers["kis"] = kis
     # Kiwoom REST: one token, one request budget and one WebSocket per app key.
     kiwoom = KiwoomBroker(
-        rate=s.kiwoom_rate,
         clock=clock,
         token_store=token_store,
-        # Answer (or give up) before the order service's own submit timeout.
-        timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
+        options=KiwoomOptions(
+            rate=s.kiwoom_rate,
+            # Answer (or give up) before the order service's own submit timeout.
+            timeouts=KiwoomTimeouts(order=max(0.5, s.submit_timeout * 0.8)),
+        ),
     )
     brokers["kiwoom"] = kiwoom
     # Kiwoom OpenAPI+ through hoga-bridge: one login at a time, driven by the dispatcher's

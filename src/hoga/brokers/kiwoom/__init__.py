@@ -6,11 +6,12 @@ and one WebSocket session per app key, shared through ``KiwoomWire``).
 """
 
 from hoga.brokers.kiwoom.broker import KiwoomBroker
-from hoga.brokers.kiwoom.client import KiwoomWire, Timeouts
+from hoga.brokers.kiwoom.client import ClientOptions, KiwoomWire, Timeouts
 from hoga.brokers.kiwoom.feed import FeedCredentials, KiwoomFeed
 from hoga.brokers.kiwoom.realtime import RealtimeOptions
 
 __all__ = [
+    "ClientOptions",
     "FeedCredentials",
     "KiwoomBroker",
     "KiwoomFeed",

@@ -56,9 +56,9 @@ from hoga.brokers.kiwoom.client import (
     ACCOUNT_PATH,
     ORDER_PATH,
     STOCK_INFO_PATH,
+    ClientOptions,
     KiwoomClient,
     KiwoomWire,
-    Timeouts,
 )
 from hoga.brokers.kiwoom.errors import describe
 from hoga.brokers.kiwoom.realtime import RealtimeConnection, RealtimeOptions
@@ -108,29 +108,15 @@ class KiwoomBroker(PumpedEvents):
     def __init__(
         self,
         *,
-        rate: float,
         clock: Clock,
         token_store: TokenStore,
-        window: float = 1.0,
-        margin: float = 0.0,
-        timeouts: Timeouts | None = None,
-        renew_margin: float = 600.0,
+        options: ClientOptions,
         realtime: RealtimeOptions | None = None,
         report_cache_seconds: float = 2.0,
     ) -> None:
-        self.rate = rate
-        self.window = window
+        self.options = options
         self._clock = clock
-        self.wire = KiwoomWire(
-            clock=clock,
-            store=token_store,
-            rate=rate,
-            window=window,
-            margin=margin,
-            timeouts=timeouts,
-            renew_margin=renew_margin,
-            realtime=realtime,
-        )
+        self.wire = KiwoomWire(clock=clock, store=token_store, options=options, realtime=realtime)
         self.report_cache_seconds = report_cache_seconds
         self._accounts: dict[int, AccountRef] = {}
         self._trackers: dict[int, OrderTracker] = {}
@@ -145,7 +131,7 @@ class KiwoomBroker(PumpedEvents):
     # --- lifecycle
 
     def limits(self, account: AccountRef) -> BrokerLimits:
-        return BrokerLimits(rate=self.rate, window=self.window)
+        return BrokerLimits(rate=self.options.rate, window=self.options.window)
 
     async def start(self) -> None:
         await self._events.start()

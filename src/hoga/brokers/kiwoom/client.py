@@ -99,6 +99,21 @@ class Timeouts:
     order: float = 7.0
 
 
+@dataclass(frozen=True, slots=True)
+class ClientOptions:
+    """How every client of an app key paces and waits, set once for the whole wire.
+
+    ``rate`` requests per ``window`` seconds, ``margin`` seconds of slack (``Pacer``); the
+    answer ``timeouts``; ``renew_margin``: renew the token this many seconds before it expires.
+    """
+
+    rate: float
+    window: float = 1.0
+    margin: float = 0.0
+    timeouts: Timeouts = Timeouts()
+    renew_margin: float = 600.0
+
+
 class KiwoomClient:
     """REST access for one app key at one host; see the module docstring."""
 
@@ -111,11 +126,7 @@ class KiwoomClient:
         *,
         store: TokenStore,
         clock: Clock,
-        rate: float,
-        window: float = 1.0,
-        margin: float = 0.0,
-        timeouts: Timeouts | None = None,
-        renew_margin: float = 600.0,
+        options: ClientOptions,
         label: str = "kiwoom",
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
@@ -125,10 +136,10 @@ class KiwoomClient:
         self._app_secret = app_secret
         self._clock = clock
         self.label = label
-        self.timeouts = timeouts or Timeouts()
-        self.pacer = Pacer(rate, window, margin)
+        self.timeouts = options.timeouts
+        self.pacer = Pacer(options.rate, options.window, options.margin)
         self.tokens = TokenKeeper(
-            self._issue_token, store, clock, renew_margin=renew_margin, label=label
+            self._issue_token, store, clock, renew_margin=options.renew_margin, label=label
         )
         limits = httpx.Limits(max_connections=8, max_keepalive_connections=8)
         self._http = httpx.AsyncClient(
@@ -322,21 +333,13 @@ class KiwoomWire:
         *,
         clock: Clock,
         store: TokenStore,
-        rate: float,
-        window: float = 1.0,
-        margin: float = 0.0,
-        timeouts: Timeouts | None = None,
-        renew_margin: float = 600.0,
+        options: ClientOptions,
         realtime: RealtimeOptions | None = None,
     ) -> None:
         self.clock = clock
         self.store = store
+        self.options = options
         self.realtime_options = realtime or RealtimeOptions()
-        self.rate = rate
-        self.window = window
-        self.margin = margin
-        self.timeouts = timeouts or Timeouts()
-        self.renew_margin = renew_margin
         self._clients: dict[str, KiwoomClient] = {}
 
     @staticmethod
@@ -366,11 +369,7 @@ class KiwoomWire:
                 app_secret,
                 store=self.store,
                 clock=self.clock,
-                rate=self.rate,
-                window=self.window,
-                margin=self.margin,
-                timeouts=self.timeouts,
-                renew_margin=self.renew_margin,
+                options=self.options,
                 label=f"kiwoom[{key[:6]}]",
             )
             self._clients[key] = client

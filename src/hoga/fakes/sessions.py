@@ -55,11 +55,15 @@ class NotAccepted(Exception):
 
 
 class DeskOrder(Protocol):
-    """What the desk reads on a fake's order itself; changes go through the ``DeskHost``."""
+    """What the desk reads on a fake's order itself. The desk writes only ``session`` and
+    ``converted`` (``retag``, then ``DeskHost.desk_changed``); other changes go through the
+    ``DeskHost``."""
 
     symbol: str
     day: date
     ts: float
+    session: str
+    converted: bool
 
     @property
     def terms(self) -> Terms: ...
@@ -83,17 +87,14 @@ class DeskHost(Protocol[OrderT]):
 
     def desk_fill(self, order: OrderT, qty: int, price: int, ts: float) -> None: ...
 
-    def desk_retag(self, order: OrderT, session: str, converted: bool) -> None:
-        """Record the order's new session (after its auction; conversion at 15:20)."""
+    def desk_changed(self, order: OrderT) -> None:
+        """Journal a change the desk made to the order itself (its session)."""
 
     def desk_end(self, order: OrderT, why: str) -> None:
         """Cancel the unfilled rest (IOC/FOK, expiry), telling the client as the broker does."""
 
     def desk_match(self, order: OrderT, tick: Tick) -> None:
         """Match an arriving continuous-session order against the book (the fake's own)."""
-
-    def desk_available(self, order: OrderT, tick: Tick) -> int:
-        """Shares the book offers the order at once (for FOK)."""
 
 
 class SessionDesk(Generic[OrderT]):
@@ -184,13 +185,24 @@ class SessionDesk(Generic[OrderT]):
                 h.desk_end(order, "IOC/FOK: 즉시 체결 불가")
             return
         if t.tif == TimeInForce.FOK:
-            avail = h.desk_available(order, tick)
-            if matching.immediate_qty(t.tif, order.remaining, avail) == 0:
+            px, avail = self.quote(order, tick, resting=False)
+            if matching.immediate_qty(t.tif, order.remaining, avail if px > 0 else 0) == 0:
                 h.desk_end(order, "FOK: 전량 체결 불가")
                 return
         h.desk_match(order, tick)
         if t.tif != TimeInForce.DAY and order.remaining > 0:
             h.desk_end(order, "IOC: 잔량 취소")
+
+    def quote(self, order: OrderT, tick: Tick, *, resting: bool) -> tuple[int, int]:
+        """The price ``order`` trades at against ``tick`` and the shares offered there
+        (``matching.quote_against``; a resting order trades at its own limit)."""
+        limit = order.terms.limit(order.price)
+        return matching.quote_against(self._host.desk_side(order), limit, tick, resting=resting)
+
+    def retag(self, order: OrderT, session: str, converted: bool) -> None:
+        """Move the order to ``session`` (after its auction; conversion at 15:20)."""
+        order.session, order.converted = session, converted
+        self._host.desk_changed(order)
 
     def continuous(self, order: OrderT) -> bool:
         """Whether the order trades on ticks now (not waiting for an auction)."""
@@ -225,11 +237,11 @@ class SessionDesk(Generic[OrderT]):
                 self._auction(group, ts)
             for o in orders:
                 if o.remaining > 0:
-                    h.desk_retag(o, S.CONTINUOUS.value, False)
+                    self.retag(o, S.CONTINUOUS.value, False)
         elif due == Due.CONVERT:
             for o in self._working(regular, day):
                 if o.terms.kind == OrderType.CONDITIONAL:
-                    h.desk_retag(o, S.CLOSING_AUCTION.value, True)
+                    self.retag(o, S.CLOSING_AUCTION.value, True)
         elif due == Due.CLOSING_AUCTION:
             orders = self._working(regular, day)
             for symbol, group in _by_symbol(orders).items():

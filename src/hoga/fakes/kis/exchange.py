@@ -20,7 +20,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from hoga.domain import krx, matching
+from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
@@ -437,8 +437,7 @@ class Exchange:
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(self.accounts[order.account], order, qty, price, ts)
 
-    def desk_retag(self, order: FakeOrder, session: str, converted: bool) -> None:
-        order.session, order.converted = session, converted
+    def desk_changed(self, order: FakeOrder) -> None:
         self._touch(order)
 
     def desk_end(self, order: FakeOrder, why: str) -> None:
@@ -456,19 +455,10 @@ class Exchange:
     def desk_match(self, order: FakeOrder, tick: Tick) -> None:
         self._match(self.accounts[order.account], order, tick, resting=False)
 
-    def desk_available(self, order: FakeOrder, tick: Tick) -> int:
-        px, avail = self._quote_for(order, tick, resting=False)
-        return avail if px > 0 else 0
-
-    def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        side = Side.BUY if order.side == "02" else Side.SELL
-        limit = order.terms.limit(order.price)
-        return matching.quote_against(side, limit, tick, resting=resting)
-
     def _match(
         self, acct: FakeAccountState, order: FakeOrder, tick: Tick, *, resting: bool
     ) -> None:
-        px, avail = self._quote_for(order, tick, resting=resting)
+        px, avail = self.desk.quote(order, tick, resting=resting)
         if px <= 0 or avail <= 0 or not order.working:
             return
         self._fill(acct, order, min(order.remaining, avail), px, tick.ts)

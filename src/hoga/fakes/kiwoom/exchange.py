@@ -29,7 +29,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Final
 
-from hoga.domain import krx, matching
+from hoga.domain import krx
 from hoga.domain.clock import KST, Clock
 from hoga.domain.market import Tick
 from hoga.domain.orders import OrderType, Side, TimeInForce
@@ -524,14 +524,10 @@ class FakeExchange:
         self.roll()
         self.desk.advance()
 
-    def _quote_for(self, order: FakeOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        limit = order.terms.limit(order.price)
-        return matching.quote_against(order.side, limit, tick, resting=resting)
-
     def _match(self, order: FakeOrder, tick: Tick, *, resting: bool) -> None:
         if not order.working or not (self.market.is_open() or self.desk.calendar):
             return
-        px, avail = self._quote_for(order, tick, resting=resting)
+        px, avail = self.desk.quote(order, tick, resting=resting)
         if px <= 0 or avail <= 0:
             return
         self._fill(order, min(order.remaining, avail), px)
@@ -547,8 +543,7 @@ class FakeExchange:
     def desk_fill(self, order: FakeOrder, qty: int, price: int, ts: float) -> None:
         self._fill(order, qty, price)
 
-    def desk_retag(self, order: FakeOrder, session: str, converted: bool) -> None:
-        order.session, order.converted = session, converted
+    def desk_changed(self, order: FakeOrder) -> None:
         self._touch(order)
 
     def desk_end(self, order: FakeOrder, why: str) -> None:
@@ -564,10 +559,6 @@ class FakeExchange:
 
     def desk_match(self, order: FakeOrder, tick: Tick) -> None:
         self._match(order, tick, resting=False)
-
-    def desk_available(self, order: FakeOrder, tick: Tick) -> int:
-        px, avail = self._quote_for(order, tick, resting=False)
-        return avail if px > 0 else 0
 
     def _fill(self, order: FakeOrder, qty: int, px: int) -> None:
         book = self.books[order.account_no]

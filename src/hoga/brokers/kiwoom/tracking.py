@@ -155,6 +155,26 @@ class Chain:
             return None, None
         return self.filled, self.amount if self.exact else None
 
+    def execution(
+        self, ord_no: str, cum: int, qty: int, price: int, ts: float, *, averaged: bool = False
+    ) -> FillReport:
+        """The fill that brought number ``ord_no`` to ``cum`` shares, once ``count``ed: named
+        ``<day>-<ord_no>-<cum>``, with ``~avg`` when its price is an average of a report's
+        (hoga's ledger marks such fills, so reconciliation knows a cash difference of a few
+        won is this truncation)."""
+        cum_qty, cum_amount = self.position()
+        return FillReport(
+            broker_order_id=self.order_id,
+            fill_id=f"{self.day}-{ord_no}-{cum}{'~avg' if averaged else ''}",
+            symbol=self.symbol,
+            side=self.side,
+            qty=qty,
+            price=price,
+            ts=ts,
+            cum_qty=cum_qty,
+            cum_amount=cum_amount,
+        )
+
     def report(self) -> OrderStatusReport:
         return OrderStatusReport(
             broker_order_id=self.order_id,
@@ -452,21 +472,9 @@ class OrderTracker:
             chain.status = S.FILLED
         elif chain.status == S.ACCEPTED:
             chain.status = S.PARTIALLY_FILLED
-        cum_qty, cum_amount = chain.position()
-        fill = FillReport(
-            broker_order_id=chain.order_id,
-            fill_id=f"{chain.day}-{ord_no}-{cum}",
-            symbol=chain.symbol,
-            side=chain.side,
-            qty=qty,
-            price=price,
-            ts=ts,
-            client_order_id=chain.client_order_id,
-            cum_qty=cum_qty,
-            cum_amount=cum_amount,
-        )
-        chain.fills.setdefault(ord_no, []).append(replace(fill, client_order_id=None))
-        return [FillEvent(fill)]
+        fill = chain.execution(ord_no, cum, qty, price, ts)
+        chain.fills.setdefault(ord_no, []).append(fill)
+        return [FillEvent(replace(fill, client_order_id=chain.client_order_id))]
 
     # --- reports (ka10075 open orders, ka10076 orders with executions)
 
@@ -550,21 +558,9 @@ class OrderTracker:
         chain.count(
             row.ord_no, row.filled, chain.cum_amt.get(row.ord_no, 0) + residual * price, False
         )
-        cum_qty, _ = chain.position()
-        chain.fills.setdefault(row.ord_no, []).append(
-            FillReport(
-                broker_order_id=chain.order_id,
-                # "~avg": booked from an average price (hoga's ledger marks such fills, so
-                # reconciliation knows a cash difference of a few won is this truncation).
-                fill_id=f"{chain.day}-{row.ord_no}-{row.filled}~avg",
-                symbol=chain.symbol,
-                side=chain.side,
-                qty=residual,
-                price=price,
-                ts=row.ts,
-                cum_qty=cum_qty,
-            )
-        )
+        # The inexact count leaves the chain without a certain amount: no cum_amount.
+        fill = chain.execution(row.ord_no, row.filled, residual, price, row.ts, averaged=True)
+        chain.fills.setdefault(row.ord_no, []).append(fill)
 
     # --- housekeeping
 

@@ -18,7 +18,7 @@ from hoga.brokers.base import (
     MemoryTokenStore,
     PlaceRequest,
 )
-from hoga.brokers.kis import KisBroker
+from hoga.brokers.kis import KisBroker, KisOptions
 from hoga.brokers.kis.realtime import KisRealtimeError
 from hoga.domain.clock import SystemClock
 from hoga.domain.orders import OrderType, Side
@@ -53,7 +53,7 @@ def _kis_fake(journal: Path, port: int = 0, seed: int = 7) -> KisFake:
 
 @contextlib.asynccontextmanager
 async def _kis_broker() -> AsyncIterator[tuple[KisBroker, list[ExecutionEvent]]]:
-    broker = KisBroker(SystemClock(), MemoryTokenStore(), ws_backoff_max=0.5)
+    broker = KisBroker(SystemClock(), MemoryTokenStore(), options=KisOptions(ws_backoff_max=0.5))
     events: list[ExecutionEvent] = []
 
     async def sink(account_id: int, event: ExecutionEvent) -> None:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from hoga.brokers.base import BrokerOutcomeUnknown, ModifyRequest, PlaceRequest
+from hoga.brokers.kis import KisOptions
 from hoga.brokers.kiwoom import Timeouts
 from hoga.domain import krx
 from hoga.domain.clock import KST, ManualClock
@@ -176,7 +177,9 @@ async def test_kis_fault_plan_faults_are_unknown_outcomes_booked_or_not(
     fault: str, booked: bool
 ) -> None:
     plan = FaultPlan.parse([f"{fault}=every:2"], seed=3)
-    async with kis_world(faults=KisFaults(plan=plan), broker_kw={"timeout": 1.0}) as w:
+    async with kis_world(
+        faults=KisFaults(plan=plan), broker_kw={"options": KisOptions(timeout=1.0)}
+    ) as w:
         await w.broker.attach(w.account)
         low = _lowest(w.fake.market, CHEAP)
         first = await w.broker.place(

@@ -19,7 +19,7 @@ from hoga.brokers.base import (
     OrderUpdate,
     PlaceRequest,
 )
-from hoga.brokers.kis import KisBroker
+from hoga.brokers.kis import KisBroker, KisOptions
 from hoga.brokers.kis.realtime import KisRealtimeError, KisSocket
 from hoga.domain import krx
 from hoga.domain.clock import KST, SystemClock
@@ -225,7 +225,7 @@ async def test_expired_token_is_reissued_once_and_the_call_succeeds() -> None:
 async def test_rate_limited_orders_are_not_processed_and_not_placed() -> None:
     # An adapter configured far above the broker's limit: the broker must push back. The fake
     # allows 2 requests/s, so 40 at once exceed it even when a busy machine slows them down.
-    async with kis_world(broker_kw={"real_rate": 500.0}, rate=2.0) as w:
+    async with kis_world(broker_kw={"options": KisOptions(real_rate=500.0)}, rate=2.0) as w:
         await w.broker.balance(w.account)
         price = w.fake.market.instrument(CHEAP)
         assert price is not None
@@ -448,7 +448,7 @@ async def test_a_wrong_hts_id_is_refused_once_and_reported_by_the_connection_tes
 
 
 async def test_orders_queued_too_long_behind_a_slow_key_are_handed_back_unsent() -> None:
-    async with kis_world(env="mock", broker_kw={"command_wait": 0.3}) as w:
+    async with kis_world(env="mock", broker_kw={"options": KisOptions(command_wait=0.3)}) as w:
         await w.broker.balance(w.account)
         results = await asyncio.gather(
             *(
@@ -466,7 +466,7 @@ async def test_orders_queued_too_long_behind_a_slow_key_are_handed_back_unsent()
 
 
 async def test_latency_and_error_rate_knobs() -> None:
-    async with kis_world(broker_kw={"timeout": 0.3}) as w:
+    async with kis_world(broker_kw={"options": KisOptions(timeout=0.3)}) as w:
         await w.broker.balance(w.account)
         w.fake.faults.latency = 1.0
         with pytest.raises(BrokerError) as e:

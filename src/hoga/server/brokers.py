@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hoga.brokers.base import Broker
-from hoga.brokers.kis import KisBroker
+from hoga.brokers.kis import KisBroker, KisOptions
 from hoga.brokers.kiwoom import ClientOptions as KiwoomOptions
 from hoga.brokers.kiwoom import KiwoomBroker
 from hoga.brokers.kiwoom import Timeouts as KiwoomTimeouts
@@ -80,9 +80,9 @@ def build_brokers(
     kis = KisBroker(
         clock,
         token_store,
-        real_rate=s.kis_real_rate,
-        mock_rate=s.kis_mock_rate,
-        timeout=s.kis_request_timeout,
+        options=KisOptions(
+            real_rate=s.kis_real_rate, mock_rate=s.kis_mock_rate, timeout=s.kis_request_timeout
+        ),
     )
     brokers["kis"] = kis
     # Kiwoom REST: one token, one request budget and one WebSocket per app key.

@@ -47,7 +47,7 @@ from hoga.brokers.base import (
 )
 from hoga.brokers.events import EventPump, PumpedEvents
 from hoga.brokers.kis import reports, wire
-from hoga.brokers.kis.client import KisKey, KisKeys
+from hoga.brokers.kis.client import KisKey, KisKeys, KisOptions
 from hoga.brokers.kis.tracking import KisTracker, Known
 from hoga.domain.clock import KST, Clock
 from hoga.domain.orders import OrderStatus, Side
@@ -67,31 +67,15 @@ class KisBroker(PumpedEvents):
         clock: Clock,
         token_store: TokenStore,
         *,
-        real_rate: float = 18.0,
-        mock_rate: float = 1.0,
-        timeout: float = 8.0,
+        options: KisOptions | None = None,
         realtime: bool = True,
-        pacer_margin: float = 0.01,
-        renew_before: float = 600.0,
-        ws_backoff_max: float = 30.0,
-        command_wait: float = 3.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self._clock = clock
-        self.real_rate = real_rate
-        self.mock_rate = mock_rate
+        self.options = options or KisOptions()
         self.realtime = realtime
         self._keys = KisKeys(
-            clock,
-            token_store,
-            rates={"real": real_rate, "mock": mock_rate},
-            timeout=timeout,
-            pacer_margin=pacer_margin,
-            renew_before=renew_before,
-            ws_backoff_max=ws_backoff_max,
-            command_wait=command_wait,
-            transport=transport,
-            on_notice=self._on_notice,
+            clock, token_store, options=self.options, transport=transport, on_notice=self._on_notice
         )
         self.tracker = KisTracker()
         self._events = EventPump("kis")
@@ -99,8 +83,7 @@ class KisBroker(PumpedEvents):
     # ------------------------------------------------------------------ lifecycle
 
     def limits(self, account: AccountRef) -> BrokerLimits:
-        rate = self.real_rate if account.env == "real" else self.mock_rate
-        return BrokerLimits(rate=rate, window=1.0)
+        return BrokerLimits(rate=self.options.rate(account.env), window=1.0)
 
     async def start(self) -> None:
         self._keys.http()

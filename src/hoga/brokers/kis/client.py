@@ -51,6 +51,30 @@ class Reply:
     data: dict[str, Any]
 
 
+@dataclass(frozen=True, slots=True)
+class KisOptions:
+    """How every app key of the adapter paces, waits and reconnects.
+
+    ``real_rate``/``mock_rate``: requests per second of one key on that domain (``Pacer``,
+    ``pacer_margin`` seconds of slack); ``timeout``: an HTTP answer, seconds;
+    ``renew_before``: renew a token this many seconds before it expires; ``ws_backoff_max``:
+    the longest wait between socket reconnects; ``command_wait``: how long an order or cancel
+    may wait for a request slot.
+    """
+
+    real_rate: float = 18.0
+    mock_rate: float = 1.0
+    timeout: float = 8.0
+    pacer_margin: float = 0.01
+    renew_before: float = 600.0
+    ws_backoff_max: float = 30.0
+    command_wait: float = 3.0
+
+    def rate(self, env: str) -> float:
+        """Requests per second of one key on ``env`` (real, or the mock domain)."""
+        return self.real_rate if env == "real" else self.mock_rate
+
+
 class KisClient:
     """REST calls for one app key; see the module docstring."""
 
@@ -196,23 +220,13 @@ class KisKeys:
         clock: Clock,
         store: TokenStore,
         *,
-        rates: dict[str, float],
-        timeout: float,
-        pacer_margin: float,
-        renew_before: float,
-        ws_backoff_max: float,
-        command_wait: float,
+        options: KisOptions,
         transport: httpx.AsyncBaseTransport | None,
         on_notice: Callable[[KisKey, list[str]], None],
     ) -> None:
         self._clock = clock
         self._store = store
-        self.rates = rates
-        self.timeout = timeout
-        self.pacer_margin = pacer_margin
-        self.renew_before = renew_before
-        self.ws_backoff_max = ws_backoff_max
-        self.command_wait = command_wait
+        self.options = options
         self._transport = transport
         self._on_notice = on_notice
         self._http: httpx.AsyncClient | None = None
@@ -221,8 +235,9 @@ class KisKeys:
 
     def http(self) -> httpx.AsyncClient:
         if self._http is None:
+            o = self.options
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=min(5.0, self.timeout)),
+                timeout=httpx.Timeout(o.timeout, connect=min(5.0, o.timeout)),
                 transport=self._transport,
                 follow_redirects=False,
             )
@@ -249,23 +264,24 @@ class KisKeys:
         kid = key_id(env, base, account.app_key, account.app_secret)
         key = self._keys.get(kid)
         if key is None:
+            o = self.options
             tokens = KisTokens(
                 key_id=kid,
                 base_url=base,
                 app_key=account.app_key,
                 app_secret=account.app_secret,
                 http=self.http(),
-                pacer=Pacer(self.rates[env], 1.0, self.pacer_margin),
+                pacer=Pacer(o.rate(env), 1.0, o.pacer_margin),
                 clock=self._clock,
                 store=self._store,
-                renew_before=self.renew_before,
+                renew_before=o.renew_before,
             )
-            client = KisClient(tokens, env=env, command_wait=self.command_wait)
+            client = KisClient(tokens, env=env, command_wait=o.command_wait)
             socket = KisSocket(
                 kid,
                 account.ws_url or wire.WS_HOSTS[env],
                 client.tokens.approval_key,
-                backoff_max=self.ws_backoff_max,
+                backoff_max=o.ws_backoff_max,
             )
             key = KisKey(kid, env, client, socket, {})
             socket.listeners[wire.NOTICE_TR[env]] = functools.partial(self._on_notice, key)

@@ -76,17 +76,10 @@ class RealtimeConnection:
         label: str = "kiwoom",
         options: RealtimeOptions | None = None,
     ) -> None:
-        o = options or RealtimeOptions()
         self.url = url
         self._tokens = tokens
         self.label = label
-        self.backoff_min = o.backoff_min
-        self.backoff_max = o.backoff_max
-        self.takeover_backoff = o.takeover_backoff
-        self.auth_backoff = o.auth_backoff
-        self.login_timeout = o.login_timeout
-        self.ack_timeout = o.ack_timeout
-        self.reg_chunk = o.reg_chunk
+        self.options = options or RealtimeOptions()
         self._groups: dict[str, _Group] = {}
         self._handlers: dict[str, list[RealHandler]] = {}
         self._ws: ClientConnection | None = None
@@ -191,7 +184,7 @@ class RealtimeConnection:
         self.connected.clear()
 
     async def _run(self) -> None:
-        backoff = self.backoff_min
+        backoff = self.options.backoff_min
         while not self._closing:
             delay = backoff
             logged_in = False
@@ -200,7 +193,7 @@ class RealtimeConnection:
             except BrokerAuthError as e:
                 self.last_error = e.code
                 log.warning("%s realtime login refused (%s); retrying later", self.label, e.code)
-                delay = self.auth_backoff
+                delay = self.options.auth_backoff
             except BrokerError as e:
                 self.last_error = e.code
                 log.warning("%s realtime: %s", self.label, e.code)
@@ -211,14 +204,14 @@ class RealtimeConnection:
                 break
             if logged_in:
                 self.drops += 1
-                delay = self.backoff_min
-                backoff = self.backoff_min
+                delay = self.options.backoff_min
+                backoff = self.options.backoff_min
             if self._displaced:
                 self._displaced = False
-                delay = self.takeover_backoff
+                delay = self.options.takeover_backoff
             await asyncio.sleep(delay)
             if not logged_in:
-                backoff = min(backoff * 2, self.backoff_max)
+                backoff = min(backoff * 2, self.options.backoff_max)
 
     async def _session(self) -> bool:
         """One connection: LOGIN, replay registrations, read until it ends. True if logged in."""
@@ -227,13 +220,13 @@ class RealtimeConnection:
             async with connect(
                 self.url,
                 ping_interval=None,
-                open_timeout=self.login_timeout,
+                open_timeout=self.options.login_timeout,
                 close_timeout=2,
                 max_size=4 * 1024 * 1024,
                 logger=_FRAME_LOG,
             ) as ws:
                 await ws.send(json.dumps({"trnm": "LOGIN", "token": token.reveal()}))
-                reply = await asyncio.wait_for(self._login_reply(ws), self.login_timeout)
+                reply = await asyncio.wait_for(self._login_reply(ws), self.options.login_timeout)
                 rc = return_code(reply)
                 if rc != 0:
                     msg = str(reply.get("return_msg") or "")
@@ -291,8 +284,8 @@ class RealtimeConnection:
                 log.warning("%s: group %s not restored: %s", self.label, grp_no, e.code)
 
     async def _reg(self, grp_no: str, items: list[str], types: tuple[str, ...]) -> None:
-        for i in range(0, len(items), self.reg_chunk):
-            await self._request("REG", grp_no, items[i : i + self.reg_chunk], types)
+        for i in range(0, len(items), self.options.reg_chunk):
+            await self._request("REG", grp_no, items[i : i + self.options.reg_chunk], types)
 
     async def _request(
         self, trnm: str, grp_no: str, items: list[str], types: tuple[str, ...]
@@ -305,7 +298,7 @@ class RealtimeConnection:
             fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
             self._ack = fut
             await self._send(json.dumps(packet, ensure_ascii=False))
-            reply = await asyncio.wait_for(fut, self.ack_timeout)
+            reply = await asyncio.wait_for(fut, self.options.ack_timeout)
         rc = return_code(reply)
         if rc not in (0, None):
             msg = str(reply.get("return_msg") or "")
@@ -344,7 +337,7 @@ class RealtimeConnection:
                         "%s: another session logged in with this app key and took over the "
                         "realtime session (R10001); reclaiming it in %.0fs",
                         self.label,
-                        self.takeover_backoff,
+                        self.options.takeover_backoff,
                     )
                     await ws.close()
                     return

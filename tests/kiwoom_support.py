@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from hoga.brokers.base import AccountRef, MemoryTokenStore, TokenStore
-from hoga.brokers.kiwoom import ClientOptions, KiwoomBroker, RealtimeOptions, Timeouts
+from hoga.brokers.kiwoom import ClientOptions, KiwoomBroker, KiwoomWire, RealtimeOptions, Timeouts
 from hoga.domain import krx
 from hoga.domain.clock import Clock, SystemClock
 from hoga.domain.market import Instrument, Tick
@@ -30,6 +30,16 @@ ACCOUNT_NO_2 = "5098765401"
 CASH = 1_000_000_000
 
 FAST_REALTIME = RealtimeOptions(backoff_min=0.05, backoff_max=0.5, takeover_backoff=60.0)
+
+
+def feed_wire(clock: Clock) -> KiwoomWire:
+    """A wire of its own (no cached token, quick reconnects) for a feed test against the fake."""
+    return KiwoomWire(
+        clock=clock,
+        store=MemoryTokenStore(),
+        options=ClientOptions(rate=50),
+        realtime=FAST_REALTIME,
+    )
 
 
 def fake_options(**overrides: Any) -> FakeOptions:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hoga.brokers.base import MemoryTokenStore
 from hoga.brokers.kis import KisBroker, KisFeed
-from hoga.brokers.kiwoom import ClientOptions, KiwoomFeed, KiwoomWire
+from hoga.brokers.kiwoom import KiwoomFeed
 from hoga.domain import krx
 from hoga.domain.clock import SystemClock
 from hoga.domain.market import OrderBook
@@ -15,7 +15,7 @@ from hoga.marketdata.universe import Universe, bundled_universe
 from tests.helpers import eventually
 from tests.integration.test_kiwoom_feed import credentials
 from tests.kis_support import account_ref, key_n
-from tests.kiwoom_support import FAST_REALTIME, kiwoom_fake
+from tests.kiwoom_support import feed_wire, kiwoom_fake
 
 
 def _sound(book: OrderBook) -> None:
@@ -63,12 +63,7 @@ async def test_kis_h0stasp0_books_reach_hub_book_consumers() -> None:
 async def test_kiwoom_0d_books_reach_hub_book_consumers() -> None:
     async with kiwoom_fake() as fake:
         clock = SystemClock()
-        wire = KiwoomWire(
-            clock=clock,
-            store=MemoryTokenStore(),
-            options=ClientOptions(rate=50),
-            realtime=FAST_REALTIME,
-        )
+        wire = feed_wire(clock)
         feed = KiwoomFeed(wire, [credentials(fake)], clock=clock, symbols_per_session=3)
         hub = Hub(feed, Universe(bundled_universe()), clock, grace=0.0, stale_after=30.0)
         await hub.start()

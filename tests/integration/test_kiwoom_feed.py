@@ -5,8 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
-from hoga.brokers.base import MemoryTokenStore
-from hoga.brokers.kiwoom import ClientOptions, FeedCredentials, KiwoomFeed, KiwoomWire
+from hoga.brokers.kiwoom import FeedCredentials, KiwoomFeed
 from hoga.domain.clock import SystemClock
 from hoga.domain.market import Tick
 from hoga.domain.secret import Secret
@@ -17,9 +16,9 @@ from tests.helpers import eventually
 from tests.kiwoom_support import (
     APP_KEY,
     APP_SECRET,
-    FAST_REALTIME,
     account_ref,
     attached,
+    feed_wire,
     kiwoom_adapter,
     kiwoom_fake,
 )
@@ -53,12 +52,7 @@ async def pump_until(fake: KiwoomFake, check: object, what: str) -> None:
 async def test_trades_and_book_reach_hub_consumers() -> None:
     async with kiwoom_fake() as fake:
         clock = SystemClock()
-        wire = KiwoomWire(
-            clock=clock,
-            store=MemoryTokenStore(),
-            options=ClientOptions(rate=50),
-            realtime=FAST_REALTIME,
-        )
+        wire = feed_wire(clock)
         feed = KiwoomFeed(wire, [credentials(fake)], clock=clock, symbols_per_session=3)
         got: list[Tick] = []
         async with hub_over(feed) as hub:
@@ -114,12 +108,7 @@ async def test_trades_and_book_reach_hub_consumers() -> None:
 async def test_a_dropped_socket_restores_market_registrations_without_the_hub() -> None:
     async with kiwoom_fake() as fake:
         clock = SystemClock()
-        wire = KiwoomWire(
-            clock=clock,
-            store=MemoryTokenStore(),
-            options=ClientOptions(rate=50),
-            realtime=FAST_REALTIME,
-        )
+        wire = feed_wire(clock)
         feed = KiwoomFeed(wire, [credentials(fake)], clock=clock)
         got: list[Tick] = []
         async with hub_over(feed) as hub:

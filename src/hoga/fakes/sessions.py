@@ -194,8 +194,8 @@ class SessionDesk(Generic[OrderT]):
             h.desk_end(order, "IOC: 잔량 취소")
 
     def quote(self, order: OrderT, tick: Tick, *, resting: bool) -> tuple[int, int]:
-        """The price ``order`` trades at against ``tick`` and the shares offered there
-        (``matching.quote_against``; a resting order trades at its own limit)."""
+        """(price, shares available) for ``order`` against ``tick``, (0, 0) for no trade
+        (``matching.quote_against`` with the order's side and limit)."""
         limit = order.terms.limit(order.price)
         return matching.quote_against(self._host.desk_side(order), limit, tick, resting=resting)
 

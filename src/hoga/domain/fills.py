@@ -21,11 +21,45 @@ booked as the difference between it and what the order has booked so far:
 A report without a cumulative position is booked as itself if it fits in what remains of the
 order (``skip="over"`` otherwise); its fill id is then the only de-duplication.
 Nothing is ever booked beyond the order's quantity or the broker's cumulative quantity.
+
+``Execution`` is what every fill record shares once booked (symbol, side, quantity, price,
+costs).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What one execution traded and cost, wherever it is recorded: ``qty`` shares of
+    ``symbol`` bought or sold (``side`` ``"buy"``/``"sell"``) at ``price``, with its commission
+    and tax - all money in won.
+
+    The base of every fill record (the ledger's row, a strategy's fill, a backtest's simulated
+    one); each adds its own ids and timestamp.
+    """
+
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    commission: int
+    tax: int
+
+
+def execution_terms(e: Execution) -> dict[str, Any]:
+    """An execution's terms as the JSON answers show them (the fills list, backtest reports)."""
+    return {
+        "symbol": e.symbol,
+        "side": e.side,
+        "qty": e.qty,
+        "price": e.price,
+        "commission": e.commission,
+        "tax": e.tax,
+    }
 
 
 @dataclass(frozen=True, slots=True)

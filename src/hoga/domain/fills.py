@@ -28,7 +28,7 @@ costs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 
@@ -50,16 +50,13 @@ class Execution:
     tax: int
 
 
+_TERMS = tuple(f.name for f in fields(Execution))
+
+
 def execution_terms(e: Execution) -> dict[str, Any]:
-    """An execution's terms as the JSON answers show them (the fills list, backtest reports)."""
-    return {
-        "symbol": e.symbol,
-        "side": e.side,
-        "qty": e.qty,
-        "price": e.price,
-        "commission": e.commission,
-        "tax": e.tax,
-    }
+    """An execution's terms as the JSON answers show them (the fills list, backtest reports):
+    the fields of ``Execution``, whatever record carries them."""
+    return {name: getattr(e, name) for name in _TERMS}
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from hoga.execution.accounts import AccountService
 from hoga.execution.vault_rotation import rotate_vault_keys
 from hoga.security import keystate
 from hoga.security.proxies import parse_networks
-from hoga.security.vault import KeyRing, Vault
+from hoga.security.vault import KeyRing, Vault, token_aad, totp_aad
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
 from tests.helpers import PASSWORD, running
@@ -343,14 +343,27 @@ async def test_vault_rotation_beside_the_server_switches_it_before_retiring(
         joe = (await h.hoga.auth.find_user("joe")).id
         r = await h.http.post("/api/broker-accounts", headers=headers, json=_KIWOOM)
         acct_id = r.json()["id"]
+        await h.hoga.token_store.save(acct_id, "access", "the-token", h.hoga.clock.time() + 3600)
+        r = await h.http.post("/api/me/totp/enroll", headers=headers)
+        assert r.status_code == 200, r.text
         old_key = h.hoga.vault.current_key_id
         # The rotation runs in another process with its own copy of the key file.
         cli_vault = Vault(KeyRing.load_or_create(tmp_path / "var" / "master.key"))
         done = await rotate_vault_keys(
             h.hoga.db, cli_vault, _cli_side(h, cli_vault), h.hoga.clock, server_running=True
         )
-        assert done.reencrypted == 1 and done.retired == [old_key]
+        # The account's credentials, its broker token and joe's TOTP secret.
+        assert done.reencrypted == 3 and done.retired == [old_key]
         assert done.new_key != old_key
+        async with h.hoga.db.tx(SYSTEM) as conn:
+            token = (await conn.execute(t.broker_tokens.select())).one()
+            user = (await conn.execute(t.users.select().where(t.users.c.id == joe))).one()
+        assert Vault.key_id_of(token.token_enc) == done.new_key == token.key_id
+        assert cli_vault.decrypt(token.token_enc, token_aad(joe, acct_id, "access")) == (
+            b"the-token"
+        )
+        assert Vault.key_id_of(user.totp_secret_enc) == done.new_key
+        assert cli_vault.decrypt(user.totp_secret_enc, totp_aad(joe))
         # The server, which never saw the new key, reads the re-encrypted secret...
         h.hoga.accounts._refs.clear()
         ref = h.hoga.accounts.ref(await h.hoga.accounts.get(joe, acct_id))

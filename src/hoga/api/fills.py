@@ -15,6 +15,7 @@ from hoga.api.deps import User, get_hoga
 from hoga.api.schemas import SIGNED_IN, FillList, errors
 from hoga.domain import krx
 from hoga.domain.errors import InvalidInput
+from hoga.domain.fills import execution_terms
 from hoga.execution.queries import FillRecord
 
 router = APIRouter(tags=["fills"])
@@ -28,12 +29,7 @@ def fill_view(f: FillRecord) -> dict[str, Any]:
         "order_id": f.order_id,
         "strategy_id": f.strategy_id,
         "account_id": f.account_id,
-        "symbol": f.symbol,
-        "side": f.side,
-        "qty": f.qty,
-        "price": f.price,
-        "commission": f.commission,
-        "tax": f.tax,
+        **execution_terms(f),
         "ts": f.ts.isoformat(),
     }
 

@@ -18,10 +18,10 @@ import json
 import logging
 
 from starlette.exceptions import HTTPException
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from hoga.api.bounds import body_cap
-from hoga.api.request_context import accept_request_id
+from hoga.api.request_context import RequestMiddleware, client_request_id, tagged
 
 log = logging.getLogger("hoga.api")
 
@@ -48,18 +48,12 @@ class BodyTooLarge(HTTPException):
         super().__init__(413, "요청이 너무 큽니다 (request too large)")
 
 
-class OuterGuard:
+class OuterGuard(RequestMiddleware):
     """See the module docstring. ``X-Request-Id`` is taken from the request when it looks
     like one (a proxy's), else made up, and returned on the response."""
 
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
-            await self.app(scope, receive, send)
-            return
-        rid = _request_id(scope)
+    async def request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        rid = client_request_id(scope)
         scope.setdefault("state", {})["request_id"] = rid
         started = False
 
@@ -68,11 +62,7 @@ class OuterGuard:
             if message["type"] == "http.response.start":
                 started = True
                 # One X-Request-Id: api/request_context.py (inside) tags responses too.
-                headers = [
-                    (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
-                ]
-                headers.append((b"x-request-id", rid.encode()))
-                message = {**message, "headers": headers}
+                message = tagged(message, rid)
             elif message["type"] in ("websocket.accept", "websocket.close"):
                 started = True
             await send(message)
@@ -142,12 +132,3 @@ def _capped(receive: Receive, cap: int) -> Receive:
         return message
 
     return capped
-
-
-def _request_id(scope: Scope) -> str:
-    """The client's id when it is safe to log, else a fresh one - the same rule as
-    ``api/request_context.py``, which uses the id chosen here."""
-    for name, value in scope.get("headers", []):
-        if name == b"x-request-id":
-            return accept_request_id(bytes(value).decode("latin-1"))
-    return accept_request_id(None)

@@ -35,14 +35,24 @@ def accept_request_id(value: str | None) -> str:
     return uuid.uuid4().hex
 
 
-def _route_template(scope: Scope) -> str:
-    route = scope.get("route")
-    path = getattr(route, "path", None)
-    return str(path) if path else "unmatched"
+def client_request_id(scope: Scope) -> str:
+    """The request's ``X-Request-ID`` when it is safe to log, else a fresh id."""
+    for name, value in scope.get("headers", ()):
+        if name == HEADER:
+            return accept_request_id(bytes(value).decode("latin-1"))
+    return accept_request_id(None)
 
 
-class RequestContext:
-    """See the module docstring. ``metrics`` is looked up on ``app.state.hoga`` lazily."""
+def tagged(message: Message, rid: str) -> Message:
+    """A response start carrying exactly one ``X-Request-ID``: ``rid``."""
+    headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
+    headers.append((HEADER, rid.encode()))
+    return {**message, "headers": headers}
+
+
+class RequestMiddleware:
+    """A pure ASGI middleware for HTTP requests and WebSockets: ``request`` handles those;
+    every other scope (the lifespan) passes straight through to the app."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -51,13 +61,24 @@ class RequestContext:
         if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        given = None
-        for name, value in scope.get("headers", ()):
-            if name == HEADER:
-                given = value.decode("latin-1")
-                break
+        await self.request(scope, receive, send)
+
+    async def request(self, scope: Scope, receive: Receive, send: Send) -> None:
+        raise NotImplementedError
+
+
+def _route_template(scope: Scope) -> str:
+    route = scope.get("route")
+    path = getattr(route, "path", None)
+    return str(path) if path else "unmatched"
+
+
+class RequestContext(RequestMiddleware):
+    """See the module docstring. ``metrics`` is looked up on ``app.state.hoga`` lazily."""
+
+    async def request(self, scope: Scope, receive: Receive, send: Send) -> None:
         # api/guard.py (outermost) has already chosen the id: logs and response agree on it.
-        rid = scope.get("state", {}).get("request_id") or accept_request_id(given)
+        rid = scope.get("state", {}).get("request_id") or client_request_id(scope)
         token = request_id.set(rid)
         status = 500
         started = time.perf_counter()
@@ -66,9 +87,7 @@ class RequestContext:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = int(message["status"])
-                headers = [(k, v) for k, v in message.get("headers", ()) if k.lower() != HEADER]
-                headers.append((HEADER, rid.encode()))
-                message = {**message, "headers": headers}
+                message = tagged(message, rid)
             await send(message)
 
         try:

@@ -15,7 +15,9 @@ from hoga.backtest.data import (
     PRICE_COLUMNS,
     BarSeries,
     bad_data,
+    bad_date,
     detect_interval,
+    mixed_offsets,
     row_name,
 )
 from hoga.domain.clock import KST
@@ -102,18 +104,9 @@ def _plain_timestamps(dates: list[str], source: str) -> list[int]:
             offsets.add(d.tzinfo is None)
             out.append(int((d if d.tzinfo else d.replace(tzinfo=KST)).timestamp()))
         except ValueError:
-            raise bad_data(
-                "data.bad_date",
-                "date",
-                f"{source}: date {s!r} at {row_name(i)} is not an ISO date or time "
-                "(e.g. 2024-01-02 or 2024-01-02 09:01)",
-            ) from None
+            raise bad_date(source, s, i) from None
     if len(offsets) > 1:
-        raise bad_data(
-            "data.bad_date",
-            "date",
-            f"{source}: dates mix forms with and without a time-zone offset; use one form",
-        )
+        raise mixed_offsets(source)
     return out
 
 

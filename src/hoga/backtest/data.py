@@ -100,6 +100,25 @@ def row_name(i: int) -> str:
     return f"row {i + 1} (line {i + 2})"
 
 
+def bad_date(source: str, s: object, i: int) -> InvalidInput:
+    """The refusal of date ``s`` at data row ``i``: not an ISO date or time."""
+    return bad_data(
+        "data.bad_date",
+        "date",
+        f"{source}: date {s!r} at {row_name(i)} is not an ISO date or time "
+        "(e.g. 2024-01-02 or 2024-01-02 09:01)",
+    )
+
+
+def mixed_offsets(source: str) -> InvalidInput:
+    """The refusal of dates written some with a time-zone offset and some without."""
+    return bad_data(
+        "data.bad_date",
+        "date",
+        f"{source}: dates mix forms with and without a time-zone offset; use one form",
+    )
+
+
 def read_csv_bytes(
     data: bytes, symbol: str, *, source: str = "CSV", interval: int | None = None
 ) -> BarSeries:
@@ -201,17 +220,8 @@ def _timestamps(col: pa.ChunkedArray, source: str) -> pa.Array:
         try:
             _parse_one(s)
         except ValueError:
-            raise bad_data(
-                "data.bad_date",
-                "date",
-                f"{source}: date {s!r} at {row_name(i)} is not an ISO date or time "
-                "(e.g. 2024-01-02 or 2024-01-02 09:01)",
-            ) from None
-    raise bad_data(
-        "data.bad_date",
-        "date",
-        f"{source}: dates mix forms with and without a time-zone offset; use one form",
-    )
+            raise bad_date(source, s, i) from None
+    raise mixed_offsets(source)
 
 
 def _parse_one(s: str) -> datetime:

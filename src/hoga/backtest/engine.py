@@ -31,6 +31,7 @@ from hoga.backtest.data import BarSeries
 from hoga.domain import krx
 from hoga.domain.clock import KST
 from hoga.domain.errors import InvalidInput
+from hoga.domain.fills import Execution
 from hoga.domain.market import Bar
 from hoga.domain.portfolio import Position, apply_fill
 from hoga.strategies.base import Context, Fill, LogLine, Strategy, StrategyParams, overrides
@@ -45,16 +46,10 @@ class BacktestError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
-class FillRecord:
+class FillRecord(Execution):
     """One simulated execution (money in won, ``ts`` the bar start it filled at)."""
 
     ts: int
-    symbol: str
-    side: str
-    qty: int
-    price: int
-    commission: int
-    tax: int
 
 
 @dataclass(slots=True)
@@ -256,8 +251,18 @@ class _Run:
         if p.side == "sell" and effect.position.qty == 0:
             start = self._trip_start.pop(p.symbol, 0)
             self.trips.append(effect.position.realized_pnl - start)
-        self.fills.append(FillRecord(ts, p.symbol, p.side, p.qty, price, fee, tax))
-        return Fill(p.cid, None, p.symbol, p.side, p.qty, price, fee, tax, float(ts))
+        self.fills.append(FillRecord(p.symbol, p.side, p.qty, price, fee, tax, ts=ts))
+        return Fill(
+            p.symbol,
+            p.side,
+            p.qty,
+            price,
+            fee,
+            tax,
+            client_order_id=p.cid,
+            order_id=None,
+            ts=float(ts),
+        )
 
     # --- the run
 

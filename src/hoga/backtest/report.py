@@ -28,6 +28,7 @@ from typing import Any
 from hoga.backtest.engine import BacktestResult
 from hoga.backtest.svg import render_svg
 from hoga.domain.clock import KST
+from hoga.domain.fills import execution_terms
 
 _DAY = 86_400
 _KST = 9 * 3600
@@ -109,18 +110,7 @@ def summary(r: BacktestResult, *, curve_points: int = CURVE_POINTS) -> dict[str,
             for s, p in r.positions.items()
             if p.qty or p.realized_pnl
         },
-        "fills": [
-            {
-                "ts": _iso(f.ts),
-                "symbol": f.symbol,
-                "side": f.side,
-                "qty": f.qty,
-                "price": f.price,
-                "commission": f.commission,
-                "tax": f.tax,
-            }
-            for f in r.fills
-        ],
+        "fills": [{"ts": _iso(f.ts), **execution_terms(f)} for f in r.fills],
         "equity_curve": curve(r, ratios, curve_points),
     }
 

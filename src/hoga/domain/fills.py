@@ -21,11 +21,42 @@ booked as the difference between it and what the order has booked so far:
 A report without a cumulative position is booked as itself if it fits in what remains of the
 order (``skip="over"`` otherwise); its fill id is then the only de-duplication.
 Nothing is ever booked beyond the order's quantity or the broker's cumulative quantity.
+
+``Execution`` is what every fill record shares once booked (symbol, side, quantity, price,
+costs).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class Execution:
+    """What one execution traded and cost, wherever it is recorded: ``qty`` shares of
+    ``symbol`` bought or sold (``side`` ``"buy"``/``"sell"``) at ``price``, with its commission
+    and tax - all money in won.
+
+    The base of every fill record (the ledger's row, a strategy's fill, a backtest's simulated
+    one); each adds its own ids and timestamp.
+    """
+
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    commission: int
+    tax: int
+
+
+_TERMS = tuple(f.name for f in fields(Execution))
+
+
+def execution_terms(e: Execution) -> dict[str, Any]:
+    """An execution's terms as the JSON answers show them (the fills list, backtest reports):
+    the fields of ``Execution``, whatever record carries them."""
+    return {name: getattr(e, name) for name in _TERMS}
 
 
 @dataclass(frozen=True, slots=True)

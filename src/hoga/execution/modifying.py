@@ -64,6 +64,22 @@ BAD = "order.invalid_modify"
 MODIFIABLE = (S.ACCEPTED, S.PARTIALLY_FILLED)
 
 
+def _remaining_at(order: Order, qty: int, price: int | None) -> OrderIntent:
+    """The order as a modify would leave it: what remains of a total of ``qty`` shares (less
+    those filled) at ``price``, as an intent for the risk gate and the reserve."""
+    return OrderIntent(
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        qty=qty - order.filled_qty,
+        price=price,
+        account_id=order.account_id,
+        client_order_id=order.client_order_id,
+        tif=order.tif,
+        venue=order.venue,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Modification:
     """A modify asked and not yet answered: the order's new total quantity and price."""
@@ -127,17 +143,7 @@ class Modifier:
             except InvalidModify as e:
                 raise InvalidInput(str(e), BAD) from None
             acct = await accounts_repo.require_account(conn, user_id, order.account_id)
-            intent = OrderIntent(
-                symbol=order.symbol,
-                side=order.side,
-                type=order.type,
-                qty=new_qty - order.filled_qty,
-                price=new_price,
-                account_id=acct.id,
-                client_order_id=order.client_order_id,
-                tif=order.tif,
-                venue=order.venue,
-            )
+            intent = _remaining_at(order, new_qty, new_price)
             day, mono = krx.trading_date(now), core.clock.monotonic()
             inputs = await self._risk.read(conn, user, tier, acct, intent, inst, day, mono)
             # Weighed as the order would stand: what it holds back now is freed for it, and a
@@ -314,14 +320,7 @@ class Modifier:
         inst = self._core.quotes.instrument(order.symbol)
         if order.side != Side.BUY or inst is None:
             return 0 if order.side != Side.BUY else order.reserved_cash
-        intent = OrderIntent(
-            symbol=order.symbol,
-            side=order.side,
-            type=order.type,
-            qty=qty - order.filled_qty,
-            price=price,
-        )
-        return risk.reserve_for(intent, inst, rate)
+        return risk.reserve_for(_remaining_at(order, qty, price), inst, rate)
 
     # ------------------------------------------------------------------ reconciliation
 

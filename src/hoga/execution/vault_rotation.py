@@ -17,9 +17,12 @@ A rotation interrupted after phase 2 is finished by running it again.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.clock import Clock
 from hoga.domain.errors import Conflict
@@ -150,34 +153,38 @@ async def reencrypt_secrets(db: Database, vault: Vault, clock: Clock) -> int:
                 )
             )
             n += 1
-        for r in (await conn.execute(t.broker_tokens.select())).all():
-            aad = token_aad(r.user_id, r.account_id, r.kind)
-            plain = vault.decrypt(r.token_enc, aad)
-            await conn.execute(
-                t.broker_tokens.update()
-                .where(t.broker_tokens.c.id == r.id)
-                .values(token_enc=vault.encrypt(plain, aad), key_id=vault.current_key_id)
-            )
-            n += 1
-        for r in (
-            await conn.execute(t.users.select().where(t.users.c.totp_secret_enc.is_not(None)))
-        ).all():
-            aad = totp_aad(r.id)
-            plain = vault.decrypt(r.totp_secret_enc, aad)
-            await conn.execute(
-                t.users.update()
-                .where(t.users.c.id == r.id)
-                .values(totp_secret_enc=vault.encrypt(plain, aad))
-            )
-            n += 1
+        n += await _reencrypt(
+            conn,
+            vault,
+            t.broker_tokens,
+            "token_enc",
+            lambda r: token_aad(r.user_id, r.account_id, r.kind),
+        )
+        n += await _reencrypt(conn, vault, t.users, "totp_secret_enc", lambda r: totp_aad(r.id))
         # Notification channel URLs (notify/store.py), bound to user and row like the rest.
-        for r in (await conn.execute(t.notification_channels.select())).all():
-            aad = channel_aad(r.user_id, r.id)
-            plain = vault.decrypt(r.url_enc, aad)
-            await conn.execute(
-                t.notification_channels.update()
-                .where(t.notification_channels.c.id == r.id)
-                .values(url_enc=vault.encrypt(plain, aad), key_id=vault.current_key_id)
-            )
-            n += 1
+        n += await _reencrypt(
+            conn,
+            vault,
+            t.notification_channels,
+            "url_enc",
+            lambda r: channel_aad(r.user_id, r.id),
+        )
+    return n
+
+
+async def _reencrypt(
+    conn: AsyncConnection, vault: Vault, table: Table, column: str, aad_of: Callable[[Any], str]
+) -> int:
+    """Re-encrypt the secret in ``column`` of every row of ``table`` that has one (``aad_of``
+    gives the row's binding), recording the key in ``key_id`` where the table keeps one;
+    returns how many rows."""
+    secret = table.c[column]
+    n = 0
+    for r in (await conn.execute(table.select().where(secret.is_not(None)))).all():
+        aad = aad_of(r)
+        values = {column: vault.encrypt(vault.decrypt(getattr(r, column), aad), aad)}
+        if "key_id" in table.c:
+            values["key_id"] = vault.current_key_id
+        await conn.execute(table.update().where(table.c.id == r.id).values(values))
+        n += 1
     return n

@@ -146,9 +146,24 @@ async def pg_revision(url: str) -> str | None:
         await engine.dispose()
 
 
+async def run_tool(*argv: str, env: dict[str, str], what: str) -> bytes:
+    """Run a PostgreSQL client tool (``pg_dump``, ``pg_restore``) and return its output; a
+    failure is a ``BackupError`` naming ``what`` with the tool's own message."""
+    proc = await asyncio.create_subprocess_exec(
+        *argv,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise BackupError(f"{what} failed: {err.decode(errors='replace').strip()[:500]}")
+    return out
+
+
 async def _pg_dump(url: str, dst: Path) -> None:
     uri, env = libpq_target(url)
-    proc = await asyncio.create_subprocess_exec(
+    await run_tool(
         "pg_dump",
         "--format=custom",
         "--enable-row-security",
@@ -156,13 +171,9 @@ async def _pg_dump(url: str, dst: Path) -> None:
         str(dst),
         "--dbname",
         uri,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
         env=env,
+        what="pg_dump",
     )
-    _, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BackupError(f"pg_dump failed: {err.decode(errors='replace').strip()[:500]}")
 
 
 def _pack(stage: Path, out_dir: Path, manifest: dict[str, Any], name: str) -> Path:

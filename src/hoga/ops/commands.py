@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import getpass
 import socket
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -195,14 +195,23 @@ async def set_paused(settings: Settings, paused: bool, reason: str) -> None:
 # ------------------------------------------------------------------ backup and restore
 
 
-async def backup(settings: Settings, out: Path | None) -> None:
-    from hoga.ops.backup import BackupError, create_backup
+@contextlib.contextmanager
+def _archive_failures() -> Iterator[None]:
+    """A backup's or restore's ``BackupError`` as the command's one-line failure."""
+    from hoga.ops.backup import BackupError
 
-    target = out or settings.backup_dir or Path("backups")
     try:
-        result = await create_backup(settings, target)
+        yield
     except BackupError as e:
         raise fail(str(e)) from None
+
+
+async def backup(settings: Settings, out: Path | None) -> None:
+    from hoga.ops.backup import create_backup
+
+    target = out or settings.backup_dir or Path("backups")
+    with _archive_failures():
+        result = await create_backup(settings, target)
     m = result.manifest
     typer.echo(
         f"backup written: {result.path} ({m['database']}, schema {m['schema_revision']}, "
@@ -213,13 +222,10 @@ async def backup(settings: Settings, out: Path | None) -> None:
 
 
 async def restore(settings: Settings, archive: Path) -> None:
-    from hoga.ops.backup import BackupError
     from hoga.ops.restore import restore_backup
 
-    try:
+    with _archive_failures():
         result = await restore_backup(settings, archive)
-    except BackupError as e:
-        raise fail(str(e)) from None
     m = result.manifest
     typer.echo(
         f"restored {archive.name} (made {m['created_at']} by hoga {m['hoga_version']}): "

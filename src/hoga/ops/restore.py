@@ -47,6 +47,7 @@ from hoga.ops.backup import (
     BackupError,
     libpq_target,
     owner_url,
+    run_tool,
     sha256_file,
     sqlite_path,
 )
@@ -134,19 +135,6 @@ async def _pg_drop(url: str, tables: list[str]) -> None:
         await engine.dispose()
 
 
-async def _run(*argv: str, env: dict[str, str], what: str) -> bytes:
-    proc = await asyncio.create_subprocess_exec(
-        *argv,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-    )
-    out, err = await proc.communicate()
-    if proc.returncode != 0:
-        raise BackupError(f"{what} failed: {err.decode(errors='replace').strip()[:500]}")
-    return out
-
-
 def _without_policies(toc: str) -> str:
     """The dump's table of contents minus its RLS policies (and their comments): a policy
     names the source's roles (``TO <db>_app``), which the target need not have. The migration
@@ -159,10 +147,10 @@ async def _pg_restore(url: str, dump: Path) -> None:
     """``pg_restore`` as the owner. Row-level security is switched on only after the data
     (pg_dump's post-data section), so the owner's COPY is not filtered."""
     uri, env = libpq_target(url)
-    toc = await _run("pg_restore", "--list", str(dump), env=env, what="pg_restore --list")
+    toc = await run_tool("pg_restore", "--list", str(dump), env=env, what="pg_restore --list")
     listing = dump.with_name("toc.list")
     await asyncio.to_thread(listing.write_text, _without_policies(toc.decode()), "utf-8")
-    await _run(
+    await run_tool(
         "pg_restore",
         "--no-owner",
         "--no-acl",

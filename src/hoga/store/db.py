@@ -77,6 +77,10 @@ class SchemaMismatch(ServiceUnavailable):
     """
 
 
+#: What reaching the database can fail with: the network, the server, the login.
+_CONNECT_ERRORS = (OSError, OperationalError, DBAPIError)
+
+
 def describe_url(url: str) -> str:
     """The URL without its password, fit for messages and logs."""
     try:
@@ -197,12 +201,9 @@ class Database:
             if self._system_engine is not None:
                 async with self._system_engine.connect() as conn:
                     await self._check_login(conn, self.system_role, self.system_url or "")
-        except (OSError, OperationalError, DBAPIError) as e:
+        except _CONNECT_ERRORS as e:
             await self._dispose_engines()
-            raise DatabaseUnavailable(
-                f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
-                code="db.unreachable",
-            ) from None
+            raise self._unreachable("open", e) from None
         except DatabaseUnavailable:
             await self._dispose_engines()
             raise
@@ -236,6 +237,13 @@ class Database:
                 "docs/operations.md. HOGA_DATABASE_ALLOW_SUPERUSER=true is for development only.",
                 code="db.superuser",
             )
+
+    def _unreachable(self, doing: str, e: BaseException) -> DatabaseUnavailable:
+        """The refusal when the database cannot be reached to ``doing`` it (open, migrate)."""
+        return DatabaseUnavailable(
+            f"cannot {doing} database {describe_url(self.url)}: {_root_cause(e)}",
+            code="db.unreachable",
+        )
 
     async def _dispose_engines(self) -> None:
         for engine in (self._engine, self._system_engine):
@@ -276,7 +284,7 @@ class Database:
                     await conn.execute(text("select 1"))
         except TimeoutError:
             return f"no answer within {within:g}s"
-        except (OSError, OperationalError, DBAPIError) as e:
+        except _CONNECT_ERRORS as e:
             return _root_cause(e)
         return None
 
@@ -316,11 +324,8 @@ class Database:
                         self.system_role,
                         switch_roles=not self.separate_logins,
                     )
-        except (OSError, OperationalError, DBAPIError) as e:
-            raise DatabaseUnavailable(
-                f"cannot migrate database {describe_url(self.url)}: {_root_cause(e)}",
-                code="db.unreachable",
-            ) from None
+        except _CONNECT_ERRORS as e:
+            raise self._unreachable("migrate", e) from None
         finally:
             await owner.dispose()
         return applied
@@ -338,11 +343,8 @@ class Database:
         try:
             async with owner.connect() as conn:
                 current = await conn.run_sync(current_revision)
-        except (OSError, OperationalError, DBAPIError) as e:
-            raise DatabaseUnavailable(
-                f"cannot open database {describe_url(self.url)}: {_root_cause(e)}",
-                code="db.unreachable",
-            ) from None
+        except _CONNECT_ERRORS as e:
+            raise self._unreachable("open", e) from None
         finally:
             await owner.dispose()
         problem = check_revision(current)

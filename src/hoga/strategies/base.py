@@ -35,6 +35,7 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hoga.domain.clock import KST
+from hoga.domain.fills import Execution
 from hoga.domain.market import Bar, Tick
 from hoga.domain.portfolio import Position, apply_fill
 
@@ -78,17 +79,11 @@ P = TypeVar("P", bound=StrategyParams)
 
 
 @dataclass(frozen=True, slots=True)
-class Fill:
+class Fill(Execution):
     """One execution of one of the strategy's orders (money in won, ``ts`` POSIX seconds)."""
 
     client_order_id: str | None
     order_id: int | None
-    symbol: str
-    side: str
-    qty: int
-    price: int
-    commission: int
-    tax: int
     ts: float
 
 
@@ -371,18 +366,7 @@ def book_fill(pos: Position, fill: Fill) -> Position:
     if fill.side == "sell" and fill.qty > pos.qty:
         if pos.qty == 0:
             return pos
-        part = Fill(
-            fill.client_order_id,
-            fill.order_id,
-            fill.symbol,
-            fill.side,
-            pos.qty,
-            fill.price,
-            fill.commission,
-            fill.tax,
-            fill.ts,
-        )
-        return apply_fill(pos, part.side, part.qty, part.price, part.commission, part.tax).position
+        return apply_fill(pos, fill.side, pos.qty, fill.price, fill.commission, fill.tax).position
     return apply_fill(pos, fill.side, fill.qty, fill.price, fill.commission, fill.tax).position
 
 

@@ -18,15 +18,15 @@ from hoga.strategies.base import Fill, book_fill
 def fill_of(f: repo.StrategyFill) -> Fill:
     """A stored fill as the strategy API's ``Fill``."""
     return Fill(
-        f.client_order_id,
-        f.order_id,
         f.symbol,
         f.side,
         f.qty,
         f.price,
         f.commission,
         f.tax,
-        f.ts.timestamp(),
+        client_order_id=f.client_order_id,
+        order_id=f.order_id,
+        ts=f.ts.timestamp(),
     )
 
 

@@ -137,15 +137,15 @@ class StrategyWorker:
         ts = f.get("ts")
         when = datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else self._clock.time()
         return Fill(
-            cid,
-            oid,
             str(f["symbol"]),
             str(f["side"]),
             int(f["qty"]),
             int(f["price"]),
             int(f["commission"]),
             int(f["tax"]),
-            when,
+            client_order_id=cid,
+            order_id=oid,
+            ts=when,
         )
 
     def _order_event(self, run: LiveRun, o: dict[str, Any]) -> None:

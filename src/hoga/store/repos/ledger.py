@@ -15,6 +15,7 @@ from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from hoga.domain.fills import Execution
 from hoga.domain.portfolio import Position
 from hoga.store import tables as t
 from hoga.store.rows import from_row
@@ -76,19 +77,15 @@ _DAY_NEW = insert(t.daily_counters)
 
 
 @dataclass(frozen=True, slots=True)
-class FillRecord:
+class FillRecord(Execution):
+    """One row of the fills ledger."""
+
     id: int
     user_id: int
     account_id: int
     order_id: int
     strategy_id: int | None
     broker_fill_id: str
-    symbol: str
-    side: str
-    qty: int
-    price: int
-    commission: int
-    tax: int
     ts: datetime
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from hoga.domain.errors import Conflict
+from hoga.domain.fills import Execution
 from hoga.domain.orders import OPEN
 from hoga.store import tables as t
 from hoga.store.repos import new_id
@@ -41,16 +42,12 @@ class StrategyRecord:
 
 
 @dataclass(frozen=True, slots=True)
-class StrategyFill:
+class StrategyFill(Execution):
+    """One of a strategy's fills, with its order's client id."""
+
     id: int
     order_id: int
     client_order_id: str
-    symbol: str
-    side: str
-    qty: int
-    price: int
-    commission: int
-    tax: int
     ts: datetime
 
 
@@ -188,7 +185,7 @@ async def fills(conn: AsyncConnection, user_id: int, strategy_id: int) -> list[S
         .where(t.fills.c.user_id == user_id, t.fills.c.strategy_id == strategy_id)
         .order_by(t.fills.c.id)
     )
-    return [StrategyFill(*tuple(r)) for r in rows]
+    return [from_row(StrategyFill, r) for r in rows]
 
 
 async def order_counts(conn: AsyncConnection, user_id: int) -> dict[int, int]:

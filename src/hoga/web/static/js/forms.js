@@ -55,6 +55,19 @@ export function setFieldError(wrap, message) {
   wrap.control.setAttribute("aria-invalid", message ? "true" : "false");
 }
 
+/** Tell the user to fix the fields marked invalid, and focus the first of them. */
+export function showFixErrors(form, box) {
+  showBox(box, t("form.fix_errors"));
+  form.querySelector(".field.invalid input, .field.invalid select")?.focus();
+}
+
+/** Whether a field of ``form`` is marked invalid; if so, ``showFixErrors`` has said so. */
+export function refuseInvalid(form, box) {
+  if (!form.querySelector(".field.invalid")) return false;
+  showFixErrors(form, box);
+  return true;
+}
+
 export function clearErrors(form) {
   for (const wrap of form.querySelectorAll(".field.invalid")) setFieldError(wrap, null);
   for (const box of form.querySelectorAll(".form-error")) showBox(box, null);

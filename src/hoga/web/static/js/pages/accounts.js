@@ -4,7 +4,7 @@
 
 import { del, get, post } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
-import { busy, clearErrors, errorBox, errorText, field, input, okBox, select, setFieldError, showApiError, showBox } from "../forms.js";
+import { busy, clearErrors, errorBox, errorText, field, input, okBox, refuseInvalid, select, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime, won } from "../format.js";
 import { t } from "../i18n.js";
 import { store } from "../store.js";
@@ -149,11 +149,7 @@ export function mount(el) {
       setFieldError(appKey, KEY_RE.test(values.app_key) ? null : t("accounts.err_key"));
       setFieldError(appSecret, KEY_RE.test(values.app_secret) ? null : t("accounts.err_key"));
       setFieldError(htsId, !hts || HTS_RE.test(hts) ? null : t("accounts.err_hts"));
-      if (form.querySelector(".field.invalid")) {
-        showBox(box, t("form.fix_errors"));
-        form.querySelector(".field.invalid input")?.focus();
-        return;
-      }
+      if (refuseInvalid(form, box)) return;
       await busy(submit, async () => {
         try {
           const acct = await post("/api/broker-accounts", values);

@@ -4,7 +4,7 @@
 
 import { get, post } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
-import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
+import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox, showFixErrors } from "../forms.js";
 import { dateTime, dir, num, parseInteger, price, ratioPct, signedWon, won } from "../format.js";
 import { pick, speak, t } from "../i18n.js";
 import { instrument } from "../names.js";
@@ -145,8 +145,7 @@ export function mount(el, params) {
         problems.push("range");
       }
       if (problems.length || !p.ok) {
-        showBox(box, t("form.fix_errors"));
-        form.querySelector(".field.invalid input, .field.invalid select")?.focus();
+        showFixErrors(form, box);
         return;
       }
       const req = {

@@ -4,7 +4,7 @@
 
 import { login } from "../api.js";
 import { h } from "../dom.js";
-import { busy, errorBox, field, input, showBox, errorText, setFieldError } from "../forms.js";
+import { busy, errorBox, field, input, showBox, showFixErrors, errorText, setFieldError } from "../forms.js";
 import { t } from "../i18n.js";
 
 /**
@@ -36,8 +36,7 @@ export function loginCard({ onSignedIn, notice, username = "", simulated }) {
     const needOtp = !otp.classList.contains("hidden");
     setFieldError(otp, !needOtp || /^[0-9A-Za-z-]{6,32}$/.test(code) ? null : t("login.otp_invalid_format"));
     if (!username || !password || (needOtp && form.querySelector(".field.invalid"))) {
-      showBox(box, t("form.fix_errors"));
-      form.querySelector(".field.invalid input")?.focus();
+      showFixErrors(form, box);
       return;
     }
     showBox(box, null);

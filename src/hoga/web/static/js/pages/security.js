@@ -3,7 +3,7 @@
 
 import { del, get, post, put } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
-import { busy, clearErrors, errorBox, errorText, field, input, okBox, setFieldError, showApiError, showBox } from "../forms.js";
+import { busy, clearErrors, errorBox, errorText, field, input, okBox, refuseInvalid, setFieldError, showApiError, showBox } from "../forms.js";
 import { dateTime } from "../format.js";
 import { t } from "../i18n.js";
 import { detailWords } from "../words.js";
@@ -48,11 +48,7 @@ export function mount(el) {
       setFieldError(current, cur ? null : t("security.err_current"));
       setFieldError(next, nw.length >= MIN_PASSWORD && nw.trim() === nw ? null : t("security.err_new", { n: MIN_PASSWORD }));
       setFieldError(again, again.control.value === nw ? null : t("security.err_mismatch"));
-      if (form.querySelector(".field.invalid")) {
-        showBox(box, t("form.fix_errors"));
-        form.querySelector(".field.invalid input")?.focus();
-        return;
-      }
+      if (refuseInvalid(form, box)) return;
       await busy(submit, async () => {
         try {
           await post("/api/me/password", { current_password: cur, new_password: nw });

@@ -4,7 +4,7 @@
 
 import { del, get, post, qs } from "../api.js";
 import { h, replace, table, toast } from "../dom.js";
-import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox } from "../forms.js";
+import { busy, clearErrors, errorBox, errorText, field, input, setFieldError, showApiError, showBox, showFixErrors } from "../forms.js";
 import { dateTime, dir, num, signedWon, time } from "../format.js";
 import { pick, speak, t } from "../i18n.js";
 import { linesChart } from "../charts.js";
@@ -97,8 +97,7 @@ export function mount(el, params) {
       setFieldError(name, n ? null : t("strategy.err_name"));
       setFieldError(symbols, sym.error);
       if (!n || sym.error || !p.ok) {
-        showBox(box, t("form.fix_errors"));
-        form.querySelector(".field.invalid input, .field.invalid select")?.focus();
+        showFixErrors(form, box);
         return;
       }
       const bodyOut = { name: n, kind: c.kind, symbols: sym.codes, params: p.values };

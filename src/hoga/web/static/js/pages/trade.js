@@ -7,7 +7,7 @@
 
 import { get, post, qs } from "../api.js";
 import { debounce, h, replace } from "../dom.js";
-import { errorBox, errorText, field, okBox, setFieldError, showApiError, showBox, busy, clearErrors } from "../forms.js";
+import { errorBox, errorText, field, okBox, setFieldError, showApiError, showBox, showFixErrors, busy, clearErrors } from "../forms.js";
 import { dir, groupDigits, num, parseInteger, pct, price, won } from "../format.js";
 import { speak, t } from "../i18n.js";
 import { market } from "../live.js";
@@ -431,8 +431,7 @@ export function mount(el, params) {
     clearErrors(form);
     showBox(ok, null);
     if (!validate(true)) {
-      showBox(box, t("form.fix_errors"));
-      form.querySelector(".field.invalid input")?.focus();
+      showFixErrors(form, box);
       return;
     }
     const v = values();

@@ -25,6 +25,7 @@ from hoga.brokers.paper_book import PaperFaults
 from hoga.net import bind_listener
 from hoga.notify.messages import Message
 from hoga.notify.service import Notifier
+from hoga.notify.store import USER_EVENTS
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
 from tests.helpers import Harness, eventually, running
@@ -157,15 +158,7 @@ async def test_channels_api_follows_the_contract(tmp_path: Path) -> None:
         assert r.status_code == 200
         body = r.json()
         assert body["channels"] == []
-        assert body["available_events"] == [
-            "fill",
-            "rejection",
-            "unknown_settled",
-            "strategy_error",
-            "kill_switch",
-            "broker_down",
-            "daily_summary",
-        ]
+        assert body["available_events"] == list(USER_EVENTS)  # and no admin alerts
         bad = [
             ({"kind": "pager", "label": "x", "url": hook.url(), "events": []}, 422),
             ({"kind": "telegram", "label": "x", "url": hook.url(), "events": []}, 422),

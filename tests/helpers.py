@@ -287,19 +287,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
-    """Serve ``hoga.api`` with uvicorn on a loopback port; yields the base URL."""
+async def on_loopback(app: Any, *, force_exit: bool = False, **config: Any) -> AsyncIterator[int]:
+    """Serve the ASGI ``app`` with uvicorn on a free loopback port (``config``: more
+    ``uvicorn.Config`` options); yields the port once it listens. ``force_exit`` stops
+    without waiting for requests in progress (a receiver that may hang on purpose)."""
     sock = bind_listener("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
-            hoga.api,
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-            access_log=False,
-            proxy_headers=False,  # as `hoga serve` (security/proxies.py)
-        )
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, **config)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -307,7 +301,16 @@ async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
         if task.done():
             task.result()
     try:
-        yield f"127.0.0.1:{port}"
+        yield int(sock.getsockname()[1])
     finally:
         server.should_exit = True
+        server.force_exit = force_exit
         await task
+
+
+@contextlib.asynccontextmanager
+async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
+    """Serve ``hoga.api`` with uvicorn on a loopback port; yields the base URL."""
+    # proxy_headers off as `hoga serve` (security/proxies.py).
+    async with on_loopback(hoga.api, ws="websockets-sansio", proxy_headers=False) as port:
+        yield f"127.0.0.1:{port}"

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -22,13 +21,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hoga.brokers.paper_book import PaperFaults
-from hoga.net import bind_listener
 from hoga.notify.messages import Message
 from hoga.notify.service import Notifier
 from hoga.notify.store import USER_EVENTS
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
-from tests.helpers import Harness, eventually, running
+from tests.helpers import Harness, eventually, on_loopback, running
 
 SECRET_PATH = "hook-SECRET-9f8e7d6c5b4a"
 
@@ -60,23 +58,8 @@ class Webhook:
 async def webhook_receiver() -> AsyncIterator[Webhook]:
     hook = Webhook()
     app = Starlette(routes=[Route("/{path:path}", hook.handle, methods=["POST"])])
-    sock = bind_listener("127.0.0.1", 0)
-    hook.port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    try:
+    async with on_loopback(app, force_exit=True) as hook.port:  # a hanging hook must not block
         yield hook
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        await task
 
 
 class Inbox:

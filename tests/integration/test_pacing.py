@@ -5,18 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections import deque
 
 import pytest
 
 from hoga.brokers.pacing import Pacer
-from hoga.fakes.kiwoom.server import KeyStats
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    """The most of ``times`` in any ``window`` seconds, counted as the Kiwoom fake counts a
-    key's requests."""
-    return KeyStats(times=deque(sorted(times))).max_in_window(window)
+from tests.dispatch_support import max_in_window
 
 
 async def test_arrivals_stay_inside_the_limit_whatever_the_delays() -> None:

@@ -238,6 +238,21 @@ class Harness:
         await self.trade_until(check, f"order {order_id} in {statuses}")
         return result
 
+    async def filled_through_unknown(self, headers: dict[str, str], **order: Any) -> dict[str, Any]:
+        """``post_order`` under ``running_unanswered``: the paper broker takes the order without
+        answering, so it goes UNKNOWN; reconciling its account then finds the broker's fill.
+        Returns the order's view, FILLED with UNKNOWN in its history."""
+        r = await self.post_order(headers, **order)
+        oid = r.json()["id"]
+        first = await self.wait_status(
+            headers, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED"
+        )
+        # Reconcile explicitly instead of waiting for the timer the UNKNOWN state arms.
+        await self.hoga.reconciler.reconcile_account(first["account_id"])
+        done = await self.wait_status(headers, oid, "FILLED")
+        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+        return done
+
     async def state(self, order_id: int) -> dict[str, Any]:
         """An order as the service sees it (polling the API would spend the user's API budget)."""
         from hoga.store import tables as t
@@ -277,6 +292,15 @@ async def running(
         yield h
     finally:
         await h.close()
+
+
+def running_unanswered(
+    tmp_path: Path, db_url: str, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[Harness]:
+    """``running`` with a paper broker that accepts the next order but never answers for it:
+    after the 0.3 s submit timeout the order is UNKNOWN until reconciliation settles it."""
+    faults = PaperFaults(accept_then_timeout=1)
+    return running(tmp_path, db_url, faults=faults, submit_timeout=0.3, **overrides)
 
 
 def free_port() -> int:

@@ -20,13 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hoga.brokers.paper_book import PaperFaults
 from hoga.notify.messages import Message
 from hoga.notify.service import Notifier
 from hoga.notify.store import USER_EVENTS
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
-from tests.helpers import Harness, eventually, on_loopback, running
+from tests.helpers import Harness, eventually, on_loopback, running, running_unanswered
 
 SECRET_PATH = "hook-SECRET-9f8e7d6c5b4a"
 
@@ -354,23 +353,15 @@ async def test_event_translation_and_a_bounded_queue(tmp_path: Path) -> None:
 
 
 async def test_an_order_settled_after_unknown_reaches_the_webhook(tmp_path: Path) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
     async with (
         webhook_receiver() as hook,
-        running(
-            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", faults=faults, submit_timeout=0.3
-        ) as h,
+        running_unanswered(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'h.db'}") as h,
     ):
         h.hoga.reconciler.unknown_grace = 0.5
         bea = await h.user("bea", "basic")
         await _add(h, bea, kind="webhook", label="w", url=hook.url(), events=["unknown_settled"])
         h.pump(300)
-        r = await h.post_order(bea, symbol="000660", qty=3)
-        oid = r.json()["id"]
-        first = await h.wait_status(bea, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
-        await h.hoga.reconciler.reconcile_account(first["account_id"])
-        done = await h.wait_status(bea, oid, "FILLED")
-        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+        oid = (await h.filled_through_unknown(bea, symbol="000660", qty=3))["id"]
 
         async def arrived() -> bool:
             return any(f"#{oid}" in m["title"] for m in hook.received)

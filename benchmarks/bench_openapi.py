@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.dispatch_support import place_item
-from tests.openapi_support import launch_bridge
+from tests.openapi_support import launch_bridge, stop_process
 
 from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrivals, simulate
 from hoga.brokers.base import (
@@ -144,12 +144,7 @@ async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:
         finally:
             await dispatcher.stop()
             await broker.stop()
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await stop_process(proc, 15)
     res.switches = int(gw["switches"])
     extra = {
         "served_after_drain": res.served + len(late),

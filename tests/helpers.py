@@ -175,9 +175,7 @@ class Harness:
 
     async def me(self, headers: dict[str, str]) -> int:
         """The id of the user ``headers`` log in as."""
-        r = await self.http.get("/api/me", headers=headers)
-        assert r.status_code == 200, r.text
-        uid: int = r.json()["id"]
+        uid: int = (await self.get_json("/api/me", headers))["id"]
         return uid
 
     async def post_order(
@@ -196,11 +194,15 @@ class Harness:
         data: dict[str, Any] = r.json()
         return data
 
-    async def order(self, headers: dict[str, str], order_id: int) -> dict[str, Any]:
-        r = await self.http.get(f"/api/orders/{order_id}", headers=headers)
+    async def get_json(self, path: str, headers: dict[str, str]) -> dict[str, Any]:
+        """GET ``path``, which must answer 200; its JSON body."""
+        r = await self.http.get(path, headers=headers)
         assert r.status_code == 200, r.text
         data: dict[str, Any] = r.json()
         return data
+
+    async def order(self, headers: dict[str, str], order_id: int) -> dict[str, Any]:
+        return await self.get_json(f"/api/orders/{order_id}", headers)
 
     async def until_status(
         self,

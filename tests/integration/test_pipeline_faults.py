@@ -60,10 +60,7 @@ async def _books(h: Harness, uid: int, account: int, oid: int) -> tuple[Any, Any
 
 
 async def _queue_status(h: Harness, headers: dict[str, str]) -> dict[str, Any]:
-    r = await h.http.get("/api/queue-status", headers=headers)
-    assert r.status_code == 200, r.text
-    data: dict[str, Any] = r.json()
-    return data
+    return await h.get_json("/api/queue-status", headers)
 
 
 async def test_sqlite_full_at_the_claim_keeps_the_order_queued_and_visible(

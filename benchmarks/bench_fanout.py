@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import websockets
 
-from benchmarks.server import admin_headers, hoga_server, rss_mb
+from benchmarks.server import admin_headers, bearer, hoga_server, new_user, rss_mb
 
 USERS = 10
 
@@ -42,19 +42,10 @@ async def _setup(base: str, strategies: bool) -> tuple[list[str], list[str], int
         tokens = []
         running = 0
         for u in range(USERS):
-            await c.post(
-                "/api/admin/users",
-                headers=admin,
-                json={"username": f"fan{u}", "password": "fan-password-1", "tier": "premium"},
-            )
-            t = (
-                await c.post(
-                    "/api/auth/login", json={"username": f"fan{u}", "password": "fan-password-1"}
-                )
-            ).json()
-            tokens.append(t["access_token"])
+            token = await new_user(c, admin, f"fan{u}", "fan-password-1")
+            tokens.append(token)
             if strategies:
-                h = {"Authorization": f"Bearer {t['access_token']}"}
+                h = bearer(token)
                 for k in range(5):
                     syms = symbols[(u * 5 + k) * 2 % 100 :][:10] or symbols[:10]
                     r = await c.post(

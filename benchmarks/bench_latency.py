@@ -24,18 +24,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from benchmarks.server import ADMIN_PASSWORD, admin_headers, hoga_server, rss_mb
+from benchmarks.server import (
+    ADMIN_PASSWORD,
+    access_token,
+    admin_headers,
+    bearer,
+    hoga_server,
+    new_user,
+    rss_mb,
+)
 from hoga.app import HogaApp
 from hoga.config import Settings
 from hoga.domain.orders import OrderIntent, OrderType, Side
@@ -57,7 +67,10 @@ def summary(ms: list[float]) -> dict[str, float]:
     }
 
 
-async def internal(n: int, rate: float) -> dict[str, Any]:
+@contextlib.asynccontextmanager
+async def in_process_hoga() -> AsyncIterator[HogaApp]:
+    """A started HogaApp on SQLite in a throwaway data directory, with cash and an order-value
+    limit no run reaches and no duplicate window; stopped on exit."""
     with tempfile.TemporaryDirectory() as tmp:
         settings = Settings(
             data_dir=Path(tmp),
@@ -68,6 +81,14 @@ async def internal(n: int, rate: float) -> dict[str, Any]:
         )
         hoga = HogaApp(settings, drive_feed=False)
         await hoga.start()
+        try:
+            yield hoga
+        finally:
+            await hoga.stop()
+
+
+async def internal(n: int, rate: float) -> dict[str, Any]:
+    async with in_process_hoga() as hoga:
         await hoga.auth.update_tier("premium", actor_id=None, ip=None, daily_trades=10**7)
         users = []
         for i in range(5):
@@ -113,7 +134,6 @@ async def internal(n: int, rate: float) -> dict[str, Any]:
         deadline = loop.time() + 30
         while len(entered) < n and loop.time() < deadline:
             await asyncio.sleep(0.01)
-        await hoga.stop()
     ms = [(entered[c] - started[c]) * 1000 for c in started if c in entered]
     return {"orders": n, "offered_per_s": rate, **summary(ms)}
 
@@ -127,13 +147,7 @@ async def premium_users(c: httpx.AsyncClient, prefix: str, n: int) -> list[dict[
         headers=admin,
         json={"daily_trades": 10**6, "api_calls_per_minute": 100_000},
     )
-    heads = []
-    for i in range(n):
-        cred = {"username": f"{prefix}{i}", "password": "load-password-1"}
-        await c.post("/api/admin/users", headers=admin, json={**cred, "tier": "premium"})
-        t = (await c.post("/api/auth/login", json=cred)).json()
-        heads.append({"Authorization": f"Bearer {t['access_token']}"})
-    return heads
+    return [bearer(await new_user(c, admin, f"{prefix}{i}", "load-password-1")) for i in range(n)]
 
 
 class RawClient:
@@ -370,16 +384,7 @@ async def profile_parts(n: int) -> dict[str, Any]:
     import cProfile
     import pstats
 
-    with tempfile.TemporaryDirectory() as tmp:
-        settings = Settings(
-            data_dir=Path(tmp),
-            admin_password=ADMIN_PASSWORD,
-            paper_initial_cash=10**13,
-            max_order_value=10**12,
-            duplicate_window=0,
-        )
-        hoga = HogaApp(settings, drive_feed=False)
-        await hoga.start()
+    async with in_process_hoga() as hoga:
         await hoga.dispatcher.stop()  # intake only: nothing is sent
         await hoga.auth.update_tier(
             "premium", actor_id=None, ip=None, daily_trades=10**7, api_calls_per_minute=10**7
@@ -388,12 +393,7 @@ async def profile_parts(n: int) -> dict[str, Any]:
         hoga.feed.pump(500)  # type: ignore[attr-defined]
         transport = httpx.ASGITransport(app=hoga.api)
         async with httpx.AsyncClient(transport=transport, base_url="http://hoga") as c:
-            t = (
-                await c.post(
-                    "/api/auth/login", json={"username": "prof0", "password": "bench-password-1"}
-                )
-            ).json()
-            head = {"Authorization": f"Bearer {t['access_token']}"}
+            head = bearer(await access_token(c, "prof0", "bench-password-1"))
 
             async def post(i: int) -> int:
                 body = {
@@ -414,7 +414,6 @@ async def profile_parts(n: int) -> dict[str, Any]:
             accepted = sum([await post(i) == 202 for i in range(n)])
             prof.disable()
             total = time.process_time() - cpu0
-        await hoga.stop()
     stats = pstats.Stats(prof).stats  # type: ignore[attr-defined]
     parts: dict[str, float] = {}
     for name, match in _PARTS:

@@ -25,9 +25,10 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from tests.openapi_support import launch_bridge
+from tests.dispatch_support import place_item
+from tests.openapi_support import launch_bridge, stop_process
 
-from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrival, arrivals, simulate
+from benchmarks.bench_scheduler import PREMIUM, USERS, Result, arrivals, simulate
 from hoga.brokers.base import (
     AccountRef,
     BrokerError,
@@ -131,7 +132,8 @@ async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:
                 delay = t0 + at - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                queue.push(arrival(i, user, pr, "kiwoom_openapi", loop.time()))
+                at = loop.time()
+                queue.push(place_item(i + 1, pr, at, account=user, gateway="kiwoom_openapi"))
             await asyncio.sleep(max(0.0, end - loop.time()))
             drain_until = loop.time() + args.drain
             while queue.size("kiwoom_openapi") and loop.time() < drain_until:
@@ -142,12 +144,7 @@ async def run_live(args: argparse.Namespace) -> tuple[Result, dict[str, Any]]:
         finally:
             await dispatcher.stop()
             await broker.stop()
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 15)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
+            await stop_process(proc, 15)
     res.switches = int(gw["switches"])
     extra = {
         "served_after_drain": res.served + len(late),

@@ -20,11 +20,13 @@ import sys
 import time
 from collections import deque
 
+from tests.dispatch_support import place_item
+
 from benchmarks.vclock import run_virtual
 from hoga.brokers.base import AccountRef, BrokerLimits, BrokerNotProcessed, PlaceAck, PlaceRequest
-from hoga.domain.orders import OrderType, Priority, Side
+from hoga.domain.orders import OrderType, Side
 from hoga.execution.dispatcher import Dispatcher
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue, QueueItem
 
 ACCOUNTS = 10
 ACCOUNT_RATE = 18
@@ -84,17 +86,7 @@ async def burst(n: int) -> dict[str, float]:
     t0 = loop.time()
     for i in range(n):
         account = 1 + i % ACCOUNTS
-        queue.push(
-            QueueItem(
-                order_id=i + 1,
-                user_id=account,
-                account_id=account,
-                gateway="standin",
-                kind=Kind.PLACE,
-                priority=Priority.NORMAL,
-                enqueued_at=t0,
-            )
-        )
+        queue.push(place_item(i + 1, at=t0, account=account, gateway="standin"))
     while broker.accepted < n:
         await asyncio.sleep(0.25)
     await d.stop()

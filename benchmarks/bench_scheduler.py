@@ -18,8 +18,10 @@ import random
 import sys
 from dataclasses import dataclass, field
 
+from tests.dispatch_support import place_item
+
 from hoga.domain.orders import Priority
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue
 from hoga.execution.scheduling import (
     Act,
     HogaSessionPolicy,
@@ -75,20 +77,6 @@ class Result:
         return out
 
 
-def arrival(i: int, user: int, priority: Priority, gateway: str, at: float) -> QueueItem:
-    """The ``i``-th arrival as a queue item: a new order (id ``i + 1``) for the user's own
-    account (one account per user in these runs) on ``gateway``, queued at ``at``."""
-    return QueueItem(
-        order_id=i + 1,
-        user_id=user,
-        account_id=user,
-        gateway=gateway,
-        kind=Kind.PLACE,
-        priority=priority,
-        enqueued_at=at,
-    )
-
-
 def arrivals(
     rate_per_min: float, minutes: float, seed: int, urgent_share: float = URGENT_SHARE
 ) -> list[tuple[float, int, Priority]]:
@@ -120,7 +108,8 @@ def simulate(
     while True:
         while i < n and arr[i][0] <= t:
             at, user, pr = arr[i]
-            policy.push(arrival(i, user, pr, "sim", at))
+            # Arrival i is order i + 1 of the user's own account (one account per user here).
+            policy.push(place_item(i + 1, pr, at, account=user, gateway="sim"))
             i += 1
         if t >= end:
             break

@@ -180,7 +180,35 @@ async def admin_headers(client: httpx.AsyncClient) -> dict[str, str]:
         return False
 
     await eventually(healthy, 60, "the server to answer /health", pause=0.1)
-    tok = (
-        await client.post("/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    ).json()
-    return {"Authorization": f"Bearer {tok['access_token']}"}
+    return bearer(await access_token(client, "admin", ADMIN_PASSWORD))
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of an access token."""
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def access_token(client: httpx.AsyncClient, username: str, password: str) -> str:
+    """Sign ``username`` in; its access token (an HTTP error if refused)."""
+    r = await client.post("/api/auth/login", json={"username": username, "password": password})
+    r.raise_for_status()
+    token: str = r.json()["access_token"]
+    return token
+
+
+async def new_user(
+    client: httpx.AsyncClient,
+    admin: dict[str, str],
+    username: str,
+    password: str,
+    tier: str = "premium",
+) -> str:
+    """Create ``username`` on ``tier`` as the admin (``admin``: its headers) and sign it in;
+    its access token."""
+    r = await client.post(
+        "/api/admin/users",
+        headers=admin,
+        json={"username": username, "password": password, "tier": tier},
+    )
+    r.raise_for_status()
+    return await access_token(client, username, password)

@@ -34,11 +34,20 @@ from typing import Any
 import httpx
 import websockets
 from tests.helpers import eventually
+from tests.pg_support import create_database, drop_database
 
 from benchmarks.chaos.burst import chaos_symbols
-from benchmarks.chaos.procs import create_database, drop_database
 from benchmarks.chaos.run import free_port
-from benchmarks.server import ADMIN_PASSWORD, HogaProcess, hoga_env, open_fds, rss_mb
+from benchmarks.server import (
+    ADMIN_PASSWORD,
+    HogaProcess,
+    access_token,
+    bearer,
+    hoga_env,
+    new_user,
+    open_fds,
+    rss_mb,
+)
 
 USERS = 10
 POOL = 8
@@ -105,13 +114,10 @@ class Soak:
     # ------------------------------------------------------------------ set-up
 
     async def login(self, user: str, password: str = PASSWORD) -> str:
-        r = await self.http.post("/api/auth/login", json={"username": user, "password": password})
-        r.raise_for_status()
-        token: str = r.json()["access_token"]
-        return token
+        return await access_token(self.http, user, password)
 
     async def setup(self) -> list[str]:
-        admin = {"Authorization": f"Bearer {await self.login('admin', ADMIN_PASSWORD)}"}
+        admin = bearer(await self.login("admin", ADMIN_PASSWORD))
         r = await self.http.patch(
             "/api/admin/tiers/premium",
             headers=admin,
@@ -125,14 +131,8 @@ class Soak:
         cheap = chaos_symbols(USERS)  # 5,000-100,000 won: the paper cash buys plenty
         for n in range(USERS):
             name = f"soak{n}"
-            r = await self.http.post(
-                "/api/admin/users",
-                headers=admin,
-                json={"username": name, "password": PASSWORD, "tier": "premium"},
-            )
-            r.raise_for_status()
             user = User(name, cheap[n % len(cheap)])
-            user.token = await self.login(name)
+            user.token = await new_user(self.http, admin, name, PASSWORD)
             self.users.append(user)
         return symbols
 
@@ -160,9 +160,7 @@ class Soak:
         self.total_errors[kind] += 1
 
     async def request(self, user: User, method: str, path: str, **kw: Any) -> httpx.Response:
-        return await self.http.request(
-            method, path, headers={"Authorization": f"Bearer {user.token}"}, **kw
-        )
+        return await self.http.request(method, path, headers=bearer(user.token), **kw)
 
     async def one_order(self, n: int, due: float) -> None:
         # Each user acts every USERS/rate seconds: four market orders, alternately buying and
@@ -391,7 +389,7 @@ async def amain(args: argparse.Namespace) -> int:
             "duplicate_window": "0.5",
         }
         if args.database == "postgres":
-            pg_name, url = await create_database()
+            pg_name, url = await create_database("hoga_chaos_")
             settings["database_url"] = url
         server = HogaProcess(hoga_env(tmp, free_port(), **settings), Path(tmp) / "server.log")
         print(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,21 +18,14 @@ import pytest
 
 from hoga.domain.clock import KST, ManualClock
 from hoga.store.db import Database
+from tests.pg_support import PG_URL, create_database, drop_database, raw_dsn
 
-PG_URL = os.environ.get("HOGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() == "true"
-
-
-def _raw_dsn(url: str, database: str | None = None) -> str:
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    if database:
-        dsn = dsn.rsplit("/", 1)[0] + "/" + database
-    return dsn
 
 
 async def _pg_alive() -> str | None:
     try:
-        conn = await asyncpg.connect(_raw_dsn(PG_URL), timeout=5)
+        conn = await asyncpg.connect(raw_dsn(PG_URL), timeout=5)
     except (OSError, asyncpg.PostgresError) as e:
         return str(e)
     await conn.close()
@@ -54,21 +46,9 @@ def pg_available() -> None:
 @pytest.fixture
 async def pg_url(pg_available: None) -> AsyncIterator[str]:
     """A fresh, empty PostgreSQL database for one test; dropped afterwards."""
-    name = f"hoga_t_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(_raw_dsn(PG_URL))
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    yield PG_URL.rsplit("/", 1)[0] + "/" + name
-    admin = await asyncpg.connect(_raw_dsn(PG_URL))
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-        # Roles are cluster-wide: hoga's default role names derive from the database name.
-        for kind in ("app", "system"):
-            await admin.execute(f'drop role if exists "{name}_{kind}"')
-    finally:
-        await admin.close()
+    name, url = await create_database("hoga_t_")
+    yield url
+    await drop_database(name)
 
 
 @pytest.fixture

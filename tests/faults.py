@@ -13,7 +13,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from tests.conftest import _raw_dsn
+from tests.pg_support import raw_dsn
 
 
 async def sqlite_full_on_insert(
@@ -47,7 +47,7 @@ async def pg_terminate_on(
     own connection. Installed as the test database's owner (a superuser): the function is
     SECURITY DEFINER, since a role that is not superuser may not terminate a superuser's
     session (hoga's app role is SET on a session the superuser logged in)."""
-    conn = await asyncpg.connect(_raw_dsn(db_url))
+    conn = await asyncpg.connect(raw_dsn(db_url))
     try:
         await conn.execute("create sequence if not exists fault_kills")
         await conn.execute(
@@ -72,7 +72,7 @@ async def pg_terminate_on(
 
 async def pg_kills(db_url: str) -> int:
     """How many times the kill triggers fired so far."""
-    conn = await asyncpg.connect(_raw_dsn(db_url))
+    conn = await asyncpg.connect(raw_dsn(db_url))
     try:
         row = await conn.fetchrow("select last_value, is_called from fault_kills")
         return int(row["last_value"]) if row["is_called"] else 0

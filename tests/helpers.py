@@ -175,9 +175,7 @@ class Harness:
 
     async def me(self, headers: dict[str, str]) -> int:
         """The id of the user ``headers`` log in as."""
-        r = await self.http.get("/api/me", headers=headers)
-        assert r.status_code == 200, r.text
-        uid: int = r.json()["id"]
+        uid: int = (await self.get_json("/api/me", headers))["id"]
         return uid
 
     async def post_order(
@@ -196,11 +194,15 @@ class Harness:
         data: dict[str, Any] = r.json()
         return data
 
-    async def order(self, headers: dict[str, str], order_id: int) -> dict[str, Any]:
-        r = await self.http.get(f"/api/orders/{order_id}", headers=headers)
+    async def get_json(self, path: str, headers: dict[str, str]) -> dict[str, Any]:
+        """GET ``path``, which must answer 200; its JSON body."""
+        r = await self.http.get(path, headers=headers)
         assert r.status_code == 200, r.text
         data: dict[str, Any] = r.json()
         return data
+
+    async def order(self, headers: dict[str, str], order_id: int) -> dict[str, Any]:
+        return await self.get_json(f"/api/orders/{order_id}", headers)
 
     async def until_status(
         self,
@@ -237,6 +239,21 @@ class Harness:
 
         await self.trade_until(check, f"order {order_id} in {statuses}")
         return result
+
+    async def filled_through_unknown(self, headers: dict[str, str], **order: Any) -> dict[str, Any]:
+        """``post_order`` under ``running_unanswered``: the paper broker takes the order without
+        answering, so it goes UNKNOWN; reconciling its account then finds the broker's fill.
+        Returns the order's view, FILLED with UNKNOWN in its history."""
+        r = await self.post_order(headers, **order)
+        oid = r.json()["id"]
+        first = await self.wait_status(
+            headers, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED"
+        )
+        # Reconcile explicitly instead of waiting for the timer the UNKNOWN state arms.
+        await self.hoga.reconciler.reconcile_account(first["account_id"])
+        done = await self.wait_status(headers, oid, "FILLED")
+        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+        return done
 
     async def state(self, order_id: int) -> dict[str, Any]:
         """An order as the service sees it (polling the API would spend the user's API budget)."""
@@ -279,6 +296,15 @@ async def running(
         await h.close()
 
 
+def running_unanswered(
+    tmp_path: Path, db_url: str, **overrides: Any
+) -> contextlib.AbstractAsyncContextManager[Harness]:
+    """``running`` with a paper broker that accepts the next order but never answers for it:
+    after the 0.3 s submit timeout the order is UNKNOWN until reconciliation settles it."""
+    faults = PaperFaults(accept_then_timeout=1)
+    return running(tmp_path, db_url, faults=faults, submit_timeout=0.3, **overrides)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -287,19 +313,13 @@ def free_port() -> int:
 
 
 @contextlib.asynccontextmanager
-async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
-    """Serve ``hoga.api`` with uvicorn on a loopback port; yields the base URL."""
+async def on_loopback(app: Any, *, force_exit: bool = False, **config: Any) -> AsyncIterator[int]:
+    """Serve the ASGI ``app`` with uvicorn on a free loopback port (``config``: more
+    ``uvicorn.Config`` options); yields the port once it listens. ``force_exit`` stops
+    without waiting for requests in progress (a receiver that may hang on purpose)."""
     sock = bind_listener("127.0.0.1", 0)
-    port = sock.getsockname()[1]
     server = uvicorn.Server(
-        uvicorn.Config(
-            hoga.api,
-            log_level="warning",
-            lifespan="off",
-            ws="websockets-sansio",
-            access_log=False,
-            proxy_headers=False,  # as `hoga serve` (security/proxies.py)
-        )
+        uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, **config)
     )
     task = asyncio.create_task(server.serve(sockets=[sock]))
     while not server.started:
@@ -307,7 +327,16 @@ async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
         if task.done():
             task.result()
     try:
-        yield f"127.0.0.1:{port}"
+        yield int(sock.getsockname()[1])
     finally:
         server.should_exit = True
+        server.force_exit = force_exit
         await task
+
+
+@contextlib.asynccontextmanager
+async def live_server(hoga: HogaApp) -> AsyncIterator[str]:
+    """Serve ``hoga.api`` with uvicorn on a loopback port; yields the base URL."""
+    # proxy_headers off as `hoga serve` (security/proxies.py).
+    async with on_loopback(hoga.api, ws="websockets-sansio", proxy_headers=False) as port:
+        yield f"127.0.0.1:{port}"

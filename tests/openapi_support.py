@@ -97,14 +97,19 @@ async def start_bridge(tmp_path: Path, *, port: int = 0, pool_size: int = 1, **f
     return Bridge(proc, listening, state, file)
 
 
-async def stop_bridge(bridge: Bridge) -> None:
-    if bridge.proc.returncode is None:
-        bridge.proc.terminate()
+async def stop_process(proc: asyncio.subprocess.Process, within: float = 10) -> None:
+    """Stop a bridge process: SIGTERM, then SIGKILL if it has not exited ``within`` seconds."""
+    if proc.returncode is None:
+        proc.terminate()
         try:
-            await asyncio.wait_for(bridge.proc.wait(), 10)
+            await asyncio.wait_for(proc.wait(), within)
         except TimeoutError:
-            bridge.proc.kill()
-            await bridge.proc.wait()
+            proc.kill()
+            await proc.wait()
+
+
+async def stop_bridge(bridge: Bridge) -> None:
+    await stop_process(bridge.proc)
 
 
 @contextlib.asynccontextmanager

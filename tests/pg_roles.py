@@ -16,7 +16,7 @@ from pathlib import Path
 
 import asyncpg
 
-from tests.conftest import PG_URL, _raw_dsn
+from tests.pg_support import PG_URL, raw_dsn
 
 DOCS = Path(__file__).parents[1] / "docs" / "operations.md"
 KINDS = ("owner", "app", "system")
@@ -40,7 +40,7 @@ def run_documented_sql(prefix: str, workdir: Path) -> None:
     res = subprocess.run(
         [psql, "-v", "ON_ERROR_STOP=1", "--no-psqlrc", "--quiet", "-v", f"db={prefix}",
          *(arg for kind in KINDS for arg in ("-v", f"{kind}_password=pw")),
-         "-f", str(script), "-d", _raw_dsn(PG_URL)],
+         "-f", str(script), "-d", raw_dsn(PG_URL)],
         capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert res.returncode == 0, res.stderr
@@ -66,7 +66,7 @@ async def documented_roles() -> AsyncIterator[str]:
     """A database and its three roles made as docs/operations.md says; yields the prefix
     (database ``<prefix>``, roles ``<prefix>_owner|app|system``)."""
     prefix = f"hoga_r{uuid.uuid4().hex[:8]}"
-    admin = await asyncpg.connect(_raw_dsn(PG_URL))
+    admin = await asyncpg.connect(raw_dsn(PG_URL))
     try:
         with tempfile.TemporaryDirectory() as tmp:
             await asyncio.to_thread(run_documented_sql, prefix, Path(tmp))

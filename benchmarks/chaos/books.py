@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+from tests.pg_support import raw_dsn
 
 from benchmarks.chaos.burst import Sent
-from benchmarks.chaos.procs import raw_dsn
 from benchmarks.chaos.world import Account, World
 
 STUCK = ("QUEUED", "SUBMITTING", "UNKNOWN", "CANCEL_PENDING")

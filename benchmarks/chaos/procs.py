@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 import os
 import sys
-import uuid
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+from tests.pg_support import PG_URL, raw_dsn
 
 from benchmarks.server import LoggedProcess
-
-PG_URL = os.environ.get("HOGA_TEST_PG_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test")
 
 
 class FakeProcess(LoggedProcess):
@@ -82,32 +80,6 @@ class FakeProcess(LoggedProcess):
                     if attempt == 2:
                         raise
         raise AssertionError("unreachable")
-
-
-def raw_dsn(url: str, database: str | None = None) -> str:
-    dsn = url.replace("postgresql+asyncpg://", "postgresql://")
-    if database:
-        dsn = dsn.rsplit("/", 1)[0] + "/" + database
-    return dsn
-
-
-async def create_database(url: str = PG_URL) -> tuple[str, str]:
-    """A fresh database on the test server: (its name, its SQLAlchemy URL)."""
-    name = f"hoga_chaos_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(raw_dsn(url))
-    try:
-        await admin.execute(f'create database "{name}"')
-    finally:
-        await admin.close()
-    return name, url.rsplit("/", 1)[0] + "/" + name
-
-
-async def drop_database(name: str, url: str = PG_URL) -> None:
-    admin = await asyncpg.connect(raw_dsn(url))
-    try:
-        await admin.execute(f'drop database if exists "{name}" with (force)')
-    finally:
-        await admin.close()
 
 
 async def terminate_backends(name: str, url: str = PG_URL) -> int:

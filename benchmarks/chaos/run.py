@@ -22,9 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.pg_support import create_database, drop_database
+
 from benchmarks.chaos.books import BrokerBooks, Db, Findings, Snapshot, broker_books, check
 from benchmarks.chaos.burst import Planner, Sent, chaos_symbols, send
-from benchmarks.chaos.procs import FakeProcess, create_database, drop_database, terminate_backends
+from benchmarks.chaos.procs import FakeProcess, terminate_backends
 from benchmarks.chaos.world import FAKE_CASH, World, fake_accounts
 from benchmarks.server import HogaProcess, hoga_env
 
@@ -130,7 +132,7 @@ class DatabaseRun:
             await fake.wait_ready()
         data = self.workdir / "var"
         if self.db_kind == "postgres":
-            self.pg_name, url = await create_database()
+            self.pg_name, url = await create_database("hoga_chaos_")
         else:
             url = f"sqlite+aiosqlite:///{data / 'hoga.db'}"
         self.db = Db(url)

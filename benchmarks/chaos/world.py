@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from benchmarks.chaos.procs import FakeProcess
-from benchmarks.server import ADMIN_PASSWORD, HogaProcess
+from benchmarks.server import ADMIN_PASSWORD, HogaProcess, access_token, bearer, new_user
 
 PASSWORD = "chaos-user-password-1"
 FAKE_CASH = 10_000_000_000
@@ -71,11 +71,7 @@ class World:
         await self.http.aclose()
 
     async def login(self, username: str, password: str = PASSWORD) -> dict[str, str]:
-        r = await self.http.post(
-            "/api/auth/login", json={"username": username, "password": password}
-        )
-        r.raise_for_status()
-        return {"Authorization": f"Bearer {r.json()['access_token']}"}
+        return bearer(await access_token(self.http, username, password))
 
     async def call(self, account: Account, method: str, path: str, **kw: Any) -> httpx.Response:
         """An API call as the account's user; signs in again once if the token was refused."""
@@ -101,13 +97,7 @@ class World:
             creds = fake_accounts(broker, per_broker) if broker != "paper" else []
             for n in range(1, per_broker + 1):
                 user = f"chaos-{broker}-{n}"
-                r = await self.http.post(
-                    "/api/admin/users",
-                    headers=admin,
-                    json={"username": user, "password": PASSWORD, "tier": "premium"},
-                )
-                r.raise_for_status()
-                headers = await self.login(user)
+                headers = bearer(await new_user(self.http, admin, user, PASSWORD))
                 if broker == "paper":
                     listed = await self.http.get("/api/broker-accounts", headers=headers)
                     (paper,) = [a for a in listed.json()["accounts"] if a["broker"] == "paper"]

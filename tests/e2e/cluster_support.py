@@ -22,9 +22,9 @@ from typing import Any
 import asyncpg
 import httpx
 
-from tests.conftest import _raw_dsn
 from tests.e2e.conftest import Server, start_server
 from tests.helpers import ADMIN_PASSWORD, PASSWORD
+from tests.pg_support import raw_dsn
 
 WORKING = {"ACCEPTED", "PARTIALLY_FILLED"}
 FINAL = {"FILLED", "CANCELLED", "REJECTED", "DENIED", "EXPIRED"}
@@ -140,7 +140,7 @@ class Load:
 
 
 async def _orders(pg_url: str) -> dict[str, dict[str, Any]]:
-    conn = await asyncpg.connect(_raw_dsn(pg_url.replace("postgresql+asyncpg", "postgresql")))
+    conn = await asyncpg.connect(raw_dsn(pg_url.replace("postgresql+asyncpg", "postgresql")))
     try:
         rows = await conn.fetch(
             "select id, user_id, client_order_id, status, broker_order_id from orders"

@@ -16,9 +16,9 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from tests.conftest import _raw_dsn
 from tests.e2e.conftest import HOGA, server_env
 from tests.helpers import free_port
+from tests.pg_support import raw_dsn
 
 pytestmark = pytest.mark.postgres
 
@@ -70,7 +70,7 @@ async def test_admin_commands_take_no_exclusive_lock_behind_a_long_read(
     env = _env(tmp_path, pg_url)
     up = await asyncio.to_thread(_cli, env, "db", "upgrade")
     assert up.returncode == 0, up.stderr
-    reader = await asyncpg.connect(_raw_dsn(pg_url))
+    reader = await asyncpg.connect(raw_dsn(pg_url))
     try:
         tables = [
             r["tablename"]
@@ -85,7 +85,7 @@ async def test_admin_commands_take_no_exclusive_lock_behind_a_long_read(
         await reader.execute(
             "lock table " + ", ".join(f'"{t}"' for t in tables) + " in access share mode"
         )
-        watcher = await asyncpg.connect(_raw_dsn(pg_url))
+        watcher = await asyncpg.connect(raw_dsn(pg_url))
         try:
             added = await _run_beside(
                 watcher, env, "user", "add", "carol", "--password", "carol-password-1"
@@ -119,7 +119,7 @@ async def test_admin_commands_refuse_a_database_that_was_never_migrated(
     assert "hoga db upgrade" in errors[0]
     assert "Traceback" not in res.stderr
     # Nothing was created behind the operator's back.
-    conn = await asyncpg.connect(_raw_dsn(pg_url))
+    conn = await asyncpg.connect(raw_dsn(pg_url))
     try:
         n = await conn.fetchval("select count(*) from pg_tables where schemaname = 'public'")
     finally:
@@ -132,7 +132,7 @@ async def test_admin_commands_refuse_a_schema_this_hoga_does_not_know(
 ) -> None:
     env = _env(tmp_path, pg_url)
     assert (await asyncio.to_thread(_cli, env, "db", "upgrade")).returncode == 0
-    conn = await asyncpg.connect(_raw_dsn(pg_url))
+    conn = await asyncpg.connect(raw_dsn(pg_url))
     try:
         await conn.execute("update alembic_version set version_num = '9999_from_the_future'")
     finally:

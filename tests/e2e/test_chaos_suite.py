@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from benchmarks.chaos.run import Config, Totals, run
 
+pytestmark = [pytest.mark.chaos, pytest.mark.postgres, pytest.mark.timeout(1200)]
+
 
 @pytest.fixture(scope="module")
 def chaos_run(tmp_path_factory: pytest.TempPathFactory, pg_available: None) -> Totals:
@@ -35,9 +37,6 @@ def chaos_run(tmp_path_factory: pytest.TempPathFactory, pg_available: None) -> T
     return asyncio.run(run(cfg))
 
 
-@pytest.mark.chaos
-@pytest.mark.postgres
-@pytest.mark.timeout(1200)
 def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(chaos_run: Totals) -> None:
     t = chaos_run
     assert t.cycles == 2, t.summary(2)
@@ -46,9 +45,6 @@ def test_short_chaos_run_loses_nothing_and_sends_nothing_twice(chaos_run: Totals
     assert not found, "\n".join([t.summary(2), *found.values()])
 
 
-@pytest.mark.chaos
-@pytest.mark.postgres
-@pytest.mark.timeout(1200)
 def test_short_chaos_run_books_equal_the_brokers(chaos_run: Totals) -> None:
     t = chaos_run
     assert t.cycles == 2, t.summary(2)

@@ -7,23 +7,17 @@ from pathlib import Path
 
 import httpx
 
-from tests.e2e.conftest import Server
+from tests.e2e.conftest import Server, login
 
 APP_SECRET = "S3cr3t-app-secret-value-that-must-never-leak-0123456789abcdef"
 APP_KEY = "PSabcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _login(srv: Server, name: str, password: str) -> dict[str, str]:
-    r = httpx.post(f"{srv.url}/api/auth/login", json={"username": name, "password": password})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
-
-
 def test_users_are_isolated_and_secrets_stay_secret(server: Server) -> None:
     server.cli("user", "add", "alice", "--tier", "basic", "--password", "alice-password-1")
     server.cli("user", "add", "bob", "--tier", "basic", "--password", "bob-password-12")
-    alice = _login(server, "alice", "alice-password-1")
-    bob = _login(server, "bob", "bob-password-12")
+    alice = login(server.url, "alice", "alice-password-1")
+    bob = login(server.url, "bob", "bob-password-12")
     c = httpx.Client(base_url=server.url, timeout=10)
     seen: list[str] = []
 

@@ -14,17 +14,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.conftest import Server, start_server
+from tests.e2e.conftest import Server, login, start_server
 from tests.helpers import ADMIN_PASSWORD, free_port
 
 # Several server starts on a loaded 2-core machine take longer than the default 120 s.
 pytestmark = pytest.mark.timeout(360)
-
-
-def _login(url: str) -> dict[str, str]:
-    r = httpx.post(f"{url}/api/auth/login", json={"username": "admin", "password": ADMIN_PASSWORD})
-    assert r.status_code == 200, r.text
-    return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
 def _link(srv: Server, headers: dict[str, str], account_no: str) -> int:
@@ -74,7 +68,7 @@ async def test_rotate_beside_a_running_server_then_link_restart_and_decrypt_ever
         start_server, data, "first.log", HOGA_ADMIN_PASSWORD=ADMIN_PASSWORD
     )
     try:
-        headers = await asyncio.to_thread(_login, srv.url)
+        headers = await asyncio.to_thread(login, srv.url)
         first = await asyncio.to_thread(_link, srv, headers, "50111111-01")
         before = _envelopes(data / "hoga.db")
         old_key = before["accounts"][first][0]
@@ -105,7 +99,7 @@ async def test_rotate_beside_a_running_server_then_link_restart_and_decrypt_ever
 
     again = await asyncio.to_thread(start_server, data, "again.log")
     try:
-        headers = await asyncio.to_thread(_login, again.url)
+        headers = await asyncio.to_thread(login, again.url)
         for account_id in (first, second):
             await asyncio.to_thread(_decrypts, again, headers, account_id)
         assert "Traceback" not in again.output()

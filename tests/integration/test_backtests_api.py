@@ -22,10 +22,7 @@ async def _wait_done(h: Harness, headers: dict[str, str], job: int) -> dict[str,
         return view["status"] in ("done", "error")
 
     await eventually(check, within=90, what=f"backtest {job}")
-    r = await h.http.get(f"/api/backtests/{job}", headers=headers)
-    assert r.status_code == 200, r.text
-    out: dict[str, Any] = r.json()
-    return out
+    return await h.get_json(f"/api/backtests/{job}", headers)
 
 
 async def test_csv_backtest_job_reports_the_same_figures_as_the_cli(

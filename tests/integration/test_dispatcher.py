@@ -11,11 +11,12 @@ from hoga.brokers.base import AccountRef, BrokerLimits, PlaceAck, PlaceRequest
 from hoga.brokers.paper import PaperBroker
 from hoga.brokers.simsession import SessionLimitedBroker
 from hoga.domain.clock import ManualClock
-from hoga.domain.orders import OrderType, Priority, Side
+from hoga.domain.orders import OrderType, Side
 from hoga.execution.dispatcher import Dispatcher
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue, QueueItem
 from hoga.marketdata.feeds.simulator import SimulatedMarket
 from hoga.marketdata.universe import Universe, bundled_universe
+from tests.dispatch_support import max_in_window, place_item
 from tests.helpers import eventually
 
 
@@ -47,13 +48,6 @@ def _ref(account_id: int) -> AccountRef:
     )
 
 
-def _max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    return max(
-        (sum(1 for u in times[i:] if u < t + window) for i, t in enumerate(times)), default=0
-    )
-
-
 async def test_burst_never_exceeds_account_or_global_limits() -> None:
     queue = OrderQueue()
     broker = RecordingBroker(rate=30)
@@ -74,17 +68,7 @@ async def test_burst_never_exceeds_account_or_global_limits() -> None:
     for account in (1, 2, 3):
         for _ in range(40):
             n += 1
-            queue.push(
-                QueueItem(
-                    order_id=n,
-                    user_id=account,
-                    account_id=account,
-                    gateway="rec",
-                    kind=Kind.PLACE,
-                    priority=Priority.NORMAL,
-                    enqueued_at=0.0,
-                )
-            )
+            queue.push(place_item(n, account=account, gateway="rec"))
 
     async def all_sent() -> bool:
         return sum(len(v) for v in broker.arrivals.values()) == n
@@ -92,9 +76,9 @@ async def test_burst_never_exceeds_account_or_global_limits() -> None:
     await eventually(all_sent, within=20, what="burst sent")
     await d.stop()
     everything = [t for ts in broker.arrivals.values() for t in ts]
-    assert _max_in_window(everything, 1.0) <= 50
+    assert max_in_window(everything, 1.0) <= 50
     for ts in broker.arrivals.values():
-        assert _max_in_window(ts, 1.0) <= 30
+        assert max_in_window(ts, 1.0) <= 30
     # The global cap was the binding limit and was used, not wasted: 120 orders took >= 2 s.
     assert max(everything) - min(everything) >= 2.0 - 0.05
 
@@ -130,17 +114,8 @@ async def test_session_gateway_batches_per_switch_and_never_violates(clock: Manu
     for i in range(24):
         n += 1
         account = 1 + i % 3
-        queue.push(
-            QueueItem(
-                order_id=n,
-                user_id=account,
-                account_id=account,
-                gateway="simsession",
-                kind=Kind.PLACE,
-                priority=Priority.NORMAL,
-                enqueued_at=asyncio.get_running_loop().time(),
-            )
-        )
+        at = asyncio.get_running_loop().time()
+        queue.push(place_item(n, at=at, account=account, gateway="simsession"))
 
     async def done() -> bool:
         return len(sent) == n

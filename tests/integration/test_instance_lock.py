@@ -9,12 +9,12 @@ import asyncpg
 import pytest
 
 from hoga.store.instance_lock import ServerRunning, SingleServerGuard, running_server
-from tests.conftest import _raw_dsn
 from tests.helpers import eventually, running
+from tests.pg_support import raw_dsn
 
 
 async def _terminate_lock_sessions(pg_url: str) -> int:
-    conn = await asyncpg.connect(_raw_dsn(pg_url))
+    conn = await asyncpg.connect(raw_dsn(pg_url))
     try:
         return int(
             await conn.fetchval(

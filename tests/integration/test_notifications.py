@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import select
 from starlette.applications import Starlette
@@ -21,13 +20,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from hoga.brokers.paper_book import PaperFaults
-from hoga.net import bind_listener
 from hoga.notify.messages import Message
 from hoga.notify.service import Notifier
+from hoga.notify.store import USER_EVENTS
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM
-from tests.helpers import Harness, eventually, running
+from tests.helpers import Harness, eventually, on_loopback, running, running_unanswered
 
 SECRET_PATH = "hook-SECRET-9f8e7d6c5b4a"
 
@@ -59,23 +57,8 @@ class Webhook:
 async def webhook_receiver() -> AsyncIterator[Webhook]:
     hook = Webhook()
     app = Starlette(routes=[Route("/{path:path}", hook.handle, methods=["POST"])])
-    sock = bind_listener("127.0.0.1", 0)
-    hook.port = sock.getsockname()[1]
-    server = uvicorn.Server(
-        uvicorn.Config(app, lifespan="off", access_log=False, log_level="warning")
-    )
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    while not server.started:
-        await asyncio.sleep(0.01)
-        if task.done():
-            task.result()
-    try:
+    async with on_loopback(app, force_exit=True) as hook.port:  # a hanging hook must not block
         yield hook
-    finally:
-        server.should_exit = True
-        server.force_exit = True
-        await task
 
 
 class Inbox:
@@ -157,15 +140,7 @@ async def test_channels_api_follows_the_contract(tmp_path: Path) -> None:
         assert r.status_code == 200
         body = r.json()
         assert body["channels"] == []
-        assert body["available_events"] == [
-            "fill",
-            "rejection",
-            "unknown_settled",
-            "strategy_error",
-            "kill_switch",
-            "broker_down",
-            "daily_summary",
-        ]
+        assert body["available_events"] == list(USER_EVENTS)  # and no admin alerts
         bad = [
             ({"kind": "pager", "label": "x", "url": hook.url(), "events": []}, 422),
             ({"kind": "telegram", "label": "x", "url": hook.url(), "events": []}, 422),
@@ -378,23 +353,15 @@ async def test_event_translation_and_a_bounded_queue(tmp_path: Path) -> None:
 
 
 async def test_an_order_settled_after_unknown_reaches_the_webhook(tmp_path: Path) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
     async with (
         webhook_receiver() as hook,
-        running(
-            tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'h.db'}", faults=faults, submit_timeout=0.3
-        ) as h,
+        running_unanswered(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'h.db'}") as h,
     ):
         h.hoga.reconciler.unknown_grace = 0.5
         bea = await h.user("bea", "basic")
         await _add(h, bea, kind="webhook", label="w", url=hook.url(), events=["unknown_settled"])
         h.pump(300)
-        r = await h.post_order(bea, symbol="000660", qty=3)
-        oid = r.json()["id"]
-        first = await h.wait_status(bea, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
-        await h.hoga.reconciler.reconcile_account(first["account_id"])
-        done = await h.wait_status(bea, oid, "FILLED")
-        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+        oid = (await h.filled_through_unknown(bea, symbol="000660", qty=3))["id"]
 
         async def arrived() -> bool:
             return any(f"#{oid}" in m["title"] for m in hook.received)

@@ -12,7 +12,7 @@ from hoga.brokers.base import OrderStatusReport
 from hoga.brokers.paper_book import PaperFaults
 from hoga.domain import krx
 from hoga.domain.orders import OrderStatus, OrderType, Side
-from tests.helpers import eventually, live_server, running
+from tests.helpers import eventually, live_server, running, running_unanswered
 
 
 async def test_broker_rejection_and_throttling(tmp_path: Path, sqlite_url: str) -> None:
@@ -36,18 +36,11 @@ async def test_broker_rejection_and_throttling(tmp_path: Path, sqlite_url: str) 
 
 
 async def test_unknown_outcome_is_reconciled_not_resent(tmp_path: Path, db_url: str) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, db_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, db_url) as h:
         h.hoga.reconciler.unknown_grace = 0.5
         u = await h.user("bea", "basic")
         h.pump(300)
-        r = await h.post_order(u, symbol="000660", qty=3)
-        oid = r.json()["id"]
-        first = await h.wait_status(u, oid, "UNKNOWN", "ACCEPTED", "PARTIALLY_FILLED", "FILLED")
-        # Reconcile explicitly instead of waiting for the timer the UNKNOWN state arms.
-        await h.hoga.reconciler.reconcile_account(first["account_id"])
-        done = await h.wait_status(u, oid, "FILLED")
-        assert "UNKNOWN" in [x["status"] for x in done["history"]]
+        done = await h.filled_through_unknown(u, symbol="000660", qty=3)
         assert h.hoga.paper.placements(done["account_id"]) == 1
         p = (await h.http.get("/api/portfolio", headers=u)).json()
         assert next(x for x in p["positions"] if x["symbol"] == "000660")["qty"] == 3

@@ -9,16 +9,7 @@ import random
 import pytest
 
 from hoga.brokers.pacing import Pacer
-
-
-def max_in_window(times: list[float], window: float) -> int:
-    times = sorted(times)
-    best, j = 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
+from tests.dispatch_support import max_in_window
 
 
 async def test_arrivals_stay_inside_the_limit_whatever_the_delays() -> None:

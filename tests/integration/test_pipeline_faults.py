@@ -16,7 +16,7 @@ from hoga.domain.errors import StorageFull
 from hoga.store.db import SYSTEM, Actor
 from hoga.store.repos import ledger
 from tests.faults import pg_kills, pg_terminate_on, sqlite_full_on_insert, sqlite_space_again
-from tests.helpers import Harness, eventually, running
+from tests.helpers import Harness, eventually, running, running_unanswered
 
 
 @asynccontextmanager
@@ -60,10 +60,7 @@ async def _books(h: Harness, uid: int, account: int, oid: int) -> tuple[Any, Any
 
 
 async def _queue_status(h: Harness, headers: dict[str, str]) -> dict[str, Any]:
-    r = await h.http.get("/api/queue-status", headers=headers)
-    assert r.status_code == 200, r.text
-    data: dict[str, Any] = r.json()
-    return data
+    return await h.get_json("/api/queue-status", headers)
 
 
 async def test_sqlite_full_at_the_claim_keeps_the_order_queued_and_visible(
@@ -283,10 +280,7 @@ async def test_background_work_survives_a_full_disk_and_catches_up(
 async def test_a_reconcile_round_that_meets_a_full_disk_names_it_and_tries_again(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    from hoga.brokers.paper_book import PaperFaults
-
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, sqlite_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, sqlite_url) as h:
         u = await h.user("hal", "basic")
         h.pump(300)
         quote = (await h.http.get("/api/market/quotes?symbols=005930", headers=u)).json()

@@ -34,11 +34,11 @@ async def test_a_later_migrate_repairs_rls_that_was_lost_and_leaves_intact_table
 ) -> None:
     import asyncpg
 
-    from tests.conftest import _raw_dsn
+    from tests.pg_support import raw_dsn
 
     db = Database(pg_url)
     await db.migrate()
-    raw = await asyncpg.connect(_raw_dsn(pg_url))
+    raw = await asyncpg.connect(raw_dsn(pg_url))
     try:
         await raw.execute("alter table orders no force row level security")
         await raw.execute("alter table fills disable row level security")

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 from hoga.brokers.base import AccountRef, BrokerLimits, BrokerNotProcessed
 from hoga.domain.orders import Priority
 from hoga.execution.dispatcher import Dispatcher
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue, QueueItem
+from tests.dispatch_support import place_item
 from tests.helpers import eventually
 
 
@@ -46,15 +47,8 @@ def ref(account: int) -> AccountRef:
 
 
 def item(n: int, account: int, priority: Priority) -> QueueItem:
-    return QueueItem(
-        order_id=n,
-        user_id=account,
-        account_id=account,
-        gateway="gw",
-        kind=Kind.PLACE,
-        priority=priority,
-        enqueued_at=asyncio.get_running_loop().time(),
-    )
+    """Order ``n`` of ``account`` on this gateway, queued now."""
+    return place_item(n, priority, asyncio.get_running_loop().time(), account=account, gateway="gw")
 
 
 @contextlib.asynccontextmanager

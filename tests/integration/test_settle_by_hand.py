@@ -12,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 from hoga.brokers.base import AccountRef, ReportsUnavailable
-from hoga.brokers.paper import PaperFaults
 from hoga.domain import krx
 from hoga.domain.orders import Side
 from hoga.store.db import Actor
 from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import ledger
 from tests.e2e.conftest import server_env
-from tests.helpers import Harness, eventually, free_port, running
+from tests.helpers import Harness, eventually, free_port, running, running_unanswered
 
 
 def _blind(h: Harness) -> None:
@@ -66,8 +65,7 @@ async def _cash(h: Harness, user: dict[str, str]) -> tuple[int, int]:
 
 
 async def test_settled_as_cancelled_releases_the_reserve_once(tmp_path: Path, db_url: str) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, db_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, db_url) as h:
         user = await h.user("cat", "basic")
         admin = await h.admin()
         cash_before, _ = await _cash(h, user)
@@ -103,8 +101,7 @@ async def test_settled_as_cancelled_releases_the_reserve_once(tmp_path: Path, db
 async def test_settled_as_filled_books_what_a_broker_fill_would(
     tmp_path: Path, db_url: str
 ) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, db_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, db_url) as h:
         user = await h.user("fil", "basic")
         admin = await h.admin()
         cash_before, _ = await _cash(h, user)
@@ -151,8 +148,7 @@ async def test_settled_as_filled_books_what_a_broker_fill_would(
 
 
 async def test_partly_filled_then_cancelled(tmp_path: Path, db_url: str) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, db_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, db_url) as h:
         user = await h.user("par", "basic")
         admin = await h.admin()
         cash_before, _ = await _cash(h, user)
@@ -205,8 +201,7 @@ async def test_only_an_unknown_order_can_be_settled(tmp_path: Path, db_url: str)
 
 
 async def test_the_cli_settles_beside_a_running_server(tmp_path: Path, db_url: str) -> None:
-    faults = PaperFaults(accept_then_timeout=1)
-    async with running(tmp_path, db_url, faults=faults, submit_timeout=0.3) as h:
+    async with running_unanswered(tmp_path, db_url) as h:
         user = await h.user("cli", "basic")
         order = await _unknown_order(h, user)
         env = server_env(tmp_path / "var", free_port(), HOGA_DATABASE_URL=db_url)

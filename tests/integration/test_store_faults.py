@@ -16,8 +16,8 @@ from hoga.domain.clock import KST
 from hoga.domain.errors import StorageFull, StorageUnavailable
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Database
-from tests.conftest import _raw_dsn
 from tests.faults import sqlite_full_on_insert
+from tests.pg_support import raw_dsn
 
 
 async def _put(conn: AsyncConnection, key: str) -> None:
@@ -93,7 +93,7 @@ async def test_postgres_connection_terminated_mid_transaction(pg_url: str) -> No
             async with db.tx(SYSTEM) as conn:
                 await _put(conn, "probe-half")
                 pid = (await conn.execute(text("select pg_backend_pid()"))).scalar_one()
-                admin = await asyncpg.connect(_raw_dsn(pg_url))
+                admin = await asyncpg.connect(raw_dsn(pg_url))
                 try:
                     await admin.execute("select pg_terminate_backend($1)", pid)
                 finally:

@@ -6,21 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hoga.domain.orders import Priority
-from hoga.execution.queue import Kind, OrderQueue, QueueItem
+from hoga.execution.queue import OrderQueue
+from tests.dispatch_support import place_item
 
 P = Priority
-
-
-def item(oid: int, pr: Priority, at: float, account: int = 1, user: int = 1) -> QueueItem:
-    return QueueItem(
-        order_id=oid,
-        user_id=user,
-        account_id=account,
-        gateway="g",
-        kind=Kind.PLACE,
-        priority=pr,
-        enqueued_at=at,
-    )
 
 
 def drain(q: OrderQueue, account: int = 1) -> list[int]:
@@ -39,22 +28,22 @@ def test_classes_then_fifo() -> None:
         (4, P.URGENT, 3),
         (5, P.VIP, 4),
     ]:
-        q.push(item(oid, pr, at))
+        q.push(place_item(oid, pr, at))
     assert drain(q) == [4, 2, 5, 1, 3]
 
 
 def test_an_old_normal_order_overtakes_newer_vip_orders() -> None:
     q = OrderQueue(max_wait=30)
-    q.push(item(1, P.NORMAL, 0))
-    q.push(item(2, P.VIP, 29))
-    q.push(item(3, P.VIP, 31))
+    q.push(place_item(1, P.NORMAL, 0))
+    q.push(place_item(2, P.VIP, 29))
+    q.push(place_item(3, P.VIP, 31))
     assert drain(q) == [2, 1, 3]
 
 
 def test_remove_and_requeue_keep_places() -> None:
     q = OrderQueue()
     for oid in range(1, 6):
-        q.push(item(oid, P.NORMAL, oid))
+        q.push(place_item(oid, P.NORMAL, oid))
     assert q.remove(3) is not None
     assert q.remove(3) is None
     head = q.pop("g", 1)
@@ -66,10 +55,10 @@ def test_remove_and_requeue_keep_places() -> None:
 
 def test_places_across_accounts_and_users() -> None:
     q = OrderQueue()
-    q.push(item(1, P.NORMAL, 0, account=1, user=1))
-    q.push(item(2, P.NORMAL, 1, account=2, user=2))
-    q.push(item(3, P.VIP, 2, account=2, user=2))
-    q.push(item(4, P.NORMAL, 3, account=1, user=1))
+    q.push(place_item(1, P.NORMAL, 0, account=1))
+    q.push(place_item(2, P.NORMAL, 1, account=2))
+    q.push(place_item(3, P.VIP, 2, account=2))
+    q.push(place_item(4, P.NORMAL, 3, account=1))
     places = {it.order_id: (place, acct_place) for it, place, acct_place in q.places(1)}
     assert places == {1: (2, 1), 4: (4, 2)}
     assert q.best_account("g") == 2
@@ -77,8 +66,8 @@ def test_places_across_accounts_and_users() -> None:
 
 def test_pushing_the_same_request_twice_is_one_item() -> None:
     q = OrderQueue()
-    q.push(item(7, P.NORMAL, 0))
-    q.push(item(7, P.NORMAL, 5))
+    q.push(place_item(7, P.NORMAL, 0))
+    q.push(place_item(7, P.NORMAL, 5))
     assert q.size() == 1
 
 
@@ -91,7 +80,7 @@ def test_service_order_is_the_sort_key_order(entries: list[tuple[Priority, float
     now, items = 0.0, []
     for i, (pr, gap) in enumerate(entries):
         now += gap
-        items.append(q.push(item(i + 1, pr, now)))
+        items.append(q.push(place_item(i + 1, pr, now)))
     expected = [it.order_id for it in sorted(items, key=lambda it: it.key)]
     assert drain(q) == expected
     # Within a class, earlier arrivals always go first.
@@ -108,8 +97,8 @@ async def test_a_deferred_item_stays_visible_and_comes_back_when_due() -> None:
     q = OrderQueue(max_wait=30)
     pushed = asyncio.Event()
     q.on_push(lambda gateway: pushed.set())
-    first = q.push(item(1, P.NORMAL, 0))
-    q.push(item(2, P.NORMAL, 1))
+    first = q.push(place_item(1, P.NORMAL, 0))
+    q.push(place_item(2, P.NORMAL, 1))
     assert q.pop("g", 1) is first
     pushed.clear()
     q.defer(first, 0.01)
@@ -126,7 +115,7 @@ async def test_a_deferred_item_removed_meanwhile_never_comes_back() -> None:
     import asyncio
 
     q = OrderQueue(max_wait=30)
-    q.push(item(1, P.NORMAL, 0))
+    q.push(place_item(1, P.NORMAL, 0))
     taken = q.pop("g", 1)
     assert taken is not None
     q.defer(taken, 0.01)

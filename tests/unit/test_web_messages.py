@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from hoga.notify.store import USER_EVENTS
+
 JS = Path(__file__).resolve().parents[2] / "src" / "hoga" / "web" / "static" / "js"
 
 # Keys built at run time from a prefix and a value the server sends.
@@ -42,15 +44,7 @@ DYNAMIC = {
         "premium",
     ],
     "notify.kind.": ["webhook", "telegram", "discord", "slack", "email"],
-    "notify.event.": [
-        "fill",
-        "rejection",
-        "unknown_settled",
-        "strategy_error",
-        "kill_switch",
-        "broker_down",
-        "daily_summary",
-    ],
+    "notify.event.": list(USER_EVENTS),
     "notify.permission.": ["granted", "denied", "default"],
     "history.": ["orders", "fills"],
     "strategy.level.": ["debug", "info", "warning", "error"],

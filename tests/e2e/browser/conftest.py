@@ -369,3 +369,14 @@ def sign_in(page: Any, base: str, username: str, password: str = PASSWORD) -> No
     page.get_by_role("button", name="로그인").click()
     expect(page.get_by_role("heading", name="개요", level=1)).to_be_visible()
     expect(page.locator("#conn")).to_have_attribute("data-state", "open")
+
+
+def pick_symbol(page: Any, query: str = "005930", name: str = "삼성전자") -> None:
+    """Choose a stock in the page's symbol search: type ``query``, click the first suggestion
+    named ``name``; waits until the box shows it."""
+    from playwright.sync_api import expect
+
+    box = page.get_by_role("combobox", name="종목")
+    box.fill(query)
+    page.get_by_role("option", name=re.compile(name)).first.click()
+    expect(box).to_have_value(re.compile(name))

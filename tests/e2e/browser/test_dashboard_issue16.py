@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser.conftest import Api, Browsing, shot, sign_in
+from tests.e2e.browser.conftest import Api, Browsing, pick_symbol, shot, sign_in
 from tests.helpers import ADMIN_PASSWORD, eventually_sync
 
 pytestmark = pytest.mark.browser
@@ -240,9 +240,7 @@ def test_order_book_is_live_and_a_click_fills_the_ticket(
     page.route_web_socket(re.compile(r".*/ws/market-data.*"), market_ws)
     sign_in(page, browsing.base, user)
     go(page, "trade")
-    box = page.get_by_role("combobox", name="종목")
-    box.fill("005930")
-    page.get_by_role("option", name=re.compile("삼성전자")).first.click()
+    pick_symbol(page)
     book = page.locator("[data-orderbook]")
     expect(book.locator(".book-row.ask")).to_have_count(10)
     expect(book.locator(".book-row.bid")).to_have_count(10)
@@ -299,8 +297,7 @@ def test_a_fill_raises_a_toast_on_another_tab(browsing: Browsing, api: Api) -> N
     to_english(second)
 
     go(first, "trade")
-    first.get_by_role("combobox", name="종목").fill("005930")
-    first.get_by_role("option", name=re.compile("삼성전자")).first.click()
+    pick_symbol(first)
     first.get_by_role("radio", name="시장가").check(force=True)
     first.get_by_label("수량 (주)").fill("1")
     first.get_by_role("button", name="매수 주문").click()
@@ -610,8 +607,7 @@ def test_chart_page_loads_under_400_kb_of_compressed_javascript(
     page = browsing.page(viewport=DESKTOP)
     sign_in(page, browsing.base, user)
     go(page, "chart")
-    page.get_by_role("combobox", name="종목").fill("005930")
-    page.get_by_role("option", name=re.compile("삼성전자")).first.click()
+    pick_symbol(page)
     expect(page.locator(".chart canvas").first).to_be_visible(timeout=30_000)
     expect(page.locator(".chart-credit").first).to_contain_text("TradingView")
     total = page.evaluate(
@@ -691,8 +687,7 @@ def test_market_order_ticket_explains_the_reservation(browsing: Browsing, api: A
     page = browsing.page(viewport=DESKTOP)
     sign_in(page, browsing.base, user)
     go(page, "trade")
-    page.get_by_role("combobox", name="종목").fill("005930")
-    page.get_by_role("option", name=re.compile("삼성전자")).first.click()
+    pick_symbol(page)
     page.get_by_role("form", name="주문하기").get_by_text("시장가", exact=True).click()
     page.get_by_label("수량 (주)").fill("10")
     note = page.locator("[data-reservation]")

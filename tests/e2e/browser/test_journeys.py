@@ -16,7 +16,15 @@ import pyotp
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.browser.conftest import Api, Browsing, FakeBroker, HogaServer, shot, sign_in
+from tests.e2e.browser.conftest import (
+    Api,
+    Browsing,
+    FakeBroker,
+    HogaServer,
+    pick_symbol,
+    shot,
+    sign_in,
+)
 from tests.helpers import ADMIN_PASSWORD, PASSWORD, eventually_sync
 
 pytestmark = pytest.mark.browser
@@ -25,13 +33,6 @@ pytestmark = pytest.mark.browser
 def open_tab(page: Page, name: str) -> None:
     page.get_by_role("navigation").get_by_role("link", name=name, exact=True).click()
     expect(page.get_by_role("heading", name=name, level=1)).to_be_visible()
-
-
-def pick_symbol(page: Page, query: str, name: str) -> None:
-    box = page.get_by_role("combobox", name="종목")
-    box.fill(query)
-    page.get_by_role("option", name=re.compile(name)).first.click()
-    expect(box).to_have_value(re.compile(name))
 
 
 def wrong_code(secret: str) -> str:

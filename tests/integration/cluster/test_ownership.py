@@ -7,6 +7,7 @@ recording ``UserWork``; leases live 2 s so expiry happens within a test's patien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -88,11 +89,18 @@ async def _node(url: str, prefix: str, name: str, users: dict[int, list[str]] = 
     return Node(bus, members, leases, work, own)
 
 
-async def _buses(url: str, prefix: str, *names: str) -> list[ClusterBus]:
+@contextlib.asynccontextmanager
+async def _buses(url: str, prefix: str, *names: str) -> AsyncIterator[list[ClusterBus]]:
+    """Started buses, one a name (several servers' connections in one process); stopped on
+    exit."""
     buses = [ClusterBus(url, name, prefix=prefix) for name in names]
     for b in buses:
         await b.start()
-    return buses
+    try:
+        yield buses
+    finally:
+        for b in buses:
+            await b.stop()
 
 
 def _owners(nodes: list[Node]) -> dict[int, list[str]]:
@@ -200,58 +208,55 @@ async def test_a_second_live_server_with_the_same_id_is_refused(
 async def test_handoff_reaches_only_the_owner_and_coalesces_a_burst(
     nats_available: str, prefix: str
 ) -> None:
-    buses = await _buses(nats_available, prefix, "h0", "h1")
-    picked: list[tuple[str, int]] = []
-    gate = asyncio.Event()
+    async with _buses(nats_available, prefix, "h0", "h1") as buses:
+        picked: list[tuple[str, int]] = []
+        gate = asyncio.Event()
 
-    def pickup_for(name: str):  # type: ignore[no-untyped-def]
-        async def pickup(user_id: int) -> None:
-            picked.append((name, user_id))
-            await gate.wait()
+        def pickup_for(name: str):  # type: ignore[no-untyped-def]
+            async def pickup(user_id: int) -> None:
+                picked.append((name, user_id))
+                await gate.wait()
 
-        return pickup
+            return pickup
 
-    owner = Handoff(buses[0], pickup_for("h0"), owns=lambda u: u == 7)
-    other = Handoff(buses[1], pickup_for("h1"), owns=lambda u: False)
-    await owner.start()
-    await other.start()
-    try:
-        for _ in range(20):
-            other.notify(7)
-        await buses[1].flush()
+        owner = Handoff(buses[0], pickup_for("h0"), owns=lambda u: u == 7)
+        other = Handoff(buses[1], pickup_for("h1"), owns=lambda u: False)
+        await owner.start()
+        await other.start()
+        try:
+            for _ in range(20):
+                other.notify(7)
+            await buses[1].flush()
 
-        async def got() -> bool:
-            return owner.received == 20
+            async def got() -> bool:
+                return owner.received == 20
 
-        await eventually(got, within=5, what="20 hand-offs received")
-        gate.set()
+            await eventually(got, within=5, what="20 hand-offs received")
+            gate.set()
 
-        async def done() -> bool:
-            return not owner._running
+            async def done() -> bool:
+                return not owner._running
 
-        await eventually(done, within=5, what="pickups finished")
-        assert set(picked) == {("h0", 7)}
-        assert 1 <= len(picked) <= 2  # one running, at most one more for what came meanwhile
-    finally:
-        await owner.stop()
-        await other.stop()
-        for b in buses:
-            await b.stop()
+            await eventually(done, within=5, what="pickups finished")
+            assert set(picked) == {("h0", 7)}
+            assert 1 <= len(picked) <= 2  # one running, at most one more for what came meanwhile
+        finally:
+            await owner.stop()
+            await other.stop()
 
 
 async def test_events_reach_the_users_sockets_on_every_server_once(
     nats_available: str, prefix: str
 ) -> None:
-    buses = await _buses(nats_available, prefix, "e0", "e1")
-    events = [ClusterEventBus(), ClusterEventBus()]
-    hooked: list[int] = []
-    events[1].add_hook(lambda user_id, event: hooked.append(user_id))
-    for b, e in zip(buses, events, strict=True):
-        await e.attach(b)
-    here = events[0].subscribe(5)
-    there = events[1].subscribe(5)
-    stranger = events[1].subscribe(6)
-    try:
+    async with _buses(nats_available, prefix, "e0", "e1") as buses:
+        events = [ClusterEventBus(), ClusterEventBus()]
+        hooked: list[int] = []
+        events[1].add_hook(lambda user_id, event: hooked.append(user_id))
+        for b, e in zip(buses, events, strict=True):
+            await e.attach(b)
+        here = events[0].subscribe(5)
+        there = events[1].subscribe(5)
+        stranger = events[1].subscribe(6)
         events[0].publish(5, {"type": "order", "id": 1, "status": "FILLED"})
 
         async def arrived() -> bool:
@@ -263,34 +268,30 @@ async def test_events_reach_the_users_sockets_on_every_server_once(
         assert there.get_nowait() == {"type": "order", "id": 1, "status": "FILLED"}
         assert stranger.get_nowait() is None
         assert hooked == []  # hooks run where the event happened only
-    finally:
-        for b in buses:
-            await b.stop()
 
 
 async def test_a_modify_is_forwarded_to_the_owner_with_its_answer_or_error(
     nats_available: str, prefix: str
 ) -> None:
-    buses = await _buses(nats_available, prefix, "m0", "m1")
-    ran: list[tuple[int, int, int | None, int | None]] = []
+    async with _buses(nats_available, prefix, "m0", "m1") as buses:
+        ran: list[tuple[int, int, int | None, int | None]] = []
 
-    async def modify(
-        user_id: int, order_id: int, price: int | None, qty: int | None, ip: str | None
-    ) -> int:
-        ran.append((user_id, order_id, price, qty))
-        if order_id == 13:
-            raise Conflict("order is not working", "order.not_modifiable")
-        return order_id
+        async def modify(
+            user_id: int, order_id: int, price: int | None, qty: int | None, ip: str | None
+        ) -> int:
+            ran.append((user_id, order_id, price, qty))
+            if order_id == 13:
+                raise Conflict("order is not working", "order.not_modifiable")
+            return order_id
 
-    async def never(*args: object) -> int:
-        raise AssertionError("a non-owner ran a modify")
+        async def never(*args: object) -> int:
+            raise AssertionError("a non-owner ran a modify")
 
-    owner = RemoteModify(buses[0], modify, owns=lambda u: u == 3)
-    other = RemoteModify(buses[1], never, owns=lambda u: False)
-    await owner.start()
-    await other.start()
-    await buses[0].flush()
-    try:
+        owner = RemoteModify(buses[0], modify, owns=lambda u: u == 3)
+        other = RemoteModify(buses[1], never, owns=lambda u: False)
+        await owner.start()
+        await other.start()
+        await buses[0].flush()
         assert await other.forward(3, 12, 70_000, None, "10.0.0.1") == 12
         with pytest.raises(Conflict) as refused:
             await other.forward(3, 13, None, 2, None)
@@ -299,6 +300,3 @@ async def test_a_modify_is_forwarded_to_the_owner_with_its_answer_or_error(
             await other.forward(4, 1, 1, None, None)  # no server owns user 4
         assert nobody.value.code == "cluster.no_owner"
         assert ran == [(3, 12, 70_000, None), (3, 13, None, 2)]
-    finally:
-        for b in buses:
-            await b.stop()

@@ -35,7 +35,7 @@ from typing import Any
 
 import httpx
 
-from benchmarks.server import ADMIN_PASSWORD, admin_headers, hoga_server, rss_mb
+from benchmarks.server import ADMIN_PASSWORD, admin_headers, cpu_seconds, hoga_server, rss_mb
 from hoga.app import HogaApp
 from hoga.config import Settings
 from hoga.domain.orders import OrderIntent, OrderType, Side
@@ -233,12 +233,6 @@ async def api(seconds: float, rate: float) -> dict[str, Any]:
         "server_rss_mb": rss,
         **summary(lat),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _saturate(

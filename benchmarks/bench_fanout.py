@@ -181,12 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     port = 19000 + os.getpid() % 1000
-    with hoga_server(
-        port,
-        sim_ticks_per_second="1000",
-        ws_max_connections="20",
-        ws_compression="true" if args.compression else "false",
-    ) as proc:
+    extra = {"ws_compression": "true"} if args.compression else {}
+    with hoga_server(port, sim_ticks_per_second="1000", ws_max_connections="20", **extra) as proc:
         base = f"http://127.0.0.1:{port}"
         tokens, symbols, running = asyncio.run(_setup(base, not args.no_strategies))
         cpu0 = cpu_seconds(proc.pid)

@@ -66,8 +66,10 @@ class WireTexts:
 
     A tick reaches every socket subscribed to its symbol; building its view and JSON for each
     of them was most of the fan-out's CPU. Entries are keyed by symbol and hold the object they
-    were made from: a different tick (or book, or last price) makes a new text. At most one
-    entry per symbol and channel, so the size is bounded by the universe.
+    were made from: a different tick (or book, or last price) makes a new text. Every feed
+    makes a new ``Tick`` per trade (the hub only stamps ``recv_ts``, which the view does not
+    show), so the object's identity says whether the text is current. At most one entry per
+    symbol and channel, so the size is bounded by the universe.
     """
 
     def __init__(self) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import json
 import os
 import random
+import socket
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -27,7 +28,7 @@ from typing import Any
 import httpx
 import websockets
 
-from benchmarks.server import admin_headers, bearer, hoga_server, new_user, rss_mb
+from benchmarks.server import admin_headers, bearer, cpu_seconds, hoga_server, new_user, rss_mb
 
 USERS = 10
 
@@ -68,12 +69,17 @@ async def _setup(base: str, strategies: bool) -> tuple[list[str], list[str], int
 
 
 async def received(ws: Any, until: float) -> AsyncIterator[dict[str, Any]]:
-    """The socket's messages, decoded, until the event loop's clock reaches ``until``."""
-    loop = asyncio.get_running_loop()
-    while loop.time() < until:
+    """The socket's messages, decoded, until the event loop's clock reaches ``until``.
+
+    A deadline context per message rather than ``wait_for``: on Python 3.11 ``wait_for`` makes
+    a task per call, and at 20,000 quotes/s this process (not the server) became the
+    bottleneck whose backlog the delays then measured."""
+    messages = aiter(ws)
+    while True:
         try:
-            raw = await asyncio.wait_for(ws.recv(), max(0.01, until - loop.time()))
-        except TimeoutError:
+            async with asyncio.timeout_at(until):
+                raw = await anext(messages)
+        except (TimeoutError, StopAsyncIteration):
             return
         yield json.loads(raw)
 
@@ -93,6 +99,20 @@ async def socket_stats(ws: Any) -> dict[str, int]:
             return counters
 
 
+async def _small_socket(url: str) -> socket.socket:
+    """A connected TCP socket whose receive buffer is small (64 KiB, set before connecting so
+    the window stays small). On loopback the kernel would otherwise let a client that reads
+    slower than the server sends hide megabytes of old quotes in its receive buffer, where the
+    server's conflation cannot reach them: the delay measured would then be this process's
+    backlog, not hoga's."""
+    host, port = url.split("//", 1)[1].rsplit(":", 1)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
+    sock.setblocking(False)
+    await asyncio.get_running_loop().sock_connect(sock, (host, int(port)))
+    return sock
+
+
 async def _client(
     url: str,
     token: str,
@@ -101,7 +121,9 @@ async def _client(
     delays: list[float],
     stats: dict[str, int],
 ) -> None:
-    async with websockets.connect(f"{url}/ws/market-data?token={token}", max_size=2**20) as ws:
+    async with websockets.connect(
+        f"{url}/ws/market-data?token={token}", max_size=2**20, sock=await _small_socket(url)
+    ) as ws:
         await ws.recv()
         await ws.send(json.dumps({"type": "subscribe", "symbols": symbols}))
         async for msg in received(ws, until):
@@ -144,15 +166,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--clients", type=int, default=100)
     ap.add_argument("--no-strategies", action="store_true")
+    ap.add_argument(
+        "--compression", action="store_true", help="permessage-deflate on (HOGA_WS_COMPRESSION)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args(argv)
     port = 19000 + os.getpid() % 1000
-    with hoga_server(port, sim_ticks_per_second="1000", ws_max_connections="20") as proc:
+    extra = {"ws_compression": "true"} if args.compression else {}
+    with hoga_server(port, sim_ticks_per_second="1000", ws_max_connections="20", **extra) as proc:
         base = f"http://127.0.0.1:{port}"
         tokens, symbols, running = asyncio.run(_setup(base, not args.no_strategies))
+        cpu0 = cpu_seconds(proc.pid)
         result = asyncio.run(
             _load(f"ws://127.0.0.1:{port}", tokens, symbols, args.clients, args.seconds)
         )
+        cpu = cpu_seconds(proc.pid) - cpu0
+        result["server_cpu_s"] = round(cpu, 2)
+        result["server_cpu_us_per_quote_sent"] = round(cpu * 1e6 / max(result["sent"], 1), 1)
         result["strategies_running"] = running
         result["server_rss_mb"] = rss_mb(proc.pid)
     if args.json:
@@ -170,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"  dropped by conflation: {result['conflated']:,} of {total:,} ({result['conflated'] / max(total, 1):.1%}); "
         f"server RSS {result['server_rss_mb']} MB"
+    )
+    print(
+        f"  server CPU {result['server_cpu_s']} s, "
+        f"{result['server_cpu_us_per_quote_sent']} us per quote sent "
+        f"(ticks, hub, strategies and the sends together)"
     )
     return 0
 

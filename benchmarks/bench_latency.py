@@ -42,6 +42,7 @@ from benchmarks.server import (
     access_token,
     admin_headers,
     bearer,
+    cpu_seconds,
     hoga_server,
     new_user,
     rss_mb,
@@ -247,12 +248,6 @@ async def api(seconds: float, rate: float) -> dict[str, Any]:
         "server_rss_mb": rss,
         **summary(lat),
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def _saturate(

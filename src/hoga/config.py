@@ -196,6 +196,11 @@ class Settings(BaseSettings):
     hub_stale_seconds: float = Field(10.0, gt=0)
     ws_max_symbols: int = Field(200, ge=1, description="per market-data connection")
     ws_max_connections: int = Field(5, ge=1, description="per user")
+    ws_compression: bool = Field(
+        False,
+        description="permessage-deflate on WebSockets: less traffic, several times the CPU "
+        "per quote sent (off: the fan-out is CPU-bound on a small server)",
+    )
 
     # --- trading
     paper_initial_cash: int = Field(10_000_000, ge=0)

@@ -47,9 +47,50 @@ def _ip(ws: WebSocket) -> str | None:
     return client_ip(ws)
 
 
-async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
+def _encode(msg: dict[str, Any]) -> str:
+    return json.dumps(msg, ensure_ascii=False, separators=(",", ":"))
+
+
+async def _send_text(ws: WebSocket, text: str) -> None:
     if ws.application_state == WebSocketState.CONNECTED:
-        await ws.send_text(json.dumps(msg, ensure_ascii=False, separators=(",", ":")))
+        await ws.send_text(text)
+
+
+async def _send(ws: WebSocket, msg: dict[str, Any]) -> None:
+    await _send_text(ws, _encode(msg))
+
+
+class WireTexts:
+    """The wire text of each symbol's latest quote and order book, encoded once and shared by
+    every socket that sends it.
+
+    A tick reaches every socket subscribed to its symbol; building its view and JSON for each
+    of them was most of the fan-out's CPU. Entries are keyed by symbol and hold the object they
+    were made from: a different tick (or book, or last price) makes a new text. Every feed
+    makes a new ``Tick`` per trade (the hub only stamps ``recv_ts``, which the view does not
+    show), so the object's identity says whether the text is current. At most one entry per
+    symbol and channel, so the size is bounded by the universe.
+    """
+
+    def __init__(self) -> None:
+        self._quotes: dict[str, tuple[Tick, str]] = {}
+        self._books: dict[str, tuple[OrderBook, int | None, str]] = {}
+
+    def quote(self, tick: Tick) -> str:
+        hit = self._quotes.get(tick.symbol)
+        if hit is not None and hit[0] is tick:
+            return hit[1]
+        text = _encode(quote_view(tick))
+        self._quotes[tick.symbol] = (tick, text)
+        return text
+
+    def book(self, book: OrderBook, last: int | None) -> str:
+        hit = self._books.get(book.symbol)
+        if hit is not None and hit[0] is book and hit[1] == last:
+            return hit[2]
+        text = _encode({"type": "orderbook", **orderbook_view(book, last)})
+        self._books[book.symbol] = (book, last, text)
+        return text
 
 
 async def _error(ws: WebSocket, code: str, message: str, **extra: Any) -> None:
@@ -145,6 +186,7 @@ class _Connections:
     def __init__(self) -> None:
         self.count: dict[int, int] = defaultdict(int)
         self.open: dict[WebSocket, tuple[int, str]] = {}
+        self.texts = WireTexts()
 
     def add(self, ws: WebSocket, ctx: AuthContext) -> None:
         self.open[ws] = (ctx.user_id, ctx.session_id)
@@ -233,6 +275,7 @@ async def market_data(ws: WebSocket) -> None:
         return
     conns.count[ctx.user_id] += 1
     conns.add(ws, ctx)
+    texts = conns.texts
     pending: dict[str, Tick] = {}
     pending_books: dict[str, OrderBook] = {}
     # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
@@ -268,12 +311,11 @@ async def market_data(ws: WebSocket) -> None:
             batch, pending = pending, {}
             books, pending_books = pending_books, {}
             for tick in batch.values():
-                await _send(ws, quote_view(tick))
+                await _send_text(ws, texts.quote(tick))
                 stats["sent"] += 1
             for book in books.values():
                 last = hoga.lookup.last(book.symbol)
-                view = orderbook_view(book, last.price if last is not None else None)
-                await _send(ws, {"type": "orderbook", **view})
+                await _send_text(ws, texts.book(book, last.price if last is not None else None))
                 stats["books_sent"] += 1
 
     tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]

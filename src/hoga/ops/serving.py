@@ -123,6 +123,9 @@ async def serve(settings: Settings, *, paused: bool) -> None:
             server_header=False,
             # Control messages are small JSON; a bigger frame closes the socket (1009).
             ws_max_size=64 * 1024,
+            # Compressing each small quote for each socket cost more CPU than building and
+            # encoding it (docs/benchmarks.md, fan-out); HOGA_WS_COMPRESSION turns it on.
+            ws_per_message_deflate=settings.ws_compression,
         )
     )
     try:

@@ -15,12 +15,24 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from hypothesis import HealthCheck, settings
 
 from hoga.domain.clock import KST, ManualClock
 from hoga.store.db import Database
 from tests.pg_support import PG_URL, create_database, drop_database, raw_dsn
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Property tests: the same examples on every run (a failure reproduces), and no per-example
+# time limit - on a shared 2-core machine the first call of a test (imports, JIT-free warm-up)
+# took 6.9 s once, and a deadline measures the machine, not the arithmetic.
+settings.register_profile(
+    "hoga",
+    derandomize=True,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+settings.load_profile("hoga")
 
 
 async def _pg_alive() -> str | None:

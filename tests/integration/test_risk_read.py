@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from hoga.domain.clock import KST
 from hoga.domain.portfolio import Position
@@ -126,3 +127,36 @@ async def test_one_statement_reads_what_four_did(db: Database) -> None:
     assert rows.reserved == (3 + 5) * 50_000
     assert rows.open_sells == {"005930": 6 - 2, "000660": 1}
     assert rows.open_buys == {"005930": 3, "000660": 5}
+
+
+async def _plan(conn: Any, uid: int, aid: int) -> str:
+    """The database's plan for the risk read, as text (the index names it uses)."""
+    sqlite = conn.dialect.name == "sqlite"
+    day = DAY.isoformat() if sqlite else DAY  # the driver's own type: no SQLAlchemy here
+    state = risk_inputs._READ.compile(dialect=conn.dialect).construct_expanded_state(
+        {"uid": uid, "aid": aid, "day": day}
+    )
+    compiled, params = state.statement, tuple(state.positional_parameters)
+    if sqlite:
+        rows = await conn.exec_driver_sql(f"EXPLAIN QUERY PLAN {compiled}", params)
+        return "\n".join(str(r[-1]) for r in rows)
+    # PostgreSQL: a few rows make a sequential scan cheapest; forbid it to see which index
+    # the planner would take once the table is large.
+    await conn.exec_driver_sql("SET LOCAL enable_seqscan = off")
+    rows = await conn.exec_driver_sql(f"EXPLAIN {compiled}", params)
+    return "\n".join(str(r[0]) for r in rows)
+
+
+async def test_open_orders_are_found_by_account_and_state_not_by_walking_the_history(
+    db: Database,
+) -> None:
+    """The exposure read asks for one account's open orders; it used to walk every order the
+    user had ever placed (the only index it could use was ``user_id``), so each order cost more
+    than the last for the life of the database."""
+    uid, aid, _ = await _user(db, "risk3")
+    async with db.tx(SYSTEM) as conn:
+        for n in range(1, 41):
+            await _order(conn, uid, aid, n, "buy", "FILLED" if n > 2 else "ACCEPTED", 1, 0)
+    async with db.tx(SYSTEM) as conn:
+        plan = await _plan(conn, uid, aid)
+    assert "ix_orders_account_id_status" in plan, plan

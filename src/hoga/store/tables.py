@@ -252,6 +252,9 @@ orders = Table(
     Index("ix_orders_status", "status"),
     Index("ix_orders_account_id_broker_order_id", "account_id", "broker_order_id"),
     Index("ix_orders_user_id_trading_day", "user_id", "trading_day"),
+    # The risk gate's exposure read and the recovery/reconciliation lists ask for one account's
+    # open orders; without this they walked every order the user ever placed (migration 0007).
+    Index("ix_orders_account_id_status", "account_id", "status"),
 )
 
 order_events = Table(

@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -30,6 +31,7 @@ from hoga.domain.feed import FeedError
 from hoga.domain.market import OrderBook, Tick
 from hoga.security.auth_core import AuthContext
 from hoga.security.changes import SESSION_REVOKED, USER_DISABLED, AuthChange
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -132,15 +134,6 @@ async def _receive_object(ws: WebSocket) -> dict[str, Any]:
         if isinstance(msg, dict):
             return msg
         await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
-
-
-async def _stop(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel a connection's background tasks and wait for them to end."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def _authenticate(ws: WebSocket) -> AuthContext | None:
@@ -258,6 +251,31 @@ async def _reauth(
     await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    ws: WebSocket, ctx: AuthContext, stream: Coroutine[Any, Any, None], release: Callable[[], None]
+) -> AsyncIterator[dict[str, Any]]:
+    """A signed-in socket's life around its handler's message loop, the same for every
+    endpoint: registered in ``_Connections`` (so a sign-in change closes it), its ``stream`` to
+    the client and its token watch running, and the token state that ``_reauth`` renews
+    yielded. The loop ends when the client leaves or sends a binary frame, or when the token
+    watch closed the socket (the next receive raises RuntimeError). On the way out the socket
+    is unregistered, both tasks are stopped and then ``release`` frees the handler's
+    subscription."""
+    conns: _Connections = ws.app.state.ws_connections
+    conns.add(ws, ctx)
+    state: dict[str, Any] = {"token": ws.state.token}
+    tasks = [asyncio.create_task(stream), asyncio.create_task(_token_watch(ws, state))]
+    try:
+        yield state
+    except (WebSocketDisconnect, RuntimeError, _Binary):
+        pass
+    finally:
+        conns.remove(ws)
+        await cancel_and_wait(tasks, swallow_errors=True)
+        release()
+
+
 @router.websocket("/ws/market-data")
 async def market_data(ws: WebSocket) -> None:
     hoga = ws.app.state.hoga
@@ -274,7 +292,6 @@ async def market_data(ws: WebSocket) -> None:
         await ws.close(CLOSE_TOO_MANY)
         return
     conns.count[ctx.user_id] += 1
-    conns.add(ws, ctx)
     texts = conns.texts
     pending: dict[str, Tick] = {}
     pending_books: dict[str, OrderBook] = {}
@@ -301,7 +318,6 @@ async def market_data(ws: WebSocket) -> None:
         wake.set()
 
     sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}", on_book=on_book)
-    state: dict[str, Any] = {"token": ws.state.token}
 
     async def writer() -> None:
         nonlocal pending, pending_books
@@ -318,9 +334,12 @@ async def market_data(ws: WebSocket) -> None:
                 await _send_text(ws, texts.book(book, last.price if last is not None else None))
                 stats["books_sent"] += 1
 
-    tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]
+    def release() -> None:
+        sub.close()
+        conns.count[ctx.user_id] -= 1
+
     cap = hoga.settings.ws_max_symbols
-    try:
+    async with _serving(ws, ctx, writer(), release) as state:
         while True:
             msg = await _receive_object(ws)
             kind = msg.get("type")
@@ -411,15 +430,6 @@ async def market_data(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong", "stats": stats})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")
-    except (WebSocketDisconnect, _Binary):
-        pass
-    except RuntimeError:
-        pass  # the socket was closed by the token watch
-    finally:
-        conns.remove(ws)
-        await _stop(tasks)
-        sub.close()
-        conns.count[ctx.user_id] -= 1
 
 
 @router.websocket("/ws/events")
@@ -428,17 +438,13 @@ async def events(ws: WebSocket) -> None:
     ctx = await _authenticate(ws)
     if ctx is None:
         return
-    conns: _Connections = ws.app.state.ws_connections
-    conns.add(ws, ctx)
     sub = hoga.bus.subscribe(ctx.user_id)
-    state: dict[str, Any] = {"token": ws.state.token}
 
     async def pump() -> None:
         while True:
             await _send(ws, await sub.get())
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
-    try:
+    async with _serving(ws, ctx, pump(), sub.close) as state:
         while True:
             msg = await _receive_object(ws)
             if msg.get("type") == "auth":
@@ -447,9 +453,3 @@ async def events(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong"})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {msg.get('type')!r}")
-    except (WebSocketDisconnect, RuntimeError, _Binary):
-        pass
-    finally:
-        conns.remove(ws)
-        await _stop(tasks)
-        sub.close()

@@ -17,7 +17,7 @@ import json
 import logging
 from collections import defaultdict
 from collections.abc import AsyncIterator, Callable, Coroutine
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
@@ -276,6 +276,39 @@ async def _serving(
         release()
 
 
+_Item = TypeVar("_Item", Tick, OrderBook)
+
+
+class _Channel(Generic[_Item]):
+    """One channel of a market-data socket ("trades": quotes, or "orderbook"): the symbols it
+    carries and, between two sends, only the latest item per symbol, so a slow reader never
+    builds a backlog. ``offer`` is the hub's callback (it runs for every item of the socket's
+    symbols, so it stays small); the writer ``take``s what is pending. ``conflated`` counts
+    items replaced before they were sent, ``sent`` what the writer sent (the ping's stats)."""
+
+    __slots__ = ("_wake", "conflated", "pending", "sent", "symbols")
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self.symbols: set[str] = set()
+        self.pending: dict[str, _Item] = {}
+        self.conflated = 0
+        self.sent = 0
+
+    def offer(self, item: _Item) -> None:
+        symbol = item.symbol
+        if symbol not in self.symbols:
+            return
+        if symbol in self.pending:
+            self.conflated += 1
+        self.pending[symbol] = item
+        self._wake.set()
+
+    def take(self) -> dict[str, _Item]:
+        batch, self.pending = self.pending, {}
+        return batch
+
+
 @router.websocket("/ws/market-data")
 async def market_data(ws: WebSocket) -> None:
     hoga = ws.app.state.hoga
@@ -293,46 +326,24 @@ async def market_data(ws: WebSocket) -> None:
         return
     conns.count[ctx.user_id] += 1
     texts = conns.texts
-    pending: dict[str, Tick] = {}
-    pending_books: dict[str, OrderBook] = {}
     # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
-    trade_symbols: set[str] = set()
-    book_symbols: set[str] = set()
     wake = asyncio.Event()
-    stats = {"conflated": 0, "sent": 0, "books_conflated": 0, "books_sent": 0}
-
-    def on_tick(tick: Tick) -> None:
-        if tick.symbol not in trade_symbols:
-            return
-        if tick.symbol in pending:
-            stats["conflated"] += 1
-        pending[tick.symbol] = tick
-        wake.set()
-
-    def on_book(book: OrderBook) -> None:
-        if book.symbol not in book_symbols:
-            return
-        if book.symbol in pending_books:
-            stats["books_conflated"] += 1
-        pending_books[book.symbol] = book
-        wake.set()
-
-    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}", on_book=on_book)
+    trades: _Channel[Tick] = _Channel(wake)
+    books: _Channel[OrderBook] = _Channel(wake)
+    sub = hoga.hub.subscribe([], trades.offer, owner=f"ws:{ctx.user_id}", on_book=books.offer)
 
     async def writer() -> None:
-        nonlocal pending, pending_books
         while True:
             await wake.wait()
             wake.clear()
-            batch, pending = pending, {}
-            books, pending_books = pending_books, {}
+            batch, book_batch = trades.take(), books.take()
             for tick in batch.values():
                 await _send_text(ws, texts.quote(tick))
-                stats["sent"] += 1
-            for book in books.values():
+                trades.sent += 1
+            for book in book_batch.values():
                 last = hoga.lookup.last(book.symbol)
                 await _send_text(ws, texts.book(book, last.price if last is not None else None))
-                stats["books_sent"] += 1
+                books.sent += 1
 
     def release() -> None:
         sub.close()
@@ -373,10 +384,10 @@ async def market_data(ws: WebSocket) -> None:
                     )
                 if kind == "unsubscribe":
                     if "trades" in channels:
-                        trade_symbols.difference_update(good)
+                        trades.symbols.difference_update(good)
                     if "orderbook" in channels:
-                        book_symbols.difference_update(good)
-                    gone = [s for s in good if s not in trade_symbols and s not in book_symbols]
+                        books.symbols.difference_update(good)
+                    gone = [s for s in good if s not in trades.symbols and s not in books.symbols]
                     sub.remove(gone)
                     await _send(ws, {"type": "unsubscribed", "symbols": good, "channels": channels})
                     continue
@@ -396,20 +407,20 @@ async def market_data(ws: WebSocket) -> None:
                     await _error(ws, e.code, str(e))
                     continue
                 wanted = [s for s in good if s in sub.symbols]
-                fresh_trades = [s for s in wanted if s not in trade_symbols]
-                fresh_books = [s for s in wanted if s not in book_symbols]
+                fresh_trades = [s for s in wanted if s not in trades.symbols]
+                fresh_books = [s for s in wanted if s not in books.symbols]
                 if "trades" in channels:
-                    trade_symbols.update(wanted)
+                    trades.symbols.update(wanted)
                 if "orderbook" in channels:
-                    book_symbols.update(wanted)
+                    books.symbols.update(wanted)
                 await _send(
                     ws,
                     {
                         "type": "subscribed",
                         "symbols": sorted(sub.symbols),
                         "channels": {
-                            "trades": sorted(trade_symbols),
-                            "orderbook": sorted(book_symbols),
+                            "trades": sorted(trades.symbols),
+                            "orderbook": sorted(books.symbols),
                         },
                     },
                 )
@@ -417,16 +428,22 @@ async def market_data(ws: WebSocket) -> None:
                     for s in fresh_trades:
                         tick = hoga.hub.last(s) or hoga.quotes.last(s)
                         if tick is not None:
-                            pending.setdefault(s, tick)
+                            trades.pending.setdefault(s, tick)
                 if "orderbook" in channels:
                     for s in fresh_books:
                         book = hoga.lookup.known_orderbook(s)
                         if book is not None:
-                            pending_books.setdefault(s, book)
+                            books.pending.setdefault(s, book)
                 wake.set()
             elif kind == "auth":
                 await _reauth(ws, msg, ctx, state)
             elif kind == "ping":
+                stats = {
+                    "conflated": trades.conflated,
+                    "sent": trades.sent,
+                    "books_conflated": books.conflated,
+                    "books_sent": books.sent,
+                }
                 await _send(ws, {"type": "pong", "stats": stats})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")

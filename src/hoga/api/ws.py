@@ -16,7 +16,7 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
@@ -309,12 +309,26 @@ class _Channel(Generic[_Item]):
         return batch
 
 
+def _signed_in(
+    handler: Callable[[WebSocket, AuthContext], Awaitable[None]],
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """The endpoint that runs ``handler`` once the socket is accepted and authenticated (one
+    that fails is told why and closed, and the handler never runs). Not ``functools.wraps``:
+    FastAPI reads the endpoint's own signature, which takes the socket alone."""
+
+    async def endpoint(ws: WebSocket) -> None:
+        ctx = await _authenticate(ws)
+        if ctx is not None:
+            await handler(ws, ctx)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
 @router.websocket("/ws/market-data")
-async def market_data(ws: WebSocket) -> None:
+@_signed_in
+async def market_data(ws: WebSocket, ctx: AuthContext) -> None:
     hoga = ws.app.state.hoga
-    ctx = await _authenticate(ws)
-    if ctx is None:
-        return
     conns: _Connections = ws.app.state.ws_connections
     if conns.count[ctx.user_id] >= hoga.settings.ws_max_connections:
         await _error(
@@ -450,11 +464,9 @@ async def market_data(ws: WebSocket) -> None:
 
 
 @router.websocket("/ws/events")
-async def events(ws: WebSocket) -> None:
+@_signed_in
+async def events(ws: WebSocket, ctx: AuthContext) -> None:
     hoga = ws.app.state.hoga
-    ctx = await _authenticate(ws)
-    if ctx is None:
-        return
     sub = hoga.bus.subscribe(ctx.user_id)
 
     async def pump() -> None:

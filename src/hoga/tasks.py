@@ -1,4 +1,4 @@
-"""Stopping background tasks: the one way a part that owns asyncio tasks ends them.
+"""Stopping background tasks: cancel the asyncio tasks a part owns, then wait for them.
 
 A leaf module (it imports nothing from hoga), so any room may use it except the adapters
 (``brokers/``, ``marketdata/feeds/``), which import only ``hoga.domain``.

@@ -16,7 +16,8 @@ import contextlib
 import json
 import logging
 from collections import defaultdict
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
+from typing import Any, Generic, TypeVar
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from starlette.websockets import WebSocketState
@@ -30,6 +31,7 @@ from hoga.domain.feed import FeedError
 from hoga.domain.market import OrderBook, Tick
 from hoga.security.auth_core import AuthContext
 from hoga.security.changes import SESSION_REVOKED, USER_DISABLED, AuthChange
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 router = APIRouter()
@@ -132,15 +134,6 @@ async def _receive_object(ws: WebSocket) -> dict[str, Any]:
         if isinstance(msg, dict):
             return msg
         await _error(ws, "ws.bad_message", "JSON 객체를 보내 주세요 (send a JSON object)")
-
-
-async def _stop(tasks: list[asyncio.Task[None]]) -> None:
-    """Cancel a connection's background tasks and wait for them to end."""
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
 
 
 async def _authenticate(ws: WebSocket) -> AuthContext | None:
@@ -258,12 +251,84 @@ async def _reauth(
     await _send(ws, {"type": "auth", "ok": True, "user": ctx.user.username})
 
 
+@contextlib.asynccontextmanager
+async def _serving(
+    ws: WebSocket, ctx: AuthContext, stream: Coroutine[Any, Any, None], release: Callable[[], None]
+) -> AsyncIterator[dict[str, Any]]:
+    """A signed-in socket's life around its handler's message loop, the same for every
+    endpoint: registered in ``_Connections`` (so a sign-in change closes it), its ``stream`` to
+    the client and its token watch running, and the token state that ``_reauth`` renews
+    yielded. The loop ends when the client leaves or sends a binary frame, or when the token
+    watch closed the socket (the next receive raises RuntimeError). On the way out the socket
+    is unregistered, both tasks are stopped and then ``release`` frees the handler's
+    subscription."""
+    conns: _Connections = ws.app.state.ws_connections
+    conns.add(ws, ctx)
+    state: dict[str, Any] = {"token": ws.state.token}
+    tasks = [asyncio.create_task(stream), asyncio.create_task(_token_watch(ws, state))]
+    try:
+        yield state
+    except (WebSocketDisconnect, RuntimeError, _Binary):
+        pass
+    finally:
+        conns.remove(ws)
+        await cancel_and_wait(tasks, swallow_errors=True)
+        release()
+
+
+_Item = TypeVar("_Item", Tick, OrderBook)
+
+
+class _Channel(Generic[_Item]):
+    """One channel of a market-data socket ("trades": quotes, or "orderbook"): the symbols it
+    carries and, between two sends, only the latest item per symbol, so a slow reader never
+    builds a backlog. ``offer`` is the hub's callback (it runs for every item of the socket's
+    symbols, so it stays small); the writer ``take``s what is pending. ``conflated`` counts
+    items replaced before they were sent, ``sent`` what the writer sent (the ping's stats)."""
+
+    __slots__ = ("_wake", "conflated", "pending", "sent", "symbols")
+
+    def __init__(self, wake: asyncio.Event) -> None:
+        self._wake = wake
+        self.symbols: set[str] = set()
+        self.pending: dict[str, _Item] = {}
+        self.conflated = 0
+        self.sent = 0
+
+    def offer(self, item: _Item) -> None:
+        symbol = item.symbol
+        if symbol not in self.symbols:
+            return
+        if symbol in self.pending:
+            self.conflated += 1
+        self.pending[symbol] = item
+        self._wake.set()
+
+    def take(self) -> dict[str, _Item]:
+        batch, self.pending = self.pending, {}
+        return batch
+
+
+def _signed_in(
+    handler: Callable[[WebSocket, AuthContext], Awaitable[None]],
+) -> Callable[[WebSocket], Awaitable[None]]:
+    """The endpoint that runs ``handler`` once the socket is accepted and authenticated (one
+    that fails is told why and closed, and the handler never runs). Not ``functools.wraps``:
+    FastAPI reads the endpoint's own signature, which takes the socket alone."""
+
+    async def endpoint(ws: WebSocket) -> None:
+        ctx = await _authenticate(ws)
+        if ctx is not None:
+            await handler(ws, ctx)
+
+    endpoint.__name__ = handler.__name__
+    return endpoint
+
+
 @router.websocket("/ws/market-data")
-async def market_data(ws: WebSocket) -> None:
+@_signed_in
+async def market_data(ws: WebSocket, ctx: AuthContext) -> None:
     hoga = ws.app.state.hoga
-    ctx = await _authenticate(ws)
-    if ctx is None:
-        return
     conns: _Connections = ws.app.state.ws_connections
     if conns.count[ctx.user_id] >= hoga.settings.ws_max_connections:
         await _error(
@@ -274,53 +339,32 @@ async def market_data(ws: WebSocket) -> None:
         await ws.close(CLOSE_TOO_MANY)
         return
     conns.count[ctx.user_id] += 1
-    conns.add(ws, ctx)
     texts = conns.texts
-    pending: dict[str, Tick] = {}
-    pending_books: dict[str, OrderBook] = {}
     # Channels per symbol (contracts.md): "trades" (quotes, the default) and "orderbook".
-    trade_symbols: set[str] = set()
-    book_symbols: set[str] = set()
     wake = asyncio.Event()
-    stats = {"conflated": 0, "sent": 0, "books_conflated": 0, "books_sent": 0}
-
-    def on_tick(tick: Tick) -> None:
-        if tick.symbol not in trade_symbols:
-            return
-        if tick.symbol in pending:
-            stats["conflated"] += 1
-        pending[tick.symbol] = tick
-        wake.set()
-
-    def on_book(book: OrderBook) -> None:
-        if book.symbol not in book_symbols:
-            return
-        if book.symbol in pending_books:
-            stats["books_conflated"] += 1
-        pending_books[book.symbol] = book
-        wake.set()
-
-    sub = hoga.hub.subscribe([], on_tick, owner=f"ws:{ctx.user_id}", on_book=on_book)
-    state: dict[str, Any] = {"token": ws.state.token}
+    trades: _Channel[Tick] = _Channel(wake)
+    books: _Channel[OrderBook] = _Channel(wake)
+    sub = hoga.hub.subscribe([], trades.offer, owner=f"ws:{ctx.user_id}", on_book=books.offer)
 
     async def writer() -> None:
-        nonlocal pending, pending_books
         while True:
             await wake.wait()
             wake.clear()
-            batch, pending = pending, {}
-            books, pending_books = pending_books, {}
+            batch, book_batch = trades.take(), books.take()
             for tick in batch.values():
                 await _send_text(ws, texts.quote(tick))
-                stats["sent"] += 1
-            for book in books.values():
+                trades.sent += 1
+            for book in book_batch.values():
                 last = hoga.lookup.last(book.symbol)
                 await _send_text(ws, texts.book(book, last.price if last is not None else None))
-                stats["books_sent"] += 1
+                books.sent += 1
 
-    tasks = [asyncio.create_task(writer()), asyncio.create_task(_token_watch(ws, state))]
+    def release() -> None:
+        sub.close()
+        conns.count[ctx.user_id] -= 1
+
     cap = hoga.settings.ws_max_symbols
-    try:
+    async with _serving(ws, ctx, writer(), release) as state:
         while True:
             msg = await _receive_object(ws)
             kind = msg.get("type")
@@ -354,10 +398,10 @@ async def market_data(ws: WebSocket) -> None:
                     )
                 if kind == "unsubscribe":
                     if "trades" in channels:
-                        trade_symbols.difference_update(good)
+                        trades.symbols.difference_update(good)
                     if "orderbook" in channels:
-                        book_symbols.difference_update(good)
-                    gone = [s for s in good if s not in trade_symbols and s not in book_symbols]
+                        books.symbols.difference_update(good)
+                    gone = [s for s in good if s not in trades.symbols and s not in books.symbols]
                     sub.remove(gone)
                     await _send(ws, {"type": "unsubscribed", "symbols": good, "channels": channels})
                     continue
@@ -377,20 +421,20 @@ async def market_data(ws: WebSocket) -> None:
                     await _error(ws, e.code, str(e))
                     continue
                 wanted = [s for s in good if s in sub.symbols]
-                fresh_trades = [s for s in wanted if s not in trade_symbols]
-                fresh_books = [s for s in wanted if s not in book_symbols]
+                fresh_trades = [s for s in wanted if s not in trades.symbols]
+                fresh_books = [s for s in wanted if s not in books.symbols]
                 if "trades" in channels:
-                    trade_symbols.update(wanted)
+                    trades.symbols.update(wanted)
                 if "orderbook" in channels:
-                    book_symbols.update(wanted)
+                    books.symbols.update(wanted)
                 await _send(
                     ws,
                     {
                         "type": "subscribed",
                         "symbols": sorted(sub.symbols),
                         "channels": {
-                            "trades": sorted(trade_symbols),
-                            "orderbook": sorted(book_symbols),
+                            "trades": sorted(trades.symbols),
+                            "orderbook": sorted(books.symbols),
                         },
                     },
                 )
@@ -398,47 +442,38 @@ async def market_data(ws: WebSocket) -> None:
                     for s in fresh_trades:
                         tick = hoga.hub.last(s) or hoga.quotes.last(s)
                         if tick is not None:
-                            pending.setdefault(s, tick)
+                            trades.pending.setdefault(s, tick)
                 if "orderbook" in channels:
                     for s in fresh_books:
                         book = hoga.lookup.known_orderbook(s)
                         if book is not None:
-                            pending_books.setdefault(s, book)
+                            books.pending.setdefault(s, book)
                 wake.set()
             elif kind == "auth":
                 await _reauth(ws, msg, ctx, state)
             elif kind == "ping":
+                stats = {
+                    "conflated": trades.conflated,
+                    "sent": trades.sent,
+                    "books_conflated": books.conflated,
+                    "books_sent": books.sent,
+                }
                 await _send(ws, {"type": "pong", "stats": stats})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {kind!r}")
-    except (WebSocketDisconnect, _Binary):
-        pass
-    except RuntimeError:
-        pass  # the socket was closed by the token watch
-    finally:
-        conns.remove(ws)
-        await _stop(tasks)
-        sub.close()
-        conns.count[ctx.user_id] -= 1
 
 
 @router.websocket("/ws/events")
-async def events(ws: WebSocket) -> None:
+@_signed_in
+async def events(ws: WebSocket, ctx: AuthContext) -> None:
     hoga = ws.app.state.hoga
-    ctx = await _authenticate(ws)
-    if ctx is None:
-        return
-    conns: _Connections = ws.app.state.ws_connections
-    conns.add(ws, ctx)
     sub = hoga.bus.subscribe(ctx.user_id)
-    state: dict[str, Any] = {"token": ws.state.token}
 
     async def pump() -> None:
         while True:
             await _send(ws, await sub.get())
 
-    tasks = [asyncio.create_task(pump()), asyncio.create_task(_token_watch(ws, state))]
-    try:
+    async with _serving(ws, ctx, pump(), sub.close) as state:
         while True:
             msg = await _receive_object(ws)
             if msg.get("type") == "auth":
@@ -447,9 +482,3 @@ async def events(ws: WebSocket) -> None:
                 await _send(ws, {"type": "pong"})
             else:
                 await _error(ws, "ws.unknown_type", f"unknown message type {msg.get('type')!r}")
-    except (WebSocketDisconnect, RuntimeError, _Binary):
-        pass
-    finally:
-        conns.remove(ws)
-        await _stop(tasks)
-        sub.close()

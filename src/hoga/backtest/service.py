@@ -11,7 +11,6 @@ next start (run them again).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import multiprocessing
 from collections.abc import Sequence
@@ -40,6 +39,7 @@ from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import backtests as repo
 from hoga.strategies.registry import Catalog
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +102,7 @@ class BacktestService:
             log.info("%d backtests interrupted by the restart were marked as errors", n)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks, swallow_errors=True)
         if self._executor is not None and self._own_executor:
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._executor = None

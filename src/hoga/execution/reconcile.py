@@ -29,7 +29,6 @@ This module schedules and runs the rounds; settling orders from the reports is
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from datetime import date
@@ -53,6 +52,7 @@ from hoga.execution.reconcile_orders import (
 from hoga.execution.service import OrderService
 from hoga.store.db import SYSTEM, Actor, Database
 from hoga.store.repos import orders as orders_repo
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -119,12 +119,7 @@ class Reconciler:
         for handle in self._soon.values():
             handle.cancel()
         self._soon.clear()
-        tasks = [t for t in (self._task, *self._inflight) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(t for t in (self._task, *self._inflight) if t is not None)
         self._task = None
 
     async def _loop(self) -> None:

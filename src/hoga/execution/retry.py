@@ -14,7 +14,6 @@ as nothing in memory moved on in the meantime. Two shapes of that here:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -22,6 +21,7 @@ from typing import TypeVar
 
 from hoga.brokers.base import ExecutionEvent
 from hoga.domain.errors import StorageUnavailable
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,4 @@ class HeldEvents:
     async def stop(self) -> None:
         tasks = list(self._tasks.values())
         self._tasks.clear()
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(tasks)

@@ -31,6 +31,7 @@ from hoga.domain.feed import BookCarrier, Feed, FeedError, FeedSession
 from hoga.domain.market import Instrument, OrderBook, Tick
 from hoga.marketdata.bars import BarBuilder
 from hoga.marketdata.universe import Universe
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -267,11 +268,7 @@ class Hub:
         self._dirty.set()
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks = []
         for up in list(self._upstreams):
             up.alive = False

@@ -20,7 +20,6 @@ asynchronous delivery.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -44,6 +43,7 @@ from hoga.security import keystate
 from hoga.security.vault import Vault, VaultError
 from hoga.store import tables as t
 from hoga.store.db import SYSTEM, Actor, Database
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 # apprise logs the URLs it loads and the answers it gets (bot tokens, webhook secrets): keep
@@ -107,12 +107,9 @@ class Notifier:
         self._worker = asyncio.get_running_loop().create_task(self._run(), name="notifier")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._worker, *self._deliveries) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(
+            (t for t in (self._worker, *self._deliveries) if t is not None), swallow_errors=True
+        )
         self._worker = None
 
     def pending(self) -> int:

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from hoga.server import ops
+from hoga.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from hoga.app import HogaApp
@@ -67,9 +67,5 @@ async def release_guard(app: HogaApp) -> None:
 
 async def stop_background(app: HogaApp) -> None:
     """Cancel the background tasks and wait for each to end."""
-    for task in app._background:
-        task.cancel()
-    for task in app._background:
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    await cancel_and_wait(app._background)
     app._background = []

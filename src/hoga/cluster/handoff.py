@@ -20,6 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 
 from hoga.cluster.bus import ClusterBus
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,11 @@ class Handoff:
         await self.bus.subscribe(self.bus.subject("work") + ".*", self._on_message)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
+        # Waited for, not only cancelled: a publish still running after stop() would use a
+        # bus that is closing.
+        tasks = list(self._tasks)
         self._tasks.clear()
+        await cancel_and_wait(tasks, swallow_errors=True)
 
     def notify(self, user_id: int) -> None:
         self._spawn(self._publish(user_id))

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from hoga.cluster import quotamath as qm
 from hoga.domain.clock import Clock
+from hoga.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from nats.js.kv import KeyValue
@@ -89,8 +90,7 @@ class QuotaLedger:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._loop_task
             self._loop_task = None
-        for task in list(self._tasks):
-            task.cancel()
+        await cancel_and_wait(list(self._tasks), swallow_errors=True)
         for q in list(self._quotas.values()):
             q.allowed = 0
             with contextlib.suppress(Exception):

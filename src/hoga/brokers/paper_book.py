@@ -16,6 +16,7 @@ from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position
 
 WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+_MARKET = OrderType.MARKET
 
 
 @dataclass
@@ -87,7 +88,9 @@ class PaperOrder:
     @property
     def limit(self) -> int | None:
         """The price it trades at or better; None trades at any price (market)."""
-        if self.type == OrderType.MARKET or self.converted:
+        # Identity against a module constant: read for every resting order on every tick,
+        # and an enum member looked up through its class costs more than the whole test.
+        if self.converted or self.type is _MARKET:
             return None
         return self.price
 

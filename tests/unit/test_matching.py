@@ -10,13 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from hoga.domain.market import Tick
 from hoga.domain.matching import (
     AuctionOrder,
     arrival_price,
     auction_price,
     crosses,
     immediate_qty,
+    quote_against,
     split_fills,
+    trade_bounds,
 )
 from hoga.domain.orders import OrderType, Side, TimeInForce
 
@@ -146,3 +149,33 @@ def test_arrival_price_by_type(kind: OrderType, side: Side, expected: int | None
 def test_best_and_priority_need_a_side_to_price_from() -> None:
     assert arrival_price(OrderType.BEST, B, None, bid=10_000, ask=0) is None
     assert arrival_price(OrderType.PRIORITY, SL, None, bid=10_000, ask=0) is None
+
+
+_near = st.integers(min_value=-3, max_value=3)
+
+
+@given(
+    side=st.sampled_from([B, SL]),
+    price=st.integers(min_value=10, max_value=2_000),
+    offsets=st.tuples(_near, _near, _near),
+    no_quote=st.tuples(st.booleans(), st.booleans()),
+    volume=st.integers(min_value=0, max_value=5),
+    sizes=st.tuples(st.integers(0, 5), st.integers(0, 5)),
+)
+def test_trade_bounds_never_skip_a_resting_order_that_trades(
+    side: Side,
+    price: int,
+    offsets: tuple[int, int, int],
+    no_quote: tuple[bool, bool],
+    volume: int,
+    sizes: tuple[int, int],
+) -> None:
+    """The paper broker skips resting orders outside ``trade_bounds`` without asking
+    ``quote_against``: every priced order that would trade lies inside them (limits, bid and
+    ask drawn around the traded price, where the edges are)."""
+    limit, bid, ask = (price + d for d in offsets)
+    bid, ask = (0 if none else q for none, q in zip(no_quote, (bid, ask), strict=True))
+    tick = Tick("X", price, volume, 0.0, bid=bid, ask=ask, bid_size=sizes[0], ask_size=sizes[1])
+    low_buy, high_sell = trade_bounds(tick)
+    if limit < low_buy if side == B else limit > high_sell:
+        assert quote_against(side, limit, tick, resting=True) == (0, 0)

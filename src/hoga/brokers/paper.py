@@ -365,8 +365,7 @@ class PaperBroker(PumpedEvents):
         )
 
     def _book_order(self, acct: PaperAccount, order: PaperOrder) -> None:
-        acct.orders[order.broker_order_id] = order
-        acct.by_client[order.client_order_id] = order.broker_order_id
+        acct.book(order)
         self._next_id = max(self._next_id, int(order.broker_order_id[-9:]) + 1)
         acct.placements += 1
         self._working.setdefault(order.symbol, {})[order.broker_order_id] = (acct.account_id, order)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from hoga.brokers.base import (
     FillReport,
@@ -15,6 +16,7 @@ from hoga.domain.orders import OrderStatus, OrderType, Side, TimeInForce
 from hoga.domain.portfolio import Position
 
 WORKING = (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+_MARKET = OrderType.MARKET
 
 
 @dataclass
@@ -39,8 +41,16 @@ def parse_faults(spec: str) -> PaperFaults:
     return f
 
 
+#: PaperOrder fields the account's running reserve depends on.
+_RESERVE_FIELDS = frozenset(("status", "reserved"))
+
+
 @dataclass
 class PaperOrder:
+    """An order in the paper book. Once booked (``PaperAccount.book``) it keeps its account's
+    running reserve up to date: every assignment to ``status`` or ``reserved``, wherever it is
+    made, adjusts ``PaperAccount.reserved_cash`` (see ``__setattr__``)."""
+
     broker_order_id: str
     client_order_id: str
     symbol: str
@@ -63,11 +73,24 @@ class PaperOrder:
     session: str = krx.Session.CONTINUOUS.value
     #: A conditional limit order that turned into a market order at the closing auction.
     converted: bool = False
+    #: The account that booked the order (None until then).
+    account: PaperAccount | None = field(default=None, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        account = self.__dict__.get("account")
+        if account is not None and name in _RESERVE_FIELDS:
+            before = self.reserved if self.status in WORKING else 0
+            object.__setattr__(self, name, value)
+            account.reserved += (self.reserved if self.status in WORKING else 0) - before
+            return
+        object.__setattr__(self, name, value)
 
     @property
     def limit(self) -> int | None:
         """The price it trades at or better; None trades at any price (market)."""
-        if self.type == OrderType.MARKET or self.converted:
+        # Identity against a module constant: read for every resting order on every tick,
+        # and an enum member looked up through its class costs more than the whole test.
+        if self.converted or self.type is _MARKET:
             return None
         return self.price
 
@@ -96,6 +119,12 @@ class PaperOrder:
 
 @dataclass
 class PaperAccount:
+    """A paper account: cash, positions, every order it placed and its fills.
+
+    ``reserved`` is the cash held back by its working orders, kept as a running sum (booking,
+    fills, modifications and status changes adjust it through ``PaperOrder.__setattr__``) so
+    the reserve check of a place does not walk every order the account ever placed."""
+
     account_id: int
     cash: int
     commission_rate: Decimal
@@ -104,9 +133,19 @@ class PaperAccount:
     by_client: dict[str, str] = field(default_factory=dict)
     fills: list[FillReport] = field(default_factory=list)
     placements: int = 0
+    reserved: int = 0
+
+    def book(self, order: PaperOrder) -> None:
+        """Add ``order`` to the book; from now on it keeps ``reserved`` up to date."""
+        self.orders[order.broker_order_id] = order
+        self.by_client[order.client_order_id] = order.broker_order_id
+        order.account = self
+        if order.status in WORKING:
+            self.reserved += order.reserved
 
     def reserved_cash(self) -> int:
-        return sum(o.reserved for o in self.orders.values() if o.status in WORKING)
+        """Cash held back by working orders (the running sum; O(1))."""
+        return self.reserved
 
     def open_sell_qty(self, symbol: str) -> int:
         return sum(

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from hoga.brokers.paper import PaperBroker
 
 log = logging.getLogger(__name__)
+_BUY = Side.BUY
 
 
 class PaperMatcher:
@@ -76,14 +77,20 @@ class PaperMatcher:
         if not working or not self.broker._is_open():
             return
         day = datetime.fromtimestamp(tick.ts, KST).date()
+        # Every working order of the symbol is looked at on every tick, so the look at one
+        # that cannot trade must be cheap: thousands rest in a long run (issue 13).
+        low_buy, high_sell = matching.trade_bounds(tick)
         for account_id, order in list(working.values()):
-            acct = self.broker._accounts[account_id]
             if (order.day != day and order.venue == "KRX") or order.day < day:
+                acct = self.broker._accounts[account_id]
                 self.broker._end(acct, order, OrderStatus.EXPIRED, "day ended")
                 continue
+            limit = order.limit
+            if limit is not None and (limit < low_buy if order.side is _BUY else limit > high_sell):
+                continue  # cannot trade against this tick
             if krx.Session(order.session) in krx.AUCTIONS:
                 continue  # waits for its auction
-            self.match(acct, order, tick, resting=True)
+            self.match(self.broker._accounts[account_id], order, tick, resting=True)
 
     def quote_for(self, order: PaperOrder, tick: Tick, *, resting: bool) -> tuple[int, int]:
         """(price, shares available) for the order against this tick; (0, 0) for no trade."""

@@ -9,6 +9,7 @@ Money is integer won, quantities integer shares.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -159,6 +160,16 @@ def quote_against(side: Side, limit: int | None, tick: Tick, *, resting: bool) -
     ):
         return limit, tick.volume
     return 0, 0
+
+
+def trade_bounds(tick: Tick) -> tuple[float, float]:
+    """(lowest buy limit, highest sell limit) a *resting* priced order may trade at against
+    ``tick``: outside them ``quote_against(..., resting=True)`` answers (0, 0). A cheap first
+    look for scans of many resting orders; the bounds may admit orders that still do not
+    trade (``quote_against`` decides)."""
+    buy = min(tick.ask or math.inf, tick.price + 1 if tick.volume else math.inf)
+    sell = max(tick.bid or -math.inf, tick.price - 1 if tick.volume else -math.inf)
+    return buy, sell
 
 
 def immediate_qty(tif: TimeInForce, wanted: int, available: int) -> int:

@@ -27,6 +27,8 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from hoga.brokers.base import (
     ExecutionEvent,
     FillEvent,
@@ -86,23 +88,30 @@ class ExecutionEvents:
             core.account_locks[order.account_id],
             core.db.tx(Actor.user(order.user_id)) as conn,
         ):
-            fresh = await core.reload(conn, order)
-            values = {"broker_order_id": broker_order_id, "broker_org_no": org_no}
-            if fresh.status in (S.SUBMITTING, S.UNKNOWN):
-                moved = await repo.transition(
-                    conn, fresh, S.ACCEPTED, core.clock.now(), detail="accepted", **values
-                )
-            elif (fresh.broker_order_id, fresh.broker_org_no) != (broker_order_id, org_no):
-                # Executions got here first (they already moved the order on); keep the id.
-                moved = await repo.apply(
-                    conn, fresh, Identified(broker_order_id, org_no), core.clock.now()
-                )
-            else:
-                moved = None
+            moved = await self._accept(conn, order, broker_order_id, org_no)
         if moved is not None:
             core.publish(moved)
         await self._release(order.account_id, broker_order_id)
         return moved
+
+    async def _accept(
+        self, conn: AsyncConnection, order: Order, broker_order_id: str, org_no: str | None
+    ) -> Order | None:
+        # The usual case - the order still as the claim left it - is one compare-and-set from
+        # ``order``; the row is re-read only when that fails (executions or recovery moved it).
+        now = self._core.clock.now()
+        values = {"broker_order_id": broker_order_id, "broker_org_no": org_no}
+        if order.status == S.SUBMITTING:
+            moved = await repo.transition(conn, order, S.ACCEPTED, now, detail="accepted", **values)
+            if moved is not None:
+                return moved
+        fresh = await self._core.reload(conn, order)
+        if fresh.status in (S.SUBMITTING, S.UNKNOWN):
+            return await repo.transition(conn, fresh, S.ACCEPTED, now, detail="accepted", **values)
+        if (fresh.broker_order_id, fresh.broker_org_no) != (broker_order_id, org_no):
+            # Executions got here first (they already moved the order on); keep the id.
+            return await repo.apply(conn, fresh, Identified(broker_order_id, org_no), now)
+        return None
 
     # ------------------------------------------------------------------ events
 

@@ -104,6 +104,7 @@ class OrderCore:
                 kind=kind,
                 priority=priority,
                 enqueued_at=self.clock.monotonic(),
+                expected=order if kind == Kind.PLACE and order.status == S.QUEUED else None,
             )
         )
 

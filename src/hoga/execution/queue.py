@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from hoga.domain.orders import Priority
+from hoga.domain.orders import Order, Priority
 
 
 class Kind(StrEnum):
@@ -54,6 +54,11 @@ class QueueItem:
     held: bool = False
     #: Tries that failed on the database before reaching the broker (sets the back-off).
     attempts: int = 0
+    #: A place request's order as it was committed when queued: the state the claim's
+    #: compare-and-set expects, so the claim need not re-read the row. A hint only - if the
+    #: order moved on meanwhile the compare-and-set fails and the claim re-reads; the claim
+    #: clears it (an item put back re-reads).
+    expected: Order | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass

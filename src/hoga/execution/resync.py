@@ -11,8 +11,9 @@ seconds ``QueueResync`` compares the two and queues again:
 * each ``CANCEL_PENDING`` order with a broker id whose cancel is neither queued, being sent,
   nor already sent by this process (a cancel sent with an unknown outcome is reconciliation's).
 
-Queuing twice is harmless - the claim that marks an order ``SUBMITTING`` re-reads it under the
-account lock - so the check needs no lock of its own. A storage fault skips a round.
+Queuing twice is harmless - the claim that marks an order ``SUBMITTING`` is a compare-and-set on
+``QUEUED`` under the account lock - so the check needs no lock of its own. A storage fault skips
+a round.
 """
 
 from __future__ import annotations

@@ -79,18 +79,26 @@ class Sender:
 
     async def _claim(self, item: QueueItem) -> Order | None:
         """Mark a queued order SUBMITTING (persisted before any broker call); None if it is no
-        longer queued (cancelled meanwhile)."""
+        longer queued (cancelled meanwhile).
+
+        The order as it was queued (``item.expected``) is tried first: the compare-and-set on
+        its state and executed quantity is the check, and its RETURNING row the order, so the
+        row is read only when it moved on meanwhile."""
         core = self._core
+        expected, item.expected = item.expected, None
         async with (
             core.account_locks[item.account_id],
             core.db.tx(Actor.user(item.user_id)) as conn,
         ):
-            order = await repo.get_order(conn, item.user_id, item.order_id)
-            if order is None or order.status != S.QUEUED:
-                return None
-            moved = await repo.transition(
-                conn, order, S.SUBMITTING, core.clock.now(), submitted_at=core.clock.now()
-            )
+            now = core.clock.now()
+            moved = None
+            if expected is not None:
+                moved = await repo.transition(conn, expected, S.SUBMITTING, now, submitted_at=now)
+            if moved is None:
+                order = await repo.get_order(conn, item.user_id, item.order_id)
+                if order is None or order.status != S.QUEUED:
+                    return None
+                moved = await repo.transition(conn, order, S.SUBMITTING, now, submitted_at=now)
         if moved is not None:
             core.publish(moved)
         return moved

@@ -216,6 +216,7 @@ class HogaApp:
             self.dispatcher.add_gateway(name, broker)
             broker.set_event_sink(self.orders.on_execution)
         self.resync = QueueResync(self.db, self.orders, self.clock)
+        self.resync.handed = self.dispatcher.handed
         # The read side the routers ask (execution/queries.py).
         # The dashboard's read-side services (history, profit, watchlist): routers hold no
         # database handle of their own.

@@ -4,6 +4,7 @@ API answers 503 with a code that says what happened, and everything resumes by i
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -201,6 +202,33 @@ async def test_resync_leaves_alone_an_order_sent_while_it_read(
         h.hoga.resync._read = first_read_is_stale  # type: ignore[method-assign]
         assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}
         assert h.hoga.resync.requeued == 0
+        assert h.hoga.paper.placements(placed["account_id"]) == 1
+
+
+async def test_resync_leaves_alone_an_order_the_dispatcher_has_taken_but_not_yet_sent(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Between the dispatcher's pop and the sender marking it in flight, a request is in
+    neither the queue nor the sender's set; the backstop took it for lost, queued it again
+    and warned (the second copy's claim then found it SUBMITTING). It asks the dispatcher too."""
+    async with _trading(tmp_path, sqlite_url, "fay") as (h, u):
+        taken = asyncio.Event()
+        release = asyncio.Event()
+        real_send = h.hoga.dispatcher._send
+
+        async def slow_start(item: Any) -> None:
+            taken.set()
+            await release.wait()  # the sender has not started yet
+            await real_send(item)
+
+        h.hoga.dispatcher._send = slow_start  # type: ignore[method-assign]
+        placed = await _accepted(h, u, qty=1)
+        await asyncio.wait_for(taken.wait(), 30)
+        assert not h.hoga.queue.contains(placed["id"])
+        assert (await h.hoga.resync.check()) == {"place": 0, "cancel": 0}
+        assert h.hoga.resync.requeued == 0
+        release.set()
+        await h.wait_status(u, placed["id"], "FILLED")
         assert h.hoga.paper.placements(placed["account_id"]) == 1
 
 

@@ -88,6 +88,10 @@ class Dispatcher:
         self._limits: dict[int, tuple[BrokerLimits, SlidingWindow]] = {}
         self._refs: dict[int, AccountRef] = {}
         self._inflight: dict[int, int] = defaultdict(int)
+        #: (order id, kind) of requests taken from the queue and not yet finished. From the
+        #: pop until the sender marks it in flight a request is in neither place; the queue
+        #: resync asks here so it does not take such a request for lost.
+        self.handed: set[tuple[int, Kind]] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._running = False
         queue.on_push(self.wake)
@@ -234,8 +238,12 @@ class Dispatcher:
         gw.sent += 1
         self._spawn(item)
 
-    def _spawn(self, item: QueueItem) -> None:
+    def _hand(self, item: QueueItem) -> None:
         self._inflight[item.account_id] += 1
+        self.handed.add((item.order_id, item.kind))
+
+    def _spawn(self, item: QueueItem) -> None:
+        self._hand(item)
         task = asyncio.get_running_loop().create_task(self._send_one(item))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -245,6 +253,7 @@ class Dispatcher:
             await self._send(item)
         finally:
             self._inflight[item.account_id] -= 1
+            self.handed.discard((item.order_id, item.kind))
             self.wake(item.gateway)
 
     async def _run_session(self, gw: _Gateway, lim: BrokerLimits) -> None:
@@ -285,7 +294,7 @@ class Dispatcher:
                     continue
                 acquire_all(limiters, now)
                 gw.sent += 1
-                self._inflight[item.account_id] += 1
+                self._hand(item)
                 await self._send_one(item)
             elif d.act == Act.SWITCH:
                 assert d.account is not None

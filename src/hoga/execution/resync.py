@@ -52,6 +52,9 @@ class QueueResync:
         self._task: asyncio.Task[None] | None = None
         # Cluster mode: only the users this server owns (cluster/ownership.py).
         self.owns: Callable[[int], bool] | None = None
+        #: The dispatcher's requests taken from the queue and not finished
+        #: (``Dispatcher.handed``); set where both are built.
+        self.handed: set[tuple[int, Kind]] = set()
 
     async def check(self, user_id: int | None = None) -> dict[str, int]:
         """One comparison (``user_id``: that user's orders only)."""
@@ -108,7 +111,8 @@ class QueueResync:
 
     def _held(self, order_id: int, kind: Kind) -> bool:
         svc = self._service
-        return svc.queue.contains(order_id, kind) or (order_id, kind) in svc.inflight
+        key = (order_id, kind)
+        return svc.queue.contains(order_id, kind) or key in svc.inflight or key in self.handed
 
     async def start(self) -> None:
         if self._task is None:

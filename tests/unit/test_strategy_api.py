@@ -80,7 +80,7 @@ def test_context_order_helpers() -> None:
     with pytest.raises(ValueError, match="cannot sell"):
         ctx.sell("005930", 1)
     assert ctx.close("005930") is None
-    ctx._apply_fill(Fill("005930", "buy", 5, 1000, 0, 0, client_order_id=cid, order_id=7, ts=1.0))
+    ctx._apply_fill(Fill(cid, 7, "005930", "buy", 5, 1000, 0, 0, 1.0))  # positional: the API order
     assert ctx.position("005930") == Position(5, 5000, 0)
     assert ctx.open_orders() == []
     sell = ctx.sell("005930", 3)

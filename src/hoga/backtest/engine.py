@@ -253,12 +253,12 @@ class _Run:
             self.trips.append(effect.position.realized_pnl - start)
         self.fills.append(FillRecord(p.symbol, p.side, p.qty, price, fee, tax, ts=ts))
         return Fill(
-            p.symbol,
-            p.side,
-            p.qty,
-            price,
-            fee,
-            tax,
+            symbol=p.symbol,
+            side=p.side,
+            qty=p.qty,
+            price=price,
+            commission=fee,
+            tax=tax,
             client_order_id=p.cid,
             order_id=None,
             ts=float(ts),

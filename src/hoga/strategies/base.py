@@ -35,7 +35,6 @@ from typing import Any, ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from hoga.domain.clock import KST
-from hoga.domain.fills import Execution
 from hoga.domain.market import Bar, Tick
 from hoga.domain.portfolio import Position, apply_fill
 
@@ -79,11 +78,23 @@ P = TypeVar("P", bound=StrategyParams)
 
 
 @dataclass(frozen=True, slots=True)
-class Fill(Execution):
-    """One execution of one of the strategy's orders (money in won, ``ts`` POSIX seconds)."""
+class Fill:
+    """One execution of one of the strategy's orders (money in won, ``ts`` POSIX seconds).
+
+    Part of the strategy API: its fields and their order are a contract with strategies
+    written outside hoga (a positional ``Fill(...)`` must keep meaning what it meant), so it
+    spells out the terms ``domain.fills.Execution`` holds instead of inheriting them (which
+    would put them first).
+    """
 
     client_order_id: str | None
     order_id: int | None
+    symbol: str
+    side: str
+    qty: int
+    price: int
+    commission: int
+    tax: int
     ts: float
 
 

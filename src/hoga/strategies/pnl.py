@@ -18,12 +18,12 @@ from hoga.strategies.base import Fill, book_fill
 def fill_of(f: repo.StrategyFill) -> Fill:
     """A stored fill as the strategy API's ``Fill``."""
     return Fill(
-        f.symbol,
-        f.side,
-        f.qty,
-        f.price,
-        f.commission,
-        f.tax,
+        symbol=f.symbol,
+        side=f.side,
+        qty=f.qty,
+        price=f.price,
+        commission=f.commission,
+        tax=f.tax,
         client_order_id=f.client_order_id,
         order_id=f.order_id,
         ts=f.ts.timestamp(),

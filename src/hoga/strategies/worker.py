@@ -137,12 +137,12 @@ class StrategyWorker:
         ts = f.get("ts")
         when = datetime.fromisoformat(ts).timestamp() if isinstance(ts, str) else self._clock.time()
         return Fill(
-            str(f["symbol"]),
-            str(f["side"]),
-            int(f["qty"]),
-            int(f["price"]),
-            int(f["commission"]),
-            int(f["tax"]),
+            symbol=str(f["symbol"]),
+            side=str(f["side"]),
+            qty=int(f["qty"]),
+            price=int(f["price"]),
+            commission=int(f["commission"]),
+            tax=int(f["tax"]),
             client_order_id=cid,
             order_id=oid,
             ts=when,

@@ -7,7 +7,6 @@ A leaf module (it imports nothing from hoga), so any room may use it except the 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,9 +24,17 @@ async def cancel_and_wait(
     pending = list(tasks)
     for task in pending:
         task.cancel()
-    quiet: tuple[type[BaseException], ...] = (
-        (asyncio.CancelledError, Exception) if swallow_errors else (asyncio.CancelledError,)
-    )
+    current = asyncio.current_task()
+    # A stop() may itself run in a task being cancelled (shutdown on a signal): that
+    # cancellation was asked before we started and must not cut the waiting short. One asked
+    # while we wait (a caller's timeout) must reach the caller.
+    cancelled_before = current.cancelling() if current is not None else 0
     for task in pending:
-        with contextlib.suppress(*quiet):
+        try:
             await task
+        except asyncio.CancelledError:
+            if current is not None and current.cancelling() > cancelled_before:
+                raise
+        except Exception:
+            if not swallow_errors:
+                raise

@@ -41,3 +41,45 @@ async def test_a_tasks_failure_is_raised_unless_swallowed() -> None:
     await asyncio.sleep(0)
     await cancel_and_wait([failed, other], swallow_errors=True)
     assert log == ["other"]
+
+
+async def test_a_callers_timeout_reaches_the_caller() -> None:
+    """Cancelling the waiter (``wait_for`` timing out a ``stop()``) is not swallowed as if it
+    were the awaited task's own expected cancellation."""
+    release = asyncio.Event()
+
+    async def slow_to_stop() -> None:
+        try:
+            await asyncio.Event().wait()
+        finally:
+            await release.wait()  # a clean-up that takes its time
+
+    task = asyncio.create_task(slow_to_stop())
+    await asyncio.sleep(0)
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(cancel_and_wait([task]), 0.05)
+    release.set()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_stop_inside_a_cancelled_task_still_waits_for_every_task() -> None:
+    """Shutdown on a signal runs stop() in a task already being cancelled: that older
+    cancellation must not end the waiting after the first task."""
+    log: list[str] = []
+    children = [asyncio.create_task(_forever(log, n)) for n in ("a", "b")]
+    entered = asyncio.Event()
+
+    async def server() -> None:
+        try:
+            entered.set()
+            await asyncio.Event().wait()
+        finally:
+            await cancel_and_wait(children)
+            log.append("stopped")
+
+    main = asyncio.create_task(server())
+    await entered.wait()
+    main.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await main
+    assert sorted(log) == ["a", "b", "stopped"]

@@ -38,8 +38,20 @@ def test_a_new_tick_of_the_symbol_gets_its_own_text() -> None:
     new = texts.quote(_tick(71_100, ts=1_700_000_001.0))
     assert json.loads(new)["price"] == 71_100
     assert json.loads(old)["price"] == 71_000
-    # An equal but different tick object is encoded again (identity, not equality, decides).
-    assert texts.quote(_tick(71_100, ts=1_700_000_001.0)) == new
+    # An equal tick (another object, the same fields) is the same quote: the same text.
+    assert texts.quote(_tick(71_100, ts=1_700_000_001.0)) is new
+
+
+def test_a_tick_changed_in_place_gets_a_new_text() -> None:
+    """``Tick`` is mutable: a feed that reused one object would otherwise send stale prices."""
+    texts = WireTexts()
+    tick = _tick(71_000)
+    before = texts.quote(tick)
+    tick.price = 71_200
+    assert json.loads(texts.quote(tick))["price"] == 71_200
+    assert json.loads(before)["price"] == 71_000
+    tick.recv_ts = 5.0  # not on the wire: the text stays
+    assert texts.quote(tick) is texts.quote(tick)
 
 
 def test_a_book_text_follows_the_last_price_as_well_as_the_book() -> None:

@@ -67,23 +67,34 @@ class WireTexts:
     every socket that sends it.
 
     A tick reaches every socket subscribed to its symbol; building its view and JSON for each
-    of them was most of the fan-out's CPU. Entries are keyed by symbol and hold the object they
-    were made from: a different tick (or book, or last price) makes a new text. Every feed
-    makes a new ``Tick`` per trade (the hub only stamps ``recv_ts``, which the view does not
-    show), so the object's identity says whether the text is current. At most one entry per
-    symbol and channel, so the size is bounded by the universe.
+    of them was most of the fan-out's CPU. Entries are keyed by symbol and remember what they
+    were made from: a quote by every field its view shows (``Tick`` is mutable - the hub stamps
+    ``recv_ts`` - so its identity would not prove a text current), a book by the object (frozen)
+    and the last price. At most one entry per symbol and channel, so the size is bounded by the
+    universe.
     """
 
     def __init__(self) -> None:
-        self._quotes: dict[str, tuple[Tick, str]] = {}
+        self._quotes: dict[str, tuple[tuple[float | int, ...], str]] = {}
         self._books: dict[str, tuple[OrderBook, int | None, str]] = {}
 
     def quote(self, tick: Tick) -> str:
+        shown = (
+            tick.price,
+            tick.volume,
+            tick.cum_volume,
+            tick.bid,
+            tick.ask,
+            tick.bid_size,
+            tick.ask_size,
+            tick.base_price,
+            tick.ts,
+        )
         hit = self._quotes.get(tick.symbol)
-        if hit is not None and hit[0] is tick:
+        if hit is not None and hit[0] == shown:
             return hit[1]
         text = _encode(quote_view(tick))
-        self._quotes[tick.symbol] = (tick, text)
+        self._quotes[tick.symbol] = (shown, text)
         return text
 
     def book(self, book: OrderBook, last: int | None) -> str:

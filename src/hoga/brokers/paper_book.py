@@ -49,7 +49,7 @@ _RESERVE_FIELDS = frozenset(("status", "reserved"))
 class PaperOrder:
     """An order in the paper book. Once booked (``PaperAccount.book``) it keeps its account's
     running reserve up to date: every assignment to ``status`` or ``reserved``, wherever it is
-    made, adjusts ``PaperAccount.reserved_cash`` (see ``__setattr__``)."""
+    made, adjusts ``PaperAccount.reserved`` (see ``__setattr__``)."""
 
     broker_order_id: str
     client_order_id: str
@@ -73,8 +73,9 @@ class PaperOrder:
     session: str = krx.Session.CONTINUOUS.value
     #: A conditional limit order that turned into a market order at the closing auction.
     converted: bool = False
-    #: The account that booked the order (None until then).
-    account: PaperAccount | None = field(default=None, repr=False, compare=False)
+    #: The account that booked the order (None until then). Not an argument: a copy made with
+    #: ``dataclasses.replace`` must not adjust the account's reserve as if it were booked.
+    account: PaperAccount | None = field(default=None, init=False, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
         account = self.__dict__.get("account")

@@ -86,7 +86,7 @@ class PaperMatcher:
                 self.broker._end(acct, order, OrderStatus.EXPIRED, "day ended")
                 continue
             limit = order.limit
-            if limit is not None and (limit < low_buy if order.side is _BUY else limit > high_sell):
+            if limit is not None and (limit < low_buy if order.side == _BUY else limit > high_sell):
                 continue  # cannot trade against this tick
             if krx.Session(order.session) in krx.AUCTIONS:
                 continue  # waits for its auction

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from abc import ABC, abstractmethod
 from typing import TYPE_CHECKING, Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -50,7 +51,7 @@ def tagged(message: Message, rid: str) -> Message:
     return {**message, "headers": headers}
 
 
-class RequestMiddleware:
+class RequestMiddleware(ABC):
     """A pure ASGI middleware for HTTP requests and WebSockets: ``request`` handles those;
     every other scope (the lifespan) passes straight through to the app."""
 
@@ -63,8 +64,9 @@ class RequestMiddleware:
             return
         await self.request(scope, receive, send)
 
+    @abstractmethod
     async def request(self, scope: Scope, receive: Receive, send: Send) -> None:
-        raise NotImplementedError
+        """Handle one HTTP request or WebSocket (call ``self.app`` to pass it on)."""
 
 
 def _route_template(scope: Scope) -> str:

@@ -15,7 +15,7 @@ import pytest
 from hoga.cluster.bus import ClusterBus
 from hoga.cluster.leases import LeaseKeeper
 from tests.cluster_support import TcpProxy, delete_buckets, unique_prefix
-from tests.helpers import eventually
+from tests.helpers import eventually, scaled
 
 TTL = 2.0
 
@@ -120,7 +120,12 @@ async def test_a_holder_cut_off_from_nats_fences_itself_before_anyone_takes_over
         )
         assert fenced_at < taken_at
         assert not a.holds("user-3")
-        assert fenced_at - cut <= TTL * 2 / 3 + 0.5
+        # The fence is due 2/3 TTL after the last renewal (at most 1/4 TTL before the cut);
+        # its callback runs on the keeper's next tick, which a loaded machine delays: the slack
+        # is load-scaled (it measured 1.84 s at load 4.5 on two cores, against 1.83 s allowed
+        # unscaled). What guards the money is the assertion above and holds(), which is
+        # clock-based and turns False at 2/3 TTL whatever the loop is doing.
+        assert fenced_at - cut <= TTL * 2 / 3 + scaled(0.5)
     finally:
         proxy.unblock()
         await _close(b)

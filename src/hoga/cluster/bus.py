@@ -14,12 +14,13 @@ share one NATS server without hearing each other; key-value buckets are named
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
+
+from hoga.tasks import cancel_and_wait
 
 if TYPE_CHECKING:  # nats-py is imported lazily: a single server never loads it
     from nats.aio.client import Client
@@ -34,9 +35,7 @@ Handler = Callable[[str, bytes], Awaitable[None]]
 async def cancel(task: asyncio.Task[None] | None) -> None:
     """Cancel a cluster part's background loop and wait for it to end."""
     if task is not None:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait([task])
 
 
 def default_instance_id() -> str:

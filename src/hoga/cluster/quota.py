@@ -86,9 +86,7 @@ class QuotaLedger:
 
     async def stop(self) -> None:
         if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
+            await cancel_and_wait([self._loop_task])
             self._loop_task = None
         await cancel_and_wait(list(self._tasks), swallow_errors=True)
         for q in list(self._quotas.values()):

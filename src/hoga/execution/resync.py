@@ -19,7 +19,6 @@ a round.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from datetime import date
@@ -33,6 +32,7 @@ from hoga.execution.service import OrderService
 from hoga.store.db import SYSTEM, Database
 from hoga.store.repos import accounts as accounts_repo
 from hoga.store.repos import orders as orders_repo
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 S = OrderStatus
@@ -121,9 +121,7 @@ class QueueResync:
     async def stop(self) -> None:
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait([task])
 
     async def _loop(self) -> None:
         while True:

@@ -27,6 +27,7 @@ from hoga.store.repos import auth_changes as repo
 from hoga.store.repos.auth_changes import SESSION_REVOKED as SESSION_REVOKED
 from hoga.store.repos.auth_changes import USER_DISABLED as USER_DISABLED
 from hoga.store.repos.auth_changes import AuthChange as AuthChange
+from hoga.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,7 @@ class AuthChangeWatcher:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await cancel_and_wait([self._task])
             self._task = None
 
     async def poll(self) -> int:
